@@ -1,0 +1,1 @@
+"""Pledgeline: a real-time contact-centre backend for telethon pledge hotlines."""

@@ -1,0 +1,1 @@
+"""The ACD: campaigns, queues, agents, seats, calls, the router and its timers."""

@@ -1,0 +1,173 @@
+"""Configuring the hotline: campaigns, queues, agents and seats (create, update, list)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.acd import repository
+from app.acd.models import Agent, AgentSkill, Campaign, Queue, Seat
+from app.acd.schemas import (
+    AgentIn,
+    AgentPatch,
+    CampaignIn,
+    CampaignPatch,
+    QueueIn,
+    QueuePatch,
+    SeatIn,
+    SeatPatch,
+)
+from app.db import Base, UnitOfWork
+from app.errors import Conflict, Invalid, NotFound
+from app.realtime.outbox import emit
+
+Row = TypeVar("Row", bound=Base)
+
+
+async def _insert(uow: UnitOfWork, row: Row, what: str) -> Row:
+    uow.session.add(row)
+    try:
+        async with uow.session.begin_nested():
+            await uow.session.flush()
+    except IntegrityError as exc:
+        raise Conflict(f"{what} already exists", code="already_exists", field="name") from exc
+    return row
+
+
+async def _campaign_numbers_free(
+    session: AsyncSession, numbers: Sequence[str], campaign_id: int | None
+) -> None:
+    for other in (await session.execute(select(Campaign))).scalars():
+        if other.id != campaign_id and set(numbers) & set(other.dialled_numbers or []):
+            raise Conflict(
+                "a dialled number belongs to another campaign", field="dialled_numbers"
+            )
+
+
+async def create_campaign(uow: UnitOfWork, data: CampaignIn) -> Campaign:
+    await _campaign_numbers_free(uow.session, data.dialled_numbers, None)
+    campaign = await _insert(uow, Campaign(**data.model_dump()), f"campaign {data.name}")
+    emit(uow, "campaign.created", campaign_id=campaign.id, data={"name": campaign.name})
+    return campaign
+
+
+async def update_campaign(uow: UnitOfWork, campaign_id: int, data: CampaignPatch) -> Campaign:
+    campaign = await repository.get_campaign(uow.session, campaign_id)
+    changes = data.model_dump(exclude_unset=True)
+    if "dialled_numbers" in changes:
+        await _campaign_numbers_free(uow.session, changes["dialled_numbers"], campaign_id)
+    _apply(campaign, changes)
+    emit(uow, "campaign.updated", campaign_id=campaign.id, data={"fields": sorted(changes)})
+    return campaign
+
+
+def _apply(row: Base, changes: dict[str, Any]) -> None:
+    for key, value in changes.items():
+        setattr(row, key, [list(v) for v in value] if key == "tiers" else value)
+
+
+async def _check_overflow(session: AsyncSession, campaign_id: int, queue_id: int | None) -> None:
+    if queue_id is None:
+        return
+    target = await session.get(Queue, queue_id)
+    if target is None or target.campaign_id != campaign_id:
+        raise Invalid("overflow queue must be a queue of the same campaign",
+                      field="overflow_queue_id")
+
+
+async def create_queue(uow: UnitOfWork, data: QueueIn) -> Queue:
+    await repository.get_campaign(uow.session, data.campaign_id)
+    await _check_overflow(uow.session, data.campaign_id, data.overflow_queue_id)
+    values = data.model_dump()
+    values["tiers"] = [list(t) for t in data.tiers]
+    queue = await _insert(uow, Queue(**values), f"queue {data.name}")
+    emit(uow, "queue.created", campaign_id=queue.campaign_id, queue_id=queue.id,
+         data={"name": queue.name})
+    return queue
+
+
+async def update_queue(uow: UnitOfWork, queue_id: int, data: QueuePatch) -> Queue:
+    queue = await repository.get_queue(uow.session, queue_id)
+    changes = data.model_dump(exclude_unset=True)
+    if "overflow_queue_id" in changes:
+        if changes["overflow_queue_id"] == queue_id:
+            raise Invalid("a queue cannot overflow to itself", field="overflow_queue_id")
+        await _check_overflow(uow.session, queue.campaign_id, changes["overflow_queue_id"])
+    _apply(queue, changes)
+    emit(uow, "queue.updated", campaign_id=queue.campaign_id, queue_id=queue.id,
+         data={"fields": sorted(changes)})
+    return queue
+
+
+async def _set_skills(uow: UnitOfWork, agent_id: int, skills: dict[str, int]) -> None:
+    await uow.session.execute(delete(AgentSkill).where(AgentSkill.agent_id == agent_id))
+    for skill, level in skills.items():
+        uow.session.add(AgentSkill(agent_id=agent_id, skill=skill, level=level))
+
+
+async def create_agent(uow: UnitOfWork, data: AgentIn) -> Agent:
+    await repository.get_campaign(uow.session, data.campaign_id)
+    values = data.model_dump(exclude={"skills"})
+    agent = await _insert(uow, Agent(**values), f"agent {data.login}")
+    await _set_skills(uow, agent.id, data.skills)
+    emit(uow, "agent.created", campaign_id=agent.campaign_id, agent_id=agent.id,
+         data={"login": agent.login})
+    return agent
+
+
+async def update_agent(uow: UnitOfWork, agent_id: int, data: AgentPatch) -> Agent:
+    agent = await repository.get_agent(uow.session, agent_id, lock=True)
+    changes = data.model_dump(exclude_unset=True)
+    skills = changes.pop("skills", None)
+    _apply(agent, changes)
+    if skills is not None:
+        await _set_skills(uow, agent.id, skills)
+    emit(uow, "agent.updated", campaign_id=agent.campaign_id, agent_id=agent.id,
+         data={"fields": sorted([*changes, *(["skills"] if skills is not None else [])])})
+    return agent
+
+
+async def create_seat(uow: UnitOfWork, data: SeatIn) -> Seat:
+    await repository.get_campaign(uow.session, data.campaign_id)
+    seat = await _insert(uow, Seat(**data.model_dump()), f"seat {data.name}")
+    emit(uow, "seat.created", campaign_id=seat.campaign_id, data={"seat_id": seat.id})
+    return seat
+
+
+async def update_seat(uow: UnitOfWork, seat_id: int, data: SeatPatch) -> Seat:
+    seat = await get_seat(uow.session, seat_id)
+    changes = data.model_dump(exclude_unset=True)
+    _apply(seat, changes)
+    emit(uow, "seat.updated", campaign_id=seat.campaign_id, data={"seat_id": seat.id})
+    return seat
+
+
+async def get_seat(session: AsyncSession, seat_id: int) -> Seat:
+    seat = await session.get(Seat, seat_id)
+    if seat is None:
+        raise NotFound(f"seat {seat_id} not found", field="seat_id")
+    return seat
+
+
+async def list_rows(
+    session: AsyncSession, model: type[Row], campaign_id: int | None = None
+) -> list[Row]:
+    stmt = select(model)
+    if campaign_id is not None:
+        stmt = stmt.where(model.campaign_id == campaign_id)  # type: ignore[attr-defined]
+    stmt = stmt.order_by(model.id)  # type: ignore[attr-defined]
+    return list((await session.execute(stmt)).scalars())
+
+
+async def skills_by_agent(session: AsyncSession, agent_ids: list[int]) -> dict[int, dict[str, int]]:
+    result: dict[int, dict[str, int]] = {agent_id: {} for agent_id in agent_ids}
+    if not agent_ids:
+        return result
+    stmt = select(AgentSkill).where(AgentSkill.agent_id.in_(agent_ids))
+    for row in (await session.execute(stmt)).scalars():
+        result[row.agent_id][row.skill] = row.level
+    return result

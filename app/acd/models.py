@@ -1,0 +1,207 @@
+"""ACD tables: campaigns, queues, agents and their skills, seats, sessions, calls, timers."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.acd.states import AgentState, CallState
+from app.db import Base, BigId, Json, UTCDateTime, utcnow
+
+
+class Campaign(Base):
+    __tablename__ = "campaigns"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    # E.164 numbers shown on air; an incoming call is matched to its campaign by these.
+    dialled_numbers: Mapped[list[str]] = mapped_column(Json, default=list)
+    currency: Mapped[str] = mapped_column(String(3), default="EUR")
+    default_region: Mapped[str] = mapped_column(String(2), default="FR")
+    timezone: Mapped[str] = mapped_column(String(64), default="Europe/Paris")
+    # {"mon": [["08:00", "23:00"]], ...}; an empty dict means always open.
+    opening_hours: Mapped[dict[str, list[list[str]]]] = mapped_column(Json, default=dict)
+    closed_message: Mapped[str] = mapped_column(
+        Text, default="The pledge line is closed. Thank you for calling."
+    )
+    default_queue: Mapped[str] = mapped_column(String(100), default="pledges")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Queue(Base):
+    __tablename__ = "queues"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    strategy: Mapped[str] = mapped_column(String(20), default="longest_idle")
+    required_skill: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Skill levels: 1 is best. Agents up to this level are eligible at once...
+    required_level: Mapped[int] = mapped_column(Integer, default=1)
+    # ...and tiers widen it with wait time: [[after_seconds, max_level], ...].
+    tiers: Mapped[list[list[int]]] = mapped_column(Json, default=list)
+    # Priority ageing: one priority point gained per this many seconds waited.
+    ageing_seconds: Mapped[int] = mapped_column(Integer, default=60)
+    sl_threshold_seconds: Mapped[int] = mapped_column(Integer, default=20)
+    ring_timeout_seconds: Mapped[int] = mapped_column(Integer, default=15)
+    wrapup_seconds: Mapped[int] = mapped_column(Integer, default=30)
+    max_wait_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_length: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    overflow_queue_id: Mapped[int | None] = mapped_column(
+        ForeignKey("queues.id", ondelete="SET NULL"), nullable=True
+    )
+    overflow_message: Mapped[str] = mapped_column(
+        Text, default="All our volunteers are busy. Please pledge online or call back shortly."
+    )
+    auto_answer: Mapped[bool] = mapped_column(Boolean, default=True)
+    dialled_numbers: Mapped[list[str]] = mapped_column(Json, default=list)
+    # Round robin: the last agent offered a call from this queue.
+    rr_last_agent_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+
+    __table_args__ = (UniqueConstraint("campaign_id", "name", name="uq_queues_campaign_name"),)
+
+
+class Agent(Base):
+    __tablename__ = "agents"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    login: Mapped[str] = mapped_column(String(64))
+    display_name: Mapped[str] = mapped_column(String(200))
+    languages: Mapped[list[str]] = mapped_column(Json, default=list)
+    partner_org: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+    state: Mapped[str] = mapped_column(String(16), default=AgentState.LOGGED_OUT)
+    pause_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    state_since: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # A pause or logout asked for while holding a call; applied when the call ends.
+    pending_state: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    pending_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    current_call_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    seat_id: Mapped[int | None] = mapped_column(
+        ForeignKey("seats.id", ondelete="SET NULL"), nullable=True
+    )
+    session_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    missed_in_row: Mapped[int] = mapped_column(Integer, default=0)
+    calls_taken: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "login", name="uq_agents_campaign_login"),
+        Index("ix_agents_campaign_state", "campaign_id", "state", "state_since"),
+    )
+
+
+class AgentSkill(Base):
+    __tablename__ = "agent_skills"
+
+    agent_id: Mapped[int] = mapped_column(
+        ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True
+    )
+    skill: Mapped[str] = mapped_column(String(64), primary_key=True)
+    level: Mapped[int] = mapped_column(Integer, default=1)
+
+    __table_args__ = (Index("ix_agent_skills_skill_level", "skill", "level"),)
+
+
+class Seat(Base):
+    __tablename__ = "seats"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    # Where the telephony platform bridges a call for this seat (SIP URI, WebRTC id...).
+    address: Mapped[str] = mapped_column(String(200))
+    site: Mapped[str | None] = mapped_column(String(100), nullable=True)
+
+    __table_args__ = (UniqueConstraint("campaign_id", "name", name="uq_seats_campaign_name"),)
+
+
+class AgentSession(Base):
+    __tablename__ = "agent_sessions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
+    seat_id: Mapped[int | None] = mapped_column(
+        ForeignKey("seats.id", ondelete="SET NULL"), nullable=True
+    )
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    __table_args__ = (Index("ix_agent_sessions_agent", "agent_id", "started_at"),)
+
+
+class Call(Base):
+    __tablename__ = "calls"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    provider_call_id: Mapped[str] = mapped_column(String(128))
+    # A transfer ends one leg (state transferred) and opens the next with the context.
+    leg: Mapped[int] = mapped_column(Integer, default=0)
+    parent_call_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    caller_raw: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    caller_number: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # Why there is no usable caller number: withheld, anonymous, invalid.
+    caller_number_issue: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    dialled: Mapped[str] = mapped_column(String(32))
+    queue_id: Mapped[int | None] = mapped_column(
+        ForeignKey("queues.id", ondelete="SET NULL"), nullable=True
+    )
+    state: Mapped[str] = mapped_column(String(16), default=CallState.RECEIVED)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    # Queue order, smallest first: enqueue time minus priority x ageing seconds, so a
+    # call's effective priority grows linearly with its wait (see docs/metrics.md).
+    rank_key: Mapped[float] = mapped_column(Float, default=0.0)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    queued_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    offered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    answered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    hangup_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    agent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("agents.id", ondelete="SET NULL"), nullable=True
+    )
+    offers: Mapped[int] = mapped_column(Integer, default=0)
+    wait_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    end_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    disposition: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    tags: Mapped[list[str]] = mapped_column(Json, default=list)
+    context: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+
+    __table_args__ = (
+        UniqueConstraint("provider_call_id", "leg", name="uq_calls_provider_call_leg"),
+        Index("ix_calls_queue_state_rank", "queue_id", "state", "rank_key"),
+        Index("ix_calls_campaign_state", "campaign_id", "state"),
+        Index("ix_calls_caller_number", "caller_number", "received_at"),
+    )
+
+
+class Timer(Base):
+    """A durable timer: a row with a due time that any process may claim."""
+
+    __tablename__ = "timers"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    due_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    call_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    agent_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    data: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+
+    __table_args__ = (
+        Index("ix_timers_due_at", "due_at"),
+        Index("ix_timers_call_kind", "call_id", "kind"),
+        Index("ix_timers_agent_kind", "agent_id", "kind"),
+    )

@@ -1,0 +1,197 @@
+"""The router: matches waiting calls to free agents.
+
+A match is claimed in one transaction that locks the call and then the agent. On
+PostgreSQL both locks use ``FOR UPDATE SKIP LOCKED``, so several processes route at
+once and never wait on, or double-book, each other's rows; on SQLite the single
+writer serialises claims. The state checks in the transitions are the last guard:
+a call that is no longer ``queued`` or an agent no longer ``available`` is never
+matched.
+
+Each process runs one ``Dispatcher``: requests for a campaign (after a call is
+queued or an agent frees up) are coalesced, and a periodic sweep catches anything
+another process left, so no caller waits while a seat is free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import and_, case, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.acd import lifecycle
+from app.acd.models import Agent, AgentSkill, Call, Queue, Seat
+from app.acd.states import AgentState, CallState
+from app.db import Database, UnitOfWork, utcnow
+
+log = logging.getLogger(__name__)
+
+# How many waiting calls one pass looks at; the pass repeats while it makes offers.
+PASS_SIZE = 50
+
+
+class Strategy:
+    LONGEST_IDLE = "longest_idle"
+    ROUND_ROBIN = "round_robin"
+    FEWEST_CALLS = "fewest_calls"
+    ALL = (LONGEST_IDLE, ROUND_ROBIN, FEWEST_CALLS)
+
+
+def eligible_level(queue: Queue, waited_seconds: float) -> int:
+    """The worst skill level allowed for a call that has waited this long (tiers widen)."""
+    level = queue.required_level
+    for after_seconds, tier_level in queue.tiers or []:
+        if waited_seconds >= after_seconds:
+            level = max(level, tier_level)
+    return level
+
+
+async def _best_agent(
+    session: AsyncSession, queue: Queue, max_level: int
+) -> Agent | None:
+    stmt = select(Agent).where(
+        Agent.campaign_id == queue.campaign_id, Agent.state == AgentState.AVAILABLE
+    )
+    order = []
+    if queue.required_skill:
+        stmt = stmt.join(
+            AgentSkill,
+            and_(AgentSkill.agent_id == Agent.id, AgentSkill.skill == queue.required_skill),
+        ).where(AgentSkill.level <= max_level)
+        order.append(AgentSkill.level)  # lowest tier first
+    if queue.strategy == Strategy.ROUND_ROBIN:
+        last = queue.rr_last_agent_id or 0
+        order += [case((Agent.id > last, 0), else_=1), Agent.id]
+    elif queue.strategy == Strategy.FEWEST_CALLS:
+        order += [Agent.calls_taken, Agent.state_since, Agent.id]
+    else:
+        order += [Agent.state_since, Agent.id]
+    stmt = stmt.order_by(*order).limit(1).with_for_update(skip_locked=True, of=Agent)
+    stmt = stmt.execution_options(populate_existing=True)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def try_offer(uow: UnitOfWork, call_id: int, now: dt.datetime) -> bool | None:
+    """Offer one waiting call to the best eligible free agent.
+
+    Returns True when offered, False when no agent fits, None when the call was
+    taken or changed by someone else meanwhile.
+    """
+    stmt = (
+        select(Call)
+        .where(Call.id == call_id, Call.state == CallState.QUEUED)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    )
+    call = (await uow.session.execute(stmt)).scalar_one_or_none()
+    if call is None or call.queue_id is None:
+        return None
+    queue = await uow.session.get(Queue, call.queue_id)
+    if queue is None:
+        return None
+    waited = (now - (call.queued_at or call.received_at)).total_seconds()
+    agent = await _best_agent(uow.session, queue, eligible_level(queue, waited))
+    if agent is None:
+        return False
+    seat = await uow.session.get(Seat, agent.seat_id) if agent.seat_id else None
+    seat_address = seat.address if seat else f"agent:{agent.id}"
+    if queue.strategy == Strategy.ROUND_ROBIN:
+        queue.rr_last_agent_id = agent.id
+    await lifecycle.offer(uow, call, agent, queue, seat_address, now)
+    return True
+
+
+@dataclass
+class _Candidate:
+    call_id: int
+    queue_id: int
+
+
+async def _waiting_calls(db: Database, campaign_id: int | None) -> list[_Candidate]:
+    async with db.read() as session:
+        free = select(func.count()).where(Agent.state == AgentState.AVAILABLE)
+        if campaign_id is not None:
+            free = free.where(Agent.campaign_id == campaign_id)
+        if not (await session.execute(free)).scalar_one():
+            return []
+        stmt = select(Call.id, Call.queue_id).where(Call.state == CallState.QUEUED)
+        if campaign_id is not None:
+            stmt = stmt.where(Call.campaign_id == campaign_id)
+        stmt = stmt.order_by(Call.rank_key, Call.id).limit(PASS_SIZE)
+        return [_Candidate(c, q) for c, q in (await session.execute(stmt)).all()]
+
+
+async def dispatch(db: Database, campaign_id: int | None = None) -> int:
+    """Make every offer possible now; returns how many were made."""
+    made = 0
+    while True:
+        candidates = await _waiting_calls(db, campaign_id)
+        made_this_pass = 0
+        stuck_queues: set[int] = set()
+        for candidate in candidates:
+            # Calls of one queue share its skill: if its head found nobody, the rest won't.
+            if candidate.queue_id in stuck_queues:
+                continue
+            async with db.unit_of_work() as uow:
+                outcome = await try_offer(uow, candidate.call_id, utcnow())
+            if outcome:
+                made_this_pass += 1
+            elif outcome is False:
+                stuck_queues.add(candidate.queue_id)
+        made += made_this_pass
+        if not made_this_pass or len(candidates) < PASS_SIZE and not stuck_queues:
+            return made
+
+
+class Dispatcher:
+    """Coalesces dispatch requests in this process and runs them one at a time."""
+
+    def __init__(self) -> None:
+        self._db: Database | None = None
+        self._pending: set[int | None] = set()
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def request(self, campaign_id: int | None) -> None:
+        if self._db is None:
+            return
+        self._pending.add(campaign_id)
+        self._wakeup.set()
+
+    def start(self, db: Database, sweep_seconds: float) -> None:
+        self._db = db
+        db.dispatcher = self
+        self._task = asyncio.create_task(self._run(sweep_seconds), name="dispatcher")
+
+    async def stop(self) -> None:
+        if self._db is not None:
+            self._db.dispatcher = None
+        self._db = None
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self, sweep_seconds: float) -> None:
+        assert self._db is not None
+        while True:
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), timeout=sweep_seconds)
+            except TimeoutError:
+                self._pending.add(None)  # the sweep: every campaign
+            self._wakeup.clear()
+            pending, self._pending = self._pending, set()
+            targets: list[int | None] = [None] if None in pending else list(pending)
+            for campaign_id in targets:
+                try:
+                    await dispatch(self._db, campaign_id)
+                except Exception:  # a failed pass must not stop routing
+                    log.exception("dispatch pass failed")
+
+
+

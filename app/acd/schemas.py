@@ -1,0 +1,273 @@
+"""Request and response bodies of the ACD API."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Annotated, Any
+from zoneinfo import available_timezones
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from app.acd.hours import DAYS
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Skill = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_\-]{1,64}$")]
+E164 = Annotated[str, StringConstraints(pattern=r"^\+[1-9][0-9]{5,14}$")]
+_HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _check_hours(value: dict[str, list[list[str]]]) -> dict[str, list[list[str]]]:
+    for day, ranges in value.items():
+        if day not in DAYS:
+            raise ValueError(f"unknown day {day!r}; use {', '.join(DAYS)}")
+        for pair in ranges:
+            if len(pair) != 2 or not all(_HHMM.match(t) for t in pair) or pair[0] >= pair[1]:
+                raise ValueError(f"{day}: ranges are [\"HH:MM\", \"HH:MM\"] with start < end")
+    return value
+
+
+class CampaignIn(Strict):
+    name: Name
+    dialled_numbers: list[E164] = Field(default_factory=list)
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "EUR"
+    default_region: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] = "FR"
+    timezone: str = "Europe/Paris"
+    opening_hours: dict[str, list[list[str]]] = Field(default_factory=dict)
+    closed_message: str = "The pledge line is closed. Thank you for calling."
+    default_queue: Name = "pledges"
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        if value not in available_timezones():
+            raise ValueError(f"unknown time zone {value!r}")
+        return value
+
+    _hours = field_validator("opening_hours")(_check_hours)
+
+
+class CampaignPatch(Strict):
+    name: Name | None = None
+    dialled_numbers: list[E164] | None = None
+    opening_hours: dict[str, list[list[str]]] | None = None
+    closed_message: str | None = None
+    default_queue: Name | None = None
+
+    _hours = field_validator("opening_hours")(_check_hours)
+
+
+class CampaignOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    name: str
+    dialled_numbers: list[str]
+    currency: str
+    default_region: str
+    timezone: str
+    opening_hours: dict[str, list[list[str]]]
+    closed_message: str
+    default_queue: str
+
+
+Strategy = Annotated[str, StringConstraints(pattern=r"^(longest_idle|round_robin|fewest_calls)$")]
+Seconds = Annotated[int, Field(ge=0, le=86400)]
+
+
+class QueueIn(Strict):
+    campaign_id: int
+    name: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_\-]{1,100}$")]
+    strategy: Strategy = "longest_idle"
+    required_skill: Skill | None = None
+    required_level: Annotated[int, Field(ge=1, le=10)] = 1
+    tiers: list[tuple[Seconds, Annotated[int, Field(ge=1, le=10)]]] = Field(default_factory=list)
+    ageing_seconds: Annotated[int, Field(ge=1, le=86400)] = 60
+    sl_threshold_seconds: Seconds = 20
+    ring_timeout_seconds: Annotated[int, Field(ge=1, le=600)] = 15
+    wrapup_seconds: Seconds = 30
+    max_wait_seconds: Annotated[int, Field(ge=1, le=86400)] | None = None
+    max_length: Annotated[int, Field(ge=1)] | None = None
+    overflow_queue_id: int | None = None
+    overflow_message: str = (
+        "All our volunteers are busy. Please pledge online or call back shortly."
+    )
+    auto_answer: bool = True
+    dialled_numbers: list[E164] = Field(default_factory=list)
+
+
+class QueuePatch(Strict):
+    strategy: Strategy | None = None
+    required_skill: Skill | None = None
+    required_level: Annotated[int, Field(ge=1, le=10)] | None = None
+    tiers: list[tuple[Seconds, Annotated[int, Field(ge=1, le=10)]]] | None = None
+    ageing_seconds: Annotated[int, Field(ge=1, le=86400)] | None = None
+    sl_threshold_seconds: Seconds | None = None
+    ring_timeout_seconds: Annotated[int, Field(ge=1, le=600)] | None = None
+    wrapup_seconds: Seconds | None = None
+    max_wait_seconds: Annotated[int, Field(ge=1, le=86400)] | None = None
+    max_length: Annotated[int, Field(ge=1)] | None = None
+    overflow_queue_id: int | None = None
+    overflow_message: str | None = None
+    auto_answer: bool | None = None
+    dialled_numbers: list[E164] | None = None
+
+
+class QueueOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    campaign_id: int
+    name: str
+    strategy: str
+    required_skill: str | None
+    required_level: int
+    tiers: list[list[int]]
+    ageing_seconds: int
+    sl_threshold_seconds: int
+    ring_timeout_seconds: int
+    wrapup_seconds: int
+    max_wait_seconds: int | None
+    max_length: int | None
+    overflow_queue_id: int | None
+    overflow_message: str
+    auto_answer: bool
+    dialled_numbers: list[str]
+
+
+class AgentIn(Strict):
+    campaign_id: int
+    login: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
+    display_name: Name
+    skills: dict[Skill, Annotated[int, Field(ge=1, le=10)]] = Field(default_factory=dict)
+    languages: list[Annotated[str, StringConstraints(pattern=r"^[a-z]{2}$")]] = Field(
+        default_factory=list
+    )
+    partner_org: Name | None = None
+
+
+class AgentPatch(Strict):
+    display_name: Name | None = None
+    skills: dict[Skill, Annotated[int, Field(ge=1, le=10)]] | None = None
+    languages: list[Annotated[str, StringConstraints(pattern=r"^[a-z]{2}$")]] | None = None
+    partner_org: Name | None = None
+
+
+class AgentOut(BaseModel):
+    id: int
+    campaign_id: int
+    login: str
+    display_name: str
+    skills: dict[str, int]
+    languages: list[str]
+    partner_org: str | None
+    state: str
+    pause_reason: str | None
+    state_since: dt.datetime
+    pending_state: str | None
+    current_call_id: int | None
+    seat_id: int | None
+    missed_in_row: int
+    calls_taken: int
+
+
+class SeatIn(Strict):
+    campaign_id: int
+    name: Name
+    address: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    site: Name | None = None
+
+
+class SeatPatch(Strict):
+    address: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    site: Name | None = None
+
+
+class SeatOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    campaign_id: int
+    name: str
+    address: str
+    site: str | None
+
+
+class LoginIn(Strict):
+    seat_id: int | None = None
+
+
+class PauseIn(Strict):
+    reason: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,64}$")] = "break"
+
+
+class WrapUpEndIn(Strict):
+    disposition: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,64}$")] | None = None
+
+
+class WrapUpExtendIn(Strict):
+    seconds: Annotated[int, Field(ge=1, le=600)] = 30
+
+
+class CallOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    campaign_id: int
+    provider_call_id: str
+    leg: int
+    caller_number: str | None
+    caller_number_issue: str | None
+    dialled: str
+    queue_id: int | None
+    state: str
+    priority: int
+    received_at: dt.datetime
+    queued_at: dt.datetime | None
+    offered_at: dt.datetime | None
+    answered_at: dt.datetime | None
+    ended_at: dt.datetime | None
+    agent_id: int | None
+    offers: int
+    wait_seconds: float | None
+    end_reason: str | None
+    disposition: str | None
+    tags: list[str]
+
+
+class StatsOut(BaseModel):
+    queue_id: int
+    queue: str
+    window_seconds: int
+    calls_waiting: int
+    calls_ringing: int
+    longest_wait_seconds: float
+    answered: int
+    answered_within_threshold: int
+    service_level_threshold_seconds: int
+    service_level: float | None
+    service_level_with_abandons: float | None
+    average_speed_of_answer_seconds: float | None
+    abandoned: int
+    abandoned_short: int
+    agents_by_state: dict[str, int]
+
+
+def agent_out(agent: Any, skills: dict[str, int]) -> AgentOut:
+    return AgentOut(
+        id=agent.id,
+        campaign_id=agent.campaign_id,
+        login=agent.login,
+        display_name=agent.display_name,
+        skills=skills,
+        languages=agent.languages or [],
+        partner_org=agent.partner_org,
+        state=agent.state,
+        pause_reason=agent.pause_reason,
+        state_since=agent.state_since,
+        pending_state=agent.pending_state,
+        current_call_id=agent.current_call_id,
+        seat_id=agent.seat_id,
+        missed_in_row=agent.missed_in_row,
+        calls_taken=agent.calls_taken,
+    )

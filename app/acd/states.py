@@ -1,0 +1,112 @@
+"""Agent and call state machines.
+
+Each transition is a named function that checks the current state and refuses an
+illegal move with ``IllegalTransition`` (HTTP 409). The functions change only the
+in-memory row; the service layer writes the row and its event in one transaction.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class AgentState(enum.StrEnum):
+    LOGGED_OUT = "logged_out"
+    AVAILABLE = "available"
+    RESERVED = "reserved"
+    ON_CALL = "on_call"
+    WRAP_UP = "wrap_up"
+    PAUSED = "paused"
+
+
+class CallState(enum.StrEnum):
+    RECEIVED = "received"
+    QUEUED = "queued"
+    OFFERED = "offered"
+    CONNECTED = "connected"
+    WRAP_UP = "wrap_up"
+    COMPLETED = "completed"
+    ABANDONED = "abandoned"
+    REJECTED = "rejected"
+    OVERFLOWED = "overflowed"
+    TRANSFERRED = "transferred"
+    FAILED = "failed"
+
+
+CALL_END_STATES = frozenset(
+    {
+        CallState.COMPLETED,
+        CallState.ABANDONED,
+        CallState.REJECTED,
+        CallState.OVERFLOWED,
+        CallState.TRANSFERRED,
+        CallState.FAILED,
+    }
+)
+CALL_LIVE_STATES = frozenset(set(CallState) - CALL_END_STATES)
+
+# The agent states in which the agent holds a call.
+AGENT_BUSY_STATES = frozenset({AgentState.RESERVED, AgentState.ON_CALL, AgentState.WRAP_UP})
+
+
+class IllegalTransition(Exception):
+    """A transition asked of an entity whose current state does not allow it."""
+
+    def __init__(self, entity: str, action: str, state: str) -> None:
+        self.entity = entity
+        self.action = action
+        self.state = state
+        super().__init__(f"cannot {action} a {entity} that is {state}")
+
+    @property
+    def code(self) -> str:
+        return f"illegal_{self.entity}_transition"
+
+
+# action -> (states it may start from, state it leads to)
+AGENT_TRANSITIONS: dict[str, tuple[frozenset[AgentState], AgentState]] = {
+    "login": (frozenset({AgentState.LOGGED_OUT}), AgentState.PAUSED),
+    "ready": (frozenset({AgentState.PAUSED}), AgentState.AVAILABLE),
+    "pause": (frozenset({AgentState.AVAILABLE, AgentState.PAUSED}), AgentState.PAUSED),
+    "logout": (frozenset({AgentState.AVAILABLE, AgentState.PAUSED}), AgentState.LOGGED_OUT),
+    "reserve": (frozenset({AgentState.AVAILABLE}), AgentState.RESERVED),
+    "release": (frozenset({AgentState.RESERVED}), AgentState.AVAILABLE),
+    "miss": (frozenset({AgentState.RESERVED}), AgentState.PAUSED),
+    "connect": (frozenset({AgentState.RESERVED}), AgentState.ON_CALL),
+    "start_wrap_up": (frozenset({AgentState.ON_CALL}), AgentState.WRAP_UP),
+    "end_wrap_up": (frozenset({AgentState.WRAP_UP}), AgentState.AVAILABLE),
+}
+
+CALL_TRANSITIONS: dict[str, tuple[frozenset[CallState], CallState]] = {
+    "enqueue": (frozenset({CallState.RECEIVED}), CallState.QUEUED),
+    "offer": (frozenset({CallState.QUEUED}), CallState.OFFERED),
+    "requeue": (frozenset({CallState.OFFERED}), CallState.QUEUED),
+    "connect": (frozenset({CallState.OFFERED}), CallState.CONNECTED),
+    "start_wrap_up": (frozenset({CallState.CONNECTED}), CallState.WRAP_UP),
+    "complete": (frozenset({CallState.WRAP_UP}), CallState.COMPLETED),
+    "abandon": (
+        frozenset({CallState.RECEIVED, CallState.QUEUED, CallState.OFFERED}),
+        CallState.ABANDONED,
+    ),
+    "reject": (frozenset({CallState.RECEIVED, CallState.QUEUED}), CallState.REJECTED),
+    "overflow": (frozenset({CallState.RECEIVED, CallState.QUEUED}), CallState.OVERFLOWED),
+    "transfer": (
+        frozenset({CallState.QUEUED, CallState.CONNECTED}),
+        CallState.TRANSFERRED,
+    ),
+    "fail": (frozenset(CALL_LIVE_STATES), CallState.FAILED),
+}
+
+
+def next_agent_state(current: str, action: str) -> AgentState:
+    allowed, target = AGENT_TRANSITIONS[action]
+    if current not in allowed:
+        raise IllegalTransition("agent", action, current)
+    return target
+
+
+def next_call_state(current: str, action: str) -> CallState:
+    allowed, target = CALL_TRANSITIONS[action]
+    if current not in allowed:
+        raise IllegalTransition("call", action, current)
+    return target

@@ -1,0 +1,103 @@
+"""The ``pledgeline`` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+
+from app.settings import get_settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = get_settings()
+    workers = args.workers or settings.workers
+    if workers > 1 and settings.database_url.startswith("sqlite"):
+        print("SQLite runs in one process; use PostgreSQL for several workers.", file=sys.stderr)
+        return 2
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        workers=workers,
+        log_level=settings.log_level,
+    )
+    return 0
+
+
+def _migrate(_: argparse.Namespace) -> int:
+    from app.migrate import upgrade
+
+    upgrade(get_settings().database_url)
+    print("database at head")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from app.db import Database, make_engine
+    from app.migrate import upgrade
+    from app.seed import DEMO_NUMBER, seed_demo
+
+    settings = get_settings()
+    upgrade(settings.database_url)
+
+    async def _seed() -> int:
+        db = Database(make_engine(settings.database_url))
+        try:
+            return await seed_demo(db)
+        finally:
+            await db.dispose()
+
+    campaign_id = asyncio.run(_seed())
+    host, port = args.host or settings.host, args.port or settings.port
+    print(f"Demo campaign {campaign_id} seeded; simulated callers dial {DEMO_NUMBER}.")
+    print(f"Pledgeline at http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
+    print(f"Queue statistics: http://{host}:{port}/queues?campaign_id={campaign_id}")
+    os.environ["PLEDGELINE_SIMULATE"] = "true"
+    get_settings.cache_clear()
+    args.workers = 1
+    return _serve(args)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from bench import run_benchmark
+
+    return run_benchmark(args.name, args.json, args.options)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pledgeline", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the API server")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int)
+    serve.set_defaults(func=_serve)
+
+    sub.add_parser("migrate", help="upgrade the database to the latest schema").set_defaults(
+        func=_migrate
+    )
+
+    demo = sub.add_parser("demo", help="seed a demo campaign and run it with simulated calls")
+    demo.add_argument("--host")
+    demo.add_argument("--port", type=int)
+    demo.set_defaults(func=_demo)
+
+    bench = sub.add_parser("bench", help="run a benchmark and print its figures")
+    bench.add_argument("name", help="routing")
+    bench.add_argument("--json", action="store_true", help="print one JSON object")
+    bench.add_argument("options", nargs="*", help="key=value overrides")
+    bench.set_defaults(func=_bench)
+
+    args = parser.parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""CTI: number normalisation, directory look-up and screen-pop assembly."""

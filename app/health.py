@@ -1,0 +1,31 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from app.db import Database
+from app.deps import get_db
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", summary="The process is alive")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="The database answers")
+async def readyz(db: Annotated[Database, Depends(get_db)]) -> JSONResponse:
+    try:
+        async with db.read() as session:
+            await session.execute(text("SELECT 1"))
+    except Exception as exc:  # any failure means not ready
+        return JSONResponse(
+            {"code": "database_unreachable", "message": type(exc).__name__, "field": None}, 503
+        )
+    return JSONResponse({"status": "ready", "database": db.dialect})

@@ -1,0 +1,84 @@
+"""The app factory: routers, error handlers, and the background work of a process."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.acd.endpoints import router as acd_router
+from app.acd.router import Dispatcher
+from app.acd.worker import TimerWorker
+from app.db import Database, make_engine
+from app.errors import install_error_handlers
+from app.health import router as health_router
+from app.settings import Settings, get_settings
+from app.telephony.delivery import CommandDelivery
+from app.telephony.endpoints import router as telephony_router
+from app.telephony.http_callback import HttpCallbackPlatform
+from app.telephony.port import TelephonyPlatform
+
+log = logging.getLogger(__name__)
+
+
+def _platform(settings: Settings) -> TelephonyPlatform | None:
+    if settings.simulate:
+        from app.telephony.simulated import SimulatedPlatform
+
+        return SimulatedPlatform.from_settings(settings)
+    if settings.telephony_callback_url:
+        return HttpCallbackPlatform(settings.telephony_callback_url, settings.telephony_secret)
+    return None  # commands are only read by polling
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(
+            make_engine(
+                settings.database_url,
+                pool_size=settings.db_pool_size,
+                busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+            )
+        )
+        app.state.db = db
+        dispatcher, timer_worker = Dispatcher(), TimerWorker()
+        platform = _platform(settings)
+        delivery = (
+            CommandDelivery(platform, settings.telephony_callback_retries) if platform else None
+        )
+        app.state.platform = platform
+        if settings.background_workers:
+            dispatcher.start(db, settings.dispatch_sweep_seconds)
+            timer_worker.start(db, settings.timer_poll_seconds)
+        if platform is not None:
+            await platform.start(db)
+            if delivery is not None:
+                delivery.start(db)
+        try:
+            yield
+        finally:
+            if delivery is not None:
+                await delivery.stop()
+            if platform is not None:
+                await platform.stop()
+            await timer_worker.stop()
+            await dispatcher.stop()
+            await db.dispose()
+
+    app = FastAPI(
+        title="Pledgeline",
+        version="0.1.0",
+        description="Contact-centre backend for telethon pledge hotlines.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(health_router)
+    app.include_router(acd_router)
+    app.include_router(telephony_router)
+    return app

@@ -1,0 +1,19 @@
+"""Imports every table so ``Base.metadata`` is complete (Alembic and tests use it)."""
+
+from app.acd.models import Agent, AgentSession, AgentSkill, Call, Campaign, Queue, Seat, Timer
+from app.realtime.models import Event
+from app.telephony.models import Command, InboundEvent
+
+__all__ = [
+    "Agent",
+    "AgentSession",
+    "AgentSkill",
+    "Call",
+    "Campaign",
+    "Command",
+    "Event",
+    "InboundEvent",
+    "Queue",
+    "Seat",
+    "Timer",
+]

@@ -1,0 +1,1 @@
+"""Events: the outbox table, the in-process bus, and (later) the websocket hub."""

@@ -1,0 +1,82 @@
+"""The demo campaign: queues pledges, specialists and supervisors, 20 volunteers, seats."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from app.acd import config
+from app.acd.models import Campaign
+from app.acd.schemas import AgentIn, CampaignIn, QueueIn, SeatIn
+from app.db import Database
+
+DEMO_CAMPAIGN = "Telethon demo"
+DEMO_NUMBER = "+33800123456"
+SPECIALISTS_NUMBER = "+33800123457"
+VOLUNTEERS = 20
+
+
+async def seed_demo(db: Database) -> int:
+    """Create the demo campaign once; returns its id."""
+    async with db.unit_of_work() as uow:
+        existing = (
+            await uow.session.execute(select(Campaign).where(Campaign.name == DEMO_CAMPAIGN))
+        ).scalar_one_or_none()
+        if existing is not None:
+            return existing.id
+        campaign = await config.create_campaign(
+            uow,
+            CampaignIn(
+                name=DEMO_CAMPAIGN,
+                dialled_numbers=[DEMO_NUMBER, SPECIALISTS_NUMBER],
+                default_queue="pledges",
+            ),
+        )
+        supervisors = await config.create_queue(
+            uow,
+            QueueIn(campaign_id=campaign.id, name="supervisors", required_skill="supervision"),
+        )
+        await config.create_queue(
+            uow,
+            QueueIn(
+                campaign_id=campaign.id,
+                name="specialists",
+                required_skill="specialist",
+                dialled_numbers=[SPECIALISTS_NUMBER],
+                max_wait_seconds=120,
+                overflow_queue_id=supervisors.id,
+            ),
+        )
+        await config.create_queue(
+            uow,
+            QueueIn(
+                campaign_id=campaign.id,
+                name="pledges",
+                required_skill="pledges",
+                tiers=[(15, 2)],
+                wrapup_seconds=20,
+                max_wait_seconds=240,
+            ),
+        )
+        for n in range(1, VOLUNTEERS + 1):
+            skills = {"pledges": 1 if n <= 15 else 2}
+            if n in (1, 2):
+                skills["specialist"] = 1
+            if n == 3:
+                skills["supervision"] = 1
+            await config.create_agent(
+                uow,
+                AgentIn(
+                    campaign_id=campaign.id,
+                    login=f"volunteer{n:02d}",
+                    display_name=f"Volunteer {n:02d}",
+                    skills=skills,
+                    languages=["fr"],
+                    partner_org="Lions Club" if n % 2 else "Rotary",
+                ),
+            )
+            await config.create_seat(
+                uow,
+                SeatIn(campaign_id=campaign.id, name=f"seat-{n:02d}",
+                       address=f"sip:seat{n:02d}@pbx.local", site="studio"),
+            )
+        return campaign.id

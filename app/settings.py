@@ -1,0 +1,72 @@
+"""Settings read from the environment (prefix ``PLEDGELINE_``).
+
+Every field here is documented in the README's settings table; keep both in step.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PLEDGELINE_", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///./data/pledgeline.db",
+        description="SQLAlchemy URL: sqlite+aiosqlite:///path or postgresql+asyncpg://...",
+    )
+    db_pool_size: int = Field(default=10, description="Connections per process (PostgreSQL).")
+    sqlite_busy_timeout_ms: int = Field(default=5000, description="SQLite busy timeout.")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = Field(default=1, description="uvicorn worker processes (PostgreSQL only).")
+    log_level: str = "info"
+
+    telephony_secret: str = Field(
+        default="dev-telephony-secret",
+        description="Shared secret for HMAC-SHA256 signatures on the telephony webhook.",
+    )
+    telephony_callback_url: str | None = Field(
+        default=None, description="Where commands to the telephony platform are POSTed."
+    )
+    telephony_callback_retries: int = 5
+    max_body_bytes: int = Field(default=65536, description="Largest accepted request body.")
+
+    missed_offers_before_pause: int = Field(
+        default=1, description="Missed offers in a row after which an agent is paused (missed)."
+    )
+    short_abandon_seconds: int = Field(
+        default=5, description="Abandons quicker than this are left out of service level."
+    )
+    stats_window_seconds: int = Field(
+        default=3600, description="Rolling window for queue statistics."
+    )
+    timer_poll_seconds: float = Field(default=0.2, description="How often timers are claimed.")
+    dispatch_sweep_seconds: float = Field(
+        default=1.0, description="Safety sweep that matches waiting calls to free agents."
+    )
+    background_workers: bool = Field(
+        default=True, description="Run timers, dispatch sweep and command delivery in-process."
+    )
+
+    simulate: bool = Field(default=False, description="Run simulated callers and agents.")
+    sim_rate_per_minute: float = Field(default=20.0, description="Simulated calls a minute.")
+    sim_spike_every_seconds: float = Field(
+        default=180.0, description="An on-air appeal (arrival spike) this often."
+    )
+    sim_spike_factor: float = Field(default=4.0, description="Arrival rate multiplier in a spike.")
+    sim_spike_seconds: float = Field(default=30.0, description="How long a spike lasts.")
+    sim_talk_seconds: float = Field(default=45.0, description="Mean simulated talk time.")
+    sim_patience_seconds: float = Field(default=60.0, description="Mean caller patience.")
+    sim_agent_prefix: str = Field(
+        default="volunteer", description="Agents whose login starts so are simulated."
+    )
+    sim_seed: int | None = Field(default=None, description="Seed for repeatable simulations.")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""The port to the telephony platform and its adapters (simulated, HTTP webhook)."""

@@ -1,0 +1,104 @@
+"""Pushing outboxed commands to the platform, with retries and back-off.
+
+A command is leased in a short transaction (its next attempt pushed into the
+future), sent outside any transaction, then marked delivered; a process that dies
+mid-send leaves the lease to expire and another process sends it again. Platforms
+must therefore accept a command id twice (docs/telephony.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+
+from sqlalchemy import or_, select
+
+from app.db import Database, utcnow
+from app.telephony import commands
+from app.telephony.models import Command
+from app.telephony.port import DeliveryFailed, TelephonyPlatform
+
+log = logging.getLogger(__name__)
+
+LEASE = dt.timedelta(seconds=30)
+BATCH = 100
+
+
+def backoff(attempts: int) -> dt.timedelta:
+    return dt.timedelta(seconds=min(60.0, 0.5 * 2 ** (attempts - 1)))
+
+
+async def _lease(db: Database) -> list[dict[str, object]]:
+    now = utcnow()
+    async with db.unit_of_work() as uow:
+        stmt = (
+            select(Command)
+            .where(
+                Command.delivery == "pending",
+                or_(Command.next_attempt_at.is_(None), Command.next_attempt_at <= now),
+            )
+            .order_by(Command.id)
+            .limit(BATCH)
+            .with_for_update(skip_locked=True)
+        )
+        rows = list((await uow.session.execute(stmt)).scalars())
+        for row in rows:
+            row.next_attempt_at = now + LEASE
+        return [commands.as_message(row) for row in rows]
+
+
+async def _settle(db: Database, command_id: int, error: str | None, max_attempts: int) -> None:
+    async with db.unit_of_work() as uow:
+        row = await uow.session.get(Command, command_id)
+        if row is None:
+            return
+        row.attempts += 1
+        if error is None:
+            row.delivery = "delivered"
+        elif row.attempts >= max_attempts:
+            row.delivery = "failed"
+            log.error("command %s (%s) failed for good: %s", row.id, row.command, error)
+        else:
+            row.next_attempt_at = utcnow() + backoff(row.attempts)
+
+
+async def deliver_pending(db: Database, platform: TelephonyPlatform, max_attempts: int) -> int:
+    sent = 0
+    while batch := await _lease(db):
+        for message in batch:
+            error: str | None = None
+            try:
+                await platform.send(message)
+            except DeliveryFailed as exc:
+                error = str(exc)
+            await _settle(db, int(str(message["id"])), error, max_attempts)
+            sent += error is None
+        if len(batch) < BATCH:
+            break
+    return sent
+
+
+class CommandDelivery:
+    def __init__(self, platform: TelephonyPlatform, max_attempts: int) -> None:
+        self.platform = platform
+        self.max_attempts = max_attempts
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self, db: Database, poll_seconds: float = 0.1) -> None:
+        self._task = asyncio.create_task(self._run(db, poll_seconds), name="command-delivery")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self, db: Database, poll_seconds: float) -> None:
+        while True:
+            try:
+                await deliver_pending(db, self.platform, self.max_attempts)
+            except Exception:
+                log.exception("command delivery pass failed")
+            await asyncio.sleep(poll_seconds)

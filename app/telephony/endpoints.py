@@ -1,0 +1,89 @@
+"""The telephony webhook (events in) and the command feed (commands out, by polling)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import TypeAdapter, ValidationError
+
+from app.db import Database
+from app.deps import get_app_settings, get_db
+from app.errors import AppError, Invalid, PayloadTooLarge, Unauthorized, error_body
+from app.settings import Settings
+from app.telephony import commands, inbound, signing
+from app.telephony.schemas import EVENT_TYPES, TelephonyEvent
+
+router = APIRouter(prefix="/telephony", tags=["telephony"])
+_events = TypeAdapter[Any](TelephonyEvent)
+
+
+async def read_limited_body(request: Request, limit: int) -> bytes:
+    """The raw body, refused (413) past ``limit`` bytes without reading the rest."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"body larger than {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse(raw: bytes) -> Any:
+    try:
+        payload = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise AppError("the body is not valid JSON", code="malformed_json") from exc
+    if not isinstance(payload, dict):
+        raise Invalid("the body must be a JSON object")
+    kind = payload.get("type")
+    if kind not in EVENT_TYPES:
+        raise Invalid(
+            f"unknown event type {kind!r}; expected one of {', '.join(EVENT_TYPES)}",
+            field="type",
+            code="unknown_event_type",
+        )
+    try:
+        return _events.validate_python(payload)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"][1:]) or None
+        raise Invalid(f"{field}: {first['msg']}", field=field) from exc
+
+
+@router.post("/events", summary="Receive an event from the telephony platform")
+async def telephony_event(
+    request: Request,
+    db: Annotated[Database, Depends(get_db)],
+    settings: Annotated[Settings, Depends(get_app_settings)],
+) -> JSONResponse:
+    raw = await read_limited_body(request, settings.max_body_bytes)
+    if not signing.verify(settings.telephony_secret, raw, request.headers.get(signing.HEADER)):
+        raise Unauthorized("missing or wrong signature", field=signing.HEADER,
+                           code="bad_signature")
+    event = _parse(raw)
+    status, answer = await inbound.handle(db, event, raw)
+    return JSONResponse(answer if status == 200 else error_body(**answer), status)
+
+
+@router.get("/commands", summary="Read commands for the platform, oldest first")
+async def telephony_commands(
+    request: Request,
+    db: Annotated[Database, Depends(get_db)],
+    settings: Annotated[Settings, Depends(get_app_settings)],
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    query = request.url.query.encode()
+    if not signing.verify(settings.telephony_secret, query, request.headers.get(signing.HEADER)):
+        raise Unauthorized("missing or wrong signature", field=signing.HEADER,
+                           code="bad_signature")
+    async with db.read() as session:
+        rows = await commands.read_after(session, after, limit)
+    items = [commands.as_message(row) for row in rows]
+    return {"commands": items, "next_after": items[-1]["id"] if items else after}

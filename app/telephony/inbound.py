@@ -1,0 +1,117 @@
+"""Handling an event from the telephony platform, exactly once.
+
+Both adapters come through here: the HTTP webhook and the simulated platform. The
+event's effect and the record that it was handled (with the answer given) are one
+transaction, so a duplicate delivery gets the first answer and changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from app.acd import lifecycle, repository
+from app.acd.models import Call
+from app.db import Database, UnitOfWork, utcnow
+from app.errors import AppError
+from app.telephony.models import InboundEvent
+from app.telephony.schemas import CallHangup, CallIncoming, SeatAnswered, SeatHangup
+
+Event = CallIncoming | CallHangup | SeatAnswered | SeatHangup
+
+
+def _call_answer(call: Call | None, note: str | None = None) -> dict[str, Any]:
+    if call is None:
+        return {"call": None, "note": note}
+    return {
+        "call": {"id": call.id, "state": call.state, "provider_call_id": call.provider_call_id},
+        "note": note,
+    }
+
+
+async def _hung_up_before(uow: UnitOfWork, provider_call_id: str) -> bool:
+    stmt = select(InboundEvent.event_id).where(
+        InboundEvent.provider_call_id == provider_call_id, InboundEvent.type == "call.hangup"
+    )
+    return (await uow.session.execute(stmt.limit(1))).first() is not None
+
+
+async def _apply(uow: UnitOfWork, event: Event) -> dict[str, Any]:
+    now = utcnow()
+    if isinstance(event, CallIncoming):
+        call = await lifecycle.receive(
+            uow,
+            provider_call_id=event.call_id,
+            caller=event.caller,
+            dialled=event.dialled,
+            now=now,
+        )
+        if await _hung_up_before(uow, event.call_id):
+            # The hang-up overtook the incoming event: the caller is already gone.
+            await lifecycle.caller_hangup(uow, call, now)
+            return _call_answer(call, "hang-up arrived first")
+        return _call_answer(call)
+    call = await repository.live_call_by_provider_id(uow.session, event.call_id)
+    if call is None:
+        if isinstance(event, CallHangup):
+            return _call_answer(None, "call not seen yet; it will end when it arrives")
+        raise AppError(f"unknown call {event.call_id}", field="call_id", code="unknown_call")
+    before = call.state
+    if isinstance(event, CallHangup):
+        await lifecycle.caller_hangup(uow, call, now)
+    elif isinstance(event, SeatAnswered):
+        await lifecycle.seat_answered(uow, call, now)
+    else:
+        await lifecycle.seat_hangup(uow, call, now)
+    # Events out of order (a late answer, a repeated hang-up) change nothing; say so.
+    return _call_answer(call, None if call.state != before else f"no change: call is {before}")
+
+
+async def _stored(db: Database, event_id: str) -> InboundEvent | None:
+    async with db.read() as session:
+        return await session.get(InboundEvent, event_id)
+
+
+def _check_same(stored: InboundEvent, body_sha256: str) -> tuple[int, dict[str, Any]]:
+    if stored.body_sha256 != body_sha256:
+        return 409, {
+            "code": "event_id_reused",
+            "message": "this event_id was already used with a different body",
+            "field": "event_id",
+        }
+    return stored.status_code, stored.response
+
+
+async def handle(db: Database, event: Event, raw_body: bytes) -> tuple[int, dict[str, Any]]:
+    """Apply an event once; returns (HTTP status, answer).
+
+    A refused event (unknown call, say) raises ``AppError`` and writes nothing, not
+    even the record of having seen it.
+    """
+    digest = hashlib.sha256(raw_body).hexdigest()
+    for _attempt in range(3):
+        stored = await _stored(db, event.event_id)
+        if stored is not None:
+            return _check_same(stored, digest)
+        try:
+            async with db.unit_of_work() as uow:
+                answer = await _apply(uow, event)
+                uow.session.add(
+                    InboundEvent(
+                        event_id=event.event_id,
+                        type=event.type,
+                        provider_call_id=event.call_id,
+                        body_sha256=digest,
+                        status_code=200,
+                        response=answer,
+                        received_at=utcnow(),
+                    )
+                )
+            return 200, answer
+        except IntegrityError:
+            # A concurrent delivery of the same event (or call) won the race: look again.
+            continue
+    raise RuntimeError(f"event {event.event_id} kept conflicting")

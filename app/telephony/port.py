@@ -1,0 +1,31 @@
+"""The port: what the hotline needs from a telephony platform.
+
+Events come in through ``app.telephony.inbound.handle`` whichever the platform;
+commands go out through one ``TelephonyPlatform`` implementation per platform kind.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from app.db import Database
+
+
+class DeliveryFailed(Exception):
+    """The platform did not take the command; delivery is retried later."""
+
+
+class TelephonyPlatform(ABC):
+    name: ClassVar[str]
+
+    async def start(self, db: Database) -> None:  # noqa: B027 - optional hook
+        """Open connections; called once when the app starts."""
+
+    async def stop(self) -> None:  # noqa: B027 - optional hook
+        """Close connections; called once when the app stops."""
+
+    @abstractmethod
+    async def send(self, command: dict[str, Any]) -> None:
+        """Deliver one command (``answer``, ``play``, ``bridge``, ``transfer``, ``hangup``)."""

@@ -1,0 +1,32 @@
+"""Benchmarks: ``pledgeline bench NAME --json`` prints one JSON object of figures."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from typing import Any
+
+BENCHMARKS = {"routing": "bench.routing"}
+
+
+def parse_options(options: list[str]) -> dict[str, str]:
+    parsed = {}
+    for option in options:
+        key, _, value = option.partition("=")
+        parsed[key.strip()] = value.strip()
+    return parsed
+
+
+def run_benchmark(name: str, as_json: bool, options: list[str]) -> int:
+    if name not in BENCHMARKS:
+        print(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(BENCHMARKS[name])
+    figures: dict[str, Any] = module.run(parse_options(options))
+    if as_json:
+        print(json.dumps(figures))
+    else:
+        for key, value in figures.items():
+            print(f"{key:>32}: {value}")
+    return 0
