@@ -6,6 +6,7 @@ Every refusal the API gives has this shape, so screens and integrators can act o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -57,7 +58,7 @@ def error_body(code: str, message: str, field: str | None = None) -> dict[str, A
     return {"code": code, "message": message, "field": field}
 
 
-def _field_of(loc: tuple[Any, ...] | list[Any]) -> str | None:
+def _field_of(loc: Sequence[Any]) -> str | None:
     # Drop the "body"/"query"/"path" prefix and pydantic's union tags.
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     return ".".join(parts) or None

@@ -76,7 +76,11 @@ async def seed_demo(db: Database) -> int:
             )
             await config.create_seat(
                 uow,
-                SeatIn(campaign_id=campaign.id, name=f"seat-{n:02d}",
-                       address=f"sip:seat{n:02d}@pbx.local", site="studio"),
+                SeatIn(
+                    campaign_id=campaign.id,
+                    name=f"seat-{n:02d}",
+                    address=f"sip:seat{n:02d}@pbx.local",
+                    site="studio",
+                ),
             )
         return campaign.id

@@ -20,8 +20,10 @@ target_metadata = Base.metadata
 
 def _url() -> str:
     explicit = context.get_x_argument(as_dictionary=True).get("url")
-    return explicit or context.config.get_main_option("pledgeline.url") or (
-        get_settings().database_url
+    return (
+        explicit
+        or context.config.get_main_option("pledgeline.url")
+        or (get_settings().database_url)
     )
 
 

@@ -43,9 +43,7 @@ async def _campaign_numbers_free(
 ) -> None:
     for other in (await session.execute(select(Campaign))).scalars():
         if other.id != campaign_id and set(numbers) & set(other.dialled_numbers or []):
-            raise Conflict(
-                "a dialled number belongs to another campaign", field="dialled_numbers"
-            )
+            raise Conflict("a dialled number belongs to another campaign", field="dialled_numbers")
 
 
 async def create_campaign(uow: UnitOfWork, data: CampaignIn) -> Campaign:
@@ -75,8 +73,9 @@ async def _check_overflow(session: AsyncSession, campaign_id: int, queue_id: int
         return
     target = await session.get(Queue, queue_id)
     if target is None or target.campaign_id != campaign_id:
-        raise Invalid("overflow queue must be a queue of the same campaign",
-                      field="overflow_queue_id")
+        raise Invalid(
+            "overflow queue must be a queue of the same campaign", field="overflow_queue_id"
+        )
 
 
 async def create_queue(uow: UnitOfWork, data: QueueIn) -> Queue:
@@ -85,8 +84,13 @@ async def create_queue(uow: UnitOfWork, data: QueueIn) -> Queue:
     values = data.model_dump()
     values["tiers"] = [list(t) for t in data.tiers]
     queue = await _insert(uow, Queue(**values), f"queue {data.name}")
-    emit(uow, "queue.created", campaign_id=queue.campaign_id, queue_id=queue.id,
-         data={"name": queue.name})
+    emit(
+        uow,
+        "queue.created",
+        campaign_id=queue.campaign_id,
+        queue_id=queue.id,
+        data={"name": queue.name},
+    )
     return queue
 
 
@@ -98,8 +102,13 @@ async def update_queue(uow: UnitOfWork, queue_id: int, data: QueuePatch) -> Queu
             raise Invalid("a queue cannot overflow to itself", field="overflow_queue_id")
         await _check_overflow(uow.session, queue.campaign_id, changes["overflow_queue_id"])
     _apply(queue, changes)
-    emit(uow, "queue.updated", campaign_id=queue.campaign_id, queue_id=queue.id,
-         data={"fields": sorted(changes)})
+    emit(
+        uow,
+        "queue.updated",
+        campaign_id=queue.campaign_id,
+        queue_id=queue.id,
+        data={"fields": sorted(changes)},
+    )
     return queue
 
 
@@ -114,8 +123,13 @@ async def create_agent(uow: UnitOfWork, data: AgentIn) -> Agent:
     values = data.model_dump(exclude={"skills"})
     agent = await _insert(uow, Agent(**values), f"agent {data.login}")
     await _set_skills(uow, agent.id, data.skills)
-    emit(uow, "agent.created", campaign_id=agent.campaign_id, agent_id=agent.id,
-         data={"login": agent.login})
+    emit(
+        uow,
+        "agent.created",
+        campaign_id=agent.campaign_id,
+        agent_id=agent.id,
+        data={"login": agent.login},
+    )
     return agent
 
 
@@ -126,8 +140,13 @@ async def update_agent(uow: UnitOfWork, agent_id: int, data: AgentPatch) -> Agen
     _apply(agent, changes)
     if skills is not None:
         await _set_skills(uow, agent.id, skills)
-    emit(uow, "agent.updated", campaign_id=agent.campaign_id, agent_id=agent.id,
-         data={"fields": sorted([*changes, *(["skills"] if skills is not None else [])])})
+    emit(
+        uow,
+        "agent.updated",
+        campaign_id=agent.campaign_id,
+        agent_id=agent.id,
+        data={"fields": sorted([*changes, *(["skills"] if skills is not None else [])])},
+    )
     return agent
 
 

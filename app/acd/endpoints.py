@@ -172,8 +172,9 @@ async def agent_login(agent_id: int, body: LoginIn, db: DB) -> AgentOut:
                 )
             )
             if taken.first() is not None:
-                raise Conflict("seat is in use by another agent", code="seat_in_use",
-                               field="seat_id")
+                raise Conflict(
+                    "seat is in use by another agent", code="seat_in_use", field="seat_id"
+                )
         await lifecycle.login(uow, agent, body.seat_id, utcnow())
     return await _agent_out(db, agent_id)
 

@@ -17,10 +17,7 @@ def is_open(opening_hours: dict[str, list[list[str]]], timezone: str, now: dt.da
         return True
     local = now.astimezone(ZoneInfo(timezone))
     hhmm = local.strftime("%H:%M")
-    for start, end in opening_hours.get(DAYS[local.weekday()], []):
-        if start <= hhmm < end:
-            return True
-    return False
+    return any(start <= hhmm < end for start, end in opening_hours.get(DAYS[local.weekday()], []))
 
 
 def describe(opening_hours: dict[str, list[list[str]]]) -> str:

@@ -19,6 +19,7 @@ import contextlib
 import datetime as dt
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -50,13 +51,11 @@ def eligible_level(queue: Queue, waited_seconds: float) -> int:
     return level
 
 
-async def _best_agent(
-    session: AsyncSession, queue: Queue, max_level: int
-) -> Agent | None:
+async def _best_agent(session: AsyncSession, queue: Queue, max_level: int) -> Agent | None:
     stmt = select(Agent).where(
         Agent.campaign_id == queue.campaign_id, Agent.state == AgentState.AVAILABLE
     )
-    order = []
+    order: list[Any] = []
     if queue.required_skill:
         stmt = stmt.join(
             AgentSkill,
@@ -118,11 +117,13 @@ async def _waiting_calls(db: Database, campaign_id: int | None) -> list[_Candida
             free = free.where(Agent.campaign_id == campaign_id)
         if not (await session.execute(free)).scalar_one():
             return []
-        stmt = select(Call.id, Call.queue_id).where(Call.state == CallState.QUEUED)
+        stmt = select(Call.id, Call.queue_id).where(
+            Call.state == CallState.QUEUED, Call.queue_id.is_not(None)
+        )
         if campaign_id is not None:
             stmt = stmt.where(Call.campaign_id == campaign_id)
         stmt = stmt.order_by(Call.rank_key, Call.id).limit(PASS_SIZE)
-        return [_Candidate(c, q) for c, q in (await session.execute(stmt)).all()]
+        return [_Candidate(c, q or 0) for c, q in (await session.execute(stmt)).all()]
 
 
 async def dispatch(db: Database, campaign_id: int | None = None) -> int:
@@ -143,7 +144,7 @@ async def dispatch(db: Database, campaign_id: int | None = None) -> int:
             elif outcome is False:
                 stuck_queues.add(candidate.queue_id)
         made += made_this_pass
-        if not made_this_pass or len(candidates) < PASS_SIZE and not stuck_queues:
+        if not made_this_pass or (len(candidates) < PASS_SIZE and not stuck_queues):
             return made
 
 
@@ -192,6 +193,3 @@ class Dispatcher:
                     await dispatch(self._db, campaign_id)
                 except Exception:  # a failed pass must not stop routing
                     log.exception("dispatch pass failed")
-
-
-

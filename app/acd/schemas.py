@@ -27,7 +27,7 @@ def _check_hours(value: dict[str, list[list[str]]]) -> dict[str, list[list[str]]
             raise ValueError(f"unknown day {day!r}; use {', '.join(DAYS)}")
         for pair in ranges:
             if len(pair) != 2 or not all(_HHMM.match(t) for t in pair) or pair[0] >= pair[1]:
-                raise ValueError(f"{day}: ranges are [\"HH:MM\", \"HH:MM\"] with start < end")
+                raise ValueError(f'{day}: ranges are ["HH:MM", "HH:MM"] with start < end')
     return value
 
 

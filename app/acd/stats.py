@@ -34,36 +34,42 @@ async def queue_stats(
     longest_wait = round((now - oldest).total_seconds(), 3) if oldest else 0.0
 
     answered_rows = (
-        await session.execute(
-            select(Call.wait_seconds).where(
-                Call.queue_id == queue.id,
-                Call.answered_at.is_not(None),
-                Call.answered_at >= since,
+        (
+            await session.execute(
+                select(Call.wait_seconds).where(
+                    Call.queue_id == queue.id,
+                    Call.answered_at.is_not(None),
+                    Call.answered_at >= since,
+                )
             )
         )
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     answered = len(answered_rows)
     within = sum(1 for w in answered_rows if w is not None and w <= threshold)
     asa = round(sum(w or 0.0 for w in answered_rows) / answered, 3) if answered else None
 
     abandoned_rows = (
-        await session.execute(
-            select(Call.wait_seconds).where(
-                Call.queue_id == queue.id,
-                Call.state == CallState.ABANDONED,
-                Call.ended_at >= since,
+        (
+            await session.execute(
+                select(Call.wait_seconds).where(
+                    Call.queue_id == queue.id,
+                    Call.state == CallState.ABANDONED,
+                    Call.ended_at >= since,
+                )
             )
         )
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     abandoned = len(abandoned_rows)
     short = sum(1 for w in abandoned_rows if (w or 0.0) < short_abandon_seconds)
     counted_abandons = abandoned - short
 
     offered_now = (
         await session.execute(
-            select(func.count()).where(
-                Call.queue_id == queue.id, Call.state == CallState.OFFERED
-            )
+            select(func.count()).where(Call.queue_id == queue.id, Call.state == CallState.OFFERED)
         )
     ).scalar_one()
 

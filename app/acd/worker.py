@@ -25,8 +25,10 @@ async def _on_timer(uow: UnitOfWork, timer: Timer) -> None:
         await lifecycle.ring_timeout(uow, call, agent, now)
     elif timer.kind == TimerKind.WRAPUP_END and timer.agent_id:
         agent = await repository.get_agent(uow.session, timer.agent_id, lock=True)
-        if call is not None and call.state == CallState.WRAP_UP and (
-            agent.state == AgentState.WRAP_UP and agent.current_call_id == call.id
+        if (
+            call is not None
+            and call.state == CallState.WRAP_UP
+            and (agent.state == AgentState.WRAP_UP and agent.current_call_id == call.id)
         ):
             await lifecycle.end_wrap_up(uow, call, agent, now, disposition=None)
     elif timer.kind == TimerKind.MAX_WAIT and call is not None:

@@ -24,9 +24,7 @@ class CommandName(enum.StrEnum):
     HANGUP = "hangup"
 
 
-def issue(
-    uow: UnitOfWork, command: CommandName, provider_call_id: str, **args: Any
-) -> Command:
+def issue(uow: UnitOfWork, command: CommandName, provider_call_id: str, **args: Any) -> Command:
     row = Command(command=command.value, provider_call_id=provider_call_id, args=args)
     uow.session.add(row)
     return row

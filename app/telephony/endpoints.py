@@ -64,8 +64,7 @@ async def telephony_event(
 ) -> JSONResponse:
     raw = await read_limited_body(request, settings.max_body_bytes)
     if not signing.verify(settings.telephony_secret, raw, request.headers.get(signing.HEADER)):
-        raise Unauthorized("missing or wrong signature", field=signing.HEADER,
-                           code="bad_signature")
+        raise Unauthorized("missing or wrong signature", field=signing.HEADER, code="bad_signature")
     event = _parse(raw)
     status, answer = await inbound.handle(db, event, raw)
     return JSONResponse(answer if status == 200 else error_body(**answer), status)
@@ -81,8 +80,7 @@ async def telephony_commands(
 ) -> dict[str, Any]:
     query = request.url.query.encode()
     if not signing.verify(settings.telephony_secret, query, request.headers.get(signing.HEADER)):
-        raise Unauthorized("missing or wrong signature", field=signing.HEADER,
-                           code="bad_signature")
+        raise Unauthorized("missing or wrong signature", field=signing.HEADER, code="bad_signature")
     async with db.read() as session:
         rows = await commands.read_after(session, after, limit)
     items = [commands.as_message(row) for row in rows]

@@ -24,7 +24,10 @@ class HttpCallbackPlatform(TelephonyPlatform):
 
     async def send(self, command: dict[str, Any]) -> None:
         body = json.dumps(command, separators=(",", ":")).encode()
-        headers = {"Content-Type": "application/json", signing.HEADER: signing.sign(self.secret, body)}
+        headers = {
+            "Content-Type": "application/json",
+            signing.HEADER: signing.sign(self.secret, body),
+        }
         try:
             response = await self._client.post(self.url, content=body, headers=headers)
         except httpx.HTTPError as exc:

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from app.acd import lifecycle, repository
 from app.acd.models import Call
 from app.db import Database, UnitOfWork, utcnow
-from app.errors import AppError
+from app.errors import NotFound
 from app.telephony.models import InboundEvent
 from app.telephony.schemas import CallHangup, CallIncoming, SeatAnswered, SeatHangup
 
@@ -54,11 +54,12 @@ async def _apply(uow: UnitOfWork, event: Event) -> dict[str, Any]:
             await lifecycle.caller_hangup(uow, call, now)
             return _call_answer(call, "hang-up arrived first")
         return _call_answer(call)
-    call = await repository.live_call_by_provider_id(uow.session, event.call_id)
-    if call is None:
+    found = await repository.live_call_by_provider_id(uow.session, event.call_id)
+    if found is None:
         if isinstance(event, CallHangup):
             return _call_answer(None, "call not seen yet; it will end when it arrives")
-        raise AppError(f"unknown call {event.call_id}", field="call_id", code="unknown_call")
+        raise NotFound(f"unknown call {event.call_id}", field="call_id", code="unknown_call")
+    call = found
     before = call.state
     if isinstance(event, CallHangup):
         await lifecycle.caller_hangup(uow, call, now)

@@ -170,8 +170,9 @@ class SimulatedPlatform(TelephonyPlatform):
         except TimeoutError:
             if self._calls.pop(provider_call_id, None) is not None:
                 await self._event(
-                    CallHangup(event_id=self._event_id(), call_id=provider_call_id,
-                               type="call.hangup")
+                    CallHangup(
+                        event_id=self._event_id(), call_id=provider_call_id, type="call.hangup"
+                    )
                 )
 
     # --- volunteers -----------------------------------------------------------------
@@ -182,18 +183,21 @@ class SimulatedPlatform(TelephonyPlatform):
         prefix = self.settings.sim_agent_prefix
         async with self._db.unit_of_work() as uow:
             agents = (
-                await uow.session.execute(
-                    select(Agent).where(Agent.login.startswith(prefix)).order_by(Agent.id)
+                (
+                    await uow.session.execute(
+                        select(Agent).where(Agent.login.startswith(prefix)).order_by(Agent.id)
+                    )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
             seats = (await uow.session.execute(select(Seat).order_by(Seat.id))).scalars().all()
             free_seats = [s for s in seats if s.id not in {a.seat_id for a in agents}]
             now = utcnow()
             for agent in agents:
                 self._agents.add(agent.id)
                 if agent.state == AgentState.LOGGED_OUT:
-                    seat = next((s for s in free_seats if s.campaign_id == agent.campaign_id),
-                                None)
+                    seat = next((s for s in free_seats if s.campaign_id == agent.campaign_id), None)
                     if seat is not None:
                         free_seats.remove(seat)
                     await lifecycle.login(uow, agent, seat.id if seat else None, now)
@@ -203,8 +207,7 @@ class SimulatedPlatform(TelephonyPlatform):
     async def _agent_answers(self, provider_call_id: str, agent_id: int) -> None:
         await asyncio.sleep(self.rng.uniform(0.2, 1.0))  # auto-answer on the softphone
         await self._event(
-            SeatAnswered(event_id=self._event_id(), call_id=provider_call_id,
-                         type="seat.answered")
+            SeatAnswered(event_id=self._event_id(), call_id=provider_call_id, type="seat.answered")
         )
         live = self._calls.get(provider_call_id)
         if live is not None:
@@ -215,8 +218,7 @@ class SimulatedPlatform(TelephonyPlatform):
             return  # ended meanwhile
         if self.rng.random() < 0.6:
             await self._event(
-                CallHangup(event_id=self._event_id(), call_id=provider_call_id,
-                           type="call.hangup")
+                CallHangup(event_id=self._event_id(), call_id=provider_call_id, type="call.hangup")
             )
         else:
             await self._agent_step(agent_id, "hangup")
