@@ -37,6 +37,8 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
+from app.settings import Settings
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -176,6 +178,8 @@ class Database:
         # Called with the committed events (the realtime bus subscribes here).
         self.on_events: list[Callable[[list[Any]], Awaitable[None]]] = []
         self.dispatcher: DispatchRequester | None = None
+        # The settings of the app this database serves (None: the environment's).
+        self.settings: Settings | None = None
 
     @property
     def is_sqlite(self) -> bool:

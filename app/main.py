@@ -11,9 +11,14 @@ from fastapi import FastAPI
 from app.acd.endpoints import router as acd_router
 from app.acd.router import Dispatcher
 from app.acd.worker import TimerWorker
+from app.auth.endpoints import router as auth_router
 from app.db import Database, make_engine
 from app.errors import install_error_handlers
 from app.health import router as health_router
+from app.realtime.feed import EventFeed, Notifier
+from app.realtime.hub import Hub
+from app.realtime.sockets import StatsTicker
+from app.realtime.sockets import router as sockets_router
 from app.settings import Settings, get_settings
 from app.telephony.delivery import CommandDelivery
 from app.telephony.endpoints import router as telephony_router
@@ -46,6 +51,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         )
         app.state.db = db
+        db.settings = settings
+        hub, feed = Hub(), EventFeed(db)
+        feed.subscribe(hub.publish)
+        await feed.start()
+        notifier = Notifier(db, settings.database_url, feed) if db.is_postgres else None
+        if notifier is not None:
+            await notifier.start()
+        ticker = StatsTicker(db, hub, settings, feed)
+        ticker.start()
+        app.state.hub, app.state.feed = hub, feed
         dispatcher, timer_worker = Dispatcher(), TimerWorker()
         platform = _platform(settings)
         delivery = (
@@ -68,6 +83,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await platform.stop()
             await timer_worker.stop()
             await dispatcher.stop()
+            await ticker.stop()
+            if notifier is not None:
+                await notifier.stop()
+            await feed.stop()
             await db.dispose()
 
     app = FastAPI(
@@ -81,4 +100,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.include_router(acd_router)
     app.include_router(telephony_router)
+    app.include_router(auth_router)
+    app.include_router(sockets_router)
     return app

@@ -1,6 +1,7 @@
 """Imports every table so ``Base.metadata`` is complete (Alembic and tests use it)."""
 
 from app.acd.models import Agent, AgentSession, AgentSkill, Call, Campaign, Queue, Seat, Timer
+from app.auth.models import AuthSession, LoginFailure, User
 from app.realtime.models import Event
 from app.telephony.models import Command, InboundEvent
 
@@ -8,12 +9,15 @@ __all__ = [
     "Agent",
     "AgentSession",
     "AgentSkill",
+    "AuthSession",
     "Call",
     "Campaign",
     "Command",
     "Event",
     "InboundEvent",
+    "LoginFailure",
     "Queue",
     "Seat",
     "Timer",
+    "User",
 ]

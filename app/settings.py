@@ -52,6 +52,29 @@ class Settings(BaseSettings):
         default=True, description="Run timers, dispatch sweep and command delivery in-process."
     )
 
+    secret_key: str = Field(
+        default="dev-secret-key-change-me",
+        description="Signs short-lived websocket tokens; set a long random value in production.",
+    )
+    session_hours: float = Field(default=12.0, description="How long a login lasts.")
+    cookie_secure: bool = Field(
+        default=False, description="Mark the session cookie Secure (set behind HTTPS)."
+    )
+    allowed_origins: str = Field(
+        default="http://127.0.0.1:8000,http://localhost:8000",
+        description="Comma-separated origins allowed to open websockets.",
+    )
+    login_max_failures: int = Field(
+        default=5, description="Failed logins per name in 15 minutes before refusing (429)."
+    )
+
+    screen_grace_seconds: float = Field(
+        default=60.0, description="A volunteer whose screen is gone this long is paused."
+    )
+    heartbeat_seconds: float = Field(
+        default=15.0, description="Screens ping this often; silent for 3x this, they are cut."
+    )
+
     simulate: bool = Field(default=False, description="Run simulated callers and agents.")
     sim_rate_per_minute: float = Field(default=20.0, description="Simulated calls a minute.")
     sim_spike_every_seconds: float = Field(

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
+from pydantic import BaseModel
 from sqlalchemy import delete, select
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,14 +30,24 @@ from app.realtime.outbox import emit
 Row = TypeVar("Row", bound=Base)
 
 
-async def _insert(uow: UnitOfWork, row: Row, what: str) -> Row:
+async def _insert(uow: UnitOfWork, row: Row, what: str, field: str = "name") -> Row:
     uow.session.add(row)
     try:
         async with uow.session.begin_nested():
             await uow.session.flush()
     except IntegrityError as exc:
-        raise Conflict(f"{what} already exists", code="already_exists", field="name") from exc
+        raise Conflict(f"{what} already exists", code="already_exists", field=field) from exc
     return row
+
+
+def _changes(model: type[Base], data: BaseModel) -> dict[str, Any]:
+    """The fields a PATCH sets; an explicit null is refused where the column needs a value."""
+    changes = data.model_dump(exclude_unset=True)
+    columns = sa_inspect(model).columns
+    for key, value in changes.items():
+        if value is None and (key not in columns or not columns[key].nullable):
+            raise Invalid(f"{key} cannot be null", field=key)
+    return changes
 
 
 async def _campaign_numbers_free(
@@ -55,10 +67,18 @@ async def create_campaign(uow: UnitOfWork, data: CampaignIn) -> Campaign:
 
 async def update_campaign(uow: UnitOfWork, campaign_id: int, data: CampaignPatch) -> Campaign:
     campaign = await repository.get_campaign(uow.session, campaign_id)
-    changes = data.model_dump(exclude_unset=True)
+    changes = _changes(Campaign, data)
     if "dialled_numbers" in changes:
         await _campaign_numbers_free(uow.session, changes["dialled_numbers"], campaign_id)
     _apply(campaign, changes)
+    if "name" in changes:
+        try:
+            async with uow.session.begin_nested():
+                await uow.session.flush()
+        except IntegrityError as exc:
+            raise Conflict(
+                f"campaign {changes['name']} already exists", code="already_exists", field="name"
+            ) from exc
     emit(uow, "campaign.updated", campaign_id=campaign.id, data={"fields": sorted(changes)})
     return campaign
 
@@ -96,7 +116,7 @@ async def create_queue(uow: UnitOfWork, data: QueueIn) -> Queue:
 
 async def update_queue(uow: UnitOfWork, queue_id: int, data: QueuePatch) -> Queue:
     queue = await repository.get_queue(uow.session, queue_id)
-    changes = data.model_dump(exclude_unset=True)
+    changes = _changes(Queue, data)
     if "overflow_queue_id" in changes:
         if changes["overflow_queue_id"] == queue_id:
             raise Invalid("a queue cannot overflow to itself", field="overflow_queue_id")
@@ -121,7 +141,7 @@ async def _set_skills(uow: UnitOfWork, agent_id: int, skills: dict[str, int]) ->
 async def create_agent(uow: UnitOfWork, data: AgentIn) -> Agent:
     await repository.get_campaign(uow.session, data.campaign_id)
     values = data.model_dump(exclude={"skills"})
-    agent = await _insert(uow, Agent(**values), f"agent {data.login}")
+    agent = await _insert(uow, Agent(**values), f"agent {data.login}", field="login")
     await _set_skills(uow, agent.id, data.skills)
     emit(
         uow,
@@ -135,7 +155,7 @@ async def create_agent(uow: UnitOfWork, data: AgentIn) -> Agent:
 
 async def update_agent(uow: UnitOfWork, agent_id: int, data: AgentPatch) -> Agent:
     agent = await repository.get_agent(uow.session, agent_id, lock=True)
-    changes = data.model_dump(exclude_unset=True)
+    changes = _changes(Agent, data)
     skills = changes.pop("skills", None)
     _apply(agent, changes)
     if skills is not None:
@@ -159,7 +179,7 @@ async def create_seat(uow: UnitOfWork, data: SeatIn) -> Seat:
 
 async def update_seat(uow: UnitOfWork, seat_id: int, data: SeatPatch) -> Seat:
     seat = await get_seat(uow.session, seat_id)
-    changes = data.model_dump(exclude_unset=True)
+    changes = _changes(Seat, data)
     _apply(seat, changes)
     emit(uow, "seat.updated", campaign_id=seat.campaign_id, data={"seat_id": seat.id})
     return seat

@@ -30,6 +30,7 @@ from app.acd.schemas import (
     SeatOut,
     SeatPatch,
     StatsOut,
+    TransferIn,
     WrapUpEndIn,
     WrapUpExtendIn,
     agent_out,
@@ -217,6 +218,21 @@ async def agent_hangup(agent_id: int, db: DB) -> AgentOut:
     async with db.unit_of_work() as uow:
         call, agent = await lifecycle.agent_call(uow, agent_id)
         await lifecycle.start_wrap_up(uow, call, agent, utcnow(), by="agent")
+    return await _agent_out(db, agent_id)
+
+
+@router.post("/agents/{agent_id}/transfer", response_model=AgentOut, tags=["agent"])
+async def agent_transfer(agent_id: int, body: TransferIn, db: DB) -> AgentOut:
+    if (body.queue_id is None) == (body.number is None):
+        raise Invalid("give exactly one of queue_id or number", field="queue_id")
+    async with db.unit_of_work() as uow:
+        call, agent = await lifecycle.agent_call(uow, agent_id)
+        if body.queue_id is not None:
+            target = await repository.get_queue(uow.session, body.queue_id)
+            await lifecycle.transfer_to_queue(uow, call, agent, target, utcnow())
+        else:
+            assert body.number is not None
+            await lifecycle.transfer_out(uow, call, agent, body.number, utcnow())
     return await _agent_out(db, agent_id)
 
 

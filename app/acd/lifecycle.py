@@ -278,7 +278,8 @@ async def ring_timeout(uow: UnitOfWork, call: Call, agent: Agent, now: dt.dateti
     await _requeue_at_head(uow, call, now, reason="ring_timeout")
     agent.current_call_id = None
     agent.missed_in_row += 1
-    if agent.missed_in_row >= get_settings().missed_offers_before_pause:
+    settings = uow.db.settings or get_settings()
+    if agent.missed_in_row >= settings.missed_offers_before_pause:
         _set_agent_state(uow, agent, "miss", now, reason="missed")
         agent.pending_state = agent.pending_reason = None
     else:
@@ -289,6 +290,41 @@ async def screen_gone(uow: UnitOfWork, call: Call, agent: Agent, now: dt.datetim
     """The agent's screen vanished while reserved: the call goes back to the head."""
     await timers.cancel(uow, TimerKind.RING_TIMEOUT, call_id=call.id)
     await ring_timeout(uow, call, agent, now)
+
+
+async def screen_opened(uow: UnitOfWork, agent: Agent, now: dt.datetime) -> None:
+    """A softphone screen connected: the agent can be offered calls again."""
+    agent.screens_open += 1
+    agent.screen_seen_at = now
+    await timers.cancel(uow, TimerKind.SCREEN_GRACE, agent_id=agent.id)
+    if agent.state == AgentState.AVAILABLE:
+        request_dispatch(uow, agent.campaign_id)
+
+
+async def screen_closed(
+    uow: UnitOfWork, agent: Agent, now: dt.datetime, grace_seconds: float
+) -> None:
+    """A screen went away. A call ringing on it goes back to the head of the queue
+    at once; if no screen is back within the grace period the agent is paused."""
+    agent.screens_open = max(0, agent.screens_open - 1)
+    agent.screen_seen_at = now
+    if agent.screens_open:
+        return
+    if agent.state == AgentState.RESERVED and agent.current_call_id is not None:
+        call = await repository.lock_call(uow.session, agent.current_call_id)
+        if call.state == CallState.OFFERED and call.agent_id == agent.id:
+            await timers.cancel(uow, TimerKind.RING_TIMEOUT, call_id=call.id)
+            await _requeue_at_head(uow, call, now, reason="screen_gone")
+            await _free_agent(uow, agent, "release", now)
+    if agent.state != AgentState.LOGGED_OUT:
+        due = now + dt.timedelta(seconds=grace_seconds)
+        timers.schedule(uow, TimerKind.SCREEN_GRACE, due, agent_id=agent.id)
+
+
+async def screen_grace_over(uow: UnitOfWork, agent: Agent, now: dt.datetime) -> None:
+    if agent.screens_open or agent.state in (AgentState.LOGGED_OUT, AgentState.PAUSED):
+        return
+    await pause(uow, agent, "disconnected", now)
 
 
 async def connect(uow: UnitOfWork, call: Call, agent: Agent, now: dt.datetime) -> None:
@@ -302,33 +338,92 @@ async def connect(uow: UnitOfWork, call: Call, agent: Agent, now: dt.datetime) -
     _emit_call(uow, call, "call.connected", wait_seconds=call.wait_seconds)
 
 
+async def _agent_wrap_up(
+    uow: UnitOfWork, call: Call, agent: Agent, now: dt.datetime
+) -> dt.datetime:
+    """The agent's conversation is over: wrap-up until a timer (or the agent) ends it."""
+    _set_agent_state(uow, agent, "start_wrap_up", now)
+    queue = await repository.get_queue(uow.session, call.queue_id) if call.queue_id else None
+    due = now + dt.timedelta(seconds=queue.wrapup_seconds if queue else 30)
+    timers.schedule(uow, TimerKind.WRAPUP_END, due, call_id=call.id, agent_id=agent.id)
+    return due
+
+
 async def start_wrap_up(
     uow: UnitOfWork, call: Call, agent: Agent, now: dt.datetime, *, by: str
 ) -> None:
     """The conversation is over (``by`` caller or agent): wrap-up with a timer."""
     call.state = next_call_state(call.state, "start_wrap_up")
-    _set_agent_state(uow, agent, "start_wrap_up", now)
     call.hangup_at = now
     call.end_reason = f"{by}_hangup"
-    queue = await repository.get_queue(uow.session, call.queue_id) if call.queue_id else None
-    seconds = queue.wrapup_seconds if queue else 30
-    due = now + dt.timedelta(seconds=seconds)
-    timers.schedule(uow, TimerKind.WRAPUP_END, due, call_id=call.id, agent_id=agent.id)
+    due = await _agent_wrap_up(uow, call, agent, now)
     if by == "agent":
         commands.issue(uow, CommandName.HANGUP, call.provider_call_id)
     talk = round((now - (call.answered_at or now)).total_seconds(), 3)
     _emit_call(uow, call, "call.wrap_up", by=by, talk_seconds=talk, wrapup_until=due.isoformat())
 
 
+async def transfer_to_queue(
+    uow: UnitOfWork, call: Call, agent: Agent, target: Queue, now: dt.datetime
+) -> Call:
+    """Hand a connected caller to another queue (specialists, say) with the context kept.
+
+    This leg ends ``transferred`` and the agent goes to wrap-up; a new leg of the
+    same provider call enters the target queue, carrying tags and context.
+    """
+    if target.campaign_id != call.campaign_id:
+        raise Conflict("the target queue belongs to another campaign", field="queue_id")
+    call.state = next_call_state(call.state, "transfer")
+    call.hangup_at = call.ended_at = now
+    call.end_reason = "transferred"
+    await _agent_wrap_up(uow, call, agent, now)
+    leg = Call(
+        campaign_id=call.campaign_id,
+        provider_call_id=call.provider_call_id,
+        leg=call.leg + 1,
+        parent_call_id=call.id,
+        caller_raw=call.caller_raw,
+        caller_number=call.caller_number,
+        caller_number_issue=call.caller_number_issue,
+        dialled=call.dialled,
+        state=CallState.RECEIVED,
+        received_at=now,
+        tags=list(call.tags or []),
+        context={**(call.context or {}), "transferred_from_call_id": call.id},
+    )
+    uow.session.add(leg)
+    await uow.session.flush()
+    _emit_call(uow, call, "call.transferred", to_queue=target.name, next_call_id=leg.id)
+    _emit_call(uow, leg, "call.received", caller=leg.caller_number, parent_call_id=call.id)
+    await enqueue(uow, leg, target, now, priority=call.priority)
+    return leg
+
+
+async def transfer_out(
+    uow: UnitOfWork, call: Call, agent: Agent, number: str, now: dt.datetime
+) -> None:
+    """Hand a connected caller to an outside number (a partner helpline)."""
+    call.state = next_call_state(call.state, "transfer")
+    call.hangup_at = call.ended_at = now
+    call.end_reason = "transferred_out"
+    await _agent_wrap_up(uow, call, agent, now)
+    commands.issue(uow, CommandName.TRANSFER, call.provider_call_id, number=number)
+    _emit_call(uow, call, "call.transferred", to_number=number)
+
+
 async def end_wrap_up(
     uow: UnitOfWork, call: Call, agent: Agent, now: dt.datetime, disposition: str | None
 ) -> None:
-    call.state = next_call_state(call.state, "complete")
-    call.ended_at = now
+    """Wrap-up is over: the call completes (a transferred leg has ended already)."""
+    if agent.state != AgentState.WRAP_UP:
+        raise IllegalTransition("agent", "end_wrap_up", agent.state)
     if disposition:
         call.disposition = disposition
+    if call.state == CallState.WRAP_UP:
+        call.state = next_call_state(call.state, "complete")
+        call.ended_at = now
+        _emit_call(uow, call, "call.completed", disposition=call.disposition)
     await timers.cancel(uow, TimerKind.WRAPUP_END, agent_id=agent.id)
-    _emit_call(uow, call, "call.completed", disposition=call.disposition)
     await _free_agent(uow, agent, "end_wrap_up", now)
 
 

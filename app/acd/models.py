@@ -96,6 +96,10 @@ class Agent(Base):
     session_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
     missed_in_row: Mapped[int] = mapped_column(Integer, default=0)
     calls_taken: Mapped[int] = mapped_column(Integer, default=0)
+    # Web softphone presence. An agent who has never opened a screen (API or
+    # simulated) is routed regardless; one whose screens are all closed is not.
+    screens_open: Mapped[int] = mapped_column(Integer, default=0)
+    screen_seen_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     __table_args__ = (
         UniqueConstraint("campaign_id", "login", name="uq_agents_campaign_login"),

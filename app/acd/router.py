@@ -21,7 +21,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.acd import lifecycle
@@ -53,7 +53,10 @@ def eligible_level(queue: Queue, waited_seconds: float) -> int:
 
 async def _best_agent(session: AsyncSession, queue: Queue, max_level: int) -> Agent | None:
     stmt = select(Agent).where(
-        Agent.campaign_id == queue.campaign_id, Agent.state == AgentState.AVAILABLE
+        Agent.campaign_id == queue.campaign_id,
+        Agent.state == AgentState.AVAILABLE,
+        # Never offer to a volunteer whose screen is gone (they could not see it).
+        or_(Agent.screen_seen_at.is_(None), Agent.screens_open > 0),
     )
     order: list[Any] = []
     if queue.required_skill:

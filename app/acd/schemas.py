@@ -210,12 +210,20 @@ class WrapUpExtendIn(Strict):
     seconds: Annotated[int, Field(ge=1, le=600)] = 30
 
 
+class TransferIn(Strict):
+    """Either a queue of the campaign (context kept) or an outside E.164 number."""
+
+    queue_id: int | None = None
+    number: E164 | None = None
+
+
 class CallOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     id: int
     campaign_id: int
     provider_call_id: str
     leg: int
+    parent_call_id: int | None
     caller_number: str | None
     caller_number_issue: str | None
     dialled: str

@@ -10,6 +10,7 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.acd.models import Timer
 from app.db import UnitOfWork
@@ -20,6 +21,7 @@ class TimerKind:
     WRAPUP_END = "wrapup_end"
     MAX_WAIT = "max_wait"
     TIER_WIDEN = "tier_widen"
+    SCREEN_GRACE = "screen_grace"
 
 
 def schedule(
@@ -67,5 +69,9 @@ async def claim_due(uow: UnitOfWork, now: dt.datetime) -> Timer | None:
 
 
 async def get_due_at(uow: UnitOfWork, kind: str, agent_id: int) -> dt.datetime | None:
+    return await get_due_at_in(uow.session, kind, agent_id)
+
+
+async def get_due_at_in(session: AsyncSession, kind: str, agent_id: int) -> dt.datetime | None:
     stmt = select(Timer.due_at).where(Timer.kind == kind, Timer.agent_id == agent_id)
-    return (await uow.session.execute(stmt)).scalar_one_or_none()
+    return (await session.execute(stmt.limit(1))).scalar_one_or_none()

@@ -35,6 +35,9 @@ async def _on_timer(uow: UnitOfWork, timer: Timer) -> None:
         if call.state == CallState.QUEUED and call.queue_id is not None:
             queue = await repository.get_queue(uow.session, call.queue_id)
             await lifecycle.overflow(uow, call, queue, now, reason="max_wait")
+    elif timer.kind == TimerKind.SCREEN_GRACE and timer.agent_id:
+        agent = await repository.get_agent(uow.session, timer.agent_id, lock=True)
+        await lifecycle.screen_grace_over(uow, agent, now)
     elif timer.kind == TimerKind.TIER_WIDEN and call is not None:
         # More agents are eligible now: look again.
         lifecycle.request_dispatch(uow, call.campaign_id)

@@ -37,7 +37,7 @@ async def read_limited_body(request: Request, limit: int) -> bytes:
 def _parse(raw: bytes) -> Any:
     try:
         payload = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise AppError("the body is not valid JSON", code="malformed_json") from exc
     if not isinstance(payload, dict):
         raise Invalid("the body must be a JSON object")

@@ -15,4 +15,8 @@ def sign(secret: str, payload: bytes) -> str:
 def verify(secret: str, payload: bytes, signature: str | None) -> bool:
     if not signature:
         return False
-    return hmac.compare_digest(sign(secret, payload), signature.strip())
+    try:
+        given = signature.strip().encode("ascii")
+    except UnicodeEncodeError:  # compare_digest refuses non-ASCII str; never a match
+        return False
+    return hmac.compare_digest(sign(secret, payload).encode(), given)

@@ -1,0 +1,60 @@
+"""Bodies of the login and user API."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+from app.auth.service import Role
+
+Username = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
+
+
+class LoginIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    username: Username
+    secret: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    campaign_id: int | None = None
+    mode: Literal["cookie", "bearer"] = "cookie"
+
+
+class UserIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    username: Username
+    display_name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    role: Role
+    secret: Annotated[str, StringConstraints(min_length=4, max_length=200)]
+    campaign_id: int | None = None
+    agent_id: int | None = None
+
+
+class UserOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    username: str
+    display_name: str
+    role: str
+    campaign_id: int | None
+    agent_id: int | None
+    active: bool
+
+
+class MeOut(BaseModel):
+    user_id: int
+    username: str
+    role: str
+    campaign_id: int | None
+    agent_id: int | None
+    csrf_token: str
+
+
+class LoginOut(MeOut):
+    token: str | None = None
+    expires_at: dt.datetime
+
+
+class WsTokenOut(BaseModel):
+    token: str
+    expires_in: int

@@ -1,0 +1,435 @@
+"""The screens' websockets: ``/ws/agent`` and ``/ws/supervisor``.
+
+Handshake: ``?token=`` (from ``POST /auth/ws-token``, valid one minute) and,
+when reconnecting, ``&last_seq=`` (the last ``seq`` the screen saw). The
+``Origin`` header must be the app's own or one of ``PLEDGELINE_ALLOWED_ORIGINS``.
+
+Server messages are ``{"type", "seq", "at", "data"}``: events, ``snapshot``
+(first connect), ``resync`` followed by a ``snapshot`` (too far behind),
+``stats`` (supervisors, once a second), ``ack``/``error`` for commands,
+``pong``. Screen commands are
+``{"type": "command", "client_id", "command", "args"}``; a screen pings every
+``PLEDGELINE_HEARTBEAT_SECONDS`` and is cut after three silent periods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import and_, or_, select
+
+from app.acd import actions, lifecycle, repository
+from app.acd.states import IllegalTransition
+from app.auth.service import Principal, Role, principal_for_session, read_ws_token
+from app.db import Database, utcnow
+from app.errors import AppError, Forbidden
+from app.realtime.feed import EventFeed
+from app.realtime.hub import CAMPAIGN_WIDE, CloseCode, Hub, Screen
+from app.realtime.models import Event
+from app.realtime.outbox import emit
+from app.realtime.snapshots import agent_snapshot, supervisor_snapshot
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+REPLAY_MAX = 500
+COMMANDS_PER_SECOND = 10.0
+COMMAND_BURST = 20
+FLOOD_LIMIT = 50  # refused commands in a row before the socket is cut
+
+
+class _Command(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: str
+    client_id: str = Field(min_length=1, max_length=64)
+    command: str = Field(min_length=1, max_length=32)
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class _PauseArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(default="break", pattern=r"^[a-z_]{1,64}$")
+    agent_id: int | None = None
+
+
+class _WrapUpArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    disposition: str | None = Field(default=None, pattern=r"^[a-z_]{1,64}$")
+    seconds: int = Field(default=30, ge=1, le=600)
+    agent_id: int | None = None
+
+
+class _AgentArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    agent_id: int | None = None
+
+
+class _TransferArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    queue_id: int | None = None
+    number: str | None = Field(default=None, pattern=r"^\+[1-9][0-9]{5,14}$")
+
+
+class _BroadcastArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1, max_length=500)
+
+
+@dataclass
+class _Bucket:
+    """Token bucket: a screen may send bursts, not floods."""
+
+    tokens: float = COMMAND_BURST
+    stamp: float = 0.0
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(COMMAND_BURST, self.tokens + (now - self.stamp) * COMMANDS_PER_SECOND)
+        self.stamp = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+def _message(type: str, seq: int | None, data: dict[str, Any]) -> dict[str, Any]:
+    return {"type": type, "seq": seq, "at": utcnow().isoformat(), "data": data}
+
+
+def _origin_allowed(websocket: WebSocket, settings: Settings) -> bool:
+    origin = websocket.headers.get("origin")
+    if origin is None:
+        return True  # not a browser: nothing cross-site to fear
+    allowed = {o.strip().rstrip("/") for o in settings.allowed_origins.split(",") if o.strip()}
+    host = websocket.headers.get("host", "")
+    allowed |= {f"http://{host}", f"https://{host}"}
+    return origin.rstrip("/") in allowed
+
+
+class ScreenConnection:
+    def __init__(self, websocket: WebSocket, kind: str) -> None:
+        self.ws = websocket
+        self.kind = kind
+        state = websocket.app.state
+        self.db: Database = state.db
+        self.settings: Settings = state.settings
+        self.hub: Hub = state.hub
+        self.feed: EventFeed = state.feed
+        self.sent_upto = 0
+        self.bucket = _Bucket(stamp=time.monotonic())
+        self.refused_in_row = 0
+
+    # --- handshake ----------------------------------------------------------------
+
+    async def _principal(self) -> Principal | None:
+        token = self.ws.query_params.get("token", "")
+        session_id = read_ws_token(self.settings.secret_key, token, utcnow())
+        if session_id is None:
+            return None
+        async with self.db.read() as session:
+            return await principal_for_session(session, session_id)
+
+    def _role_fits(self, principal: Principal) -> bool:
+        if self.kind == "agent":
+            return principal.role == Role.AGENT and principal.agent_id is not None
+        return principal.role in (Role.SUPERVISOR, Role.ADMIN)
+
+    async def run(self) -> None:
+        if not _origin_allowed(self.ws, self.settings):
+            await self.ws.close(code=CloseCode.FORBIDDEN)
+            return
+        await self.ws.accept()
+        principal = await self._principal()
+        if principal is None:
+            await self.ws.close(code=CloseCode.UNAUTHORIZED, reason="token invalid or expired")
+            return
+        if not self._role_fits(principal):
+            await self.ws.close(code=CloseCode.FORBIDDEN, reason="role not allowed here")
+            return
+        screen = Screen(
+            kind=self.kind,
+            campaign_id=principal.campaign_id,
+            agent_id=principal.agent_id,
+            session_id=principal.session_id,
+        )
+        self.hub.add(screen)  # first, so nothing published from now on is missed
+        try:
+            if principal.agent_id is not None and self.kind == "agent":
+                await self._presence(principal.agent_id, opened=True)
+            await self._catch_up(screen)
+            tasks = [
+                asyncio.create_task(self._write(screen)),
+                asyncio.create_task(self._read(screen, principal)),
+            ]
+            _, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in pending:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        finally:
+            self.hub.remove(screen)
+            if principal.agent_id is not None and self.kind == "agent":
+                await self._presence(principal.agent_id, opened=False)
+
+    async def _presence(self, agent_id: int, *, opened: bool) -> None:
+        try:
+            async with self.db.unit_of_work() as uow:
+                agent = await repository.get_agent(uow.session, agent_id, lock=True)
+                if opened:
+                    await lifecycle.screen_opened(uow, agent, utcnow())
+                else:
+                    await lifecycle.screen_closed(
+                        uow, agent, utcnow(), self.settings.screen_grace_seconds
+                    )
+        except Exception:
+            log.exception("screen presence update failed for agent %s", agent_id)
+
+    # --- catching up --------------------------------------------------------------
+
+    def _filter(self, screen: Screen) -> Any:
+        if self.kind == "supervisor":
+            return True if screen.campaign_id is None else Event.campaign_id == screen.campaign_id
+        return or_(
+            Event.agent_id == screen.agent_id,
+            and_(Event.type.in_(CAMPAIGN_WIDE), Event.campaign_id == screen.campaign_id),
+        )
+
+    async def _snapshot(self, screen: Screen) -> dict[str, Any]:
+        async with self.db.read() as session:
+            if self.kind == "agent" and screen.agent_id is not None:
+                return await agent_snapshot(session, screen.agent_id)
+            return await supervisor_snapshot(
+                session,
+                screen.campaign_id,
+                utcnow(),
+                window_seconds=self.settings.stats_window_seconds,
+                short_abandon_seconds=self.settings.short_abandon_seconds,
+            )
+
+    async def _catch_up(self, screen: Screen) -> None:
+        current = self.feed.last_seq
+        raw = self.ws.query_params.get("last_seq")
+        last_seq = int(raw) if raw is not None and raw.isdigit() else None
+        if last_seq is not None and last_seq <= current:
+            async with self.db.read() as session:
+                stmt = (
+                    select(Event)
+                    .where(Event.seq > last_seq, Event.seq <= current, self._filter(screen))
+                    .order_by(Event.seq)
+                    .limit(REPLAY_MAX + 1)
+                )
+                missed = list((await session.execute(stmt)).scalars())
+            if len(missed) <= REPLAY_MAX:
+                for event in missed:
+                    await self.ws.send_json(event.as_message())
+                self.sent_upto = current
+                return
+        if last_seq is not None:
+            await self.ws.send_json(_message("resync", current, {"last_seq": last_seq}))
+        await self.ws.send_json(_message("snapshot", current, await self._snapshot(screen)))
+        self.sent_upto = current
+
+    # --- the two directions -------------------------------------------------------
+
+    async def _write(self, screen: Screen) -> None:
+        while True:
+            message = await screen.queue.get()
+            if message["type"] == "__close__":
+                await self.ws.close(code=screen.closing or CloseCode.SLOW_CONSUMER)
+                return
+            seq = message.get("seq")
+            if message["type"] != "stats" and seq is not None and seq <= self.sent_upto:
+                continue  # already sent in the replay or the snapshot
+            await self.ws.send_json(message)
+
+    async def _read(self, screen: Screen, principal: Principal) -> None:
+        idle = 3 * self.settings.heartbeat_seconds
+        while True:
+            try:
+                text = await asyncio.wait_for(self.ws.receive_text(), timeout=idle)
+            except TimeoutError:
+                screen.close(CloseCode.IDLE)
+                return
+            except (WebSocketDisconnect, RuntimeError, KeyError):
+                return
+            reply = await self._handle(text, principal)
+            if reply is not None:
+                if reply.get("type") == "error":
+                    self.refused_in_row += 1
+                    if self.refused_in_row >= FLOOD_LIMIT:
+                        screen.close(CloseCode.FLOOD)
+                        return
+                else:
+                    self.refused_in_row = 0
+                await self.ws.send_json(reply)
+
+    async def _handle(self, text: str, principal: Principal) -> dict[str, Any] | None:
+        try:
+            payload = json.loads(text)
+        except json.JSONDecodeError:
+            return _error(None, "malformed_json", "the message is not valid JSON")
+        if not isinstance(payload, dict):
+            return _error(None, "malformed_message", "a message is a JSON object")
+        kind = payload.get("type")
+        if kind == "ping":
+            return _message("pong", self.feed.last_seq, {})
+        if kind != "command":
+            return _error(None, "unknown_message_type", f"unknown message type {kind!r}")
+        try:
+            command = _Command.model_validate(payload)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(p) for p in first["loc"]) or None
+            return _error(payload.get("client_id"), "invalid", first["msg"], field)
+        if not self.bucket.take():
+            return _error(command.client_id, "rate_limited", "too many commands; slow down")
+        try:
+            data = await self._perform(command, principal)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = "args." + ".".join(str(p) for p in first["loc"])
+            return _error(command.client_id, "invalid", first["msg"], field)
+        except IllegalTransition as exc:
+            return _error(command.client_id, exc.code, str(exc))
+        except AppError as exc:
+            return _error(command.client_id, exc.code, exc.message, exc.field)
+        return _message("ack", self.feed.last_seq, {"client_id": command.client_id, **data})
+
+    async def _perform(self, command: _Command, principal: Principal) -> dict[str, Any]:
+        if self.kind == "agent":
+            assert principal.agent_id is not None
+            return await _agent_command(self.db, principal.agent_id, command)
+        return await _supervisor_command(self.db, principal, command)
+
+
+def _error(
+    client_id: str | None, code: str, message: str, field: str | None = None
+) -> dict[str, Any]:
+    return _message(
+        "error", None, {"client_id": client_id, "code": code, "message": message, "field": field}
+    )
+
+
+async def _agent_command(db: Database, agent_id: int, command: _Command) -> dict[str, Any]:
+    name, args = command.command, command.args
+    if name == "ready":
+        _AgentArgs.model_validate(args)
+        await actions.ready(db, agent_id)
+    elif name == "pause":
+        await actions.pause(db, agent_id, _PauseArgs.model_validate(args).reason)
+    elif name == "answer":
+        await actions.answer(db, agent_id)
+    elif name == "hangup":
+        await actions.hangup(db, agent_id)
+    elif name == "end_wrap_up":
+        await actions.end_wrap_up(db, agent_id, _WrapUpArgs.model_validate(args).disposition)
+    elif name == "extend_wrap_up":
+        await actions.extend_wrap_up(db, agent_id, _WrapUpArgs.model_validate(args).seconds)
+    elif name == "transfer":
+        target = _TransferArgs.model_validate(args)
+        await actions.transfer(db, agent_id, target.queue_id, target.number)
+    else:
+        raise AppError(f"unknown command {name!r}", code="unknown_command", field="command")
+    return {"command": name}
+
+
+async def _target_agent(db: Database, principal: Principal, agent_id: int | None) -> int:
+    if agent_id is None:
+        raise AppError("name the agent", code="invalid", field="args.agent_id")
+    async with db.read() as session:
+        agent = await repository.get_agent(session, agent_id)
+    if principal.role != Role.ADMIN and agent.campaign_id != principal.campaign_id:
+        raise Forbidden("this agent belongs to another campaign", field="args.agent_id")
+    return agent.id
+
+
+async def _supervisor_command(
+    db: Database, principal: Principal, command: _Command
+) -> dict[str, Any]:
+    name, args = command.command, command.args
+    if name == "force_pause":
+        parsed = _PauseArgs.model_validate(args)
+        agent_id = await _target_agent(db, principal, parsed.agent_id)
+        await actions.pause(db, agent_id, parsed.reason)
+    elif name in ("force_ready", "force_logout"):
+        agent_id = await _target_agent(db, principal, _AgentArgs.model_validate(args).agent_id)
+        await (actions.ready if name == "force_ready" else actions.logout)(db, agent_id)
+    elif name == "end_wrap_up":
+        wrap = _WrapUpArgs.model_validate(args)
+        agent_id = await _target_agent(db, principal, wrap.agent_id)
+        await actions.end_wrap_up(db, agent_id, wrap.disposition or "ended_by_supervisor")
+    elif name == "broadcast":
+        text = _BroadcastArgs.model_validate(args).text
+        if principal.campaign_id is None:
+            raise AppError("broadcasts go to one campaign", code="invalid", field="args")
+        async with db.unit_of_work() as uow:
+            emit(
+                uow,
+                "supervisor.broadcast",
+                campaign_id=principal.campaign_id,
+                data={"text": text, "from": principal.username},
+            )
+    else:
+        raise AppError(f"unknown command {name!r}", code="unknown_command", field="command")
+    return {"command": name}
+
+
+@router.websocket("/ws/agent")
+async def agent_socket(websocket: WebSocket) -> None:
+    await ScreenConnection(websocket, "agent").run()
+
+
+@router.websocket("/ws/supervisor")
+async def supervisor_socket(websocket: WebSocket) -> None:
+    await ScreenConnection(websocket, "supervisor").run()
+
+
+class StatsTicker:
+    """Once a second, per campaign watched in this process: one computation, every viewer."""
+
+    def __init__(self, db: Database, hub: Hub, settings: Settings, feed: EventFeed) -> None:
+        self.db, self.hub, self.settings, self.feed = db, hub, settings, feed
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="stats-ticker")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("stats tick failed")
+
+    async def tick(self) -> None:
+        by_campaign: dict[int | None, list[Screen]] = {}
+        for screen in self.hub.supervisors():
+            by_campaign.setdefault(screen.campaign_id, []).append(screen)
+        for campaign_id, screens in by_campaign.items():
+            async with self.db.read() as session:
+                data = await supervisor_snapshot(
+                    session,
+                    campaign_id,
+                    utcnow(),
+                    window_seconds=self.settings.stats_window_seconds,
+                    short_abandon_seconds=self.settings.short_abandon_seconds,
+                )
+            message = _message("stats", self.feed.last_seq, data)
+            for screen in screens:
+                screen.offer(message)
