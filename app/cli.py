@@ -40,7 +40,7 @@ def _migrate(_: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from app.db import Database, make_engine
     from app.migrate import upgrade
-    from app.seed import DEMO_NUMBER, seed_demo
+    from app.seed import DEMO_LOGINS, DEMO_NUMBER, seed_demo
 
     settings = get_settings()
     upgrade(settings.database_url)
@@ -55,12 +55,52 @@ def _demo(args: argparse.Namespace) -> int:
     campaign_id = asyncio.run(_seed())
     host, port = args.host or settings.host, args.port or settings.port
     print(f"Demo campaign {campaign_id} seeded; simulated callers dial {DEMO_NUMBER}.")
+    print(f"Demo logins (campaign {campaign_id}):")
+    for username, secret, role in DEMO_LOGINS:
+        print(f"  {role:<10} {username:<11} {secret}")
     print(f"Pledgeline at http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
     print(f"Queue statistics: http://{host}:{port}/queues?campaign_id={campaign_id}")
     os.environ["PLEDGELINE_SIMULATE"] = "true"
     get_settings.cache_clear()
     args.workers = 1
     return _serve(args)
+
+
+def _user_add(args: argparse.Namespace) -> int:
+    import getpass
+
+    from app.auth.service import Role, create_user
+    from app.db import Database, make_engine
+    from app.errors import AppError
+
+    secret = args.secret or os.environ.get("PLEDGELINE_NEW_USER_SECRET")
+    if not secret:
+        secret = getpass.getpass("PIN (volunteers) or password (staff): ")
+
+    async def _add() -> int:
+        db = Database(make_engine(get_settings().database_url))
+        try:
+            async with db.unit_of_work() as uow:
+                user = await create_user(
+                    uow,
+                    username=args.username,
+                    display_name=args.display_name or args.username,
+                    role=Role(args.role),
+                    secret=secret,
+                    campaign_id=args.campaign_id,
+                    agent_id=args.agent_id,
+                )
+            return user.id
+        finally:
+            await db.dispose()
+
+    try:
+        user_id = asyncio.run(_add())
+    except AppError as exc:
+        print(f"refused: {exc.message}" + (f" ({exc.field})" if exc.field else ""), file=sys.stderr)
+        return 2
+    print(f"user {args.username} created (id {user_id}, role {args.role})")
+    return 0
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -87,6 +127,19 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--host")
     demo.add_argument("--port", type=int)
     demo.set_defaults(func=_demo)
+
+    user = sub.add_parser("user", help="manage users")
+    user_sub = user.add_subparsers(dest="user_command", required=True)
+    add = user_sub.add_parser("add", help="create a user (asks for the PIN or password)")
+    add.add_argument("username")
+    add.add_argument("--role", required=True, choices=["agent", "supervisor", "organiser", "admin"])
+    add.add_argument("--display-name")
+    add.add_argument("--campaign-id", type=int)
+    add.add_argument("--agent-id", type=int, help="the agent a volunteer login acts as")
+    add.add_argument(
+        "--secret", help="PIN or password (default: asked, or PLEDGELINE_NEW_USER_SECRET)"
+    )
+    add.set_defaults(func=_user_add)
 
     bench = sub.add_parser("bench", help="run a benchmark and print its figures")
     bench.add_argument("name", help="routing")

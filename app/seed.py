@@ -7,12 +7,21 @@ from sqlalchemy import select
 from app.acd import config
 from app.acd.models import Campaign
 from app.acd.schemas import AgentIn, CampaignIn, QueueIn, SeatIn
+from app.auth.service import Role, create_user
 from app.db import Database
 
 DEMO_CAMPAIGN = "Telethon demo"
 DEMO_NUMBER = "+33800123456"
 SPECIALISTS_NUMBER = "+33800123457"
 VOLUNTEERS = 20
+
+# The logins `pledgeline demo` prints: (username, secret, role). Demo only.
+DEMO_LOGINS = (
+    ("agent", "1234", Role.AGENT),
+    ("supervisor", "supervisor-demo", Role.SUPERVISOR),
+    ("organiser", "organiser-demo", Role.ORGANISER),
+    ("admin", "admin-demo-pass", Role.ADMIN),
+)
 
 
 async def seed_demo(db: Database) -> int:
@@ -82,5 +91,27 @@ async def seed_demo(db: Database) -> int:
                     address=f"sip:seat{n:02d}@pbx.local",
                     site="studio",
                 ),
+            )
+        # A volunteer for a person to play, next to the simulated ones.
+        you = await config.create_agent(
+            uow,
+            AgentIn(
+                campaign_id=campaign.id,
+                login="demo-volunteer",
+                display_name="You (demo volunteer)",
+                skills={"pledges": 1},
+                languages=["fr", "en"],
+                partner_org="Lions Club",
+            ),
+        )
+        for username, secret, role in DEMO_LOGINS:
+            await create_user(
+                uow,
+                username=username,
+                display_name=username.capitalize(),
+                role=role,
+                secret=secret,
+                campaign_id=campaign.id if role in (Role.AGENT, Role.SUPERVISOR) else None,
+                agent_id=you.id if role == Role.AGENT else None,
             )
         return campaign.id

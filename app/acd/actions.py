@@ -7,8 +7,24 @@ permissions first (``app.auth.deps``).
 from __future__ import annotations
 
 from app.acd import lifecycle, repository
+from app.acd.states import AgentState
 from app.db import Database, utcnow
 from app.errors import Invalid
+
+
+async def login(db: Database, agent_id: int, seat_id: int | None = None) -> None:
+    async with db.unit_of_work() as uow:
+        agent = await repository.get_agent(uow.session, agent_id, lock=True)
+        await lifecycle.login(uow, agent, seat_id, utcnow())
+
+
+async def login_and_ready(db: Database, agent_id: int) -> None:
+    """The softphone's Ready: starts the ACD session first if there is none."""
+    async with db.unit_of_work() as uow:
+        agent = await repository.get_agent(uow.session, agent_id, lock=True)
+        if agent.state == AgentState.LOGGED_OUT:
+            await lifecycle.login(uow, agent, None, utcnow())
+        await lifecycle.ready(uow, agent, utcnow())
 
 
 async def ready(db: Database, agent_id: int) -> None:

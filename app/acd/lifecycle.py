@@ -260,7 +260,17 @@ async def offer(
         agent_id=agent.id,
         auto_answer=queue.auto_answer,
     )
-    _emit_call(uow, call, "call.offered", wait_seconds=_wait(call, now), queue=queue.name)
+    _emit_call(
+        uow,
+        call,
+        "call.offered",
+        wait_seconds=_wait(call, now),
+        queue=queue.name,
+        caller=call.caller_number,
+        caller_issue=call.caller_number_issue,
+        auto_answer=queue.auto_answer,
+        ring_until=due.isoformat(),
+    )
 
 
 async def _requeue_at_head(uow: UnitOfWork, call: Call, now: dt.datetime, reason: str) -> None:

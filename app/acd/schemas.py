@@ -21,7 +21,11 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def _check_hours(value: dict[str, list[list[str]]]) -> dict[str, list[list[str]]]:
+def _check_hours(
+    value: dict[str, list[list[str]]] | None,
+) -> dict[str, list[list[str]]] | None:
+    if value is None:  # an explicit null in a PATCH; the update refuses it with its field
+        return None
     for day, ranges in value.items():
         if day not in DAYS:
             raise ValueError(f"unknown day {day!r}; use {', '.join(DAYS)}")

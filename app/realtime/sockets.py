@@ -323,7 +323,10 @@ async def _agent_command(db: Database, agent_id: int, command: _Command) -> dict
     name, args = command.command, command.args
     if name == "ready":
         _AgentArgs.model_validate(args)
-        await actions.ready(db, agent_id)
+        await actions.login_and_ready(db, agent_id)
+    elif name == "logout":
+        _AgentArgs.model_validate(args)
+        await actions.logout(db, agent_id)
     elif name == "pause":
         await actions.pause(db, agent_id, _PauseArgs.model_validate(args).reason)
     elif name == "answer":

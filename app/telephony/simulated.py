@@ -117,6 +117,9 @@ class SimulatedPlatform(TelephonyPlatform):
             agent_id = int(command["args"]["agent_id"])
             if agent_id in self._agents:
                 self._spawn(self._agent_answers(command["call_id"], agent_id))
+            else:
+                # A person at a web softphone: their screen answers; we play the caller.
+                self._spawn(self._caller_talks_to_person(command["call_id"]))
         elif command["command"] == "hangup":
             live = self._calls.pop(command["call_id"], None)
             if live is not None:
@@ -224,6 +227,17 @@ class SimulatedPlatform(TelephonyPlatform):
             await self._agent_step(agent_id, "hangup")
         await asyncio.sleep(self.rng.uniform(2.0, 8.0))  # wrap-up notes
         await self._agent_step(agent_id, "end_wrap_up")
+
+    async def _caller_talks_to_person(self, provider_call_id: str) -> None:
+        live = self._calls.get(provider_call_id)
+        if live is not None:
+            live.connected.set()  # being put through: the caller stops counting
+        await asyncio.sleep(self.settings.sim_talk_seconds * 3)
+        if self._calls.pop(provider_call_id, None) is not None:
+            # Callers do not talk forever; a person's own hang-up usually comes first.
+            await self._event(
+                CallHangup(event_id=self._event_id(), call_id=provider_call_id, type="call.hangup")
+            )
 
     async def _agent_step(self, agent_id: int, step: str) -> None:
         assert self._db is not None
