@@ -71,6 +71,12 @@ class Settings(BaseSettings):
     screen_grace_seconds: float = Field(
         default=60.0, description="A volunteer whose screen is gone this long is paused."
     )
+    replay_max_events: int = Field(
+        default=500, description="A reconnecting screen further behind than this gets a resync."
+    )
+    screen_queue_size: int = Field(
+        default=1000, description="Messages buffered per screen before it is cut as too slow."
+    )
     heartbeat_seconds: float = Field(
         default=15.0, description="Screens ping this often; silent for 3x this, they are cut."
     )

@@ -36,11 +36,13 @@ class Screen:
     campaign_id: int | None
     agent_id: int | None
     session_id: int
-    queue: asyncio.Queue[dict[str, Any]] = field(
-        default_factory=lambda: asyncio.Queue(maxsize=QUEUE_SIZE)
-    )
+    queue_size: int = QUEUE_SIZE
+    queue: asyncio.Queue[dict[str, Any]] = field(init=False)
     closing: CloseCode | None = None
     id: int = field(default_factory=itertools.count(1).__next__)
+
+    def __post_init__(self) -> None:
+        self.queue = asyncio.Queue(maxsize=self.queue_size)
 
     def wants(self, message: dict[str, Any]) -> bool:
         data = message["data"]

@@ -41,7 +41,6 @@ from app.settings import Settings
 log = logging.getLogger(__name__)
 router = APIRouter()
 
-REPLAY_MAX = 500
 COMMANDS_PER_SECOND = 10.0
 COMMAND_BURST = 20
 FLOOD_LIMIT = 50  # refused commands in a row before the socket is cut
@@ -160,6 +159,7 @@ class ScreenConnection:
             campaign_id=principal.campaign_id,
             agent_id=principal.agent_id,
             session_id=principal.session_id,
+            queue_size=self.settings.screen_queue_size,
         )
         self.hub.add(screen)  # first, so nothing published from now on is missed
         try:
@@ -225,10 +225,10 @@ class ScreenConnection:
                     select(Event)
                     .where(Event.seq > last_seq, Event.seq <= current, self._filter(screen))
                     .order_by(Event.seq)
-                    .limit(REPLAY_MAX + 1)
+                    .limit(self.settings.replay_max_events + 1)
                 )
                 missed = list((await session.execute(stmt)).scalars())
-            if len(missed) <= REPLAY_MAX:
+            if len(missed) <= self.settings.replay_max_events:
                 for event in missed:
                     await self.ws.send_json(event.as_message())
                 self.sent_upto = current
