@@ -24,6 +24,7 @@ from app.telephony.delivery import CommandDelivery
 from app.telephony.endpoints import router as telephony_router
 from app.telephony.http_callback import HttpCallbackPlatform
 from app.telephony.port import TelephonyPlatform
+from app.web.pages import router as web_router
 
 log = logging.getLogger(__name__)
 
@@ -102,4 +103,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(telephony_router)
     app.include_router(auth_router)
     app.include_router(sockets_router)
+    app.include_router(web_router)
     return app

@@ -21,6 +21,8 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from app.auth.service import Role, create_user
+from app.auth.service import login as auth_login
 from app.db import Base, Database
 from app.main import create_app
 from app.migrate import upgrade
@@ -100,6 +102,35 @@ async def truncate_all(db: Database) -> None:
                 await conn.execute(text(f"DELETE FROM {table}"))
 
 
+ADMIN_USERNAME = "test-admin"
+ADMIN_PASSWORD = "test-admin-password"
+
+
+async def admin_token(db: Database) -> str:
+    """Create the admin user and log it in (bearer), as an operator would at set-up."""
+    async with db.unit_of_work() as uow:
+        await create_user(
+            uow,
+            username=ADMIN_USERNAME,
+            display_name="Admin",
+            role=Role.ADMIN,
+            secret=ADMIN_PASSWORD,
+        )
+    async with db.unit_of_work() as uow:
+        result = await auth_login(
+            uow,
+            username=ADMIN_USERNAME,
+            secret=ADMIN_PASSWORD,
+            campaign_id=None,
+            client="tests",
+            kind="bearer",
+            hours=1,
+            max_failures=5,
+        )
+    assert result is not None
+    return result[0]
+
+
 def make_settings(database_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "database_url": database_url,
@@ -171,8 +202,11 @@ async def hotline_factory(
         lifespan = app.router.lifespan_context(app)
         await lifespan.__aenter__()
         await truncate_all(app.state.db)
+        token = await admin_token(app.state.db)
         client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://testserver",
+            headers={"Authorization": f"Bearer {token}"},
         )
         started.append((lifespan, client))
         return Hotline(client, app.state.db, settings)

@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy import select
 
-from app.acd import config, lifecycle, repository, stats
+from app.acd import actions, config, lifecycle, repository, stats
 from app.acd.models import Agent, Call, Campaign, Queue, Seat
 from app.acd.schemas import (
     AgentIn,
@@ -36,6 +36,8 @@ from app.acd.schemas import (
     agent_out,
 )
 from app.acd.states import AgentState
+from app.auth.deps import check_agent, check_campaign, current_principal, require
+from app.auth.service import Principal, Role
 from app.db import Database, utcnow
 from app.deps import get_app_settings, get_db
 from app.errors import Conflict, Invalid, NotFound
@@ -43,31 +45,49 @@ from app.settings import Settings
 
 router = APIRouter()
 DB = Annotated[Database, Depends(get_db)]
+# Who may: admins configure; supervisors watch and steer their own campaign;
+# organisers read; volunteers act on their own session only.
+Admin = Annotated[Principal, Depends(require())]
+Staff = Annotated[Principal, Depends(require(Role.SUPERVISOR, Role.ORGANISER))]
+Steering = Annotated[Principal, Depends(require(Role.SUPERVISOR, Role.AGENT))]
+Anyone = Annotated[Principal, Depends(current_principal)]
+
+
+def _scope(principal: Principal, campaign_id: int | None) -> int | None:
+    """The campaign a listing is limited to: a supervisor sees their own only."""
+    if principal.role in (Role.SUPERVISOR, Role.AGENT):
+        if campaign_id is not None:
+            check_campaign(principal, campaign_id)
+        return principal.campaign_id
+    return campaign_id
 
 
 # --- campaigns -------------------------------------------------------------------
 
 
 @router.post("/campaigns", status_code=201, response_model=CampaignOut, tags=["config"])
-async def create_campaign(body: CampaignIn, db: DB) -> Campaign:
+async def create_campaign(body: CampaignIn, db: DB, _: Admin) -> Campaign:
     async with db.unit_of_work() as uow:
         return await config.create_campaign(uow, body)
 
 
 @router.get("/campaigns", response_model=list[CampaignOut], tags=["config"])
-async def list_campaigns(db: DB) -> list[Campaign]:
+async def list_campaigns(db: DB, principal: Staff) -> list[Campaign]:
     async with db.read() as session:
-        return await config.list_rows(session, Campaign)
+        campaigns = await config.list_rows(session, Campaign)
+    scope = _scope(principal, None)
+    return [c for c in campaigns if scope is None or c.id == scope]
 
 
 @router.get("/campaigns/{campaign_id}", response_model=CampaignOut, tags=["config"])
-async def get_campaign(campaign_id: int, db: DB) -> Campaign:
+async def get_campaign(campaign_id: int, db: DB, principal: Staff) -> Campaign:
+    check_campaign(principal, campaign_id)
     async with db.read() as session:
         return await repository.get_campaign(session, campaign_id)
 
 
 @router.patch("/campaigns/{campaign_id}", response_model=CampaignOut, tags=["config"])
-async def update_campaign(campaign_id: int, body: CampaignPatch, db: DB) -> Campaign:
+async def update_campaign(campaign_id: int, body: CampaignPatch, db: DB, _: Admin) -> Campaign:
     async with db.unit_of_work() as uow:
         return await config.update_campaign(uow, campaign_id, body)
 
@@ -76,25 +96,27 @@ async def update_campaign(campaign_id: int, body: CampaignPatch, db: DB) -> Camp
 
 
 @router.post("/queues", status_code=201, response_model=QueueOut, tags=["config"])
-async def create_queue(body: QueueIn, db: DB) -> Queue:
+async def create_queue(body: QueueIn, db: DB, _: Admin) -> Queue:
     async with db.unit_of_work() as uow:
         return await config.create_queue(uow, body)
 
 
 @router.get("/queues", response_model=list[QueueOut], tags=["config"])
-async def list_queues(db: DB, campaign_id: int | None = None) -> list[Queue]:
+async def list_queues(db: DB, principal: Staff, campaign_id: int | None = None) -> list[Queue]:
     async with db.read() as session:
-        return await config.list_rows(session, Queue, campaign_id)
+        return await config.list_rows(session, Queue, _scope(principal, campaign_id))
 
 
 @router.get("/queues/{queue_id}", response_model=QueueOut, tags=["config"])
-async def get_queue(queue_id: int, db: DB) -> Queue:
+async def get_queue(queue_id: int, db: DB, principal: Staff) -> Queue:
     async with db.read() as session:
-        return await repository.get_queue(session, queue_id)
+        queue = await repository.get_queue(session, queue_id)
+    check_campaign(principal, queue.campaign_id)
+    return queue
 
 
 @router.patch("/queues/{queue_id}", response_model=QueueOut, tags=["config"])
-async def update_queue(queue_id: int, body: QueuePatch, db: DB) -> Queue:
+async def update_queue(queue_id: int, body: QueuePatch, db: DB, _: Admin) -> Queue:
     async with db.unit_of_work() as uow:
         return await config.update_queue(uow, queue_id, body)
 
@@ -103,11 +125,13 @@ async def update_queue(queue_id: int, body: QueuePatch, db: DB) -> Queue:
 async def queue_stats(
     queue_id: int,
     db: DB,
+    principal: Staff,
     settings: Annotated[Settings, Depends(get_app_settings)],
     window_seconds: Annotated[int | None, Query(ge=60, le=7 * 86400)] = None,
 ) -> dict[str, object]:
     async with db.read() as session:
         queue = await repository.get_queue(session, queue_id)
+        check_campaign(principal, queue.campaign_id)
         return await stats.queue_stats(
             session,
             queue,
@@ -127,7 +151,7 @@ async def _agent_out(db: Database, agent_id: int) -> AgentOut:
 
 
 @router.post("/agents", status_code=201, response_model=AgentOut, tags=["config"])
-async def create_agent(body: AgentIn, db: DB) -> AgentOut:
+async def create_agent(body: AgentIn, db: DB, _: Admin) -> AgentOut:
     async with db.unit_of_work() as uow:
         agent = await config.create_agent(uow, body)
     return await _agent_out(db, agent.id)
@@ -135,10 +159,10 @@ async def create_agent(body: AgentIn, db: DB) -> AgentOut:
 
 @router.get("/agents", response_model=list[AgentOut], tags=["config"])
 async def list_agents(
-    db: DB, campaign_id: int | None = None, state: AgentState | None = None
+    db: DB, principal: Staff, campaign_id: int | None = None, state: AgentState | None = None
 ) -> list[AgentOut]:
     async with db.read() as session:
-        agents = await config.list_rows(session, Agent, campaign_id)
+        agents = await config.list_rows(session, Agent, _scope(principal, campaign_id))
         if state is not None:
             agents = [a for a in agents if a.state == state]
         skills = await config.skills_by_agent(session, [a.id for a in agents])
@@ -146,19 +170,29 @@ async def list_agents(
 
 
 @router.get("/agents/{agent_id}", response_model=AgentOut, tags=["config"])
-async def get_agent(agent_id: int, db: DB) -> AgentOut:
-    return await _agent_out(db, agent_id)
+async def get_agent(agent_id: int, db: DB, principal: Anyone) -> AgentOut:
+    out = await _agent_out(db, agent_id)
+    if principal.role != Role.ORGANISER:
+        check_agent(principal, agent_id, out.campaign_id)
+    return out
 
 
 @router.patch("/agents/{agent_id}", response_model=AgentOut, tags=["config"])
-async def update_agent(agent_id: int, body: AgentPatch, db: DB) -> AgentOut:
+async def update_agent(agent_id: int, body: AgentPatch, db: DB, _: Admin) -> AgentOut:
     async with db.unit_of_work() as uow:
         await config.update_agent(uow, agent_id, body)
     return await _agent_out(db, agent_id)
 
 
+async def _may_act(db: Database, principal: Principal, agent_id: int) -> None:
+    async with db.read() as session:
+        agent = await repository.get_agent(session, agent_id)
+    check_agent(principal, agent_id, agent.campaign_id)
+
+
 @router.post("/agents/{agent_id}/login", response_model=AgentOut, tags=["agent"])
-async def agent_login(agent_id: int, body: LoginIn, db: DB) -> AgentOut:
+async def agent_login(agent_id: int, body: LoginIn, db: DB, principal: Steering) -> AgentOut:
+    await _may_act(db, principal, agent_id)
     async with db.unit_of_work() as uow:
         agent = await repository.get_agent(uow.session, agent_id, lock=True)
         if body.seat_id is not None:
@@ -181,74 +215,63 @@ async def agent_login(agent_id: int, body: LoginIn, db: DB) -> AgentOut:
 
 
 @router.post("/agents/{agent_id}/ready", response_model=AgentOut, tags=["agent"])
-async def agent_ready(agent_id: int, db: DB) -> AgentOut:
-    async with db.unit_of_work() as uow:
-        agent = await repository.get_agent(uow.session, agent_id, lock=True)
-        await lifecycle.ready(uow, agent, utcnow())
+async def agent_ready(agent_id: int, db: DB, principal: Steering) -> AgentOut:
+    await _may_act(db, principal, agent_id)
+    await actions.ready(db, agent_id)
     return await _agent_out(db, agent_id)
 
 
 @router.post("/agents/{agent_id}/pause", response_model=AgentOut, tags=["agent"])
-async def agent_pause(agent_id: int, body: PauseIn, db: DB) -> AgentOut:
-    async with db.unit_of_work() as uow:
-        agent = await repository.get_agent(uow.session, agent_id, lock=True)
-        await lifecycle.pause(uow, agent, body.reason, utcnow())
+async def agent_pause(agent_id: int, body: PauseIn, db: DB, principal: Steering) -> AgentOut:
+    await _may_act(db, principal, agent_id)
+    await actions.pause(db, agent_id, body.reason)
     return await _agent_out(db, agent_id)
 
 
 @router.post("/agents/{agent_id}/logout", response_model=AgentOut, tags=["agent"])
-async def agent_logout(agent_id: int, db: DB) -> AgentOut:
-    async with db.unit_of_work() as uow:
-        agent = await repository.get_agent(uow.session, agent_id, lock=True)
-        await lifecycle.logout(uow, agent, utcnow())
+async def agent_logout(agent_id: int, db: DB, principal: Steering) -> AgentOut:
+    await _may_act(db, principal, agent_id)
+    await actions.logout(db, agent_id)
     return await _agent_out(db, agent_id)
 
 
 @router.post("/agents/{agent_id}/answer", response_model=AgentOut, tags=["agent"])
-async def agent_answer(agent_id: int, db: DB) -> AgentOut:
+async def agent_answer(agent_id: int, db: DB, principal: Steering) -> AgentOut:
     """The agent's screen takes the offered call (what auto-answer does without a click)."""
-    async with db.unit_of_work() as uow:
-        call, agent = await lifecycle.agent_call(uow, agent_id)
-        await lifecycle.connect(uow, call, agent, utcnow())
+    await _may_act(db, principal, agent_id)
+    await actions.answer(db, agent_id)
     return await _agent_out(db, agent_id)
 
 
 @router.post("/agents/{agent_id}/hangup", response_model=AgentOut, tags=["agent"])
-async def agent_hangup(agent_id: int, db: DB) -> AgentOut:
-    async with db.unit_of_work() as uow:
-        call, agent = await lifecycle.agent_call(uow, agent_id)
-        await lifecycle.start_wrap_up(uow, call, agent, utcnow(), by="agent")
+async def agent_hangup(agent_id: int, db: DB, principal: Steering) -> AgentOut:
+    await _may_act(db, principal, agent_id)
+    await actions.hangup(db, agent_id)
     return await _agent_out(db, agent_id)
 
 
 @router.post("/agents/{agent_id}/transfer", response_model=AgentOut, tags=["agent"])
-async def agent_transfer(agent_id: int, body: TransferIn, db: DB) -> AgentOut:
-    if (body.queue_id is None) == (body.number is None):
-        raise Invalid("give exactly one of queue_id or number", field="queue_id")
-    async with db.unit_of_work() as uow:
-        call, agent = await lifecycle.agent_call(uow, agent_id)
-        if body.queue_id is not None:
-            target = await repository.get_queue(uow.session, body.queue_id)
-            await lifecycle.transfer_to_queue(uow, call, agent, target, utcnow())
-        else:
-            assert body.number is not None
-            await lifecycle.transfer_out(uow, call, agent, body.number, utcnow())
+async def agent_transfer(agent_id: int, body: TransferIn, db: DB, principal: Steering) -> AgentOut:
+    await _may_act(db, principal, agent_id)
+    await actions.transfer(db, agent_id, body.queue_id, body.number)
     return await _agent_out(db, agent_id)
 
 
 @router.post("/agents/{agent_id}/wrap-up/end", response_model=AgentOut, tags=["agent"])
-async def agent_end_wrap_up(agent_id: int, body: WrapUpEndIn, db: DB) -> AgentOut:
-    async with db.unit_of_work() as uow:
-        call, agent = await lifecycle.agent_call(uow, agent_id)
-        await lifecycle.end_wrap_up(uow, call, agent, utcnow(), body.disposition)
+async def agent_end_wrap_up(
+    agent_id: int, body: WrapUpEndIn, db: DB, principal: Steering
+) -> AgentOut:
+    await _may_act(db, principal, agent_id)
+    await actions.end_wrap_up(db, agent_id, body.disposition)
     return await _agent_out(db, agent_id)
 
 
 @router.post("/agents/{agent_id}/wrap-up/extend", response_model=AgentOut, tags=["agent"])
-async def agent_extend_wrap_up(agent_id: int, body: WrapUpExtendIn, db: DB) -> AgentOut:
-    async with db.unit_of_work() as uow:
-        agent = await repository.get_agent(uow.session, agent_id, lock=True)
-        await lifecycle.extend_wrap_up(uow, agent, body.seconds, utcnow())
+async def agent_extend_wrap_up(
+    agent_id: int, body: WrapUpExtendIn, db: DB, principal: Steering
+) -> AgentOut:
+    await _may_act(db, principal, agent_id)
+    await actions.extend_wrap_up(db, agent_id, body.seconds)
     return await _agent_out(db, agent_id)
 
 
@@ -256,47 +279,56 @@ async def agent_extend_wrap_up(agent_id: int, body: WrapUpExtendIn, db: DB) -> A
 
 
 @router.post("/seats", status_code=201, response_model=SeatOut, tags=["config"])
-async def create_seat(body: SeatIn, db: DB) -> Seat:
+async def create_seat(body: SeatIn, db: DB, _: Admin) -> Seat:
     async with db.unit_of_work() as uow:
         return await config.create_seat(uow, body)
 
 
 @router.get("/seats", response_model=list[SeatOut], tags=["config"])
-async def list_seats(db: DB, campaign_id: int | None = None) -> list[Seat]:
+async def list_seats(db: DB, principal: Staff, campaign_id: int | None = None) -> list[Seat]:
     async with db.read() as session:
-        return await config.list_rows(session, Seat, campaign_id)
+        return await config.list_rows(session, Seat, _scope(principal, campaign_id))
 
 
 @router.get("/seats/{seat_id}", response_model=SeatOut, tags=["config"])
-async def get_seat(seat_id: int, db: DB) -> Seat:
+async def get_seat(seat_id: int, db: DB, principal: Staff) -> Seat:
     async with db.read() as session:
-        return await config.get_seat(session, seat_id)
+        seat = await config.get_seat(session, seat_id)
+    check_campaign(principal, seat.campaign_id)
+    return seat
 
 
 @router.patch("/seats/{seat_id}", response_model=SeatOut, tags=["config"])
-async def update_seat(seat_id: int, body: SeatPatch, db: DB) -> Seat:
+async def update_seat(seat_id: int, body: SeatPatch, db: DB, _: Admin) -> Seat:
     async with db.unit_of_work() as uow:
         return await config.update_seat(uow, seat_id, body)
 
 
 @router.get("/calls/{call_id}", response_model=CallOut, tags=["acd"])
-async def get_call(call_id: int, db: DB) -> Call:
+async def get_call(call_id: int, db: DB, principal: Anyone) -> Call:
     async with db.read() as session:
         call = await session.get(Call, call_id)
-        if call is None:
+    if call is None:
+        raise NotFound(f"call {call_id} not found", field="call_id")
+    if principal.role == Role.AGENT:
+        if call.agent_id != principal.agent_id:
             raise NotFound(f"call {call_id} not found", field="call_id")
-        return call
+    else:
+        check_campaign(principal, call.campaign_id)
+    return call
 
 
 @router.get("/calls", response_model=list[CallOut], tags=["acd"])
 async def list_calls(
     db: DB,
+    principal: Staff,
     campaign_id: int | None = None,
     state: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[Call]:
     async with db.read() as session:
         stmt = select(Call).order_by(Call.id.desc()).limit(limit)
+        campaign_id = _scope(principal, campaign_id)
         if campaign_id is not None:
             stmt = stmt.where(Call.campaign_id == campaign_id)
         if state is not None:

@@ -1,0 +1,465 @@
+// The volunteer screen: state, incoming-call pop (auto-answer), call timer,
+// hang-up, wrap-up with a disposition, supervisor messages, shortcuts, reconnection.
+
+import {
+  ScreenSocket,
+  callerText,
+  clock,
+  connectionBanner,
+  fmtDuration,
+  fmtSeconds,
+  goToLogin,
+  reasonLabel,
+  setText,
+  showNotAllowed,
+  signOut,
+  stateLabel,
+  whoAmI,
+} from "/static/common.js";
+
+const $ = (id) => document.getElementById(id);
+const BUSY = new Set(["reserved", "on_call", "wrap_up"]);
+const SHORTCUTS_KEY = "pledgeline.agent.shortcuts";
+const HINTS = {
+  logged_out: "Press Ready to start taking calls.",
+  available: "Waiting for a call. Calls are answered automatically.",
+  reserved: "A call is coming through…",
+  on_call: "Talk to the caller; press Hang up when the call is over.",
+  wrap_up: "Choose how the call ended, then press End wrap-up.",
+  paused: "You will not get calls. Press Ready when you are back.",
+};
+
+const ui = {
+  badge: $("state-badge"),
+  stateTime: $("state-time"),
+  stateHint: $("state-hint"),
+  pendingNote: $("pending-note"),
+  ready: $("ready-btn"),
+  pause: $("pause-btn"),
+  pauseReason: $("pause-reason"),
+  logout: $("logout-btn"),
+  status: $("command-status"),
+  pop: $("call-pop"),
+  noCall: $("no-call"),
+  callBody: $("call-body"),
+  caller: $("call-caller"),
+  wait: $("call-wait"),
+  queue: $("call-queue"),
+  timer: $("call-timer"),
+  answer: $("answer-btn"),
+  hangup: $("hangup-btn"),
+  wrapup: $("wrapup"),
+  countdown: $("wrapup-countdown"),
+  wrapupError: $("wrapup-error"),
+  endWrapup: $("end-wrapup-btn"),
+  extend: $("extend-btn"),
+  shortcuts: $("shortcuts-toggle"),
+  who: $("who"),
+  banners: $("banners"),
+  broadcasts: $("broadcasts"),
+  conn: $("conn-status"),
+};
+
+const S = {
+  me: null,
+  agent: { state: "logged_out", pause_reason: null, state_since: null, display_name: "" },
+  call: null, // {id, state, caller, issue, wait, queue, answeredAt, talkSeconds, autoAnswer}
+  wrapupUntil: null,
+  wrapCallId: null,
+  queues: {},
+  pending: null, // {state, reason}: asked during a call, applied when it ends
+  answered: new Set(),
+};
+
+let socket = null;
+
+// --- drawing ----------------------------------------------------------------------
+
+function setPop(text, phase) {
+  ui.pop.dataset.phase = phase || "";
+  setText(ui.pop, text);
+}
+
+function status(text, isError = false) {
+  ui.status.classList.toggle("error", isError);
+  setText(ui.status, text);
+}
+
+function render() {
+  const a = S.agent;
+  const busy = BUSY.has(a.state);
+  ui.badge.dataset.state = a.state;
+  let label = a.state === "available" ? "Ready" : stateLabel(a.state);
+  if (a.state === "paused" && a.pause_reason) label += `: ${reasonLabel(a.pause_reason)}`;
+  setText(ui.badge, label);
+  setText(ui.stateHint, HINTS[a.state] || "");
+  if (S.pending && busy) {
+    setText(
+      ui.pendingNote,
+      S.pending.state === "logged_out"
+        ? "You will stop taking calls after this call. Press Ready to cancel."
+        : `You will be paused after this call (${reasonLabel(S.pending.reason)}). Press Ready to cancel.`,
+    );
+  } else {
+    setText(ui.pendingNote, "");
+  }
+  ui.ready.disabled = !(a.state === "logged_out" || a.state === "paused" || (busy && S.pending));
+  ui.pause.disabled = a.state === "logged_out";
+  ui.logout.disabled = a.state === "logged_out";
+
+  const call = S.call;
+  ui.noCall.hidden = Boolean(call);
+  ui.callBody.hidden = !call;
+  if (call) {
+    setText(ui.caller, callerText(call.caller, call.issue));
+    setText(ui.wait, fmtSeconds(call.wait));
+    setText(ui.queue, call.queue || "–");
+  }
+  ui.answer.hidden = !(call && call.state === "offered" && !call.autoAnswer);
+  ui.hangup.disabled = !(call && call.state === "connected" && a.state === "on_call");
+
+  const inWrapUp = a.state === "wrap_up";
+  if (inWrapUp && S.wrapCallId !== (call ? call.id : null)) {
+    S.wrapCallId = call ? call.id : null;
+    for (const radio of document.querySelectorAll('input[name="disposition"]')) radio.checked = false;
+    setText(ui.wrapupError, "");
+  }
+  ui.wrapup.hidden = !inWrapUp;
+  if (S.me && a.display_name) setText(ui.who, a.display_name);
+  tick();
+}
+
+function tick() {
+  const a = S.agent;
+  setText(ui.stateTime, a.state_since ? `for ${fmtDuration(clock.since(a.state_since))}` : "");
+  const call = S.call;
+  if (call) {
+    let talk = 0;
+    if (call.talkSeconds !== undefined && call.talkSeconds !== null) talk = call.talkSeconds;
+    else if (call.answeredAt) talk = clock.since(call.answeredAt);
+    setText(ui.timer, fmtDuration(talk));
+  }
+  if (a.state === "wrap_up") {
+    if (S.wrapupUntil) {
+      const left = clock.until(S.wrapupUntil);
+      setText(ui.countdown, left > 0 ? fmtDuration(Math.ceil(left)) : "0:00 — ending…");
+    } else {
+      setText(ui.countdown, "–");
+    }
+  }
+}
+
+// --- messages ---------------------------------------------------------------------
+
+function callFromView(view) {
+  let wait = view.wait_seconds;
+  if ((wait === null || wait === undefined) && view.queued_at && view.offered_at) {
+    wait = (Date.parse(view.offered_at) - Date.parse(view.queued_at)) / 1000;
+  }
+  return {
+    id: view.id,
+    state: view.state,
+    caller: view.caller_number,
+    issue: view.caller_number_issue,
+    wait,
+    queue: S.queues[view.queue_id] || "",
+    answeredAt: view.answered_at,
+    autoAnswer: false,
+  };
+}
+
+function applySnapshot(data) {
+  S.queues = data.queues || {};
+  S.agent = { ...data.agent };
+  S.pending = data.agent.pending_state ? { state: data.agent.pending_state, reason: null } : null;
+  S.call = data.call ? callFromView(data.call) : null;
+  S.wrapupUntil = data.wrapup_until;
+  if (S.call) {
+    const who = callerText(S.call.caller, S.call.issue);
+    if (S.call.state === "offered") setPop(`Incoming call from ${who}`, "offered");
+    else if (S.call.state === "connected") setPop(`On call with ${who}`, "connected");
+    else setPop(`Call with ${who} ended`, "ended");
+  } else {
+    setPop("", "");
+  }
+}
+
+function sameCall(data) {
+  return S.call && S.call.id === data.call_id;
+}
+
+function onEvent(msg) {
+  const d = msg.data || {};
+  switch (msg.type) {
+    case "snapshot":
+      applySnapshot(d);
+      break;
+    case "resync":
+      status("Catching up…");
+      break;
+    case "agent.state":
+      S.agent.state = d.state;
+      S.agent.pause_reason = d.reason;
+      S.agent.state_since = msg.at;
+      if (!BUSY.has(d.state)) {
+        S.pending = null;
+        S.wrapupUntil = null;
+        if (S.call) setPop("", "");
+        S.call = null;
+      }
+      break;
+    case "call.offered": {
+      S.call = {
+        id: d.call_id,
+        state: "offered",
+        caller: d.caller,
+        issue: d.caller_issue,
+        wait: d.wait_seconds,
+        queue: d.queue,
+        answeredAt: null,
+        autoAnswer: Boolean(d.auto_answer),
+      };
+      const who = callerText(d.caller, d.caller_issue);
+      setPop(`Incoming call from ${who} — waited ${fmtSeconds(d.wait_seconds)}`, "offered");
+      if (d.auto_answer && !S.answered.has(d.call_id)) {
+        S.answered.add(d.call_id);
+        socket.command("answer").catch((err) => {
+          if (S.call && S.call.id === d.call_id && S.call.state === "offered") {
+            S.call.autoAnswer = false; // let the volunteer answer by hand
+            status(`Could not answer automatically: ${err.message}`, true);
+            render();
+          }
+        });
+      }
+      break;
+    }
+    case "call.connected":
+      if (!sameCall(d)) {
+        S.call = {
+          id: d.call_id, state: "connected", caller: d.caller, issue: d.caller_issue,
+          wait: d.wait_seconds, queue: S.queues[d.queue_id] || "", autoAnswer: true,
+        };
+      }
+      S.call.state = "connected";
+      S.call.answeredAt = msg.at;
+      if (d.wait_seconds !== undefined) S.call.wait = d.wait_seconds;
+      setPop(`On call with ${callerText(S.call.caller, S.call.issue)}`, "connected");
+      break;
+    case "call.wrap_up":
+      if (sameCall(d)) {
+        S.call.state = "wrap_up";
+        S.call.talkSeconds = d.talk_seconds;
+        const who = callerText(S.call.caller, S.call.issue);
+        setPop(
+          d.by === "caller" ? `${who} hung up — wrap-up` : `Call with ${who} ended — wrap-up`,
+          "ended",
+        );
+      }
+      S.wrapupUntil = d.wrapup_until || S.wrapupUntil;
+      break;
+    case "call.transferred":
+      if (sameCall(d)) {
+        S.call.state = "transferred";
+        S.call.talkSeconds = S.call.answeredAt ? clock.since(S.call.answeredAt) : 0;
+        setPop(`Call transferred${d.to_queue ? ` to ${d.to_queue}` : ""} — wrap-up`, "ended");
+      }
+      break;
+    case "agent.wrap_up_extended":
+      S.wrapupUntil = d.wrapup_until;
+      break;
+    case "call.completed":
+      if (sameCall(d)) setPop("", "");
+      break;
+    case "call.abandoned":
+      if (sameCall(d)) {
+        S.call = null;
+        setPop("The caller hung up before the call was answered.", "ended");
+      }
+      break;
+    case "call.requeued":
+      if (sameCall(d)) {
+        S.call = null;
+        setPop("The call went back to the queue.", "ended");
+      }
+      break;
+    case "supervisor.broadcast":
+      showBroadcast(d.text, d.from, msg.at);
+      break;
+    case "error":
+      status(d.message || "Refused.", true);
+      break;
+    default:
+      break;
+  }
+  render();
+}
+
+function showBroadcast(text, from, at) {
+  const banner = document.createElement("div");
+  banner.className = "banner message";
+  banner.setAttribute("role", "alert");
+  const p = document.createElement("p");
+  p.textContent = `Message from ${from || "a supervisor"}: ${text}`;
+  const time = document.createElement("span");
+  time.className = "hint";
+  time.textContent = new Date(at).toLocaleTimeString([], { hour12: false });
+  const close = document.createElement("button");
+  close.type = "button";
+  close.className = "secondary small";
+  close.textContent = "Dismiss";
+  close.setAttribute("aria-label", `Dismiss the message from ${from || "a supervisor"}`);
+  close.addEventListener("click", () => banner.remove());
+  banner.append(p, time, close);
+  ui.broadcasts.prepend(banner);
+  while (ui.broadcasts.children.length > 5) ui.broadcasts.lastElementChild.remove();
+}
+
+// --- commands ---------------------------------------------------------------------
+
+function explain(err) {
+  if (err && err.code === "illegal_agent_transition") {
+    return `Not possible right now (you are ${stateLabel(S.agent.state).toLowerCase()}).`;
+  }
+  if (err && err.code === "no_current_call") return "There is no call to act on.";
+  return (err && err.message) || "Refused.";
+}
+
+async function run(command, args, done) {
+  status("");
+  try {
+    await socket.command(command, args);
+    if (done) done();
+  } catch (err) {
+    status(explain(err), true);
+  }
+  render();
+}
+
+function ready() {
+  const busy = BUSY.has(S.agent.state);
+  run("ready", {}, () => {
+    S.pending = null;
+    status(busy ? "You will stay ready after this call." : "");
+  });
+}
+
+function pause() {
+  const reason = ui.pauseReason.value;
+  const busy = BUSY.has(S.agent.state);
+  run("pause", { reason }, () => {
+    if (busy) S.pending = { state: "paused", reason };
+  });
+}
+
+function logout() {
+  const busy = BUSY.has(S.agent.state);
+  run("logout", {}, () => {
+    if (busy) S.pending = { state: "logged_out", reason: null };
+  });
+}
+
+function endWrapUp() {
+  const chosen = document.querySelector('input[name="disposition"]:checked');
+  if (!chosen) {
+    setText(ui.wrapupError, "Choose how the call ended first.");
+    const first = document.querySelector('input[name="disposition"]');
+    if (first) first.focus();
+    return;
+  }
+  setText(ui.wrapupError, "");
+  run("end_wrap_up", { disposition: chosen.value });
+}
+
+ui.ready.addEventListener("click", ready);
+ui.pause.addEventListener("click", pause);
+ui.logout.addEventListener("click", logout);
+ui.answer.addEventListener("click", () => run("answer", {}));
+ui.hangup.addEventListener("click", () => run("hangup", {}));
+ui.endWrapup.addEventListener("click", endWrapUp);
+ui.extend.addEventListener("click", () => run("extend_wrap_up", { seconds: 30 }));
+for (const radio of document.querySelectorAll('input[name="disposition"]')) {
+  radio.addEventListener("change", () => setText(ui.wrapupError, ""));
+}
+
+// --- keyboard shortcuts (can be turned off: WCAG 2.1.4) -----------------------------
+
+function shortcutsOn() {
+  return localStorage.getItem(SHORTCUTS_KEY) !== "off";
+}
+ui.shortcuts.checked = shortcutsOn();
+ui.shortcuts.addEventListener("change", () => {
+  localStorage.setItem(SHORTCUTS_KEY, ui.shortcuts.checked ? "on" : "off");
+});
+
+const SHORTCUTS = { r: ui.ready, p: ui.pause, h: ui.hangup, e: ui.endWrapup };
+
+document.addEventListener("keydown", (event) => {
+  if (!ui.shortcuts.checked || event.ctrlKey || event.metaKey || event.altKey) return;
+  const target = event.target;
+  if (target instanceof HTMLElement) {
+    const typing =
+      target.isContentEditable ||
+      target instanceof HTMLTextAreaElement ||
+      target instanceof HTMLSelectElement ||
+      (target instanceof HTMLInputElement && !["checkbox", "radio", "button"].includes(target.type));
+    if (typing) return;
+  }
+  const button = SHORTCUTS[event.key.toLowerCase()];
+  if (!button || button.disabled || button.closest("[hidden]")) return;
+  event.preventDefault();
+  button.click();
+});
+
+// --- start --------------------------------------------------------------------------
+
+async function signOutClicked() {
+  if (BUSY.has(S.agent.state)) {
+    status("Finish the call and the wrap-up before signing out.", true);
+    return;
+  }
+  if (S.agent.state !== "logged_out" && socket && socket.isOpen) {
+    try {
+      await socket.command("logout");
+    } catch {
+      /* signing out anyway: the server pauses a screen that is gone */
+    }
+  }
+  if (socket) socket.stop();
+  signOut(S.me.csrf_token);
+}
+
+async function main() {
+  let me;
+  try {
+    me = await whoAmI();
+  } catch {
+    status("The server cannot be reached. Reload the page to try again.", true);
+    return;
+  }
+  if (!me) {
+    goToLogin();
+    return;
+  }
+  S.me = me;
+  setText(ui.who, me.username);
+  $("signout-btn").addEventListener("click", signOutClicked);
+  if (me.role !== "agent" || me.agent_id === null) {
+    showNotAllowed($("main"), { me, wanted: "volunteers" });
+    return;
+  }
+  const banner = connectionBanner(ui.banners, ui.conn);
+  socket = new ScreenSocket("agent", {
+    csrf: me.csrf_token,
+    onMessage: onEvent,
+    onStatus: banner,
+    onFatal: (kind) => {
+      if (kind === "forbidden") showNotAllowed($("main"), { me, wanted: "volunteers" });
+      else goToLogin();
+    },
+  });
+  socket.start();
+  render();
+  setInterval(tick, 500);
+}
+
+main();
