@@ -1,0 +1,280 @@
+"""Who may do what: every API route by every role.
+
+The route list comes from the OpenAPI schema, so a new endpoint fails this test
+until it is given a row in ``POLICY``. Where a role is not allowed, the answer
+must be 401, 403 or 404; where it is, never 401 or 403.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from app.auth.service import Role, create_user
+from app.auth.service import login as auth_login
+from tests.conftest import Hotline, setup_campaign
+
+ANON, AGENT_A, AGENT_B, SUP_A, SUP_B, ORG, ADMIN = (
+    "anonymous",
+    "agent_a",
+    "agent_b",
+    "supervisor_a",
+    "supervisor_b",
+    "organiser",
+    "admin",
+)
+ROLES = (ANON, AGENT_A, AGENT_B, SUP_A, SUP_B, ORG, ADMIN)
+STAFF_READ = {ADMIN, SUP_A, SUP_B, ORG}  # listings, scoped to the supervisor's campaign
+CAMPAIGN_A_READ = {ADMIN, SUP_A, ORG}
+STEER_A = {ADMIN, SUP_A, AGENT_A}
+LOGGED_IN = set(ROLES) - {ANON}
+PUBLIC = set(ROLES)
+NOBODY: set[str] = set()  # HMAC-signed machine endpoints: no user role opens them
+
+# (method, path) -> roles allowed. Paths use campaign A's objects.
+POLICY: dict[tuple[str, str], set[str]] = {
+    ("GET", "/healthz"): PUBLIC,
+    ("GET", "/readyz"): PUBLIC,
+    ("GET", "/campaigns"): STAFF_READ,
+    ("POST", "/campaigns"): {ADMIN},
+    ("GET", "/campaigns/{campaign_id}"): CAMPAIGN_A_READ,
+    ("PATCH", "/campaigns/{campaign_id}"): {ADMIN},
+    ("GET", "/queues"): STAFF_READ,
+    ("POST", "/queues"): {ADMIN},
+    ("GET", "/queues/{queue_id}"): CAMPAIGN_A_READ,
+    ("PATCH", "/queues/{queue_id}"): {ADMIN},
+    ("GET", "/queues/{queue_id}/stats"): CAMPAIGN_A_READ,
+    ("GET", "/agents"): STAFF_READ,
+    ("POST", "/agents"): {ADMIN},
+    ("GET", "/agents/{agent_id}"): {ADMIN, SUP_A, ORG, AGENT_A},
+    ("PATCH", "/agents/{agent_id}"): {ADMIN},
+    ("POST", "/agents/{agent_id}/login"): STEER_A,
+    ("POST", "/agents/{agent_id}/ready"): STEER_A,
+    ("POST", "/agents/{agent_id}/pause"): STEER_A,
+    ("POST", "/agents/{agent_id}/logout"): STEER_A,
+    ("POST", "/agents/{agent_id}/answer"): STEER_A,
+    ("POST", "/agents/{agent_id}/hangup"): STEER_A,
+    ("POST", "/agents/{agent_id}/transfer"): STEER_A,
+    ("POST", "/agents/{agent_id}/wrap-up/end"): STEER_A,
+    ("POST", "/agents/{agent_id}/wrap-up/extend"): STEER_A,
+    ("GET", "/seats"): STAFF_READ,
+    ("POST", "/seats"): {ADMIN},
+    ("GET", "/seats/{seat_id}"): CAMPAIGN_A_READ,
+    ("PATCH", "/seats/{seat_id}"): {ADMIN},
+    ("GET", "/calls/{call_id}"): CAMPAIGN_A_READ,  # volunteers see only calls they took
+    ("GET", "/calls"): STAFF_READ,
+    ("POST", "/telephony/events"): NOBODY,
+    ("GET", "/telephony/commands"): NOBODY,
+    ("POST", "/auth/login"): PUBLIC,
+    ("GET", "/auth/me"): LOGGED_IN,
+    ("POST", "/auth/ws-token"): LOGGED_IN,
+    ("GET", "/users"): {ADMIN},
+    ("POST", "/users"): {ADMIN},
+    ("GET", "/auth/sessions"): {ADMIN},
+    # Last: these end sessions.
+    ("POST", "/users/{user_id}/revoke"): {ADMIN, SUP_A},
+    ("POST", "/auth/logout"): LOGGED_IN,
+}
+PUBLIC_PATHS = ("/healthz", "/readyz", "/auth/login")
+ENDS_SESSIONS = {("POST", "/users/{user_id}/revoke"), ("POST", "/auth/logout")}
+
+BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("POST", "/campaigns"): {"name": "Matrix", "dialled_numbers": ["+33800999999"]},
+    ("PATCH", "/campaigns/{campaign_id}"): {"closed_message": "Closed."},
+    ("POST", "/queues"): {"campaign_id": 0, "name": "matrix"},
+    ("PATCH", "/queues/{queue_id}"): {"wrapup_seconds": 25},
+    ("POST", "/agents"): {"campaign_id": 0, "login": "matrix", "display_name": "M"},
+    ("PATCH", "/agents/{agent_id}"): {"display_name": "Renamed"},
+    ("POST", "/agents/{agent_id}/login"): {},
+    ("POST", "/agents/{agent_id}/pause"): {"reason": "break"},
+    ("POST", "/agents/{agent_id}/transfer"): {"number": "+33142000000"},
+    ("POST", "/agents/{agent_id}/wrap-up/end"): {},
+    ("POST", "/agents/{agent_id}/wrap-up/extend"): {"seconds": 10},
+    ("POST", "/seats"): {"campaign_id": 0, "name": "matrix", "address": "sip:m@pbx"},
+    ("PATCH", "/seats/{seat_id}"): {"site": "annex"},
+    ("POST", "/telephony/events"): {"event_id": "x", "type": "call.hangup", "call_id": "x"},
+    ("POST", "/auth/login"): {"username": "org", "secret": "organiser-x"},
+    ("POST", "/users"): {
+        "username": "matrix",
+        "display_name": "M",
+        "role": "organiser",
+        "secret": "organiser-pass",
+    },
+}
+
+
+async def _user(
+    hotline: Hotline,
+    username: str,
+    role: Role,
+    secret: str,
+    campaign_id: int | None = None,
+    agent_id: int | None = None,
+) -> tuple[int, str]:
+    async with hotline.db.unit_of_work() as uow:
+        user = await create_user(
+            uow,
+            username=username,
+            display_name=username,
+            role=role,
+            secret=secret,
+            campaign_id=campaign_id,
+            agent_id=agent_id,
+        )
+    async with hotline.db.unit_of_work() as uow:
+        result = await auth_login(
+            uow,
+            username=username,
+            secret=secret,
+            campaign_id=campaign_id,
+            client="matrix",
+            kind="bearer",
+            hours=1,
+            max_failures=5,
+        )
+    assert result is not None
+    return user.id, result[0]
+
+
+async def test_every_route_is_classified(hotline: Hotline) -> None:
+    spec = (await hotline.http.get("/openapi.json")).json()
+    routes = {(m.upper(), p) for p, ops in spec["paths"].items() for m in ops}
+    assert routes == set(POLICY), {
+        "unclassified": sorted(routes - set(POLICY)),
+        "gone": sorted(set(POLICY) - routes),
+    }
+
+
+async def test_role_by_endpoint_matrix(hotline: Hotline) -> None:
+    a = await setup_campaign(hotline, agents=1)
+    b_campaign = await hotline.http.post(
+        "/campaigns", json={"name": "Campaign B", "dialled_numbers": ["+33800000002"]}
+    )
+    b_id = b_campaign.json()["id"]
+    b_agent = (
+        await hotline.http.post(
+            "/agents", json={"campaign_id": b_id, "login": "b1", "display_name": "B 1"}
+        )
+    ).json()["id"]
+    seat = (
+        await hotline.http.post(
+            "/seats", json={"campaign_id": a["campaign_id"], "name": "s1", "address": "sip:s1@pbx"}
+        )
+    ).json()["id"]
+    # A call nobody will be offered (no agent has the skill), so no volunteer sees it.
+    await hotline.http.patch(
+        f"/campaigns/{a['campaign_id']}",
+        json={"dialled_numbers": ["+33800000001", "+33800000003"]},
+    )
+    await hotline.http.post(
+        "/queues",
+        json={
+            "campaign_id": a["campaign_id"],
+            "name": "unstaffed",
+            "required_skill": "nobody-has-it",
+            "dialled_numbers": ["+33800000003"],
+        },
+    )
+    call = (await hotline.incoming("matrix-call", dialled="+33800000003")).json()["call"]["id"]
+    agent_a = a["agent_ids"][0]
+
+    tokens: dict[str, str | None] = {ANON: None}
+    user_a, tokens[AGENT_A] = await _user(
+        hotline, "agent-a", Role.AGENT, "1111", a["campaign_id"], agent_a
+    )
+    _, tokens[AGENT_B] = await _user(hotline, "agent-b", Role.AGENT, "2222", b_id, b_agent)
+    _, tokens[SUP_A] = await _user(
+        hotline, "sup-a", Role.SUPERVISOR, "supervisor-a", a["campaign_id"]
+    )
+    _, tokens[SUP_B] = await _user(hotline, "sup-b", Role.SUPERVISOR, "supervisor-b", b_id)
+    _, tokens[ORG] = await _user(hotline, "org", Role.ORGANISER, "organiser-x")
+    _, tokens[ADMIN] = await _user(hotline, "admin2", Role.ADMIN, "admin-two-pass")
+
+    ids = {
+        "campaign_id": a["campaign_id"],
+        "queue_id": a["queue_id"],
+        "agent_id": agent_a,
+        "seat_id": seat,
+        "call_id": call,
+        "user_id": user_a,
+    }
+    transport = hotline.http._transport
+    failures: list[str] = []
+    ordered = sorted(POLICY, key=lambda route: route in ENDS_SESSIONS)
+    for method, path in ordered:
+        for role in ROLES:
+            if (method, path) in ENDS_SESSIONS and role != ADMIN:
+                # Every other role's session must survive for the later rows.
+                continue
+            body = dict(BODIES.get((method, path), {}))
+            if body.get("campaign_id") == 0:
+                body["campaign_id"] = a["campaign_id"]
+            headers = {"Authorization": f"Bearer {tokens[role]}"} if tokens[role] else {}
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                response = await client.request(
+                    method,
+                    path.format(**ids),
+                    json=body if method != "GET" else None,
+                    headers=headers,
+                )
+            allowed = role in POLICY[(method, path)]
+            refused = response.status_code in (401, 403, 404)
+            if allowed and response.status_code in (401, 403):
+                failures.append(f"{role} {method} {path}: refused {response.status_code}")
+            if not allowed and not refused:
+                failures.append(f"{role} {method} {path}: got {response.status_code}")
+            anonymous_refused = role == ANON and path not in PUBLIC_PATHS
+            if anonymous_refused and response.status_code != 401:
+                failures.append(f"anonymous {method} {path}: {response.status_code} not 401")
+    assert failures == [], "\n".join(failures)
+
+
+async def test_supervisor_listings_are_scoped_to_their_campaign(hotline: Hotline) -> None:
+    a = await setup_campaign(hotline, agents=2)
+    b = await hotline.http.post(
+        "/campaigns", json={"name": "Campaign B", "dialled_numbers": ["+33800000002"]}
+    )
+    await hotline.http.post(
+        "/agents", json={"campaign_id": b.json()["id"], "login": "b1", "display_name": "B"}
+    )
+    _, token = await _user(hotline, "sup-a", Role.SUPERVISOR, "supervisor-a", a["campaign_id"])
+    headers = {"Authorization": f"Bearer {token}"}
+    agents = await hotline.http.get("/agents", headers=headers)
+    assert sorted(x["id"] for x in agents.json()) == sorted(a["agent_ids"])
+    campaigns = await hotline.http.get("/campaigns", headers=headers)
+    assert [c["id"] for c in campaigns.json()] == [a["campaign_id"]]
+    other = await hotline.http.get(f"/agents?campaign_id={b.json()['id']}", headers=headers)
+    assert other.status_code == 403
+
+
+async def test_cookie_sessions_need_the_csrf_token(hotline: Hotline) -> None:
+    a = await setup_campaign(hotline, agents=1)
+    await _user(hotline, "sup-a", Role.SUPERVISOR, "supervisor-a", a["campaign_id"])
+    transport = hotline.http._transport
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as browser:
+        r = await browser.post("/auth/login", json={"username": "sup-a", "secret": "supervisor-a"})
+        assert r.status_code == 200
+        assert "httponly" in r.headers["set-cookie"].lower()
+        assert "samesite=strict" in r.headers["set-cookie"].lower()
+        csrf = r.json()["csrf_token"]
+        agent = a["agent_ids"][0]
+        refused = await browser.post(f"/agents/{agent}/pause", json={"reason": "break"})
+        assert refused.status_code == 403
+        assert refused.json()["code"] == "csrf"
+        ok = await browser.post(
+            f"/agents/{agent}/pause", json={"reason": "break"}, headers={"X-CSRF-Token": csrf}
+        )
+        assert ok.status_code == 200
+        assert (await browser.get("/auth/me")).status_code == 200  # reads need no token
+
+
+async def test_failed_logins_are_rate_limited(hotline: Hotline) -> None:
+    await _user(hotline, "org", Role.ORGANISER, "organiser-x")
+    for _ in range(hotline.settings.login_max_failures):
+        r = await hotline.http.post("/auth/login", json={"username": "org", "secret": "nope"})
+        assert r.status_code == 401
+        assert r.json()["code"] == "bad_credentials"
+    r = await hotline.http.post("/auth/login", json={"username": "org", "secret": "organiser-x"})
+    assert r.status_code == 429
+    assert r.json()["code"] == "too_many_attempts"
