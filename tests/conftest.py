@@ -23,7 +23,7 @@ from sqlalchemy import text
 
 from app.auth.service import Role, create_user
 from app.auth.service import login as auth_login
-from app.db import Base, Database
+from app.db import Base, Database, make_engine
 from app.main import create_app
 from app.migrate import upgrade
 from app.settings import Settings
@@ -198,10 +198,16 @@ async def hotline_factory(
 
     async def _start(**overrides: Any) -> Hotline:
         settings = make_settings(database_url, **overrides)
+        # Empty the database before the app starts: its event feed begins at the
+        # newest event seen at start-up.
+        scratch = Database(make_engine(database_url))
+        try:
+            await truncate_all(scratch)
+        finally:
+            await scratch.dispose()
         app = create_app(settings)
         lifespan = app.router.lifespan_context(app)
         await lifespan.__aenter__()
-        await truncate_all(app.state.db)
         token = await admin_token(app.state.db)
         client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app),
