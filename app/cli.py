@@ -147,7 +147,13 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("options", nargs="*", help="key=value overrides")
     bench.set_defaults(func=_bench)
 
-    args = parser.parse_args(argv)
+    # `bench NAME --json key=value ...`: argparse fills the positional `options` before
+    # it meets --json, so what follows would be "unrecognized"; it belongs to options.
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if args.command != "bench" or any(item.startswith("-") for item in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.options = [*args.options, *extra]
     result: int = args.func(args)
     return result
 

@@ -49,32 +49,34 @@ async def _lease(db: Database) -> list[dict[str, object]]:
         return [commands.as_message(row) for row in rows]
 
 
-async def _settle(db: Database, command_id: int, error: str | None, max_attempts: int) -> None:
+async def _settle(db: Database, outcomes: dict[int, str | None], max_attempts: int) -> None:
+    """Record a batch's outcomes (command id -> error or None) in one transaction."""
     async with db.unit_of_work() as uow:
-        row = await uow.session.get(Command, command_id)
-        if row is None:
-            return
-        row.attempts += 1
-        if error is None:
-            row.delivery = "delivered"
-        elif row.attempts >= max_attempts:
-            row.delivery = "failed"
-            log.error("command %s (%s) failed for good: %s", row.id, row.command, error)
-        else:
-            row.next_attempt_at = utcnow() + backoff(row.attempts)
+        stmt = select(Command).where(Command.id.in_(outcomes)).with_for_update()
+        for row in (await uow.session.execute(stmt)).scalars():
+            error = outcomes[row.id]
+            row.attempts += 1
+            if error is None:
+                row.delivery = "delivered"
+            elif row.attempts >= max_attempts:
+                row.delivery = "failed"
+                log.error("command %s (%s) failed for good: %s", row.id, row.command, error)
+            else:
+                row.next_attempt_at = utcnow() + backoff(row.attempts)
 
 
 async def deliver_pending(db: Database, platform: TelephonyPlatform, max_attempts: int) -> int:
     sent = 0
     while batch := await _lease(db):
+        outcomes: dict[int, str | None] = {}
         for message in batch:
-            error: str | None = None
             try:
                 await platform.send(message)
+                outcomes[int(str(message["id"]))] = None
+                sent += 1
             except DeliveryFailed as exc:
-                error = str(exc)
-            await _settle(db, int(str(message["id"])), error, max_attempts)
-            sent += error is None
+                outcomes[int(str(message["id"]))] = str(exc)
+        await _settle(db, outcomes, max_attempts)
         if len(batch) < BATCH:
             break
     return sent

@@ -96,7 +96,7 @@ class SimulatedPlatform(TelephonyPlatform):
     async def start(self, db: Database) -> None:
         self._db = db
         self._spawn(self._arrivals())
-        self._spawn(self._staff_agents())
+        self._spawn(self._keep_staffed())
 
     async def stop(self) -> None:
         for task in list(self._tasks):
@@ -180,8 +180,17 @@ class SimulatedPlatform(TelephonyPlatform):
 
     # --- volunteers -----------------------------------------------------------------
 
+    async def _keep_staffed(self) -> None:
+        # Volunteers may be added during the show: look for new ones now and then.
+        while True:
+            try:
+                await self._staff_agents()
+            except Exception:
+                log.exception("staffing simulated volunteers failed")
+            await asyncio.sleep(2.0)
+
     async def _staff_agents(self) -> None:
-        """Log the simulated volunteers in at seats and make them ready."""
+        """Log the simulated volunteers in at seats and make them ready (once each)."""
         assert self._db is not None
         prefix = self.settings.sim_agent_prefix
         async with self._db.unit_of_work() as uow:
@@ -198,6 +207,8 @@ class SimulatedPlatform(TelephonyPlatform):
             free_seats = [s for s in seats if s.id not in {a.seat_id for a in agents}]
             now = utcnow()
             for agent in agents:
+                if agent.id in self._agents:
+                    continue
                 self._agents.add(agent.id)
                 if agent.state == AgentState.LOGGED_OUT:
                     seat = next((s for s in free_seats if s.campaign_id == agent.campaign_id), None)
@@ -225,7 +236,8 @@ class SimulatedPlatform(TelephonyPlatform):
             )
         else:
             await self._agent_step(agent_id, "hangup")
-        await asyncio.sleep(self.rng.uniform(2.0, 8.0))  # wrap-up notes
+        wrapup = self.settings.sim_wrapup_seconds
+        await asyncio.sleep(self.rng.uniform(0.4, 1.6) * wrapup)  # wrap-up notes
         await self._agent_step(agent_id, "end_wrap_up")
 
     async def _caller_talks_to_person(self, provider_call_id: str) -> None:

@@ -221,16 +221,7 @@ function onEvent(msg) {
       };
       const who = callerText(d.caller, d.caller_issue);
       setPop(`Incoming call from ${who} — waited ${fmtSeconds(d.wait_seconds)}`, "offered");
-      if (d.auto_answer && !S.answered.has(d.call_id)) {
-        S.answered.add(d.call_id);
-        socket.command("answer").catch((err) => {
-          if (S.call && S.call.id === d.call_id && S.call.state === "offered") {
-            S.call.autoAnswer = false; // let the volunteer answer by hand
-            status(`Could not answer automatically: ${err.message}`, true);
-            render();
-          }
-        });
-      }
+      if (d.auto_answer) autoAnswer(d.call_id);
       break;
     }
     case "call.connected":
@@ -292,6 +283,29 @@ function onEvent(msg) {
       break;
   }
   render();
+}
+
+/**
+ * Auto-answer: the screen takes the offer itself. Deferred a tick so that a replay
+ * after a reconnection (offer, then requeue or hang-up) does not answer a stale offer;
+ * ``answer`` acts on whatever call the volunteer holds now.
+ */
+function autoAnswer(callId) {
+  setTimeout(() => {
+    const call = S.call;
+    if (!call || call.id !== callId || call.state !== "offered" || S.answered.has(callId)) return;
+    S.answered.add(callId);
+    socket.command("answer").catch((err) => {
+      // Another screen of the same volunteer may have answered: give it a moment.
+      setTimeout(() => {
+        if (S.call && S.call.id === callId && S.call.state === "offered") {
+          S.call.autoAnswer = false; // the Answer button shows
+          status(`Could not answer automatically: ${explain(err)}`, true);
+          render();
+        }
+      }, 1000);
+    });
+  }, 0);
 }
 
 function showBroadcast(text, from, at) {

@@ -364,6 +364,10 @@ export class ScreenSocket {
       this.lost = true;
       this.onStatus("lost");
     }
+    if (!this.everLive && this.attempt >= 2 && !this.lost) {
+      this.lost = true; // never connected yet, and still failing: say so
+      this.onStatus("lost");
+    }
     const base = Math.min(15000, 500 * 2 ** this.attempt);
     const delay = base / 2 + Math.random() * (base / 2);
     this.attempt = Math.min(this.attempt + 1, 10);

@@ -25,9 +25,18 @@ const SL_TARGET = 0.8;
 const SL_WARN_BELOW = 0.1; // up to 10 points under the target: a warning, not an alarm
 const FEED_MAX = 50;
 const BUSY = new Set(["reserved", "on_call", "wrap_up"]);
+const FEED_STATES = {
+  available: "ready",
+  reserved: "receiving a call",
+  on_call: "on a call",
+  wrap_up: "in wrap-up",
+  paused: "paused",
+  logged_out: "logged out",
+};
 
 const ui = {
-  queues: $("queues"),
+  queues: $("queues-body"),
+  queuesEmpty: $("queues-empty"),
   body: $("agents-body"),
   counts: $("agent-counts"),
   reason: $("force-reason"),
@@ -42,7 +51,7 @@ const ui = {
 };
 
 const agents = new Map(); // id -> {view, eventSeq, row}
-const queueCards = new Map(); // queue_id -> {card, cells}
+const queueCards = new Map(); // queue_id -> {card: <tr>, cells}
 let socket = null;
 
 function agentName(id) {
@@ -56,90 +65,89 @@ function stateText(state) {
 
 // --- queues -------------------------------------------------------------------------
 
-const METRICS = [
-  ["waiting", "Calls waiting", true],
-  ["ringing", "Ringing", false],
-  ["longest", "Longest wait", false],
-  ["sl", "Service level", false],
-  ["asa", "Average speed of answer", false],
-  ["answered", "Answered", false],
-  ["abandoned", "Abandoned", false],
-  ["staff", "Volunteers", false],
-];
+function cell(tr, cls) {
+  const td = document.createElement("td");
+  if (cls) td.className = cls;
+  tr.append(td);
+  return td;
+}
 
-function queueCard(q) {
-  const card = document.createElement("article");
-  card.className = "queue-card";
-  card.dataset.queue = q.queue;
-  card.dataset.queueId = String(q.queue_id);
-  const h = document.createElement("h3");
-  h.textContent = q.queue;
-  const dl = document.createElement("dl");
-  const cells = {};
-  for (const [key, label, big] of METRICS) {
-    const dt = document.createElement("dt");
-    dt.textContent = label;
-    const dd = document.createElement("dd");
-    dd.dataset.metric = key;
-    if (big) dd.className = "big";
-    dl.append(dt, dd);
-    cells[key] = dd;
-  }
-  const sl = document.createElement("span");
-  sl.className = "sl";
-  const slNote = document.createElement("span");
-  slNote.className = "hint";
-  cells.sl.append(sl, document.createElement("br"), slNote);
-  cells.slBadge = sl;
-  cells.slNote = slNote;
-  card.append(h, dl);
-  return { card, cells };
+function span(parent, metric, cls) {
+  const el = document.createElement("span");
+  el.dataset.metric = metric;
+  if (cls) el.className = cls;
+  parent.append(el);
+  return el;
+}
+
+function queueRow(q) {
+  const tr = document.createElement("tr");
+  tr.dataset.queue = q.queue;
+  tr.dataset.queueId = String(q.queue_id);
+  const name = document.createElement("th");
+  name.scope = "row";
+  const title = document.createElement("span");
+  title.className = "queue-name";
+  title.textContent = q.queue;
+  name.append(title);
+  tr.append(name);
+  const cells = { staff: span(name, "staff", "sub") };
+  const waiting = cell(tr, "num");
+  cells.waiting = span(waiting, "waiting", "big");
+  cells.ringing = span(waiting, "ringing", "sub");
+  cells.longest = span(cell(tr, "num"), "longest", "big");
+  const sl = cell(tr);
+  cells.sl = span(sl, "sl", "sl");
+  cells.slNote = span(sl, "sl-note", "sub");
+  cells.asa = span(cell(tr, "num"), "asa", "big");
+  cells.answered = span(cell(tr, "num"), "answered", "big");
+  const abandoned = cell(tr, "num");
+  cells.abandoned = span(abandoned, "abandoned", "big");
+  cells.short = span(abandoned, "abandoned-short", "sub");
+  return { card: tr, cells };
 }
 
 function serviceLevel(q) {
   const target = `target ${Math.round(SL_TARGET * 100)} %`;
+  const within = `answered within ${q.service_level_threshold_seconds} s`;
   if (q.service_level === null || q.service_level === undefined) {
-    return { level: "none", text: `no answered calls yet (${target})` };
+    return { level: "none", text: `– (${target})`, note: "no answered calls yet" };
   }
   const pct = Math.round(q.service_level * 100);
-  if (q.service_level >= SL_TARGET) return { level: "ok", text: `\u2714 ${pct} % (${target})` };
-  if (q.service_level >= SL_TARGET - SL_WARN_BELOW) {
-    return { level: "warn", text: `\u26A0 ${pct} % (${target}), slightly below` };
+  if (q.service_level >= SL_TARGET) {
+    return { level: "ok", text: `\u2714 ${pct} % (${target})`, note: `${within}: on target` };
   }
-  return { level: "bad", text: `\u2716 ${pct} % (${target}), below` };
+  if (q.service_level >= SL_TARGET - SL_WARN_BELOW) {
+    return { level: "warn", text: `\u26A0 ${pct} % (${target})`, note: `${within}: slightly below` };
+  }
+  return { level: "bad", text: `\u2716 ${pct} % (${target})`, note: `${within}: below target` };
 }
 
 function renderQueues(list) {
-  if (!queueCards.size) ui.queues.replaceChildren();
   const seen = new Set();
   for (const q of list) {
     seen.add(q.queue_id);
     let entry = queueCards.get(q.queue_id);
     if (!entry) {
-      entry = queueCard(q);
+      entry = queueRow(q);
       queueCards.set(q.queue_id, entry);
       ui.queues.append(entry.card);
     }
     const c = entry.cells;
     setText(c.waiting, q.calls_waiting);
-    setText(c.ringing, q.calls_ringing);
+    setText(c.ringing, q.calls_ringing ? `${q.calls_ringing} ringing` : "");
     setText(c.longest, q.calls_waiting ? fmtSeconds(q.longest_wait_seconds) : "–");
     const sl = serviceLevel(q);
-    c.slBadge.dataset.level = sl.level;
-    setText(c.slBadge, sl.text);
-    setText(c.slNote, `answered within ${q.service_level_threshold_seconds} s`);
+    c.sl.dataset.level = sl.level;
+    setText(c.sl, sl.text);
+    setText(c.slNote, sl.note);
     setText(c.asa, fmtSeconds(q.average_speed_of_answer_seconds));
     setText(c.answered, q.answered);
-    setText(
-      c.abandoned,
-      q.abandoned_short ? `${q.abandoned} (${q.abandoned_short} very short)` : q.abandoned,
-    );
+    setText(c.abandoned, q.abandoned);
+    setText(c.short, q.abandoned_short ? `${q.abandoned_short} very short` : "");
     const by = q.agents_by_state || {};
-    setText(
-      c.staff,
-      `${by.available || 0} ready · ${(by.on_call || 0) + (by.reserved || 0)} on call · ` +
-        `${by.wrap_up || 0} wrap-up · ${by.paused || 0} paused`,
-    );
+    const busy = (by.reserved || 0) + (by.on_call || 0) + (by.wrap_up || 0);
+    setText(c.staff, `${by.available || 0} ready · ${busy} busy · ${by.paused || 0} paused`);
   }
   for (const [id, entry] of queueCards) {
     if (!seen.has(id)) {
@@ -147,6 +155,7 @@ function renderQueues(list) {
       queueCards.delete(id);
     }
   }
+  ui.queuesEmpty.hidden = queueCards.size > 0;
 }
 
 // --- volunteers -----------------------------------------------------------------------
@@ -314,7 +323,7 @@ function describe(msg) {
       return `${call} transferred to ${d.to_queue || d.to_number}`;
     case "agent.state": {
       const reason = d.state === "paused" && d.reason ? ` (${reasonLabel(d.reason)})` : "";
-      return `${agentName(d.agent_id)} is now ${stateText(d.state).toLowerCase()}${reason}`;
+      return `${agentName(d.agent_id)} is ${FEED_STATES[d.state] || d.state}${reason}`;
     }
     case "agent.wrap_up_extended":
       return `${agentName(d.agent_id)} extended the wrap-up`;

@@ -1,0 +1,60 @@
+"""The simulated platform: arrivals, patient and impatient callers, volunteers at work."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.seed import seed_demo
+from app.telephony.simulated import ArrivalProfile, random_french_number
+from tests.conftest import Hotline, wait_for
+
+
+def test_arrival_profile_spikes_on_air() -> None:
+    profile = ArrivalProfile(per_minute=60, spike_every=100, spike_factor=5, spike_seconds=10)
+    assert profile.rate(5) == 5.0  # inside the spike that opens each period
+    assert profile.rate(50) == 1.0
+    assert profile.rate(105) == 5.0
+
+
+def test_caller_numbers_look_french_or_withheld() -> None:
+    import random
+
+    rng = random.Random(7)
+    numbers = [random_french_number(rng) for _ in range(500)]
+    withheld = [n for n in numbers if n is None]
+    assert 0 < len(withheld) < 100
+    assert all(len(n) == 10 and n.startswith("0") for n in numbers if n is not None)
+
+
+async def test_simulated_calls_flow_end_to_end(hotline_factory: Any) -> None:
+    hotline: Hotline = await hotline_factory(
+        simulate=True,
+        sim_seed=42,
+        sim_rate_per_minute=120,
+        sim_spike_every_seconds=0,
+        sim_talk_seconds=0.3,
+        sim_wrapup_seconds=0.2,
+        sim_patience_seconds=20.0,
+    )
+    await seed_demo(hotline.db)
+
+    async def calls_completed_and_abandoned() -> bool:
+        rows = await hotline.sql("select state, count(*) from calls group by state")
+        states = dict(rows)
+        return states.get("completed", 0) >= 5
+
+    await wait_for(calls_completed_and_abandoned, timeout=30)
+    # Nobody holds two calls, and every completed call was answered by a volunteer.
+    busy = await hotline.sql(
+        "select agent_id, count(*) from calls where state in ('offered','connected')"
+        " and agent_id is not null group by agent_id having count(*) > 1"
+    )
+    assert busy == []
+    completed = await hotline.sql(
+        "select count(*) from calls where state = 'completed' and answered_at is null"
+    )
+    assert completed == [(0,)]
+    logged_in = await hotline.sql(
+        "select count(*) from agents where login like 'volunteer%' and state != 'logged_out'"
+    )
+    assert logged_in == [(20,)]
