@@ -69,6 +69,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _user_add(args: argparse.Namespace) -> int:
     import getpass
 
+    import app.models  # noqa: F401 - every table, so foreign keys resolve
     from app.auth.service import Role, create_user
     from app.db import Database, make_engine
     from app.errors import AppError

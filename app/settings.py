@@ -28,10 +28,10 @@ class Settings(BaseSettings):
             "lose the last moments; FULL: fsync every commit (about 180 commits/s here)."
         ),
     )
-    host: str = "127.0.0.1"
-    port: int = 8000
+    host: str = Field(default="127.0.0.1", description="Address the server listens on.")
+    port: int = Field(default=8000, description="Port the server listens on.")
     workers: int = Field(default=1, description="uvicorn worker processes (PostgreSQL only).")
-    log_level: str = "info"
+    log_level: str = Field(default="info", description="uvicorn log level.")
 
     telephony_secret: str = Field(
         default="dev-telephony-secret",
@@ -40,8 +40,12 @@ class Settings(BaseSettings):
     telephony_callback_url: str | None = Field(
         default=None, description="Where commands to the telephony platform are POSTed."
     )
-    telephony_callback_retries: int = 5
-    max_body_bytes: int = Field(default=65536, description="Largest accepted request body.")
+    telephony_callback_retries: int = Field(
+        default=5, description="Delivery attempts in all (with back-off) before a command fails."
+    )
+    max_body_bytes: int = Field(
+        default=65536, description="Largest telephony webhook body accepted (413 beyond)."
+    )
 
     missed_offers_before_pause: int = Field(
         default=1, description="Missed offers in a row after which an agent is paused (missed)."
@@ -57,7 +61,7 @@ class Settings(BaseSettings):
         default=1.0, description="Safety sweep that matches waiting calls to free agents."
     )
     background_workers: bool = Field(
-        default=True, description="Run timers, dispatch sweep and command delivery in-process."
+        default=True, description="Run the router's dispatcher and the timers in this process."
     )
 
     secret_key: str = Field(
@@ -96,7 +100,9 @@ class Settings(BaseSettings):
     )
     sim_spike_factor: float = Field(default=4.0, description="Arrival rate multiplier in a spike.")
     sim_spike_seconds: float = Field(default=30.0, description="How long a spike lasts.")
-    sim_talk_seconds: float = Field(default=45.0, description="Mean simulated talk time.")
+    sim_talk_seconds: float = Field(
+        default=45.0, description="Median simulated talk time (log-normal)."
+    )
     sim_wrapup_seconds: float = Field(default=5.0, description="Mean simulated wrap-up time.")
     sim_patience_seconds: float = Field(default=60.0, description="Mean caller patience.")
     sim_agent_prefix: str = Field(

@@ -155,6 +155,7 @@ async def receive(
     if campaign is None:
         raise NotFound(f"no campaign answers {dialled}", field="dialled")
     number = normalise(caller, campaign.default_region)
+    dialled = normalise(dialled, campaign.default_region).e164 or dialled
     call = Call(
         campaign_id=campaign.id,
         provider_call_id=provider_call_id,
@@ -188,19 +189,26 @@ async def reject(
     message = campaign.closed_message
     if reason == "closed":
         message = f"{message} Opening hours: {hours.describe(campaign.opening_hours)}."
+    commands.issue(uow, CommandName.ANSWER, call.provider_call_id)  # to play the message
     commands.issue(uow, CommandName.PLAY, call.provider_call_id, message=message)
     commands.issue(uow, CommandName.HANGUP, call.provider_call_id)
     _emit_call(uow, call, "call.rejected", reason=reason)
 
 
 async def enqueue(
-    uow: UnitOfWork, call: Call, queue: Queue, now: dt.datetime, priority: int = 0
+    uow: UnitOfWork,
+    call: Call,
+    queue: Queue,
+    now: dt.datetime,
+    priority: int = 0,
+    *,
+    tried: frozenset[int] = frozenset(),
 ) -> None:
     if queue.max_length is not None and (
         await repository.queue_length(uow.session, queue.id) >= queue.max_length
     ):
         call.queue_id = queue.id
-        await overflow(uow, call, queue, now, reason="queue_full")
+        await overflow(uow, call, queue, now, reason="queue_full", tried=tried)
         return
     call.state = next_call_state(call.state, "enqueue")
     call.queue_id = queue.id
@@ -219,16 +227,27 @@ async def enqueue(
 
 
 async def overflow(
-    uow: UnitOfWork, call: Call, queue: Queue, now: dt.datetime, *, reason: str
+    uow: UnitOfWork,
+    call: Call,
+    queue: Queue,
+    now: dt.datetime,
+    *,
+    reason: str,
+    tried: frozenset[int] = frozenset(),
 ) -> None:
-    """Too long a wait or too long a queue: another queue, or a message and hang-up."""
-    if queue.overflow_queue_id is not None and queue.overflow_queue_id != queue.id:
+    """Too long a wait or too long a queue: another queue, or a message and hang-up.
+
+    ``tried`` holds the queues this call already overflowed from in this step, so a
+    cycle of full queues (A to B to A) ends in the message instead of recursing.
+    """
+    tried = tried | {queue.id}
+    if queue.overflow_queue_id is not None and queue.overflow_queue_id not in tried:
         target = await repository.get_queue(uow.session, queue.overflow_queue_id)
         if call.state == CallState.QUEUED:
             await timers.cancel_all_for_call(uow, call.id)
             _emit_call(uow, call, "call.moved", reason=reason, to_queue=target.name)
-            call.state = CallState.RECEIVED  # re-enters through the normal enqueue step
-        await enqueue(uow, call, target, now, priority=call.priority)
+            call.state = next_call_state(call.state, "move")  # re-enters through enqueue
+        await enqueue(uow, call, target, now, priority=call.priority, tried=tried)
         return
     call.state = next_call_state(call.state, "overflow")
     call.end_reason = reason

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.acd.models import Agent, AgentSkill, Call, Campaign, Queue
 from app.acd.states import CallState
+from app.cti.numbers import normalise
 from app.errors import NotFound
 
 
@@ -67,9 +68,15 @@ async def live_call_by_provider_id(session: AsyncSession, provider_call_id: str)
 
 
 async def campaign_for_dialled(session: AsyncSession, dialled: str) -> Campaign | None:
+    """The campaign whose on-air numbers include ``dialled`` (E.164 or national form)."""
     # Campaigns are few; matching in Python keeps the JSON query portable.
-    for campaign in (await session.execute(select(Campaign))).scalars():
+    campaigns = list((await session.execute(select(Campaign))).scalars())
+    for campaign in campaigns:
         if dialled in (campaign.dialled_numbers or []):
+            return campaign
+    for campaign in campaigns:
+        e164 = normalise(dialled, campaign.default_region).e164
+        if e164 is not None and e164 in (campaign.dialled_numbers or []):
             return campaign
     return None
 

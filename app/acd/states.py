@@ -81,6 +81,8 @@ CALL_TRANSITIONS: dict[str, tuple[frozenset[CallState], CallState]] = {
     "enqueue": (frozenset({CallState.RECEIVED}), CallState.QUEUED),
     "offer": (frozenset({CallState.QUEUED}), CallState.OFFERED),
     "requeue": (frozenset({CallState.OFFERED}), CallState.QUEUED),
+    # Overflow to another queue: back to received, then enqueued there.
+    "move": (frozenset({CallState.QUEUED}), CallState.RECEIVED),
     "connect": (frozenset({CallState.OFFERED}), CallState.CONNECTED),
     "start_wrap_up": (frozenset({CallState.CONNECTED}), CallState.WRAP_UP),
     "complete": (frozenset({CallState.WRAP_UP}), CallState.COMPLETED),

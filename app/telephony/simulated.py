@@ -25,8 +25,8 @@ from typing import Any, ClassVar
 from sqlalchemy import select
 
 from app.acd import lifecycle, repository
-from app.acd.models import Agent, Campaign, Seat
-from app.acd.states import AgentState
+from app.acd.models import Agent, Call, Campaign, Seat
+from app.acd.states import CALL_LIVE_STATES, AgentState, CallState
 from app.db import Database, utcnow
 from app.errors import AppError
 from app.settings import Settings
@@ -95,6 +95,7 @@ class SimulatedPlatform(TelephonyPlatform):
 
     async def start(self, db: Database) -> None:
         self._db = db
+        await self._end_stale_calls()
         self._spawn(self._arrivals())
         self._spawn(self._keep_staffed())
 
@@ -137,6 +138,24 @@ class SimulatedPlatform(TelephonyPlatform):
         return f"{self._run_id}-e{next(self._ids)}"
 
     # --- callers ------------------------------------------------------------------
+
+    async def _end_stale_calls(self) -> None:
+        """Simulated callers of an earlier run are gone: hang their calls up.
+
+        Without this a restarted demo would keep volunteers on calls that no
+        simulated caller will ever end.
+        """
+        assert self._db is not None
+        async with self._db.read() as session:
+            stmt = select(Call.provider_call_id).where(
+                Call.state.in_([s.value for s in CALL_LIVE_STATES if s != CallState.WRAP_UP]),
+                Call.provider_call_id.startswith("sim-"),
+            )
+            stale = list((await session.execute(stmt)).scalars())
+        for provider_call_id in stale:
+            await self._event(
+                CallHangup(event_id=self._event_id(), call_id=provider_call_id, type="call.hangup")
+            )
 
     async def _dialled_numbers(self) -> list[str]:
         assert self._db is not None
