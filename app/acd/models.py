@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -98,7 +99,7 @@ class Agent(Base):
     calls_taken: Mapped[int] = mapped_column(Integer, default=0)
     # Web softphone presence. An agent who has never opened a screen (API or
     # simulated) is routed regardless; one whose screens are all closed is not.
-    screens_open: Mapped[int] = mapped_column(Integer, default=0)
+    screens_open: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     screen_seen_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     __table_args__ = (
