@@ -44,5 +44,9 @@ test: lint typecheck pytest
 bench: install
 	$(BIN)/pledgeline bench routing --json
 
+# Saves docs/screenshots/agent.png and supervisor.png (a demo server, Chromium).
+screenshots: install browser
+	$(BIN)/python -m bench.screenshots
+
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

@@ -70,18 +70,37 @@ async def login(uow: UnitOfWork, agent: Agent, seat_id: int | None, now: dt.date
 async def ready(uow: UnitOfWork, agent: Agent, now: dt.datetime) -> None:
     if agent.state in AGENT_BUSY_STATES:
         # Asked during a call: cancel a pending pause or logout instead.
-        agent.pending_state = None
-        agent.pending_reason = None
+        if agent.pending_state is not None:
+            agent.pending_state = None
+            agent.pending_reason = None
+            _emit_pending(uow, agent)
         return
     _set_agent_state(uow, agent, "ready", now)
     agent.missed_in_row = 0
     request_dispatch(uow, agent.campaign_id)
 
 
+def _emit_pending(uow: UnitOfWork, agent: Agent) -> None:
+    """A pause or logout asked for during a call: screens show it is coming."""
+    emit(
+        uow,
+        "agent.pending",
+        campaign_id=agent.campaign_id,
+        agent_id=agent.id,
+        call_id=agent.current_call_id,
+        data={
+            "state": agent.state,
+            "pending_state": agent.pending_state,
+            "reason": agent.pending_reason,
+        },
+    )
+
+
 async def pause(uow: UnitOfWork, agent: Agent, reason: str, now: dt.datetime) -> None:
     if agent.state in AGENT_BUSY_STATES:
         agent.pending_state = AgentState.PAUSED
         agent.pending_reason = reason
+        _emit_pending(uow, agent)
         return
     _set_agent_state(uow, agent, "pause", now, reason=reason)
 
@@ -90,6 +109,7 @@ async def logout(uow: UnitOfWork, agent: Agent, now: dt.datetime) -> None:
     if agent.state in AGENT_BUSY_STATES:
         agent.pending_state = AgentState.LOGGED_OUT
         agent.pending_reason = None
+        _emit_pending(uow, agent)
         return
     _set_agent_state(uow, agent, "logout", now)
     await _end_session(uow, agent, now)

@@ -4,7 +4,9 @@ Handshake: ``?token=`` (from ``POST /auth/ws-token``, valid one minute) and,
 when reconnecting, ``&last_seq=`` (the last ``seq`` the screen saw). The
 ``Origin`` header must be the app's own or one of ``PLEDGELINE_ALLOWED_ORIGINS``.
 
-Server messages are ``{"type", "seq", "at", "data"}``: events, ``snapshot``
+Server messages are ``{"type", "seq", "at", "data"}``; only events, ``snapshot``
+and ``resync`` carry a position (``seq``) to resume from, the others have
+``seq: null``. Kinds: events, ``snapshot``
 (first connect), ``resync`` followed by a ``snapshot`` (too far behind),
 ``stats`` (supervisors, once a second), ``ack``/``error`` for commands,
 ``pong``. Screen commands are
@@ -100,6 +102,10 @@ class _Bucket:
         return True
 
 
+# What sending to a screen that has gone raises.
+_GONE = (WebSocketDisconnect, RuntimeError, ConnectionError)
+
+
 def _message(type: str, seq: int | None, data: dict[str, Any]) -> dict[str, Any]:
     return {"type": type, "seq": seq, "at": utcnow().isoformat(), "data": data}
 
@@ -170,11 +176,14 @@ class ScreenConnection:
                 asyncio.create_task(self._write(screen)),
                 asyncio.create_task(self._read(screen, principal)),
             ]
-            _, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in pending:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in tasks:
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
+                # A screen that went away mid-send is the normal end of a socket.
+                with contextlib.suppress(asyncio.CancelledError, *_GONE):
                     await task
+        except _GONE:
+            pass  # left during the handshake or the catch-up
         finally:
             self.hub.remove(screen)
             if principal.agent_id is not None and self.kind == "agent":
@@ -281,7 +290,7 @@ class ScreenConnection:
             return _error(None, "malformed_message", "a message is a JSON object")
         kind = payload.get("type")
         if kind == "ping":
-            return _message("pong", self.feed.last_seq, {})
+            return _message("pong", None, {})
         if kind != "command":
             return _error(None, "unknown_message_type", f"unknown message type {kind!r}")
         try:
@@ -302,7 +311,7 @@ class ScreenConnection:
             return _error(command.client_id, exc.code, str(exc))
         except AppError as exc:
             return _error(command.client_id, exc.code, exc.message, exc.field)
-        return _message("ack", self.feed.last_seq, {"client_id": command.client_id, **data})
+        return _message("ack", None, {"client_id": command.client_id, **data})
 
     async def _perform(self, command: _Command, principal: Principal) -> dict[str, Any]:
         if self.kind == "agent":
@@ -433,6 +442,6 @@ class StatsTicker:
                     window_seconds=self.settings.stats_window_seconds,
                     short_abandon_seconds=self.settings.short_abandon_seconds,
                 )
-            message = _message("stats", self.feed.last_seq, data)
+            message = _message("stats", None, data)
             for screen in screens:
                 screen.offer(message)

@@ -8,9 +8,10 @@ no external fonts. A strict Content-Security-Policy keeps it that way.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 
 from app.errors import NotFound
@@ -27,23 +28,21 @@ MEDIA_TYPES = {
     ".json": "application/json",
 }
 
-CONTENT_SECURITY_POLICY = "; ".join(
-    [
-        "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data:",
-        "font-src 'self'",
-        "connect-src 'self'",
-        "object-src 'none'",
-        "base-uri 'none'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    ]
-)
+CONTENT_SECURITY_POLICY = [
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' data:",
+    "font-src 'self'",
+    "connect-src 'self'",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+]
+_HOST = re.compile(r"^[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$")
 
 SECURITY_HEADERS = {
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
@@ -60,34 +59,42 @@ PAGES = {
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
 
-def _file(path: Path) -> FileResponse:
-    return FileResponse(
-        path, media_type=MEDIA_TYPES[path.suffix.lower()], headers=dict(SECURITY_HEADERS)
-    )
+def content_security_policy(host: str | None) -> str:
+    """The pages' policy. ``connect-src`` names the page's own websocket origin as well:
+    not every browser lets ``'self'`` cover ``ws:``/``wss:``."""
+    if not host or not _HOST.match(host):
+        return "; ".join(CONTENT_SECURITY_POLICY)
+    sockets = f"connect-src 'self' ws://{host} wss://{host}"
+    return "; ".join(sockets if d.startswith("connect-src") else d for d in CONTENT_SECURITY_POLICY)
 
 
-def _page(name: str) -> FileResponse:
-    return _file(STATIC_DIR / name)
+def _file(path: Path, host: str | None = None) -> FileResponse:
+    headers = {**SECURITY_HEADERS, "Content-Security-Policy": content_security_policy(host)}
+    return FileResponse(path, media_type=MEDIA_TYPES[path.suffix.lower()], headers=headers)
+
+
+def _page(name: str, request: Request) -> FileResponse:
+    return _file(STATIC_DIR / name, request.headers.get("host"))
 
 
 @router.get("/")
-async def index_page() -> FileResponse:
-    return _page(PAGES["/"])
+async def index_page(request: Request) -> FileResponse:
+    return _page(PAGES["/"], request)
 
 
 @router.get("/login")
-async def login_page() -> FileResponse:
-    return _page(PAGES["/login"])
+async def login_page(request: Request) -> FileResponse:
+    return _page(PAGES["/login"], request)
 
 
 @router.get("/agent")
-async def agent_page() -> FileResponse:
-    return _page(PAGES["/agent"])
+async def agent_page(request: Request) -> FileResponse:
+    return _page(PAGES["/agent"], request)
 
 
 @router.get("/supervisor")
-async def supervisor_page() -> FileResponse:
-    return _page(PAGES["/supervisor"])
+async def supervisor_page(request: Request) -> FileResponse:
+    return _page(PAGES["/supervisor"], request)
 
 
 def resolve_static(name: str) -> Path | None:

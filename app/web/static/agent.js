@@ -69,6 +69,7 @@ const S = {
   queues: {},
   pending: null, // {state, reason}: asked during a call, applied when it ends
   answered: new Set(),
+  live: false, // the socket is up: commands can be sent
 };
 
 let socket = null;
@@ -103,9 +104,11 @@ function render() {
   } else {
     setText(ui.pendingNote, "");
   }
-  ui.ready.disabled = !(a.state === "logged_out" || a.state === "paused" || (busy && S.pending));
-  ui.pause.disabled = a.state === "logged_out";
-  ui.logout.disabled = a.state === "logged_out";
+  const off = !S.live;
+  ui.ready.disabled =
+    off || !(a.state === "logged_out" || a.state === "paused" || (busy && S.pending));
+  ui.pause.disabled = off || a.state === "logged_out";
+  ui.logout.disabled = off || a.state === "logged_out";
 
   const call = S.call;
   ui.noCall.hidden = Boolean(call);
@@ -116,7 +119,10 @@ function render() {
     setText(ui.queue, call.queue || "–");
   }
   ui.answer.hidden = !(call && call.state === "offered" && !call.autoAnswer);
-  ui.hangup.disabled = !(call && call.state === "connected" && a.state === "on_call");
+  ui.hangup.disabled = off || !(call && call.state === "connected" && a.state === "on_call");
+  ui.answer.disabled = off;
+  ui.endWrapup.disabled = off;
+  ui.extend.disabled = off;
 
   const inWrapUp = a.state === "wrap_up";
   if (inWrapUp && S.wrapCallId !== (call ? call.id : null)) {
@@ -465,7 +471,11 @@ async function main() {
   socket = new ScreenSocket("agent", {
     csrf: me.csrf_token,
     onMessage: onEvent,
-    onStatus: banner,
+    onStatus: (state, detail) => {
+      banner(state, detail);
+      S.live = state === "open" || state === "reconnected";
+      render();
+    },
     onFatal: (kind) => {
       if (kind === "forbidden") showNotAllowed($("main"), { me, wanted: "volunteers" });
       else goToLogin();

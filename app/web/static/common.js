@@ -103,7 +103,7 @@ export function fmtClock(iso) {
 export function callerText(caller, issue) {
   if (caller) return caller;
   if (issue === "invalid") return "unrecognised number";
-  return "withheld";
+  return "withheld number";
 }
 
 /** Server time, estimated from the ``at`` of live messages (not replayed events). */
@@ -421,6 +421,8 @@ export class ScreenSocket {
 /** Refuse the page (wrong role): a clear message and a way out; nothing else runs. */
 export function showNotAllowed(main, { me, wanted }) {
   main.replaceChildren();
+  const conn = document.getElementById("conn-status");
+  if (conn) conn.hidden = true;
   const box = document.createElement("section");
   box.className = "card not-allowed";
   box.id = "not-allowed";
