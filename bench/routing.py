@@ -1,0 +1,1279 @@
+"""Routing benchmark: full call lifecycles end to end against real server processes.
+
+``pledgeline bench routing --json [key=value ...]`` starts the server(s) on a database
+of their own, creates the agents through the API (logged in and ready), then drives
+closed-loop callers: each one runs call.incoming -> (offer seen) -> seat.answered ->
+call.hangup -> wrap-up/end over HTTP, back to back, through every server in turn.
+Figures are taken over ``duration`` seconds after ``warmup`` seconds.
+
+Options (all ``key=value``):
+
+``db``            postgresql (default) or sqlite
+``servers``       server processes (default 2 on PostgreSQL, 1 on SQLite)
+``agents``        agents logged in and ready (default 1000)
+``duration``      measured seconds (default 20); ``warmup`` seconds before (default 5)
+``concurrency``   callers in flight at once (default 16: the knee on this machine)
+``connections``   HTTP connections per server from the load client (default 64)
+``poll_ms``       how often the offer watcher reads the command feed (default 20)
+``ceiling_s``     seconds of the bare-driver commit test (default 3)
+``ceiling_connections``  asyncpg connections in it (default 8)
+``pg_url``        admin URL (default $PLEDGELINE_TEST_PG_URL or postgres@127.0.0.1)
+``profile``       a directory: ``py-spy record`` each server over the measured window
+                  (raw collapsed stacks there; a summary goes into the figures)
+``pool``          PLEDGELINE_DB_POOL_SIZE of each server (default: the server default)
+``app_root``      the source tree the servers run (default: this repository)
+``sqlite_synchronous``  FULL or NORMAL for the server (default: the server's default)
+``mode``          ``load`` (default) or ``breakdown``: CPU per lifecycle step, one call
+                  at a time on one server (``calls`` of them, default 200)
+
+The pieces (``LoadClient``, ``OfferWatcher``, ``run_lifecycle``, ``audit``) are also
+used by ``tests/test_multiprocess_pg.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import itertools
+import json
+import math
+import os
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from app.acd.states import AGENT_TRANSITIONS, CALL_END_STATES, CALL_TRANSITIONS
+from app.telephony import signing
+
+ROOT = Path(__file__).resolve().parent.parent
+try:  # tests/ is not an installed package: the shared process helper lives there
+    from tests import procs
+except ImportError:  # pragma: no cover - run from outside the repository
+    sys.path.insert(0, str(ROOT))
+    from tests import procs
+
+DIALLED = "+33800000001"
+BENCH_SECRET = "bench-secret"
+
+
+# --- HTTP to the servers ----------------------------------------------------------------
+
+
+class RequestFailed(Exception):
+    pass
+
+
+class LoadClient:
+    """httpx clients to every server, a bounded number of connections each.
+
+    Requests without an explicit ``server`` go round-robin over the servers. Every
+    answer is tallied by (what, status); statuses outside ``expect`` are kept.
+    """
+
+    def __init__(
+        self,
+        base_urls: list[str],
+        secret: str,
+        *,
+        connections: int = 64,
+        timeout: float = 60.0,
+        token: str | None = None,
+    ) -> None:
+        limits = httpx.Limits(
+            max_connections=connections,
+            max_keepalive_connections=connections,
+            keepalive_expiry=2.0,  # below the servers' keep-alive timeout (tests/procs.py)
+        )
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.clients = [
+            httpx.AsyncClient(base_url=url, limits=limits, timeout=timeout, headers=headers)
+            for url in base_urls
+        ]
+        self.secret = secret
+        self._next = itertools.count()
+        self.tally: Counter[str] = Counter()
+        self.per_server = [0] * len(base_urls)
+        self.unexpected: list[str] = []
+
+    @property
+    def servers(self) -> int:
+        return len(self.clients)
+
+    def pick(self, server: int | None) -> httpx.AsyncClient:
+        index = (next(self._next) if server is None else server) % len(self.clients)
+        self.per_server[index] += 1
+        return self.clients[index]
+
+    async def aclose(self) -> None:
+        for client in self.clients:
+            await client.aclose()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str | None = None,
+        server: int | None = None,
+        expect: Iterable[int] = (200, 201),
+        **kwargs: Any,
+    ) -> httpx.Response:
+        what = what or f"{method} {path.split('/')[1]}"
+        try:
+            response = await self.pick(server).request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            self.tally[f"{what} {type(exc).__name__}"] += 1
+            self.unexpected.append(f"{what}: {type(exc).__name__}: {exc}")
+            raise RequestFailed(f"{what}: {type(exc).__name__}") from exc
+        self.tally[f"{what} {response.status_code}"] += 1
+        if response.status_code not in expect:
+            self.unexpected.append(f"{what} -> {response.status_code} {response.text[:300]}")
+        return response
+
+    async def telephony(
+        self,
+        type: str,
+        provider_call_id: str,
+        *,
+        server: int | None = None,
+        event_id: str | None = None,
+        expect: Iterable[int] = (200,),
+        **fields: Any,
+    ) -> httpx.Response:
+        event = {
+            "event_id": event_id or f"ev-{uuid.uuid4().hex}",
+            "type": type,
+            "call_id": provider_call_id,
+            **fields,
+        }
+        body = json.dumps(event, separators=(",", ":")).encode()
+        headers = {
+            "Content-Type": "application/json",
+            signing.HEADER: signing.sign(self.secret, body),
+        }
+        return await self.request(
+            "POST",
+            "/telephony/events",
+            what=type,
+            server=server,
+            expect=expect,
+            content=body,
+            headers=headers,
+        )
+
+
+class OfferWatcher:
+    """Tells waiting callers when their call is offered, as the telephony platform learns it.
+
+    One poller per load client reads the command feed (``GET /telephony/commands``,
+    signed) every ``interval`` seconds while anyone waits: a ``bridge`` command is an
+    offer, and names the agent. On PostgreSQL ids are handed out before commit, so a
+    command may appear after a higher id was read: the cursor stays at the last id
+    below which everything was seen, and a gap older than ``gap_grace`` seconds (a
+    rolled-back transaction) is passed. A waiter that has heard nothing for
+    ``fallback_after`` seconds is looked up alone with ``GET /calls/{id}``, which also
+    notices a call that ended without an offer.
+    """
+
+    def __init__(
+        self,
+        client: LoadClient,
+        campaign_id: int,
+        *,
+        interval: float = 0.02,
+        fallback_after: float = 2.0,
+        gap_grace: float = 0.5,
+    ) -> None:
+        self.client = client
+        self.campaign_id = campaign_id
+        self.interval = interval
+        self.fallback_after = fallback_after
+        self.gap_grace = gap_grace
+        # provider call id -> (future, database call id, since)
+        self._waiters: dict[str, tuple[asyncio.Future[dict[str, Any]], int, float]] = {}
+        self._early: dict[str, dict[str, Any]] = {}  # offers seen before anyone waited
+        self._cursor = 0
+        self._seen: set[int] = set()
+        self._gap_since: float | None = None
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.polls = 0
+        self.fallbacks = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="offer-watcher")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def wait(
+        self, provider_call_id: str, call_id: int, timeout: float = 60.0
+    ) -> dict[str, Any]:
+        """``{"state", "agent_id"}`` once the call is offered, or its state once ended."""
+        early = self._early.pop(provider_call_id, None)
+        if early is not None:
+            return early
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiters[provider_call_id] = (future, call_id, time.monotonic())
+        self._wake.set()
+        try:
+            return await asyncio.wait_for(future, timeout)
+        finally:
+            self._waiters.pop(provider_call_id, None)
+
+    def _resolve(self, provider_call_id: str, answer: dict[str, Any]) -> None:
+        entry = self._waiters.get(provider_call_id)
+        if entry is None:
+            self._early[provider_call_id] = answer
+        elif not entry[0].done():
+            entry[0].set_result(answer)
+
+    async def _run(self) -> None:
+        while True:
+            if not self._waiters:
+                self._wake.clear()
+                await self._wake.wait()
+            try:
+                await self._poll()
+            except (RequestFailed, ValueError, KeyError):
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(self.interval)
+
+    async def _poll(self) -> None:
+        self.polls += 1
+        query = f"after={self._cursor}&limit=1000"
+        response = await self.client.request(
+            "GET",
+            f"/telephony/commands?{query}",
+            what="GET /telephony/commands",
+            headers={signing.HEADER: signing.sign(self.client.secret, query.encode())},
+        )
+        if response.status_code == 200:
+            self._take(response.json()["commands"])
+        now = time.monotonic()
+        stale = [
+            (pid, call_id)
+            for pid, (future, call_id, since) in list(self._waiters.items())
+            if not future.done() and now - since > self.fallback_after
+        ]
+        for pid, call_id in stale:
+            self.fallbacks += 1
+            entry = self._waiters.get(pid)
+            if entry is None:
+                continue
+            self._waiters[pid] = (entry[0], call_id, now)
+            one = await self.client.request("GET", f"/calls/{call_id}", what="GET /calls/{id}")
+            if one.status_code == 200 and one.json()["state"] != "queued":
+                row = one.json()
+                self._resolve(pid, {"state": row["state"], "agent_id": row["agent_id"]})
+
+    def _take(self, commands: list[dict[str, Any]]) -> None:
+        for command in commands:
+            if command["id"] in self._seen:
+                continue
+            self._seen.add(command["id"])
+            if command["command"] == "bridge":
+                answer = {"state": "offered", "agent_id": command["args"]["agent_id"]}
+                self._resolve(command["call_id"], answer)
+        # Move the cursor over the ids seen without a gap; wait a little on a gap.
+        while self._cursor + 1 in self._seen:
+            self._cursor += 1
+            self._seen.discard(self._cursor)
+        if self._seen:
+            now = time.monotonic()
+            if self._gap_since is None:
+                self._gap_since = now
+            elif now - self._gap_since > self.gap_grace:
+                self._cursor += 1  # never filled: a rolled-back insert
+                self._gap_since = None
+        else:
+            self._gap_since = None
+        if len(self._early) > 10_000:  # offers nobody waited for (ended calls)
+            self._early.clear()
+
+
+@dataclass
+class Lifecycle:
+    """What one caller saw (monotonic seconds)."""
+
+    n: int
+    provider_call_id: str
+    started: float
+    call_id: int | None = None
+    offer_seen: float | None = None
+    ended: float | None = None
+    outcome: str = "pending"  # completed | abandoned | failed:<why>
+    agent_id: int | None = None
+
+
+async def run_lifecycle(
+    client: LoadClient,
+    watcher: OfferWatcher,
+    n: int,
+    *,
+    prefix: str,
+    hangup_by: str = "caller",
+    abandon_after: float | None = None,
+    duplicate_incoming: bool = False,
+    offer_timeout: float = 60.0,
+) -> Lifecycle:
+    """One caller, end to end.
+
+    ``abandon_after``: hang up that long after the call was accepted, before anyone
+    answers (the call is abandoned whether queued or ringing by then).
+    ``duplicate_incoming``: deliver call.incoming twice at once (same event id) to two
+    servers; both answers must name the same call.
+    ``hangup_by``: ``caller`` (call.hangup webhook) or ``agent`` (POST /agents/{id}/hangup).
+    """
+    pid = f"{prefix}-{n}"
+    life = Lifecycle(n, pid, time.monotonic())
+    fields = {"caller": f"06{n % 100_000_000:08d}", "dialled": DIALLED}
+    server = n % client.servers
+    if duplicate_incoming:
+        event_id = f"ev-in-{pid}"
+        answers = await asyncio.gather(
+            client.telephony("call.incoming", pid, event_id=event_id, server=server, **fields),
+            client.telephony("call.incoming", pid, event_id=event_id, server=server + 1, **fields),
+        )
+        ids = {a.json()["call"]["id"] for a in answers if a.status_code == 200}
+        if len(ids) != 1 or any(a.status_code != 200 for a in answers):
+            life.outcome = f"failed:duplicate incoming answered {[a.text for a in answers]}"
+            return life
+        life.call_id = ids.pop()
+    else:
+        answer = await client.telephony("call.incoming", pid, server=server, **fields)
+        if answer.status_code != 200:
+            life.outcome = f"failed:incoming {answer.status_code}"
+            return life
+        life.call_id = answer.json()["call"]["id"]
+    assert life.call_id is not None
+
+    if abandon_after is not None:
+        await asyncio.sleep(abandon_after)
+        answer = await client.telephony("call.hangup", pid)
+        state = answer.json()["call"]["state"] if answer.status_code == 200 else None
+        life.ended = time.monotonic()
+        life.outcome = "abandoned" if state == "abandoned" else f"failed:abandon gave {state}"
+        return life
+
+    for _attempt in range(3):  # a ring timeout may hand the call to another agent
+        row = await watcher.wait(pid, life.call_id, offer_timeout)
+        if row["state"] != "offered":
+            life.outcome = f"failed:call {row['state']} before an offer was seen"
+            return life
+        life.offer_seen = life.offer_seen or time.monotonic()
+        life.agent_id = row["agent_id"]
+        answer = await client.telephony("seat.answered", pid)
+        if answer.status_code == 200 and answer.json()["call"]["state"] == "connected":
+            break
+    else:
+        life.outcome = "failed:never connected"
+        return life
+
+    if hangup_by == "agent":
+        answer = await client.request(
+            "POST", f"/agents/{life.agent_id}/hangup", what="POST agent hangup"
+        )
+    else:
+        answer = await client.telephony("call.hangup", pid)
+    if answer.status_code != 200:
+        life.outcome = f"failed:hangup {answer.status_code}"
+        return life
+
+    for _attempt in range(2):
+        answer = await client.request(
+            "POST",
+            f"/agents/{life.agent_id}/wrap-up/end",
+            what="POST wrap-up/end",
+            json={"disposition": "pledge"},
+        )
+        if answer.status_code == 200:
+            break
+        # The agent we saw may not be the one who answered (a re-offer): ask the call.
+        row = (await client.request("GET", f"/calls/{life.call_id}", what="GET /calls/{id}")).json()
+        life.agent_id = row["agent_id"]
+    else:
+        life.outcome = f"failed:wrap-up/end {answer.status_code}"
+        return life
+    life.ended = time.monotonic()
+    life.outcome = "completed"
+    return life
+
+
+# --- setting up a hotline -----------------------------------------------------------------
+
+
+async def bounded(limit: int, coroutines: Iterable[Any]) -> list[Any]:
+    semaphore = asyncio.Semaphore(limit)
+
+    async def _one(coroutine: Any) -> Any:
+        async with semaphore:
+            return await coroutine
+
+    return await asyncio.gather(*(_one(c) for c in coroutines))
+
+
+async def setup_hotline(
+    client: LoadClient,
+    agents: int,
+    *,
+    queue: dict[str, Any] | None = None,
+    parallel: int = 32,
+) -> dict[str, Any]:
+    """A campaign on ``DIALLED``, queue ``pledges`` and ``agents`` agents, logged in, ready.
+
+    Agents are created, logged in and made ready through every server in turn.
+    """
+    r = await client.request(
+        "POST",
+        "/campaigns",
+        server=0,
+        json={"name": f"Telethon {uuid.uuid4().hex[:6]}", "dialled_numbers": [DIALLED]},
+    )
+    if r.status_code != 201:
+        raise RuntimeError(f"campaign: {r.status_code} {r.text}")
+    campaign_id = r.json()["id"]
+    r = await client.request(
+        "POST",
+        "/queues",
+        server=0,
+        json={
+            "campaign_id": campaign_id,
+            "name": "pledges",
+            "required_skill": "pledges",
+            **(queue or {}),
+        },
+    )
+    if r.status_code != 201:
+        raise RuntimeError(f"queue: {r.status_code} {r.text}")
+    queue_id = r.json()["id"]
+
+    async def _agent(n: int) -> int:
+        r = await client.request(
+            "POST",
+            "/agents",
+            server=n,
+            json={
+                "campaign_id": campaign_id,
+                "login": f"vol{n}",
+                "display_name": f"Volunteer {n}",
+                "skills": {"pledges": 1},
+            },
+        )
+        if r.status_code != 201:
+            raise RuntimeError(f"agent {n}: {r.status_code} {r.text}")
+        agent_id: int = r.json()["id"]
+        for step, body in (("login", {}), ("ready", None)):
+            r = await client.request("POST", f"/agents/{agent_id}/{step}", server=n + 1, json=body)
+            if r.status_code != 200:
+                raise RuntimeError(f"agent {n} {step}: {r.status_code} {r.text}")
+        return agent_id
+
+    agent_ids = await bounded(parallel, (_agent(n) for n in range(agents)))
+    return {"campaign_id": campaign_id, "queue_id": queue_id, "agent_ids": agent_ids}
+
+
+# --- reading the database ------------------------------------------------------------------
+
+
+async def fetch(database_url: str, sql: str) -> list[tuple[Any, ...]]:
+    """Rows of a query over the bare driver (asyncpg or sqlite3)."""
+    if database_url.startswith("sqlite"):
+        path = database_url.split("///", 1)[1]
+
+        def _read() -> list[tuple[Any, ...]]:
+            conn = sqlite3.connect(path)
+            try:
+                return list(conn.execute(sql).fetchall())
+            finally:
+                conn.close()
+
+        return await asyncio.to_thread(_read)
+    conn = await asyncpg.connect(procs.pg_dsn(database_url))
+    try:
+        return [tuple(r) for r in await conn.fetch(sql)]
+    finally:
+        await conn.close()
+
+
+def _as_time(value: Any) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    return dt.datetime.fromisoformat(str(value)).replace(tzinfo=dt.UTC)
+
+
+def _as_json(value: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return value
+    loaded: dict[str, Any] = json.loads(value) if value else {}
+    return loaded
+
+
+# The events after which a call is no longer held by the agent it was offered to.
+_RELEASING = {"call.requeued"} | {f"call.{state}" for state in CALL_END_STATES}
+
+
+@dataclass
+class Audit:
+    """What the events table and the rows say about a run."""
+
+    events: int = 0
+    calls: int = 0
+    double_bookings: list[str] = field(default_factory=list)
+    illegal_transitions: list[str] = field(default_factory=list)
+    mismatches: list[str] = field(default_factory=list)
+    offer_latency_ms: dict[int, float] = field(default_factory=dict)
+    received_at: dict[int, dt.datetime] = field(default_factory=dict)
+    call_states: Counter[str] = field(default_factory=Counter)
+    agent_states: Counter[str] = field(default_factory=Counter)
+    requeued: int = 0
+
+    def problems(self) -> list[str]:
+        return self.double_bookings + self.illegal_transitions + self.mismatches
+
+
+def check_timeline(
+    events: list[tuple[int, str, Any, int | None, int | None, dict[str, Any]]],
+) -> tuple[list[str], list[str]]:
+    """Double bookings and illegal transitions in an event timeline, in ``seq`` order.
+
+    Every transition locks the rows it changes before it writes its events, so for
+    one call or one agent the ``seq`` order is the order the changes committed in.
+    An agent holds a call from ``call.offered`` until the call is requeued or ends;
+    an offer is open from ``call.offered`` until then too. Returns (double
+    bookings, illegal transitions).
+    """
+    doubles: list[str] = []
+    illegal: list[str] = []
+    holder: dict[int, int] = {}  # agent -> call it holds
+    offered_to: dict[int, int] = {}  # call -> agent holding it
+    call_state: dict[int, str] = {}
+    agent_state: dict[int, str] = defaultdict(lambda: "logged_out")
+    for seq, kind, _at, call_id, agent_id, data in events:
+        state = data.get("state")
+        if kind == "agent.state" and agent_id is not None:
+            action = data.get("action")
+            allowed, target = AGENT_TRANSITIONS.get(str(action), (frozenset(), None))
+            before = agent_state[agent_id]
+            if before not in allowed or target != state:
+                illegal.append(f"seq {seq}: agent {agent_id} {before} -{action}-> {state}")
+            agent_state[agent_id] = str(state)
+            continue
+        if not kind.startswith("call.") or call_id is None:
+            continue
+        before_call = call_state.get(call_id)
+        if kind == "call.received":
+            if before_call is not None:
+                illegal.append(f"seq {seq}: call {call_id} received twice")
+        elif (
+            kind != "call.moved"
+            and state != before_call  # an event that is not a transition (a tag, a note)
+            and not any(
+                before_call in froms and state == target
+                for froms, target in CALL_TRANSITIONS.values()
+            )
+        ):
+            illegal.append(f"seq {seq}: call {call_id} {before_call} -> {state} ({kind})")
+        if state is not None:
+            call_state[call_id] = str(state)
+        if kind == "call.offered":
+            if call_id in offered_to:
+                doubles.append(
+                    f"seq {seq}: call {call_id} offered to agent {agent_id} while agent "
+                    f"{offered_to[call_id]} holds it"
+                )
+            if agent_id is None:
+                illegal.append(f"seq {seq}: call {call_id} offered to nobody")
+                continue
+            if agent_id in holder:
+                doubles.append(
+                    f"seq {seq}: agent {agent_id} offered call {call_id} while holding "
+                    f"call {holder[agent_id]}"
+                )
+            holder[agent_id] = call_id
+            offered_to[call_id] = agent_id
+        elif kind in _RELEASING:
+            agent = offered_to.pop(call_id, None)
+            if agent is not None and holder.get(agent) == call_id:
+                del holder[agent]
+    return doubles, illegal
+
+
+async def audit(database_url: str) -> Audit:
+    """Check the whole run from the database (see ``check_timeline``), rows against events."""
+    result = Audit()
+    events = [
+        (seq, kind, _as_time(at), call_id, agent_id, _as_json(data))
+        for seq, kind, at, call_id, agent_id, data in await fetch(
+            database_url,
+            "SELECT seq, type, at, call_id, agent_id, data FROM events ORDER BY seq",
+        )
+    ]
+    result.events = len(events)
+    result.double_bookings, result.illegal_transitions = check_timeline(events)
+
+    calls = {
+        row[0]: row
+        for row in await fetch(
+            database_url,
+            "SELECT id, state, answered_at, offers, agent_id, ended_at FROM calls",
+        )
+    }
+    agents = {
+        row[0]: row
+        for row in await fetch(database_url, "SELECT id, state, current_call_id FROM agents")
+    }
+    result.calls = len(calls)
+    result.call_states = Counter(row[1] for row in calls.values())
+    result.agent_states = Counter(row[1] for row in agents.values())
+
+    last_call_state: dict[int, str] = {}
+    last_agent_state: dict[int, str] = {}
+    offered_events: Counter[int] = Counter()
+    connected_events: Counter[int] = Counter()
+    first_offer: dict[int, dt.datetime] = {}
+    for _seq, kind, at, call_id, agent_id, data in events:
+        if kind == "agent.state" and agent_id is not None:
+            last_agent_state[agent_id] = data.get("state", "?")
+        if not kind.startswith("call.") or call_id is None:
+            continue
+        if "state" in data and kind != "call.moved":
+            last_call_state[call_id] = data["state"]
+        if kind == "call.received":
+            result.received_at[call_id] = at
+        elif kind == "call.offered":
+            offered_events[call_id] += 1
+            first_offer.setdefault(call_id, at)
+        elif kind == "call.connected":
+            connected_events[call_id] += 1
+        elif kind == "call.requeued":
+            result.requeued += 1
+    for call_id, offered_at in first_offer.items():
+        received = result.received_at.get(call_id)
+        if received is not None:
+            result.offer_latency_ms[call_id] = (offered_at - received).total_seconds() * 1000
+
+    m = result.mismatches
+    for call_id, (_, state, answered_at, offers, _agent, _ended) in calls.items():
+        if last_call_state.get(call_id) != state:
+            m.append(f"call {call_id}: row {state}, last event {last_call_state.get(call_id)}")
+        if offered_events[call_id] != offers:
+            m.append(
+                f"call {call_id}: offers {offers}, call.offered events {offered_events[call_id]}"
+            )
+        if connected_events[call_id] != (1 if answered_at is not None else 0):
+            m.append(
+                f"call {call_id}: answered_at {answered_at}, "
+                f"call.connected events {connected_events[call_id]}"
+            )
+    with_answer = sum(1 for row in calls.values() if row[2] is not None)
+    if sum(connected_events.values()) != with_answer:
+        m.append(f"{sum(connected_events.values())} call.connected events, {with_answer} answered")
+    for agent_id, (_, state, current_call_id) in agents.items():
+        if agent_id in last_agent_state and last_agent_state[agent_id] != state:
+            m.append(f"agent {agent_id}: row {state}, last event {last_agent_state[agent_id]}")
+        busy = state in ("reserved", "on_call", "wrap_up")
+        if busy != (current_call_id is not None):
+            m.append(f"agent {agent_id}: {state} with current_call_id {current_call_id}")
+    return result
+
+
+# --- the bare-driver ceiling ---------------------------------------------------------------
+
+
+async def pg_ceiling(database_url: str, seconds: float, connections: int) -> float:
+    """Single-row committed transactions per second over asyncpg, ``connections`` at once."""
+    dsn = procs.pg_dsn(database_url)
+    setup = await asyncpg.connect(dsn)
+    await setup.execute(
+        "CREATE TABLE IF NOT EXISTS bench_ceiling (id bigserial PRIMARY KEY, v integer)"
+    )
+    conns = [await asyncpg.connect(dsn) for _ in range(connections)]
+    done = 0
+    stop = time.monotonic() + seconds
+
+    async def _loop(conn: asyncpg.Connection) -> None:
+        nonlocal done
+        while time.monotonic() < stop:
+            await conn.execute("INSERT INTO bench_ceiling (v) VALUES ($1)", 1)
+            done += 1
+
+    started = time.monotonic()
+    try:
+        await asyncio.gather(*(_loop(c) for c in conns))
+        elapsed = time.monotonic() - started
+    finally:
+        for conn in conns:
+            await conn.close()
+        await setup.execute("DROP TABLE IF EXISTS bench_ceiling")
+        await setup.close()
+    return done / elapsed
+
+
+def sqlite_ceiling(directory: Path, seconds: float) -> float:
+    """Single-row committed transactions per second, sqlite3, WAL + synchronous=FULL."""
+    path = directory / "ceiling.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("CREATE TABLE IF NOT EXISTS bench_ceiling (id INTEGER PRIMARY KEY, v INTEGER)")
+        done = 0
+        started = time.monotonic()
+        stop = started + seconds
+        while time.monotonic() < stop:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO bench_ceiling (v) VALUES (?)", (1,))
+            conn.execute("COMMIT")
+            done += 1
+        return done / (time.monotonic() - started)
+    finally:
+        conn.close()
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{path}{suffix}")
+
+
+# --- CPU accounting ------------------------------------------------------------------------
+
+
+def _cpu_seconds(pids: Iterable[int]) -> float:
+    import psutil
+
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            times = psutil.Process(pid).cpu_times()
+            total += times.user + times.system
+    return total
+
+
+def _postgres_cpu(database: str | None, exclude: frozenset[int] = frozenset()) -> float:
+    """CPU of the PostgreSQL backends serving ``database`` (by process title)."""
+    import psutil
+
+    total = 0.0
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        if not (proc.info["name"] or "").startswith("postgres") or proc.pid in exclude:
+            continue
+        title = " ".join(proc.info["cmdline"] or [])
+        if database is not None and f" {database} " not in f"{title} ":
+            continue
+        with contextlib.suppress(psutil.Error):
+            times = proc.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+@dataclass
+class CpuSnapshot:
+    servers: float
+    client: float
+    postgres: float
+    machine_busy: float
+
+    @classmethod
+    def take(cls, server_pids: list[int], database: str | None) -> CpuSnapshot:
+        import psutil
+
+        machine = psutil.cpu_times()
+        busy = machine.user + machine.system + machine.nice + getattr(machine, "softirq", 0.0)
+        return cls(_cpu_seconds(server_pids), time.process_time(), _postgres_cpu(database), busy)
+
+
+# --- the benchmark -------------------------------------------------------------------------
+
+
+def _sqlite_mode(o: Options) -> dict[str, str]:
+    """The SQLite ``synchronous`` mode the server runs with (given, or its default)."""
+    if o.kind != "sqlite" or "sqlite_synchronous" in o.settings:
+        return {}
+    from app.settings import Settings
+
+    field = Settings.model_fields.get("sqlite_synchronous")
+    return {"sqlite_synchronous": f"{field.default} (default)" if field else "FULL (fixed)"}
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)  # nearest rank
+    index = min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))
+    return round(ordered[index], 2)
+
+
+@contextlib.asynccontextmanager
+async def _database(kind: str, admin_url: str, root: Path) -> AsyncIterator[tuple[str, Path]]:
+    with tempfile.TemporaryDirectory(prefix="pledgeline-bench-") as tmp:
+        if kind == "sqlite":
+            url = f"sqlite+aiosqlite:///{tmp}/bench.db"
+            await procs.migrate(url, root)
+            yield url, Path(tmp)
+        else:
+            async with procs.fresh_pg_database("pledgeline_bench", admin_url, root) as url:
+                yield url, Path(tmp)
+
+
+@dataclass
+class Options:
+    kind: str
+    servers: int
+    agents: int
+    duration: float
+    warmup: float
+    concurrency: int
+    connections: int
+    poll: float
+    ceiling_seconds: float
+    ceiling_connections: int
+    admin_url: str
+    profile: Path | None
+    root: Path
+    settings: dict[str, Any]
+
+    @classmethod
+    def parse(cls, options: dict[str, str]) -> Options:
+        known = {
+            "db", "servers", "agents", "duration", "warmup", "concurrency", "connections",
+            "poll_ms", "ceiling_s", "ceiling_connections", "pg_url", "profile", "app_root",
+            "pool", "sqlite_synchronous",
+        }  # fmt: skip
+        unknown = set(options) - known
+        if unknown:
+            raise ValueError(f"unknown options {sorted(unknown)}; known: {sorted(known)}")
+        kind = "sqlite" if options.get("db", "postgresql").startswith("sqlite") else "postgresql"
+        servers = int(options.get("servers", "1" if kind == "sqlite" else "2"))
+        if kind == "sqlite" and servers != 1:
+            raise ValueError("SQLite runs in one process: servers=1")
+        profile = options.get("profile")
+        if profile:
+            Path(profile).mkdir(parents=True, exist_ok=True)
+        settings: dict[str, Any] = {}
+        if "pool" in options:
+            settings["db_pool_size"] = int(options["pool"])
+        if "sqlite_synchronous" in options:
+            settings["sqlite_synchronous"] = options["sqlite_synchronous"].upper()
+        return cls(
+            kind=kind,
+            servers=servers,
+            agents=int(options.get("agents", "1000")),
+            duration=float(options.get("duration", "20")),
+            warmup=float(options.get("warmup", "5")),
+            concurrency=int(options.get("concurrency", "16")),
+            connections=int(options.get("connections", "64")),
+            poll=float(options.get("poll_ms", "20")) / 1000,
+            ceiling_seconds=float(options.get("ceiling_s", "3")),
+            ceiling_connections=int(options.get("ceiling_connections", "8")),
+            admin_url=options.get("pg_url", procs.PG_ADMIN_URL),
+            profile=Path(profile).resolve() if profile else None,
+            root=Path(options.get("app_root", str(procs.ROOT))).resolve(),
+            settings=settings,
+        )
+
+
+async def _ceiling(o: Options, url: str, tmp: Path) -> tuple[float, str]:
+    if o.kind == "postgresql":
+        ceiling = await pg_ceiling(url, o.ceiling_seconds, o.ceiling_connections)
+        return ceiling, (
+            f"asyncpg, {o.ceiling_connections} connections, autocommit single-row INSERT, "
+            f"{o.ceiling_seconds:g} s"
+        )
+    ceiling = await asyncio.to_thread(sqlite_ceiling, tmp, o.ceiling_seconds)
+    return ceiling, (
+        "sqlite3, WAL, synchronous=FULL, BEGIN IMMEDIATE + single-row INSERT + COMMIT, "
+        f"one connection, {o.ceiling_seconds:g} s"
+    )
+
+
+async def _profile_window(o: Options, pids: list[int]) -> None:
+    """py-spy attached to each server for the measured window only (raw collapsed stacks)."""
+    if o.profile is None:
+        return
+    venv_spy = Path(sys.executable).parent / "py-spy"
+    spy = str(venv_spy) if venv_spy.exists() else "py-spy"
+    spies = [
+        await asyncio.create_subprocess_exec(
+            spy,
+            "record",
+            "--pid",
+            str(pid),
+            "--duration",
+            str(max(1, round(o.duration))),
+            "--rate",
+            "200",
+            "--nonblocking",  # sample without pausing the server
+            "--format",
+            "raw",
+            "-o",
+            str(o.profile / f"{o.kind}-server{i}.txt"),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        for i, pid in enumerate(pids)
+    ]
+    for proc in spies:
+        await proc.wait()
+
+
+async def _token(url: str, root: Path, base_url: str) -> str | None:
+    """An admin's bearer token when the API has users; None when it is open."""
+    admin = await procs.bootstrap_admin(url, root)
+    return None if admin is None else await procs.bearer_token(base_url, *admin)
+
+
+async def _run(o: Options) -> dict[str, Any]:
+    if o.kind == "postgresql":
+        problem = await procs.pg_unreachable(o.admin_url)
+        if problem:
+            raise RuntimeError(f"PostgreSQL at {o.admin_url} unreachable: {problem}")
+
+    async with _database(o.kind, o.admin_url, o.root) as (url, tmp):
+        ceiling, ceiling_method = await _ceiling(o, url, tmp)
+        async with contextlib.AsyncExitStack() as stack:
+            started: list[procs.ServerProcess] = []
+            for _ in range(o.servers):
+                server = await procs.start_server(
+                    url,
+                    secret=BENCH_SECRET,
+                    settings=o.settings,
+                    log_dir=tmp / "logs",
+                    root=o.root,
+                )
+                started.append(server)
+                stack.push_async_callback(procs.stop_server, server)
+            client = LoadClient(
+                [s.base_url for s in started],
+                BENCH_SECRET,
+                connections=o.connections,
+                token=await _token(url, o.root, started[0].base_url),
+            )
+            stack.push_async_callback(client.aclose)
+            t_setup = time.monotonic()
+            hotline = await setup_hotline(client, o.agents)
+            setup_seconds = time.monotonic() - t_setup
+            watcher = OfferWatcher(client, hotline["campaign_id"], interval=o.poll)
+            watcher.start()
+            stack.push_async_callback(watcher.stop)
+
+            server_pids = [pid for s in started for pid in s.python_pids()]
+            # SQLite runs inside the servers; PostgreSQL backends are found by database.
+            database = url.rsplit("/", 1)[1] if o.kind == "postgresql" else "-"
+            lives: list[Lifecycle] = []
+            counter = itertools.count()
+            prefix = f"b{uuid.uuid4().hex[:6]}"
+            t_measure = time.monotonic() + o.warmup
+            wall_measure = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=o.warmup)
+            t_stop = t_measure + o.duration
+            cpu: dict[str, CpuSnapshot] = {}
+
+            async def _caller() -> None:
+                while time.monotonic() < t_stop:
+                    try:
+                        life = await run_lifecycle(client, watcher, next(counter), prefix=prefix)
+                    except (RequestFailed, KeyError, ValueError, TimeoutError) as exc:
+                        life = Lifecycle(-1, "", time.monotonic(), outcome=f"failed:{exc!r}")
+                    lives.append(life)
+
+            async def _cpu_marks() -> None:
+                await asyncio.sleep(max(0.0, t_measure - time.monotonic()))
+                cpu["start"] = CpuSnapshot.take(server_pids, database)
+                profiling = asyncio.create_task(_profile_window(o, server_pids))
+                await asyncio.sleep(max(0.0, t_stop - time.monotonic()))
+                cpu["stop"] = CpuSnapshot.take(server_pids, database)
+                await profiling
+
+            await asyncio.gather(_cpu_marks(), *(_caller() for _ in range(o.concurrency)))
+            drained = time.monotonic()
+            await watcher.stop()
+        # The servers are stopped (profiles written): the database is quiet, read it.
+        server_errors = [e for s in started for e in s.errors()]
+        result = await audit(url)
+
+    measured = [
+        life
+        for life in lives
+        if life.outcome == "completed" and life.ended and t_measure <= life.ended <= t_stop
+    ]
+    failed = Counter(life.outcome for life in lives if life.outcome.startswith("failed"))
+    # Offer latency of the calls that arrived in the measured window.
+    wall_stop = wall_measure + dt.timedelta(seconds=o.duration)
+    in_window = [
+        ms
+        for call_id, ms in result.offer_latency_ms.items()
+        if wall_measure <= result.received_at[call_id] <= wall_stop
+    ]
+    client_offer = [(life.offer_seen - life.started) * 1000 for life in measured if life.offer_seen]
+    cycle = [(life.ended - life.started) * 1000 for life in measured if life.ended]
+    calls_per_second = len(measured) / o.duration
+    cores: dict[str, float] = {}
+    cpu_ms: dict[str, float] = {}
+    if "start" in cpu and "stop" in cpu:
+        c0, c1 = cpu["start"], cpu["stop"]
+        cores = {
+            "servers": (c1.servers - c0.servers) / o.duration,
+            "load_client": (c1.client - c0.client) / o.duration,
+            "postgres": (c1.postgres - c0.postgres) / o.duration,
+            "machine_busy": (c1.machine_busy - c0.machine_busy) / o.duration,
+        }
+        ours = cores["servers"] + cores["load_client"] + cores["postgres"]
+        cores["other_processes"] = max(0.0, cores["machine_busy"] - ours)
+        cores = {k: round(v, 2) for k, v in cores.items()}
+        if measured:
+            # Contention-proof cost figures: CPU time spent per completed lifecycle.
+            per_call = o.duration * 1000 / len(measured)
+            cpu_ms = {
+                "servers": round(cores["servers"] * per_call, 1),
+                "postgres": round(cores["postgres"] * per_call, 1),
+                "load_client": round(cores["load_client"] * per_call, 1),
+            }
+    figures: dict[str, Any] = {
+        "benchmark": "routing",
+        "date": dt.date.today().isoformat(),
+        "database": o.kind,
+        "servers": o.servers,
+        "agents": o.agents,
+        "server_settings": {**o.settings, **_sqlite_mode(o)},
+        "duration_s": o.duration,
+        "warmup_s": o.warmup,
+        "concurrency": o.concurrency,
+        "calls_completed": len(measured),
+        "calls_per_second": round(calls_per_second, 1),
+        "offer_latency_ms": {
+            "p50": _percentile(in_window, 50),
+            "p90": _percentile(in_window, 90),
+            "p99": _percentile(in_window, 99),
+            "max": round(max(in_window), 2) if in_window else None,
+            "calls": len(in_window),
+            "source": "events table: call.received.at -> first call.offered.at",
+        },
+        "client_offer_seen_ms": {
+            "p50": _percentile(client_offer, 50),
+            "p99": _percentile(client_offer, 99),
+            "source": "load client: call.incoming sent -> offer seen by its poller",
+        },
+        "lifecycle_ms": {"p50": _percentile(cycle, 50), "p99": _percentile(cycle, 99)},
+        "double_bookings": len(result.double_bookings),
+        "illegal_transitions": len(result.illegal_transitions),
+        "event_row_mismatches": len(result.mismatches),
+        "problems_sample": result.problems()[:5],
+        "calls_total": result.calls,
+        "call_states": dict(result.call_states),
+        "agent_states": dict(result.agent_states),
+        "requeued": result.requeued,
+        "failed_lifecycles": dict(failed),
+        "http_requests": sum(client.tally.values()),
+        "command_feed_polls": watcher.polls,
+        "http_unexpected": len(client.unexpected),
+        "http_unexpected_sample": client.unexpected[:5],
+        "server_errors": len(server_errors),
+        "server_errors_sample": [e[:500] for e in server_errors[:3]],
+        "drain_s": round(drained - t_stop, 2),
+        "setup_s": round(setup_seconds, 1),
+        "ceiling_tx_per_second": round(ceiling, 1),
+        "ceiling_method": ceiling_method,
+        "ratio_calls_per_ceiling_tx": round(calls_per_second / ceiling, 4) if ceiling else None,
+        "cpu_cores": cores,
+        "cpu_ms_per_call": cpu_ms,
+    }
+    if o.profile is not None:
+        figures["profile"] = {
+            "dir": str(o.profile),
+            "top": summarise_profiles(sorted(o.profile.glob(f"{o.kind}-server*.txt"))),
+        }
+    return figures
+
+
+IDLE_FRAMES = ("Condition.wait (threading.py", "select (selectors.py", "_run_once (asyncio")
+
+
+def summarise_profiles(paths: list[Path], top: int = 25) -> dict[str, Any]:
+    """Where the servers' CPU went, from py-spy raw (collapsed) stacks.
+
+    ``self``: share of samples by leaf package; ``app``: inclusive share of each
+    ``app/`` function; ``hot``: inclusive share of the heaviest library functions.
+    """
+    total = 0
+    by_package: Counter[str] = Counter()
+    app_functions: Counter[str] = Counter()
+    functions: Counter[str] = Counter()
+    for path in paths:
+        for line in path.read_text().splitlines():
+            stack, _, count_text = line.rpartition(" ")
+            if not stack or not count_text.isdigit():
+                continue
+            count = int(count_text)
+            frames = stack.split(";")
+            if any(f.startswith(IDLE_FRAMES) for f in frames[-2:]):
+                continue  # a worker thread or the event loop waiting: not CPU
+            total += count
+            leaf = frames[-1]
+            where = leaf.partition(" (")[2]
+            by_package[where.split("/", 1)[0].split(":", 1)[0] or "?"] += count
+            seen: set[str] = set()
+            for frame in frames:
+                name, _, location = frame.partition(" (")
+                key = f"{name} ({location.split(':', 1)[0]})"
+                if key in seen:
+                    continue
+                seen.add(key)
+                if location.startswith("app/"):
+                    app_functions[key] += count
+                else:
+                    functions[key] += count
+
+    def share(counter: Counter[str], n: int) -> dict[str, float]:
+        return {k: round(100 * v / total, 1) for k, v in counter.most_common(n)} if total else {}
+
+    return {
+        "samples": total,
+        "self_by_package_pct": share(by_package, 12),
+        "app_inclusive_pct": share(app_functions, top),
+        "library_inclusive_pct": share(functions, top * 2),
+    }
+
+
+async def _breakdown(o: Options, calls: int) -> dict[str, Any]:
+    """CPU cost of each step of a lifecycle, one call at a time on one server.
+
+    Each step is sent alone and the server's and the database's CPU time is read
+    before and after it (psutil; clock-tick resolution, hence the many calls). The
+    offer step waits by reading the database directly, so it costs the server only
+    the dispatcher's work. ``idle`` is the background work (timers, sweeps, feeds)
+    per second with nothing to do.
+    """
+    steps: dict[str, list[float]] = defaultdict(list)
+    db_steps: dict[str, list[float]] = defaultdict(list)
+    async with _database(o.kind, o.admin_url, o.root) as (url, tmp):
+        server = await procs.start_server(
+            url, secret=BENCH_SECRET, settings=o.settings, log_dir=tmp / "logs", root=o.root
+        )
+        try:
+            client = LoadClient(
+                [server.base_url],
+                BENCH_SECRET,
+                connections=4,
+                token=await _token(url, o.root, server.base_url),
+            )
+            await setup_hotline(client, max(10, min(o.agents, 50)))
+            pids = server.python_pids()
+            database = url.rsplit("/", 1)[1] if o.kind == "postgresql" else "-"
+            watch: asyncpg.Connection | None = None
+            mine: frozenset[int] = frozenset()
+            if o.kind == "postgresql":
+                watch = await asyncpg.connect(procs.pg_dsn(url))
+                mine = frozenset({await watch.fetchval("SELECT pg_backend_pid()")})
+
+            def mark() -> tuple[float, float]:
+                return _cpu_seconds(pids), _postgres_cpu(database, mine)
+
+            async def step(name: str, action: Any) -> Any:
+                before = mark()
+                result = await action
+                after = mark()
+                steps[name].append((after[0] - before[0]) * 1000)
+                db_steps[name].append((after[1] - before[1]) * 1000)
+                return result
+
+            async def offered(call_id: int) -> dict[str, Any]:
+                while True:
+                    rows = await fetch(
+                        url, f"SELECT state, agent_id FROM calls WHERE id = {call_id}"
+                    )
+                    if rows and rows[0][0] == "offered":
+                        return {"agent_id": rows[0][1]}
+                    await asyncio.sleep(0.002)
+
+            query = "after=0&limit=100"
+            feed_headers = {signing.HEADER: signing.sign(BENCH_SECRET, query.encode())}
+            idle_before, t0 = mark(), time.monotonic()
+            await asyncio.sleep(3)
+            idle_after, t1 = mark(), time.monotonic()
+            for n in range(calls):
+                pid = f"bd-{n}"
+                fields = {"caller": f"06{n:08d}", "dialled": DIALLED}
+                r = await step("call.incoming", client.telephony("call.incoming", pid, **fields))
+                row = await step("dispatch (offer)", offered(r.json()["call"]["id"]))
+                await step("seat.answered", client.telephony("seat.answered", pid))
+                await step("call.hangup", client.telephony("call.hangup", pid))
+                await step(
+                    "POST wrap-up/end",
+                    client.request(
+                        "POST",
+                        f"/agents/{row['agent_id']}/wrap-up/end",
+                        json={"disposition": "pledge"},
+                    ),
+                )
+                await step(
+                    "GET /telephony/commands",
+                    client.request("GET", f"/telephony/commands?{query}", headers=feed_headers),
+                )
+                await step(
+                    "GET /calls/{id}", client.request("GET", f"/calls/{r.json()['call']['id']}")
+                )
+            await client.aclose()
+            if watch is not None:
+                await watch.close()
+        finally:
+            await procs.stop_server(server)
+    idle_seconds = t1 - t0
+    per_step = {
+        name: {
+            "server_cpu_ms": round(statistics.fmean(values), 2),
+            "db_cpu_ms": round(statistics.fmean(db_steps[name]), 2),
+        }
+        for name, values in steps.items()
+    }
+    lifecycle = [
+        "call.incoming", "dispatch (offer)", "seat.answered", "call.hangup", "POST wrap-up/end"
+    ]  # fmt: skip
+    server_total = sum(per_step[name]["server_cpu_ms"] for name in lifecycle)
+    db_total = sum(per_step[name]["db_cpu_ms"] for name in lifecycle)
+    return {
+        "benchmark": "routing-breakdown",
+        "date": dt.date.today().isoformat(),
+        "database": o.kind,
+        "calls": calls,
+        "steps": per_step,
+        "lifecycle_server_cpu_ms": round(server_total, 1),
+        "lifecycle_db_cpu_ms": round(db_total, 1),
+        # What this CPU cost allows at best: SQLite is one server process (one core);
+        # on PostgreSQL the servers and the database share the machine's cores.
+        "cpu_bound_calls_per_second": round(
+            1000 / server_total
+            if o.kind == "sqlite"
+            else 1000 * (os.cpu_count() or 1) / (server_total + db_total),
+            1,
+        ),
+        "idle_server_cpu_ms_per_s": round(
+            (idle_after[0] - idle_before[0]) * 1000 / idle_seconds, 1
+        ),
+        "idle_db_cpu_ms_per_s": round((idle_after[1] - idle_before[1]) * 1000 / idle_seconds, 1),
+    }
+
+
+def run(options: dict[str, str]) -> dict[str, Any]:
+    mode = options.pop("mode", "load")
+    calls = int(options.pop("calls", "200"))
+    parsed = Options.parse(options)
+    main = _breakdown(parsed, calls) if mode == "breakdown" else _run(parsed)
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover
+        return asyncio.run(main)
+    return uvloop.run(main)
