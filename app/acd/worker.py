@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import logging
 
+from sqlalchemy import select
+
 from app.acd import lifecycle, repository, timers
 from app.acd.models import Call, Timer
 from app.acd.states import AgentState, CallState
@@ -43,9 +45,17 @@ async def _on_timer(uow: UnitOfWork, timer: Timer) -> None:
         lifecycle.request_dispatch(uow, call.campaign_id)
 
 
+async def _any_due(db: Database) -> bool:
+    async with db.read() as session:
+        stmt = select(Timer.id).where(Timer.due_at <= utcnow()).limit(1)
+        return (await session.execute(stmt)).first() is not None
+
+
 async def run_due_timers(db: Database) -> int:
     """Fire every timer due now, one transaction each; returns how many fired."""
     fired = 0
+    if not await _any_due(db):
+        return 0  # the usual case: no writing transaction (no writer lock on SQLite)
     while True:
         async with db.unit_of_work() as uow:
             timer = await timers.claim_due(uow, utcnow())

@@ -12,8 +12,9 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 
 from app.db import Database, utcnow
 from app.telephony import commands
@@ -30,15 +31,22 @@ def backoff(attempts: int) -> dt.timedelta:
     return dt.timedelta(seconds=min(60.0, 0.5 * 2 ** (attempts - 1)))
 
 
+def _due(now: dt.datetime) -> Any:
+    return and_(
+        Command.delivery == "pending",
+        or_(Command.next_attempt_at.is_(None), Command.next_attempt_at <= now),
+    )
+
+
 async def _lease(db: Database) -> list[dict[str, object]]:
     now = utcnow()
+    async with db.read() as session:
+        if (await session.execute(select(Command.id).where(_due(now)).limit(1))).first() is None:
+            return []  # nothing to send: no writing transaction
     async with db.unit_of_work() as uow:
         stmt = (
             select(Command)
-            .where(
-                Command.delivery == "pending",
-                or_(Command.next_attempt_at.is_(None), Command.next_attempt_at <= now),
-            )
+            .where(_due(now))
             .order_by(Command.id)
             .limit(BATCH)
             .with_for_update(skip_locked=True)
