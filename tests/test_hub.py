@@ -1,0 +1,69 @@
+"""The hub: bounded per-screen queues, so one slow screen never stalls the others."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.realtime.hub import CloseCode, Hub, Screen
+
+
+def _event(seq: int, agent_id: int, campaign_id: int = 1) -> dict[str, Any]:
+    return {
+        "type": "agent.state",
+        "seq": seq,
+        "at": "",
+        "data": {"agent_id": agent_id, "campaign_id": campaign_id, "state": "available"},
+    }
+
+
+async def test_a_full_screen_is_cut_and_the_others_keep_receiving() -> None:
+    hub = Hub()
+    slow = Screen(kind="supervisor", campaign_id=1, agent_id=None, session_id=1, queue_size=3)
+    fast = Screen(kind="supervisor", campaign_id=1, agent_id=None, session_id=2, queue_size=100)
+    hub.add(slow)
+    hub.add(fast)
+    await hub.publish([_event(n, agent_id=7) for n in range(1, 11)])
+    assert slow.closing == CloseCode.SLOW_CONSUMER
+    drained = [slow.queue.get_nowait() for _ in range(slow.queue.qsize())]
+    assert drained[-1]["type"] == "__close__"  # the writer closes with 4008
+    assert fast.closing is None
+    assert [fast.queue.get_nowait()["seq"] for _ in range(10)] == list(range(1, 11))
+
+
+async def test_screens_receive_only_what_concerns_them() -> None:
+    hub = Hub()
+    mine = Screen(kind="agent", campaign_id=1, agent_id=7, session_id=1)
+    other = Screen(kind="agent", campaign_id=1, agent_id=8, session_id=2)
+    elsewhere = Screen(kind="supervisor", campaign_id=2, agent_id=None, session_id=3)
+    for screen in (mine, other, elsewhere):
+        hub.add(screen)
+    broadcast = {
+        "type": "supervisor.broadcast",
+        "seq": 2,
+        "at": "",
+        "data": {"campaign_id": 1, "agent_id": None, "text": "hi"},
+    }
+    await hub.publish([_event(1, agent_id=7), broadcast])
+    assert [mine.queue.get_nowait()["seq"] for _ in range(2)] == [1, 2]
+    assert [other.queue.get_nowait()["seq"]] == [2]
+    assert elsewhere.queue.empty()
+
+
+async def test_a_revoked_session_closes_its_screens_only() -> None:
+    hub = Hub()
+    revoked = Screen(kind="agent", campaign_id=1, agent_id=7, session_id=10)
+    kept = Screen(kind="agent", campaign_id=1, agent_id=7, session_id=11)
+    hub.add(revoked)
+    hub.add(kept)
+    await hub.publish(
+        [
+            {
+                "type": "auth.revoked",
+                "seq": 5,
+                "at": "",
+                "data": {"session_id": 10, "agent_id": 7, "campaign_id": 1},
+            }
+        ]
+    )
+    assert revoked.closing == CloseCode.REVOKED
+    assert kept.closing is None and kept.queue.empty()
