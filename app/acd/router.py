@@ -15,7 +15,6 @@ another process left, so no caller waits while a seat is free.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.acd import lifecycle
 from app.acd.models import Agent, AgentSkill, Call, Queue, Seat
 from app.acd.states import AgentState, CallState
+from app.background import BackgroundTask
 from app.db import Database, UnitOfWork, utcnow
 
 log = logging.getLogger(__name__)
@@ -151,14 +151,14 @@ async def dispatch(db: Database, campaign_id: int | None = None) -> int:
             return made
 
 
-class Dispatcher:
+class Dispatcher(BackgroundTask):
     """Coalesces dispatch requests in this process and runs them one at a time."""
 
     def __init__(self) -> None:
+        super().__init__()
         self._db: Database | None = None
         self._pending: set[int | None] = set()
         self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
     def request(self, campaign_id: int | None) -> None:
         if self._db is None:
@@ -169,17 +169,13 @@ class Dispatcher:
     def start(self, db: Database, sweep_seconds: float) -> None:
         self._db = db
         db.dispatcher = self
-        self._task = asyncio.create_task(self._run(sweep_seconds), name="dispatcher")
+        self._launch(self._run(sweep_seconds), name="dispatcher")
 
     async def stop(self) -> None:
         if self._db is not None:
             self._db.dispatcher = None
         self._db = None
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await super().stop()
 
     async def _run(self, sweep_seconds: float) -> None:
         assert self._db is not None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from sqlalchemy import select
@@ -12,6 +11,7 @@ from app.acd import lifecycle, repository, timers
 from app.acd.models import Call, Timer
 from app.acd.states import AgentState, CallState
 from app.acd.timers import TimerKind
+from app.background import BackgroundTask
 from app.db import Database, UnitOfWork, utcnow
 
 log = logging.getLogger(__name__)
@@ -73,19 +73,9 @@ async def run_due_timers(db: Database) -> int:
         fired += 1
 
 
-class TimerWorker:
-    def __init__(self) -> None:
-        self._task: asyncio.Task[None] | None = None
-
+class TimerWorker(BackgroundTask):
     def start(self, db: Database, poll_seconds: float) -> None:
-        self._task = asyncio.create_task(self._run(db, poll_seconds), name="timers")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        self._launch(self._run(db, poll_seconds), name="timers")
 
     async def _run(self, db: Database, poll_seconds: float) -> None:
         while True:

@@ -22,6 +22,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy import func, select
 
+from app.background import BackgroundTask
 from app.db import Database
 from app.realtime.models import Event
 
@@ -39,14 +40,14 @@ def asyncpg_dsn(url: str) -> str:
     return url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
-class EventFeed:
+class EventFeed(BackgroundTask):
     def __init__(self, db: Database) -> None:
+        super().__init__()
         self.db = db
         self.last_seq = 0
         self._subscribers: list[Subscriber] = []
         self._wakeup = asyncio.Event()
         self._gap_since: float | None = None
-        self._task: asyncio.Task[None] | None = None
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.append(subscriber)
@@ -62,13 +63,7 @@ class EventFeed:
             self.wake()
 
         self.db.on_events.append(_on_commit)
-        self._task = asyncio.create_task(self._run(), name="event-feed")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        self._launch(self._run(), name="event-feed")
 
     async def _run(self) -> None:
         while True:

@@ -31,6 +31,7 @@ from sqlalchemy import and_, or_, select
 from app.acd import actions, lifecycle, repository
 from app.acd.states import IllegalTransition
 from app.auth.service import Principal, Role, principal_for_session, read_ws_token
+from app.background import BackgroundTask
 from app.db import Database, utcnow
 from app.errors import AppError, Forbidden
 from app.realtime.feed import EventFeed
@@ -405,21 +406,15 @@ async def supervisor_socket(websocket: WebSocket) -> None:
     await ScreenConnection(websocket, "supervisor").run()
 
 
-class StatsTicker:
+class StatsTicker(BackgroundTask):
     """Once a second, per campaign watched in this process: one computation, every viewer."""
 
     def __init__(self, db: Database, hub: Hub, settings: Settings, feed: EventFeed) -> None:
+        super().__init__()
         self.db, self.hub, self.settings, self.feed = db, hub, settings, feed
-        self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="stats-ticker")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        self._launch(self._run(), name="stats-ticker")
 
     async def _run(self) -> None:
         while True:

@@ -9,13 +9,13 @@ must therefore accept a command id twice (docs/telephony.md).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 from typing import Any
 
 from sqlalchemy import and_, or_, select
 
+from app.background import BackgroundTask
 from app.db import Database, utcnow
 from app.telephony import commands
 from app.telephony.models import Command
@@ -90,20 +90,14 @@ async def deliver_pending(db: Database, platform: TelephonyPlatform, max_attempt
     return sent
 
 
-class CommandDelivery:
+class CommandDelivery(BackgroundTask):
     def __init__(self, platform: TelephonyPlatform, max_attempts: int) -> None:
+        super().__init__()
         self.platform = platform
         self.max_attempts = max_attempts
-        self._task: asyncio.Task[None] | None = None
 
     def start(self, db: Database, poll_seconds: float = 0.1) -> None:
-        self._task = asyncio.create_task(self._run(db, poll_seconds), name="command-delivery")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        self._launch(self._run(db, poll_seconds), name="command-delivery")
 
     async def _run(self, db: Database, poll_seconds: float) -> None:
         while True:
