@@ -53,15 +53,22 @@ async def cancel_all_for_call(uow: UnitOfWork, call_id: int) -> None:
     await uow.session.execute(delete(Timer).where(Timer.call_id == call_id))
 
 
-async def claim_due(uow: UnitOfWork, now: dt.datetime) -> Timer | None:
-    """Take one due timer; other processes skip it while this transaction holds it."""
+async def due(
+    session: AsyncSession, now: dt.datetime, limit: int
+) -> list[tuple[int, int | None, int | None]]:
+    """Timers due now, oldest first: (id, call id, agent id)."""
     stmt = (
-        select(Timer)
+        select(Timer.id, Timer.call_id, Timer.agent_id)
         .where(Timer.due_at <= now)
         .order_by(Timer.due_at)
-        .limit(1)
-        .with_for_update(skip_locked=True)
+        .limit(limit)
     )
+    return [(t, c, a) for t, c, a in (await session.execute(stmt)).all()]
+
+
+async def claim(uow: UnitOfWork, timer_id: int) -> Timer | None:
+    """Take a timer; None when another process holds it or it was cancelled meanwhile."""
+    stmt = select(Timer).where(Timer.id == timer_id).with_for_update(skip_locked=True)
     timer = (await uow.session.execute(stmt)).scalar_one_or_none()
     if timer is not None:
         await uow.session.delete(timer)

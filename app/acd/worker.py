@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from sqlalchemy import select
-
 from app.acd import lifecycle, repository, timers
 from app.acd.models import Call, Timer
 from app.acd.states import AgentState, CallState
@@ -45,32 +43,43 @@ async def _on_timer(uow: UnitOfWork, timer: Timer) -> None:
         lifecycle.request_dispatch(uow, call.campaign_id)
 
 
-async def _any_due(db: Database) -> bool:
-    async with db.read() as session:
-        stmt = select(Timer.id).where(Timer.due_at <= utcnow()).limit(1)
-        return (await session.execute(stmt)).first() is not None
+BATCH = 100
 
 
 async def run_due_timers(db: Database) -> int:
-    """Fire every timer due now, one transaction each; returns how many fired."""
+    """Fire every timer due now, one transaction each; returns how many fired.
+
+    Rows are locked in the global order (the call, else the agent, then the timer)
+    so a timer firing never deadlocks with a call step that cancels it.
+    """
     fired = 0
-    if not await _any_due(db):
-        return 0  # the usual case: no writing transaction (no writer lock on SQLite)
     while True:
-        async with db.unit_of_work() as uow:
-            timer = await timers.claim_due(uow, utcnow())
-            if timer is None:
-                return fired
-            events_before = len(uow.events)
-            try:
-                async with uow.session.begin_nested():
-                    await _on_timer(uow, timer)
-            except Exception:
-                # A broken timer is dropped (and logged), never retried forever; the
-                # savepoint undid its writes, so its events must not be published.
-                del uow.events[events_before:]
-                log.exception("timer %s (%s) failed", timer.id, timer.kind)
-        fired += 1
+        async with db.read() as session:
+            batch = await timers.due(session, utcnow(), BATCH)
+        for timer_id, call_id, agent_id in batch:
+            async with db.unit_of_work() as uow:
+                if call_id is not None:
+                    await repository.lock_call(uow.session, call_id)
+                elif agent_id is not None:
+                    await repository.get_agent(uow.session, agent_id, lock=True)
+                timer = await timers.claim(uow, timer_id)
+                if timer is not None:
+                    await _fire(uow, timer)
+                    fired += 1
+        if len(batch) < BATCH:
+            return fired
+
+
+async def _fire(uow: UnitOfWork, timer: Timer) -> None:
+    events_before = len(uow.events)
+    try:
+        async with uow.session.begin_nested():
+            await _on_timer(uow, timer)
+    except Exception:
+        # A broken timer is dropped (and logged), never retried forever; the
+        # savepoint undid its writes, so its events must not be published.
+        del uow.events[events_before:]
+        log.exception("timer %s (%s) failed", timer.id, timer.kind)
 
 
 class TimerWorker(BackgroundTask):

@@ -312,6 +312,10 @@ class ScreenConnection:
             return _error(command.client_id, exc.code, str(exc))
         except AppError as exc:
             return _error(command.client_id, exc.code, exc.message, exc.field)
+        except Exception:
+            # A database hiccup (deadlock, pool timeout) must not cost the screen its socket.
+            log.exception("screen command %s failed", command.command)
+            return _error(command.client_id, "internal", "the command failed; try again")
         return _message("ack", None, {"client_id": command.client_id, **data})
 
     async def _perform(self, command: _Command, principal: Principal) -> dict[str, Any]:
