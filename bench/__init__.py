@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-BENCHMARKS = {"routing": "bench.routing"}
+BENCHMARKS = {"routing": "bench.routing", "fanout": "bench.fanout", "cti": "bench.cti"}
 
 
 def parse_options(options: list[str]) -> dict[str, str]:
