@@ -2,6 +2,7 @@
 
 from app.acd.models import Agent, AgentSession, AgentSkill, Call, Campaign, Queue, Seat, Timer
 from app.auth.models import AuthSession, LoginFailure, User
+from app.cti.models import ScreenPop
 from app.realtime.models import Event
 from app.telephony.models import Command, InboundEvent
 
@@ -17,6 +18,7 @@ __all__ = [
     "InboundEvent",
     "LoginFailure",
     "Queue",
+    "ScreenPop",
     "Seat",
     "Timer",
     "User",

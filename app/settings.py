@@ -93,6 +93,38 @@ class Settings(BaseSettings):
         default=15.0, description="Screens ping this often; silent for 3x this, they are cut."
     )
 
+    directory_url: str = Field(
+        default="http://127.0.0.1:8100",
+        description=(
+            "Base URL of the reverse directory (docs/directory.md); the default is the "
+            "built-in one (`pledgeline directory serve`). Empty: no directory look-ups."
+        ),
+    )
+    directory_token: str | None = Field(
+        default=None, description="Bearer token sent to the directory (and checked by ours)."
+    )
+    directory_budget_ms: int = Field(
+        default=300, description="Time budget of one directory look-up; beyond it: timeout."
+    )
+    directory_cache_ttl_seconds: float = Field(
+        default=3600.0, description="How long a directory hit (number listed) is cached."
+    )
+    directory_miss_ttl_seconds: float = Field(
+        default=300.0, description="How long a directory miss (number unlisted) is cached."
+    )
+    directory_cache_size: int = Field(
+        default=10000, description="Numbers kept in the directory cache (least recent dropped)."
+    )
+    directory_breaker_failures: int = Field(
+        default=5, description="Directory failures in a row that open the circuit breaker."
+    )
+    directory_breaker_reset_seconds: float = Field(
+        default=30.0, description="How long the breaker stays open before one trial look-up."
+    )
+    directory_max_connections: int = Field(
+        default=50, description="HTTP connections to the directory kept per process."
+    )
+
     simulate: bool = Field(default=False, description="Run simulated callers and agents.")
     sim_rate_per_minute: float = Field(default=20.0, description="Simulated calls a minute.")
     sim_spike_every_seconds: float = Field(
