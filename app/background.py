@@ -3,9 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 from collections.abc import Coroutine
 from typing import Any
+
+log = logging.getLogger(__name__)
+
+# Shutdown never waits longer than this for one task (a stuck socket must not
+# keep a process from stopping).
+STOP_SECONDS = 5.0
+
+
+async def stop_tasks(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel tasks and wait for them, within ``STOP_SECONDS``."""
+    for task in tasks:
+        task.cancel()
+    if not tasks:
+        return
+    _, stuck = await asyncio.wait(tasks, timeout=STOP_SECONDS)
+    for task in stuck:
+        log.warning("task %s did not stop within %ss", task.get_name(), STOP_SECONDS)
 
 
 class BackgroundTask:
@@ -17,7 +34,5 @@ class BackgroundTask:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_tasks([self._task])
             self._task = None

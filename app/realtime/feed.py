@@ -22,7 +22,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy import func, select
 
-from app.background import BackgroundTask
+from app.background import BackgroundTask, stop_tasks
 from app.db import Database
 from app.realtime.models import Event
 
@@ -139,11 +139,7 @@ class Notifier:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_tasks(self._tasks)
 
     async def _announce(self) -> None:
         while True:
@@ -156,7 +152,7 @@ class Notifier:
                         await conn.execute("SELECT pg_notify($1, 'new')", CHANNEL)
                         await asyncio.sleep(self.interval)
                 finally:
-                    await conn.close()
+                    conn.terminate()  # at once: a polite close can wait on the server
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -174,7 +170,7 @@ class Notifier:
                     self.feed.wake()  # catch up on anything missed while disconnected
                     await closed.wait()
                 finally:
-                    await conn.close()
+                    conn.terminate()  # at once: a polite close can wait on the server
             except asyncio.CancelledError:
                 raise
             except Exception:

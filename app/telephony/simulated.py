@@ -12,7 +12,6 @@ through the same paths as real traffic: caller-side events through
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
 import logging
@@ -27,6 +26,7 @@ from sqlalchemy import select
 from app.acd import lifecycle, repository
 from app.acd.models import Agent, Call, Campaign, Seat
 from app.acd.states import CALL_LIVE_STATES, AgentState, CallState
+from app.background import stop_tasks
 from app.db import Database, utcnow
 from app.errors import AppError
 from app.settings import Settings
@@ -100,11 +100,7 @@ class SimulatedPlatform(TelephonyPlatform):
         self._spawn(self._keep_staffed())
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await stop_tasks(list(self._tasks))
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
