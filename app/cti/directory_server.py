@@ -297,9 +297,17 @@ def serve(
     token: str | None = None,
     faults: bool = False,
     log_level: str = "warning",
+    exit_with_parent: bool = False,
 ) -> int:
-    """Run the directory in the foreground until interrupted."""
+    """Run the directory in the foreground until interrupted.
+
+    ``exit_with_parent``: stop when the process that started this one is gone (a
+    test run killed before its clean-up would otherwise leave it running).
+    """
     import uvicorn
+
+    if exit_with_parent:
+        _watch_parent()
 
     print(
         f"Pledgeline sample directory on http://{host}:{port} (seed {seed}"
@@ -318,6 +326,17 @@ def serve(
         timeout_keep_alive=30,
     )
     return 0
+
+
+def _watch_parent(interval: float = 1.0) -> None:
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os.kill(os.getpid(), signal.SIGTERM)  # uvicorn shuts down as on Ctrl-C
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 class EmbeddedDirectory:
@@ -399,7 +418,7 @@ class DirectoryProcess:
     def _start_once(self, timeout: float) -> bool:
         command = [
             sys.executable, "-m", "app.cti.directory_server",
-            "--port", str(self.port), "--seed", str(self.seed),
+            "--port", str(self.port), "--seed", str(self.seed), "--exit-with-parent",
         ]  # fmt: skip
         if self.faults:
             command.append("--faults")
@@ -475,6 +494,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--faults", action="store_true", help="enable POST /_faults (tests and benchmarks only)"
     )
     parser.add_argument("--log-level", default="warning")
+    parser.add_argument(
+        "--exit-with-parent", action="store_true", help="stop when the parent process ends"
+    )
 
 
 def run_from_args(args: argparse.Namespace) -> int:
@@ -490,6 +512,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         token=token,
         faults=args.faults,
         log_level=args.log_level,
+        exit_with_parent=getattr(args, "exit_with_parent", False),
     )
 
 
