@@ -75,6 +75,7 @@ from app.cti.service import CallerLookup
 from app.db import Database, make_engine, utcnow
 from app.migrate import upgrade_async
 from app.settings import Settings
+from bench.stats import percentiles as summary
 
 ROOT = Path(__file__).resolve().parent.parent
 try:  # tests/ is not an installed package: the shared process helper lives there
@@ -113,18 +114,8 @@ class Options:
         return o
 
 
-def percentiles(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-
-    def at(p: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))], 3)
-
-    return {
-        "n": len(ordered),
-        "p50": at(0.5),
-        "p99": at(0.99),
-        "max": round(ordered[-1], 3),
-    }
+def percentiles(samples: list[float]) -> dict[str, Any]:
+    return summary(samples, (50, 99), digits=3)
 
 
 def number_pool(start: int, count: int) -> list[str]:

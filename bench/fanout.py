@@ -56,7 +56,8 @@ import asyncpg
 import psutil
 
 from app.telephony import signing
-from bench.fanout_client import percentiles, raise_nofile, until
+from bench.fanout_client import raise_nofile, until
+from bench.stats import percentiles
 
 ROOT = Path(__file__).resolve().parent.parent
 try:  # tests/ is not an installed package: the shared process helper lives there

@@ -25,7 +25,6 @@ import contextlib
 import datetime as dt
 import itertools
 import json
-import math
 import random
 import resource
 import sys
@@ -40,6 +39,8 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
+
+from bench.stats import percentiles
 
 MAX_SIZE = 64 * 1024 * 1024  # a supervisor's snapshot/stats carries every agent
 _fromiso = dt.datetime.fromisoformat
@@ -62,22 +63,6 @@ def log(*parts: Any) -> None:
 def reply(payload: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(payload) + "\n")
     sys.stdout.flush()
-
-
-def percentiles(
-    values: array | list[float], qs: tuple[float, ...] = (50, 90, 99)
-) -> dict[str, Any]:
-    """Nearest-rank percentiles (ms, two decimals), max and count."""
-    if not values:
-        return {"n": 0}
-    ordered = sorted(values)
-    out: dict[str, Any] = {}
-    for q in qs:
-        index = min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))
-        out[f"p{q:g}"] = round(ordered[index], 2)
-    out["max"] = round(ordered[-1], 2)
-    out["n"] = len(ordered)
-    return out
 
 
 async def until(predicate: Callable[[], bool], timeout: float, interval: float) -> bool:

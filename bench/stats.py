@@ -1,0 +1,23 @@
+"""Summary figures shared by the benchmarks."""
+
+from __future__ import annotations
+
+import math
+from array import array
+from typing import Any
+
+
+def percentiles(
+    values: array[float] | list[float], qs: tuple[float, ...] = (50, 90, 99), digits: int = 2
+) -> dict[str, Any]:
+    """Nearest-rank percentiles, max and count (``{"n": 0}`` for no values)."""
+    if not values:
+        return {"n": 0}
+    ordered = sorted(values)
+    out: dict[str, Any] = {}
+    for q in qs:
+        index = min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))
+        out[f"p{q:g}"] = round(ordered[index], digits)
+    out["max"] = round(ordered[-1], digits)
+    out["n"] = len(ordered)
+    return out
