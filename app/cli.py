@@ -7,7 +7,7 @@ import asyncio
 import os
 import sys
 
-from app.settings import get_settings
+from app.settings import Settings, get_settings
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -60,10 +60,36 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"  {role:<10} {username:<11} {secret}")
     print(f"Pledgeline at http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
     print(f"Queue statistics: http://{host}:{port}/queues?campaign_id={campaign_id}")
+    _start_embedded_directory(settings)
     os.environ["PLEDGELINE_SIMULATE"] = "true"
     get_settings.cache_clear()
     args.workers = 1
     return _serve(args)
+
+
+def _start_embedded_directory(settings: Settings) -> None:
+    """The demo's built-in directory, in this process, where the settings point."""
+    from urllib.parse import urlsplit
+
+    from app.cti.directory_server import EmbeddedDirectory
+
+    url = urlsplit(settings.directory_url)
+    if url.hostname not in ("127.0.0.1", "localhost") or url.port is None:
+        return  # a directory elsewhere (or none): nothing to start here
+    if EmbeddedDirectory(port=url.port, token=settings.directory_token).start():
+        print(f"Built-in directory at {settings.directory_url}")
+    else:
+        print(
+            f"Built-in directory did not start on port {url.port} (taken?); "
+            "calls go on without caller details.",
+            file=sys.stderr,
+        )
+
+
+def _directory(args: argparse.Namespace) -> int:
+    from app.cti.directory_server import run_from_args
+
+    return run_from_args(args)
 
 
 def _user_add(args: argparse.Namespace) -> int:
@@ -104,6 +130,12 @@ def _user_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from app.pledges.export_cli import run
+
+    return run(args, get_settings().database_url)
+
+
 def _bench(args: argparse.Namespace) -> int:
     from bench import run_benchmark
 
@@ -111,6 +143,8 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from app.cti.directory_server import add_arguments as add_directory_arguments
+
     parser = argparse.ArgumentParser(prog="pledgeline", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -129,6 +163,14 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--port", type=int)
     demo.set_defaults(func=_demo)
 
+    directory = sub.add_parser("directory", help="the built-in reverse directory")
+    directory_sub = directory.add_subparsers(dest="directory_command", required=True)
+    directory_serve = directory_sub.add_parser(
+        "serve", help="serve sample French directory data over HTTP (docs/directory.md)"
+    )
+    add_directory_arguments(directory_serve)
+    directory_serve.set_defaults(func=_directory)
+
     user = sub.add_parser("user", help="manage users")
     user_sub = user.add_subparsers(dest="user_command", required=True)
     add = user_sub.add_parser("add", help="create a user (asks for the PIN or password)")
@@ -141,6 +183,12 @@ def main(argv: list[str] | None = None) -> int:
         "--secret", help="PIN or password (default: asked, or PLEDGELINE_NEW_USER_SECRET)"
     )
     add.set_defaults(func=_user_add)
+
+    from app.pledges.export_cli import add_arguments as add_export_arguments
+
+    export = sub.add_parser("export", help="export a campaign's pledges as CSV or XLSX")
+    add_export_arguments(export)
+    export.set_defaults(func=_export)
 
     bench = sub.add_parser("bench", help="run a benchmark and print its figures")
     bench.add_argument("name", help="routing")

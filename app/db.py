@@ -23,7 +23,7 @@ import datetime as dt
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, event
 from sqlalchemy.dialects import postgresql
@@ -38,6 +38,9 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
 from app.settings import Settings
+
+if TYPE_CHECKING:
+    from app.cti.service import CallerLookup
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -183,6 +186,8 @@ class Database:
         self.dispatcher: DispatchRequester | None = None
         # The settings of the app this database serves (None: the environment's).
         self.settings: Settings | None = None
+        # The process's caller look-up (CTI), started for each new call; None: no CTI.
+        self.caller_lookup: CallerLookup | None = None
 
     @property
     def is_sqlite(self) -> bool:

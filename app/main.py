@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -12,13 +13,22 @@ from app.acd.endpoints import router as acd_router
 from app.acd.router import Dispatcher
 from app.acd.worker import TimerWorker
 from app.auth.endpoints import router as auth_router
+from app.cti.service import CallerLookup
 from app.db import Database, make_engine
 from app.errors import install_error_handlers
 from app.health import router as health_router
+from app.logs import configure_logging
+from app.metrics import router as metrics_router
+from app.pledges.endpoints import router as pledges_router
+from app.pledges.export_endpoints import router as pledge_exports_router
+from app.pledges.live import TotalsPublisher
 from app.realtime.feed import EventFeed, Notifier
 from app.realtime.hub import Hub
 from app.realtime.sockets import StatsTicker
 from app.realtime.sockets import router as sockets_router
+from app.rules.endpoints import router as rules_router
+from app.rules.engine import defaults as rules_defaults
+from app.rules.service import on_committed as rules_on_committed
 from app.settings import Settings, get_settings
 from app.telephony.delivery import CommandDelivery
 from app.telephony.endpoints import router as telephony_router
@@ -41,6 +51,7 @@ def _platform(settings: Settings) -> TelephonyPlatform | None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.log_format)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -54,6 +65,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.db = db
         db.settings = settings
+
+        async def run_pledge_rules(events: list[Any]) -> None:
+            await rules_on_committed(db, events)  # pledge.saved rules, after commit
+
+        db.on_events.append(run_pledge_rules)
+        rules_defaults()  # builds the CEL parser and the shipped rules now, not on a call
         hub, feed = Hub(), EventFeed(db)
         feed.subscribe(hub.publish)
         await feed.start()
@@ -62,6 +79,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await notifier.start()
         ticker = StatsTicker(db, hub, settings, feed)
         ticker.start()
+        totals_publisher = TotalsPublisher(db)
+        totals_publisher.start()
+        caller_lookup = CallerLookup(settings) if settings.directory_url else None
+        if caller_lookup is not None:
+            await caller_lookup.start()
+            db.caller_lookup = caller_lookup
+        app.state.caller_lookup = caller_lookup
         app.state.hub, app.state.feed = hub, feed
         dispatcher, timer_worker = Dispatcher(), TimerWorker()
         platform = _platform(settings)
@@ -86,6 +110,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await timer_worker.stop()
             await dispatcher.stop()
             await ticker.stop()
+            await totals_publisher.stop()
+            if caller_lookup is not None:
+                db.caller_lookup = None
+                await caller_lookup.stop()
             if notifier is not None:
                 await notifier.stop()
             await feed.stop()
@@ -100,9 +128,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(health_router)
+    app.include_router(metrics_router)
     app.include_router(acd_router)
+    # Before any /pledges/{...} route, so /pledges/export.csv is never taken for one.
+    app.include_router(pledge_exports_router)
+    app.include_router(pledges_router)
     app.include_router(telephony_router)
     app.include_router(auth_router)
     app.include_router(sockets_router)
+    app.include_router(rules_router)
     app.include_router(web_router)
     return app

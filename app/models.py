@@ -3,7 +3,15 @@
 from app.acd.models import Agent, AgentSession, AgentSkill, Call, Campaign, Queue, Seat, Timer
 from app.auth.models import AuthSession, LoginFailure, User
 from app.cti.models import ScreenPop
+from app.pledges.models import (
+    IdempotencyRecord,
+    Pledge,
+    PledgeAudit,
+    PledgeCounter,
+    PledgePayment,
+)
 from app.realtime.models import Event
+from app.rules.models import NumberBlock, RuleFile
 from app.telephony.models import Command, InboundEvent
 
 __all__ = [
@@ -15,9 +23,16 @@ __all__ = [
     "Campaign",
     "Command",
     "Event",
+    "IdempotencyRecord",
     "InboundEvent",
     "LoginFailure",
+    "NumberBlock",
+    "Pledge",
+    "PledgeAudit",
+    "PledgeCounter",
+    "PledgePayment",
     "Queue",
+    "RuleFile",
     "ScreenPop",
     "Seat",
     "Timer",

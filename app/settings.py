@@ -31,7 +31,11 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="Address the server listens on.")
     port: int = Field(default=8000, description="Port the server listens on.")
     workers: int = Field(default=1, description="uvicorn worker processes (PostgreSQL only).")
-    log_level: str = Field(default="info", description="uvicorn log level.")
+    log_level: str = Field(default="info", description="Log level (uvicorn's and the app's).")
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="Log lines as text, or one JSON object per line. Card numbers are masked.",
+    )
 
     telephony_secret: str = Field(
         default="dev-telephony-secret",
@@ -42,6 +46,13 @@ class Settings(BaseSettings):
     )
     telephony_callback_retries: int = Field(
         default=5, description="Delivery attempts in all (with back-off) before a command fails."
+    )
+    telephony_command_gap_grace_seconds: float = Field(
+        default=2.0,
+        description=(
+            "PostgreSQL: `GET /telephony/commands` stops before a missing command id this "
+            "long, in case a transaction still commits it; older gaps are rollbacks."
+        ),
     )
     max_body_bytes: int = Field(
         default=65536, description="Largest telephony webhook body accepted (413 beyond)."
@@ -124,6 +135,12 @@ class Settings(BaseSettings):
     directory_max_connections: int = Field(
         default=50, description="HTTP connections to the directory kept per process."
     )
+    metrics_token: str | None = Field(
+        default=None,
+        description=(
+            "Bearer token a Prometheus scraper sends to `GET /metrics`; admins may read it too."
+        ),
+    )
 
     simulate: bool = Field(default=False, description="Run simulated callers and agents.")
     sim_rate_per_minute: float = Field(default=20.0, description="Simulated calls a minute.")
@@ -141,6 +158,32 @@ class Settings(BaseSettings):
         default="volunteer", description="Agents whose login starts so are simulated."
     )
     sim_seed: int | None = Field(default=None, description="Seed for repeatable simulations.")
+
+    # --- pledges (app/pledges) ---
+    payment_webhook_secret: str = Field(
+        default="dev-payment-secret",
+        description="Shared secret for HMAC-SHA256 signatures on the payment provider's webhook.",
+    )
+
+    # --- rules and scripts (app/rules, docs/rules.md) ---
+    rules_dir: str = Field(
+        default="",
+        description=(
+            "Folder of campaign rules files, named <campaign id>.yaml, reloaded when changed; "
+            "empty: shipped defaults unless a file was put through the API."
+        ),
+    )
+    rules_recheck_seconds: float = Field(
+        default=1.0, description="How often a process looks for a new rules file or version."
+    )
+    rules_partner_helpline: str = Field(
+        default="+33 800 00 00 00",
+        description="Partner helpline number given when no specialist answers a hand-over.",
+    )
+    rules_blocked_message: str = Field(
+        default="This number cannot reach the pledge line at the moment. Thank you.",
+        description="Message a blocked number hears before the line hangs up.",
+    )
 
 
 @lru_cache

@@ -7,7 +7,14 @@ import json
 import sys
 from typing import Any
 
-BENCHMARKS = {"routing": "bench.routing", "fanout": "bench.fanout", "cti": "bench.cti"}
+BENCHMARKS = {
+    "routing": "bench.routing",
+    "fanout": "bench.fanout",
+    "cti": "bench.cti",
+    "pledges": "bench.pledges",
+    "rules": "bench.rules",
+    "totals": "bench.totals",
+}
 
 
 def parse_options(options: list[str]) -> dict[str, str]:

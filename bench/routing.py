@@ -583,6 +583,7 @@ def check_timeline(
                 illegal.append(f"seq {seq}: call {call_id} received twice")
         elif (
             kind != "call.moved"
+            and state is not None  # no state: not a transition (a screen pop, a script)
             and state != before_call  # an event that is not a transition (a tag, a note)
             and not any(
                 before_call in froms and state == target

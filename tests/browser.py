@@ -29,6 +29,7 @@ from typing import Any
 
 import httpx
 
+from app.cti.directory_server import DirectoryProcess
 from app.db import Database, make_engine
 from app.migrate import upgrade_async
 from app.seed import DEMO_NUMBER, seed_demo
@@ -292,10 +293,30 @@ async def running_hotline(
 ) -> AsyncIterator[Hotline]:
     """A uvicorn process on a fresh, migrated, demo-seeded SQLite file; stopped on exit.
 
+    The built-in directory runs as a process of its own for the screen pops.
     Simulation is off unless ``settings`` says ``simulate=True``.
     """
     workdir, database_url = _fresh_database(workdir)
     campaign_id = await _prepare_database(database_url)
+    with DirectoryProcess(faults=False) as directory:
+        async with _running_server(
+            workdir,
+            database_url,
+            campaign_id,
+            {"directory_url": directory.base_url, **(settings or {})},
+            ready_timeout,
+        ) as hotline:
+            yield hotline
+
+
+@contextlib.asynccontextmanager
+async def _running_server(
+    workdir: Path,
+    database_url: str,
+    campaign_id: int,
+    settings: Mapping[str, Any],
+    ready_timeout: float,
+) -> AsyncIterator[Hotline]:
     for _attempt in range(3):
         port = _free_port()
         base_url = f"http://127.0.0.1:{port}"
@@ -307,7 +328,7 @@ async def running_hotline(
             "simulate": False,
             "timer_poll_seconds": 0.1,
             "dispatch_sweep_seconds": 0.5,
-            **(settings or {}),
+            **settings,
         }
         for key, value in values.items():
             text = str(value).lower() if isinstance(value, bool) else str(value)

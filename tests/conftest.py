@@ -21,13 +21,16 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from app.auth.service import Role, create_user
-from app.auth.service import login as auth_login
+from app.auth.service import Role
 from app.db import Base, Database, make_engine
 from app.main import create_app
 from app.migrate import upgrade
 from app.settings import Settings
 from app.telephony import signing
+
+# The browser tests' fixtures (browser, browser_hotline, new_page), for every module.
+from tests.browser_fixtures import browser, browser_hotline, new_page  # noqa: F401
+from tests.users import user_with_token
 
 PG_ADMIN_URL = os.environ.get(
     "PLEDGELINE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -108,27 +111,10 @@ ADMIN_PASSWORD = "test-admin-password"
 
 async def admin_token(db: Database) -> str:
     """Create the admin user and log it in (bearer), as an operator would at set-up."""
-    async with db.unit_of_work() as uow:
-        await create_user(
-            uow,
-            username=ADMIN_USERNAME,
-            display_name="Admin",
-            role=Role.ADMIN,
-            secret=ADMIN_PASSWORD,
-        )
-    async with db.unit_of_work() as uow:
-        result = await auth_login(
-            uow,
-            username=ADMIN_USERNAME,
-            secret=ADMIN_PASSWORD,
-            campaign_id=None,
-            client="tests",
-            kind="bearer",
-            hours=1,
-            max_failures=5,
-        )
-    assert result is not None
-    return result[0]
+    _, token = await user_with_token(
+        db, username=ADMIN_USERNAME, display_name="Admin", role=Role.ADMIN, secret=ADMIN_PASSWORD
+    )
+    return token
 
 
 def make_settings(database_url: str, **overrides: Any) -> Settings:
@@ -138,6 +124,8 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "timer_poll_seconds": 0.05,
         "dispatch_sweep_seconds": 0.5,
         "db_pool_size": 5,
+        # No directory unless a test starts one (tests/test_cti_*): no look-ups.
+        "directory_url": "",
         **overrides,
     }
     return Settings(**values)

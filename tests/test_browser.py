@@ -12,79 +12,22 @@ No browser is ever downloaded.
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.browser import (
-    AGENT,
-    AGENT_NAME,
-    RECORD_SOCKETS,
-    SUPERVISOR,
-    VIEWPORT,
-    Hotline,
-    chromium_problem,
-    launch_chromium,
-    running_hotline,
-    sign_in,
-)
+from tests.browser import AGENT, AGENT_NAME, RECORD_SOCKETS, SUPERVISOR, Hotline, sign_in
 
 try:
-    from playwright.async_api import Page, async_playwright, expect
-except ImportError:  # chromium_problem() says so: the tests skip, or fail with CI=true
-    Page = async_playwright = expect = None  # type: ignore[assignment,misc]
-
-IN_CI = os.environ.get("CI", "").lower() == "true"
-_problem = chromium_problem()
-
-
-def _need_chromium() -> None:
-    if _problem is not None:
-        if IN_CI:
-            pytest.fail(f"browser tests cannot run: {_problem} (CI=true requires them)")
-        pytest.skip(f"browser tests skipped: {_problem}")
+    from playwright.async_api import Page, expect
+except ImportError:  # the browser fixture says so: the tests skip, or fail with CI=true
+    Page = expect = None  # type: ignore[assignment,misc]
 
 
 @pytest.fixture(scope="module")
-async def hotline(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Hotline]:
-    workdir: Path = tmp_path_factory.mktemp("browser")
-    async with running_hotline(workdir) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-async def browser(hotline: Hotline) -> AsyncIterator[Any]:
-    _need_chromium()
-    assert async_playwright is not None
-    async with async_playwright() as playwright:
-        chromium = await launch_chromium(playwright)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
-
-
-@pytest.fixture
-async def new_page(browser: Any) -> AsyncIterator[Any]:
-    """Pages in contexts of their own (separate cookies), closed after the test."""
-    contexts: list[Any] = []
-
-    async def _new(init_script: str | None = None) -> Page:
-        context = await browser.new_context(viewport=VIEWPORT)
-        context.set_default_timeout(10_000)
-        contexts.append(context)
-        if init_script:
-            await context.add_init_script(init_script)
-        page: Page = await context.new_page()
-        return page
-
-    yield _new
-    for context in contexts:
-        await context.close()
+def hotline(browser_hotline: Hotline) -> Hotline:
+    return browser_hotline
 
 
 async def test_pages_and_assets_are_served_by_the_app(hotline: Hotline) -> None:

@@ -72,3 +72,18 @@ def test_invalid(raw: str) -> None:
 def test_a_number_valid_elsewhere_is_invalid_in_the_wrong_region() -> None:
     # A Belgian-format mobile read as French does not exist.
     assert normalise("0623456789", "BE") == CallerNumber(None, "invalid")
+
+
+@pytest.mark.parametrize(
+    ("raw", "e164"),
+    [
+        ("0262 21 34 56", "+262262213456"),  # Réunion, fixed
+        ("0692 12 34 56", "+262692123456"),  # Réunion, mobile
+        ("0590 12 34 56", "+590590123456"),  # Guadeloupe
+        ("0696 12 34 56", "+596696123456"),  # Martinique, mobile
+        ("0594 12 34 56", "+594594123456"),  # French Guiana
+    ],
+)
+def test_overseas_france_in_national_form(raw: str, e164: str) -> None:
+    # Dialled with the same leading 0 as metropolitan numbers, valid in their own region.
+    assert normalise(raw, "FR") == CallerNumber(e164, None)

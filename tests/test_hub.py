@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from app.realtime.hub import CloseCode, Hub, Screen
@@ -25,9 +26,9 @@ async def test_a_full_screen_is_cut_and_the_others_keep_receiving() -> None:
     await hub.publish([_event(n, agent_id=7) for n in range(1, 11)])
     assert slow.closing == CloseCode.SLOW_CONSUMER
     drained = [slow.queue.get_nowait() for _ in range(slow.queue.qsize())]
-    assert drained[-1]["type"] == "__close__"  # the writer closes with 4008
+    assert drained[-1].type == "__close__"  # the writer closes with 4008
     assert fast.closing is None
-    assert [fast.queue.get_nowait()["seq"] for _ in range(10)] == list(range(1, 11))
+    assert [fast.queue.get_nowait().seq for _ in range(10)] == list(range(1, 11))
 
 
 async def test_screens_receive_only_what_concerns_them() -> None:
@@ -44,8 +45,8 @@ async def test_screens_receive_only_what_concerns_them() -> None:
         "data": {"campaign_id": 1, "agent_id": None, "text": "hi"},
     }
     await hub.publish([_event(1, agent_id=7), broadcast])
-    assert [mine.queue.get_nowait()["seq"] for _ in range(2)] == [1, 2]
-    assert [other.queue.get_nowait()["seq"]] == [2]
+    assert [mine.queue.get_nowait().seq for _ in range(2)] == [1, 2]
+    assert [other.queue.get_nowait().seq] == [2]
     assert elsewhere.queue.empty()
 
 
@@ -67,3 +68,25 @@ async def test_a_revoked_session_closes_its_screens_only() -> None:
     )
     assert revoked.closing == CloseCode.REVOKED
     assert kept.closing is None and kept.queue.empty()
+
+
+async def test_a_message_is_encoded_once_per_kind_of_screen() -> None:
+    hub = Hub()
+    supervisors = [
+        Screen(kind="supervisor", campaign_id=1, agent_id=None, session_id=20 + n) for n in range(3)
+    ]
+    agent = Screen(kind="agent", campaign_id=1, agent_id=7, session_id=30)
+    for screen in (*supervisors, agent):
+        hub.add(screen)
+    pop = {"status": "found", "fields": {"last_name": {"value": "Dupont"}}}
+    message = _event(5, agent_id=7)
+    message = {**message, "type": "call.cti_ready", "data": {**message["data"], **pop}}
+
+    await hub.publish([message])
+
+    seen = [s.queue.get_nowait() for s in supervisors]
+    assert seen[0] is seen[1] is seen[2]  # one encoding shared by every supervisor
+    assert "Dupont" not in seen[0].text  # their view leaves the caller's details out
+    mine = agent.queue.get_nowait()
+    assert json.loads(mine.text)["data"]["fields"]["last_name"]["value"] == "Dupont"
+    assert (mine.type, mine.seq) == ("call.cti_ready", 5)

@@ -11,9 +11,9 @@ from typing import Any
 
 import httpx
 
-from app.auth.service import Role, create_user
-from app.auth.service import login as auth_login
+from app.auth.service import Role
 from tests.conftest import Hotline, setup_campaign
+from tests.users import user_with_token
 
 ANON, AGENT_A, AGENT_B, SUP_A, SUP_B, ORG, ADMIN = (
     "anonymous",
@@ -36,6 +36,7 @@ NOBODY: set[str] = set()  # HMAC-signed machine endpoints: no user role opens th
 POLICY: dict[tuple[str, str], set[str]] = {
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/readyz"): PUBLIC,
+    ("GET", "/metrics"): {ADMIN},
     ("GET", "/campaigns"): STAFF_READ,
     ("POST", "/campaigns"): {ADMIN},
     ("GET", "/campaigns/{campaign_id}"): CAMPAIGN_A_READ,
@@ -69,6 +70,29 @@ POLICY: dict[tuple[str, str], set[str]] = {
     ("POST", "/auth/login"): PUBLIC,
     ("GET", "/auth/me"): LOGGED_IN,
     ("POST", "/auth/ws-token"): LOGGED_IN,
+    # Pledge exports (campaign_id is a query parameter: the matrix gets 422 where allowed).
+    ("GET", "/pledges/export.csv"): {ADMIN, ORG},
+    ("GET", "/pledges/export.xlsx"): {ADMIN, ORG},
+    # Rules and scripts: staff read, admins replace; supervisors keep the blocklist.
+    ("GET", "/campaigns/{campaign_id}/rules"): CAMPAIGN_A_READ,
+    ("PUT", "/campaigns/{campaign_id}/rules"): {ADMIN},
+    ("POST", "/campaigns/{campaign_id}/rules/check"): {ADMIN},
+    ("GET", "/campaigns/{campaign_id}/blocklist"): CAMPAIGN_A_READ,
+    ("POST", "/campaigns/{campaign_id}/blocklist"): {ADMIN, SUP_A},
+    ("DELETE", "/campaigns/{campaign_id}/blocklist/{number}"): {ADMIN, SUP_A},
+    # Pledges: volunteers save for their own calls only (the matrix pledge has none);
+    # organisers record payments; the tote board is public; the provider signs.
+    ("POST", "/pledges"): {ADMIN, SUP_A},
+    ("GET", "/pledges"): LOGGED_IN,
+    ("GET", "/pledges/totals"): STAFF_READ,
+    ("GET", "/pledges/{reference}"): CAMPAIGN_A_READ,
+    ("GET", "/pledges/{reference}/audit"): CAMPAIGN_A_READ,
+    ("PATCH", "/pledges/{reference}"): CAMPAIGN_A_READ,
+    ("POST", "/pledges/{reference}/link-sent"): CAMPAIGN_A_READ,
+    ("POST", "/pledges/{reference}/cancel"): CAMPAIGN_A_READ,
+    ("POST", "/pledges/{reference}/payments"): {ADMIN, ORG},
+    ("POST", "/payments/webhook"): NOBODY,
+    ("GET", "/board/totals"): PUBLIC,
     ("GET", "/users"): {ADMIN},
     ("POST", "/users"): {ADMIN},
     ("GET", "/auth/sessions"): {ADMIN},
@@ -76,7 +100,7 @@ POLICY: dict[tuple[str, str], set[str]] = {
     ("POST", "/users/{user_id}/revoke"): {ADMIN, SUP_A},
     ("POST", "/auth/logout"): LOGGED_IN,
 }
-PUBLIC_PATHS = ("/healthz", "/readyz", "/auth/login")
+PUBLIC_PATHS = ("/healthz", "/readyz", "/auth/login", "/board/totals")
 ENDS_SESSIONS = {("POST", "/users/{user_id}/revoke"), ("POST", "/auth/logout")}
 
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
@@ -95,6 +119,24 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/seats/{seat_id}"): {"site": "annex"},
     ("POST", "/telephony/events"): {"event_id": "x", "type": "call.hangup", "call_id": "x"},
     ("POST", "/auth/login"): {"username": "org", "secret": "organiser-x"},
+    ("POST", "/pledges"): {
+        "campaign_id": 0,
+        "amount_minor": 2500,
+        "last_name": "Matrix",
+        "email": "m@example.org",
+    },
+    ("PATCH", "/pledges/{reference}"): {"note": "matrix"},
+    ("POST", "/pledges/{reference}/cancel"): {"reason": "duplicate"},
+    ("POST", "/pledges/{reference}/payments"): {"amount_minor": 100},
+    ("POST", "/payments/webhook"): {
+        "payment_id": "p1",
+        "reference": "ABC-DEF",
+        "amount_minor": 100,
+        "currency": "EUR",
+    },
+    ("PUT", "/campaigns/{campaign_id}/rules"): {"source": "rules: []\n"},
+    ("POST", "/campaigns/{campaign_id}/rules/check"): {"source": "rules: []\n"},
+    ("POST", "/campaigns/{campaign_id}/blocklist"): {"number": "+33611223344", "duration": "1h"},
     ("POST", "/users"): {
         "username": "matrix",
         "display_name": "M",
@@ -112,29 +154,15 @@ async def _user(
     campaign_id: int | None = None,
     agent_id: int | None = None,
 ) -> tuple[int, str]:
-    async with hotline.db.unit_of_work() as uow:
-        user = await create_user(
-            uow,
-            username=username,
-            display_name=username,
-            role=role,
-            secret=secret,
-            campaign_id=campaign_id,
-            agent_id=agent_id,
-        )
-    async with hotline.db.unit_of_work() as uow:
-        result = await auth_login(
-            uow,
-            username=username,
-            secret=secret,
-            campaign_id=campaign_id,
-            client="matrix",
-            kind="bearer",
-            hours=1,
-            max_failures=5,
-        )
-    assert result is not None
-    return user.id, result[0]
+    return await user_with_token(
+        hotline.db,
+        username=username,
+        role=role,
+        secret=secret,
+        campaign_id=campaign_id,
+        agent_id=agent_id,
+        client="matrix",
+    )
 
 
 async def test_every_route_is_classified(hotline: Hotline) -> None:
@@ -178,6 +206,17 @@ async def test_role_by_endpoint_matrix(hotline: Hotline) -> None:
     )
     call = (await hotline.incoming("matrix-call", dialled="+33800000003")).json()["call"]["id"]
     agent_a = a["agent_ids"][0]
+    pledge = await hotline.http.post(
+        "/pledges",
+        json={
+            "campaign_id": a["campaign_id"],
+            "amount_minor": 2500,
+            "last_name": "Matrix",
+            "email": "m@example.org",
+        },
+        headers={"Idempotency-Key": "matrix-pledge-key"},
+    )
+    assert pledge.status_code == 201, pledge.text
 
     tokens: dict[str, str | None] = {ANON: None}
     user_a, tokens[AGENT_A] = await _user(
@@ -198,6 +237,8 @@ async def test_role_by_endpoint_matrix(hotline: Hotline) -> None:
         "seat_id": seat,
         "call_id": call,
         "user_id": user_a,
+        "reference": pledge.json()["reference"],
+        "number": "+33611223344",
     }
     transport = hotline.http._transport
     failures: list[str] = []

@@ -8,6 +8,7 @@ after.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import Awaitable, Callable
@@ -17,7 +18,8 @@ import httpx
 import pytest
 
 from app.acd.router import dispatch
-from app.telephony import signing
+from app.telephony import commands, signing
+from app.telephony.commands import CommandName
 from tests.conftest import SECRET, Hotline, setup_campaign, wait_for
 
 WRITTEN_TABLES = ("calls", "events", "telephony_inbound", "telephony_commands")
@@ -51,11 +53,13 @@ async def post_raw(
     sign: bool = True,
 ) -> httpx.Response:
     """POST raw bytes; signed with the shared secret unless a signature is given."""
-    headers: dict[str, str | bytes] = {"Content-Type": "application/json"}
+    # Raw header bytes: some tests send a signature that is not even ASCII.
+    headers: dict[bytes, bytes] = {b"Content-Type": b"application/json"}
     if signature is not None:
-        headers[signing.HEADER] = signature
+        raw = signature.encode("latin-1") if isinstance(signature, str) else signature
+        headers[signing.HEADER.encode()] = raw
     elif sign:
-        headers[signing.HEADER] = signing.sign(SECRET, body)
+        headers[signing.HEADER.encode()] = signing.sign(SECRET, body).encode()
     return await hotline.http.post("/telephony/events", content=body, headers=headers)
 
 
@@ -625,3 +629,52 @@ async def test_command_polling_requires_a_signature(hotline: Hotline) -> None:
     assert_error(r, 401, "bad_signature", signing.HEADER)
     r = await get_commands(hotline, "after=0&limit=100")
     assert r.status_code == 200 and len(r.json()["commands"]) == 3, r.text
+
+
+async def test_polling_never_skips_a_command_committed_late(
+    hotline_factory: Callable[..., Awaitable[Hotline]],
+) -> None:
+    """PostgreSQL hands out ids at write time: 101 may commit after 102 is visible."""
+    hotline = await hotline_factory(telephony_command_gap_grace_seconds=0.5)
+    if not hotline.db.is_postgres:
+        pytest.skip("SQLite commits one writer at a time: ids become visible in order")
+    async with hotline.db.unit_of_work() as uow:
+        commands.issue(uow, CommandName.PLAY, "gap-0", message="hold")
+    start = (await get_commands(hotline, "after=0&limit=1000")).json()["next_after"]
+    written, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_transaction() -> None:
+        async with hotline.db.unit_of_work() as uow:
+            commands.issue(uow, CommandName.PLAY, "gap-slow", message="hold")
+            await uow.session.flush()  # the id is taken now...
+            written.set()
+            await release.wait()  # ...and committed later
+
+    slow = asyncio.create_task(slow_transaction())
+    await written.wait()
+    async with hotline.db.unit_of_work() as uow:
+        commands.issue(uow, CommandName.PLAY, "gap-fast", message="hold")
+
+    held = (await get_commands(hotline, f"after={start}&limit=100")).json()
+    assert held == {"commands": [], "next_after": start}  # not past the missing id
+    release.set()
+    await slow
+    after = (await get_commands(hotline, f"after={start}&limit=100")).json()
+    assert [c["call_id"] for c in after["commands"]] == ["gap-slow", "gap-fast"]
+
+    # A rolled-back transaction leaves a gap for good: passed once it is old enough.
+    with contextlib.suppress(RuntimeError):
+        async with hotline.db.unit_of_work() as uow:
+            commands.issue(uow, CommandName.PLAY, "gap-rolled-back", message="hold")
+            await uow.session.flush()
+            raise RuntimeError("rolled back")
+    async with hotline.db.unit_of_work() as uow:
+        commands.issue(uow, CommandName.PLAY, "gap-after-rollback", message="hold")
+    last = after["next_after"]
+    assert (await get_commands(hotline, f"after={last}&limit=100")).json()["commands"] == []
+
+    async def passed() -> list[str]:
+        page = (await get_commands(hotline, f"after={last}&limit=100")).json()
+        return [c["call_id"] for c in page["commands"]]
+
+    assert await wait_for(passed) == ["gap-after-rollback"]

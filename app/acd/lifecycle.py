@@ -21,7 +21,8 @@ from app.acd.states import (
     next_call_state,
 )
 from app.acd.timers import TimerKind
-from app.cti.numbers import normalise
+from app.cti.numbers import CallerNumber, normalise
+from app.cti.service import carry_pop, stored_pop
 from app.db import UnitOfWork
 from app.errors import Conflict, NotFound
 from app.realtime.outbox import emit
@@ -191,24 +192,56 @@ async def receive(
     uow.session.add(call)
     await uow.session.flush()
     _emit_call(uow, call, "call.received", caller=number.e164, caller_issue=number.issue)
+    from app.rules import service as rules  # the rules drive these steps back: import late
+
+    if await rules.refuse_if_blocked(uow, call, campaign, now):
+        return call
+    decided = await rules.call_event(uow, "call.received", call, now, campaign=campaign)
+    if decided.rejected:
+        return call
     if not hours.is_open(campaign.opening_hours, campaign.timezone, now):
         await reject(uow, call, campaign, "closed", now)
         return call
     queue = await repository.queue_for_call(uow.session, campaign, dialled)
+    if decided.queue is not None:
+        queue = await repository.queue_named(uow.session, campaign.id, decided.queue) or queue
     commands.issue(uow, CommandName.ANSWER, provider_call_id)
-    await enqueue(uow, call, queue, now)
+    await enqueue(uow, call, queue, now, priority=decided.priority or 0)
+    _start_caller_lookup(uow, call.id, number)
     return call
 
 
+def _start_caller_lookup(uow: UnitOfWork, call_id: int, number: CallerNumber) -> None:
+    """Look the caller up once the call is committed, while the router offers it."""
+    caller_lookup = uow.db.caller_lookup
+    if caller_lookup is None:
+        return  # no CTI in this process (tools, some tests)
+    if number.e164 is None:
+        return  # withheld or invalid: nothing to look up; the reason is on the call
+
+    async def start() -> None:
+        caller_lookup.spawn(uow.db, call_id, number)
+
+    uow.after_commit(start)
+
+
 async def reject(
-    uow: UnitOfWork, call: Call, campaign: Campaign, reason: str, now: dt.datetime
+    uow: UnitOfWork,
+    call: Call,
+    campaign: Campaign,
+    reason: str,
+    now: dt.datetime,
+    *,
+    message: str | None = None,
 ) -> None:
+    """Turn a waiting call away: a message (the closed message by default), then hang up."""
     call.state = next_call_state(call.state, "reject")
     call.end_reason = reason
     call.ended_at = now
-    message = campaign.closed_message
-    if reason == "closed":
-        message = f"{message} Opening hours: {hours.describe(campaign.opening_hours)}."
+    if message is None:
+        message = campaign.closed_message
+        if reason == "closed":
+            message = f"{message} Opening hours: {hours.describe(campaign.opening_hours)}."
     commands.issue(uow, CommandName.ANSWER, call.provider_call_id)  # to play the message
     commands.issue(uow, CommandName.PLAY, call.provider_call_id, message=message)
     commands.issue(uow, CommandName.HANGUP, call.provider_call_id)
@@ -244,6 +277,9 @@ async def enqueue(
         timers.schedule(uow, TimerKind.TIER_WIDEN, due, call_id=call.id)
     _emit_call(uow, call, "call.queued", queue=queue.name, priority=priority)
     request_dispatch(uow, call.campaign_id)
+    from app.rules import service as rules
+
+    await rules.call_event(uow, "call.queued", call, now)
 
 
 async def overflow(
@@ -299,6 +335,7 @@ async def offer(
         agent_id=agent.id,
         auto_answer=queue.auto_answer,
     )
+    pop = await stored_pop(uow.session, call.id)
     _emit_call(
         uow,
         call,
@@ -309,7 +346,13 @@ async def offer(
         caller_issue=call.caller_number_issue,
         auto_answer=queue.auto_answer,
         ring_until=due.isoformat(),
+        # The caller's details when the look-up has finished; else call.cti_ready follows.
+        screen_pop=pop,
     )
+    from app.rules import service as rules
+
+    # Its rules, then its script on the screen (filled in with the pop when there is one).
+    await rules.offered(uow, call, agent.id, now, pop=pop)
 
 
 async def _requeue_at_head(uow: UnitOfWork, call: Call, now: dt.datetime, reason: str) -> None:
@@ -385,6 +428,9 @@ async def connect(uow: UnitOfWork, call: Call, agent: Agent, now: dt.datetime) -
     agent.calls_taken += 1
     await timers.cancel_all_for_call(uow, call.id)
     _emit_call(uow, call, "call.connected", wait_seconds=call.wait_seconds)
+    from app.rules import service as rules
+
+    await rules.call_event(uow, "call.connected", call, now, agent_id=agent.id)
 
 
 async def _agent_wrap_up(
@@ -410,6 +456,9 @@ async def start_wrap_up(
         commands.issue(uow, CommandName.HANGUP, call.provider_call_id)
     talk = round((now - (call.answered_at or now)).total_seconds(), 3)
     _emit_call(uow, call, "call.wrap_up", by=by, talk_seconds=talk, wrapup_until=due.isoformat())
+    from app.rules import service as rules
+
+    await rules.call_event(uow, "call.ended", call, now, agent_id=agent.id)
 
 
 async def transfer_to_queue(
@@ -444,6 +493,9 @@ async def transfer_to_queue(
     await uow.session.flush()
     _emit_call(uow, call, "call.transferred", to_queue=target.name, next_call_id=leg.id)
     _emit_call(uow, leg, "call.received", caller=leg.caller_number, parent_call_id=call.id)
+    if not await carry_pop(uow.session, call.id, leg.id):
+        # The first leg's look-up never finished: look up for this leg.
+        _start_caller_lookup(uow, leg.id, CallerNumber(leg.caller_number, leg.caller_number_issue))
     await enqueue(uow, leg, target, now, priority=call.priority)
     return leg
 
@@ -511,6 +563,9 @@ async def abandon(uow: UnitOfWork, call: Call, now: dt.datetime) -> None:
         agent = await repository.get_agent(uow.session, was_offered_to, lock=True)
         if agent.current_call_id == call.id and agent.state == AgentState.RESERVED:
             await _free_agent(uow, agent, "release", now)
+    from app.rules import service as rules
+
+    await rules.call_event(uow, "call.ended", call, now)
 
 
 async def caller_hangup(uow: UnitOfWork, call: Call, now: dt.datetime) -> None:

@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Float,
     ForeignKey,
@@ -20,6 +21,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.acd.states import AgentState, CallState
 from app.db import Base, BigId, Json, UTCDateTime, utcnow
+
+PAYMENT_LINK_DEFAULT = "https://donate.example.org/pay?ref={reference}&amount={amount}"
 
 
 class Campaign(Base):
@@ -39,6 +42,25 @@ class Campaign(Base):
     )
     default_queue: Mapped[str] = mapped_column(String(100), default="pledges")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Pledge rules (app/pledges): amounts in minor units of ``currency``; above the
+    # review threshold a pledge is flagged for a supervisor.
+    pledge_min_minor: Mapped[int] = mapped_column(
+        BigInteger, default=100, server_default=text("100")
+    )
+    pledge_max_minor: Mapped[int] = mapped_column(
+        BigInteger, default=1_000_000, server_default=text("1000000")
+    )
+    pledge_review_minor: Mapped[int] = mapped_column(
+        BigInteger, default=100_000, server_default=text("100000")
+    )
+    # {reference} and {amount} (major units, e.g. 25.00) are filled in.
+    payment_link_template: Mapped[str] = mapped_column(
+        Text, default=PAYMENT_LINK_DEFAULT, server_default=PAYMENT_LINK_DEFAULT
+    )
+    # Broadcast segments for totals: [{"name", "starts_at", "ends_at"}] with ISO UTC times.
+    time_slots: Mapped[list[dict[str, str]]] = mapped_column(
+        Json, default=list, server_default=text("'[]'")
+    )
 
 
 class Queue(Base):

@@ -104,3 +104,8 @@ async def queue_length(session: AsyncSession, queue_id: int) -> int:
 async def agent_skills(session: AsyncSession, agent_id: int) -> dict[str, int]:
     stmt = select(AgentSkill.skill, AgentSkill.level).where(AgentSkill.agent_id == agent_id)
     return {skill: level for skill, level in (await session.execute(stmt)).all()}
+
+
+async def queue_named(session: AsyncSession, campaign_id: int, name: str) -> Queue | None:
+    stmt = select(Queue).where(Queue.campaign_id == campaign_id, Queue.name == name)
+    return (await session.execute(stmt)).scalar_one_or_none()

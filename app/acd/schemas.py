@@ -10,6 +10,7 @@ from zoneinfo import available_timezones
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from app.acd.hours import DAYS
+from app.acd.models import PAYMENT_LINK_DEFAULT
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Skill = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_\-]{1,64}$")]
@@ -35,6 +36,42 @@ def _check_hours(
     return value
 
 
+class TimeSlot(Strict):
+    """A named period of the campaign (a broadcast segment) that pledge totals group by."""
+
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    # ISO 8601 with an offset; stored as UTC ISO strings.
+    starts_at: str
+    ends_at: str
+
+    @field_validator("starts_at", "ends_at")
+    @classmethod
+    def _iso(cls, value: str) -> str:
+        try:
+            moment = dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError("an ISO 8601 date and time, e.g. 2026-12-05T20:00:00+00:00") from None
+        if moment.tzinfo is None:
+            raise ValueError("the time needs an offset (Z or +01:00)")
+        return moment.astimezone(dt.UTC).isoformat()
+
+
+def _check_slots(value: list[TimeSlot] | None) -> list[TimeSlot] | None:
+    for slot in value or []:
+        if dt.datetime.fromisoformat(slot.starts_at) >= dt.datetime.fromisoformat(slot.ends_at):
+            raise ValueError(f"time slot {slot.name}: starts_at must be before ends_at")
+    return value
+
+
+def _check_link(value: str | None) -> str | None:
+    if value is not None and "{reference}" not in value:
+        raise ValueError("the payment link template must contain {reference}")
+    return value
+
+
+MinorUnits = Annotated[int, Field(ge=1, le=10**12)]
+
+
 class CampaignIn(Strict):
     name: Name
     dialled_numbers: list[E164] = Field(default_factory=list)
@@ -44,6 +81,14 @@ class CampaignIn(Strict):
     opening_hours: dict[str, list[list[str]]] = Field(default_factory=dict)
     closed_message: str = "The pledge line is closed. Thank you for calling."
     default_queue: Name = "pledges"
+    pledge_min_minor: MinorUnits = 100
+    pledge_max_minor: MinorUnits = 1_000_000
+    pledge_review_minor: MinorUnits = 100_000
+    payment_link_template: str = PAYMENT_LINK_DEFAULT
+    time_slots: list[TimeSlot] = Field(default_factory=list)
+
+    _link = field_validator("payment_link_template")(_check_link)
+    _slots = field_validator("time_slots")(_check_slots)
 
     @field_validator("timezone")
     @classmethod
@@ -61,8 +106,15 @@ class CampaignPatch(Strict):
     opening_hours: dict[str, list[list[str]]] | None = None
     closed_message: str | None = None
     default_queue: Name | None = None
+    pledge_min_minor: MinorUnits | None = None
+    pledge_max_minor: MinorUnits | None = None
+    pledge_review_minor: MinorUnits | None = None
+    payment_link_template: str | None = None
+    time_slots: list[TimeSlot] | None = None
 
     _hours = field_validator("opening_hours")(_check_hours)
+    _link = field_validator("payment_link_template")(_check_link)
+    _slots = field_validator("time_slots")(_check_slots)
 
 
 class CampaignOut(BaseModel):
@@ -76,6 +128,11 @@ class CampaignOut(BaseModel):
     opening_hours: dict[str, list[list[str]]]
     closed_message: str
     default_queue: str
+    pledge_min_minor: int
+    pledge_max_minor: int
+    pledge_review_minor: int
+    payment_link_template: str
+    time_slots: list[dict[str, str]]
 
 
 Strategy = Annotated[str, StringConstraints(pattern=r"^(longest_idle|round_robin|fewest_calls)$")]

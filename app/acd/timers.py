@@ -22,6 +22,7 @@ class TimerKind:
     MAX_WAIT = "max_wait"
     TIER_WIDEN = "tier_widen"
     SCREEN_GRACE = "screen_grace"
+    RULE = "rule_timer"  # a rule's start_timer: fires the rules on timer.<name>
 
 
 def schedule(

@@ -41,6 +41,10 @@ async def _on_timer(uow: UnitOfWork, timer: Timer) -> None:
     elif timer.kind == TimerKind.TIER_WIDEN and call is not None:
         # More agents are eligible now: look again.
         lifecycle.request_dispatch(uow, call.campaign_id)
+    elif timer.kind == TimerKind.RULE and call is not None:
+        from app.rules import service as rules
+
+        await rules.timer_fired(uow, call, str(timer.data.get("name", "")), now)
 
 
 BATCH = 100

@@ -10,6 +10,14 @@ import phonenumbers
 _WITHHELD = {"", "anonymous", "withheld", "private", "restricted", "unknown", "unavailable"}
 
 
+# Regions dialled with the same national prefix as a campaign's own: a French
+# campaign hears callers from Réunion or Guadeloupe as "0262…" or "0590…", numbers
+# that are valid only in their own region. Tried in this order after the default.
+_SHARED_NUMBERING = {
+    "FR": ("RE", "YT", "GP", "BL", "MF", "MQ", "GF", "PM"),
+}
+
+
 @dataclass(frozen=True)
 class CallerNumber:
     e164: str | None
@@ -22,12 +30,16 @@ def normalise(raw: str | None, default_region: str) -> CallerNumber:
         return CallerNumber(None, "withheld")
     if text.startswith("00"):
         text = "+" + text[2:]
-    try:
-        parsed = phonenumbers.parse(text, default_region)
-    except phonenumbers.NumberParseException:
-        return CallerNumber(None, "invalid")
-    if not phonenumbers.is_valid_number(parsed):
-        return CallerNumber(None, "invalid")
-    return CallerNumber(
-        phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164), None
-    )
+    regions: tuple[str, ...] = (default_region,)
+    if not text.startswith("+"):
+        regions += _SHARED_NUMBERING.get(default_region.upper(), ())
+    for region in regions:
+        try:
+            parsed = phonenumbers.parse(text, region)
+        except phonenumbers.NumberParseException:
+            return CallerNumber(None, "invalid")
+        if phonenumbers.is_valid_number(parsed):
+            return CallerNumber(
+                phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164), None
+            )
+    return CallerNumber(None, "invalid")

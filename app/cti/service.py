@@ -40,6 +40,7 @@ from app.cti.numbers import CallerNumber
 from app.cti.screenpop import CallHistory, ReturningDonor, assemble
 from app.db import Database, utcnow
 from app.errors import NotFound
+from app.pledges import repository as pledges
 from app.realtime.outbox import emit
 from app.settings import Settings
 
@@ -115,18 +116,48 @@ async def returning_donor(
 ) -> ReturningDonor | None:
     """The donor the hotline's own pledge records know at ``number``.
 
-    Hook for the pledges module (a later issue): name, address, e-mail and phone
-    from the donor's latest pledge, the number and total of their pledges and the
-    date of the last one. There is no pledges table yet, so: nobody.
+    Name, address, e-mail and phone from the donor's latest non-cancelled pledge
+    in this campaign (from this number, as caller or as the phone they gave), with
+    the number and total of their non-cancelled pledges and the date of the last.
     """
-    del session, campaign_id, number
-    return None
+    latest = await pledges.latest_pledge_for_number(session, campaign_id, number)
+    if latest is None:
+        return None
+    count, total = await pledges.pledge_count_and_total_for_number(session, campaign_id, number)
+    return ReturningDonor(
+        first_name=latest.first_name or None,
+        last_name=latest.last_name or None,
+        address_lines=tuple(line for line in latest.address.splitlines() if line.strip()),
+        postcode=latest.postcode or None,
+        city=latest.city or None,
+        email=latest.email or None,
+        phone=latest.phone_e164 or latest.phone or None,
+        pledges=count,
+        total_minor=total,
+        currency=latest.currency,
+        last_pledge_at=latest.created_at,
+    )
 
 
 async def stored_pop(session: AsyncSession, call_id: int) -> dict[str, Any] | None:
     """The screen pop stored for a call, or None when its look-up has not finished."""
     row = await session.get(ScreenPop, call_id)
     return dict(row.data) if row is not None else None
+
+
+async def carry_pop(session: AsyncSession, from_call_id: int, to_call_id: int) -> bool:
+    """Give a transferred call's next leg the pop of the first; False if there is none.
+
+    The specialist who takes the leg sees the same caller details as the volunteer
+    did, without a second look-up.
+    """
+    row = await session.get(ScreenPop, from_call_id)
+    if row is None:
+        return False
+    session.add(
+        ScreenPop(call_id=to_call_id, status=row.status, data=dict(row.data), created_at=utcnow())
+    )
+    return True
 
 
 class CallerLookup:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import itertools
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,56 @@ class CloseCode(enum.IntEnum):
 # Events every screen of a campaign receives, whoever they concern.
 CAMPAIGN_WIDE = frozenset({"supervisor.broadcast"})
 
+# Where an event happened (not who the caller is): kept in every view.
+ROUTING_KEYS = frozenset({"campaign_id", "queue_id", "call_id", "agent_id"})
+
+# The caller's details from the screen pop are for the volunteer on the call only:
+# supervisors see the look-up's outcome, not the name and address. Less personal
+# data on more screens.
+SUPERVISOR_ONLY_KEYS: dict[str, frozenset[str]] = {
+    "call.cti_ready": frozenset({"status", "returning_donor", "cached"}),
+}
+SUPERVISOR_HIDDEN_KEYS: dict[str, frozenset[str]] = {
+    "call.offered": frozenset({"screen_pop"}),
+    # The rendered script holds the caller's name (placeholders): the volunteer's only.
+    "script.show": frozenset({"script"}),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A message as it goes down a socket: encoded once, shared by every screen of a kind."""
+
+    type: str
+    seq: int | None
+    text: str
+
+
+CLOSE = Outgoing("__close__", None, "")
+
+
+def encode(kind: str, message: dict[str, Any]) -> Outgoing:
+    """The wire text of ``message`` for screens of ``kind`` (what ``send_json`` would send)."""
+    view = view_for(kind, message)
+    text = json.dumps(view, separators=(",", ":"), ensure_ascii=False)
+    return Outgoing(view["type"], view.get("seq"), text)
+
+
+def view_for(kind: str, message: dict[str, Any]) -> dict[str, Any]:
+    """The message as a screen of this kind may see it."""
+    if kind != "supervisor":
+        return message
+    event_type = message["type"]
+    only, hidden = SUPERVISOR_ONLY_KEYS.get(event_type), SUPERVISOR_HIDDEN_KEYS.get(event_type)
+    if only is None and hidden is None:
+        return message
+    data = message["data"]
+    if only is not None:
+        kept = {k: v for k, v in data.items() if k in only or k in ROUTING_KEYS}
+    else:
+        kept = {k: v for k, v in data.items() if k not in (hidden or ())}
+    return {**message, "data": kept}
+
 
 @dataclass(eq=False)
 class Screen:
@@ -37,7 +88,7 @@ class Screen:
     agent_id: int | None
     session_id: int
     queue_size: int = QUEUE_SIZE
-    queue: asyncio.Queue[dict[str, Any]] = field(init=False)
+    queue: asyncio.Queue[Outgoing] = field(init=False)
     closing: CloseCode | None = None
     id: int = field(default_factory=itertools.count(1).__next__)
 
@@ -54,14 +105,14 @@ class Screen:
             return bool(data.get("campaign_id") == self.campaign_id)
         return self.agent_id is not None and data.get("agent_id") == self.agent_id
 
-    def offer(self, message: dict[str, Any]) -> None:
+    def offer(self, item: Outgoing) -> None:
         if self.closing is not None:
             return
-        if message["type"] == "auth.revoked":
+        if item.type == "auth.revoked":
             self.close(CloseCode.REVOKED)
             return
         try:
-            self.queue.put_nowait(message)
+            self.queue.put_nowait(item)
         except asyncio.QueueFull:
             self.close(CloseCode.SLOW_CONSUMER)
 
@@ -70,7 +121,7 @@ class Screen:
         self.closing = code
         while True:
             try:
-                self.queue.put_nowait({"type": "__close__"})
+                self.queue.put_nowait(CLOSE)
                 return
             except asyncio.QueueFull:
                 self.queue.get_nowait()  # drop the oldest: the screen resumes by seq anyway
@@ -88,9 +139,15 @@ class Hub:
 
     async def publish(self, messages: list[dict[str, Any]]) -> None:
         for message in messages:
+            # Encoded at most once per kind of screen, however many screens want it
+            # (every supervisor of a campaign gets every event of the campaign).
+            by_kind: dict[str, Outgoing] = {}
             for screen in list(self.screens):
                 if screen.wants(message):
-                    screen.offer(message)
+                    item = by_kind.get(screen.kind)
+                    if item is None:
+                        item = by_kind[screen.kind] = encode(screen.kind, message)
+                    screen.offer(item)
 
     def supervisors(self) -> Iterable[Screen]:
         return (s for s in self.screens if s.kind == "supervisor")

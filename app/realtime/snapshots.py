@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any
 
 from sqlalchemy import select
@@ -11,6 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.acd import repository, stats, timers
 from app.acd.models import Agent, Call, Queue
 from app.acd.timers import TimerKind
+from app.cti.service import stored_pop
+from app.db import utcnow
+from app.settings import get_settings
+
+log = logging.getLogger(__name__)
 
 
 def call_view(call: Call) -> dict[str, Any]:
@@ -56,12 +62,25 @@ async def agent_snapshot(session: AsyncSession, agent_id: int) -> dict[str, Any]
             await session.execute(select(Queue).where(Queue.campaign_id == agent.campaign_id))
         ).scalars()
     }
+    screen_pop = await stored_pop(session, call.id) if call else None
+    script = await _script(session, call, agent.id) if call else None
     return {
         "agent": agent_view(agent),
-        "call": call_view(call) if call else None,
+        "call": {**call_view(call), "screen_pop": screen_pop, "script": script} if call else None,
         "wrapup_until": wrapup_until,
         "queues": queue_names,
     }
+
+
+async def _script(session: AsyncSession, call: Call, agent_id: int) -> dict[str, Any] | None:
+    """The script on the volunteer's screen for this call (rules and scripts, app/rules)."""
+    from app.rules.engine import script_for_call
+
+    try:
+        return await script_for_call(session, get_settings(), call, agent_id, utcnow())
+    except Exception:
+        log.exception("script for call %s could not be rendered", call.id)
+        return None
 
 
 async def supervisor_snapshot(

@@ -35,7 +35,7 @@ from app.background import BackgroundTask
 from app.db import Database, utcnow
 from app.errors import AppError, Forbidden
 from app.realtime.feed import EventFeed
-from app.realtime.hub import CAMPAIGN_WIDE, CloseCode, Hub, Screen
+from app.realtime.hub import CAMPAIGN_WIDE, CLOSE, CloseCode, Hub, Screen, encode, view_for
 from app.realtime.models import Event
 from app.realtime.outbox import emit
 from app.realtime.snapshots import agent_snapshot, supervisor_snapshot
@@ -79,6 +79,12 @@ class _TransferArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
     queue_id: int | None = None
     number: str | None = Field(default=None, pattern=r"^\+[1-9][0-9]{5,14}$")
+
+
+class _ScriptChoiceArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    script: str = Field(pattern=r"^[a-z][a-z0-9_\-]{0,63}$")
+    button: str = Field(pattern=r"^[a-z][a-z0-9_\-]{0,63}$")
 
 
 class _BroadcastArgs(BaseModel):
@@ -240,7 +246,7 @@ class ScreenConnection:
                 missed = list((await session.execute(stmt)).scalars())
             if len(missed) <= self.settings.replay_max_events:
                 for event in missed:
-                    await self.ws.send_json(event.as_message())
+                    await self.ws.send_json(view_for(screen.kind, event.as_message()))
                 self.sent_upto = current
                 return
         if last_seq is not None:
@@ -252,14 +258,13 @@ class ScreenConnection:
 
     async def _write(self, screen: Screen) -> None:
         while True:
-            message = await screen.queue.get()
-            if message["type"] == "__close__":
+            item = await screen.queue.get()
+            if item is CLOSE:
                 await self.ws.close(code=screen.closing or CloseCode.SLOW_CONSUMER)
                 return
-            seq = message.get("seq")
-            if message["type"] != "stats" and seq is not None and seq <= self.sent_upto:
+            if item.type != "stats" and item.seq is not None and item.seq <= self.sent_upto:
                 continue  # already sent in the replay or the snapshot
-            await self.ws.send_json(message)
+            await self.ws.send_text(item.text)
 
     async def _read(self, screen: Screen, principal: Principal) -> None:
         idle = 3 * self.settings.heartbeat_seconds
@@ -354,6 +359,17 @@ async def _agent_command(db: Database, agent_id: int, command: _Command) -> dict
     elif name == "transfer":
         target = _TransferArgs.model_validate(args)
         await actions.transfer(db, agent_id, target.queue_id, target.number)
+    elif name in ("flag_prank", "needs_support"):
+        from app.rules import service as rules
+
+        _AgentArgs.model_validate(args)
+        kind = "prank" if name == "flag_prank" else "needs_support"
+        return {"command": name, **await rules.flag(db, agent_id, kind)}
+    elif name == "script_choice":
+        from app.rules import service as rules
+
+        choice = _ScriptChoiceArgs.model_validate(args)
+        return {"command": name, **await rules.choose(db, agent_id, choice.script, choice.button)}
     else:
         raise AppError(f"unknown command {name!r}", code="unknown_command", field="command")
     return {"command": name}
@@ -441,6 +457,6 @@ class StatsTicker(BackgroundTask):
                     window_seconds=self.settings.stats_window_seconds,
                     short_abandon_seconds=self.settings.short_abandon_seconds,
                 )
-            message = _message("stats", None, data)
+            item = encode("supervisor", _message("stats", None, data))  # once for all
             for screen in screens:
-                screen.offer(message)
+                screen.offer(item)

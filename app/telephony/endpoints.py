@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Annotated, Any
 
@@ -82,6 +83,10 @@ async def telephony_commands(
     if not signing.verify(settings.telephony_secret, query, request.headers.get(signing.HEADER)):
         raise Unauthorized("missing or wrong signature", field=signing.HEADER, code="bad_signature")
     async with db.read() as session:
-        rows = await commands.read_after(session, after, limit)
+        # SQLite commits one writer at a time: ids become visible in order there.
+        grace = settings.telephony_command_gap_grace_seconds if db.is_postgres else 0.0
+        rows = await commands.read_after(
+            session, after, limit, gap_grace=dt.timedelta(seconds=grace)
+        )
     items = [commands.as_message(row) for row in rows]
     return {"commands": items, "next_after": items[-1]["id"] if items else after}

@@ -3,7 +3,8 @@
 Callers arrive from an arrival profile (a base rate with on-air spikes), wait with
 a patience of their own and hang up when it runs out (abandon). Volunteers whose
 login starts with the configured prefix log in, go ready, answer what the ACD
-bridges to them, talk for a random time, hang up and wrap up. Everything goes
+bridges to them, talk for a random time, hang up and wrap up, saving a pledge
+when the call ends with one (``app/pledges/simulated.py``). Everything goes
 through the same paths as real traffic: caller-side events through
 ``inbound.handle`` (as the webhook does), volunteer actions through ``lifecycle``
 (as the agent API does).
@@ -27,8 +28,10 @@ from app.acd import lifecycle, repository
 from app.acd.models import Agent, Call, Campaign, Seat
 from app.acd.states import CALL_LIVE_STATES, AgentState, CallState
 from app.background import stop_tasks
-from app.db import Database, utcnow
+from app.db import Database, UnitOfWork, utcnow
 from app.errors import AppError
+from app.pledges import service as pledges
+from app.pledges.simulated import random_pledge
 from app.settings import Settings
 from app.telephony import inbound
 from app.telephony.port import TelephonyPlatform
@@ -266,6 +269,13 @@ class SimulatedPlatform(TelephonyPlatform):
                 CallHangup(event_id=self._event_id(), call_id=provider_call_id, type="call.hangup")
             )
 
+    async def _save_pledge(self, uow: UnitOfWork, call: Call) -> None:
+        try:
+            await pledges.save_simulated(uow, call, random_pledge(self.rng, call.id))
+        except AppError as exc:
+            # Refused before anything is written (e.g. below the campaign's minimum).
+            log.debug("simulated pledge refused: %s", exc.code)
+
     async def _agent_step(self, agent_id: int, step: str) -> None:
         assert self._db is not None
         try:
@@ -275,6 +285,8 @@ class SimulatedPlatform(TelephonyPlatform):
                     await lifecycle.start_wrap_up(uow, call, agent, utcnow(), by="agent")
                 elif step == "end_wrap_up" and call.state == "wrap_up":
                     disposition = self.rng.choice(DISPOSITIONS)
+                    if disposition == "pledge":  # saved as a volunteer would, before wrap-up ends
+                        await self._save_pledge(uow, call)
                     await lifecycle.end_wrap_up(uow, call, agent, utcnow(), disposition)
         except AppError:
             pass  # the call moved on (wrap-up timer, supervisor): nothing to do

@@ -1,4 +1,5 @@
-"""The pages: ``/`` (index), ``/login``, ``/agent``, ``/supervisor`` and ``/static/...``.
+"""The pages: ``/`` (index), ``/login``, ``/agent``, ``/supervisor``, ``/organiser``
+and ``/static/...``.
 
 The pages are static HTML; their scripts (plain JS modules, no build step) ask
 ``/auth/me`` who is signed in, take a one-minute token from ``/auth/ws-token`` and
@@ -54,6 +55,7 @@ PAGES = {
     "/login": "login.html",
     "/agent": "agent.html",
     "/supervisor": "supervisor.html",
+    "/organiser": "organiser.html",
 }
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -95,6 +97,11 @@ async def agent_page(request: Request) -> FileResponse:
 @router.get("/supervisor")
 async def supervisor_page(request: Request) -> FileResponse:
     return _page(PAGES["/supervisor"], request)
+
+
+@router.get("/organiser")
+async def organiser_page(request: Request) -> FileResponse:
+    return _page(PAGES["/organiser"], request)
 
 
 def resolve_static(name: str) -> Path | None:

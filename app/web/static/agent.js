@@ -16,6 +16,7 @@ import {
   stateLabel,
   whoAmI,
 } from "/static/common.js";
+import { publish, screen } from "/static/agent-bus.js";
 
 const $ = (id) => document.getElementById(id);
 const BUSY = new Set(["reserved", "on_call", "wrap_up"]);
@@ -289,6 +290,19 @@ function onEvent(msg) {
       break;
   }
   render();
+  shareWithPanels(msg);
+}
+
+/** Tell the panels (caller details, pledge form, script) what happened. */
+function shareWithPanels(msg) {
+  const before = screen.call;
+  screen.call = S.call ? { ...S.call } : null;
+  screen.agent = { ...S.agent };
+  const changed =
+    (before ? `${before.id}:${before.state}` : "") !==
+    (screen.call ? `${screen.call.id}:${screen.call.state}` : "");
+  publish("message", msg);
+  if (changed) publish("call", { call: screen.call });
 }
 
 /**
@@ -481,6 +495,9 @@ async function main() {
       else goToLogin();
     },
   });
+  screen.me = me;
+  screen.command = (name, args = {}) => socket.command(name, args);
+  publish("ready", { me });
   socket.start();
   render();
   setInterval(tick, 500);

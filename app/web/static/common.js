@@ -70,6 +70,7 @@ export function goToLogin() {
 export function pageForRole(role) {
   if (role === "agent") return "/agent";
   if (role === "supervisor" || role === "admin") return "/supervisor";
+  if (role === "organiser") return "/organiser";
   return "/";
 }
 

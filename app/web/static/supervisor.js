@@ -327,6 +327,10 @@ function describe(msg) {
     }
     case "agent.wrap_up_extended":
       return `${agentName(d.agent_id)} extended the wrap-up`;
+    case "supervisor.alert":
+      return `Alert: ${d.text}`;
+    case "number.blocked":
+      return `Number ${d.number} blocked (${d.strikes} strikes)`;
     case "supervisor.broadcast":
       return `Message from ${d.from}: ${d.text}`;
     default:
@@ -368,6 +372,8 @@ function onAgentEvent(msg) {
 }
 
 function onMessage(msg) {
+  // Other panels of this page (alerts and blocklist: supervisor-rules.js) listen here.
+  document.dispatchEvent(new CustomEvent("pledgeline:message", { detail: msg }));
   switch (msg.type) {
     case "snapshot":
     case "stats":

@@ -1,0 +1,1 @@
+"""Pledges: capture, card-number guard, idempotency, payments and totals."""

@@ -1,0 +1,363 @@
+"""Pledge HTTP API, the payment provider's webhook, and the public tote board.
+
+Thin handlers: each writing one is one unit of work over ``service``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from app.acd.models import Campaign
+from app.auth.deps import current_principal, require
+from app.auth.service import Principal, Role
+from app.db import Database, utcnow
+from app.deps import get_app_settings, get_db
+from app.errors import AppError, Conflict, Forbidden, Invalid, NotFound, Unauthorized
+from app.pledges import cardguard, idempotency, repository, service, totals
+from app.pledges.models import CancelReason, Pledge, PledgeAudit
+from app.pledges.schemas import (
+    AuditOut,
+    BoardOut,
+    CancelIn,
+    PaymentIn,
+    PledgeIn,
+    PledgeOut,
+    PledgePatch,
+    ProviderPaymentIn,
+    TotalsOut,
+)
+from app.settings import Settings
+from app.telephony import signing
+from app.telephony.endpoints import read_limited_body
+from app.web.pages import _page
+
+
+async def card_guard(request: Request) -> None:
+    """Refuse card data in any field of the raw body, before anything else reads it.
+
+    FastAPI solves dependencies before it validates the body, so a card number is
+    refused as such (``card_data_refused``, naming the field) even in a value the
+    schema would refuse for another reason (too long, wrong type, unknown field).
+    """
+    try:
+        payload = await request.json()
+    except ValueError:
+        return  # not JSON: the body validation answers
+    if isinstance(payload, dict):
+        cardguard.check_fields(
+            {
+                str(name): str(value)
+                for name, value in payload.items()
+                if isinstance(value, (str, int)) and not isinstance(value, bool)
+            }
+        )
+
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+CardGuard = Depends(card_guard)
+DB = Annotated[Database, Depends(get_db)]
+Savers = Annotated[Principal, Depends(require(Role.AGENT, Role.SUPERVISOR))]
+Changers = Annotated[Principal, Depends(require(Role.AGENT, Role.SUPERVISOR, Role.ORGANISER))]
+Staff = Annotated[Principal, Depends(require(Role.SUPERVISOR, Role.ORGANISER))]
+Payers = Annotated[Principal, Depends(require(Role.ORGANISER))]
+Anyone = Annotated[Principal, Depends(current_principal)]
+
+
+async def _out(db: Database, pledge: Pledge) -> dict[str, Any]:
+    async with db.read() as session:
+        campaign = await session.get(Campaign, pledge.campaign_id)
+    assert campaign is not None
+    return service.pledge_out(pledge, campaign)
+
+
+def _check_read(principal: Principal, pledge: Pledge) -> None:
+    if principal.role in (Role.ADMIN, Role.ORGANISER):
+        return
+    if principal.role == Role.SUPERVISOR:
+        if principal.campaign_id != pledge.campaign_id:
+            raise Forbidden("this belongs to another campaign")
+        return
+    if principal.agent_id is None or pledge.agent_id != principal.agent_id:
+        raise Forbidden("volunteers see their own pledges only")
+
+
+@router.post(
+    "/pledges",
+    dependencies=[CardGuard],
+    status_code=201,
+    response_model=PledgeOut,
+    tags=["pledges"],
+    summary="Save a pledge (exactly once per Idempotency-Key)",
+    responses={409: {"description": "the Idempotency-Key was used for another request"}},
+)
+async def create_pledge(
+    body: PledgeIn,
+    request: Request,
+    db: DB,
+    principal: Savers,
+    idempotency_key: Annotated[str | None, Header(alias=idempotency.HEADER)] = None,
+) -> JSONResponse:
+    scope = f"user:{principal.user_id}"
+    digest = idempotency.request_hash("POST", "/pledges", body.model_dump(mode="json"))
+    try:
+        async with db.unit_of_work() as uow:
+            # Who may, first: a missing key is then the caller's only problem.
+            origin = await service.origin(uow, principal, body)
+            if idempotency_key is None:
+                raise Invalid(
+                    "send an Idempotency-Key header (one per pledge form)",
+                    field=idempotency.HEADER,
+                    code="idempotency_key_missing",
+                )
+            key_sha = idempotency.key_digest(idempotency_key)
+            claim = await idempotency.claim(uow, scope, key_sha, digest)
+            if isinstance(claim, idempotency.Stored):
+                return _replay(claim)
+            pledge = await service.create(uow, principal, body, origin)
+            answer = service.pledge_out(pledge, origin.campaign)
+            idempotency.complete(claim, 201, answer)
+    except IntegrityError:
+        # A concurrent request with this key committed first (PostgreSQL): its answer.
+        async with db.read() as session:
+            stored = await idempotency.find(session, scope, key_sha, digest)
+        if stored is None:
+            raise
+        return _replay(stored)
+    # Only what reconciles a pledge in the log: never the donor's details.
+    log.info(
+        "pledge %s saved: %s %s (call %s)",
+        answer["reference"],
+        answer["amount_minor"],
+        answer["currency"],
+        answer["call_id"],
+    )
+    return JSONResponse(answer, status_code=201)
+
+
+def _replay(stored: idempotency.Stored) -> JSONResponse:
+    return JSONResponse(
+        stored.body, status_code=stored.status_code, headers={"Idempotent-Replayed": "true"}
+    )
+
+
+@router.get("/pledges", response_model=list[PledgeOut], tags=["pledges"])
+async def list_pledges(
+    db: DB,
+    principal: Anyone,
+    campaign_id: int | None = None,
+    status: str | None = None,
+    agent_id: int | None = None,
+    call_id: int | None = None,
+    flagged: bool | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[dict[str, Any]]:
+    query = select(Pledge)
+    if principal.role == Role.AGENT:
+        query = query.where(Pledge.agent_id == principal.agent_id)
+    elif principal.role == Role.SUPERVISOR:
+        query = query.where(Pledge.campaign_id == principal.campaign_id)
+    if campaign_id is not None:
+        query = query.where(Pledge.campaign_id == campaign_id)
+    if status is not None:
+        query = query.where(Pledge.status == status)
+    if agent_id is not None:
+        query = query.where(Pledge.agent_id == agent_id)
+    if call_id is not None:
+        query = query.where(Pledge.call_id == call_id)
+    if flagged is not None:
+        query = query.where(Pledge.flagged_for_review == flagged)
+    for name, moment in (("since", since), ("until", until)):
+        if moment is not None and moment.tzinfo is None:
+            raise Invalid("a time with an offset (Z or +01:00)", field=name)
+    if since is not None:
+        query = query.where(Pledge.created_at >= since)
+    if until is not None:
+        query = query.where(Pledge.created_at < until)
+    query = query.order_by(Pledge.created_at.desc(), Pledge.id.desc()).limit(limit).offset(offset)
+    async with db.read() as session:
+        pledges = list(await session.scalars(query))
+        campaigns = {c.id: c for c in await session.scalars(select(Campaign))}
+    return [service.pledge_out(p, campaigns[p.campaign_id]) for p in pledges]
+
+
+@router.get("/pledges/totals", response_model=TotalsOut, tags=["pledges"])
+async def pledge_totals(
+    db: DB,
+    principal: Staff,
+    campaign_id: int | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+) -> dict[str, Any]:
+    if principal.role == Role.SUPERVISOR:
+        if campaign_id is not None and principal.campaign_id != campaign_id:
+            raise Forbidden("this belongs to another campaign")
+        campaign_id = principal.campaign_id
+    if campaign_id is None:
+        raise Invalid("which campaign?", field="campaign_id")
+    for name, moment in (("since", since), ("until", until)):
+        if moment is not None and moment.tzinfo is None:
+            raise Invalid("a time with an offset (Z or +01:00)", field=name)
+    async with db.read() as session:
+        return await totals.campaign_totals(session, campaign_id, since, until)
+
+
+@router.get("/pledges/{reference}", response_model=PledgeOut, tags=["pledges"])
+async def get_pledge(reference: str, db: DB, principal: Anyone) -> dict[str, Any]:
+    async with db.read() as session:
+        pledge = await repository.get_by_reference(session, service.normalise_reference(reference))
+    _check_read(principal, pledge)
+    return await _out(db, pledge)
+
+
+@router.get("/pledges/{reference}/audit", response_model=list[AuditOut], tags=["pledges"])
+async def pledge_audit(reference: str, db: DB, principal: Staff) -> list[PledgeAudit]:
+    async with db.read() as session:
+        pledge = await repository.get_by_reference(session, service.normalise_reference(reference))
+        _check_read(principal, pledge)
+        rows = await session.scalars(
+            select(PledgeAudit)
+            .where(PledgeAudit.pledge_id == pledge.id)
+            .order_by(PledgeAudit.at, PledgeAudit.id)
+        )
+        return list(rows)
+
+
+@router.patch(
+    "/pledges/{reference}", dependencies=[CardGuard], response_model=PledgeOut, tags=["pledges"]
+)
+async def correct_pledge(
+    reference: str, body: PledgePatch, db: DB, principal: Changers
+) -> dict[str, Any]:
+    async with db.unit_of_work() as uow:
+        pledge = await service.correct(uow, principal, reference, body)
+    return await _out(db, pledge)
+
+
+@router.post("/pledges/{reference}/link-sent", response_model=PledgeOut, tags=["pledges"])
+async def pledge_link_sent(reference: str, db: DB, principal: Changers) -> dict[str, Any]:
+    async with db.unit_of_work() as uow:
+        pledge = await service.mark_link_sent(uow, principal, reference)
+    return await _out(db, pledge)
+
+
+@router.post("/pledges/{reference}/cancel", response_model=PledgeOut, tags=["pledges"])
+async def pledge_cancel(
+    reference: str, body: CancelIn, db: DB, principal: Changers
+) -> dict[str, Any]:
+    async with db.unit_of_work() as uow:
+        pledge = await service.cancel(uow, principal, reference, CancelReason(body.reason))
+    return await _out(db, pledge)
+
+
+@router.post(
+    "/pledges/{reference}/payments",
+    dependencies=[CardGuard],
+    response_model=PledgeOut,
+    tags=["pledges"],
+)
+async def pledge_payment(
+    reference: str, body: PaymentIn, db: DB, principal: Payers
+) -> dict[str, Any]:
+    if body.received_at is not None and body.received_at.tzinfo is None:
+        raise Invalid("a time with an offset (Z or +01:00)", field="received_at")
+    try:
+        async with db.unit_of_work() as uow:
+            pledge, _ = await service.record_payment(
+                uow,
+                principal,
+                reference,
+                amount_minor=body.amount_minor,
+                currency=body.currency,
+                provider_payment_id=body.provider_payment_id,
+                received_at=body.received_at,
+            )
+    except IntegrityError as exc:  # the same payment id recorded concurrently
+        raise Conflict(
+            "this payment was just recorded", field="provider_payment_id", code="payment_conflict"
+        ) from exc
+    return await _out(db, pledge)
+
+
+@router.post(
+    "/payments/webhook",
+    tags=["pledges"],
+    summary="Payment provider webhook (HMAC-signed, idempotent on payment_id)",
+)
+async def payment_webhook(
+    request: Request, db: DB, settings: Annotated[Settings, Depends(get_app_settings)]
+) -> JSONResponse:
+    raw = await read_limited_body(request, settings.max_body_bytes)
+    if not signing.verify(
+        settings.payment_webhook_secret, raw, request.headers.get(signing.HEADER)
+    ):
+        raise Unauthorized("missing or wrong signature", field=signing.HEADER, code="bad_signature")
+    try:
+        payload = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise AppError("the body is not valid JSON", code="malformed_json") from exc
+    if isinstance(payload, dict):  # nothing card-like is stored, whoever sends it
+        cardguard.check_fields({str(k): v for k, v in payload.items() if isinstance(v, str)})
+    try:
+        event = ProviderPaymentIn.model_validate(payload)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or None
+        raise Invalid(f"{field}: {first['msg']}", field=field) from exc
+    for attempt in range(2):
+        try:
+            async with db.unit_of_work() as uow:
+                pledge, new = await service.record_payment(
+                    uow,
+                    None,
+                    event.reference,
+                    amount_minor=event.amount_minor,
+                    currency=event.currency,
+                    provider_payment_id=event.payment_id,
+                    received_at=event.paid_at,
+                )
+            break
+        except IntegrityError:
+            # Delivered twice at once (PostgreSQL): the second pass finds the first.
+            if attempt:
+                raise
+    return JSONResponse(
+        {
+            "reference": pledge.reference,
+            "status": pledge.status,
+            "paid_minor": pledge.paid_minor,
+            "recorded": new,
+        }
+    )
+
+
+# --- the public tote board -----------------------------------------------------------
+
+
+@router.get("/board/totals", response_model=BoardOut, tags=["board"])
+async def board_totals(db: DB, campaign_id: int | None = None) -> dict[str, Any]:
+    """Public, read-only: figures for a studio screen. No names, no contact details."""
+    async with db.read() as session:
+        if campaign_id is None:
+            campaign_id = await session.scalar(select(Campaign.id).order_by(Campaign.id).limit(1))
+            if campaign_id is None:
+                raise NotFound("no campaign yet", field="campaign_id")
+        figures = await totals.board(session, campaign_id)
+    return {**figures, "updated_at": utcnow()}
+
+
+@router.get("/board", include_in_schema=False)
+async def board_page(request: Request) -> FileResponse:
+    return _page("board.html", request)

@@ -1,0 +1,292 @@
+"""The export file formats: CSV and XLSX, encoded a chunk of rows at a time.
+
+What goes in the rows (and how they are read) is ``app/pledges/exports.py``; the
+cells come formatted by the database (``app/pledges/export_sql.py``); this module
+turns a chunk of them into bytes, holding no more than that chunk.
+
+* **CSV**: RFC 4180 (comma, ``"`` quoting where needed, CRLF line ends), UTF-8,
+  optionally with a byte-order mark so spreadsheet programs read the accents.
+* **XLSX**: a minimal Office Open XML workbook written here as a zip stream (inline
+  strings, no shared-string table), so memory does not grow with the row count.
+
+Both formats carry the same columns: money as decimal text in major units, the
+same amount in integer minor units, and the currency; times in UTC, ISO 8601.
+
+**Formula neutralisation.** A text cell that begins with ``=``, ``+``, ``-``,
+``@``, a tab, a carriage return, ``|`` or ``%`` gets a leading apostrophe
+(``'=1+1``), so a spreadsheet shows it as text instead of running it as a formula
+(CSV injection). Numbers we write ourselves (ids, amounts) are not text cells and
+are left alone. ``neutralise`` is the rule; ``export_sql.text_cell`` applies the
+same rule inside the query.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import re
+import zipfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+from xml.sax.saxutils import escape
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "|", "%")
+_FORMULA_FIRST = frozenset(FORMULA_STARTS)
+BOM = "\ufeff"
+
+# A formatted cell: text (already neutralised), an integer, or nothing. Amounts
+# are decimal text ("12.34"); the XLSX writer stores them as numbers because their
+# column says so (``Column.kind``).
+Cell = str | int | None
+
+
+def neutralise(text: str) -> str:
+    """A text cell a spreadsheet will not evaluate (see the module docstring)."""
+    return "'" + text if text and text[0] in _FORMULA_FIRST else text
+
+
+# Decimal digits of each ISO 4217 currency that does not have 2; the rest have 2.
+CURRENCY_DIGITS = {
+    "BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "ISK": 0, "JPY": 0, "KMF": 0, "KRW": 0,
+    "PYG": 0, "RWF": 0, "UGX": 0, "UYI": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0,
+    "XPF": 0, "BHD": 3, "IQD": 3, "JOD": 3, "KWD": 3, "LYD": 3, "OMR": 3, "TND": 3,
+}  # fmt: skip
+
+
+# --- columns ------------------------------------------------------------------------------
+
+Kind = Literal["int", "text", "bool", "time", "money"]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One export column: its header and its kind (how its cells are formatted, see
+    ``app/pledges/export_sql.py``; XLSX writes ``int`` and ``money`` as numbers)."""
+
+    header: str
+    kind: Kind
+
+
+# --- CSV ------------------------------------------------------------------------------------
+
+
+class CsvEncoder:
+    """Rows to RFC 4180 CSV bytes, a chunk at a time."""
+
+    def __init__(self, *, bom: bool = False) -> None:
+        self._buffer = io.StringIO()
+        # QUOTE_MINIMAL quotes a field holding a comma, a quote or a line end, and
+        # doubles the quotes inside; CRLF ends each record (RFC 4180 §2). None is
+        # written as an empty field.
+        self._writer = csv.writer(self._buffer, lineterminator="\r\n")
+        self._bom = bom
+
+    def header(self, columns: Sequence[Column]) -> bytes:
+        text = (BOM if self._bom else "") + self._encode([[neutralise(c.header) for c in columns]])
+        return text.encode("utf-8")
+
+    def rows(self, rows: Sequence[Sequence[Any]]) -> bytes:
+        """Rows of ``(pledge_id, cell, cell, ...)``, as the database formatted them."""
+        return self._encode(row[1:] for row in rows).encode("utf-8")
+
+    def end(self) -> bytes:
+        return b""
+
+    def _encode(self, rows: Iterable[Sequence[Cell]]) -> str:
+        self._writer.writerows(rows)
+        text = self._buffer.getvalue()
+        self._buffer.seek(0)
+        self._buffer.truncate()
+        return text
+
+
+# --- XLSX -----------------------------------------------------------------------------------
+
+# Characters XML 1.0 does not allow at all (a spreadsheet would refuse the file).
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+_CONTENT_TYPES = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+    '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+    '<Default Extension="rels" '
+    'ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+    '<Default Extension="xml" ContentType="application/xml"/>'
+    '<Override PartName="/xl/workbook.xml" '
+    'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
+    '<Override PartName="/xl/worksheets/sheet1.xml" '
+    'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>'
+    '<Override PartName="/xl/styles.xml" '
+    'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.styles+xml"/>'
+    "</Types>"
+)
+_ROOT_RELS = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+    '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+    '<Relationship Id="rId1" '
+    'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" '
+    'Target="xl/workbook.xml"/>'
+    "</Relationships>"
+)
+_WORKBOOK_RELS = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+    '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+    '<Relationship Id="rId1" '
+    'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" '
+    'Target="worksheets/sheet1.xml"/>'
+    '<Relationship Id="rId2" '
+    'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/styles" '
+    'Target="styles.xml"/>'
+    "</Relationships>"
+)
+_STYLES = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+    '<styleSheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+    '<fonts count="2"><font><sz val="11"/><name val="Calibri"/></font>'
+    '<font><b/><sz val="11"/><name val="Calibri"/></font></fonts>'
+    '<fills count="2"><fill><patternFill patternType="none"/></fill>'
+    '<fill><patternFill patternType="gray125"/></fill></fills>'
+    '<borders count="1"><border><left/><right/><top/><bottom/><diagonal/></border></borders>'
+    '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>'
+    '<cellXfs count="2"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>'
+    '<xf numFmtId="0" fontId="1" fillId="0" borderId="0" xfId="0" applyFont="1"/></cellXfs>'
+    '<cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles>'
+    "</styleSheet>"
+)
+_SHEET_START = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+    '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+    '<sheetViews><sheetView workbookViewId="0"><pane ySplit="1" topLeftCell="A2" '
+    'activePane="bottomLeft" state="frozen"/></sheetView></sheetViews>'
+    "<sheetData>"
+)
+_SHEET_END = "</sheetData></worksheet>"
+
+
+# Excel refuses a workbook whose sheet name holds one of these, is empty, is longer
+# than 31 characters, or starts or ends with an apostrophe.
+_SHEET_NAME_FORBIDDEN = re.compile(r"[\\/?*\[\]:]")
+
+
+def sheet_name_for(title: str) -> str:
+    name = _SHEET_NAME_FORBIDDEN.sub("_", _XML_ILLEGAL.sub("", title))[:31].strip("' ")
+    return name or "Pledges"
+
+
+def _workbook(sheet_name: str) -> str:
+    name = escape(sheet_name_for(sheet_name), {'"': "&quot;"})
+    return (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+        '<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
+        'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
+        f'<sheets><sheet name="{name}" sheetId="1" r:id="rId1"/></sheets></workbook>'
+    )
+
+
+# Text that can go into the XML as it is: no markup characters, nothing XML cannot
+# hold, no CR, and no white space at either end (which would need xml:space).
+_XML_PLAIN = re.compile(r"[^&<>\x00-\x1f\ufffe\uffff]*")
+
+
+def _xlsx_cell(value: Cell, style: str = "", number: bool = False) -> str:
+    if value is None:
+        return "<c/>"
+    if number or isinstance(value, int):
+        return f"<c{style}><v>{value}</v></c>"
+    if _XML_PLAIN.fullmatch(value) and value[:1] != " " and value[-1:] != " ":
+        return f'<c t="inlineStr"{style}><is><t>{value}</t></is></c>'
+    # A CR would be read back as a plain line feed (XML end-of-line handling): keep it.
+    text = escape(_XML_ILLEGAL.sub("", value), {"\r": "&#13;"})
+    space = ' xml:space="preserve"' if text != text.strip() else ""
+    return f'<c t="inlineStr"{style}><is><t{space}>{text}</t></is></c>'
+
+
+class _Drain(io.RawIOBase):
+    """A write-only, unseekable byte sink the zip writer fills and we empty: the zip is
+    then written with data descriptors, chunk by chunk, never held whole."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self._parts.append(bytes(data))
+        return len(data)
+
+    def take(self) -> bytes:
+        data = b"".join(self._parts)
+        self._parts.clear()
+        return data
+
+
+class XlsxEncoder:
+    """Rows to an XLSX workbook (one sheet), as a stream of bytes."""
+
+    def __init__(self, sheet_name: str = "Pledges") -> None:
+        self._drain = _Drain()
+        self._zip = zipfile.ZipFile(self._drain, "w", compression=zipfile.ZIP_DEFLATED)
+        for name, text in (
+            ("[Content_Types].xml", _CONTENT_TYPES),
+            ("_rels/.rels", _ROOT_RELS),
+            ("xl/workbook.xml", _workbook(sheet_name)),
+            ("xl/_rels/workbook.xml.rels", _WORKBOOK_RELS),
+            ("xl/styles.xml", _STYLES),
+        ):
+            self._zip.writestr(name, text)
+        # zip64 from the start: the sheet's size is not known in advance.
+        self._sheet = self._zip.open("xl/worksheets/sheet1.xml", "w", force_zip64=True)
+        self._sheet.write(_SHEET_START.encode())
+        self._numbers: list[bool] = []
+
+    def header(self, columns: Sequence[Column]) -> bytes:
+        # Ids, minor units and amounts are numbers in the sheet (exact decimal text).
+        self._numbers = [c.kind in ("int", "money") for c in columns]
+        row = "".join(_xlsx_cell(neutralise(c.header), ' s="1"') for c in columns)
+        self._sheet.write(f"<row>{row}</row>".encode())
+        return self._drain.take()
+
+    def rows(self, rows: Sequence[Sequence[Any]]) -> bytes:
+        """Rows of ``(pledge_id, cell, cell, ...)``, as the database formatted them."""
+        numbers = self._numbers
+        text = "".join(
+            f"<row>{''.join(map(_xlsx_cell, row[1:], itertools.repeat(''), numbers))}</row>"
+            for row in rows
+        )
+        self._sheet.write(text.encode("utf-8"))
+        return self._drain.take()
+
+    def end(self) -> bytes:
+        self._sheet.write(_SHEET_END.encode())
+        self._sheet.close()
+        self._zip.close()
+        return self._drain.take()
+
+
+MEDIA_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
+
+def crlf_records(data: bytes) -> bytes:
+    """CSV with LF record ends (PostgreSQL's ``COPY``) made CRLF, as RFC 4180 wants;
+    a line break inside a quoted field is data and stays as it is.
+
+    A piece between two LFs ends a record unless a quoted field is still open
+    there, i.e. unless an odd number of ``"`` has been seen since the record began
+    (quotes inside a field are doubled, so they never change the parity)."""
+    if b'"' not in data:
+        return data.replace(b"\n", b"\r\n")
+    out: list[bytes] = []
+    open_quote = False
+    pieces = data.split(b"\n")
+    for piece in pieces[:-1]:
+        if piece.count(b'"') % 2:
+            open_quote = not open_quote
+        out.append(piece)
+        out.append(b"\n" if open_quote else b"\r\n")
+    out.append(pieces[-1])
+    return b"".join(out)

@@ -1,0 +1,101 @@
+"""Exactly-once answers for requests carrying an ``Idempotency-Key``.
+
+The first request with a key claims it by inserting a row (scope, key digest,
+request hash) in the same transaction as the work it does, and stores its
+answer there before committing. So:
+
+* the same key with the same body gets the first answer back, with nothing done
+  again;
+* the same key with a different body is refused (409);
+* concurrent requests with one key: on SQLite the single writer serialises them
+  and the later ones find the row; on PostgreSQL the later ones wait on the
+  unique index until the first commits, get an ``IntegrityError``, and then read
+  the stored answer. If the first request fails, nothing was committed, the key
+  stays free and a retry does the work.
+
+Only a digest of the key is stored (a key is free text, and free text never
+reaches the database unchecked).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db import UnitOfWork, utcnow
+from app.errors import Conflict, Invalid
+from app.pledges.models import IdempotencyRecord
+
+HEADER = "Idempotency-Key"
+_KEY = re.compile(r"^[\x21-\x7e]{8,200}$")
+
+
+@dataclass(frozen=True)
+class Stored:
+    status_code: int
+    body: dict[str, Any]
+
+
+def key_digest(key: str) -> str:
+    if not _KEY.match(key):
+        raise Invalid("8 to 200 visible ASCII characters, such as a UUID", field=HEADER)
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def request_hash(method: str, path: str, body: dict[str, Any]) -> str:
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(f"{method} {path}\n{canonical}".encode()).hexdigest()
+
+
+def _answer(record: IdempotencyRecord, digest: str) -> Stored:
+    if record.request_hash != digest:
+        raise Conflict(
+            "this Idempotency-Key was used for a different request",
+            field=HEADER,
+            code="idempotency_key_reused",
+        )
+    return Stored(record.status_code, dict(record.response))
+
+
+async def find(session: AsyncSession, scope: str, key_sha: str, digest: str) -> Stored | None:
+    record = await session.scalar(
+        select(IdempotencyRecord).where(
+            IdempotencyRecord.scope == scope, IdempotencyRecord.key == key_sha
+        )
+    )
+    return _answer(record, digest) if record is not None else None
+
+
+async def claim(
+    uow: UnitOfWork, scope: str, key_sha: str, digest: str
+) -> IdempotencyRecord | Stored:
+    """The stored answer of an earlier request, or a fresh claim to fill with ours.
+
+    The claim is flushed at once so a concurrent request with the same key waits
+    (PostgreSQL) or fails on the unique index before doing any work.
+    """
+    prior = await find(uow.session, scope, key_sha, digest)
+    if prior is not None:
+        return prior
+    record = IdempotencyRecord(
+        scope=scope,
+        key=key_sha,
+        request_hash=digest,
+        status_code=0,
+        response={},
+        created_at=utcnow(),
+    )
+    uow.session.add(record)
+    await uow.session.flush()
+    return record
+
+
+def complete(record: IdempotencyRecord, status_code: int, body: dict[str, Any]) -> None:
+    record.status_code = status_code
+    record.response = body

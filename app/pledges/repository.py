@@ -1,0 +1,63 @@
+"""Reads of pledges: by reference, by caller number, listings."""
+
+from __future__ import annotations
+
+from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.errors import NotFound
+from app.pledges.models import Pledge, PledgeStatus
+
+
+def _from_number(campaign_id: int, number: str) -> list[ColumnElement[bool]]:
+    # The number that called, or the phone the donor gave: either identifies them.
+    return [
+        Pledge.campaign_id == campaign_id,
+        or_(Pledge.caller_number == number, Pledge.phone_e164 == number),
+        Pledge.status != PledgeStatus.CANCELLED,
+    ]
+
+
+async def pledged_total_for_number(session: AsyncSession, campaign_id: int, number: str) -> int:
+    """Minor units promised by non-cancelled pledges from this E.164 number in the campaign."""
+    total = await session.scalar(
+        select(func.coalesce(func.sum(Pledge.amount_minor), 0)).where(
+            *_from_number(campaign_id, number)
+        )
+    )
+    return int(total or 0)
+
+
+async def pledge_count_and_total_for_number(
+    session: AsyncSession, campaign_id: int, number: str
+) -> tuple[int, int]:
+    row = (
+        await session.execute(
+            select(func.count(Pledge.id), func.coalesce(func.sum(Pledge.amount_minor), 0)).where(
+                *_from_number(campaign_id, number)
+            )
+        )
+    ).one()
+    return int(row[0]), int(row[1])
+
+
+async def latest_pledge_for_number(
+    session: AsyncSession, campaign_id: int, number: str
+) -> Pledge | None:
+    """The newest non-cancelled pledge from this number in the campaign (returning donor)."""
+    return await session.scalar(
+        select(Pledge)
+        .where(*_from_number(campaign_id, number))
+        .order_by(Pledge.created_at.desc(), Pledge.id.desc())
+        .limit(1)
+    )
+
+
+async def get_by_reference(session: AsyncSession, reference: str, *, lock: bool = False) -> Pledge:
+    query = select(Pledge).where(Pledge.reference == reference.upper())
+    if lock:
+        query = query.with_for_update()
+    pledge = await session.scalar(query)
+    if pledge is None:
+        raise NotFound("no pledge with this reference", field="reference")
+    return pledge

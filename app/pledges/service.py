@@ -1,0 +1,642 @@
+"""Pledge lifecycle: save, correct, send the payment link, record payments, cancel.
+
+Every function works inside the caller's unit of work and never commits; the
+state change, its audit row and its event are written in that one transaction.
+Text is passed through the card-number guard before any format check, so a
+refused value is never compared, echoed, stored or logged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from app.acd.models import Agent, Call, Campaign
+from app.auth.service import Principal, Role
+from app.cti.numbers import normalise
+from app.db import UnitOfWork, utcnow
+from app.errors import Conflict, Forbidden, Invalid
+from app.pledges import cardguard, repository
+from app.pledges.models import (
+    CancelReason,
+    Pledge,
+    PledgeAudit,
+    PledgeCounter,
+    PledgePayment,
+    PledgeStatus,
+)
+from app.pledges.schemas import TEXT_FIELDS, PledgeIn, PledgePatch
+from app.realtime.outbox import emit
+
+# Unambiguous when read out over the phone: no 0/O, 1/I/L, no U (rude words).
+REFERENCE_ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"
+_ZERO_DECIMAL = frozenset({"BIF", "CLP", "ISK", "JPY", "KRW", "PYG", "UGX", "VND", "XAF", "XOF"})
+# Countries whose postcodes follow the French scheme (metropolitan and overseas).
+_FRENCH_POSTCODES = frozenset({"FR", "GP", "MQ", "GF", "RE", "PM", "YT", "MC"})
+_EMAIL = re.compile(
+    r"^[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9\-]+)+$"
+)
+_FR_POSTCODE = re.compile(r"^(?!00)[0-9]{5}$")
+_OTHER_POSTCODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 \-]{1,9}$")
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+# Fields whose change is audited and shown in corrections.
+AUDITED = (
+    *TEXT_FIELDS,
+    "amount_minor",
+    "currency",
+    "frequency",
+    "channel",
+    "consent_contact",
+    "consent_tax_receipt",
+    "flagged_for_review",
+    "departement",
+    "phone_e164",
+    "status",
+    "cancel_reason",
+    "paid_minor",
+)
+
+
+def departement(postcode: str, country: str = "FR") -> str | None:
+    """The French département of a postcode: ``75``, ``2A``/``2B`` (Corsica), ``971``-``976``."""
+    if country not in _FRENCH_POSTCODES or not _FR_POSTCODE.match(postcode):
+        return None
+    if postcode.startswith("20"):
+        # Corse-du-Sud 200xx-201xx; Haute-Corse 202xx-206xx.
+        return "2A" if int(postcode[:3]) < 202 else "2B"
+    if postcode.startswith("97"):
+        return postcode[:3] if "971" <= postcode[:3] <= "976" else None
+    if postcode.startswith("98"):
+        return None  # Monaco and the Pacific collectivities are not départements
+    return postcode[:2]
+
+
+def new_reference() -> str:
+    chars = "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(6))
+    return f"{chars[:3]}-{chars[3:]}"
+
+
+def normalise_reference(text: str) -> str:
+    """``k7q4m2``, ``K7Q 4M2`` and ``K7Q-4M2`` are the same reference."""
+    compact = re.sub(r"[\s\-]", "", text).upper()
+    return f"{compact[:3]}-{compact[3:]}" if len(compact) == 6 else compact
+
+
+def major_units(amount_minor: int, currency: str) -> str:
+    if currency in _ZERO_DECIMAL:
+        return str(amount_minor)
+    return f"{amount_minor // 100}.{amount_minor % 100:02d}"
+
+
+def payment_link(campaign: Campaign, pledge: Pledge) -> str | None:
+    if pledge.channel != "web_link":
+        return None
+    # Plain replacement, not str.format: a template is data and must not reach attributes.
+    return (
+        campaign.payment_link_template.replace("{reference}", quote(pledge.reference))
+        .replace("{amount}", major_units(pledge.amount_minor, pledge.currency))
+        .replace("{currency}", pledge.currency)
+    )
+
+
+def time_slot_at(campaign: Campaign, moment: dt.datetime) -> str | None:
+    for slot in campaign.time_slots or []:
+        try:
+            starts = dt.datetime.fromisoformat(slot["starts_at"])
+            ends = dt.datetime.fromisoformat(slot["ends_at"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if starts <= moment < ends:
+            return str(slot.get("name"))
+    return None
+
+
+def snapshot(pledge: Pledge) -> dict[str, Any]:
+    return {name: getattr(pledge, name) for name in AUDITED}
+
+
+def _audit(
+    uow: UnitOfWork,
+    pledge: Pledge,
+    actor: Principal | None,
+    action: str,
+    before: dict[str, Any],
+    after: dict[str, Any],
+    *,
+    machine: str = "payment-provider",
+) -> None:
+    """One audit row; ``machine`` names the actor when no user acts (webhook, simulator)."""
+    uow.session.add(
+        PledgeAudit(
+            pledge_id=pledge.id,
+            at=utcnow(),
+            user_id=actor.user_id if actor else None,
+            actor=actor.username if actor else machine,
+            action=action,
+            before=before,
+            after=after,
+        )
+    )
+
+
+def _diff(before: dict[str, Any], after: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    changed = [k for k in after if before.get(k) != after[k]]
+    return {k: before.get(k) for k in changed}, {k: after[k] for k in changed}
+
+
+COUNTER_SHARDS = 8
+
+
+async def _count(
+    uow: UnitOfWork, pledge: Pledge, *, count: int = 0, promised: int = 0, paid: int = 0
+) -> None:
+    """Add a pledge change to its campaign's running totals (one shard, one upsert)."""
+    if not (count or promised or paid):
+        return
+    insert = pg_insert if uow.db.is_postgres else sqlite_insert
+    stmt = insert(PledgeCounter).values(
+        campaign_id=pledge.campaign_id,
+        shard=pledge.id % COUNTER_SHARDS,
+        count=count,
+        promised_minor=promised,
+        paid_minor=paid,
+    )
+    await uow.session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["campaign_id", "shard"],
+            set_={
+                "count": PledgeCounter.count + stmt.excluded.count,
+                "promised_minor": PledgeCounter.promised_minor + stmt.excluded.promised_minor,
+                "paid_minor": PledgeCounter.paid_minor + stmt.excluded.paid_minor,
+            },
+        )
+    )
+
+
+# --- validation --------------------------------------------------------------------
+
+
+def _check_amount(campaign: Campaign, amount_minor: int, currency: str | None) -> None:
+    if currency is not None and currency != campaign.currency:
+        raise Invalid(f"this campaign takes pledges in {campaign.currency}", field="currency")
+    if amount_minor <= 0:
+        raise Invalid("the amount must be more than zero", field="amount_minor")
+    if amount_minor < campaign.pledge_min_minor:
+        raise Invalid(
+            "the amount is below the campaign minimum of "
+            f"{major_units(campaign.pledge_min_minor, campaign.currency)} {campaign.currency}",
+            field="amount_minor",
+            code="amount_too_small",
+        )
+    if amount_minor > campaign.pledge_max_minor:
+        raise Invalid(
+            "the amount is above the campaign maximum of "
+            f"{major_units(campaign.pledge_max_minor, campaign.currency)} {campaign.currency}",
+            field="amount_minor",
+            code="amount_too_large",
+        )
+
+
+def _check_donor(values: dict[str, Any], default_region: str) -> dict[str, Any]:
+    """Format checks on the donor fields; returns the derived columns."""
+    country = str(values.get("country") or "FR").upper()
+    if not _COUNTRY.match(country):
+        raise Invalid("a two-letter country code such as FR", field="country")
+    postcode = values.get("postcode") or ""
+    if postcode:
+        pattern = _FR_POSTCODE if country in _FRENCH_POSTCODES else _OTHER_POSTCODE
+        if not pattern.match(postcode):
+            raise Invalid(
+                "a French postcode has five digits"
+                if country in _FRENCH_POSTCODES
+                else "not a valid postcode",
+                field="postcode",
+            )
+    email = values.get("email") or ""
+    if email and not _EMAIL.match(email):
+        raise Invalid("not a valid e-mail address", field="email")
+    phone = values.get("phone") or ""
+    phone_e164 = None
+    if phone:
+        # A donor abroad may still give a number of the campaign's country.
+        number = normalise(phone, country)
+        if number.e164 is None and country != default_region:
+            number = normalise(phone, default_region)
+        if number.e164 is None:
+            raise Invalid("not a valid phone number", field="phone")
+        phone_e164 = number.e164
+    if not (values.get("first_name") or values.get("last_name")):
+        raise Invalid("the donor's name is needed", field="last_name")
+    if values.get("channel") == "web_link" and not (email or phone):
+        raise Invalid("an e-mail or a phone number is needed to send the link", field="email")
+    if values.get("consent_tax_receipt") and not (postcode and values.get("city")):
+        raise Invalid("a tax receipt needs the postal address", field="postcode")
+    return {
+        "country": country,
+        "phone_e164": phone_e164,
+        "departement": departement(postcode, country),
+    }
+
+
+# --- who may ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Origin:
+    campaign: Campaign
+    call: Call | None
+
+
+async def origin(uow: UnitOfWork, principal: Principal, body: PledgeIn) -> Origin:
+    """The campaign and call a new pledge belongs to, once the caller may save it."""
+    session = uow.session
+    call = None
+    if body.call_id is not None:
+        call = await session.get(Call, body.call_id)
+        if call is None:
+            raise Invalid("unknown call", field="call_id", code="unknown_call")
+        if body.campaign_id is not None and body.campaign_id != call.campaign_id:
+            raise Invalid("the call belongs to another campaign", field="campaign_id")
+        campaign_id = call.campaign_id
+    elif body.campaign_id is not None:
+        campaign_id = body.campaign_id
+    else:
+        raise Invalid("the pledge needs its call", field="call_id")
+    campaign = await session.get(Campaign, campaign_id)
+    if campaign is None:
+        raise Invalid("unknown campaign", field="campaign_id", code="unknown_campaign")
+    if principal.role == Role.AGENT:
+        # A volunteer saves pledges for the calls they took, whatever state the
+        # call is in now (a pledge typed as wrap-up ends is not lost).
+        if call is None or call.agent_id is None or call.agent_id != principal.agent_id:
+            raise Forbidden("volunteers save pledges for their own calls", field="call_id")
+    elif principal.role == Role.SUPERVISOR:
+        if principal.campaign_id != campaign.id:
+            raise Forbidden("this belongs to another campaign")
+    elif principal.role != Role.ADMIN:
+        raise Forbidden(f"a {principal.role} may not save pledges")
+    return Origin(campaign, call)
+
+
+async def editable_by_volunteer(uow: UnitOfWork, principal: Principal, pledge: Pledge) -> bool:
+    """A volunteer corrects their own pledge until the wrap-up of its call ends.
+
+    The agent row says so: it holds the call (``current_call_id``) from the offer
+    until wrap-up ends, also when the call leg itself ended by a transfer.
+    """
+    if principal.agent_id is None or pledge.agent_id != principal.agent_id:
+        return False
+    if pledge.call_id is None:
+        return False
+    agent = await uow.session.get(Agent, principal.agent_id)
+    return agent is not None and agent.current_call_id == pledge.call_id
+
+
+async def check_may_change(uow: UnitOfWork, principal: Principal, pledge: Pledge) -> None:
+    if principal.role == Role.ADMIN:
+        return
+    if principal.role in (Role.SUPERVISOR, Role.ORGANISER):
+        if principal.role == Role.SUPERVISOR and principal.campaign_id != pledge.campaign_id:
+            raise Forbidden("this belongs to another campaign")
+        return
+    if not await editable_by_volunteer(uow, principal, pledge):
+        raise Forbidden(
+            "the pledge can no longer be changed from this screen; ask a supervisor",
+            code="not_editable",
+        )
+
+
+# --- the steps ---------------------------------------------------------------------
+
+
+async def _unique_reference(uow: UnitOfWork) -> str:
+    for _ in range(20):
+        reference = new_reference()
+        taken = await uow.session.scalar(select(Pledge.id).where(Pledge.reference == reference))
+        if taken is None:
+            return reference
+    raise Conflict("could not find a free reference; try again")
+
+
+async def create(
+    uow: UnitOfWork, principal: Principal, body: PledgeIn, where: Origin | None = None
+) -> Pledge:
+    where = where or await origin(uow, principal, body)
+    return await _save(uow, principal, body, where)
+
+
+async def save_simulated(uow: UnitOfWork, call: Call, body: PledgeIn) -> Pledge:
+    """A pledge saved by a simulated volunteer (demo and load), through the same checks."""
+    campaign = await uow.session.get(Campaign, call.campaign_id)
+    if campaign is None:
+        raise Invalid("unknown campaign", field="campaign_id", code="unknown_campaign")
+    return await _save(uow, None, body, Origin(campaign, call), machine="simulator")
+
+
+async def _save(
+    uow: UnitOfWork,
+    principal: Principal | None,
+    body: PledgeIn,
+    where: Origin,
+    *,
+    machine: str = "simulator",
+) -> Pledge:
+    values = body.model_dump()
+    cardguard.check_fields({name: values[name] for name in (*TEXT_FIELDS, "currency")})
+    campaign, call = where.campaign, where.call
+    _check_amount(campaign, body.amount_minor, body.currency)
+    derived = _check_donor(values, campaign.default_region)
+    now = utcnow()
+    agent_id = call.agent_id if call is not None else None
+    pledge = Pledge(
+        reference=await _unique_reference(uow),
+        campaign_id=campaign.id,
+        call_id=call.id if call else None,
+        agent_id=agent_id,
+        queue_id=call.queue_id if call else None,
+        caller_number=call.caller_number if call else None,
+        **{name: values[name] for name in TEXT_FIELDS if name != "country"},
+        country=derived["country"],
+        phone_e164=derived["phone_e164"],
+        departement=derived["departement"],
+        amount_minor=body.amount_minor,
+        currency=campaign.currency,
+        frequency=body.frequency,
+        channel=body.channel,
+        consent_contact=body.consent_contact,
+        consent_tax_receipt=body.consent_tax_receipt,
+        flagged_for_review=body.amount_minor > campaign.pledge_review_minor,
+        time_slot=time_slot_at(campaign, now),
+        status=PledgeStatus.PROMISED,
+        paid_minor=0,
+        created_by=principal.user_id if principal else None,
+        created_at=now,
+        updated_at=now,
+    )
+    uow.session.add(pledge)
+    await uow.session.flush()
+    _audit(uow, pledge, principal, "created", {}, snapshot(pledge), machine=machine)
+    await _count(uow, pledge, count=1, promised=pledge.amount_minor)
+    emit(
+        uow,
+        "pledge.saved",
+        campaign_id=campaign.id,
+        queue_id=pledge.queue_id,
+        call_id=pledge.call_id,
+        agent_id=agent_id,
+        data={
+            "pledge_id": pledge.id,
+            "reference": pledge.reference,
+            "amount_minor": pledge.amount_minor,
+            "currency": pledge.currency,
+            "call_id": pledge.call_id,
+            "agent_id": agent_id,
+            "flagged_for_review": pledge.flagged_for_review,
+            "frequency": pledge.frequency,
+        },
+    )
+    return pledge
+
+
+def _status_after_payment(pledge: Pledge) -> str:
+    if pledge.paid_minor <= 0:
+        return PledgeStatus.LINK_SENT if pledge.link_sent_at else PledgeStatus.PROMISED
+    if pledge.paid_minor >= pledge.amount_minor:
+        return PledgeStatus.PAID
+    return PledgeStatus.PARTIALLY_PAID
+
+
+async def correct(
+    uow: UnitOfWork, principal: Principal, reference: str, patch: PledgePatch
+) -> Pledge:
+    changes = patch.model_dump(exclude_unset=True)
+    cardguard.check_fields({k: v for k, v in changes.items() if k in (*TEXT_FIELDS, "currency")})
+    for name, value in changes.items():
+        if value is None:
+            raise Invalid(f"{name} cannot be null", field=name)
+    pledge = await repository.get_by_reference(
+        uow.session, normalise_reference(reference), lock=True
+    )
+    await check_may_change(uow, principal, pledge)
+    if pledge.status == PledgeStatus.CANCELLED:
+        raise Conflict("a cancelled pledge is not corrected", code="pledge_cancelled")
+    campaign = await uow.session.get(Campaign, pledge.campaign_id)
+    assert campaign is not None
+    if "amount_minor" in changes or "currency" in changes:
+        _check_amount(
+            campaign, changes.get("amount_minor", pledge.amount_minor), changes.get("currency")
+        )
+    changes.pop("currency", None)
+    merged = {
+        name: getattr(pledge, name) for name in (*TEXT_FIELDS, "channel", "consent_tax_receipt")
+    }
+    merged.update(changes)
+    derived = _check_donor(merged, campaign.default_region)
+    before = snapshot(pledge)
+    old_amount = pledge.amount_minor
+    for name, value in changes.items():
+        setattr(pledge, name, value)
+    pledge.country = derived["country"]
+    pledge.phone_e164 = derived["phone_e164"]
+    pledge.departement = derived["departement"]
+    pledge.flagged_for_review = pledge.amount_minor > campaign.pledge_review_minor
+    if pledge.paid_minor > 0:
+        pledge.status = _status_after_payment(pledge)
+    old, new = _diff(before, snapshot(pledge))
+    if not new:
+        return pledge
+    pledge.updated_at = utcnow()
+    _audit(uow, pledge, principal, "corrected", old, new)
+    await _count(uow, pledge, promised=pledge.amount_minor - old_amount)
+    emit(
+        uow,
+        "pledge.updated",
+        campaign_id=pledge.campaign_id,
+        queue_id=pledge.queue_id,
+        call_id=pledge.call_id,
+        agent_id=pledge.agent_id,
+        data={
+            "pledge_id": pledge.id,
+            "reference": pledge.reference,
+            "fields": sorted(new),
+            "amount_minor": pledge.amount_minor,
+            "currency": pledge.currency,
+            "flagged_for_review": pledge.flagged_for_review,
+        },
+    )
+    return pledge
+
+
+def _emit_status(uow: UnitOfWork, pledge: Pledge) -> None:
+    emit(
+        uow,
+        "pledge.status",
+        campaign_id=pledge.campaign_id,
+        queue_id=pledge.queue_id,
+        call_id=pledge.call_id,
+        agent_id=pledge.agent_id,
+        data={
+            "pledge_id": pledge.id,
+            "reference": pledge.reference,
+            "status": pledge.status,
+            "cancel_reason": pledge.cancel_reason,
+            "amount_minor": pledge.amount_minor,
+            "paid_minor": pledge.paid_minor,
+            "currency": pledge.currency,
+        },
+    )
+
+
+async def mark_link_sent(uow: UnitOfWork, principal: Principal, reference: str) -> Pledge:
+    pledge = await repository.get_by_reference(
+        uow.session, normalise_reference(reference), lock=True
+    )
+    await check_may_change(uow, principal, pledge)
+    if pledge.channel != "web_link":
+        raise Conflict("this pledge is not paid by web link", code="illegal_pledge_transition")
+    if pledge.status == PledgeStatus.LINK_SENT:
+        return pledge  # sent again: nothing changes
+    if pledge.status != PledgeStatus.PROMISED:
+        raise Conflict(
+            f"a {pledge.status} pledge cannot move to link_sent", code="illegal_pledge_transition"
+        )
+    before = snapshot(pledge)
+    pledge.status = PledgeStatus.LINK_SENT
+    pledge.link_sent_at = pledge.updated_at = utcnow()
+    _audit(uow, pledge, principal, "link_sent", *_diff(before, snapshot(pledge)))
+    _emit_status(uow, pledge)
+    return pledge
+
+
+async def cancel(
+    uow: UnitOfWork, principal: Principal, reference: str, reason: CancelReason
+) -> Pledge:
+    pledge = await repository.get_by_reference(
+        uow.session, normalise_reference(reference), lock=True
+    )
+    await check_may_change(uow, principal, pledge)
+    if pledge.status not in (PledgeStatus.PROMISED, PledgeStatus.LINK_SENT):
+        raise Conflict(
+            f"a {pledge.status} pledge cannot be cancelled", code="illegal_pledge_transition"
+        )
+    before = snapshot(pledge)
+    pledge.status = PledgeStatus.CANCELLED
+    pledge.cancel_reason = reason
+    pledge.updated_at = utcnow()
+    _audit(uow, pledge, principal, "cancelled", *_diff(before, snapshot(pledge)))
+    await _count(uow, pledge, count=-1, promised=-pledge.amount_minor, paid=-pledge.paid_minor)
+    _emit_status(uow, pledge)
+    return pledge
+
+
+async def record_payment(
+    uow: UnitOfWork,
+    principal: Principal | None,
+    reference: str,
+    *,
+    amount_minor: int,
+    currency: str | None,
+    provider_payment_id: str | None,
+    received_at: dt.datetime | None,
+) -> tuple[Pledge, bool]:
+    """Add a payment; returns the pledge and whether it was new.
+
+    A provider payment id already recorded changes nothing (the provider retries
+    webhooks), as long as it was recorded against the same pledge.
+    """
+    pledge = await repository.get_by_reference(
+        uow.session, normalise_reference(reference), lock=True
+    )
+    if principal is not None and principal.role == Role.SUPERVISOR:
+        raise Forbidden("payments are recorded by organisers")
+    if provider_payment_id is not None:
+        known = await uow.session.scalar(
+            select(PledgePayment).where(PledgePayment.provider_payment_id == provider_payment_id)
+        )
+        if known is not None:
+            if known.pledge_id != pledge.id or known.amount_minor != amount_minor:
+                raise Conflict(
+                    "this payment id was recorded with other details",
+                    field="provider_payment_id",
+                    code="payment_conflict",
+                )
+            return pledge, False
+    if currency is not None and currency != pledge.currency:
+        raise Invalid(f"this pledge is in {pledge.currency}", field="currency")
+    if amount_minor <= 0:
+        raise Invalid("the amount must be more than zero", field="amount_minor")
+    if pledge.status == PledgeStatus.CANCELLED:
+        raise Conflict("the pledge was cancelled", code="illegal_pledge_transition")
+    now = utcnow()
+    uow.session.add(
+        PledgePayment(
+            pledge_id=pledge.id,
+            amount_minor=amount_minor,
+            currency=pledge.currency,
+            provider_payment_id=provider_payment_id,
+            source="manual" if principal is not None else "provider",
+            recorded_by=principal.user_id if principal else None,
+            received_at=received_at or now,
+        )
+    )
+    before = snapshot(pledge)
+    pledge.paid_minor += amount_minor
+    pledge.status = _status_after_payment(pledge)
+    pledge.paid_at = received_at or now
+    pledge.updated_at = now
+    _audit(uow, pledge, principal, "payment", *_diff(before, snapshot(pledge)))
+    await _count(uow, pledge, paid=amount_minor)
+    _emit_status(uow, pledge)
+    return pledge, True
+
+
+async def agent_partner(uow: UnitOfWork, agent_id: int | None) -> str | None:
+    if agent_id is None:
+        return None
+    agent = await uow.session.get(Agent, agent_id)
+    return agent.partner_org if agent else None
+
+
+def pledge_out(pledge: Pledge, campaign: Campaign) -> dict[str, Any]:
+    return {
+        "id": pledge.id,
+        "reference": pledge.reference,
+        "campaign_id": pledge.campaign_id,
+        "call_id": pledge.call_id,
+        "agent_id": pledge.agent_id,
+        "queue_id": pledge.queue_id,
+        "first_name": pledge.first_name,
+        "last_name": pledge.last_name,
+        "address": pledge.address,
+        "postcode": pledge.postcode,
+        "city": pledge.city,
+        "country": pledge.country,
+        "email": pledge.email,
+        "phone": pledge.phone,
+        "departement": pledge.departement,
+        "amount_minor": pledge.amount_minor,
+        "currency": pledge.currency,
+        "frequency": pledge.frequency,
+        "channel": pledge.channel,
+        "consent_contact": pledge.consent_contact,
+        "consent_tax_receipt": pledge.consent_tax_receipt,
+        "flagged_for_review": pledge.flagged_for_review,
+        "time_slot": pledge.time_slot,
+        "note": pledge.note,
+        "status": pledge.status,
+        "cancel_reason": pledge.cancel_reason,
+        "paid_minor": pledge.paid_minor,
+        "payment_link": payment_link(campaign, pledge),
+        "created_at": pledge.created_at.isoformat(),
+        "updated_at": pledge.updated_at.isoformat(),
+        "link_sent_at": pledge.link_sent_at.isoformat() if pledge.link_sent_at else None,
+        "paid_at": pledge.paid_at.isoformat() if pledge.paid_at else None,
+    }

@@ -1,0 +1,1 @@
+"""Rules and scripts as data: safe conditions over call facts, actions, volunteer scripts."""

@@ -1,0 +1,237 @@
+"""The facts a rule's ``when`` may read, their types, and reading them for one event.
+
+Facts are grouped (``caller.*``, ``call.*``...). Only the facts the event's rules
+name are read, with one query for the caller's history and one for their strikes,
+so an event whose rules read nothing from the database costs no query at all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.acd import hours
+from app.acd.models import AgentSkill, Call, Campaign, Queue
+from app.rules.models import NumberBlock
+
+log = logging.getLogger(__name__)
+
+CALL_EVENTS = ("call.received", "call.queued", "call.offered", "call.connected", "call.ended")
+EVENTS = (*CALL_EVENTS, "agent.flagged", "script.choice", "pledge.saved")
+TIMER_PREFIX = "timer."
+
+# name -> (type, description); docs/rules.md lists the same.
+FACTS: dict[str, tuple[str, str]] = {
+    "caller.number": ("string", "E.164 number; empty when withheld or invalid"),
+    "caller.withheld": ("bool", "the number is withheld, anonymous or invalid"),
+    "caller.calls_last_10_minutes": ("int", "calls from this number in 10 minutes, this one too"),
+    "caller.calls_last_hour": ("int", "calls from this number in the last hour, this one too"),
+    "caller.calls_today": ("int", "calls today (campaign time zone), this one too"),
+    "caller.distinct_days": ("int", "days (campaign time zone) with a call from this number"),
+    "caller.prank_strikes": ("int", "prank strikes against the number"),
+    "caller.blocked": ("bool", "the number is blocked now"),
+    "caller.pledged_total": ("int", "pledged so far from this number, minor units"),
+    "call.id": ("int", "the call (leg) id"),
+    "call.queue": ("string", "name of the call's queue; empty before it has one"),
+    "call.dialled": ("string", "the number dialled (E.164)"),
+    "call.state": ("string", "received, queued, offered, connected, wrap_up or an end state"),
+    "call.wait_seconds": ("double", "seconds waited so far (or until answered)"),
+    "call.talk_seconds": ("double", "seconds talked so far (or until hang-up)"),
+    "call.tags": ("list<string>", "labels put on the call"),
+    "time.hour": ("int", "hour of day, 0-23, campaign time zone"),
+    "time.weekday": ("int", "day of week, 1 = Monday ... 7 = Sunday, campaign time zone"),
+    "time.open": ("bool", "inside the campaign's opening hours"),
+    "pledge.amount": ("int", "pledge amount in minor units (cents)"),
+    "pledge.currency": ("string", "ISO 4217 currency of the pledge"),
+    "agent.id": ("int", "the volunteer's agent id; 0 when no volunteer"),
+    "agent.skills": ("list<string>", "the volunteer's skills; empty when no volunteer"),
+    "flag.kind": ("string", "what the volunteer flagged: prank or needs_support"),
+    "choice.script": ("string", "the script whose button was pressed"),
+    "choice.button": ("string", "the id of the button pressed"),
+}
+FACT_TYPES = {name: typ for name, (typ, _) in FACTS.items()}
+GROUPS = frozenset(name.split(".")[0] for name in FACTS)
+
+_AGENT_EVENTS = frozenset(
+    {"call.offered", "call.connected", "call.ended", "agent.flagged", "script.choice"}
+    | {"pledge.saved"}
+)
+_ONLY_ON: dict[str, frozenset[str]] = {
+    "pledge": frozenset({"pledge.saved"}),
+    "flag": frozenset({"agent.flagged"}),
+    "choice": frozenset({"script.choice"}),
+    "agent": _AGENT_EVENTS,
+}
+
+
+def is_event(name: str) -> bool:
+    return name in EVENTS or (name.startswith(TIMER_PREFIX) and len(name) > len(TIMER_PREFIX))
+
+
+def available(path: str, event: str) -> bool:
+    group = path.split(".")[0]
+    allowed = _ONLY_ON.get(group)
+    if allowed is None:
+        return True
+    # Timers fire on a call, with its agent if it still has one.
+    return event in allowed or (group == "agent" and event.startswith(TIMER_PREFIX))
+
+
+@dataclass
+class Situation:
+    """What an event is about: the call (and its campaign), maybe a volunteer and extras."""
+
+    campaign: Campaign
+    call: Call | None
+    now: dt.datetime
+    agent_id: int | None = None
+    extra: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+async def gather(
+    session: AsyncSession, situation: Situation, needed: frozenset[str]
+) -> dict[str, dict[str, Any]]:
+    """The fact groups ``needed`` names, read for this situation."""
+    facts: dict[str, dict[str, Any]] = {g: {} for g in GROUPS}
+    for group, values in situation.extra.items():
+        facts[group] = dict(values)
+    call, campaign, now = situation.call, situation.campaign, situation.now
+    tz = ZoneInfo(campaign.timezone)
+    local = now.astimezone(tz)
+    facts["time"] = {
+        "hour": local.hour,
+        "weekday": local.isoweekday(),
+        "open": hours.is_open(campaign.opening_hours, campaign.timezone, now)
+        if "time.open" in needed
+        else True,
+    }
+    number = call.caller_number if call is not None else None
+    caller: dict[str, Any] = {
+        "number": number or "",
+        "withheld": number is None,
+        "calls_last_10_minutes": 0,
+        "calls_last_hour": 0,
+        "calls_today": 0,
+        "distinct_days": 0,
+        "prank_strikes": 0,
+        "blocked": False,
+        "pledged_total": 0,
+    }
+    if number is not None:
+        if needed & _HISTORY:
+            caller.update(await _history(session, campaign.id, number, now, tz))
+        if needed & _STRIKES:
+            row = await strikes_of(session, campaign.id, number)
+            if row is not None:
+                caller["prank_strikes"] = row.strikes
+                caller["blocked"] = row.blocked_until is not None and row.blocked_until > now
+        if "caller.pledged_total" in needed:
+            caller["pledged_total"] = await _pledged_total(session, campaign.id, number)
+    facts["caller"] = caller
+    facts["call"] = await _call_facts(session, call, now, needed)
+    agent = facts.get("agent") or {}
+    facts["agent"] = {"id": situation.agent_id or 0, "skills": agent.get("skills", [])}
+    if "agent.skills" in needed and situation.agent_id:
+        stmt = select(AgentSkill.skill).where(AgentSkill.agent_id == situation.agent_id)
+        facts["agent"]["skills"] = list((await session.execute(stmt)).scalars())
+    for group, values in _DEFAULTS.items():
+        for name, value in values.items():
+            facts[group].setdefault(name, value)
+    return facts
+
+
+_HISTORY = frozenset(
+    {
+        "caller.calls_last_10_minutes",
+        "caller.calls_last_hour",
+        "caller.calls_today",
+        "caller.distinct_days",
+    }
+)
+_STRIKES = frozenset({"caller.prank_strikes", "caller.blocked"})
+_DEFAULTS: dict[str, dict[str, Any]] = {
+    "pledge": {"amount": 0, "currency": ""},
+    "flag": {"kind": ""},
+    "choice": {"script": "", "button": ""},
+}
+HISTORY_DAYS = 400
+
+
+async def _history(
+    session: AsyncSession, campaign_id: int, number: str, now: dt.datetime, tz: ZoneInfo
+) -> dict[str, int]:
+    """Counts of the number's calls (first legs only: a transfer is not a new call)."""
+    since = now - dt.timedelta(days=HISTORY_DAYS)
+    stmt = select(Call.received_at).where(
+        Call.caller_number == number,
+        Call.received_at >= since,
+        Call.campaign_id == campaign_id,
+        Call.leg == 0,
+    )
+    times = list((await session.execute(stmt)).scalars())
+    today = now.astimezone(tz).date()
+    days = {t.astimezone(tz).date() for t in times}
+    return {
+        "calls_last_10_minutes": sum(1 for t in times if t >= now - dt.timedelta(minutes=10)),
+        "calls_last_hour": sum(1 for t in times if t >= now - dt.timedelta(hours=1)),
+        "calls_today": sum(1 for t in times if t.astimezone(tz).date() == today),
+        "distinct_days": len(days),
+    }
+
+
+async def strikes_of(session: AsyncSession, campaign_id: int, number: str) -> NumberBlock | None:
+    stmt = select(NumberBlock).where(
+        NumberBlock.campaign_id == campaign_id, NumberBlock.number == number
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def _pledged_total(session: AsyncSession, campaign_id: int, number: str) -> int:
+    try:
+        from app.pledges import repository as pledges
+    except ImportError:
+        return 0  # no pledges module in this build
+    total = await pledges.pledged_total_for_number(session, campaign_id, number)
+    return int(total)
+
+
+async def _call_facts(
+    session: AsyncSession, call: Call | None, now: dt.datetime, needed: frozenset[str]
+) -> dict[str, Any]:
+    if call is None:
+        return {
+            "id": 0,
+            "queue": "",
+            "dialled": "",
+            "state": "",
+            "wait_seconds": 0.0,
+            "talk_seconds": 0.0,
+            "tags": [],
+        }
+    queue_name = ""
+    if call.queue_id is not None and "call.queue" in needed:
+        queue = await session.get(Queue, call.queue_id)
+        queue_name = queue.name if queue is not None else ""
+    if call.wait_seconds is not None:
+        wait = call.wait_seconds
+    else:
+        start = call.queued_at or call.received_at
+        wait = max(0.0, (now - start).total_seconds())
+    talk = 0.0
+    if call.answered_at is not None:
+        talk = max(0.0, ((call.hangup_at or now) - call.answered_at).total_seconds())
+    return {
+        "id": call.id,
+        "queue": queue_name,
+        "dialled": call.dialled,
+        "state": call.state,
+        "wait_seconds": float(wait),
+        "talk_seconds": float(talk),
+        "tags": list(call.tags or []),
+    }

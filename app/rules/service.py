@@ -1,0 +1,210 @@
+"""Where the call path meets the rules: one function per kind of event.
+
+``lifecycle`` calls these inside its unit of work; the volunteer's buttons
+(``flag``, ``choose``) and committed ``pledge.saved`` events open their own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from app.acd import lifecycle, repository
+from app.acd.models import Call, Campaign
+from app.db import Database, UnitOfWork, utcnow
+from app.errors import Conflict, Invalid
+from app.realtime.outbox import emit
+from app.rules import blocklist, engine, scripts
+from app.rules.facts import Situation
+from app.rules.loader import Rule
+from app.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+FLAG_KINDS = ("prank", "needs_support")
+
+
+async def _campaign(uow: UnitOfWork, call: Call) -> Campaign:
+    return await repository.get_campaign(uow.session, call.campaign_id)
+
+
+async def call_event(
+    uow: UnitOfWork,
+    event: str,
+    call: Call,
+    now: dt.datetime,
+    *,
+    agent_id: int | None = None,
+    campaign: Campaign | None = None,
+    extra: dict[str, dict[str, Any]] | None = None,
+) -> engine.Outcome:
+    """Run the rules of ``event`` for a call; never raises for a rule's failure."""
+    try:
+        settings = uow.db.settings or get_settings()
+        ruleset = await engine.ruleset_for(uow.session, call.campaign_id, settings)
+        if not ruleset.for_event(event):
+            return engine.Outcome()  # the common case: nothing listens, nothing read
+        campaign = campaign or await _campaign(uow, call)
+        situation = Situation(
+            campaign=campaign, call=call, now=now, agent_id=agent_id, extra=extra or {}
+        )
+        return await engine.fire(uow, event, situation)
+    except Exception:
+        log.exception("rules for %s on call %s failed; the call goes on", event, call.id)
+        return engine.Outcome()
+
+
+async def refuse_if_blocked(
+    uow: UnitOfWork, call: Call, campaign: Campaign, now: dt.datetime
+) -> bool:
+    """A blocked number hears a short message and is hung up on (``call.rejected`` blocked)."""
+    if call.caller_number is None:
+        return False
+    row = await blocklist.blocked_row(uow.session, campaign.id, call.caller_number, now)
+    if row is None:
+        return False
+    settings = uow.db.settings or get_settings()
+    message = settings.rules_blocked_message
+    await lifecycle.reject(uow, call, campaign, "blocked", now, message=message)
+    return True
+
+
+async def offered(
+    uow: UnitOfWork,
+    call: Call,
+    agent_id: int,
+    now: dt.datetime,
+    *,
+    pop: dict[str, Any] | None = None,
+) -> None:
+    """The call rings on a volunteer's screen: its rules, then its script on the screen."""
+    outcome = await call_event(uow, "call.offered", call, now, agent_id=agent_id)
+    if outcome.script_shown or call.agent_id != agent_id or call.state != "offered":
+        return  # a rule showed a script already, or moved the call on
+    try:
+        settings = uow.db.settings or get_settings()
+        # The offer read the pop already: {} says "none yet" without asking again.
+        known = pop if pop is not None else {}
+        rendered = await engine.script_for_call(
+            uow.session, settings, call, agent_id, now, pop=known
+        )
+        if rendered is not None:
+            scripts.show(uow, call, agent_id, rendered)
+    except Exception:
+        log.exception("script for call %s could not be shown", call.id)
+
+
+async def flag(db: Database, agent_id: int, kind: str) -> dict[str, Any]:
+    """The volunteer's Prank or Needs-support button on their current call."""
+    if kind not in FLAG_KINDS:
+        raise Invalid(f"flag is one of {', '.join(FLAG_KINDS)}", field="args.kind")
+    async with db.unit_of_work() as uow:
+        call, agent = await lifecycle.agent_call(uow, agent_id)
+        if call.state != "connected":
+            raise Conflict("flag a call while talking to the caller", code="call_not_connected")
+        now = utcnow()
+        # Only the kind is recorded: nothing about the caller's health.
+        emit(
+            uow,
+            "agent.flagged",
+            campaign_id=call.campaign_id,
+            call_id=call.id,
+            agent_id=agent.id,
+            data={"kind": kind},
+        )
+        outcome = await call_event(
+            uow, "agent.flagged", call, now, agent_id=agent.id, extra={"flag": {"kind": kind}}
+        )
+    return {"kind": kind, "rules": outcome.fired}
+
+
+async def choose(db: Database, agent_id: int, script_name: str, button_id: str) -> dict[str, Any]:
+    """A button of a script pressed: its actions, then the rules on ``script.choice``."""
+    async with db.unit_of_work() as uow:
+        call, agent = await lifecycle.agent_call(uow, agent_id)
+        campaign = await _campaign(uow, call)
+        settings = uow.db.settings or get_settings()
+        ruleset = await engine.ruleset_for(uow.session, campaign.id, settings)
+        script = ruleset.scripts.get(script_name)
+        buttons = [b for step in script.steps for b in step.buttons] if script else []
+        button = next((b for b in buttons if b.id == button_id), None)
+        if button is None:
+            raise Invalid(
+                f"script {script_name!r} has no button {button_id!r}", field="args.button"
+            )
+        now = utcnow()
+        emit(
+            uow,
+            "script.choice",
+            campaign_id=call.campaign_id,
+            call_id=call.id,
+            agent_id=agent.id,
+            data={"script": script_name, "button": button_id},
+        )
+        choice = {"choice": {"script": script_name, "button": button_id}}
+        situation = Situation(
+            campaign=campaign, call=call, now=now, agent_id=agent.id, extra=choice
+        )
+        outcome = engine.Outcome()
+        if button.then:
+            pressed = Rule(
+                name=f"{script_name}/{button_id}",
+                on="script.choice",
+                when=None,
+                then=button.then,
+                line=0,
+            )
+            await engine.run_rules(
+                uow, settings, ruleset, (pressed,), "script.choice", situation, outcome
+            )
+        await engine.fire(uow, "script.choice", situation, outcome=outcome)
+    return {"script": script_name, "button": button_id, "rules": outcome.fired}
+
+
+async def timer_fired(uow: UnitOfWork, call: Call, name: str, now: dt.datetime) -> None:
+    await call_event(uow, f"timer.{name}", call, now, agent_id=call.agent_id)
+
+
+async def on_committed(db: Database, events: list[Any]) -> None:
+    """``db.on_events`` listener: rules on ``pledge.saved``, each in its own unit of work."""
+    for event in events:
+        if getattr(event, "type", None) != "pledge.saved":
+            continue
+        try:
+            await _pledge_saved(db, event)
+        except Exception:
+            log.exception("rules for pledge.saved (event %s) failed", getattr(event, "seq", "?"))
+
+
+async def _pledge_saved(db: Database, event: Any) -> None:
+    data = dict(event.data or {})
+    call_id = data.get("call_id") or event.call_id
+    if not call_id or event.campaign_id is None:
+        return
+    settings = db.settings or get_settings()
+    async with db.read() as session:
+        ruleset = await engine.ruleset_for(session, int(event.campaign_id), settings)
+    if not ruleset.for_event("pledge.saved"):
+        return  # no rule listens: no transaction
+    amount = int(data.get("amount_minor") or 0)
+    currency = str(data.get("currency") or "")
+    pledge = {
+        "amount": amount,
+        "currency": currency,
+        "reference": data.get("reference") or "",
+        "amount_display": f"{amount / 100:,.2f} {currency}".strip(),
+    }
+    async with db.unit_of_work() as uow:
+        call = await uow.session.get(Call, int(call_id))
+        if call is None:
+            return
+        agent_id = data.get("agent_id") or event.agent_id
+        await call_event(
+            uow,
+            "pledge.saved",
+            call,
+            utcnow(),
+            agent_id=int(agent_id) if agent_id else None,
+            extra={"pledge": pledge},
+        )

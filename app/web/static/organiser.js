@@ -1,0 +1,329 @@
+// The organiser screen: pledge totals of a campaign over a period (GET /pledges/totals),
+// two charts (per hour, per time slot; Chart.js served by the app), the tables by
+// slot, hour, queue, volunteer, partner and département, and the export links
+// (GET /pledges/export.csv|xlsx, downloaded with the session cookie).
+
+import { api, goToLogin, setText, showNotAllowed, signOut, whoAmI } from "/static/common.js";
+
+const $ = (id) => document.getElementById(id);
+const REFRESH_MS = 30000;
+const TABLES = [
+  ["by_slot", "By time slot", "Time slot"],
+  ["by_hour", "By hour (campaign time)", "Hour"],
+  ["by_queue", "By queue", "Queue"],
+  ["by_agent", "By volunteer", "Volunteer"],
+  ["by_partner", "By partner organisation", "Partner"],
+  ["by_departement", "By département", "Département"],
+];
+
+const ui = {
+  form: $("filters"),
+  campaign: $("campaign"),
+  since: $("since"),
+  until: $("until"),
+  status: $("org-status"),
+  tables: $("tables"),
+  exportStatus: $("export-status"),
+  exportSlot: $("export-slot"),
+  exportQueue: $("export-queue"),
+  exportBom: $("export-bom"),
+  csv: $("export-csv"),
+  xlsx: $("export-xlsx"),
+};
+
+const charts = { hour: null, slot: null };
+let refreshTimer = null;
+
+// --- formatting ----------------------------------------------------------------------
+
+function moneyFormat(currency) {
+  try {
+    return new Intl.NumberFormat(undefined, { style: "currency", currency });
+  } catch {
+    return new Intl.NumberFormat(undefined, { minimumFractionDigits: 2 });
+  }
+}
+
+/** Minor units to a display amount, with the currency's own number of decimals. */
+function money(minor, currency) {
+  if (minor === null || minor === undefined) return "–";
+  const format = moneyFormat(currency);
+  const digits = format.resolvedOptions().maximumFractionDigits ?? 2;
+  return format.format(Number(minor) / 10 ** digits);
+}
+
+function major(minor, currency) {
+  const digits = moneyFormat(currency).resolvedOptions().maximumFractionDigits ?? 2;
+  return Number(minor || 0) / 10 ** digits;
+}
+
+function percent(rate) {
+  if (rate === null || rate === undefined) return "–";
+  return `${(Number(rate) * 100).toFixed(1)} %`;
+}
+
+function status(text, isError = false) {
+  ui.status.classList.toggle("error", isError);
+  setText(ui.status, text);
+}
+
+/** A ``datetime-local`` value (the browser's local time) as ISO 8601 UTC, or "". */
+function isoUtc(input) {
+  if (!input.value) return "";
+  const d = new Date(input.value);
+  return Number.isNaN(d.getTime()) ? "" : d.toISOString();
+}
+
+// --- filters and export links -----------------------------------------------------------
+
+function periodParams() {
+  const params = new URLSearchParams();
+  params.set("campaign_id", ui.campaign.value);
+  const since = isoUtc(ui.since);
+  const until = isoUtc(ui.until);
+  if (since) params.set("since", since);
+  if (until) params.set("until", until);
+  return params;
+}
+
+function updateExportLinks() {
+  if (!ui.campaign.value) return;
+  const params = periodParams();
+  if (ui.exportStatus.value) params.set("status", ui.exportStatus.value);
+  if (ui.exportSlot.value) params.set("slot", ui.exportSlot.value);
+  if (ui.exportQueue.value) params.set("queue_id", ui.exportQueue.value);
+  const xlsx = new URLSearchParams(params);
+  if (ui.exportBom.checked) params.set("bom", "true");
+  ui.csv.href = `/pledges/export.csv?${params}`;
+  ui.xlsx.href = `/pledges/export.xlsx?${xlsx}`;
+}
+
+function fillSelect(select, rows, anyLabel) {
+  const current = select.value;
+  const options = [new Option(anyLabel, "")];
+  for (const [value, label] of rows) options.push(new Option(label, value));
+  select.replaceChildren(...options);
+  if (rows.some(([value]) => String(value) === current)) select.value = current;
+}
+
+async function loadQueues() {
+  const r = await api(`/queues?campaign_id=${encodeURIComponent(ui.campaign.value)}`);
+  if (!r.ok) return;
+  fillSelect(
+    ui.exportQueue,
+    r.data.map((q) => [String(q.id), q.name]),
+    "Any queue",
+  );
+}
+
+// --- charts ---------------------------------------------------------------------------
+
+function chartFor(key, canvasId, rows, currency) {
+  const labels = rows.map((row) => row.label);
+  const data = {
+    labels,
+    datasets: [
+      {
+        type: "bar",
+        label: "Pledges",
+        data: rows.map((row) => row.count),
+        backgroundColor: "#2f5fb3",
+        yAxisID: "count",
+      },
+      {
+        type: "line",
+        label: `Promised (${currency})`,
+        data: rows.map((row) => major(row.promised_minor, currency)),
+        borderColor: "#c2571a",
+        backgroundColor: "#c2571a",
+        yAxisID: "amount",
+      },
+    ],
+  };
+  if (charts[key]) {
+    charts[key].data = data;
+    charts[key].update();
+    return;
+  }
+  if (!window.Chart) return; // the library did not load: the tables still show the figures
+  charts[key] = new window.Chart($(canvasId), {
+    data,
+    options: {
+      animation: false,
+      responsive: true,
+      maintainAspectRatio: false,
+      interaction: { mode: "index", intersect: false },
+      scales: {
+        count: { type: "linear", position: "left", beginAtZero: true, title: { display: true, text: "pledges" } },
+        amount: {
+          type: "linear",
+          position: "right",
+          beginAtZero: true,
+          grid: { drawOnChartArea: false },
+          title: { display: true, text: currency },
+        },
+      },
+    },
+  });
+}
+
+// --- tables ---------------------------------------------------------------------------
+
+function totalsTable(key, title, keyHeader, rows, currency) {
+  const section = document.createElement("section");
+  section.className = "card";
+  section.id = `table-${key}`;
+  const h = document.createElement("h2");
+  h.id = `table-${key}-title`;
+  h.textContent = title;
+  section.setAttribute("aria-labelledby", h.id);
+  section.append(h);
+  if (!rows.length) {
+    const p = document.createElement("p");
+    p.className = "hint";
+    p.textContent = "No pledges in this period.";
+    section.append(p);
+    return section;
+  }
+  const wrap = document.createElement("div");
+  wrap.className = "table-wrap";
+  const table = document.createElement("table");
+  const thead = document.createElement("thead");
+  const headRow = document.createElement("tr");
+  for (const text of [keyHeader, "Pledges", "Promised", "Paid", "Average", "Paid / promised"]) {
+    const th = document.createElement("th");
+    th.scope = "col";
+    th.textContent = text;
+    headRow.append(th);
+  }
+  thead.append(headRow);
+  const tbody = document.createElement("tbody");
+  for (const row of rows) {
+    const tr = document.createElement("tr");
+    tr.dataset.key = row.key ?? "";
+    const th = document.createElement("th");
+    th.scope = "row";
+    th.textContent = row.label ?? String(row.key ?? "–");
+    tr.append(th);
+    const values = [
+      String(row.count),
+      money(row.promised_minor, currency),
+      money(row.paid_minor, currency),
+      money(row.average_minor, currency),
+      percent(row.fulfilment_rate),
+    ];
+    for (const value of values) {
+      const td = document.createElement("td");
+      td.className = "num";
+      td.textContent = value;
+      tr.append(td);
+    }
+    tbody.append(tr);
+  }
+  table.append(thead, tbody);
+  wrap.append(table);
+  section.append(wrap);
+  return section;
+}
+
+function showTotals(totals) {
+  const currency = totals.currency || "EUR";
+  const overall = totals.overall || {};
+  setText($("overall-count"), overall.count ?? 0);
+  setText($("overall-promised"), money(overall.promised_minor ?? 0, currency));
+  setText($("overall-paid"), money(overall.paid_minor ?? 0, currency));
+  setText($("overall-average"), money(overall.average_minor, currency));
+  setText($("overall-rate"), percent(overall.fulfilment_rate));
+  chartFor("hour", "chart-hour", totals.by_hour || [], currency);
+  chartFor("slot", "chart-slot", totals.by_slot || [], currency);
+  ui.tables.replaceChildren(
+    ...TABLES.map(([key, title, header]) => totalsTable(key, title, header, totals[key] || [], currency)),
+  );
+  fillSelect(
+    ui.exportSlot,
+    (totals.by_slot || []).filter((row) => row.key).map((row) => [String(row.key), row.label ?? row.key]),
+    "Any slot",
+  );
+  updateExportLinks();
+}
+
+async function loadTotals() {
+  if (!ui.campaign.value) return;
+  const since = isoUtc(ui.since);
+  const until = isoUtc(ui.until);
+  if (since && until && since >= until) {
+    status("“From” must be before “Until”.", true);
+    return;
+  }
+  const r = await api(`/pledges/totals?${periodParams()}`);
+  if (r.status === 401) {
+    goToLogin();
+    return;
+  }
+  if (!r.ok) {
+    status((r.data && r.data.message) || `The totals could not be read (${r.status}).`, true);
+    return;
+  }
+  showTotals(r.data);
+  status(`Updated at ${new Date().toLocaleTimeString([], { hour12: false })}.`);
+  document.body.dataset.loaded = "true";
+}
+
+function scheduleRefresh() {
+  clearInterval(refreshTimer);
+  refreshTimer = setInterval(() => {
+    if (!document.hidden) loadTotals();
+  }, REFRESH_MS);
+}
+
+// --- start ----------------------------------------------------------------------------
+
+async function main() {
+  let me;
+  try {
+    me = await whoAmI();
+  } catch {
+    status("The server cannot be reached. Reload the page to try again.", true);
+    return;
+  }
+  if (!me) {
+    goToLogin();
+    return;
+  }
+  setText($("who"), me.username);
+  $("signout-btn").addEventListener("click", () => signOut(me.csrf_token));
+  if (me.role !== "organiser" && me.role !== "admin") {
+    showNotAllowed($("main"), { me, wanted: "organisers" });
+    return;
+  }
+  const campaigns = await api("/campaigns");
+  if (!campaigns.ok || !campaigns.data.length) {
+    status("No campaign to show yet.", true);
+    return;
+  }
+  fillSelect(
+    ui.campaign,
+    campaigns.data.map((c) => [String(c.id), `${c.name} (#${c.id})`]),
+    "Choose a campaign",
+  );
+  const wanted = new URLSearchParams(location.search).get("campaign_id");
+  const first = campaigns.data.find((c) => String(c.id) === wanted) || campaigns.data[0];
+  ui.campaign.value = String(first.id);
+
+  ui.form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    loadTotals();
+  });
+  ui.campaign.addEventListener("change", async () => {
+    await loadQueues();
+    loadTotals();
+  });
+  for (const input of [ui.since, ui.until, ui.exportStatus, ui.exportSlot, ui.exportQueue, ui.exportBom]) {
+    input.addEventListener("change", updateExportLinks);
+  }
+  await loadQueues();
+  await loadTotals();
+  scheduleRefresh();
+}
+
+main();

@@ -1,0 +1,343 @@
+// The pledge form on the volunteer screen (#pledge-form).
+//
+// Pre-filled from the screen pop (`pop` on the bus), each pre-filled field marked
+// "to confirm" with its source; amount presets; inline messages from the server's
+// 422 `field`; Enter saves. Each form has its own Idempotency-Key (a UUID), reused
+// when a save is retried after a network error, so a double click or a retry never
+// saves twice. After saving, the reference is shown large to read back to the caller,
+// and the pledge can be corrected (PATCH) until the wrap-up ends. Never a card field.
+
+import { bus, screen } from "/static/agent-bus.js";
+
+const panel = document.getElementById("pledge-form");
+const PRESETS = [10, 20, 50, 100];
+const FIELDS = ["first_name", "last_name", "address", "postcode", "city", "country", "email", "phone", "amount", "note"];
+const SOURCE_LABELS = { directory: "phone directory", pledges: "earlier pledge", caller_id: "caller ID" };
+
+const S = {
+  callId: null,
+  key: null, // Idempotency-Key of this form
+  saved: null, // the pledge as the server returned it
+  locked: false, // wrap-up over: no more corrections from this screen
+  touched: new Set(), // fields the volunteer typed in (a late pop does not overwrite them)
+  busy: false,
+  lastPop: null, // {call_id, pop}: the pop may arrive just before the call does
+};
+
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === "text") node.textContent = v;
+    else if (k === "className") node.className = v;
+    else if (v !== false && v !== null && v !== undefined) node.setAttribute(k, v === true ? "" : v);
+  }
+  node.append(...children);
+  return node;
+}
+
+function newKey() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function field(name, label, input, hint) {
+  const id = `pf-${name}`;
+  input.id = id;
+  input.name = name;
+  const error = el("span", { className: "error", id: `${id}-error`, role: "alert" });
+  const described = [`${id}-error`];
+  const parts = [el("label", { for: id, text: label })];
+  const confirm = el("span", { className: "pf-confirm", id: `${id}-confirm`, hidden: true });
+  described.push(confirm.id);
+  if (hint) {
+    parts.push(el("span", { className: "hint", id: `${id}-hint`, text: hint }));
+    described.push(`${id}-hint`);
+  }
+  input.setAttribute("aria-describedby", described.join(" "));
+  input.addEventListener("input", () => {
+    S.touched.add(name);
+    error.textContent = "";
+    input.removeAttribute("aria-invalid");
+    confirm.hidden = true;
+  });
+  return el("div", { className: `field pf-field pf-${name}` }, ...parts, input, confirm, error);
+}
+
+function text(name, label, attrs = {}, hint) {
+  return field(name, label, el("input", { type: "text", autocomplete: "off", ...attrs }), hint);
+}
+
+function build() {
+  const amount = el("input", {
+    type: "text",
+    inputmode: "decimal",
+    autocomplete: "off",
+    required: true,
+  });
+  const presets = el("div", { className: "pf-presets", role: "group", "aria-label": "Amount presets" });
+  for (const value of PRESETS) {
+    const button = el("button", { type: "button", className: "secondary small", "data-amount": value, text: `${value}` });
+    button.addEventListener("click", () => {
+      amount.value = String(value);
+      S.touched.add("amount");
+      amount.dispatchEvent(new Event("input"));
+      amount.focus();
+    });
+    presets.append(button);
+  }
+  const frequency = el(
+    "fieldset",
+    { className: "pf-choice" },
+    el("legend", { text: "How often" }),
+    el("label", {}, el("input", { type: "radio", name: "frequency", value: "one_off", checked: true }), " Once"),
+    el("label", {}, el("input", { type: "radio", name: "frequency", value: "monthly" }), " Monthly"),
+  );
+  const channel = el(
+    "select",
+    {},
+    el("option", { value: "web_link", text: "Payment link (e-mail or SMS)" }),
+    el("option", { value: "cheque", text: "Cheque by post" }),
+    el("option", { value: "bank_transfer", text: "Bank transfer" }),
+  );
+  const form = el(
+    "form",
+    { id: "pf-form", novalidate: true, autocomplete: "off" },
+    el(
+      "div",
+      { className: "pf-amount" },
+      field("amount", "Amount (€)", amount, "Whole euros or with cents, e.g. 25 or 25,50"),
+      presets,
+    ),
+    frequency,
+    el("div", { className: "pf-grid" },
+      text("first_name", "First name"),
+      text("last_name", "Last name"),
+      text("address", "Address"),
+      text("postcode", "Postcode", { inputmode: "numeric" }),
+      text("city", "City"),
+      text("country", "Country", { maxlength: "2", value: "FR" }),
+      text("email", "E-mail", { inputmode: "email", spellcheck: "false" }),
+      text("phone", "Phone", { inputmode: "tel" }),
+    ),
+    field("channel", "Payment by", channel),
+    el("fieldset", { className: "pf-choice" },
+      el("legend", { text: "Consents" }),
+      el("label", {}, el("input", { type: "checkbox", name: "consent_contact", id: "pf-consent_contact" }), " We may contact them"),
+      el("label", {}, el("input", { type: "checkbox", name: "consent_tax_receipt", id: "pf-consent_tax_receipt" }), " Tax receipt wanted"),
+    ),
+    text("note", "Note", {}, "Never write card details: the donor pays on the website."),
+    el("p", { className: "error", id: "pf-error", role: "alert" }),
+    el("div", { className: "actions" },
+      el("button", { type: "submit", id: "pf-save", text: "Save pledge" }),
+      el("span", { className: "hint", text: "Enter saves" }),
+    ),
+  );
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    save();
+  });
+  const saved = el("div", { id: "pf-saved", className: "pf-saved", "aria-live": "polite", hidden: true });
+  panel.replaceChildren(el("h2", { id: "pledge-title", text: "Pledge" }), saved, form);
+}
+
+function input(name) {
+  return document.getElementById(`pf-${name}`);
+}
+
+function placeholder(message) {
+  panel.replaceChildren(
+    el("h2", { id: "pledge-title", text: "Pledge" }),
+    el("p", { className: "placeholder", text: message }),
+  );
+}
+
+function reset(callId) {
+  S.callId = callId;
+  S.key = newKey();
+  S.saved = null;
+  S.locked = false;
+  S.touched = new Set();
+  build();
+  if (S.lastPop && S.lastPop.call_id === callId) applyPop(S.lastPop.pop);
+}
+
+// --- pre-fill from the screen pop ------------------------------------------------
+
+function prefill(name, value, source) {
+  const node = input(name);
+  if (!node || S.touched.has(name) || S.saved || value === null || value === undefined || value === "") return;
+  node.value = value;
+  const confirm = document.getElementById(`pf-${name}-confirm`);
+  confirm.replaceChildren(
+    el("span", { className: "badge confirm-badge", text: "to confirm" }),
+    el("span", { className: "pop-source", text: source ? ` from ${SOURCE_LABELS[source] || source}` : "" }),
+  );
+  confirm.hidden = false;
+  node.dataset.prefilled = source || "";
+}
+
+function applyPop(pop) {
+  if (!pop || pop.status === "skipped_withheld" || pop.status === "skipped_invalid") return; // empty form
+  const f = pop.fields || {};
+  const pick = (key) => (f[key] ? f[key] : { value: null, source: null });
+  prefill("first_name", pick("first_name").value, pick("first_name").source);
+  prefill("last_name", pick("last_name").value, pick("last_name").source);
+  const lines = pick("address_lines");
+  prefill("address", (lines.value || []).join(", "), lines.source);
+  prefill("postcode", pick("postcode").value, pick("postcode").source);
+  prefill("city", pick("city").value, pick("city").source);
+  prefill("email", pick("email").value, pick("email").source);
+  const phone = pick("phone");
+  prefill("phone", phone.display || phone.value, phone.source);
+}
+
+// --- saving ------------------------------------------------------------------------
+
+function toMinor(text) {
+  const clean = String(text || "").trim().replace(/\s/g, "").replace(",", ".");
+  if (!/^\d+(\.\d{1,2})?$/.test(clean)) return null;
+  const [whole, cents = ""] = clean.split(".");
+  return Number(whole) * 100 + Number(cents.padEnd(2, "0"));
+}
+
+function body() {
+  const form = document.getElementById("pf-form");
+  const data = {
+    frequency: form.querySelector("input[name=frequency]:checked").value,
+    channel: input("channel").value,
+    consent_contact: input("consent_contact").checked,
+    consent_tax_receipt: input("consent_tax_receipt").checked,
+  };
+  for (const name of FIELDS) if (name !== "amount") data[name] = input(name).value.trim();
+  data.country = (data.country || "FR").toUpperCase();
+  data.amount_minor = toMinor(input("amount").value);
+  return data;
+}
+
+function showError(fieldName, message) {
+  const name = fieldName === "amount_minor" || fieldName === "currency" ? "amount" : fieldName;
+  const node = name ? input(name) : null;
+  if (node) {
+    document.getElementById(`pf-${name}-error`).textContent = message;
+    node.setAttribute("aria-invalid", "true");
+    node.focus();
+  } else {
+    document.getElementById("pf-error").textContent = message;
+  }
+}
+
+function clearErrors() {
+  for (const node of panel.querySelectorAll(".error")) node.textContent = "";
+  for (const node of panel.querySelectorAll("[aria-invalid]")) node.removeAttribute("aria-invalid");
+}
+
+async function send(method, path, payload, extraHeaders = {}) {
+  const headers = { "Content-Type": "application/json", Accept: "application/json", ...extraHeaders };
+  if (screen.me && screen.me.csrf_token) headers["X-CSRF-Token"] = screen.me.csrf_token;
+  const response = await fetch(path, {
+    method,
+    headers,
+    credentials: "same-origin",
+    cache: "no-store",
+    body: JSON.stringify(payload),
+  });
+  let data = null;
+  try {
+    data = await response.json();
+  } catch {
+    data = { message: `HTTP ${response.status}` };
+  }
+  return { ok: response.ok, status: response.status, data };
+}
+
+async function save() {
+  if (S.busy || S.locked || !S.callId) return;
+  clearErrors();
+  const data = body();
+  if (data.amount_minor === null) {
+    showError("amount", "Enter the amount, e.g. 25 or 25,50");
+    return;
+  }
+  S.busy = true;
+  const button = document.getElementById("pf-save");
+  button.disabled = true;
+  try {
+    let result;
+    if (S.saved) {
+      result = await send("PATCH", `/pledges/${encodeURIComponent(S.saved.reference)}`, data);
+    } else {
+      // The same key for every attempt of this form: a retry returns the first answer.
+      result = await send("POST", "/pledges", { ...data, call_id: S.callId }, { "Idempotency-Key": S.key });
+    }
+    if (result.ok) {
+      showSaved(result.data, Boolean(S.saved));
+    } else if (result.data && result.data.code === "not_editable") {
+      lock("The wrap-up is over: ask a supervisor to correct this pledge.");
+    } else {
+      showError(result.data && result.data.field, (result.data && result.data.message) || "Not saved.");
+    }
+  } catch {
+    showError(null, "Network problem: nothing lost, press Save again.");
+  } finally {
+    S.busy = false;
+    if (!S.locked) button.disabled = false;
+  }
+}
+
+function money(minor, currency) {
+  try {
+    return new Intl.NumberFormat(undefined, { style: "currency", currency }).format(minor / 100);
+  } catch {
+    return `${(minor / 100).toFixed(2)} ${currency}`;
+  }
+}
+
+function showSaved(pledge, corrected) {
+  S.saved = pledge;
+  const box = document.getElementById("pf-saved");
+  box.hidden = false;
+  box.replaceChildren(
+    el("p", { className: "pf-saved-line", text: corrected ? "Pledge corrected. Reference:" : "Pledge saved. Read the reference back:" }),
+    el("p", { className: "pf-reference", id: "pf-reference", text: pledge.reference }),
+    el("p", {
+      className: "hint",
+      text: `${money(pledge.amount_minor, pledge.currency)}${pledge.frequency === "monthly" ? " a month" : ""}` +
+        (pledge.flagged_for_review ? " — a supervisor will check this amount." : ""),
+    }),
+  );
+  document.getElementById("pf-save").textContent = "Save changes";
+  for (const node of panel.querySelectorAll(".pf-confirm")) node.hidden = true;
+}
+
+function lock(message) {
+  S.locked = true;
+  const form = document.getElementById("pf-form");
+  if (!form) return;
+  for (const node of form.querySelectorAll("input, select, button")) node.disabled = true;
+  document.getElementById("pf-error").textContent = message;
+}
+
+// --- the call on screen ----------------------------------------------------------------
+
+bus.addEventListener("call", ({ detail }) => {
+  const call = detail.call;
+  if (call && call.id !== S.callId) {
+    reset(call.id);
+  } else if (!call && S.callId !== null) {
+    // Wrap-up over: a saved pledge is no longer corrected from here; an unsaved one
+    // can still be saved (nothing typed is lost).
+    if (S.saved) lock("The call is over. The reference stays shown until the next call.");
+  }
+});
+
+bus.addEventListener("pop", ({ detail }) => {
+  S.lastPop = detail;
+  if (detail.call_id === S.callId) applyPop(detail.pop);
+});
+
+bus.addEventListener("ready", () => {
+  if (!S.callId) placeholder("The pledge form opens with a call.");
+});
+
+placeholder("The pledge form opens with a call.");

@@ -1,0 +1,99 @@
+"""Pytest fixtures shared by the browser test modules (``tests/test_browser*.py``).
+
+``tests/conftest.py`` imports them, so every test module can ask for them.
+``browser_hotline`` is one real server (``tests.browser.running_hotline``: uvicorn on a
+fresh demo-seeded SQLite file, the built-in directory as its own process) for the
+whole module; ``browser`` the system Chromium; ``new_page`` pages in contexts of
+their own. Without ``/usr/bin/chromium`` the tests skip (they fail with ``CI=true``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.browser import (
+    AGENT,
+    VIEWPORT,
+    Hotline,
+    chromium_problem,
+    launch_chromium,
+    running_hotline,
+    sign_in,
+)
+
+try:
+    from playwright.async_api import Page, async_playwright, expect
+except ImportError:  # chromium_problem() says so: the tests skip, or fail with CI=true
+    Page = async_playwright = expect = None  # type: ignore[assignment,misc]
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+_problem = chromium_problem()
+
+
+def need_chromium() -> None:
+    if _problem is not None:
+        if IN_CI:
+            pytest.fail(f"browser tests cannot run: {_problem} (CI=true requires them)")
+        pytest.skip(f"browser tests skipped: {_problem}")
+
+
+@pytest.fixture(scope="module")
+async def browser_hotline(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Hotline]:
+    workdir: Path = tmp_path_factory.mktemp("browser")
+    async with running_hotline(workdir) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Any]:
+    need_chromium()
+    assert async_playwright is not None
+    async with async_playwright() as playwright:
+        chromium = await launch_chromium(playwright)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+@pytest.fixture
+async def new_page(browser: Any) -> AsyncIterator[Any]:
+    """Pages in contexts of their own (separate cookies), closed after the test."""
+    contexts: list[Any] = []
+
+    async def _new(init_script: str | None = None) -> Page:
+        context = await browser.new_context(viewport=VIEWPORT)
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        if init_script:
+            await context.add_init_script(init_script)
+        page: Page = await context.new_page()
+        return page
+
+    yield _new
+    for context in contexts:
+        await context.close()
+
+
+# --- steps the browser tests share ----------------------------------------------------
+
+
+async def volunteer_ready(page: Page, hotline: Hotline) -> None:
+    """Sign in as the demo volunteer and press Ready."""
+    await sign_in(page, hotline.base_url, *AGENT, campaign_id=hotline.campaign_id)
+    await expect(page.locator("#conn-status")).to_have_text("Connected")
+    await page.get_by_role("button", name="Ready").click()
+    await expect(page.locator("#state-badge")).to_have_text("Ready")
+
+
+async def end_call(page: Page, disposition: str) -> None:
+    """Hang up, choose how the call ended, end the wrap-up: the volunteer is Ready again."""
+    await page.get_by_role("button", name="Hang up").click()
+    await page.get_by_role("radio", name=disposition, exact=True).check()
+    await page.get_by_role("button", name="End wrap-up").click()
+    await expect(page.locator("#state-badge")).to_have_text("Ready")

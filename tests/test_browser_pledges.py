@@ -1,0 +1,77 @@
+"""The pledge form and the tote board in a real browser.
+
+One uvicorn process (demo seed) with the built-in directory as its own process;
+calls come in through the signed telephony webhook. The volunteer's form is
+pre-filled from the screen pop, saved with Enter, shows the reference to read
+back, and the public board (another page, no login) moves.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from tests.browser import Hotline
+from tests.browser_fixtures import end_call, volunteer_ready
+
+try:
+    from playwright.async_api import Page, expect
+except ImportError:  # the browser fixture says so: the tests skip, or fail with CI=true
+    Page = expect = None  # type: ignore[assignment,misc]
+
+LISTED = "+33123456789"  # Marie Dupont, 12 rue de Rivoli, 75004 Paris, in the sample directory
+REFERENCE = re.compile(r"^[A-Z2-9]{3}-[A-Z2-9]{3}$")
+
+
+async def test_volunteer_saves_a_pledge_and_the_board_moves(
+    browser_hotline: Hotline, new_page: Any
+) -> None:
+    hotline = browser_hotline
+    board = await new_page()
+    await board.goto(f"{hotline.base_url}/board?campaign={hotline.campaign_id}")
+    total = board.locator("#board-total")
+    await expect(total).to_have_attribute("data-minor", re.compile(r"^\d+$"))
+    before = int(await total.get_attribute("data-minor") or "0")
+
+    page = await new_page()
+    await volunteer_ready(page, hotline)
+    call_id = await hotline.incoming("pledge-listed", caller=LISTED)
+
+    form = page.locator("#pledge-form")
+    first_name = form.get_by_label("First name")
+    await expect(first_name).to_have_value("Marie")
+    await expect(form.locator(".pf-first_name")).to_contain_text("to confirm")
+    await expect(form.locator(".pf-first_name")).to_contain_text("from phone directory")
+    await expect(form.get_by_label("Postcode")).to_have_value("75004")
+
+    # Inline validation from the server's 422 field.
+    await form.get_by_label("E-mail").fill("not-an-email")
+    await form.get_by_role("button", name="50", exact=True).click()
+    await form.get_by_label("Amount (€)").press("Enter")
+    await expect(form.locator("#pf-email-error")).to_contain_text("e-mail")
+    # Corrected, saved with Enter, twice in a row (a double submit saves once).
+    await form.get_by_label("E-mail").fill("marie.dupont@example.org")
+    await form.get_by_label("E-mail").press("Enter")
+    await form.get_by_label("E-mail").press("Enter")
+    reference = form.locator("#pf-reference")
+    await expect(reference).to_have_text(REFERENCE)
+    ref = (await reference.text_content() or "").strip()
+
+    await expect(total).to_have_attribute("data-minor", str(before + 5000))
+    pledges = await hotline.get(f"/pledges?call_id={call_id}")
+    assert [(p["reference"], p["amount_minor"]) for p in pledges] == [(ref, 5000)]
+
+    # Corrected from the form until the wrap-up ends.
+    await form.get_by_label("Amount (€)").fill("60")
+    await form.get_by_label("Amount (€)").press("Enter")
+    await expect(form.locator(".pf-saved")).to_contain_text("corrected")
+    await expect(total).to_have_attribute("data-minor", str(before + 6000))
+    await end_call(page, "Pledge")
+    await expect(form.get_by_role("button", name="Save changes")).to_be_disabled()
+
+    # A withheld caller: an empty form.
+    await hotline.incoming("pledge-withheld", caller=None)
+    await expect(form.get_by_label("First name")).to_have_value("")
+    await expect(form.locator("#pf-reference")).to_have_count(0)
+    await end_call(page, "Pledge")
+    assert not hotline.server_errors()

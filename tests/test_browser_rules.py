@@ -1,0 +1,72 @@
+"""The prank flow in a real browser: the volunteer's script panel and Prank button, the
+polite-close script and its End-call button, the supervisor's alert and blocklist.
+
+One uvicorn process on a fresh SQLite file seeded with the demo campaign (its
+shipped rules in force); the call comes in through the signed telephony webhook.
+Waits are Playwright's ``expect`` with a timeout, never timing assertions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.browser import AGENT, SUPERVISOR, Hotline, sign_in
+
+try:
+    from playwright.async_api import expect
+except ImportError:  # the browser fixture says so: the tests skip, or fail with CI=true
+    expect = None  # type: ignore[assignment]
+
+PRANKSTER = "+33655443322"
+
+
+@pytest.fixture(scope="module")
+def hotline(browser_hotline: Hotline) -> Hotline:
+    return browser_hotline
+
+
+async def test_prank_button_closes_the_call_and_strikes_the_number(
+    hotline: Hotline, new_page: Any
+) -> None:
+    boss = await new_page()
+    await sign_in(boss, hotline.base_url, *SUPERVISOR)
+    await expect(boss.locator("#conn-status")).to_have_text("Connected")
+    await expect(boss.locator("#no-blocks")).to_be_visible()
+
+    page = await new_page()
+    await sign_in(page, hotline.base_url, *AGENT, campaign_id=hotline.campaign_id)
+    await expect(page.locator("#conn-status")).to_have_text("Connected")
+    panel = page.locator("#script-panel")
+    prank = panel.get_by_role("button", name="Prank call")
+    await expect(prank).to_be_disabled()  # no call yet
+    await page.get_by_role("button", name="Ready").click()
+    await expect(page.locator("#state-badge")).to_have_text("Ready")
+
+    call_id = await hotline.incoming("web-prank-1", caller=PRANKSTER)
+    await expect(page.locator("#state-badge")).to_have_text("On call")
+    await expect(panel.locator(".script-title")).to_have_text("Pledge call")
+    await expect(panel).to_contain_text("How much would you like to pledge?")
+
+    await prank.click()
+    await expect(panel.locator(".script-title")).to_have_text("Polite close")
+    await expect(panel.locator("#script-status")).to_have_text("Prank call noted.")
+    await expect(boss.locator("#alerts li").first).to_contain_text(
+        f"Prank call flagged by You (demo volunteer) from {PRANKSTER}"
+    )
+    row = boss.locator(f'#blocklist tr[data-number="{PRANKSTER}"]')
+    await expect(row.locator("td").first).to_have_text("1")  # strikes
+    await expect(row).to_contain_text("not blocked")
+
+    await panel.get_by_role("button", name="End call").click()
+    await expect(page.locator("#state-badge")).to_have_text("Wrap-up")
+    call = await hotline.wait_for(f"/calls/{call_id}", "state", "wrap_up")
+    assert "prank" in call["tags"]
+
+    # The supervisor clears the strike.
+    await row.get_by_role("button", name="Clear strikes").click()
+    await expect(row).to_have_count(0)
+    await expect(boss.locator("#no-blocks")).to_be_visible()
+    errors = hotline.server_errors()
+    assert not errors, "the server logged errors:\n" + "\n---\n".join(errors)

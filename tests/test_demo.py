@@ -1,0 +1,97 @@
+"""``pledgeline demo`` as a newcomer runs it: one command, calls flow, screen pops
+come from the built-in directory it starts.
+
+A real process on a fresh SQLite file and free ports; the test reads the database
+the demo writes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.procs import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pop_statuses(db_path: Path) -> list[str]:
+    try:
+        with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5) as conn:
+            return [row[0] for row in conn.execute("SELECT status FROM screen_pops")]
+    except sqlite3.OperationalError:
+        return []  # not migrated yet
+
+
+def test_demo_starts_the_directory_and_pops_come_from_it(tmp_path: Path) -> None:
+    port, directory_port = free_port(), free_port()
+    db_path = tmp_path / "demo.db"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLEDGELINE_")}
+    env.update(
+        PLEDGELINE_DATABASE_URL=f"sqlite+aiosqlite:///{db_path}",
+        PLEDGELINE_DIRECTORY_URL=f"http://127.0.0.1:{directory_port}",
+    )
+    log_path = tmp_path / "demo.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "demo", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 90
+        answered: list[str] = []
+        while time.monotonic() < deadline and not answered:
+            assert proc.poll() is None, log_path.read_text(errors="replace")
+            answered = [s for s in pop_statuses(db_path) if s in ("found", "not_found")]
+            time.sleep(0.5)
+        output = log_path.read_text(errors="replace")
+        assert answered, f"no screen pop answered by the directory:\n{output[-3000:]}"
+        assert f"Built-in directory at http://127.0.0.1:{directory_port}" in output
+        health = httpx.get(f"http://127.0.0.1:{directory_port}/healthz", timeout=5).json()
+        assert health["service"] == "pledgeline-directory"
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def test_directory_serve_command(tmp_path: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "directory", "serve", "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                answer = httpx.get(
+                    f"http://127.0.0.1:{port}/lookup", params={"number": "+33123456789"}, timeout=2
+                )
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.2)
+        assert answer.status_code == 200
+        assert answer.json()["name"] == {"first": "Marie", "last": "Dupont"}
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(15)
