@@ -23,6 +23,8 @@ Options (all ``key=value``):
 ``pool``          PLEDGELINE_DB_POOL_SIZE of each server (default: the server default)
 ``app_root``      the source tree the servers run (default: this repository)
 ``sqlite_synchronous``  FULL or NORMAL for the server (default: the server's default)
+``rules``         ``default`` (the shipped rules, as deployed) or ``off`` (an empty rule
+                  set for the campaign: the comparison for the rules' share)
 ``mode``          ``load`` (default) or ``breakdown``: CPU per lifecycle step, one call
                   at a time on one server (``calls`` of them, default 200)
 
@@ -831,6 +833,18 @@ async def _database(kind: str, admin_url: str, root: Path) -> AsyncIterator[tupl
                 yield url, Path(tmp)
 
 
+def _no_rules_dir(campaigns: int = 20) -> str:
+    """A rules folder giving the first campaigns an empty rule set (``rules=off``).
+
+    The shipped rules apply to every campaign without a file of its own; an empty
+    file replaces them, so one run measures routing with no rules at all.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="pledgeline-no-rules-"))
+    for campaign_id in range(1, campaigns + 1):
+        (folder / f"{campaign_id}.yaml").write_text("version: 1\nrules: []\n")
+    return str(folder)
+
+
 @dataclass
 class Options:
     kind: str
@@ -853,7 +867,7 @@ class Options:
         known = {
             "db", "servers", "agents", "duration", "warmup", "concurrency", "connections",
             "poll_ms", "ceiling_s", "ceiling_connections", "pg_url", "profile", "app_root",
-            "pool", "sqlite_synchronous",
+            "pool", "sqlite_synchronous", "rules",
         }  # fmt: skip
         unknown = set(options) - known
         if unknown:
@@ -870,6 +884,8 @@ class Options:
             settings["db_pool_size"] = int(options["pool"])
         if "sqlite_synchronous" in options:
             settings["sqlite_synchronous"] = options["sqlite_synchronous"].upper()
+        if options.get("rules", "default") == "off":
+            settings["rules_dir"] = _no_rules_dir()
         return cls(
             kind=kind,
             servers=servers,

@@ -18,7 +18,7 @@ import asyncio
 import collections
 import contextlib
 import datetime as dt
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -180,6 +180,7 @@ class Export:
         if fmt == "csv":
             csv_encoder = CsvEncoder(bom=bom)
             yield csv_encoder.header(COLUMNS)
+            pieces: AsyncGenerator[tuple[int, bytes], None]
             if db.is_postgres:
                 pieces = self._postgres_csv(db)
             else:
@@ -232,7 +233,7 @@ class Export:
 
     async def _postgres_csv(
         self, db: Database, chunk_rows: int = COPY_CHUNK_ROWS
-    ) -> AsyncIterator[tuple[int, bytes]]:
+    ) -> AsyncGenerator[tuple[int, bytes], None]:
         """PostgreSQL writes the CSV itself: for each chunk, the id range of the next
         ``chunk_rows`` pledges, then ``COPY (SELECT cells ...) TO STDOUT (FORMAT csv)``
         over it, each in a short read transaction. The server's quoting is RFC 4180's;
