@@ -203,11 +203,6 @@ async def closed_loop(total: int, concurrency: int, step: Callable[[int], Awaita
     return total / (time.perf_counter() - started)
 
 
-async def set_faults(base_url: str, **fault: Any) -> None:
-    async with httpx.AsyncClient(base_url=base_url) as http:
-        (await http.post("/_faults", json={"mode": "none", **fault})).raise_for_status()
-
-
 async def server_lookups(base_url: str) -> int:
     async with httpx.AsyncClient(base_url=base_url) as http:
         count: int = (await http.get("/_stats")).json()["lookups"]
@@ -350,7 +345,7 @@ async def _measure(
     figures["full_lookups_per_second"] = round(await closed_loop(o.full_lookups, 16, full_step), 1)
 
     # 3. The directory slower than the budget.
-    await set_faults(base_url, mode="slow", delay_ms=o.budget_ms * 3)
+    await directory.set_faults(mode="slow", delay_ms=o.budget_ms * 3)
     slow_numbers = iter(number_pool(20_000_000, o.slow + o.slow_concurrent))
     slow_calls: list[Call] = []
     async with db.unit_of_work() as uow:
@@ -391,7 +386,7 @@ async def _measure(
     figures["timeout_concurrent_over_budget_ms"] = round(
         figures["timeout_concurrent_pop_ms"]["p99"] - o.budget_ms, 3
     )
-    await set_faults(base_url)
+    await directory.set_faults()
 
     figures["metrics"] = service.metrics()["directory"]
     return figures
@@ -408,10 +403,10 @@ async def _offer_phase(
         ("healthy", directory.base_url, {}),
         ("timing_out", directory.base_url, {"mode": "slow", "delay_ms": 3 * o.budget_ms}),
     ):
-        await set_faults(directory.base_url, **fault)
+        await directory.set_faults(**fault)
         numbers = number_pool(next(fresh), o.offer_calls + WARMUP_CALLS)  # never cached
         modes[mode] = await measure_mode(settings_for(settings, url), mode, o.offer_calls, numbers)
-    await set_faults(directory.base_url)
+    await directory.set_faults()
     figures["offer_latency"] = modes
     figures["offer_added_ms"] = {
         q: round(modes["timing_out"]["offer_ms"][q] - modes["no_directory"]["offer_ms"][q], 2)

@@ -22,6 +22,7 @@ import pytest
 from sqlalchemy import text
 
 from app.auth.service import Role
+from app.cti.directory_server import DirectoryProcess
 from app.db import Base, Database, make_engine
 from app.main import create_app
 from app.migrate import upgrade
@@ -209,6 +210,13 @@ async def hotline_factory(
     for lifespan, client in reversed(started):
         await client.aclose()
         await lifespan.__aexit__(None, None, None)
+
+
+@pytest.fixture(scope="module")
+def directory() -> Iterator[DirectoryProcess]:
+    """The built-in directory as a process of its own, with fault injection on."""
+    with DirectoryProcess(faults=True) as process:
+        yield process
 
 
 @pytest.fixture

@@ -10,10 +10,9 @@ directory is slow), not by a clock: timings belong to ``pledgeline bench cti``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import select
 
@@ -29,23 +28,11 @@ LISTED = "01 23 45 67 89"  # in the sample directory: Marie Dupont
 BUDGET_MS = 300
 
 
-@pytest.fixture(scope="module")
-def directory() -> Iterator[DirectoryProcess]:
-    with DirectoryProcess(faults=True) as process:
-        yield process
-
-
-async def set_faults(directory: DirectoryProcess, **fault: Any) -> None:
-    async with httpx.AsyncClient(base_url=directory.base_url) as http:
-        r = await http.post("/_faults", json={"mode": "none", **fault})
-        assert r.status_code == 200, r.text
-
-
 @pytest.fixture
 async def cti(
     hotline_factory: Callable[..., Awaitable[Hotline]], directory: DirectoryProcess
 ) -> AsyncIterator[Hotline]:
-    await set_faults(directory)
+    await directory.set_faults()
     hotline = await hotline_factory(
         directory_url=directory.base_url,
         directory_budget_ms=BUDGET_MS,
@@ -53,7 +40,7 @@ async def cti(
         directory_breaker_reset_seconds=0.5,
     )
     yield hotline
-    await set_faults(directory)
+    await directory.set_faults()
 
 
 def lookup_of(hotline: Hotline) -> CallerLookup:
@@ -125,7 +112,7 @@ async def test_a_slow_directory_sends_the_pop_after_the_offer_to_the_agent(
     setup = await setup_campaign(cti, agents=1)
     [agent_id] = setup["agent_ids"]
     await ready(cti, agent_id)
-    await set_faults(directory, mode="slow", delay_ms=BUDGET_MS // 2)
+    await directory.set_faults(mode="slow", delay_ms=BUDGET_MS // 2)
 
     call_id = await incoming(cti, "pop-late", LISTED)
     offer = await offered_event(cti, call_id)
@@ -156,7 +143,7 @@ async def test_directory_faults_never_touch_the_call(
     setup = await setup_campaign(cti, agents=1)
     [agent_id] = setup["agent_ids"]
     await ready(cti, agent_id)
-    await set_faults(directory, **fault)
+    await directory.set_faults(**fault)
 
     call_id = await incoming(cti, f"fault-{fault['mode']}", LISTED)
     offer = await offered_event(cti, call_id)
@@ -202,13 +189,13 @@ async def test_the_breaker_opens_on_errors_and_closes_when_the_directory_is_back
     cti: Hotline, directory: DirectoryProcess
 ) -> None:
     await setup_campaign(cti, agents=0)
-    await set_faults(directory, mode="http500")
+    await directory.set_faults(mode="http500")
     for n in range(4):
         await cti_ready_event(cti, await incoming(cti, f"breaker-{n}", f"01 45 45 45 0{n}"))
     metrics = lookup_of(cti).metrics()["directory"]
     assert metrics["breaker_opens"] == 1
     assert metrics["breaker_rejections"] == 1  # the fourth call never asked the directory
-    await set_faults(directory)
+    await directory.set_faults()
     probes = iter(range(1000))
 
     async def closed_again() -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -43,18 +43,6 @@ def listed_numbers(count: int, prefix: str = "+3314") -> list[str]:
     return found
 
 
-@pytest.fixture(scope="module")
-def directory() -> Iterator[DirectoryProcess]:
-    with DirectoryProcess(faults=True) as process:
-        yield process
-
-
-async def set_faults(directory: DirectoryProcess, **fault: Any) -> None:
-    async with httpx.AsyncClient(base_url=directory.base_url) as http:
-        r = await http.post("/_faults", json={"mode": "none", **fault})
-        assert r.status_code == 200, r.text
-
-
 async def server_lookups(directory: DirectoryProcess) -> int:
     async with httpx.AsyncClient(base_url=directory.base_url) as http:
         lookups: int = (await http.get("/_stats")).json()["lookups"]
@@ -63,7 +51,7 @@ async def server_lookups(directory: DirectoryProcess) -> int:
 
 @pytest.fixture
 async def client(directory: DirectoryProcess) -> AsyncIterator[DirectoryClient]:
-    await set_faults(directory)
+    await directory.set_faults()
     client = DirectoryClient(
         directory.base_url,
         budget_ms=BUDGET_MS,
@@ -73,7 +61,7 @@ async def client(directory: DirectoryProcess) -> AsyncIterator[DirectoryClient]:
     await client.start()
     yield client
     await client.aclose()
-    await set_faults(directory)
+    await directory.set_faults()
 
 
 async def timed_lookup(
@@ -135,7 +123,7 @@ async def test_withheld_and_invalid_are_skipped_without_a_request(
 async def test_slow_directory_times_out_within_the_budget(
     client: DirectoryClient, directory: DirectoryProcess
 ) -> None:
-    await set_faults(directory, mode="slow", delay_ms=2000)
+    await directory.set_faults(mode="slow", delay_ms=2000)
     result, elapsed = await timed_lookup(client, LISTED)
     assert result.status is Status.TIMEOUT
     assert result.first_name is None
@@ -145,14 +133,14 @@ async def test_slow_directory_times_out_within_the_budget(
     assert metrics["errors"] == 0
     assert metrics["latency_ms"]["count"] == 1
     # A timeout is not cached: once the directory is quick again, the number is found.
-    await set_faults(directory)
+    await directory.set_faults()
     assert (await client.lookup(LISTED)).status is Status.FOUND
 
 
 async def test_a_late_answer_is_cached_for_the_next_call(
     client: DirectoryClient, directory: DirectoryProcess
 ) -> None:
-    await set_faults(directory, mode="slow", delay_ms=500, remaining=1)
+    await directory.set_faults(mode="slow", delay_ms=500, remaining=1)
     result, elapsed = await timed_lookup(client, LISTED)
     assert result.status is Status.TIMEOUT
     assert elapsed < BUDGET_MS / 1000 + 1.0
@@ -170,7 +158,7 @@ async def test_a_late_answer_is_cached_for_the_next_call(
 async def test_answer_just_inside_the_budget_is_used(
     client: DirectoryClient, directory: DirectoryProcess
 ) -> None:
-    await set_faults(directory, mode="slow", delay_ms=50)
+    await directory.set_faults(mode="slow", delay_ms=50)
     assert (await client.lookup(LISTED)).status is Status.FOUND
 
 
@@ -185,7 +173,7 @@ async def test_answer_just_inside_the_budget_is_used(
 async def test_broken_answers_are_errors_of_their_kind(
     client: DirectoryClient, directory: DirectoryProcess, mode: str, kind: ErrorKind
 ) -> None:
-    await set_faults(directory, mode=mode)
+    await directory.set_faults(mode=mode)
     result = await client.lookup(LISTED)
     assert result.status is Status.ERROR
     assert result.error_kind is kind
@@ -195,7 +183,7 @@ async def test_broken_answers_are_errors_of_their_kind(
     assert metrics["errors_by_kind"][kind.value] == 1
     assert sum(metrics["errors_by_kind"].values()) == 1
     # Errors are not cached.
-    await set_faults(directory)
+    await directory.set_faults()
     assert (await client.lookup(LISTED)).status is Status.FOUND
 
 
@@ -243,7 +231,7 @@ async def test_no_exception_escapes_even_from_a_bug() -> None:
 async def test_cancelling_a_lookup_cancels_it(
     client: DirectoryClient, directory: DirectoryProcess
 ) -> None:
-    await set_faults(directory, mode="slow", delay_ms=2000)
+    await directory.set_faults(mode="slow", delay_ms=2000)
     task = asyncio.create_task(client.lookup(LISTED))
     await asyncio.sleep(0.05)
     task.cancel()
@@ -262,7 +250,7 @@ async def test_disabled_directory() -> None:
 
 
 async def test_cache_keeps_hits_and_misses_for_their_own_ttl(directory: DirectoryProcess) -> None:
-    await set_faults(directory)
+    await directory.set_faults()
     client = DirectoryClient(
         directory.base_url, budget_ms=BUDGET_MS, cache_ttl_seconds=2.0, miss_ttl_seconds=0.3
     )
@@ -289,7 +277,7 @@ async def test_cache_keeps_hits_and_misses_for_their_own_ttl(directory: Director
 
 
 async def test_cache_is_bounded(directory: DirectoryProcess) -> None:
-    await set_faults(directory)
+    await directory.set_faults()
     client = DirectoryClient(directory.base_url, budget_ms=BUDGET_MS, cache_size=3)
     try:
         numbers = listed_numbers(5)
@@ -308,7 +296,7 @@ async def test_cache_is_bounded(directory: DirectoryProcess) -> None:
 async def test_breaker_opens_after_n_failures_and_closes_after_a_good_probe(
     client: DirectoryClient, directory: DirectoryProcess
 ) -> None:
-    await set_faults(directory, mode="http500")
+    await directory.set_faults(mode="http500")
     for number in listed_numbers(3):
         assert (await client.lookup(number)).status is Status.ERROR
     assert client.breaker.state is BreakerState.OPEN
@@ -317,7 +305,7 @@ async def test_breaker_opens_after_n_failures_and_closes_after_a_good_probe(
     assert rejected.status is Status.BREAKER_OPEN
     assert elapsed < 0.1
     assert await server_lookups(directory) == before  # no request while open
-    await set_faults(directory)
+    await directory.set_faults()
     await asyncio.sleep(0.6)  # past the reset period
     probe = await client.lookup(LISTED)
     assert probe.status is Status.FOUND
@@ -333,7 +321,7 @@ async def test_breaker_opens_after_n_failures_and_closes_after_a_good_probe(
 async def test_breaker_reopens_when_the_probe_fails(
     client: DirectoryClient, directory: DirectoryProcess
 ) -> None:
-    await set_faults(directory, mode="slow", delay_ms=1000)
+    await directory.set_faults(mode="slow", delay_ms=1000)
     for number in listed_numbers(3):
         assert (await client.lookup(number)).status is Status.TIMEOUT
     assert client.breaker.state is BreakerState.OPEN
@@ -349,11 +337,11 @@ async def test_breaker_reopens_when_the_probe_fails(
 async def test_half_open_lets_one_probe_through(
     client: DirectoryClient, directory: DirectoryProcess
 ) -> None:
-    await set_faults(directory, mode="http500")
+    await directory.set_faults(mode="http500")
     for number in listed_numbers(3):
         await client.lookup(number)
     assert client.breaker.state is BreakerState.OPEN
-    await set_faults(directory, mode="slow", delay_ms=100)
+    await directory.set_faults(mode="slow", delay_ms=100)
     await asyncio.sleep(0.6)
     results = await asyncio.gather(*(client.lookup(n) for n in listed_numbers(4, "+3315")))
     statuses = sorted(r.status.value for r in results)

@@ -7,7 +7,7 @@ built-in directory as a separate process.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -202,12 +202,6 @@ def test_not_listed_and_foreign_number() -> None:
 
 
 # --- CallerLookup end to end -------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def directory() -> Iterator[DirectoryProcess]:
-    with DirectoryProcess(faults=True) as process:
-        yield process
 
 
 @pytest.fixture

@@ -5,21 +5,14 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 
 import httpx
-import pytest
 
 from app.cti.directory_server import DirectoryProcess
 from tests.conftest import Hotline, setup_campaign, wait_for
 
 TOKEN = "scraper-token-0123456789"
-
-
-@pytest.fixture(scope="module")
-def directory() -> Iterator[DirectoryProcess]:
-    with DirectoryProcess(faults=False) as process:
-        yield process
 
 
 def sample(text: str, name: str, **labels: str) -> float | None:

@@ -4,7 +4,7 @@ process, both databases)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from sqlalchemy import select
@@ -15,12 +15,6 @@ from tests.conftest import Hotline, wait_for
 from tests.pledge_helpers import connected_call, key, pledge_body, pledge_setup
 
 UNLISTED = "06 98 76 54 32"  # not in the sample directory
-
-
-@pytest.fixture(scope="module")
-def directory() -> Iterator[DirectoryProcess]:
-    with DirectoryProcess(faults=False) as process:
-        yield process
 
 
 @pytest.fixture

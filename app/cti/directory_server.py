@@ -407,6 +407,12 @@ class DirectoryProcess:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    async def set_faults(self, **fault: Any) -> None:
+        """Make it slow or broken on purpose (``POST /_faults``); no argument: healthy."""
+        async with httpx.AsyncClient(base_url=self.base_url) as http:
+            answer = await http.post("/_faults", json={"mode": "none", **fault})
+            answer.raise_for_status()
+
     def start(self, timeout: float = 15.0) -> DirectoryProcess:
         """Start it and wait until it answers; a port taken meanwhile means another port."""
         for _attempt in range(3):

@@ -385,23 +385,14 @@ async def _save(
     await uow.session.flush()
     _audit(uow, pledge, principal, "created", {}, snapshot(pledge), machine=machine)
     await _count(uow, pledge, count=1, promised=pledge.amount_minor)
-    emit(
+    _emit_pledge(
         uow,
         "pledge.saved",
-        campaign_id=campaign.id,
-        queue_id=pledge.queue_id,
+        pledge,
         call_id=pledge.call_id,
         agent_id=agent_id,
-        data={
-            "pledge_id": pledge.id,
-            "reference": pledge.reference,
-            "amount_minor": pledge.amount_minor,
-            "currency": pledge.currency,
-            "call_id": pledge.call_id,
-            "agent_id": agent_id,
-            "flagged_for_review": pledge.flagged_for_review,
-            "frequency": pledge.frequency,
-        },
+        flagged_for_review=pledge.flagged_for_review,
+        frequency=pledge.frequency,
     )
     return pledge
 
@@ -456,29 +447,21 @@ async def correct(
     pledge.updated_at = utcnow()
     _audit(uow, pledge, principal, "corrected", old, new)
     await _count(uow, pledge, promised=pledge.amount_minor - old_amount)
-    emit(
+    _emit_pledge(
         uow,
         "pledge.updated",
-        campaign_id=pledge.campaign_id,
-        queue_id=pledge.queue_id,
-        call_id=pledge.call_id,
-        agent_id=pledge.agent_id,
-        data={
-            "pledge_id": pledge.id,
-            "reference": pledge.reference,
-            "fields": sorted(new),
-            "amount_minor": pledge.amount_minor,
-            "currency": pledge.currency,
-            "flagged_for_review": pledge.flagged_for_review,
-        },
+        pledge,
+        fields=sorted(new),
+        flagged_for_review=pledge.flagged_for_review,
     )
     return pledge
 
 
-def _emit_status(uow: UnitOfWork, pledge: Pledge) -> None:
+def _emit_pledge(uow: UnitOfWork, type: str, pledge: Pledge, **data: Any) -> None:
+    """A pledge event, routed to the pledge's campaign, queue, call and agent."""
     emit(
         uow,
-        "pledge.status",
+        type,
         campaign_id=pledge.campaign_id,
         queue_id=pledge.queue_id,
         call_id=pledge.call_id,
@@ -486,12 +469,21 @@ def _emit_status(uow: UnitOfWork, pledge: Pledge) -> None:
         data={
             "pledge_id": pledge.id,
             "reference": pledge.reference,
-            "status": pledge.status,
-            "cancel_reason": pledge.cancel_reason,
             "amount_minor": pledge.amount_minor,
-            "paid_minor": pledge.paid_minor,
             "currency": pledge.currency,
+            **data,
         },
+    )
+
+
+def _emit_status(uow: UnitOfWork, pledge: Pledge) -> None:
+    _emit_pledge(
+        uow,
+        "pledge.status",
+        pledge,
+        status=pledge.status,
+        cancel_reason=pledge.cancel_reason,
+        paid_minor=pledge.paid_minor,
     )
 
 
