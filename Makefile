@@ -44,7 +44,7 @@ test: lint typecheck pytest
 bench: install
 	$(BIN)/pledgeline bench routing --json
 
-# Saves docs/screenshots/agent.png and supervisor.png (a demo server, Chromium).
+# Saves docs/screenshots/{agent,supervisor,organiser,board}.png (a demo server, Chromium).
 screenshots: install browser
 	$(BIN)/python -m bench.screenshots
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from sqlalchemy import select
 
 from app.acd import config
 from app.acd.models import Campaign
-from app.acd.schemas import AgentIn, CampaignIn, QueueIn, SeatIn
+from app.acd.schemas import AgentIn, CampaignIn, QueueIn, SeatIn, TimeSlot
 from app.auth.service import Role, create_user
-from app.db import Database
+from app.db import Database, utcnow
 
 DEMO_CAMPAIGN = "Telethon demo"
 DEMO_NUMBER = "+33800123456"
@@ -22,6 +24,21 @@ DEMO_LOGINS = (
     ("organiser", "organiser-demo", Role.ORGANISER),
     ("admin", "admin-demo-pass", Role.ADMIN),
 )
+
+
+def demo_time_slots(now: dt.datetime) -> list[TimeSlot]:
+    """Broadcast segments around the time the demo is first seeded, so its totals
+    by slot have something to show: the show began an hour ago, for three hours."""
+    start = now.replace(minute=0, second=0, microsecond=0) - dt.timedelta(hours=1)
+    segments = [("Opening", 0, 1), ("Prime-time appeal", 1, 2), ("Late show", 2, 3)]
+    return [
+        TimeSlot(
+            name=name,
+            starts_at=(start + dt.timedelta(hours=begin)).isoformat(),
+            ends_at=(start + dt.timedelta(hours=end)).isoformat(),
+        )
+        for name, begin, end in segments
+    ]
 
 
 async def seed_demo(db: Database) -> int:
@@ -38,6 +55,7 @@ async def seed_demo(db: Database) -> int:
                 name=DEMO_CAMPAIGN,
                 dialled_numbers=[DEMO_NUMBER, SPECIALISTS_NUMBER],
                 default_queue="pledges",
+                time_slots=demo_time_slots(utcnow()),
             ),
         )
         supervisors = await config.create_queue(

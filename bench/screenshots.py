@@ -1,9 +1,11 @@
-"""Screenshots of the live screens for the docs: ``docs/screenshots/{agent,supervisor}.png``.
+"""Screenshots of the screens for the docs: ``docs/screenshots/{agent,supervisor,
+organiser,board}.png``.
 
 Starts a real server on a fresh demo database with simulated callers and
-volunteers, signs in a volunteer (the demo login) and a supervisor in the
-system Chromium (headless, 1280x800), lets calls flow for a while, and saves
-both pages. Run: ``.venv/bin/python -m bench.screenshots`` (``--help`` for options).
+volunteers (and the built-in directory), signs in a volunteer (the demo login), a
+supervisor and an organiser in the system Chromium (headless, 1280x800), lets
+calls flow for a while, and saves the pages, plus the public tote board.
+Run: ``.venv/bin/python -m bench.screenshots`` (``--help`` for options).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 
 from tests.browser import (
     AGENT,
+    ORGANISER,
     SUPERVISOR,
     VIEWPORT,
     chromium_problem,
@@ -64,14 +67,36 @@ async def take(out: Path, warmup: float) -> None:
                 await boss.get_by_role("button", name="Send to volunteers").click()
                 await expect(boss.locator("#broadcast-status")).to_contain_text("Sent")
 
-                # The volunteer takes a call (auto-answered) and is on it for a few seconds.
+                # The volunteer takes calls (auto-answered) until one comes from a number
+                # the directory lists, so the picture shows a screen pop and a pre-filled form.
                 await agent.get_by_role("button", name="Ready").click()
-                await expect(agent.locator("#state-badge")).to_have_text("On call", timeout=60_000)
-                await asyncio.sleep(4)
-                await agent.screenshot(path=str(out / "agent.png"))
+                for _attempt in range(8):
+                    badge = agent.locator("#state-badge")
+                    await expect(badge).to_have_text("On call", timeout=60_000)
+                    await asyncio.sleep(2)
+                    status = await agent.locator("#caller-details").get_attribute("data-status")
+                    if status == "found":
+                        break
+                    await agent.get_by_role("button", name="Hang up").click()
+                    await agent.get_by_role("radio", name="No pledge", exact=True).check()
+                    await agent.get_by_role("button", name="End wrap-up").click()
+                await asyncio.sleep(2)
+                # The whole page: caller details, the pre-filled form and the script.
+                await agent.screenshot(path=str(out / "agent.png"), full_page=True)
                 await boss.screenshot(path=str(out / "supervisor.png"))
+
+                org_ctx = await browser.new_context(viewport=VIEWPORT)
+                organiser = await org_ctx.new_page()
+                await sign_in(organiser, hotline.base_url, *ORGANISER)
+                await organiser.goto(f"{hotline.base_url}/organiser")
+                await asyncio.sleep(3)  # totals loaded, charts drawn
+                await organiser.screenshot(path=str(out / "organiser.png"), full_page=True)
+                board = await org_ctx.new_page()
+                await board.goto(f"{hotline.base_url}/board?campaign={hotline.campaign_id}")
+                await asyncio.sleep(2)
+                await board.screenshot(path=str(out / "board.png"))
                 print(
-                    f"saved {out / 'agent.png'} and {out / 'supervisor.png'} "
+                    f"saved agent, supervisor, organiser and board PNGs in {out} "
                     f"after {time.monotonic() - started:.0f} s of simulated traffic"
                 )
             finally:

@@ -49,6 +49,7 @@ VIEWPORT = {"width": 1280, "height": 800}
 # The demo logins (app/seed.py).
 AGENT = ("agent", "1234")
 SUPERVISOR = ("supervisor", "supervisor-demo")
+ORGANISER = ("organiser", "organiser-demo")
 ADMIN = ("admin", "admin-demo-pass")
 AGENT_NAME = "You (demo volunteer)"
 

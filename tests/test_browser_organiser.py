@@ -21,14 +21,12 @@ from typing import Any
 
 import pytest
 
-from tests.browser import SUPERVISOR, VIEWPORT, Hotline, sign_in
+from tests.browser import ORGANISER, SUPERVISOR, VIEWPORT, Hotline, sign_in
 
 try:
     from playwright.async_api import expect
 except ImportError:  # the shared browser fixture skips (or fails with CI=true)
     expect = None
-
-ORGANISER = ("organiser", "organiser-demo")
 
 
 @pytest.fixture

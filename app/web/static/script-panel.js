@@ -39,14 +39,14 @@ async function send(name, args, done) {
 }
 
 function stepNode(step, index) {
-  const item = el("li", { className: `script-step script-${step.kind}` });
+  const item = el("li", { className: `script-step script-step-${step.kind}` });
   item.dataset.step = String(index + 1);
   if (step.kind === "say") {
     item.append(el("p", { text: step.text, className: "script-say" }));
   } else if (step.kind === "ask") {
     item.append(el("p", { text: step.text, className: "script-ask" }));
   } else if (step.kind === "checklist") {
-    const list = el("ul", { className: "script-checklist" });
+    const list = el("ul", { className: "script-checks" });
     step.items.forEach((text, n) => {
       const id = `script-check-${index}-${n}`;
       const line = el("li");
