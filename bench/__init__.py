@@ -5,7 +5,15 @@ from __future__ import annotations
 import importlib
 import json
 import sys
+from pathlib import Path
 from typing import Any
+
+# The benchmarks share the test suite's helpers (tests/procs.py: server processes and
+# databases; tests/users.py). tests/ is not an installed package: the source tree's
+# root goes on the path, once, for every benchmark module.
+_ROOT = str(Path(__file__).resolve().parent.parent)
+if _ROOT not in sys.path:
+    sys.path.append(_ROOT)
 
 BENCHMARKS = {
     "routing": "bench.routing",

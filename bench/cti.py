@@ -59,12 +59,10 @@ import contextlib
 import datetime as dt
 import os
 import random
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -80,13 +78,7 @@ from app.migrate import upgrade_async
 from app.settings import Settings
 from bench.cti_offer import WARMUP_CALLS, measure_mode, settings_for
 from bench.stats import percentiles as summary
-
-ROOT = Path(__file__).resolve().parent.parent
-try:  # tests/ is not an installed package: the shared process helper lives there
-    from tests import procs
-except ImportError:  # pragma: no cover - run from outside the repository
-    sys.path.insert(0, str(ROOT))
-    from tests import procs
+from tests import procs
 
 
 @dataclass

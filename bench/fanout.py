@@ -58,13 +58,9 @@ import psutil
 from app.telephony import signing
 from bench.fanout_client import raise_nofile, until
 from bench.stats import percentiles
+from tests import procs
 
 ROOT = Path(__file__).resolve().parent.parent
-try:  # tests/ is not an installed package: the shared process helper lives there
-    from tests import procs
-except ImportError:  # pragma: no cover - run from outside the repository
-    sys.path.insert(0, str(ROOT))
-    from tests import procs
 
 DIALLED = "+33800000077"
 TELEPHONY_SECRET = "fanout-telephony-secret"

@@ -57,13 +57,9 @@ import httpx
 
 from bench.routing import pg_ceiling, sqlite_ceiling
 from bench.stats import percentiles
+from tests import procs
 
 ROOT = Path(__file__).resolve().parent.parent
-try:  # tests/ is not an installed package: the shared process helper lives there
-    from tests import procs
-except ImportError:  # pragma: no cover - run from outside the repository
-    sys.path.insert(0, str(ROOT))
-    from tests import procs
 
 SECRET = "bench-secret"
 FIRST = ("Alice", "Bruno", "Chloé", "David", "Élise", "François", "Gaëlle", "Hugo", "Inès")

@@ -58,13 +58,9 @@ import httpx
 
 from app.acd.states import AGENT_TRANSITIONS, CALL_END_STATES, CALL_TRANSITIONS
 from app.telephony import signing
+from tests import procs
 
 ROOT = Path(__file__).resolve().parent.parent
-try:  # tests/ is not an installed package: the shared process helper lives there
-    from tests import procs
-except ImportError:  # pragma: no cover - run from outside the repository
-    sys.path.insert(0, str(ROOT))
-    from tests import procs
 
 DIALLED = "+33800000001"
 BENCH_SECRET = "bench-secret"

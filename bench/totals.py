@@ -24,11 +24,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert
@@ -38,13 +36,7 @@ from app.db import Database, make_engine
 from app.pledges import totals
 from app.pledges.models import Pledge, PledgeCounter
 from bench.stats import percentiles
-
-ROOT = Path(__file__).resolve().parent.parent
-try:  # tests/ is not an installed package: the shared process helper lives there
-    from tests import procs
-except ImportError:  # pragma: no cover - run from outside the repository
-    sys.path.insert(0, str(ROOT))
-    from tests import procs
+from tests import procs
 
 POSTCODES = ("75011", "69003", "13008", "20000", "20200", "97100", "59000", "33000", "67000")
 AMOUNTS = (1000, 2000, 2500, 5000, 10000, 1500)
