@@ -35,30 +35,33 @@ Slot = Annotated[str | None, Query(max_length=100, description="only this time s
 QueueId = Annotated[int | None, Query(description="only pledges taken on this queue")]
 
 
-async def _stream(
-    db: Database,
-    principal: Principal,
-    fmt: str,
-    campaign_id: int,
-    since: dt.datetime | None,
-    until: dt.datetime | None,
-    status: list[str] | None,
-    slot: str | None,
-    queue_id: int | None,
-    bom: bool = False,
-) -> StreamingResponse:
-    check_campaign(principal, campaign_id)
-    export = await exports.prepare(
-        db,
-        exports.ExportFilter(
-            campaign_id=campaign_id,
-            since=since,
-            until=until,
-            statuses=tuple(status or ()),
-            slot=slot,
-            queue_id=queue_id,
-        ),
+async def export_filter(
+    campaign_id: CampaignId,
+    since: Since = None,
+    until: Until = None,
+    status: Status = None,
+    slot: Slot = None,
+    queue_id: QueueId = None,
+) -> exports.ExportFilter:
+    """The filter both formats take, from the query string."""
+    return exports.ExportFilter(
+        campaign_id=campaign_id,
+        since=since,
+        until=until,
+        statuses=tuple(status or ()),
+        slot=slot,
+        queue_id=queue_id,
     )
+
+
+Filter = Annotated[exports.ExportFilter, Depends(export_filter)]
+
+
+async def _stream(
+    db: Database, principal: Principal, fmt: str, wanted: exports.ExportFilter, bom: bool = False
+) -> StreamingResponse:
+    check_campaign(principal, wanted.campaign_id)
+    export = await exports.prepare(db, wanted)
     name = exports.file_name(export, fmt, utcnow())
     headers = {
         "Content-Disposition": f'attachment; filename="{name}"',
@@ -79,20 +82,13 @@ async def _stream(
 async def export_csv(
     db: DB,
     principal: Organiser,
-    campaign_id: CampaignId,
-    since: Since = None,
-    until: Until = None,
-    status: Status = None,
-    slot: Slot = None,
-    queue_id: QueueId = None,
+    wanted: Filter,
     bom: Annotated[
         bool, Query(description="start with a UTF-8 byte-order mark (for spreadsheet programs)")
     ] = False,
 ) -> StreamingResponse:
     """The campaign's pledges as CSV (RFC 4180, UTF-8), streamed."""
-    return await _stream(
-        db, principal, "csv", campaign_id, since, until, status, slot, queue_id, bom
-    )
+    return await _stream(db, principal, "csv", wanted, bom)
 
 
 @router.get(
@@ -100,15 +96,6 @@ async def export_csv(
     response_class=StreamingResponse,
     responses={200: {"content": {MEDIA_TYPES["xlsx"]: {}}}},
 )
-async def export_xlsx(
-    db: DB,
-    principal: Organiser,
-    campaign_id: CampaignId,
-    since: Since = None,
-    until: Until = None,
-    status: Status = None,
-    slot: Slot = None,
-    queue_id: QueueId = None,
-) -> StreamingResponse:
+async def export_xlsx(db: DB, principal: Organiser, wanted: Filter) -> StreamingResponse:
     """The campaign's pledges as an XLSX workbook, streamed."""
-    return await _stream(db, principal, "xlsx", campaign_id, since, until, status, slot, queue_id)
+    return await _stream(db, principal, "xlsx", wanted)
