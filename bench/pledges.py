@@ -56,7 +56,7 @@ import asyncpg
 import httpx
 
 from bench.routing import pg_ceiling, sqlite_ceiling
-from bench.stats import percentiles
+from bench.stats import cpu_seconds, percentiles
 from tests import procs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -188,17 +188,6 @@ async def _setup(client: httpx.AsyncClient, name: str, agents: int) -> tuple[int
     return campaign_id, agent_ids
 
 
-def _cpu_seconds(pids: list[int]) -> float:
-    import psutil
-
-    total = 0.0
-    for pid in pids:
-        with contextlib.suppress(psutil.Error):
-            times = psutil.Process(pid).cpu_times()
-            total += times.user + times.system
-    return total
-
-
 async def _intake(
     o: Options, clients: list[httpx.AsyncClient], campaign_id: int, server_pids: list[int]
 ) -> dict[str, Any]:
@@ -234,9 +223,9 @@ async def _intake(
 
     async def _cpu_window() -> float:
         await asyncio.sleep(max(0.0, t_measure - time.monotonic()))
-        before = _cpu_seconds(server_pids)
+        before = cpu_seconds(server_pids)
         await asyncio.sleep(max(0.0, t_stop - time.monotonic()))
-        return _cpu_seconds(server_pids) - before
+        return cpu_seconds(server_pids) - before
 
     cpu_task = asyncio.create_task(_cpu_window())
     await asyncio.gather(*(_worker(w) for w in range(o.concurrency)))

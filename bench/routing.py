@@ -58,6 +58,7 @@ import httpx
 
 from app.acd.states import AGENT_TRANSITIONS, CALL_END_STATES, CALL_TRANSITIONS
 from app.telephony import signing
+from bench.stats import cpu_seconds
 from tests import procs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -752,17 +753,6 @@ def sqlite_ceiling(directory: Path, seconds: float) -> float:
 # --- CPU accounting ------------------------------------------------------------------------
 
 
-def _cpu_seconds(pids: Iterable[int]) -> float:
-    import psutil
-
-    total = 0.0
-    for pid in pids:
-        with contextlib.suppress(psutil.Error):
-            times = psutil.Process(pid).cpu_times()
-            total += times.user + times.system
-    return total
-
-
 def _postgres_cpu(database: str | None, exclude: frozenset[int] = frozenset()) -> float:
     """CPU of the PostgreSQL backends serving ``database`` (by process title)."""
     import psutil
@@ -793,7 +783,7 @@ class CpuSnapshot:
 
         machine = psutil.cpu_times()
         busy = machine.user + machine.system + machine.nice + getattr(machine, "softirq", 0.0)
-        return cls(_cpu_seconds(server_pids), time.process_time(), _postgres_cpu(database), busy)
+        return cls(cpu_seconds(server_pids), time.process_time(), _postgres_cpu(database), busy)
 
 
 # --- the benchmark -------------------------------------------------------------------------
@@ -1193,7 +1183,7 @@ async def _breakdown(o: Options, calls: int) -> dict[str, Any]:
                 mine = frozenset({await watch.fetchval("SELECT pg_backend_pid()")})
 
             def mark() -> tuple[float, float]:
-                return _cpu_seconds(pids), _postgres_cpu(database, mine)
+                return cpu_seconds(pids), _postgres_cpu(database, mine)
 
             async def step(name: str, action: Any) -> Any:
                 before = mark()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from array import array
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -21,3 +23,15 @@ def percentiles(
     out["max"] = round(ordered[-1], digits)
     out["n"] = len(ordered)
     return out
+
+
+def cpu_seconds(pids: Iterable[int]) -> float:
+    """User + system CPU seconds used so far by these processes (gone ones count 0)."""
+    import psutil
+
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            times = psutil.Process(pid).cpu_times()
+            total += times.user + times.system
+    return total
