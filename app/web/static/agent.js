@@ -14,7 +14,7 @@ import {
   showNotAllowed,
   signOut,
   stateLabel,
-  whoAmI,
+  signedInUser,
 } from "/static/common.js";
 import { publish, screen } from "/static/agent-bus.js";
 
@@ -463,17 +463,8 @@ async function signOutClicked() {
 }
 
 async function main() {
-  let me;
-  try {
-    me = await whoAmI();
-  } catch {
-    status("The server cannot be reached. Reload the page to try again.", true);
-    return;
-  }
-  if (!me) {
-    goToLogin();
-    return;
-  }
+  const me = await signedInUser((text) => status(text, true));
+  if (!me) return;
   S.me = me;
   setText(ui.who, me.username);
   $("signout-btn").addEventListener("click", signOutClicked);

@@ -62,6 +62,25 @@ export async function whoAmI() {
   return r.data;
 }
 
+/**
+ * The signed-in user, as every page starts: null when the page has gone to the
+ * sign-in page, or when the server cannot be reached (said through ``report``).
+ */
+export async function signedInUser(report) {
+  let me;
+  try {
+    me = await whoAmI();
+  } catch {
+    report("The server cannot be reached. Reload the page to try again.");
+    return null;
+  }
+  if (!me) {
+    goToLogin();
+    return null;
+  }
+  return me;
+}
+
 export function goToLogin() {
   const next = location.pathname + location.search;
   location.assign(`/login?next=${encodeURIComponent(next)}`);

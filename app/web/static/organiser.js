@@ -3,7 +3,14 @@
 // slot, hour, queue, volunteer, partner and département, and the export links
 // (GET /pledges/export.csv|xlsx, downloaded with the session cookie).
 
-import { api, goToLogin, setText, showNotAllowed, signOut, whoAmI } from "/static/common.js";
+import {
+  api,
+  goToLogin,
+  setText,
+  showNotAllowed,
+  signedInUser,
+  signOut,
+} from "/static/common.js";
 
 const $ = (id) => document.getElementById(id);
 const REFRESH_MS = 30000;
@@ -279,17 +286,8 @@ function scheduleRefresh() {
 // --- start ----------------------------------------------------------------------------
 
 async function main() {
-  let me;
-  try {
-    me = await whoAmI();
-  } catch {
-    status("The server cannot be reached. Reload the page to try again.", true);
-    return;
-  }
-  if (!me) {
-    goToLogin();
-    return;
-  }
+  const me = await signedInUser((text) => status(text, true));
+  if (!me) return;
   setText($("who"), me.username);
   $("signout-btn").addEventListener("click", () => signOut(me.csrf_token));
   if (me.role !== "organiser" && me.role !== "admin") {

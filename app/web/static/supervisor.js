@@ -16,7 +16,7 @@ import {
   showNotAllowed,
   signOut,
   stateLabel,
-  whoAmI,
+  signedInUser,
 } from "/static/common.js";
 
 const $ = (id) => document.getElementById(id);
@@ -430,17 +430,8 @@ ui.broadcastForm.addEventListener("submit", async (event) => {
 // --- start --------------------------------------------------------------------------------
 
 async function main() {
-  let me;
-  try {
-    me = await whoAmI();
-  } catch {
-    status("The server cannot be reached. Reload the page to try again.", true);
-    return;
-  }
-  if (!me) {
-    goToLogin();
-    return;
-  }
+  const me = await signedInUser((text) => status(text, true));
+  if (!me) return;
   setText(ui.who, me.campaign_id ? `${me.username} · campaign ${me.campaign_id}` : me.username);
   $("signout-btn").addEventListener("click", () => {
     if (socket) socket.stop();
