@@ -208,7 +208,10 @@ def test_not_listed_and_foreign_number() -> None:
 async def caller_lookup(
     hotline: Hotline, directory: DirectoryProcess
 ) -> AsyncIterator[CallerLookup]:
-    settings = hotline.settings.model_copy(update={"directory_url": directory.base_url})
+    # These tests are about answers, not time: a budget a loaded machine cannot miss.
+    settings = hotline.settings.model_copy(
+        update={"directory_url": directory.base_url, "directory_budget_ms": 5000}
+    )
     service = CallerLookup(settings)
     await service.start()
     yield service

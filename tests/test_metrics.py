@@ -28,7 +28,9 @@ def sample(text: str, name: str, **labels: str) -> float | None:
 async def test_figures_follow_calls_and_look_ups(
     hotline_factory: Callable[..., Awaitable[Hotline]], directory: DirectoryProcess
 ) -> None:
-    hotline = await hotline_factory(directory_url=directory.base_url, metrics_token=TOKEN)
+    hotline = await hotline_factory(
+        directory_url=directory.base_url, directory_budget_ms=5000, metrics_token=TOKEN
+    )
     await setup_campaign(hotline, agents=2)
     for n, caller in enumerate(["01 23 45 67 89", "anonymous"]):
         r = await hotline.incoming(f"metrics-{n}", caller)
