@@ -23,10 +23,23 @@ import datetime as dt
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, event
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Integer,
+    MetaData,
+    Numeric,
+    Table,
+    cast,
+    event,
+    func,
+    insert,
+    literal,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -36,11 +49,6 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
-
-from app.settings import Settings
-
-if TYPE_CHECKING:
-    from app.cti.service import CallerLookup
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -141,14 +149,26 @@ def make_engine(
 AfterCommit = Callable[[], Awaitable[None]]
 
 
-class DispatchRequester(Protocol):
-    """Who to tell that a campaign may now have a call to match (the ACD router)."""
+class _Staged:
+    """Rows of one table waiting to be written in one multi-row INSERT at commit.
 
-    def request(self, campaign_id: int | None) -> None: ...
+    ``targets[i]``, when not None, is an object whose primary-key attribute gets the
+    value the database assigned to ``rows[i]`` (the events' ``seq``).
+    """
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+        self.rows: list[dict[str, Any]] = []
+        self.targets: list[Any] = []
 
 
 class UnitOfWork:
-    """One transaction: a session, the events it wrote, and work to do once committed."""
+    """One transaction: a session, the events it wrote, and work to do once committed.
+
+    Outbox rows (events, platform commands, timers) are *staged* rather than added
+    to the ORM session: each table's rows go out as one multi-row ``INSERT`` just
+    before the commit, whatever the number of steps that wrote them.
+    """
 
     def __init__(self, db: Database, session: AsyncSession) -> None:
         self.db = db
@@ -156,15 +176,77 @@ class UnitOfWork:
         self.events: list[Any] = []
         self.dispatch_campaigns: set[int] = set()
         self._after_commit: list[AfterCommit] = []
+        self._staged: dict[str, _Staged] = {}
+        # What a step read and a later step of the same transaction may reuse
+        # (keyed by its reader; a writer of the same rows drops its key).
+        self.memo: dict[Any, Any] = {}
+        # The earliest due time of a timer this unit of work set (wakes timer workers).
+        self.earliest_timer: dt.datetime | None = None
+
+    def timers_scheduled(self, due_at: dt.datetime) -> None:
+        if self.earliest_timer is None or due_at < self.earliest_timer:
+            self.earliest_timer = due_at
 
     def after_commit(self, hook: AfterCommit) -> None:
         self._after_commit.append(hook)
 
+    def stage(self, table: Table, row: dict[str, Any], target: Any = None) -> None:
+        """Write ``row`` into ``table`` with this transaction (see the class note)."""
+        staged = self._staged.get(table.name)
+        if staged is None:
+            staged = self._staged[table.name] = _Staged(table)
+        staged.rows.append(row)
+        staged.targets.append(target)
+
+    def unstage(self, table: Table, drop: Callable[[dict[str, Any]], bool]) -> None:
+        """Forget staged rows of ``table`` for which ``drop`` is true (a timer cancelled)."""
+        staged = self._staged.get(table.name)
+        if staged is None:
+            return
+        kept = [(r, t) for r, t in zip(staged.rows, staged.targets, strict=True) if not drop(r)]
+        staged.rows = [r for r, _ in kept]
+        staged.targets = [t for _, t in kept]
+
+    def staged(self, table: Table) -> list[dict[str, Any]]:
+        staged = self._staged.get(table.name)
+        return list(staged.rows) if staged is not None else []
+
+    def mark(self) -> tuple[int, dict[str, int]]:
+        """Where the outbox stands now; :meth:`rollback_to` forgets what came after."""
+        return len(self.events), {name: len(s.rows) for name, s in self._staged.items()}
+
+    def rollback_to(self, mark: tuple[int, dict[str, int]]) -> None:
+        """A savepoint was rolled back: drop the events and rows written since ``mark``."""
+        events, counts = mark
+        del self.events[events:]
+        for name, staged in self._staged.items():
+            keep = counts.get(name, 0)
+            del staged.rows[keep:]
+            del staged.targets[keep:]
+
+    async def write_staged(self) -> None:
+        """One multi-row INSERT per table; assigned keys go back to their objects.
+
+        Keys come back through RETURNING; rows of one INSERT ... VALUES get their
+        keys in the order of the VALUES, so the sorted keys are given out in order.
+        """
+        for staged in self._staged.values():
+            if not staged.rows:
+                continue
+            if any(t is not None for t in staged.targets):
+                key = next(iter(staged.table.primary_key.columns))
+                stmt = insert(staged.table).values(staged.rows).returning(key)
+                keys = sorted((await self.session.execute(stmt)).scalars())
+                for target, value in zip(staged.targets, keys, strict=True):
+                    if target is not None:
+                        setattr(target, key.name, value)
+            elif len(staged.rows) == 1:
+                await self.session.execute(insert(staged.table).values(staged.rows[0]))
+            else:
+                await self.session.execute(insert(staged.table).values(staged.rows))
+            staged.rows, staged.targets = [], []
+
     async def run_after_commit(self) -> None:
-        dispatcher = self.db.dispatcher
-        if dispatcher is not None:
-            for campaign_id in self.dispatch_campaigns:
-                dispatcher.request(campaign_id)
         for hook in self._after_commit:
             await hook()
 
@@ -183,11 +265,8 @@ class Database:
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         # Called with the committed events (the realtime bus subscribes here).
         self.on_events: list[Callable[[list[Any]], Awaitable[None]]] = []
-        self.dispatcher: DispatchRequester | None = None
-        # The settings of the app this database serves (None: the environment's).
-        self.settings: Settings | None = None
-        # The process's caller look-up (CTI), started for each new call; None: no CTI.
-        self.caller_lookup: CallerLookup | None = None
+        # Called after a commit that set a timer, with its earliest due time.
+        self.on_timer_set: list[Callable[[dt.datetime], None]] = []
 
     @property
     def is_sqlite(self) -> bool:
@@ -209,10 +288,28 @@ class Database:
             uow = UnitOfWork(self, session)
             async with session.begin():
                 yield uow
+                await uow.write_staged()
         for listener in self.on_events:
             if uow.events:
                 await listener(uow.events)
+        if uow.earliest_timer is not None:
+            for wake in self.on_timer_set:
+                wake(uow.earliest_timer)
         await uow.run_after_commit()
+
+    def seconds_since(self, column: Any, now: dt.datetime) -> Any:
+        """SQL for the seconds from ``column`` (a UTC timestamp) to ``now``, rounded to ms."""
+        if self.is_postgres:
+            span = func.extract("epoch", literal(now, UTCDateTime()) - column)
+            return func.round(cast(span, Numeric), 3)
+        # SQLite keeps naive UTC text; julianday() reads it as UTC days.
+        naive = now.astimezone(dt.UTC).replace(tzinfo=None).isoformat(sep=" ")
+        return func.round((func.julianday(naive) - func.julianday(column)) * 86400.0, 3)
+
+    def insert_or_ignore(self, table: Any) -> Any:
+        """``INSERT ... ON CONFLICT DO NOTHING``, in this database's dialect."""
+        dialect_insert = postgresql.insert if self.is_postgres else sqlite.insert
+        return dialect_insert(table).on_conflict_do_nothing()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:

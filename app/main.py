@@ -9,6 +9,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from app import plugins
+from app.acd import config_cache
 from app.acd.endpoints import router as acd_router
 from app.acd.router import Dispatcher
 from app.acd.worker import TimerWorker
@@ -26,10 +28,12 @@ from app.realtime.feed import EventFeed, Notifier
 from app.realtime.hub import Hub
 from app.realtime.sockets import StatsTicker
 from app.realtime.sockets import router as sockets_router
+from app.rules import engine as rules_engine
 from app.rules.endpoints import router as rules_router
 from app.rules.engine import defaults as rules_defaults
 from app.rules.service import on_committed as rules_on_committed
 from app.settings import Settings, get_settings
+from app.settings import bind as bind_settings
 from app.telephony.delivery import CommandDelivery
 from app.telephony.endpoints import router as telephony_router
 from app.telephony.http_callback import HttpCallbackPlatform
@@ -64,7 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         )
         app.state.db = db
-        db.settings = settings
+        bind_settings(db, settings)
 
         async def run_pledge_rules(events: list[Any]) -> None:
             await rules_on_committed(db, events)  # pledge.saved rules, after commit
@@ -73,6 +77,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         rules_defaults()  # builds the CEL parser and the shipped rules now, not on a call
         hub, feed = Hub(), EventFeed(db)
         feed.subscribe(hub.publish)
+
+        async def drop_stale_caches(events: list[Any]) -> None:
+            # Configuration and rules changed by any process: this one's caches go.
+            config_cache.on_events(db, events)
+            rules_engine.on_events(events)
+
+        feed.subscribe(drop_stale_caches)
         await feed.start()
         notifier = Notifier(db, settings.database_url, feed) if db.is_postgres else None
         if notifier is not None:
@@ -84,8 +95,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         caller_lookup = CallerLookup(settings) if settings.directory_url else None
         if caller_lookup is not None:
             await caller_lookup.start()
-            db.caller_lookup = caller_lookup
         app.state.caller_lookup = caller_lookup
+        plugins.install(db, caller_lookup)
         app.state.hub, app.state.feed = hub, feed
         dispatcher, timer_worker = Dispatcher(), TimerWorker()
         platform = _platform(settings)
@@ -112,7 +123,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await ticker.stop()
             await totals_publisher.stop()
             if caller_lookup is not None:
-                db.caller_lookup = None
                 await caller_lookup.stop()
             if notifier is not None:
                 await notifier.stop()

@@ -224,7 +224,7 @@ async def _allowed(request: Request, db: Database) -> None:
 async def metrics(request: Request, db: Annotated[Database, Depends(get_db)]) -> PlainTextResponse:
     await _allowed(request, db)
     out = Exposition()
-    lookup = db.caller_lookup
+    lookup = request.app.state.caller_lookup
     _caller_lookup_metrics(out, lookup.metrics() if lookup is not None else None)
     await _database_gauges(out, db)
     return PlainTextResponse(out.text(), media_type=CONTENT_TYPE)

@@ -5,8 +5,9 @@ Every field here is documented in the README's settings table; keep both in step
 
 from __future__ import annotations
 
+import weakref
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -67,7 +68,13 @@ class Settings(BaseSettings):
     stats_window_seconds: int = Field(
         default=3600, description="Rolling window for queue statistics."
     )
-    timer_poll_seconds: float = Field(default=0.2, description="How often timers are claimed.")
+    timer_poll_seconds: float = Field(
+        default=1.0,
+        description=(
+            "The longest a timer worker sleeps. A timer set in the process wakes it when "
+            "due; this bounds how late one left by another (stopped) process fires."
+        ),
+    )
     dispatch_sweep_seconds: float = Field(
         default=1.0, description="Safety sweep that matches waiting calls to free agents."
     )
@@ -189,3 +196,17 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+# The settings of the app each database serves: steps deep in the call path read
+# theirs from the unit of work's database, without the database knowing settings.
+_bound: weakref.WeakKeyDictionary[Any, Settings] = weakref.WeakKeyDictionary()
+
+
+def bind(db: Any, settings: Settings) -> None:
+    _bound[db] = settings
+
+
+def settings_of(db: Any) -> Settings:
+    """The settings bound to ``db`` by its app, else the environment's."""
+    return _bound.get(db) or get_settings()

@@ -70,11 +70,11 @@ import psutil
 
 from app.acd.models import Call, Campaign, Queue
 from app.cti.directory_server import DirectoryProcess
-from app.cti.numbers import CallerNumber
 from app.cti.screenpop import CallHistory
 from app.cti.service import CallerLookup
 from app.db import Database, make_engine, utcnow
 from app.migrate import upgrade_async
+from app.phone_numbers import CallerNumber
 from app.settings import Settings
 from bench.cti_offer import WARMUP_CALLS, measure_mode, settings_for
 from bench.stats import percentiles as summary

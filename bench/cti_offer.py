@@ -38,7 +38,9 @@ DIALLED = {"no_directory": "+33800000091", "healthy": "+33800000092", "timing_ou
 
 
 @asynccontextmanager
-async def running_app(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
+async def running_app(
+    settings: Settings,
+) -> AsyncIterator[tuple[httpx.AsyncClient, Any, Any]]:
     app = create_app(settings)
     lifespan = app.router.lifespan_context(app)
     await lifespan.__aenter__()
@@ -56,7 +58,7 @@ async def running_app(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClie
             base_url="http://bench",
             headers={"Authorization": f"Bearer {token}"},
         ) as client:
-            yield client, db
+            yield client, db, app.state.caller_lookup
     finally:
         await lifespan.__aexit__(None, None, None)
 
@@ -112,7 +114,7 @@ async def measure_mode(
     """Offer latencies of ``calls`` calls, one at a time, in one mode (``numbers`` are
     the callers, used in turn; give ``calls + WARMUP_CALLS`` fresh ones for no cache)."""
     samples: list[float] = []
-    async with running_app(settings) as (client, db):
+    async with running_app(settings) as (client, db, lookup):
         await _ready_volunteer(client, mode)
         for i in range(WARMUP_CALLS + calls):
             provider_id = f"offer-{mode}-{i}"
@@ -137,7 +139,6 @@ async def measure_mode(
             if i >= WARMUP_CALLS:
                 samples.append(latency)
             await _telephony(client, {"type": "call.hangup", "call_id": provider_id})
-        lookup = db.caller_lookup
         metrics = lookup.metrics()["directory"] if lookup is not None else None
     return {
         "offer_ms": percentiles(samples),

@@ -117,6 +117,7 @@ def evaluation(events: int) -> dict[str, Any]:
 async def _offer_step(directory: Path, calls: int) -> dict[str, Any]:
     from sqlalchemy import update
 
+    from app import plugins
     from app.acd import config, lifecycle, repository
     from app.acd.models import Agent
     from app.acd.schemas import AgentIn, CampaignIn, QueueIn
@@ -124,11 +125,13 @@ async def _offer_step(directory: Path, calls: int) -> dict[str, Any]:
     from app.migrate import upgrade_async
     from app.rules import engine, service
     from app.settings import Settings
+    from app.settings import bind as bind_settings
 
     url = f"sqlite+aiosqlite:///{directory / 'bench-rules.db'}"
     await upgrade_async(url)
     db = Database(make_engine(url))
-    db.settings = Settings(database_url=url, directory_url="", rules_recheck_seconds=3600)
+    bind_settings(db, Settings(database_url=url, directory_url="", rules_recheck_seconds=3600))
+    plugins.install(db, None)  # the rules on the call path, as the app factory does
     hook: list[float] = []
     real = (service.offered, service.call_event, service.refuse_if_blocked)
 

@@ -135,8 +135,11 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
 class Hotline:
     """The running app, reached over HTTP, plus the database it writes to."""
 
-    def __init__(self, client: httpx.AsyncClient, db: Database, settings: Settings) -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, db: Database, settings: Settings, app: Any = None
+    ) -> None:
         self.http = client
+        self.app = app
         self.db = db
         self.settings = settings
         self._event_ids = 0
@@ -204,7 +207,7 @@ async def hotline_factory(
             headers={"Authorization": f"Bearer {token}"},
         )
         started.append((lifespan, client))
-        return Hotline(client, app.state.db, settings)
+        return Hotline(client, app.state.db, settings, app)
 
     yield _start
     for lifespan, client in reversed(started):

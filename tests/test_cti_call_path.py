@@ -44,7 +44,7 @@ async def cti(
 
 
 def lookup_of(hotline: Hotline) -> CallerLookup:
-    service = hotline.db.caller_lookup
+    service = hotline.app.state.caller_lookup
     assert service is not None, "the app starts a caller look-up when a directory is set"
     return service
 

@@ -372,7 +372,7 @@ async def test_unknown_call_is_refused_and_spawn_logs_it(
 async def test_the_caller_number_given_with_the_call_starts_the_directory_early(
     hotline: Hotline, caller_lookup: CallerLookup
 ) -> None:
-    from app.cti.numbers import CallerNumber
+    from app.phone_numbers import CallerNumber
 
     await setup_campaign(hotline, agents=1)
     call_id = await incoming(hotline, "cti-early", "01 23 45 67 89")

@@ -646,7 +646,7 @@ async def test_polling_never_skips_a_command_committed_late(
     async def slow_transaction() -> None:
         async with hotline.db.unit_of_work() as uow:
             commands.issue(uow, CommandName.PLAY, "gap-slow", message="hold")
-            await uow.session.flush()  # the id is taken now...
+            await uow.write_staged()  # the id is taken now...
             written.set()
             await release.wait()  # ...and committed later
 
@@ -666,7 +666,7 @@ async def test_polling_never_skips_a_command_committed_late(
     with contextlib.suppress(RuntimeError):
         async with hotline.db.unit_of_work() as uow:
             commands.issue(uow, CommandName.PLAY, "gap-rolled-back", message="hold")
-            await uow.session.flush()
+            await uow.write_staged()
             raise RuntimeError("rolled back")
     async with hotline.db.unit_of_work() as uow:
         commands.issue(uow, CommandName.PLAY, "gap-after-rollback", message="hold")

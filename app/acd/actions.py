@@ -1,81 +1,128 @@
 """Agent actions as whole units of work, shared by the REST API and the sockets.
 
-Each function opens one transaction, applies one step and commits; callers check
-permissions first (``app.auth.deps``).
+Each function opens one transaction, applies one step and commits, and gives back
+the agent row as the step left it (for the answer: no second read). ``authorize``,
+when given, is called with the agent row inside the transaction, before anything
+is committed: the permission check and the action share the write transaction,
+and a refusal changes nothing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from app.acd import lifecycle, repository
+from app.acd.models import Agent, Call
 from app.acd.states import AgentState
-from app.db import Database, utcnow
+from app.db import Database, UnitOfWork, utcnow
 from app.errors import Invalid
 
+Authorize = Callable[[Agent], None]
 
-async def login(db: Database, agent_id: int, seat_id: int | None = None) -> None:
+
+async def _locked_agent(uow: UnitOfWork, agent_id: int, authorize: Authorize | None) -> Agent:
+    agent = await repository.get_agent(uow.session, agent_id, lock=True)
+    if authorize is not None:
+        authorize(agent)
+    return agent
+
+
+async def login(
+    db: Database, agent_id: int, seat_id: int | None = None, authorize: Authorize | None = None
+) -> Agent:
     async with db.unit_of_work() as uow:
-        agent = await repository.get_agent(uow.session, agent_id, lock=True)
+        agent = await _locked_agent(uow, agent_id, authorize)
         await lifecycle.login(uow, agent, seat_id, utcnow())
+    return agent
 
 
-async def login_and_ready(db: Database, agent_id: int) -> None:
+async def login_and_ready(db: Database, agent_id: int, authorize: Authorize | None = None) -> Agent:
     """The softphone's Ready: starts the ACD session first if there is none."""
     async with db.unit_of_work() as uow:
-        agent = await repository.get_agent(uow.session, agent_id, lock=True)
+        agent = await _locked_agent(uow, agent_id, authorize)
         if agent.state == AgentState.LOGGED_OUT:
             await lifecycle.login(uow, agent, None, utcnow())
         await lifecycle.ready(uow, agent, utcnow())
+    return agent
 
 
-async def ready(db: Database, agent_id: int) -> None:
+async def ready(db: Database, agent_id: int, authorize: Authorize | None = None) -> Agent:
     async with db.unit_of_work() as uow:
-        agent = await repository.get_agent(uow.session, agent_id, lock=True)
+        agent = await _locked_agent(uow, agent_id, authorize)
         await lifecycle.ready(uow, agent, utcnow())
+    return agent
 
 
-async def pause(db: Database, agent_id: int, reason: str) -> None:
+async def pause(
+    db: Database, agent_id: int, reason: str, authorize: Authorize | None = None
+) -> Agent:
     async with db.unit_of_work() as uow:
-        agent = await repository.get_agent(uow.session, agent_id, lock=True)
+        agent = await _locked_agent(uow, agent_id, authorize)
         await lifecycle.pause(uow, agent, reason, utcnow())
+    return agent
 
 
-async def logout(db: Database, agent_id: int) -> None:
+async def logout(db: Database, agent_id: int, authorize: Authorize | None = None) -> Agent:
     async with db.unit_of_work() as uow:
-        agent = await repository.get_agent(uow.session, agent_id, lock=True)
+        agent = await _locked_agent(uow, agent_id, authorize)
         await lifecycle.logout(uow, agent, utcnow())
+    return agent
 
 
-async def answer(db: Database, agent_id: int) -> None:
+async def _agent_call(
+    uow: UnitOfWork, agent_id: int, authorize: Authorize | None
+) -> tuple[Call, Agent]:
+    call, agent = await lifecycle.agent_call(uow, agent_id)
+    if authorize is not None:
+        authorize(agent)
+    return call, agent
+
+
+async def answer(db: Database, agent_id: int, authorize: Authorize | None = None) -> Agent:
     async with db.unit_of_work() as uow:
-        call, agent = await lifecycle.agent_call(uow, agent_id)
+        call, agent = await _agent_call(uow, agent_id, authorize)
         await lifecycle.connect(uow, call, agent, utcnow())
+    return agent
 
 
-async def hangup(db: Database, agent_id: int) -> None:
+async def hangup(db: Database, agent_id: int, authorize: Authorize | None = None) -> Agent:
     async with db.unit_of_work() as uow:
-        call, agent = await lifecycle.agent_call(uow, agent_id)
+        call, agent = await _agent_call(uow, agent_id, authorize)
         await lifecycle.start_wrap_up(uow, call, agent, utcnow(), by="agent")
+    return agent
 
 
-async def end_wrap_up(db: Database, agent_id: int, disposition: str | None) -> None:
+async def end_wrap_up(
+    db: Database, agent_id: int, disposition: str | None, authorize: Authorize | None = None
+) -> Agent:
     async with db.unit_of_work() as uow:
-        call, agent = await lifecycle.agent_call(uow, agent_id)
-        await lifecycle.end_wrap_up(uow, call, agent, utcnow(), disposition)
+        agent = await lifecycle.finish_wrap_up(uow, agent_id, utcnow(), disposition, authorize)
+    return agent
 
 
-async def extend_wrap_up(db: Database, agent_id: int, seconds: int) -> None:
+async def extend_wrap_up(
+    db: Database, agent_id: int, seconds: int, authorize: Authorize | None = None
+) -> Agent:
     async with db.unit_of_work() as uow:
-        agent = await repository.get_agent(uow.session, agent_id, lock=True)
+        agent = await _locked_agent(uow, agent_id, authorize)
         await lifecycle.extend_wrap_up(uow, agent, seconds, utcnow())
+    return agent
 
 
-async def transfer(db: Database, agent_id: int, queue_id: int | None, number: str | None) -> None:
+async def transfer(
+    db: Database,
+    agent_id: int,
+    queue_id: int | None,
+    number: str | None,
+    authorize: Authorize | None = None,
+) -> Agent:
     if (queue_id is None) == (number is None):
         raise Invalid("give exactly one of queue_id or number", field="queue_id")
     async with db.unit_of_work() as uow:
-        call, agent = await lifecycle.agent_call(uow, agent_id)
+        call, agent = await _agent_call(uow, agent_id, authorize)
         if queue_id is not None:
             target = await repository.get_queue(uow.session, queue_id)
             await lifecycle.transfer_to_queue(uow, call, agent, target, utcnow())
         elif number is not None:
             await lifecycle.transfer_out(uow, call, agent, number, utcnow())
+    return agent

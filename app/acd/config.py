@@ -11,7 +11,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.acd import repository
+from app.acd import config_cache, repository
 from app.acd.models import Agent, AgentSkill, Campaign, Queue, Seat
 from app.acd.schemas import (
     AgentIn,
@@ -25,7 +25,7 @@ from app.acd.schemas import (
 )
 from app.db import Base, UnitOfWork
 from app.errors import Conflict, Invalid, NotFound
-from app.realtime.outbox import emit
+from app.outbox import emit
 
 Row = TypeVar("Row", bound=Base)
 
@@ -59,6 +59,7 @@ async def _campaign_numbers_free(
 
 
 async def create_campaign(uow: UnitOfWork, data: CampaignIn) -> Campaign:
+    config_cache.invalidate_after_commit(uow)
     await _campaign_numbers_free(uow.session, data.dialled_numbers, None)
     campaign = await _insert(uow, Campaign(**data.model_dump()), f"campaign {data.name}")
     emit(uow, "campaign.created", campaign_id=campaign.id, data={"name": campaign.name})
@@ -66,6 +67,7 @@ async def create_campaign(uow: UnitOfWork, data: CampaignIn) -> Campaign:
 
 
 async def update_campaign(uow: UnitOfWork, campaign_id: int, data: CampaignPatch) -> Campaign:
+    config_cache.invalidate_after_commit(uow)
     campaign = await repository.get_campaign(uow.session, campaign_id)
     changes = _changes(Campaign, data)
     if "dialled_numbers" in changes:
@@ -99,6 +101,7 @@ async def _check_overflow(session: AsyncSession, campaign_id: int, queue_id: int
 
 
 async def create_queue(uow: UnitOfWork, data: QueueIn) -> Queue:
+    config_cache.invalidate_after_commit(uow)
     await repository.get_campaign(uow.session, data.campaign_id)
     await _check_overflow(uow.session, data.campaign_id, data.overflow_queue_id)
     values = data.model_dump()
@@ -115,6 +118,7 @@ async def create_queue(uow: UnitOfWork, data: QueueIn) -> Queue:
 
 
 async def update_queue(uow: UnitOfWork, queue_id: int, data: QueuePatch) -> Queue:
+    config_cache.invalidate_after_commit(uow)
     queue = await repository.get_queue(uow.session, queue_id)
     changes = _changes(Queue, data)
     if "overflow_queue_id" in changes:
@@ -139,6 +143,7 @@ async def _set_skills(uow: UnitOfWork, agent_id: int, skills: dict[str, int]) ->
 
 
 async def create_agent(uow: UnitOfWork, data: AgentIn) -> Agent:
+    config_cache.invalidate_after_commit(uow)
     await repository.get_campaign(uow.session, data.campaign_id)
     values = data.model_dump(exclude={"skills"})
     agent = await _insert(uow, Agent(**values), f"agent {data.login}", field="login")
@@ -154,6 +159,7 @@ async def create_agent(uow: UnitOfWork, data: AgentIn) -> Agent:
 
 
 async def update_agent(uow: UnitOfWork, agent_id: int, data: AgentPatch) -> Agent:
+    config_cache.invalidate_after_commit(uow)
     agent = await repository.get_agent(uow.session, agent_id, lock=True)
     changes = _changes(Agent, data)
     skills = changes.pop("skills", None)
@@ -171,6 +177,7 @@ async def update_agent(uow: UnitOfWork, agent_id: int, data: AgentPatch) -> Agen
 
 
 async def create_seat(uow: UnitOfWork, data: SeatIn) -> Seat:
+    config_cache.invalidate_after_commit(uow)
     await repository.get_campaign(uow.session, data.campaign_id)
     seat = await _insert(uow, Seat(**data.model_dump()), f"seat {data.name}")
     emit(uow, "seat.created", campaign_id=seat.campaign_id, data={"seat_id": seat.id})
@@ -178,6 +185,7 @@ async def create_seat(uow: UnitOfWork, data: SeatIn) -> Seat:
 
 
 async def update_seat(uow: UnitOfWork, seat_id: int, data: SeatPatch) -> Seat:
+    config_cache.invalidate_after_commit(uow)
     seat = await get_seat(uow.session, seat_id)
     changes = _changes(Seat, data)
     _apply(seat, changes)

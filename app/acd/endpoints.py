@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy import select
 
-from app.acd import actions, config, lifecycle, repository, stats
+from app.acd import actions, config, config_cache, lifecycle, repository, stats
 from app.acd.models import Agent, Call, Campaign, Queue, Seat
 from app.acd.schemas import (
     AgentIn,
@@ -40,7 +40,7 @@ from app.auth.deps import check_agent, check_campaign, current_principal, requir
 from app.auth.service import Principal, Role
 from app.db import Database, utcnow
 from app.deps import get_app_settings, get_db
-from app.errors import Conflict, Invalid, NotFound
+from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.settings import Settings
 
 router = APIRouter()
@@ -184,17 +184,32 @@ async def update_agent(agent_id: int, body: AgentPatch, db: DB, _: Admin) -> Age
     return await _agent_out(db, agent_id)
 
 
-async def _may_act(db: Database, principal: Principal, agent_id: int) -> None:
-    async with db.read() as session:
-        agent = await repository.get_agent(session, agent_id)
-    check_agent(principal, agent_id, agent.campaign_id)
+def _may_act(principal: Principal) -> actions.Authorize:
+    """The permission check, run on the agent row inside the action's transaction."""
+
+    def check(agent: Agent) -> None:
+        check_agent(principal, agent.id, agent.campaign_id)
+
+    return check
+
+
+def _refuse_other_agents(principal: Principal, agent_id: int) -> None:
+    """A volunteer acting on someone else's session is refused before any read."""
+    if principal.role == Role.AGENT and principal.agent_id != agent_id:
+        raise Forbidden("volunteers act on their own session only")
+
+
+async def _answer(db: Database, agent: Agent) -> AgentOut:
+    """The agent as the action left it, with its skills from the process's cache."""
+    return agent_out(agent, await config_cache.skills_of(db, agent.id))
 
 
 @router.post("/agents/{agent_id}/login", response_model=AgentOut, tags=["agent"])
 async def agent_login(agent_id: int, body: LoginIn, db: DB, principal: Steering) -> AgentOut:
-    await _may_act(db, principal, agent_id)
+    _refuse_other_agents(principal, agent_id)
     async with db.unit_of_work() as uow:
         agent = await repository.get_agent(uow.session, agent_id, lock=True)
+        _may_act(principal)(agent)
         if body.seat_id is not None:
             seat = await config.get_seat(uow.session, body.seat_id)
             if seat.campaign_id != agent.campaign_id:
@@ -211,68 +226,64 @@ async def agent_login(agent_id: int, body: LoginIn, db: DB, principal: Steering)
                     "seat is in use by another agent", code="seat_in_use", field="seat_id"
                 )
         await lifecycle.login(uow, agent, body.seat_id, utcnow())
-    return await _agent_out(db, agent_id)
+    return await _answer(db, agent)
 
 
 @router.post("/agents/{agent_id}/ready", response_model=AgentOut, tags=["agent"])
 async def agent_ready(agent_id: int, db: DB, principal: Steering) -> AgentOut:
-    await _may_act(db, principal, agent_id)
-    await actions.ready(db, agent_id)
-    return await _agent_out(db, agent_id)
+    _refuse_other_agents(principal, agent_id)
+    return await _answer(db, await actions.ready(db, agent_id, _may_act(principal)))
 
 
 @router.post("/agents/{agent_id}/pause", response_model=AgentOut, tags=["agent"])
 async def agent_pause(agent_id: int, body: PauseIn, db: DB, principal: Steering) -> AgentOut:
-    await _may_act(db, principal, agent_id)
-    await actions.pause(db, agent_id, body.reason)
-    return await _agent_out(db, agent_id)
+    _refuse_other_agents(principal, agent_id)
+    agent = await actions.pause(db, agent_id, body.reason, _may_act(principal))
+    return await _answer(db, agent)
 
 
 @router.post("/agents/{agent_id}/logout", response_model=AgentOut, tags=["agent"])
 async def agent_logout(agent_id: int, db: DB, principal: Steering) -> AgentOut:
-    await _may_act(db, principal, agent_id)
-    await actions.logout(db, agent_id)
-    return await _agent_out(db, agent_id)
+    _refuse_other_agents(principal, agent_id)
+    return await _answer(db, await actions.logout(db, agent_id, _may_act(principal)))
 
 
 @router.post("/agents/{agent_id}/answer", response_model=AgentOut, tags=["agent"])
 async def agent_answer(agent_id: int, db: DB, principal: Steering) -> AgentOut:
     """The agent's screen takes the offered call (what auto-answer does without a click)."""
-    await _may_act(db, principal, agent_id)
-    await actions.answer(db, agent_id)
-    return await _agent_out(db, agent_id)
+    _refuse_other_agents(principal, agent_id)
+    return await _answer(db, await actions.answer(db, agent_id, _may_act(principal)))
 
 
 @router.post("/agents/{agent_id}/hangup", response_model=AgentOut, tags=["agent"])
 async def agent_hangup(agent_id: int, db: DB, principal: Steering) -> AgentOut:
-    await _may_act(db, principal, agent_id)
-    await actions.hangup(db, agent_id)
-    return await _agent_out(db, agent_id)
+    _refuse_other_agents(principal, agent_id)
+    return await _answer(db, await actions.hangup(db, agent_id, _may_act(principal)))
 
 
 @router.post("/agents/{agent_id}/transfer", response_model=AgentOut, tags=["agent"])
 async def agent_transfer(agent_id: int, body: TransferIn, db: DB, principal: Steering) -> AgentOut:
-    await _may_act(db, principal, agent_id)
-    await actions.transfer(db, agent_id, body.queue_id, body.number)
-    return await _agent_out(db, agent_id)
+    _refuse_other_agents(principal, agent_id)
+    agent = await actions.transfer(db, agent_id, body.queue_id, body.number, _may_act(principal))
+    return await _answer(db, agent)
 
 
 @router.post("/agents/{agent_id}/wrap-up/end", response_model=AgentOut, tags=["agent"])
 async def agent_end_wrap_up(
     agent_id: int, body: WrapUpEndIn, db: DB, principal: Steering
 ) -> AgentOut:
-    await _may_act(db, principal, agent_id)
-    await actions.end_wrap_up(db, agent_id, body.disposition)
-    return await _agent_out(db, agent_id)
+    _refuse_other_agents(principal, agent_id)
+    agent = await actions.end_wrap_up(db, agent_id, body.disposition, _may_act(principal))
+    return await _answer(db, agent)
 
 
 @router.post("/agents/{agent_id}/wrap-up/extend", response_model=AgentOut, tags=["agent"])
 async def agent_extend_wrap_up(
     agent_id: int, body: WrapUpExtendIn, db: DB, principal: Steering
 ) -> AgentOut:
-    await _may_act(db, principal, agent_id)
-    await actions.extend_wrap_up(db, agent_id, body.seconds)
-    return await _agent_out(db, agent_id)
+    _refuse_other_agents(principal, agent_id)
+    agent = await actions.extend_wrap_up(db, agent_id, body.seconds, _may_act(principal))
+    return await _answer(db, agent)
 
 
 # --- seats and calls ---------------------------------------------------------------

@@ -9,8 +9,12 @@ have become possible. Nothing here commits.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from typing import Any
 
-from app.acd import hours, repository, timers
+from sqlalchemy import case, func, select, update
+
+from app.acd import config_cache, hooks, hours, matching, repository, timers
 from app.acd.models import Agent, AgentSession, Call, Campaign, Queue
 from app.acd.states import (
     AGENT_BUSY_STATES,
@@ -21,14 +25,12 @@ from app.acd.states import (
     next_call_state,
 )
 from app.acd.timers import TimerKind
-from app.cti.numbers import CallerNumber, normalise
-from app.cti.service import carry_pop, stored_pop
-from app.db import UnitOfWork
+from app.db import UnitOfWork, utcnow
 from app.errors import Conflict, NotFound
-from app.realtime.outbox import emit
-from app.settings import get_settings
-from app.telephony import commands
-from app.telephony.commands import CommandName
+from app.outbox import CommandName, emit
+from app.outbox import issue as issue_command
+from app.phone_numbers import normalise
+from app.settings import settings_of
 
 # Requeued calls (ring timeout, screen gone) go ahead of every normally queued call.
 HEAD_OF_QUEUE_BOOST = 1e9
@@ -37,6 +39,18 @@ HEAD_OF_QUEUE_BOOST = 1e9
 def request_dispatch(uow: UnitOfWork, campaign_id: int) -> None:
     """Ask the router to look for matches once this transaction has committed."""
     uow.dispatch_campaigns.add(campaign_id)
+    if "dispatch_requested" in uow.memo:
+        return
+    uow.memo["dispatch_requested"] = True
+    dispatcher = hooks.of(uow.db).dispatcher
+    if dispatcher is None:
+        return  # no router in this process (tools, tests without background work)
+
+    async def ask() -> None:
+        for requested in uow.dispatch_campaigns:
+            dispatcher.request(requested)
+
+    uow.after_commit(ask)
 
 
 # --- agent state -----------------------------------------------------------------
@@ -48,6 +62,7 @@ def _set_agent_state(
     agent.state = next_agent_state(agent.state, action)
     agent.pause_reason = reason if agent.state == AgentState.PAUSED else None
     agent.state_since = now
+    hooks.agent_state_changed(uow, agent, action)
     emit(
         uow,
         "agent.state",
@@ -78,7 +93,8 @@ async def ready(uow: UnitOfWork, agent: Agent, now: dt.datetime) -> None:
         return
     _set_agent_state(uow, agent, "ready", now)
     agent.missed_in_row = 0
-    request_dispatch(uow, agent.campaign_id)
+    if not await match_agent(uow, agent, now) and uow.db.is_postgres:
+        request_dispatch(uow, agent.campaign_id)
 
 
 def _emit_pending(uow: UnitOfWork, agent: Agent) -> None:
@@ -125,8 +141,15 @@ async def _end_session(uow: UnitOfWork, agent: Agent, now: dt.datetime) -> None:
     agent.seat_id = None
 
 
-async def _free_agent(uow: UnitOfWork, agent: Agent, action: str, now: dt.datetime) -> None:
-    """The agent's call is over: available, or the pause/logout they asked for."""
+async def _free_agent(
+    uow: UnitOfWork, agent: Agent, action: str, now: dt.datetime, *, match: bool = True
+) -> None:
+    """The agent's call is over: available, or the pause/logout they asked for.
+
+    An available agent takes the first waiting call they may, in this transaction
+    (``match``); the router is asked to look again only where this transaction
+    could not see everything (another process's uncommitted call, PostgreSQL).
+    """
     agent.current_call_id = None
     _set_agent_state(uow, agent, action, now)
     pending, reason = agent.pending_state, agent.pending_reason
@@ -136,8 +159,67 @@ async def _free_agent(uow: UnitOfWork, agent: Agent, action: str, now: dt.dateti
     elif pending == AgentState.LOGGED_OUT:
         _set_agent_state(uow, agent, "logout", now)
         await _end_session(uow, agent, now)
-    else:
+    elif not match or (not await match_agent(uow, agent, now) and uow.db.is_postgres):
         request_dispatch(uow, agent.campaign_id)
+
+
+async def match_agent(uow: UnitOfWork, agent: Agent, now: dt.datetime) -> bool:
+    """Offer the first waiting call this available agent may take; True if offered."""
+    if agent.screen_seen_at is not None and agent.screens_open <= 0:
+        return False  # no screen to show the offer on
+    if uow.session.dirty:
+        # The agent's last call must be written as ended before another is offered
+        # (one live call per agent is a unique index, checked at each statement).
+        await uow.session.flush()
+    config = await config_cache.snapshot(uow)
+    with uow.session.no_autoflush:
+        call = await matching.best_call_for(uow.session, agent, config, now)
+    if call is None or call.queue_id is None:
+        return False
+    queue = config.queue(call.queue_id)
+    await offer_pair(uow, call, agent, queue, now, config=config)
+    return True
+
+
+async def match_call(
+    uow: UnitOfWork, call: Call, queue: Queue, now: dt.datetime, *, pop_may_exist: bool = True
+) -> bool:
+    """Offer a call that has just joined its queue to the best free agent, unless an
+    earlier call of the queue is waiting; True if offered."""
+    waited = (now - (call.queued_at or call.received_at)).total_seconds()
+    with uow.session.no_autoflush:
+        agent = await matching.best_agent(
+            uow.session, queue, matching.eligible_level(queue, waited), call=call
+        )
+    if agent is None:
+        return False
+    await offer_pair(uow, call, agent, queue, now, pop_may_exist=pop_may_exist)
+    return True
+
+
+async def offer_pair(
+    uow: UnitOfWork,
+    call: Call,
+    agent: Agent,
+    queue: Queue,
+    now: dt.datetime,
+    *,
+    config: config_cache.ConfigSnapshot | None = None,
+    pop_may_exist: bool = True,
+) -> None:
+    """Both rows are locked: the seat, the round-robin mark, then the offer.
+
+    The offer is stamped now, with both locks held, not when the step began: an
+    audit never sees an agent offered a call before their previous one ended.
+    """
+    now = max(now, utcnow())
+    config = config or await config_cache.snapshot(uow)
+    if queue.strategy == matching.Strategy.ROUND_ROBIN:
+        await uow.session.execute(
+            update(Queue).where(Queue.id == queue.id).values(rr_last_agent_id=agent.id)
+        )
+    seat_address = config.seat_address(agent.seat_id, agent.id)
+    await offer(uow, call, agent, queue, seat_address, now, pop_may_exist=pop_may_exist)
 
 
 # --- call path -------------------------------------------------------------------
@@ -167,12 +249,22 @@ async def receive(
     caller: str | None,
     dialled: str,
     now: dt.datetime,
+    known: bool = False,
+    route: bool = True,
 ) -> Call:
-    """A call reported by the platform; accepted once per provider call id."""
-    existing = await repository.live_call_by_provider_id(uow.session, provider_call_id)
-    if existing is not None:
-        return existing
-    campaign = await repository.campaign_for_dialled(uow.session, dialled)
+    """A call reported by the platform; accepted once per provider call id.
+
+    ``route=False``: queue it but offer it to nobody (its caller has hung up already).
+    ``known``: a call of this provider id may exist already (a second delivery that
+    lost an insert race); without it the unique (provider call id, leg) index is
+    what catches a repeat, and the caller retries with ``known=True``.
+    """
+    if known:
+        existing = await repository.live_call_by_provider_id(uow.session, provider_call_id)
+        if existing is not None:
+            return existing
+    config = await config_cache.snapshot(uow)
+    campaign = config.campaign_for_dialled(dialled)
     if campaign is None:
         raise NotFound(f"no campaign answers {dialled}", field="dialled")
     number = normalise(caller, campaign.default_region)
@@ -191,38 +283,33 @@ async def receive(
     )
     uow.session.add(call)
     await uow.session.flush()
+    uow.memo.setdefault("calls_received", set()).add(call.id)
     _emit_call(uow, call, "call.received", caller=number.e164, caller_issue=number.issue)
-    from app.rules import service as rules  # the rules drive these steps back: import late
-
-    if await rules.refuse_if_blocked(uow, call, campaign, now):
-        return call
-    decided = await rules.call_event(uow, "call.received", call, now, campaign=campaign)
+    decided = await hooks.received(uow, call, campaign, now)
     if decided.rejected:
         return call
     if not hours.is_open(campaign.opening_hours, campaign.timezone, now):
         await reject(uow, call, campaign, "closed", now)
         return call
-    queue = await repository.queue_for_call(uow.session, campaign, dialled)
+    queue = config.queue_for_call(campaign, dialled)
     if decided.queue is not None:
-        queue = await repository.queue_named(uow.session, campaign.id, decided.queue) or queue
-    commands.issue(uow, CommandName.ANSWER, provider_call_id)
-    await enqueue(uow, call, queue, now, priority=decided.priority or 0)
-    _start_caller_lookup(uow, call.id, number)
+        queue = config.queue_named(campaign.id, decided.queue) or queue
+    issue_command(uow, CommandName.ANSWER, provider_call_id)
+    _committed(uow, call)
+    await enqueue(uow, call, queue, now, priority=decided.priority or 0, route=route)
     return call
 
 
-def _start_caller_lookup(uow: UnitOfWork, call_id: int, number: CallerNumber) -> None:
-    """Look the caller up once the call is committed, while the router offers it."""
-    caller_lookup = uow.db.caller_lookup
-    if caller_lookup is None:
-        return  # no CTI in this process (tools, some tests)
-    if number.e164 is None:
-        return  # withheld or invalid: nothing to look up; the reason is on the call
-
-    async def start() -> None:
-        caller_lookup.spawn(uow.db, call_id, number)
-
-    uow.after_commit(start)
+def _committed(uow: UnitOfWork, call: Call) -> None:
+    """Once committed, the plugins hear of the new call (the caller look-up starts)."""
+    committed = hooks.CommittedCall(
+        call_id=call.id,
+        campaign_id=call.campaign_id,
+        number=call.caller_number,
+        issue=call.caller_number_issue,
+        received_at=call.received_at,
+    )
+    hooks.committed(uow, committed)
 
 
 async def reject(
@@ -242,9 +329,9 @@ async def reject(
         message = campaign.closed_message
         if reason == "closed":
             message = f"{message} Opening hours: {hours.describe(campaign.opening_hours)}."
-    commands.issue(uow, CommandName.ANSWER, call.provider_call_id)  # to play the message
-    commands.issue(uow, CommandName.PLAY, call.provider_call_id, message=message)
-    commands.issue(uow, CommandName.HANGUP, call.provider_call_id)
+    issue_command(uow, CommandName.ANSWER, call.provider_call_id)  # to play the message
+    issue_command(uow, CommandName.PLAY, call.provider_call_id, message=message)
+    issue_command(uow, CommandName.HANGUP, call.provider_call_id)
     _emit_call(uow, call, "call.rejected", reason=reason)
 
 
@@ -256,6 +343,7 @@ async def enqueue(
     priority: int = 0,
     *,
     tried: frozenset[int] = frozenset(),
+    route: bool = True,
 ) -> None:
     if queue.max_length is not None and (
         await repository.queue_length(uow.session, queue.id) >= queue.max_length
@@ -268,7 +356,7 @@ async def enqueue(
     call.priority = priority
     call.queued_at = now
     call.rank_key = now.timestamp() - priority * queue.ageing_seconds
-    commands.issue(uow, CommandName.PLAY, call.provider_call_id, message="hold")
+    issue_command(uow, CommandName.PLAY, call.provider_call_id, message="hold")
     if queue.max_wait_seconds is not None:
         due = now + dt.timedelta(seconds=queue.max_wait_seconds)
         timers.schedule(uow, TimerKind.MAX_WAIT, due, call_id=call.id)
@@ -276,10 +364,15 @@ async def enqueue(
         due = now + dt.timedelta(seconds=after_seconds)
         timers.schedule(uow, TimerKind.TIER_WIDEN, due, call_id=call.id)
     _emit_call(uow, call, "call.queued", queue=queue.name, priority=priority)
-    request_dispatch(uow, call.campaign_id)
-    from app.rules import service as rules
-
-    await rules.call_event(uow, "call.queued", call, now)
+    await hooks.step(uow, "call_queued", call, now)
+    if call.state != CallState.QUEUED or call.queue_id != queue.id or not route:
+        return  # a rule moved or ended it, or nobody is to be offered it
+    # A call received in this transaction has no stored pop: its look-up starts
+    # after the commit.
+    fresh = call.id in uow.memo.get("calls_received", ())
+    if not await match_call(uow, call, queue, now, pop_may_exist=not fresh) and uow.db.is_postgres:
+        # Another process may be freeing an agent this transaction cannot see yet.
+        request_dispatch(uow, call.campaign_id)
 
 
 async def overflow(
@@ -298,7 +391,7 @@ async def overflow(
     """
     tried = tried | {queue.id}
     if queue.overflow_queue_id is not None and queue.overflow_queue_id not in tried:
-        target = await repository.get_queue(uow.session, queue.overflow_queue_id)
+        target = (await config_cache.snapshot(uow)).queue(queue.overflow_queue_id)
         if call.state == CallState.QUEUED:
             await timers.cancel_all_for_call(uow, call.id)
             _emit_call(uow, call, "call.moved", reason=reason, to_queue=target.name)
@@ -310,15 +403,26 @@ async def overflow(
     call.ended_at = now
     call.wait_seconds = _wait(call, now)
     await timers.cancel_all_for_call(uow, call.id)
-    commands.issue(uow, CommandName.PLAY, call.provider_call_id, message=queue.overflow_message)
-    commands.issue(uow, CommandName.HANGUP, call.provider_call_id)
+    issue_command(uow, CommandName.PLAY, call.provider_call_id, message=queue.overflow_message)
+    issue_command(uow, CommandName.HANGUP, call.provider_call_id)
     _emit_call(uow, call, "call.overflowed", reason=reason, wait_seconds=call.wait_seconds)
 
 
 async def offer(
-    uow: UnitOfWork, call: Call, agent: Agent, queue: Queue, seat_address: str, now: dt.datetime
+    uow: UnitOfWork,
+    call: Call,
+    agent: Agent,
+    queue: Queue,
+    seat_address: str,
+    now: dt.datetime,
+    *,
+    pop_may_exist: bool = True,
 ) -> None:
-    """Claim a (call, agent) pair: both rows are already locked by the router."""
+    """Claim a (call, agent) pair: both rows are already locked by the caller.
+
+    ``pop_may_exist=False`` when the call's look-up cannot have stored a pop yet
+    (it starts after this transaction commits): the pop is not read.
+    """
     call.state = next_call_state(call.state, "offer")
     agent.current_call_id = call.id
     _set_agent_state(uow, agent, "reserve", now)
@@ -327,7 +431,7 @@ async def offer(
     call.offers += 1
     due = now + dt.timedelta(seconds=queue.ring_timeout_seconds)
     timers.schedule(uow, TimerKind.RING_TIMEOUT, due, call_id=call.id, agent_id=agent.id)
-    commands.issue(
+    issue_command(
         uow,
         CommandName.BRIDGE,
         call.provider_call_id,
@@ -335,7 +439,7 @@ async def offer(
         agent_id=agent.id,
         auto_answer=queue.auto_answer,
     )
-    pop = await stored_pop(uow.session, call.id)
+    pop = await hooks.pop_for_offer(uow, call.id) if pop_may_exist else None
     _emit_call(
         uow,
         call,
@@ -349,18 +453,20 @@ async def offer(
         # The caller's details when the look-up has finished; else call.cti_ready follows.
         screen_pop=pop,
     )
-    from app.rules import service as rules
-
     # Its rules, then its script on the screen (filled in with the pop when there is one).
-    await rules.offered(uow, call, agent.id, now, pop=pop)
+    await hooks.offered(uow, call, agent.id, now, pop)
 
 
 async def _requeue_at_head(uow: UnitOfWork, call: Call, now: dt.datetime, reason: str) -> None:
+    """Back to the head of its queue; offered at once to another free agent if any
+    (the agent it rang for is still reserved here, so never to them)."""
     call.state = next_call_state(call.state, "requeue")
     call.agent_id = None
     call.rank_key = min(call.rank_key, now.timestamp()) - HEAD_OF_QUEUE_BOOST
     _emit_call(uow, call, "call.requeued", reason=reason)
-    request_dispatch(uow, call.campaign_id)
+    queue = (await config_cache.snapshot(uow)).queues.get(call.queue_id or 0)
+    if queue is None or not await match_call(uow, call, queue, now):
+        request_dispatch(uow, call.campaign_id)
 
 
 async def ring_timeout(uow: UnitOfWork, call: Call, agent: Agent, now: dt.datetime) -> None:
@@ -370,12 +476,12 @@ async def ring_timeout(uow: UnitOfWork, call: Call, agent: Agent, now: dt.dateti
     await _requeue_at_head(uow, call, now, reason="ring_timeout")
     agent.current_call_id = None
     agent.missed_in_row += 1
-    settings = uow.db.settings or get_settings()
+    settings = settings_of(uow.db)
     if agent.missed_in_row >= settings.missed_offers_before_pause:
         _set_agent_state(uow, agent, "miss", now, reason="missed")
         agent.pending_state = agent.pending_reason = None
     else:
-        await _free_agent(uow, agent, "release", now)
+        await _free_agent(uow, agent, "release", now, match=False)
 
 
 async def screen_gone(uow: UnitOfWork, call: Call, agent: Agent, now: dt.datetime) -> None:
@@ -407,7 +513,7 @@ async def screen_closed(
         if call.state == CallState.OFFERED and call.agent_id == agent.id:
             await timers.cancel(uow, TimerKind.RING_TIMEOUT, call_id=call.id)
             await _requeue_at_head(uow, call, now, reason="screen_gone")
-            await _free_agent(uow, agent, "release", now)
+            await _free_agent(uow, agent, "release", now, match=False)
     if agent.state != AgentState.LOGGED_OUT:
         due = now + dt.timedelta(seconds=grace_seconds)
         timers.schedule(uow, TimerKind.SCREEN_GRACE, due, agent_id=agent.id)
@@ -426,11 +532,189 @@ async def connect(uow: UnitOfWork, call: Call, agent: Agent, now: dt.datetime) -
     call.wait_seconds = _wait(call, now)
     agent.missed_in_row = 0
     agent.calls_taken += 1
+    await _connected(uow, call, agent, now)
+
+
+async def _connected(uow: UnitOfWork, call: Call, agent: Agent, now: dt.datetime) -> None:
     await timers.cancel_all_for_call(uow, call.id)
     _emit_call(uow, call, "call.connected", wait_seconds=call.wait_seconds)
-    from app.rules import service as rules
+    await hooks.step(uow, "call_connected", call, now, agent.id)
 
-    await rules.call_event(uow, "call.connected", call, now, agent_id=agent.id)
+
+# --- the same steps as conditional statements (the hot path) ------------------------
+#
+# Each is an UPDATE ... WHERE state = <expected> ... RETURNING: the state check is in
+# the SQL, the row is locked and changed in one statement, and no row back means
+# "not in that state" (the caller then takes the general path above, which says
+# why). Rows are taken in the global lock order: the call, then its agent.
+
+
+def _latest_leg(provider_call_id: str) -> Any:
+    return (
+        select(Call.id)
+        .where(Call.provider_call_id == provider_call_id)
+        .order_by(Call.leg.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+_RETURNING = {"synchronize_session": False, "populate_existing": True}
+
+
+async def _update_call(uow: UnitOfWork, where: list[Any], values: dict[str, Any]) -> Call | None:
+    stmt = update(Call).where(*where).values(**values).returning(Call)
+    result = await uow.session.execute(stmt, execution_options=_RETURNING)
+    return result.scalars().one_or_none()
+
+
+async def _update_agent(uow: UnitOfWork, where: list[Any], values: dict[str, Any]) -> Agent | None:
+    stmt = update(Agent).where(*where).values(**values).returning(Agent)
+    result = await uow.session.execute(stmt, execution_options=_RETURNING)
+    return result.scalars().one_or_none()
+
+
+def _announce_agent(
+    uow: UnitOfWork, agent: Agent, action: str, state: str, reason: str | None
+) -> None:
+    hooks.agent_state_changed(uow, agent, action)
+    emit(
+        uow,
+        "agent.state",
+        campaign_id=agent.campaign_id,
+        agent_id=agent.id,
+        call_id=agent.current_call_id,
+        data={"state": state, "reason": reason, "action": action},
+    )
+
+
+async def connect_answered(uow: UnitOfWork, provider_call_id: str, now: dt.datetime) -> Call | None:
+    """``seat.answered`` for a ringing call: connected; None if it is not ringing."""
+    call = await _update_call(
+        uow,
+        [
+            Call.id == _latest_leg(provider_call_id),
+            Call.state == CallState.OFFERED,
+            Call.agent_id.is_not(None),
+        ],
+        {
+            "state": CallState.CONNECTED,
+            "answered_at": now,
+            "wait_seconds": uow.db.seconds_since(
+                func.coalesce(Call.queued_at, Call.received_at), now
+            ),
+        },
+    )
+    if call is None:
+        return None
+    agent = await _update_agent(
+        uow,
+        [
+            Agent.id == call.agent_id,
+            Agent.state == AgentState.RESERVED,
+            Agent.current_call_id == call.id,
+        ],
+        {
+            "state": AgentState.ON_CALL,
+            "state_since": now,
+            "missed_in_row": 0,
+            "calls_taken": Agent.calls_taken + 1,
+        },
+    )
+    if agent is None:
+        raise IllegalTransition("agent", "connect", "not reserved for this call")
+    _announce_agent(uow, agent, "connect", AgentState.ON_CALL, None)
+    await _connected(uow, call, agent, now)
+    return call
+
+
+async def wrap_up_connected(
+    uow: UnitOfWork, provider_call_id: str, now: dt.datetime, *, by: str
+) -> Call | None:
+    """A hang-up during the conversation: wrap-up; None if the call is not connected."""
+    call = await _update_call(
+        uow,
+        [
+            Call.id == _latest_leg(provider_call_id),
+            Call.state == CallState.CONNECTED,
+            Call.agent_id.is_not(None),
+        ],
+        {"state": CallState.WRAP_UP, "hangup_at": now, "end_reason": f"{by}_hangup"},
+    )
+    if call is None:
+        return None
+    agent = await _update_agent(
+        uow,
+        [
+            Agent.id == call.agent_id,
+            Agent.state == AgentState.ON_CALL,
+            Agent.current_call_id == call.id,
+        ],
+        {"state": AgentState.WRAP_UP, "state_since": now},
+    )
+    if agent is None:
+        raise IllegalTransition("agent", "start_wrap_up", "not on this call")
+    _announce_agent(uow, agent, "start_wrap_up", AgentState.WRAP_UP, None)
+    await _wrap_up_started(uow, call, agent, now, by=by)
+    return call
+
+
+async def finish_wrap_up(
+    uow: UnitOfWork,
+    agent_id: int,
+    now: dt.datetime,
+    disposition: str | None,
+    authorize: Callable[[Agent], None] | None = None,
+) -> Agent:
+    """The agent ends their wrap-up: the call completes (a transferred leg has ended
+    already) and the agent is free, or paused or logged out as they asked."""
+    holding = (
+        select(Agent.current_call_id)
+        .where(Agent.id == agent_id, Agent.state == AgentState.WRAP_UP)
+        .scalar_subquery()
+    )
+    in_wrap_up = Call.state == CallState.WRAP_UP
+    values: dict[str, Any] = {
+        "state": case((in_wrap_up, CallState.COMPLETED), else_=Call.state),
+        "ended_at": case((in_wrap_up, now), else_=Call.ended_at),
+    }
+    if disposition:
+        values["disposition"] = disposition
+    call = await _update_call(uow, [Call.id == holding], values)
+    pending = Agent.pending_state
+    agent = await _update_agent(
+        uow,
+        [Agent.id == agent_id, Agent.state == AgentState.WRAP_UP],
+        {
+            "state": case((pending.is_(None), AgentState.AVAILABLE), else_=pending),
+            "pause_reason": case((pending == AgentState.PAUSED, Agent.pending_reason), else_=None),
+            "pending_state": None,
+            "pending_reason": None,
+            "current_call_id": None,
+            "state_since": now,
+        },
+    )
+    if agent is None:
+        current = await repository.get_agent(uow.session, agent_id)
+        if authorize is not None:
+            authorize(current)  # a refusal says nothing about the agent's state
+        if current.current_call_id is None:
+            raise Conflict(f"agent {agent_id} holds no call", code="no_current_call")
+        raise IllegalTransition("agent", "end_wrap_up", current.state)
+    if authorize is not None:
+        authorize(agent)  # before anything is committed
+    if call is not None and call.state == CallState.COMPLETED:
+        _emit_call(uow, call, "call.completed", disposition=call.disposition)
+    await timers.cancel(uow, TimerKind.WRAPUP_END, agent_id=agent.id)
+    _announce_agent(uow, agent, "end_wrap_up", AgentState.AVAILABLE, None)
+    if agent.state == AgentState.PAUSED:
+        _announce_agent(uow, agent, "pause", AgentState.PAUSED, agent.pause_reason)
+    elif agent.state == AgentState.LOGGED_OUT:
+        _announce_agent(uow, agent, "logout", AgentState.LOGGED_OUT, None)
+        await _end_session(uow, agent, now)
+    elif not await match_agent(uow, agent, now) and uow.db.is_postgres:
+        request_dispatch(uow, agent.campaign_id)
+    return agent
 
 
 async def _agent_wrap_up(
@@ -438,7 +722,14 @@ async def _agent_wrap_up(
 ) -> dt.datetime:
     """The agent's conversation is over: wrap-up until a timer (or the agent) ends it."""
     _set_agent_state(uow, agent, "start_wrap_up", now)
-    queue = await repository.get_queue(uow.session, call.queue_id) if call.queue_id else None
+    return await _schedule_wrap_up_end(uow, call, agent, now)
+
+
+async def _schedule_wrap_up_end(
+    uow: UnitOfWork, call: Call, agent: Agent, now: dt.datetime
+) -> dt.datetime:
+    config = await config_cache.snapshot(uow)
+    queue = config.queues.get(call.queue_id) if call.queue_id else None
     due = now + dt.timedelta(seconds=queue.wrapup_seconds if queue else 30)
     timers.schedule(uow, TimerKind.WRAPUP_END, due, call_id=call.id, agent_id=agent.id)
     return due
@@ -451,14 +742,19 @@ async def start_wrap_up(
     call.state = next_call_state(call.state, "start_wrap_up")
     call.hangup_at = now
     call.end_reason = f"{by}_hangup"
-    due = await _agent_wrap_up(uow, call, agent, now)
+    _set_agent_state(uow, agent, "start_wrap_up", now)
+    await _wrap_up_started(uow, call, agent, now, by=by)
+
+
+async def _wrap_up_started(
+    uow: UnitOfWork, call: Call, agent: Agent, now: dt.datetime, *, by: str
+) -> None:
+    due = await _schedule_wrap_up_end(uow, call, agent, now)
     if by == "agent":
-        commands.issue(uow, CommandName.HANGUP, call.provider_call_id)
+        issue_command(uow, CommandName.HANGUP, call.provider_call_id)
     talk = round((now - (call.answered_at or now)).total_seconds(), 3)
     _emit_call(uow, call, "call.wrap_up", by=by, talk_seconds=talk, wrapup_until=due.isoformat())
-    from app.rules import service as rules
-
-    await rules.call_event(uow, "call.ended", call, now, agent_id=agent.id)
+    await hooks.step(uow, "call_ended", call, now, agent.id)
 
 
 async def transfer_to_queue(
@@ -493,9 +789,8 @@ async def transfer_to_queue(
     await uow.session.flush()
     _emit_call(uow, call, "call.transferred", to_queue=target.name, next_call_id=leg.id)
     _emit_call(uow, leg, "call.received", caller=leg.caller_number, parent_call_id=call.id)
-    if not await carry_pop(uow.session, call.id, leg.id):
-        # The first leg's look-up never finished: look up for this leg.
-        _start_caller_lookup(uow, leg.id, CallerNumber(leg.caller_number, leg.caller_number_issue))
+    if not await hooks.leg_created(uow, call, leg):
+        _committed(uow, leg)  # nothing carried over (no finished look-up): look up anew
     await enqueue(uow, leg, target, now, priority=call.priority)
     return leg
 
@@ -508,7 +803,7 @@ async def transfer_out(
     call.hangup_at = call.ended_at = now
     call.end_reason = "transferred_out"
     await _agent_wrap_up(uow, call, agent, now)
-    commands.issue(uow, CommandName.TRANSFER, call.provider_call_id, number=number)
+    issue_command(uow, CommandName.TRANSFER, call.provider_call_id, number=number)
     _emit_call(uow, call, "call.transferred", to_number=number)
 
 
@@ -563,9 +858,7 @@ async def abandon(uow: UnitOfWork, call: Call, now: dt.datetime) -> None:
         agent = await repository.get_agent(uow.session, was_offered_to, lock=True)
         if agent.current_call_id == call.id and agent.state == AgentState.RESERVED:
             await _free_agent(uow, agent, "release", now)
-    from app.rules import service as rules
-
-    await rules.call_event(uow, "call.ended", call, now)
+    await hooks.step(uow, "call_ended", call, now)
 
 
 async def caller_hangup(uow: UnitOfWork, call: Call, now: dt.datetime) -> None:
@@ -599,10 +892,13 @@ async def seat_hangup(uow: UnitOfWork, call: Call, now: dt.datetime) -> None:
 
 async def agent_call(uow: UnitOfWork, agent_id: int) -> tuple[Call, Agent]:
     """Lock an agent's current call then the agent (the global lock order)."""
-    snapshot = await repository.get_agent(uow.session, agent_id)
-    if snapshot.current_call_id is None:
+    holding = select(Agent.current_call_id).where(Agent.id == agent_id).scalar_subquery()
+    stmt = select(Call).where(Call.id == holding).with_for_update()
+    result = await uow.session.execute(stmt, execution_options={"populate_existing": True})
+    call = result.scalar_one_or_none()
+    if call is None:
+        await repository.get_agent(uow.session, agent_id)  # NotFound for an unknown agent
         raise Conflict(f"agent {agent_id} holds no call", code="no_current_call")
-    call = await repository.lock_call(uow.session, snapshot.current_call_id)
     agent = await repository.get_agent(uow.session, agent_id, lock=True)
     if agent.current_call_id != call.id:
         raise Conflict(f"agent {agent_id} call changed meanwhile", code="no_current_call")

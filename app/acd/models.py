@@ -22,6 +22,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.acd.states import AgentState, CallState
 from app.db import Base, BigId, Json, UTCDateTime, utcnow
 
+LIVE_CALL_STATES_SQL = "state IN ('offered', 'connected', 'wrap_up')"
 PAYMENT_LINK_DEFAULT = "https://donate.example.org/pay?ref={reference}&amount={amount}"
 
 
@@ -212,6 +213,15 @@ class Call(Base):
         Index("ix_calls_queue_state_rank", "queue_id", "state", "rank_key"),
         Index("ix_calls_campaign_state", "campaign_id", "state"),
         Index("ix_calls_caller_number", "caller_number", "received_at"),
+        # An agent holds at most one live call: a database guarantee on both dialects,
+        # behind the row locks and the state checks of the transitions.
+        Index(
+            "uq_calls_agent_live",
+            "agent_id",
+            unique=True,
+            postgresql_where=text(LIVE_CALL_STATES_SQL),
+            sqlite_where=text(LIVE_CALL_STATES_SQL),
+        ),
     )
 
 

@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.acd.models import Agent, AgentSkill, Call, Campaign, Queue
 from app.acd.states import CallState
-from app.cti.numbers import normalise
 from app.errors import NotFound
+from app.phone_numbers import normalise
 
 
 async def get_campaign(session: AsyncSession, campaign_id: int) -> Campaign:

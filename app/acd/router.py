@@ -18,14 +18,12 @@ import asyncio
 import datetime as dt
 import logging
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import select
 
-from app.acd import lifecycle
-from app.acd.models import Agent, AgentSkill, Call, Queue, Seat
-from app.acd.states import AgentState, CallState
+from app.acd import config_cache, hooks, lifecycle, matching
+from app.acd.models import Call
+from app.acd.states import CallState
 from app.background import BackgroundTask
 from app.db import Database, UnitOfWork, utcnow
 
@@ -33,48 +31,6 @@ log = logging.getLogger(__name__)
 
 # How many waiting calls one pass looks at; the pass repeats while it makes offers.
 PASS_SIZE = 50
-
-
-class Strategy:
-    LONGEST_IDLE = "longest_idle"
-    ROUND_ROBIN = "round_robin"
-    FEWEST_CALLS = "fewest_calls"
-    ALL = (LONGEST_IDLE, ROUND_ROBIN, FEWEST_CALLS)
-
-
-def eligible_level(queue: Queue, waited_seconds: float) -> int:
-    """The worst skill level allowed for a call that has waited this long (tiers widen)."""
-    level = queue.required_level
-    for after_seconds, tier_level in queue.tiers or []:
-        if waited_seconds >= after_seconds:
-            level = max(level, tier_level)
-    return level
-
-
-async def _best_agent(session: AsyncSession, queue: Queue, max_level: int) -> Agent | None:
-    stmt = select(Agent).where(
-        Agent.campaign_id == queue.campaign_id,
-        Agent.state == AgentState.AVAILABLE,
-        # Never offer to a volunteer whose screen is gone (they could not see it).
-        or_(Agent.screen_seen_at.is_(None), Agent.screens_open > 0),
-    )
-    order: list[Any] = []
-    if queue.required_skill:
-        stmt = stmt.join(
-            AgentSkill,
-            and_(AgentSkill.agent_id == Agent.id, AgentSkill.skill == queue.required_skill),
-        ).where(AgentSkill.level <= max_level)
-        order.append(AgentSkill.level)  # lowest tier first
-    if queue.strategy == Strategy.ROUND_ROBIN:
-        last = queue.rr_last_agent_id or 0
-        order += [case((Agent.id > last, 0), else_=1), Agent.id]
-    elif queue.strategy == Strategy.FEWEST_CALLS:
-        order += [Agent.calls_taken, Agent.state_since, Agent.id]
-    else:
-        order += [Agent.state_since, Agent.id]
-    stmt = stmt.order_by(*order).limit(1).with_for_update(skip_locked=True, of=Agent)
-    stmt = stmt.execution_options(populate_existing=True)
-    return (await session.execute(stmt)).scalar_one_or_none()
 
 
 async def try_offer(uow: UnitOfWork, call_id: int, now: dt.datetime) -> bool | None:
@@ -87,23 +43,20 @@ async def try_offer(uow: UnitOfWork, call_id: int, now: dt.datetime) -> bool | N
         select(Call)
         .where(Call.id == call_id, Call.state == CallState.QUEUED)
         .with_for_update(skip_locked=True)
-        .execution_options(populate_existing=True)
     )
-    call = (await uow.session.execute(stmt)).scalar_one_or_none()
+    result = await uow.session.execute(stmt, execution_options={"populate_existing": True})
+    call = result.scalar_one_or_none()
     if call is None or call.queue_id is None:
         return None
-    queue = await uow.session.get(Queue, call.queue_id)
+    config = await config_cache.snapshot(uow)
+    queue = config.queues.get(call.queue_id)
     if queue is None:
         return None
     waited = (now - (call.queued_at or call.received_at)).total_seconds()
-    agent = await _best_agent(uow.session, queue, eligible_level(queue, waited))
+    agent = await matching.best_agent(uow.session, queue, matching.eligible_level(queue, waited))
     if agent is None:
         return False
-    seat = await uow.session.get(Seat, agent.seat_id) if agent.seat_id else None
-    seat_address = seat.address if seat else f"agent:{agent.id}"
-    if queue.strategy == Strategy.ROUND_ROBIN:
-        queue.rr_last_agent_id = agent.id
-    await lifecycle.offer(uow, call, agent, queue, seat_address, now)
+    await lifecycle.offer_pair(uow, call, agent, queue, now, config=config)
     return True
 
 
@@ -115,11 +68,6 @@ class _Candidate:
 
 async def _waiting_calls(db: Database, campaign_id: int | None) -> list[_Candidate]:
     async with db.read() as session:
-        free = select(func.count()).where(Agent.state == AgentState.AVAILABLE)
-        if campaign_id is not None:
-            free = free.where(Agent.campaign_id == campaign_id)
-        if not (await session.execute(free)).scalar_one():
-            return []
         stmt = select(Call.id, Call.queue_id).where(
             Call.state == CallState.QUEUED, Call.queue_id.is_not(None)
         )
@@ -168,12 +116,12 @@ class Dispatcher(BackgroundTask):
 
     def start(self, db: Database, sweep_seconds: float) -> None:
         self._db = db
-        db.dispatcher = self
+        hooks.of(db).dispatcher = self
         self._launch(self._run(sweep_seconds), name="dispatcher")
 
     async def stop(self) -> None:
         if self._db is not None:
-            self._db.dispatcher = None
+            hooks.of(self._db).dispatcher = None
         self._db = None
         await super().stop()
 

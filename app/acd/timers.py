@@ -25,6 +25,9 @@ class TimerKind:
     RULE = "rule_timer"  # a rule's start_timer: fires the rules on timer.<name>
 
 
+TIMERS = Timer.__table__
+
+
 def schedule(
     uow: UnitOfWork,
     kind: str,
@@ -33,15 +36,43 @@ def schedule(
     call_id: int | None = None,
     agent_id: int | None = None,
     data: dict[str, Any] | None = None,
-) -> Timer:
-    timer = Timer(kind=kind, due_at=due_at, call_id=call_id, agent_id=agent_id, data=data or {})
-    uow.session.add(timer)
-    return timer
+) -> None:
+    """Stage a timer: written with the unit of work's other timers in one INSERT."""
+    row = {
+        "kind": kind,
+        "due_at": due_at,
+        "call_id": call_id,
+        "agent_id": agent_id,
+        "data": data or {},
+    }
+    uow.stage(TIMERS, row)  # type: ignore[arg-type]
+    uow.timers_scheduled(due_at)
 
 
 async def cancel(
-    uow: UnitOfWork, kind: str, *, call_id: int | None = None, agent_id: int | None = None
+    uow: UnitOfWork,
+    kind: str,
+    *,
+    call_id: int | None = None,
+    agent_id: int | None = None,
+    stored: bool = True,
 ) -> None:
+    """Cancel timers of a kind for a call and/or agent.
+
+    ``stored=False`` when the caller knows none was committed before this unit of
+    work (the call was offered in this very transaction): no DELETE is sent.
+    """
+
+    def matches(row: dict[str, Any]) -> bool:
+        return (
+            row["kind"] == kind
+            and (call_id is None or row["call_id"] == call_id)
+            and (agent_id is None or row["agent_id"] == agent_id)
+        )
+
+    uow.unstage(TIMERS, matches)  # type: ignore[arg-type]
+    if not stored:
+        return
     stmt = delete(Timer).where(Timer.kind == kind)
     if call_id is not None:
         stmt = stmt.where(Timer.call_id == call_id)
@@ -50,21 +81,30 @@ async def cancel(
     await uow.session.execute(stmt)
 
 
-async def cancel_all_for_call(uow: UnitOfWork, call_id: int) -> None:
-    await uow.session.execute(delete(Timer).where(Timer.call_id == call_id))
+async def cancel_all_for_call(uow: UnitOfWork, call_id: int, *, stored: bool = True) -> None:
+    uow.unstage(TIMERS, lambda row: row["call_id"] == call_id)  # type: ignore[arg-type]
+    if stored:
+        await uow.session.execute(delete(Timer).where(Timer.call_id == call_id))
 
 
 async def due(
     session: AsyncSession, now: dt.datetime, limit: int
-) -> list[tuple[int, int | None, int | None]]:
-    """Timers due now, oldest first: (id, call id, agent id)."""
+) -> tuple[list[tuple[int, int | None, int | None]], dt.datetime | None]:
+    """Timers due now, oldest first, as (id, call id, agent id); and when the next
+    one not yet due is due (None: none within this batch)."""
     stmt = (
-        select(Timer.id, Timer.call_id, Timer.agent_id)
-        .where(Timer.due_at <= now)
+        select(Timer.id, Timer.call_id, Timer.agent_id, Timer.due_at)
         .order_by(Timer.due_at)
-        .limit(limit)
+        .limit(limit + 1)
     )
-    return [(t, c, a) for t, c, a in (await session.execute(stmt)).all()]
+    due_now: list[tuple[int, int | None, int | None]] = []
+    for timer_id, call_id, agent_id, due_at in (await session.execute(stmt)).all():
+        if due_at > now:
+            return due_now, due_at
+        if len(due_now) == limit:
+            return due_now, due_at
+        due_now.append((timer_id, call_id, agent_id))
+    return due_now, None
 
 
 async def claim(uow: UnitOfWork, timer_id: int) -> Timer | None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import datetime as dt
 import logging
 
-from app.acd import lifecycle, repository, timers
+from app.acd import config_cache, hooks, lifecycle, repository, timers
 from app.acd.models import Call, Timer
 from app.acd.states import AgentState, CallState
 from app.acd.timers import TimerKind
@@ -33,7 +35,7 @@ async def _on_timer(uow: UnitOfWork, timer: Timer) -> None:
             await lifecycle.end_wrap_up(uow, call, agent, now, disposition=None)
     elif timer.kind == TimerKind.MAX_WAIT and call is not None:
         if call.state == CallState.QUEUED and call.queue_id is not None:
-            queue = await repository.get_queue(uow.session, call.queue_id)
+            queue = (await config_cache.snapshot(uow)).queue(call.queue_id)
             await lifecycle.overflow(uow, call, queue, now, reason="max_wait")
     elif timer.kind == TimerKind.SCREEN_GRACE and timer.agent_id:
         agent = await repository.get_agent(uow.session, timer.agent_id, lock=True)
@@ -42,16 +44,21 @@ async def _on_timer(uow: UnitOfWork, timer: Timer) -> None:
         # More agents are eligible now: look again.
         lifecycle.request_dispatch(uow, call.campaign_id)
     elif timer.kind == TimerKind.RULE and call is not None:
-        from app.rules import service as rules
-
-        await rules.timer_fired(uow, call, str(timer.data.get("name", "")), now)
+        await hooks.timer_fired(uow, call, str(timer.data.get("name", "")), now)
 
 
 BATCH = 100
 
 
 async def run_due_timers(db: Database) -> int:
-    """Fire every timer due now, one transaction each; returns how many fired.
+    """Fire every timer due now, one transaction each; returns how many fired."""
+    fired, _next_due = await fire_due_timers(db)
+    return fired
+
+
+async def fire_due_timers(db: Database) -> tuple[int, dt.datetime | None]:
+    """Fire every timer due now, one transaction each: how many fired, and when the
+    next one is due (None: no timer left).
 
     Rows are locked in the global order (the call, else the agent, then the timer)
     so a timer firing never deadlocks with a call step that cancels it.
@@ -59,7 +66,7 @@ async def run_due_timers(db: Database) -> int:
     fired = 0
     while True:
         async with db.read() as session:
-            batch = await timers.due(session, utcnow(), BATCH)
+            batch, next_due = await timers.due(session, utcnow(), BATCH)
         for timer_id, call_id, agent_id in batch:
             async with db.unit_of_work() as uow:
                 if call_id is not None:
@@ -71,29 +78,55 @@ async def run_due_timers(db: Database) -> int:
                     await _fire(uow, timer)
                     fired += 1
         if len(batch) < BATCH:
-            return fired
+            return fired, next_due
 
 
 async def _fire(uow: UnitOfWork, timer: Timer) -> None:
-    events_before = len(uow.events)
+    outbox_before = uow.mark()
     try:
         async with uow.session.begin_nested():
             await _on_timer(uow, timer)
     except Exception:
         # A broken timer is dropped (and logged), never retried forever; the
-        # savepoint undid its writes, so its events must not be published.
-        del uow.events[events_before:]
+        # savepoint undid its writes, so its staged events and rows go too.
+        uow.rollback_to(outbox_before)
         log.exception("timer %s (%s) failed", timer.id, timer.kind)
 
 
 class TimerWorker(BackgroundTask):
+    """Fires due timers, sleeping until the next one is due.
+
+    A timer set in this process wakes it at once if it is due sooner than the
+    planned wake-up; one set by another process is fired by that process, and
+    found here too at the latest after ``poll_seconds`` (the safety net for a
+    process that died with timers pending).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._wake = asyncio.Event()
+        self._planned: dt.datetime | None = None
+
     def start(self, db: Database, poll_seconds: float) -> None:
+        db.on_timer_set.append(self._timer_set)
         self._launch(self._run(db, poll_seconds), name="timers")
+
+    def _timer_set(self, due_at: dt.datetime) -> None:
+        if self._planned is None or due_at < self._planned:
+            self._wake.set()
 
     async def _run(self, db: Database, poll_seconds: float) -> None:
         while True:
+            self._wake.clear()  # before the pass: a timer set during it wakes the next wait
+            next_due: dt.datetime | None = None
             try:
-                await run_due_timers(db)
+                _fired, next_due = await fire_due_timers(db)
             except Exception:
                 log.exception("timer pass failed")
-            await asyncio.sleep(poll_seconds)
+            now = utcnow()
+            wait = poll_seconds
+            if next_due is not None:
+                wait = min(wait, max(0.0, (next_due - now).total_seconds()))
+            self._planned = now + dt.timedelta(seconds=wait)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=wait)

@@ -24,22 +24,26 @@ import collections
 import datetime as dt
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as _pg_insert
+from sqlalchemy.dialects.sqlite import insert as _sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from app.acd.hooks import CallHooks, CommittedCall
+from app.acd.lifecycle import request_dispatch
 from app.acd.models import Call
 from app.acd.states import CallState
 from app.cti.directory import DirectoryClient, DirectoryResult, LatencyStats
 from app.cti.models import ScreenPop
-from app.cti.numbers import CallerNumber
 from app.cti.screenpop import CallHistory, ReturningDonor, assemble
-from app.db import Database, utcnow
+from app.db import Database, UnitOfWork, utcnow
 from app.errors import NotFound
+from app.phone_numbers import CallerNumber
 from app.pledges import repository as pledges
 from app.realtime.outbox import emit
 from app.settings import Settings
@@ -201,7 +205,11 @@ class CallerLookup:
     # the whole look-up
 
     async def prepare(
-        self, db: Database, call_id: int, caller: CallerNumber | None = None
+        self,
+        db: Database,
+        call_id: int,
+        caller: CallerNumber | None = None,
+        known: CallFacts | None = None,
     ) -> dict[str, Any]:
         """The screen pop of a call, not stored.
 
@@ -214,7 +222,8 @@ class CallerLookup:
         directory_task = early
         try:
             async with db.read() as session:
-                facts = await call_facts(session, call_id)
+                # Given by the call path when it already read them: no read of the call.
+                facts = known or await call_facts(session, call_id)
                 if facts is None:
                     raise NotFound(f"no call {call_id}", field="call_id")
                 if early is not None and caller is not None and caller.e164 != facts.number:
@@ -243,7 +252,11 @@ class CallerLookup:
         return asyncio.ensure_future(self.directory.lookup(number, issue))
 
     async def lookup(
-        self, db: Database, call_id: int, caller: CallerNumber | None = None
+        self,
+        db: Database,
+        call_id: int,
+        caller: CallerNumber | None = None,
+        known: CallFacts | None = None,
     ) -> dict[str, Any]:
         """Build, store and announce the screen pop of a call; returns the pop.
 
@@ -253,15 +266,8 @@ class CallerLookup:
         call does not exist.
         """
         started = time.perf_counter()
-        pop = await self.prepare(db, call_id, caller)
-        for attempt in range(2):
-            try:
-                await self.store(db, call_id, pop)
-                break
-            except IntegrityError:
-                # Two look-ups of one call raced to insert: the second one updates.
-                if attempt:
-                    raise
+        pop = await self.prepare(db, call_id, caller, known)
+        await self.store(db, call_id, pop)
         self.counts["pops"] += 1
         self.counts[f"status_{pop['status']}"] += 1
         self.latency.observe((time.perf_counter() - started) * 1000)
@@ -273,55 +279,71 @@ class CallerLookup:
             # Lock the call: an offer in progress finishes first (and we see its agent),
             # or it waits for this commit (and then reads the stored pop).
             stmt = (
-                select(Call)
+                select(Call.campaign_id, Call.queue_id, Call.agent_id, Call.state)
                 .where(Call.id == call_id)
                 .with_for_update()
-                .execution_options(populate_existing=True)
             )
-            call = (await uow.session.execute(stmt)).scalar_one_or_none()
+            call = (await uow.session.execute(stmt)).one_or_none()
             if call is None:
                 raise NotFound(f"call {call_id} is gone", field="call_id")
-            now = utcnow()
-            row = await uow.session.get(ScreenPop, call_id)
-            if row is None:
-                uow.session.add(
-                    ScreenPop(call_id=call_id, status=pop["status"], data=pop, created_at=now)
-                )
-            else:
-                row.status, row.data, row.created_at = pop["status"], pop, now
+            campaign_id, queue_id, agent_id, state = call
+            # A second look-up of the same call (a retry) replaces the first one's pop.
+            values = {"call_id": call_id, "status": pop["status"], "data": pop}
+            upsert = (_pg_insert if db.is_postgres else _sqlite_insert)(ScreenPop).values(
+                **values, created_at=utcnow()
+            )
+            changed = {"status": upsert.excluded.status, "data": upsert.excluded.data}
+            changed["created_at"] = upsert.excluded.created_at
+            await uow.session.execute(
+                upsert.on_conflict_do_update(index_elements=["call_id"], set_=changed)
+            )
             emit(
                 uow,
                 EVENT_TYPE,
-                campaign_id=call.campaign_id,
-                queue_id=call.queue_id,
-                call_id=call.id,
-                agent_id=call.agent_id,
+                campaign_id=campaign_id,
+                queue_id=queue_id,
+                call_id=call_id,
+                agent_id=agent_id,
                 data=pop,
             )
-            if call.state == CallState.QUEUED and db.is_postgres:
+            if state == CallState.QUEUED and db.is_postgres:
                 # A router that met the locked row skipped it (SKIP LOCKED): look again.
-                uow.dispatch_campaigns.add(call.campaign_id)
+                request_dispatch(uow, campaign_id)
 
     def spawn(
-        self, db: Database, call_id: int, caller: CallerNumber | None = None
+        self,
+        db: Database,
+        call_id: int,
+        caller: CallerNumber | None = None,
+        known: CallFacts | None = None,
     ) -> asyncio.Task[dict[str, Any] | None]:
         """Run :meth:`lookup` in the background; failures are logged, never raised."""
-        task = asyncio.create_task(self._guarded(db, call_id, caller), name=f"cti-lookup-{call_id}")
+        task = asyncio.create_task(
+            self._guarded(db, call_id, caller, known), name=f"cti-lookup-{call_id}"
+        )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
 
     async def _guarded(
-        self, db: Database, call_id: int, caller: CallerNumber | None
+        self,
+        db: Database,
+        call_id: int,
+        caller: CallerNumber | None,
+        known: CallFacts | None,
     ) -> dict[str, Any] | None:
         try:
-            return await self.lookup(db, call_id, caller)
+            return await self.lookup(db, call_id, caller, known)
         except asyncio.CancelledError:
             raise
         except Exception:
             self.counts["failed"] += 1
             log.exception("screen pop of call %s failed", call_id)
             return None
+
+    async def idle(self) -> bool:
+        """True when no look-up of this process is in flight (tests wait on it)."""
+        return not self._tasks
 
     def metrics(self) -> dict[str, Any]:
         return {
@@ -336,3 +358,53 @@ class CallerLookup:
             "pop_latency_ms": self.latency.snapshot(),
             "directory": self.directory.metrics(),
         }
+
+
+# --- on the call path ------------------------------------------------------------
+
+
+KnownHistory = Callable[[UnitOfWork, CommittedCall], CallHistory | None]
+
+
+def register(
+    hooks: CallHooks, lookup: CallerLookup | None, known_history: KnownHistory | None = None
+) -> None:
+    """Plug the CTI into the ACD's hooks: the stored pop rides on the offer, a
+    transferred leg keeps its pop, and a new call is looked up once committed
+    (when this process has a caller look-up: a directory is configured).
+    ``known_history`` finds the caller's earlier calls if the committed
+    transaction read them already (the rules do), so they are not read again."""
+
+    async def pop_for_offer(uow: UnitOfWork, call_id: int) -> dict[str, Any] | None:
+        return await stored_pop(uow.session, call_id)
+
+    async def leg_created(uow: UnitOfWork, call: Any, leg: Any) -> bool:
+        return await carry_pop(uow.session, call.id, leg.id)
+
+    hooks.pop_for_offer.append(pop_for_offer)
+    hooks.leg_created.append(leg_created)
+    if lookup is None:
+        return
+
+    def committed(uow: UnitOfWork, call: CommittedCall) -> None:
+        history = known_history(uow, call) if known_history is not None else None
+        start_lookup(lookup, uow, call, history)
+
+    hooks.call_committed.append(committed)
+
+
+def start_lookup(
+    lookup: CallerLookup,
+    uow: UnitOfWork,
+    call: CommittedCall,
+    history: CallHistory | None = None,
+) -> None:
+    """Look a new call's caller up, beside routing. Withheld and invalid numbers
+    start nothing: the reason is on the call. ``history``: the caller's earlier
+    calls when the call path read them already (then the call is not read again)."""
+    if call.number is None:
+        return
+    known = None
+    if history is not None:
+        known = CallFacts(call.call_id, call.campaign_id, call.number, call.issue, history)
+    lookup.spawn(uow.db, call.call_id, CallerNumber(call.number, call.issue), known)

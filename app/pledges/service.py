@@ -21,9 +21,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.acd.models import Agent, Call, Campaign
 from app.auth.service import Principal, Role
-from app.cti.numbers import normalise
 from app.db import UnitOfWork, utcnow
 from app.errors import Conflict, Forbidden, Invalid
+from app.phone_numbers import normalise
 from app.pledges import cardguard, repository
 from app.pledges.models import (
     CancelReason,

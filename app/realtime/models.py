@@ -1,53 +1,6 @@
-"""The events table: the outbox and the hotline's history.
+"""The events table lives in ``app.outbox`` (the core writes it); named here too for
+the realtime package's readers."""
 
-Every state change writes its event in the same transaction. ``seq`` is the global
-sequence number receivers read by. On PostgreSQL, sequence values are handed out
-at insert time, so two concurrent transactions may commit out of ``seq`` order; a
-reader that tails the table therefore treats a gap as "not yet committed" for a
-short grace period before moving past it (a gap left by a rolled-back transaction
-never fills).
-"""
+from app.outbox import Event
 
-from __future__ import annotations
-
-import datetime as dt
-from typing import Any
-
-from sqlalchemy import Index, String
-from sqlalchemy.orm import Mapped, mapped_column
-
-from app.db import Base, BigId, Json, UTCDateTime, utcnow
-
-
-class Event(Base):
-    __tablename__ = "events"
-
-    seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    type: Mapped[str] = mapped_column(String(64))
-    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-    campaign_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
-    queue_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
-    call_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
-    agent_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
-    data: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
-
-    __table_args__ = (
-        Index("ix_events_campaign_seq", "campaign_id", "seq"),
-        Index("ix_events_call_id", "call_id"),
-        Index("ix_events_agent_id", "agent_id"),
-    )
-
-    def as_message(self) -> dict[str, Any]:
-        """The wire form used by screens: ``{type, seq, at, data}``."""
-        return {
-            "type": self.type,
-            "seq": self.seq,
-            "at": self.at.isoformat(),
-            "data": {
-                **self.data,
-                "campaign_id": self.campaign_id,
-                "queue_id": self.queue_id,
-                "call_id": self.call_id,
-                "agent_id": self.agent_id,
-            },
-        }
+__all__ = ["Event"]

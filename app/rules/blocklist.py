@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import UnitOfWork
 from app.realtime.outbox import emit
+from app.rules.facts import forget_caller_records
 from app.rules.models import NumberBlock
 
 
@@ -65,6 +66,7 @@ async def strike(
     reason: str = "prank",
 ) -> NumberBlock:
     """One more strike; at ``block_after`` strikes (0: never) the number is blocked."""
+    forget_caller_records(uow.memo)
     row = await _row(uow, campaign_id, number, now)
     row.strikes += 1
     row.updated_by, row.updated_at, row.reason = by, now, reason
@@ -84,6 +86,7 @@ async def block(
     seconds: int,
     reason: str,
 ) -> NumberBlock:
+    forget_caller_records(uow.memo)
     row = await _row(uow, campaign_id, number, now)
     row.blocked_until = now + dt.timedelta(seconds=seconds)
     row.updated_by, row.updated_at, row.reason = by, now, reason

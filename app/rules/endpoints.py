@@ -17,10 +17,10 @@ from app.acd import repository
 from app.acd.models import Call, Queue
 from app.auth.deps import check_campaign, require
 from app.auth.service import Principal, Role
-from app.cti.numbers import normalise
 from app.db import Database, utcnow
 from app.deps import get_app_settings, get_db
 from app.errors import Invalid, NotFound, error_body
+from app.phone_numbers import normalise
 from app.realtime.outbox import emit
 from app.rules import blocklist, engine
 from app.rules.loader import RuleSet, RulesRefused, parse_duration, queue_problems

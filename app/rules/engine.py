@@ -14,9 +14,11 @@ undone (savepoint) and the call goes on.
 from __future__ import annotations
 
 import contextvars
+import itertools
 import logging
 import time
 import weakref
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -31,7 +33,7 @@ from app.rules import facts as facts_module
 from app.rules.facts import FACTS, Situation
 from app.rules.loader import PLACEHOLDER, Rule, RuleSet, RulesRefused, Script, facts_read, load
 from app.rules.models import RuleFile
-from app.settings import Settings, get_settings
+from app.settings import Settings, settings_of
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,7 @@ _cache: dict[tuple[str, int], _Entry] = {}
 
 # The database a session is bound to, by URL (rendering a URL is slow: kept per engine).
 _bind_keys: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+_engine_numbers = itertools.count(1)
 
 
 def _db_key(session: AsyncSession) -> str:
@@ -83,7 +86,9 @@ def _db_key(session: AsyncSession) -> str:
         return ""
     key = _bind_keys.get(bind)
     if key is None:
-        key = _bind_keys[bind] = str(getattr(bind, "url", ""))
+        # One key per engine, not per URL: a new app on the same database (a restart,
+        # a test) starts with an empty cache, since only events keep it fresh.
+        key = _bind_keys[bind] = f"{getattr(bind, 'url', '')}#{next(_engine_numbers)}"
     return key
 
 
@@ -100,13 +105,38 @@ def rules_file(settings: Settings, campaign_id: int) -> Path | None:
     return Path(settings.rules_dir) / f"{campaign_id}.yaml"
 
 
+def on_events(events: Iterable[Any]) -> None:
+    """Committed events of any process: a rules file put through the API anywhere
+    drops that campaign's cached rule set here."""
+    for event in events:
+        if isinstance(event, dict):  # the wire form: ids are in its data
+            kind, campaign_id = event.get("type"), (event.get("data") or {}).get("campaign_id")
+        else:
+            kind, campaign_id = getattr(event, "type", None), getattr(event, "campaign_id", None)
+        if kind == "rules.replaced":
+            invalidate(campaign_id)
+
+
 async def ruleset_for(session: AsyncSession, campaign_id: int, settings: Settings) -> RuleSet:
+    """The campaign's rule set, from this process's cache.
+
+    A version put through the API is announced by its ``rules.replaced`` event
+    (:func:`on_events`), so the database is asked only when nothing is cached; a
+    rules file is looked at (its modification time, no query) at most every
+    ``rules_recheck_seconds``.
+    """
     key = (_db_key(session), campaign_id)
     entry = _cache.get(key)
     now = time.monotonic()
     if entry is not None and now - entry.checked_at < settings.rules_recheck_seconds:
         return entry.ruleset
-    origin, loader = await _current_origin(session, campaign_id, settings)
+    if entry is not None and entry.origin.startswith("api:"):
+        entry.checked_at = now  # only an API change replaces it, and it says so
+        return entry.ruleset
+    if entry is not None:
+        origin, loader = _file_origin(campaign_id, settings)
+    else:
+        origin, loader = await _current_origin(session, campaign_id, settings)
     ruleset: RuleSet
     if entry is not None and entry.origin == origin:
         entry.checked_at = now
@@ -140,6 +170,10 @@ async def _current_origin(
             return load_for_campaign(row.source, f"campaign {campaign_id} rules v{row.version}")
 
         return f"api:{version}", from_api
+    return _file_origin(campaign_id, settings)
+
+
+def _file_origin(campaign_id: int, settings: Settings) -> tuple[str, Any]:
     path = rules_file(settings, campaign_id)
     if path is not None and path.is_file():
         mtime = path.stat().st_mtime_ns
@@ -206,7 +240,7 @@ async def fire(
 ) -> Outcome:
     """Run the campaign's rules for ``event``; never raises for a rule's failure."""
     outcome = outcome or Outcome()
-    settings = uow.db.settings or get_settings()
+    settings = settings_of(uow.db)
     ruleset = await ruleset_for(uow.session, situation.campaign.id, settings)
     rules = ruleset.for_event(event)
     if not rules:
@@ -273,15 +307,15 @@ async def _run_rule(
         facts=facts,
         outcome=outcome,
     )
-    events_before = len(uow.events)
+    outbox_before = uow.mark()
     dispatch_before = set(uow.dispatch_campaigns)
     try:
         async with uow.session.begin_nested():
             for action in rule.then:
                 await actions.apply(run, action)
     except Exception:
-        # Undone by the savepoint: its events must not be published either.
-        del uow.events[events_before:]
+        # Undone by the savepoint: its events, commands and timers must go too.
+        uow.rollback_to(outbox_before)
         uow.dispatch_campaigns.intersection_update(dispatch_before)
         log.exception("rule %s (%s) failed; skipped", rule.name, event)
         if situation.call is not None:
@@ -333,11 +367,12 @@ async def script_for_call(
     now: Any,
     *,
     pop: dict[str, Any] | None = None,
+    campaign: Campaign | None = None,
 ) -> dict[str, Any] | None:
     """The script a volunteer sees for this call (snapshots, offers)."""
     from app.rules.scripts import DEFAULT_SCRIPT
 
-    campaign = await session.get(Campaign, call.campaign_id)
+    campaign = campaign or await session.get(Campaign, call.campaign_id)
     if campaign is None:
         return None
     ruleset = await ruleset_for(session, campaign.id, settings)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.acd import hours
@@ -92,6 +92,8 @@ class Situation:
     now: dt.datetime
     agent_id: int | None = None
     extra: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The unit of work's memo: the caller's record is read once per transaction.
+    memo: dict[Any, Any] | None = None
 
 
 async def gather(
@@ -123,16 +125,12 @@ async def gather(
         "blocked": False,
         "pledged_total": 0,
     }
-    if number is not None:
-        if needed & _HISTORY:
-            caller.update(await _history(session, campaign.id, number, now, tz))
-        if needed & _STRIKES:
-            row = await strikes_of(session, campaign.id, number)
-            if row is not None:
-                caller["prank_strikes"] = row.strikes
-                caller["blocked"] = row.blocked_until is not None and row.blocked_until > now
-        if "caller.pledged_total" in needed:
-            caller["pledged_total"] = await _pledged_total(session, campaign.id, number)
+    if number is not None and needed & _RECORD:
+        record = await caller_record(session, campaign.id, number, now, situation.memo)
+        caller.update(record.history(now, tz))
+        caller["prank_strikes"] = record.strikes
+        caller["blocked"] = record.blocked(now)
+        caller["pledged_total"] = record.pledged_total
     facts["caller"] = caller
     facts["call"] = await _call_facts(session, call, now, needed)
     agent = facts.get("agent") or {}
@@ -155,6 +153,7 @@ _HISTORY = frozenset(
     }
 )
 _STRIKES = frozenset({"caller.prank_strikes", "caller.blocked"})
+_RECORD = _HISTORY | _STRIKES | {"caller.pledged_total"}
 _DEFAULTS: dict[str, dict[str, Any]] = {
     "pledge": {"amount": 0, "currency": ""},
     "flag": {"kind": ""},
@@ -163,26 +162,85 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
 HISTORY_DAYS = 400
 
 
-async def _history(
-    session: AsyncSession, campaign_id: int, number: str, now: dt.datetime, tz: ZoneInfo
-) -> dict[str, int]:
-    """Counts of the number's calls (first legs only: a transfer is not a new call)."""
+@dataclass(frozen=True)
+class CallerRecord:
+    """What the hotline knows of a number: its calls, strikes, block and pledges."""
+
+    times: list[dt.datetime]
+    strikes: int
+    blocked_until: dt.datetime | None
+    pledged_total: int
+
+    def blocked(self, now: dt.datetime) -> bool:
+        return self.blocked_until is not None and self.blocked_until > now
+
+    def history(self, now: dt.datetime, tz: ZoneInfo) -> dict[str, int]:
+        """Counts of the number's calls (first legs only: a transfer is not a new call)."""
+        times = self.times
+        today = now.astimezone(tz).date()
+        days = {t.astimezone(tz).date() for t in times}
+        return {
+            "calls_last_10_minutes": sum(1 for t in times if t >= now - dt.timedelta(minutes=10)),
+            "calls_last_hour": sum(1 for t in times if t >= now - dt.timedelta(hours=1)),
+            "calls_today": sum(1 for t in times if t.astimezone(tz).date() == today),
+            "distinct_days": len(days),
+        }
+
+
+def known_caller_record(memo: dict[Any, Any], campaign_id: int, number: str) -> CallerRecord | None:
+    """The record a step of this transaction read already, if any."""
+    record = memo.get(("caller_record", campaign_id, number))
+    return record if isinstance(record, CallerRecord) else None
+
+
+def forget_caller_records(memo: dict[Any, Any]) -> None:
+    """A strike or block was written: the next read of a record goes to the table."""
+    for key in [k for k in memo if isinstance(k, tuple) and k[:1] == ("caller_record",)]:
+        del memo[key]
+
+
+async def caller_record(
+    session: AsyncSession,
+    campaign_id: int,
+    number: str,
+    now: dt.datetime,
+    memo: dict[Any, Any] | None = None,
+) -> CallerRecord:
+    """One statement: the number's calls, with its strikes, block and pledged total
+    as scalar subqueries on each row (a second one only if it never called)."""
+    key = ("caller_record", campaign_id, number)
+    if memo is not None and key in memo:
+        return memo[key]  # type: ignore[no-any-return]
+    block = (NumberBlock.campaign_id == campaign_id, NumberBlock.number == number)
+    strikes = select(NumberBlock.strikes).where(*block).scalar_subquery()
+    blocked_until = select(NumberBlock.blocked_until).where(*block).scalar_subquery()
+    pledged = _pledged_total_subquery(campaign_id, number)
     since = now - dt.timedelta(days=HISTORY_DAYS)
-    stmt = select(Call.received_at).where(
+    stmt = select(Call.received_at, strikes, blocked_until, pledged).where(
         Call.caller_number == number,
         Call.received_at >= since,
         Call.campaign_id == campaign_id,
         Call.leg == 0,
     )
-    times = list((await session.execute(stmt)).scalars())
-    today = now.astimezone(tz).date()
-    days = {t.astimezone(tz).date() for t in times}
-    return {
-        "calls_last_10_minutes": sum(1 for t in times if t >= now - dt.timedelta(minutes=10)),
-        "calls_last_hour": sum(1 for t in times if t >= now - dt.timedelta(hours=1)),
-        "calls_today": sum(1 for t in times if t.astimezone(tz).date() == today),
-        "distinct_days": len(days),
-    }
+    rows = (await session.execute(stmt)).all()
+    if rows:
+        others = rows[0][1:]
+    else:
+        others = (await session.execute(select(strikes, blocked_until, pledged))).one()
+    n_strikes, until, total = others
+    if isinstance(until, str):  # SQLite hands a subquery's timestamp back raw
+        until = dt.datetime.fromisoformat(until)
+    if until is not None and until.tzinfo is None:
+        until = until.replace(tzinfo=dt.UTC)
+    record = CallerRecord(
+        times=[row[0] for row in rows],
+        strikes=int(n_strikes or 0),
+        blocked_until=until,
+        pledged_total=int(total or 0),
+    )
+    if memo is not None:
+        memo[key] = record
+    return record
 
 
 async def strikes_of(session: AsyncSession, campaign_id: int, number: str) -> NumberBlock | None:
@@ -192,13 +250,12 @@ async def strikes_of(session: AsyncSession, campaign_id: int, number: str) -> Nu
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def _pledged_total(session: AsyncSession, campaign_id: int, number: str) -> int:
+def _pledged_total_subquery(campaign_id: int, number: str) -> Any:
     try:
         from app.pledges import repository as pledges
     except ImportError:
-        return 0  # no pledges module in this build
-    total = await pledges.pledged_total_for_number(session, campaign_id, number)
-    return int(total)
+        return literal(0)  # no pledges module in this build
+    return pledges.pledged_total_subquery(campaign_id, number)
 
 
 async def _call_facts(

@@ -10,15 +10,16 @@ import datetime as dt
 import logging
 from typing import Any
 
-from app.acd import lifecycle, repository
+from app.acd import config_cache, lifecycle
+from app.acd.hooks import CallHooks, CallStep, Screening
 from app.acd.models import Call, Campaign
 from app.db import Database, UnitOfWork, utcnow
 from app.errors import Conflict, Invalid
 from app.realtime.outbox import emit
-from app.rules import blocklist, engine, scripts
-from app.rules.facts import Situation
+from app.rules import engine, scripts
+from app.rules.facts import Situation, caller_record
 from app.rules.loader import Rule
-from app.settings import get_settings
+from app.settings import settings_of
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ FLAG_KINDS = ("prank", "needs_support")
 
 
 async def _campaign(uow: UnitOfWork, call: Call) -> Campaign:
-    return await repository.get_campaign(uow.session, call.campaign_id)
+    return (await config_cache.snapshot(uow)).campaign(call.campaign_id)
 
 
 async def call_event(
@@ -41,13 +42,18 @@ async def call_event(
 ) -> engine.Outcome:
     """Run the rules of ``event`` for a call; never raises for a rule's failure."""
     try:
-        settings = uow.db.settings or get_settings()
+        settings = settings_of(uow.db)
         ruleset = await engine.ruleset_for(uow.session, call.campaign_id, settings)
         if not ruleset.for_event(event):
             return engine.Outcome()  # the common case: nothing listens, nothing read
         campaign = campaign or await _campaign(uow, call)
         situation = Situation(
-            campaign=campaign, call=call, now=now, agent_id=agent_id, extra=extra or {}
+            campaign=campaign,
+            call=call,
+            now=now,
+            agent_id=agent_id,
+            extra=extra or {},
+            memo=uow.memo,
         )
         return await engine.fire(uow, event, situation)
     except Exception:
@@ -61,10 +67,11 @@ async def refuse_if_blocked(
     """A blocked number hears a short message and is hung up on (``call.rejected`` blocked)."""
     if call.caller_number is None:
         return False
-    row = await blocklist.blocked_row(uow.session, campaign.id, call.caller_number, now)
-    if row is None:
+    # The record the call.received rules read next: one statement for both.
+    record = await caller_record(uow.session, campaign.id, call.caller_number, now, uow.memo)
+    if not record.blocked(now):
         return False
-    settings = uow.db.settings or get_settings()
+    settings = settings_of(uow.db)
     message = settings.rules_blocked_message
     await lifecycle.reject(uow, call, campaign, "blocked", now, message=message)
     return True
@@ -83,11 +90,17 @@ async def offered(
     if outcome.script_shown or call.agent_id != agent_id or call.state != "offered":
         return  # a rule showed a script already, or moved the call on
     try:
-        settings = uow.db.settings or get_settings()
+        settings = settings_of(uow.db)
         # The offer read the pop already: {} says "none yet" without asking again.
         known = pop if pop is not None else {}
         rendered = await engine.script_for_call(
-            uow.session, settings, call, agent_id, now, pop=known
+            uow.session,
+            settings,
+            call,
+            agent_id,
+            now,
+            pop=known,
+            campaign=await _campaign(uow, call),
         )
         if rendered is not None:
             scripts.show(uow, call, agent_id, rendered)
@@ -124,7 +137,7 @@ async def choose(db: Database, agent_id: int, script_name: str, button_id: str) 
     async with db.unit_of_work() as uow:
         call, agent = await lifecycle.agent_call(uow, agent_id)
         campaign = await _campaign(uow, call)
-        settings = uow.db.settings or get_settings()
+        settings = settings_of(uow.db)
         ruleset = await engine.ruleset_for(uow.session, campaign.id, settings)
         script = ruleset.scripts.get(script_name)
         buttons = [b for step in script.steps for b in step.buttons] if script else []
@@ -182,7 +195,7 @@ async def _pledge_saved(db: Database, event: Any) -> None:
     call_id = data.get("call_id") or event.call_id
     if not call_id or event.campaign_id is None:
         return
-    settings = db.settings or get_settings()
+    settings = settings_of(db)
     async with db.read() as session:
         ruleset = await engine.ruleset_for(session, int(event.campaign_id), settings)
     if not ruleset.for_event("pledge.saved"):
@@ -208,3 +221,36 @@ async def _pledge_saved(db: Database, event: Any) -> None:
             agent_id=int(agent_id) if agent_id else None,
             extra={"pledge": pledge},
         )
+
+
+# --- on the call path ------------------------------------------------------------
+
+
+def register(hooks: CallHooks) -> None:
+    """Plug the rules into the ACD's hooks (every call event runs its rules)."""
+
+    async def received(
+        uow: UnitOfWork, call: Call, campaign: Campaign, now: dt.datetime
+    ) -> Screening:
+        if await refuse_if_blocked(uow, call, campaign, now):
+            return Screening(rejected=True)
+        outcome = await call_event(uow, "call.received", call, now, campaign=campaign)
+        return Screening(rejected=outcome.rejected, queue=outcome.queue, priority=outcome.priority)
+
+    def on(event: str) -> CallStep:
+        async def run(uow: UnitOfWork, call: Call, now: dt.datetime, agent_id: int | None) -> None:
+            await call_event(uow, event, call, now, agent_id=agent_id)
+
+        return run
+
+    async def call_offered(
+        uow: UnitOfWork, call: Call, agent_id: int, now: dt.datetime, pop: dict[str, Any] | None
+    ) -> None:
+        await offered(uow, call, agent_id, now, pop=pop)
+
+    hooks.call_received.append(received)
+    hooks.call_queued.append(on("call.queued"))
+    hooks.call_offered.append(call_offered)
+    hooks.call_connected.append(on("call.connected"))
+    hooks.call_ended.append(on("call.ended"))
+    hooks.timer_fired.append(timer_fired)

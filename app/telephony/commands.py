@@ -7,28 +7,15 @@ simulated platform) and can always be read by polling ``GET /telephony/commands`
 from __future__ import annotations
 
 import datetime as dt
-import enum
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import UnitOfWork, utcnow
-from app.telephony.models import Command
+from app.db import utcnow
+from app.outbox import Command, CommandName, issue
 
-
-class CommandName(enum.StrEnum):
-    ANSWER = "answer"
-    PLAY = "play"
-    BRIDGE = "bridge"
-    TRANSFER = "transfer"
-    HANGUP = "hangup"
-
-
-def issue(uow: UnitOfWork, command: CommandName, provider_call_id: str, **args: Any) -> Command:
-    row = Command(command=command.value, provider_call_id=provider_call_id, args=args)
-    uow.session.add(row)
-    return row
+__all__ = ["CommandName", "as_message", "issue", "read_after"]
 
 
 def as_message(row: Command) -> dict[str, Any]:

@@ -39,21 +39,33 @@ async def _hung_up_before(uow: UnitOfWork, provider_call_id: str) -> bool:
     return (await uow.session.execute(stmt.limit(1))).first() is not None
 
 
-async def _apply(uow: UnitOfWork, event: Event) -> dict[str, Any]:
+async def _apply(uow: UnitOfWork, event: Event, *, retry: bool = False) -> dict[str, Any]:
     now = utcnow()
     if isinstance(event, CallIncoming):
+        # The hang-up may have overtaken the incoming event: then nobody is offered it.
+        gone = await _hung_up_before(uow, event.call_id)
         call = await lifecycle.receive(
             uow,
             provider_call_id=event.call_id,
             caller=event.caller,
             dialled=event.dialled,
             now=now,
+            known=retry,
+            route=not gone,
         )
-        if await _hung_up_before(uow, event.call_id):
-            # The hang-up overtook the incoming event: the caller is already gone.
+        if gone:
             await lifecycle.caller_hangup(uow, call, now)
             return _call_answer(call, "hang-up arrived first")
         return _call_answer(call)
+    # The common case in one conditional statement each; anything else (a late or
+    # repeated event, a hang-up while waiting) takes the general path below.
+    if isinstance(event, SeatAnswered):
+        fast = await lifecycle.connect_answered(uow, event.call_id, now)
+    else:
+        by = "caller" if isinstance(event, CallHangup) else "agent"
+        fast = await lifecycle.wrap_up_connected(uow, event.call_id, now, by=by)
+    if fast is not None:
+        return _call_answer(fast)
     found = await repository.live_call_by_provider_id(uow.session, event.call_id)
     if found is None:
         if isinstance(event, CallHangup):
@@ -86,33 +98,51 @@ def _check_same(stored: InboundEvent, body_sha256: str) -> tuple[int, dict[str, 
     return stored.status_code, stored.response
 
 
+class _Duplicate(Exception):
+    """The event was handled before: undo this attempt and answer as the first time."""
+
+
+async def _record(uow: UnitOfWork, event: Event, digest: str, answer: dict[str, Any]) -> None:
+    """Claim the event id with the event's effect; a duplicate claims nothing."""
+    stmt = (
+        uow.db.insert_or_ignore(InboundEvent)
+        .values(
+            event_id=event.event_id,
+            type=event.type,
+            provider_call_id=event.call_id,
+            body_sha256=digest,
+            status_code=200,
+            response=answer,
+            received_at=utcnow(),
+        )
+        .returning(InboundEvent.event_id)
+    )
+    if (await uow.session.execute(stmt)).first() is None:
+        raise _Duplicate
+
+
 async def handle(db: Database, event: Event, raw_body: bytes) -> tuple[int, dict[str, Any]]:
     """Apply an event once; returns (HTTP status, answer).
 
-    A refused event (unknown call, say) raises ``AppError`` and writes nothing, not
-    even the record of having seen it.
+    No read comes first: the event's effect and the claim of its id
+    (``INSERT ... ON CONFLICT DO NOTHING``) are one transaction. When the claim
+    finds the id taken, the effect is rolled back and the first answer is given.
+    A refused event (unknown call, say) raises ``AppError`` and writes nothing,
+    not even the record of having seen it.
     """
     digest = hashlib.sha256(raw_body).hexdigest()
-    for _attempt in range(3):
+    for attempt in range(3):
+        try:
+            async with db.unit_of_work() as uow:
+                answer = await _apply(uow, event, retry=attempt > 0)
+                await _record(uow, event, digest, answer)
+            return 200, answer
+        except _Duplicate:
+            pass
+        except IntegrityError:
+            # A concurrent delivery of the same call won the race: look again.
+            pass
         stored = await _stored(db, event.event_id)
         if stored is not None:
             return _check_same(stored, digest)
-        try:
-            async with db.unit_of_work() as uow:
-                answer = await _apply(uow, event)
-                uow.session.add(
-                    InboundEvent(
-                        event_id=event.event_id,
-                        type=event.type,
-                        provider_call_id=event.call_id,
-                        body_sha256=digest,
-                        status_code=200,
-                        response=answer,
-                        received_at=utcnow(),
-                    )
-                )
-            return 200, answer
-        except IntegrityError:
-            # A concurrent delivery of the same event (or call) won the race: look again.
-            continue
     raise RuntimeError(f"event {event.event_id} kept conflicting")

@@ -1,10 +1,10 @@
-"""Caller numbers to E.164 (``app.cti.numbers.normalise``): French forms first."""
+"""Caller numbers to E.164 (``app.phone_numbers.normalise``): French forms first."""
 
 from __future__ import annotations
 
 import pytest
 
-from app.cti.numbers import CallerNumber, normalise
+from app.phone_numbers import CallerNumber, normalise
 
 PARIS = "+33123456789"
 

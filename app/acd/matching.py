@@ -1,0 +1,113 @@
+"""Finding the other half of a match: the best free agent for a call, or the best
+waiting call for an agent. Each is one statement that also locks the row it finds.
+
+On PostgreSQL the row is locked ``FOR UPDATE SKIP LOCKED``: a row another
+transaction holds is passed over, not waited for, so matches are made side by side
+in several processes without double booking. On SQLite ``FOR UPDATE`` is not
+rendered: the single writer serialises matches.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import and_, case, exists, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.acd.config_cache import ConfigSnapshot
+from app.acd.models import Agent, AgentSkill, Call, Queue
+from app.acd.states import AgentState, CallState
+
+
+class Strategy:
+    LONGEST_IDLE = "longest_idle"
+    ROUND_ROBIN = "round_robin"
+    FEWEST_CALLS = "fewest_calls"
+    ALL = (LONGEST_IDLE, ROUND_ROBIN, FEWEST_CALLS)
+
+
+def eligible_level(queue: Queue, waited_seconds: float) -> int:
+    """The worst skill level allowed for a call that has waited this long (tiers widen)."""
+    level = queue.required_level
+    for after_seconds, tier_level in queue.tiers or []:
+        if waited_seconds >= after_seconds:
+            level = max(level, tier_level)
+    return level
+
+
+async def best_agent(
+    session: AsyncSession, queue: Queue, max_level: int, *, call: Call | None = None
+) -> Agent | None:
+    """The best free agent for a call of ``queue``, locked; None if there is none.
+
+    Given ``call`` (a call that has just joined the queue), an agent is taken only
+    if no earlier call of the same queue is waiting: a newcomer never overtakes.
+    """
+    stmt = select(Agent).where(
+        Agent.campaign_id == queue.campaign_id,
+        Agent.state == AgentState.AVAILABLE,
+        # Never offer to a volunteer whose screen is gone (they could not see it).
+        or_(Agent.screen_seen_at.is_(None), Agent.screens_open > 0),
+    )
+    if call is not None:
+        earlier = (
+            select(Call.id)
+            .where(
+                Call.queue_id == queue.id,
+                Call.state == CallState.QUEUED,
+                Call.id != call.id,
+                or_(
+                    Call.rank_key < call.rank_key,
+                    and_(Call.rank_key == call.rank_key, Call.id < call.id),
+                ),
+            )
+            .limit(1)
+        )
+        stmt = stmt.where(~exists(earlier))
+    order: list[Any] = []
+    if queue.required_skill:
+        stmt = stmt.join(
+            AgentSkill,
+            and_(AgentSkill.agent_id == Agent.id, AgentSkill.skill == queue.required_skill),
+        ).where(AgentSkill.level <= max_level)
+        order.append(AgentSkill.level)  # lowest tier first
+    if queue.strategy == Strategy.ROUND_ROBIN:
+        # Read from the row, not the cached queue: it moves with every offer.
+        last = select(Queue.rr_last_agent_id).where(Queue.id == queue.id).scalar_subquery()
+        order += [case((Agent.id > last, 0), else_=1), Agent.id]
+    elif queue.strategy == Strategy.FEWEST_CALLS:
+        order += [Agent.calls_taken, Agent.state_since, Agent.id]
+    else:
+        order += [Agent.state_since, Agent.id]
+    stmt = stmt.order_by(*order).limit(1).with_for_update(skip_locked=True, of=Agent)
+    result = await session.execute(stmt, execution_options={"populate_existing": True})
+    return result.scalar_one_or_none()
+
+
+async def best_call_for(
+    session: AsyncSession, agent: Agent, config: ConfigSnapshot, now: dt.datetime
+) -> Call | None:
+    """The first waiting call, in queue order, that ``agent`` may take; locked.
+
+    Queues the agent's skill fits at once, and queues whose tiers reach the agent's
+    level for calls that have waited long enough.
+    """
+    fits: list[Any] = []
+    for queue, wait_needed in config.eligible_queues(agent.campaign_id, agent.id):
+        if wait_needed <= 0:
+            fits.append(Call.queue_id == queue.id)
+        else:
+            cutoff = now - dt.timedelta(seconds=wait_needed)
+            fits.append(and_(Call.queue_id == queue.id, Call.queued_at <= cutoff))
+    if not fits:
+        return None
+    stmt = (
+        select(Call)
+        .where(Call.campaign_id == agent.campaign_id, Call.state == CallState.QUEUED, or_(*fits))
+        .order_by(Call.rank_key, Call.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+    result = await session.execute(stmt, execution_options={"populate_existing": True})
+    return result.scalar_one_or_none()
