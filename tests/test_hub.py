@@ -23,7 +23,7 @@ async def test_a_full_screen_is_cut_and_the_others_keep_receiving() -> None:
     fast = Screen(kind="supervisor", campaign_id=1, agent_id=None, session_id=2, queue_size=100)
     hub.add(slow)
     hub.add(fast)
-    await hub.publish([_event(n, agent_id=7) for n in range(1, 11)])
+    hub.publish([_event(n, agent_id=7) for n in range(1, 11)])
     assert slow.closing == CloseCode.SLOW_CONSUMER
     drained = [slow.queue.get_nowait() for _ in range(slow.queue.qsize())]
     assert drained[-1].type == "__close__"  # the writer closes with 4008
@@ -44,7 +44,7 @@ async def test_screens_receive_only_what_concerns_them() -> None:
         "at": "",
         "data": {"campaign_id": 1, "agent_id": None, "text": "hi"},
     }
-    await hub.publish([_event(1, agent_id=7), broadcast])
+    hub.publish([_event(1, agent_id=7), broadcast])
     assert [mine.queue.get_nowait().seq for _ in range(2)] == [1, 2]
     assert [other.queue.get_nowait().seq] == [2]
     assert elsewhere.queue.empty()
@@ -56,7 +56,7 @@ async def test_a_revoked_session_closes_its_screens_only() -> None:
     kept = Screen(kind="agent", campaign_id=1, agent_id=7, session_id=11)
     hub.add(revoked)
     hub.add(kept)
-    await hub.publish(
+    hub.publish(
         [
             {
                 "type": "auth.revoked",
@@ -82,7 +82,7 @@ async def test_a_message_is_encoded_once_per_kind_of_screen() -> None:
     message = _event(5, agent_id=7)
     message = {**message, "type": "call.cti_ready", "data": {**message["data"], **pop}}
 
-    await hub.publish([message])
+    hub.publish([message])
 
     seen = [s.queue.get_nowait() for s in supervisors]
     assert seen[0] is seen[1] is seen[2]  # one encoding shared by every supervisor

@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import enum
 import itertools
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 QUEUE_SIZE = 1000
 
@@ -58,11 +59,15 @@ class Outgoing:
 CLOSE = Outgoing("__close__", None, "")
 
 
+def dumps(message: dict[str, Any]) -> str:
+    """Compact JSON text of a message (UTF-8, not ASCII-escaped; integer keys as strings)."""
+    return orjson.dumps(message, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
 def encode(kind: str, message: dict[str, Any]) -> Outgoing:
-    """The wire text of ``message`` for screens of ``kind`` (what ``send_json`` would send)."""
+    """The wire text of ``message`` for screens of ``kind``."""
     view = view_for(kind, message)
-    text = json.dumps(view, separators=(",", ":"), ensure_ascii=False)
-    return Outgoing(view["type"], view.get("seq"), text)
+    return Outgoing(view["type"], view.get("seq"), dumps(view))
 
 
 def view_for(kind: str, message: dict[str, Any]) -> dict[str, Any]:
@@ -137,7 +142,8 @@ class Hub:
     def remove(self, screen: Screen) -> None:
         self.screens.discard(screen)
 
-    async def publish(self, messages: list[dict[str, Any]]) -> None:
+    def publish(self, messages: list[dict[str, Any]]) -> None:
+        """Queue ``messages`` (in order) for every screen that wants them; never waits."""
         for message in messages:
             # Encoded at most once per kind of screen, however many screens want it
             # (every supervisor of a campaign gets every event of the campaign).
