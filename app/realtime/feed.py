@@ -196,6 +196,8 @@ class EventFeed(BackgroundTask):
         """The hole below the first pending event outlived GAP_GRACE: read it, then skip it."""
         lo, hi = self.last_seq + 1, min(self._pending) - 1
         self._add_rows(await self._read(Event.seq.between(lo, hi)))
+        if not self._pending:
+            return  # filled from memory while the table was read
         first = min(self._pending)
         if first > self.last_seq + 1:
             log.debug("events %s..%s never committed; moving past", self.last_seq + 1, first - 1)
