@@ -90,3 +90,39 @@ async def test_a_message_is_encoded_once_per_kind_of_screen() -> None:
     mine = agent.queue.get_nowait()
     assert json.loads(mine.text)["data"]["fields"]["last_name"]["value"] == "Dupont"
     assert (mine.type, mine.seq) == ("call.cti_ready", 5)
+
+
+def test_the_audience_of_an_event_is_exactly_the_screens_that_want_it() -> None:
+    hub = Hub()
+    screens = [
+        Screen(kind=kind, campaign_id=campaign, agent_id=agent, session_id=n)
+        for n, (kind, campaign, agent) in enumerate(
+            [
+                ("supervisor", None, None),
+                ("supervisor", 1, None),
+                ("supervisor", 2, None),
+                ("agent", 1, 7),
+                ("agent", 1, 7),
+                ("agent", 1, 8),
+                ("agent", 2, 9),
+            ]
+        )
+    ]
+    for screen in screens:
+        hub.add(screen)
+    hub.remove(screens[4])
+    hub.remove(screens[4])  # twice: harmless
+    for type_ in ("agent.state", "supervisor.broadcast", "auth.revoked"):
+        for campaign in (None, 1, 2, 3):
+            for agent in (None, 7, 8, 9):
+                for session in (0, 3, 4, 6):
+                    message = {
+                        "type": type_,
+                        "seq": 1,
+                        "at": "",
+                        "data": {"campaign_id": campaign, "agent_id": agent, "session_id": session},
+                    }
+                    expected = {s.id for s in hub.screens if s.wants(message)}
+                    audience = [s.id for s in hub.audience(message)]
+                    assert sorted(audience) == sorted(expected), message
+    assert {s.id for s in hub.supervisors()} == {s.id for s in screens[:3]}
