@@ -72,7 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         db.on_events.append(run_pledge_rules)
         rules_defaults()  # builds the CEL parser and the shipped rules now, not on a call
         hub, feed = Hub(), EventFeed(db)
-        feed.subscribe(hub.publish)
+        feed.attach(hub)
         await feed.start()
         notifier = Notifier(db, settings.database_url, feed) if db.is_postgres else None
         if notifier is not None:

@@ -281,3 +281,45 @@ async def test_a_rolled_back_number_is_skipped_after_the_grace(
         emit(uow, "supervisor.broadcast", campaign_id=campaign_id, data={"text": "after"})
     await supervisor.until("supervisor.broadcast", text="after")
     assert [m["data"]["text"] for m in supervisor.events] == ["after"]
+
+
+@pytest.mark.pg_only
+async def test_events_no_screen_wants_are_read_once_a_screen_wants_them(
+    start_app: StartApp, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Announced events of an unwatched campaign are not read, until a screen joins for it."""
+    monkeypatch.setattr(feed_module, "GAP_GRACE", 120.0)
+    hotline, app = await start_app(event_catch_up_seconds=3600)
+    setup = await setup_campaign(hotline, agents=1)
+    campaign_id = setup["campaign_id"]
+    feed = _feed(app)
+    Watch(app.state.hub, Screen("supervisor", campaign_id + 1000, None, session_id=-1))
+    await _catch_up_done(app)
+    reads = feed.table_reads
+    held, other = Database(make_engine(database_url)), Database(make_engine(database_url))
+    try:
+        async with held.unit_of_work() as uow:
+            first = await _insert_broadcast(uow.session, campaign_id, "first")
+            async with other.unit_of_work() as uow2:
+                second = await _insert_broadcast(uow2.session, campaign_id, "second")
+            await _notify(database_url, [second], campaign_id)
+
+            async def heard() -> bool:
+                return feed.knows(second)
+
+            await wait_for(heard)
+            assert feed.table_reads == reads  # nobody here watches that campaign
+            watcher = Watch(app.state.hub, Screen("supervisor", campaign_id, None, session_id=-2))
+
+            async def read_again() -> bool:
+                return feed.table_reads > reads and feed.knows(second)
+
+            await wait_for(read_again)
+            assert watcher.drain() == []  # still behind `first`, not committed yet
+        await _notify(database_url, [first], campaign_id)
+    finally:
+        await held.dispose()
+        await other.dispose()
+    await watcher.until("supervisor.broadcast", text="second")
+    texts = [(m["seq"], m["data"]["text"]) for m in watcher.events]
+    assert texts == [(first, "first"), (second, "second")]

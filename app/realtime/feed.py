@@ -33,7 +33,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 import orjson
@@ -56,6 +56,16 @@ UNSENT_LIMIT = 100_000
 
 Subscriber = Callable[[list[dict[str, Any]]], None]
 Run = tuple[int, int]
+
+
+class Audience(Protocol):
+    """The screens of this process, as the feed sees them (``app.realtime.hub.Hub``)."""
+
+    added: list[Callable[[], None]]
+
+    def publish(self, messages: list[dict[str, Any]]) -> None: ...
+
+    def watches(self, campaign_ids: Iterable[int | None]) -> bool: ...
 
 
 def asyncpg_dsn(url: str) -> str:
@@ -90,11 +100,24 @@ class EventFeed(BackgroundTask):
         self._wakeup = asyncio.Event()
         self._catch_up_requested = False
         self._announced: list[tuple[list[Run], bool]] = []
+        # Announced numbers taken as delivered unread: no screen here wanted their campaigns.
+        self._unread: set[int] = set()
+        self._watches: Callable[[Iterable[int | None]], bool] = lambda _: True
         self._hole_since: float | None = None
         self.table_reads = 0  # how many times the feed read the events table
 
+    def knows(self, seq: int) -> bool:
+        """Whether event ``seq`` has been delivered, skipped, or is waiting for its turn."""
+        return seq <= self.last_seq or seq in self._pending
+
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.append(subscriber)
+
+    def attach(self, audience: Audience) -> None:
+        """Deliver to ``audience``, and read other processes' events only when it wants them."""
+        self.subscribe(audience.publish)
+        self._watches = audience.watches
+        audience.added.append(self.screen_added)
 
     def wake(self) -> None:
         """Read the table for anything missed (the LISTEN connection was down)."""
@@ -125,13 +148,37 @@ class EventFeed(BackgroundTask):
             seq = message["seq"]
             if seq > self.last_seq and self._pending.get(seq) is None:
                 self._pending[seq] = message
+                self._unread.discard(seq)
         self._flush()
 
-    def announced(self, runs: list[Run], *, exact: bool) -> None:
+    def announced(
+        self, runs: list[Run], *, exact: bool, campaign_ids: Iterable[int | None] = (None,)
+    ) -> None:
         """Another process committed the events in ``runs`` (exact: those and no others)."""
-        if any(hi > self.last_seq for _, hi in runs):
-            self._announced.append((runs, exact))
-            self._wakeup.set()
+        if not any(hi > self.last_seq for _, hi in runs):
+            return
+        if exact and not self._watches(campaign_ids):
+            # No screen here wants them: known committed, not worth a read.
+            for lo, hi in runs:
+                for seq in range(max(lo, self.last_seq + 1), hi + 1):
+                    if seq not in self._pending:
+                        self._pending[seq] = None
+                        self._unread.add(seq)
+            self._flush()
+            return
+        self._announced.append((runs, exact))
+        self._wakeup.set()
+
+    def screen_added(self) -> None:
+        """A screen joined: events passed over unread but not yet delivered must be read."""
+        self._unread = {seq for seq in self._unread if seq in self._pending}
+        if not self._unread:
+            return
+        for seq in self._unread:
+            del self._pending[seq]  # a hole again, until the read below fills it
+        self._announced.append((runs_of(self._unread), True))
+        self._unread = set()
+        self._wakeup.set()
 
     # --- delivery -------------------------------------------------------------------
 
@@ -141,6 +188,7 @@ class EventFeed(BackgroundTask):
         while self.last_seq + 1 in self._pending:
             self.last_seq += 1
             message = self._pending.pop(self.last_seq)
+            self._unread.discard(self.last_seq)
             if message is not None:
                 ready.append(message)
             self._hole_since = None
@@ -160,6 +208,7 @@ class EventFeed(BackgroundTask):
         for row in rows:
             if row.seq > self.last_seq and self._pending.get(row.seq) is None:
                 self._pending[row.seq] = row.as_message()
+                self._unread.discard(row.seq)
 
     async def _read(self, *conditions: Any, limit: int | None = None) -> list[Event]:
         self.table_reads += 1
@@ -329,11 +378,12 @@ class Notifier:
                 return
             runs = [(int(lo), int(hi)) for lo, hi in message["s"]]
             exact = not message.get("x")
+            campaigns = [None if c is None else int(c) for c in message["c"]]
         except Exception:
             log.warning("unreadable event announcement %r; catching up", payload[:200])
             self.feed.wake()
             return
-        self.feed.announced(runs, exact=exact)
+        self.feed.announced(runs, exact=exact, campaign_ids=campaigns)
 
     async def _listen(self) -> None:
         while True:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import itertools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,6 +147,8 @@ class Hub:
         self._supervisors: dict[int | None, set[Screen]] = {}  # by campaign; None: all
         self._agents: dict[int | None, set[Screen]] = {}  # by agent id
         self._agents_by_campaign: dict[int | None, set[Screen]] = {}
+        # Called after a screen is added (the feed reads what it passed over unread).
+        self.added: list[Callable[[], None]] = []
 
     def _indexes(self, screen: Screen) -> list[tuple[dict[Any, set[Screen]], Any]]:
         found: list[tuple[dict[Any, set[Screen]], Any]] = [(self._by_session, screen.session_id)]
@@ -161,6 +163,8 @@ class Hub:
         self.screens.add(screen)
         for index, key in self._indexes(screen):
             index.setdefault(key, set()).add(screen)
+        for hook in self.added:
+            hook()
 
     def remove(self, screen: Screen) -> None:
         if screen not in self.screens:
@@ -172,6 +176,19 @@ class Hub:
                 group.discard(screen)
                 if not group:
                     del index[key]
+
+    def watches(self, campaign_ids: Iterable[int | None]) -> bool:
+        """Whether a screen here may want an event of one of these campaigns."""
+        if not self.screens:
+            return False
+        if self._supervisors.get(None):
+            return True  # an admin's dashboard: every campaign
+        return any(
+            campaign_id is None  # no campaign: an agent's own event, say; read it
+            or campaign_id in self._supervisors
+            or campaign_id in self._agents_by_campaign
+            for campaign_id in campaign_ids
+        )
 
     def audience(self, message: dict[str, Any]) -> list[Screen]:
         """The screens that want ``message`` (those whose ``wants`` is true)."""
