@@ -244,7 +244,8 @@ class EventFeed(BackgroundTask):
     async def _read_gap(self) -> None:
         """The hole below the first pending event outlived GAP_GRACE: read it, then skip it."""
         lo, hi = self.last_seq + 1, min(self._pending) - 1
-        self._add_rows(await self._read(Event.seq.between(lo, hi)))
+        if self._watches((None,)):  # no screen here at all: nobody to read them for
+            self._add_rows(await self._read(Event.seq.between(lo, hi)))
         if not self._pending:
             return  # filled from memory while the table was read
         first = min(self._pending)
