@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from app.realtime.hub import CloseCode, Hub, Screen
+from app.realtime.hub import CloseCode, Hub, Screen, dumps
 
 
 def _event(seq: int, agent_id: int, campaign_id: int = 1) -> dict[str, Any]:
@@ -126,3 +126,14 @@ def test_the_audience_of_an_event_is_exactly_the_screens_that_want_it() -> None:
                     audience = [s.id for s in hub.audience(message)]
                     assert sorted(audience) == sorted(expected), message
     assert {s.id for s in hub.supervisors()} == {s.id for s in screens[:3]}
+
+
+def test_the_wire_text_is_the_json_screens_always_got() -> None:
+    """orjson for speed, with the same text as ``json.dumps`` (compact, UTF-8, str keys)."""
+    message = {
+        "type": "snapshot",
+        "seq": 12,
+        "at": "2026-12-06T11:00:00.123456+00:00",
+        "data": {"queues": {3: "dons", 4: "spécialistes"}, "agent": None, "ok": True, "n": [1, 2]},
+    }
+    assert dumps(message) == json.dumps(message, separators=(",", ":"), ensure_ascii=False)
