@@ -22,7 +22,14 @@ from sqlalchemy import event, insert
 from app.db import Database, make_engine, utcnow
 from app.main import create_app
 from app.realtime import feed as feed_module
-from app.realtime.feed import CHANNEL, EventFeed, announcement, asyncpg_dsn, runs_of
+from app.realtime.feed import (
+    CHANNEL,
+    PAYLOAD_LIMIT,
+    EventFeed,
+    announcement,
+    asyncpg_dsn,
+    runs_of,
+)
 from app.realtime.hub import Hub, Screen
 from app.realtime.models import Event
 from app.realtime.outbox import emit
@@ -129,6 +136,15 @@ async def _seqs(hotline: Hotline, column: str, value: int, after: int) -> list[i
 def test_runs_of_groups_consecutive_numbers() -> None:
     assert runs_of([7, 1, 3, 2, 9, 8, 3]) == [(1, 3), (7, 9)]
     assert runs_of([]) == []
+
+
+def test_an_announcement_names_the_campaigns_and_exact_numbers_within_notify_limits() -> None:
+    payload = json.loads(announcement("p1", [12, 10, 11, 15], {4, None}))
+    assert payload == {"p": "p1", "c": [4, None], "s": [[10, 12], [15, 15]]}
+    scattered = list(range(1, 40_000, 2))  # too many runs for one NOTIFY
+    text = announcement("p1", scattered, {4})
+    assert len(text) < PAYLOAD_LIMIT
+    assert json.loads(text) == {"p": "p1", "c": [4], "s": [[1, 39_999]], "x": 1}
 
 
 async def test_a_call_reaches_the_screens_without_reading_the_events_table(
