@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -49,6 +50,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
+
+log = logging.getLogger(__name__)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -289,9 +292,12 @@ class Database:
             async with session.begin():
                 yield uow
                 await uow.write_staged()
-        for listener in self.on_events:
-            if uow.events:
-                await listener(uow.events)
+        if uow.events:
+            for listener in list(self.on_events):
+                try:
+                    await listener(uow.events)
+                except Exception:  # one listener's failure must not starve the others
+                    log.exception("listener of committed events failed")
         if uow.earliest_timer is not None:
             for wake in self.on_timer_set:
                 wake(uow.earliest_timer)

@@ -76,14 +76,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         db.on_events.append(run_pledge_rules)
         rules_defaults()  # builds the CEL parser and the shipped rules now, not on a call
         hub, feed = Hub(), EventFeed(db)
-        feed.subscribe(hub.publish)
+        feed.attach(hub)
 
-        async def drop_stale_caches(events: list[Any]) -> None:
+        def drop_stale_caches(messages: list[dict[str, Any]]) -> None:
             # Configuration and rules changed by any process: this one's caches go.
-            config_cache.on_events(db, events)
-            rules_engine.on_events(events)
+            config_cache.on_events(db, messages)
+            rules_engine.on_events(messages)
 
         feed.subscribe(drop_stale_caches)
+        # Read from other processes even where no screen watches their campaign.
+        feed.always_read((*config_cache.CONFIG_EVENT_PREFIXES, "rules.replaced"))
         await feed.start()
         notifier = Notifier(db, settings.database_url, feed) if db.is_postgres else None
         if notifier is not None:

@@ -48,18 +48,28 @@ class Event(Base):
 
     def as_message(self) -> dict[str, Any]:
         """The wire form used by screens: ``{type, seq, at, data}``."""
-        return {
-            "type": self.type,
-            "seq": self.seq,
-            "at": self.at.isoformat(),
-            "data": {
-                **self.data,
-                "campaign_id": self.campaign_id,
-                "queue_id": self.queue_id,
-                "call_id": self.call_id,
-                "agent_id": self.agent_id,
-            },
-        }
+        return message_of(self)
+
+
+def message_of(event: Any) -> dict[str, Any]:
+    """The wire form of a committed event, a table row or the unit of work's object.
+
+    Only the attributes ``seq, type, at, campaign_id, queue_id, call_id, agent_id,
+    data`` are used: the feed builds a screen message from the events a commit hands
+    to ``Database.on_events`` without reading them back from the table.
+    """
+    return {
+        "type": event.type,
+        "seq": event.seq,
+        "at": event.at.isoformat(),
+        "data": {
+            **(event.data or {}),
+            "campaign_id": event.campaign_id,
+            "queue_id": event.queue_id,
+            "call_id": event.call_id,
+            "agent_id": event.agent_id,
+        },
+    }
 
 
 class Command(Base):

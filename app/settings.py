@@ -110,6 +110,14 @@ class Settings(BaseSettings):
     heartbeat_seconds: float = Field(
         default=15.0, description="Screens ping this often; silent for 3x this, they are cut."
     )
+    event_catch_up_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description=(
+            "How often each process reads the events table for anything it was not told "
+            "about (a lost notification): events reach screens late, never lost."
+        ),
+    )
 
     directory_url: str = Field(
         default="http://127.0.0.1:8100",

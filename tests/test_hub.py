@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from app.realtime.hub import CloseCode, Hub, Screen
+from app.realtime.hub import CloseCode, Hub, Screen, dumps
 
 
 def _event(seq: int, agent_id: int, campaign_id: int = 1) -> dict[str, Any]:
@@ -23,7 +23,7 @@ async def test_a_full_screen_is_cut_and_the_others_keep_receiving() -> None:
     fast = Screen(kind="supervisor", campaign_id=1, agent_id=None, session_id=2, queue_size=100)
     hub.add(slow)
     hub.add(fast)
-    await hub.publish([_event(n, agent_id=7) for n in range(1, 11)])
+    hub.publish([_event(n, agent_id=7) for n in range(1, 11)])
     assert slow.closing == CloseCode.SLOW_CONSUMER
     drained = [slow.queue.get_nowait() for _ in range(slow.queue.qsize())]
     assert drained[-1].type == "__close__"  # the writer closes with 4008
@@ -44,7 +44,7 @@ async def test_screens_receive_only_what_concerns_them() -> None:
         "at": "",
         "data": {"campaign_id": 1, "agent_id": None, "text": "hi"},
     }
-    await hub.publish([_event(1, agent_id=7), broadcast])
+    hub.publish([_event(1, agent_id=7), broadcast])
     assert [mine.queue.get_nowait().seq for _ in range(2)] == [1, 2]
     assert [other.queue.get_nowait().seq] == [2]
     assert elsewhere.queue.empty()
@@ -56,7 +56,7 @@ async def test_a_revoked_session_closes_its_screens_only() -> None:
     kept = Screen(kind="agent", campaign_id=1, agent_id=7, session_id=11)
     hub.add(revoked)
     hub.add(kept)
-    await hub.publish(
+    hub.publish(
         [
             {
                 "type": "auth.revoked",
@@ -82,7 +82,7 @@ async def test_a_message_is_encoded_once_per_kind_of_screen() -> None:
     message = _event(5, agent_id=7)
     message = {**message, "type": "call.cti_ready", "data": {**message["data"], **pop}}
 
-    await hub.publish([message])
+    hub.publish([message])
 
     seen = [s.queue.get_nowait() for s in supervisors]
     assert seen[0] is seen[1] is seen[2]  # one encoding shared by every supervisor
@@ -90,3 +90,50 @@ async def test_a_message_is_encoded_once_per_kind_of_screen() -> None:
     mine = agent.queue.get_nowait()
     assert json.loads(mine.text)["data"]["fields"]["last_name"]["value"] == "Dupont"
     assert (mine.type, mine.seq) == ("call.cti_ready", 5)
+
+
+def test_the_audience_of_an_event_is_exactly_the_screens_that_want_it() -> None:
+    hub = Hub()
+    screens = [
+        Screen(kind=kind, campaign_id=campaign, agent_id=agent, session_id=n)
+        for n, (kind, campaign, agent) in enumerate(
+            [
+                ("supervisor", None, None),
+                ("supervisor", 1, None),
+                ("supervisor", 2, None),
+                ("agent", 1, 7),
+                ("agent", 1, 7),
+                ("agent", 1, 8),
+                ("agent", 2, 9),
+            ]
+        )
+    ]
+    for screen in screens:
+        hub.add(screen)
+    hub.remove(screens[4])
+    hub.remove(screens[4])  # twice: harmless
+    for type_ in ("agent.state", "supervisor.broadcast", "auth.revoked"):
+        for campaign in (None, 1, 2, 3):
+            for agent in (None, 7, 8, 9):
+                for session in (0, 3, 4, 6):
+                    message = {
+                        "type": type_,
+                        "seq": 1,
+                        "at": "",
+                        "data": {"campaign_id": campaign, "agent_id": agent, "session_id": session},
+                    }
+                    expected = {s.id for s in hub.screens if s.wants(message)}
+                    audience = [s.id for s in hub.audience(message)]
+                    assert sorted(audience) == sorted(expected), message
+    assert {s.id for s in hub.supervisors()} == {s.id for s in screens[:3]}
+
+
+def test_the_wire_text_is_the_json_screens_always_got() -> None:
+    """orjson for speed, with the same text as ``json.dumps`` (compact, UTF-8, str keys)."""
+    message = {
+        "type": "snapshot",
+        "seq": 12,
+        "at": "2026-12-06T11:00:00.123456+00:00",
+        "data": {"queues": {3: "dons", 4: "spécialistes"}, "agent": None, "ok": True, "n": [1, 2]},
+    }
+    assert dumps(message) == json.dumps(message, separators=(",", ":"), ensure_ascii=False)

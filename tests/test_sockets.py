@@ -408,3 +408,49 @@ async def test_supervisor_sees_stats_and_can_only_act_in_their_campaign(server: 
         await _until(ws, _is("agent.state", state="available", agent_id=mine.agent_id))
         assert (await _command(ws, "broadcast", text="Appeal in 2 minutes"))["type"] == "ack"
         await _until(ws, _is("supervisor.broadcast", text="Appeal in 2 minutes"))
+
+
+async def test_every_agent_action_of_the_api_is_a_socket_command(server: Server) -> None:
+    """ready, pause, logout, answer, hangup, transfer, end/extend wrap-up: ack or typed error."""
+    volunteer = await _volunteer(server, queue={"wrapup_seconds": 300})
+    specialists = await server.admin.post(
+        "/queues",
+        json={
+            "campaign_id": volunteer.campaign_id,
+            "name": "specialists",
+            "required_skill": "specialist",  # the volunteer lacks it: the caller waits there
+        },
+    )
+    assert specialists.status_code == 201, specialists.text
+    async with await _connect(server, "agent", volunteer.token) as ws:
+        await ws.recv()  # snapshot
+        # Without a call, each call action is refused with its code; nothing changes.
+        for command, args, code in [
+            ("answer", {}, "no_current_call"),
+            ("hangup", {}, "no_current_call"),
+            ("end_wrap_up", {"disposition": "pledge"}, "no_current_call"),
+            ("transfer", {"queue_id": specialists.json()["id"]}, "no_current_call"),
+            ("transfer", {}, "invalid"),
+            ("extend_wrap_up", {"seconds": 30}, "illegal_agent_transition"),
+            ("extend_wrap_up", {"seconds": 0}, "invalid"),
+        ]:
+            reply = await _command(ws, command, **args)
+            assert (reply["type"], reply["data"]["code"]) == ("error", code), (command, reply)
+        for command, args in [("ready", {}), ("pause", {"reason": "break"}), ("ready", {})]:
+            assert (await _command(ws, command, **args))["type"] == "ack", command
+        await _incoming(server, volunteer)
+        offered = (await _until(ws, _is("call.offered")))[-1]
+        assert (await _command(ws, "answer"))["type"] == "ack"
+        await _until(ws, _is("call.connected"))
+        transfer = await _command(ws, "transfer", queue_id=specialists.json()["id"])
+        assert transfer["type"] == "ack", transfer
+        seen = await _until(ws, _is("call.transferred", to_queue="specialists"))
+        assert ("agent.state", "wrap_up") in [(m["type"], m["data"].get("state")) for m in seen]
+        assert (await _command(ws, "extend_wrap_up", seconds=60))["type"] == "ack"
+        await _until(ws, lambda m: m["type"] == "agent.wrap_up_extended")
+        assert (await _command(ws, "end_wrap_up", disposition="transferred"))["type"] == "ack"
+        await _until(ws, _is("agent.state", state="available"))
+        assert (await _command(ws, "logout"))["type"] == "ack"
+        await _until(ws, _is("agent.state", state="logged_out"))
+    call = (await server.admin.get(f"/calls/{offered['data']['call_id']}")).json()
+    assert call["state"] == "transferred"

@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import enum
 import itertools
-import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 QUEUE_SIZE = 1000
 
@@ -58,11 +59,15 @@ class Outgoing:
 CLOSE = Outgoing("__close__", None, "")
 
 
+def dumps(message: dict[str, Any]) -> str:
+    """Compact JSON text of a message (UTF-8, not ASCII-escaped; integer keys as strings)."""
+    return orjson.dumps(message, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
 def encode(kind: str, message: dict[str, Any]) -> Outgoing:
-    """The wire text of ``message`` for screens of ``kind`` (what ``send_json`` would send)."""
+    """The wire text of ``message`` for screens of ``kind``."""
     view = view_for(kind, message)
-    text = json.dumps(view, separators=(",", ":"), ensure_ascii=False)
-    return Outgoing(view["type"], view.get("seq"), text)
+    return Outgoing(view["type"], view.get("seq"), dumps(view))
 
 
 def view_for(kind: str, message: dict[str, Any]) -> dict[str, Any]:
@@ -128,26 +133,91 @@ class Screen:
 
 
 class Hub:
+    """The screens of this process, indexed by what they receive.
+
+    Publishing looks up the screens an event is for (its agent's, its campaign's
+    supervisors, the session's for a revocation) instead of asking every screen:
+    it runs in the committing request, and a process may hold thousands of screens.
+    The result is the same as asking each screen's ``wants``.
+    """
+
     def __init__(self) -> None:
         self.screens: set[Screen] = set()
+        self._by_session: dict[int, set[Screen]] = {}
+        self._supervisors: dict[int | None, set[Screen]] = {}  # by campaign; None: all
+        self._agents: dict[int | None, set[Screen]] = {}  # by agent id
+        self._agents_by_campaign: dict[int | None, set[Screen]] = {}
+        # Called after a screen is added (the feed reads what it passed over unread).
+        self.added: list[Callable[[], None]] = []
+
+    def _indexes(self, screen: Screen) -> list[tuple[dict[Any, set[Screen]], Any]]:
+        found: list[tuple[dict[Any, set[Screen]], Any]] = [(self._by_session, screen.session_id)]
+        if screen.kind == "supervisor":
+            found.append((self._supervisors, screen.campaign_id))
+        else:
+            found.append((self._agents, screen.agent_id))
+            found.append((self._agents_by_campaign, screen.campaign_id))
+        return found
 
     def add(self, screen: Screen) -> None:
         self.screens.add(screen)
+        for index, key in self._indexes(screen):
+            index.setdefault(key, set()).add(screen)
+        for hook in self.added:
+            hook()
 
     def remove(self, screen: Screen) -> None:
+        if screen not in self.screens:
+            return
         self.screens.discard(screen)
+        for index, key in self._indexes(screen):
+            group = index.get(key)
+            if group is not None:
+                group.discard(screen)
+                if not group:
+                    del index[key]
 
-    async def publish(self, messages: list[dict[str, Any]]) -> None:
+    def watches(self, campaign_ids: Iterable[int | None]) -> bool:
+        """Whether a screen here may want an event of one of these campaigns."""
+        if not self.screens:
+            return False
+        if self._supervisors.get(None):
+            return True  # an admin's dashboard: every campaign
+        return any(
+            campaign_id is None  # no campaign: an agent's own event, say; read it
+            or campaign_id in self._supervisors
+            or campaign_id in self._agents_by_campaign
+            for campaign_id in campaign_ids
+        )
+
+    def audience(self, message: dict[str, Any]) -> list[Screen]:
+        """The screens that want ``message`` (those whose ``wants`` is true)."""
+        data = message["data"]
+        if message["type"] == "auth.revoked":
+            return list(self._by_session.get(data.get("session_id"), ()))
+        campaign_id = data.get("campaign_id")
+        found = list(self._supervisors.get(None, ()))
+        if campaign_id is not None:
+            found.extend(self._supervisors.get(campaign_id, ()))
+        if message["type"] in CAMPAIGN_WIDE:
+            found.extend(self._agents_by_campaign.get(campaign_id, ()))
+        else:
+            agent_id = data.get("agent_id")
+            if agent_id is not None:
+                found.extend(self._agents.get(agent_id, ()))
+        return found
+
+    def publish(self, messages: list[dict[str, Any]]) -> None:
+        """Queue ``messages`` (in order) for every screen that wants them; never waits."""
         for message in messages:
             # Encoded at most once per kind of screen, however many screens want it
             # (every supervisor of a campaign gets every event of the campaign).
             by_kind: dict[str, Outgoing] = {}
-            for screen in list(self.screens):
-                if screen.wants(message):
-                    item = by_kind.get(screen.kind)
-                    if item is None:
-                        item = by_kind[screen.kind] = encode(screen.kind, message)
-                    screen.offer(item)
+            for screen in self.audience(message):
+                item = by_kind.get(screen.kind)
+                if item is None:
+                    item = by_kind[screen.kind] = encode(screen.kind, message)
+                screen.offer(item)
 
     def supervisors(self) -> Iterable[Screen]:
-        return (s for s in self.screens if s.kind == "supervisor")
+        return (s for group in self._supervisors.values() for s in group)

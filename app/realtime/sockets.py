@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import and_, or_, select
@@ -35,7 +35,16 @@ from app.background import BackgroundTask
 from app.db import Database, utcnow
 from app.errors import AppError, Forbidden
 from app.realtime.feed import EventFeed
-from app.realtime.hub import CAMPAIGN_WIDE, CLOSE, CloseCode, Hub, Screen, encode, view_for
+from app.realtime.hub import (
+    CAMPAIGN_WIDE,
+    CLOSE,
+    CloseCode,
+    Hub,
+    Screen,
+    dumps,
+    encode,
+    view_for,
+)
 from app.realtime.models import Event
 from app.realtime.outbox import emit
 from app.realtime.snapshots import agent_snapshot, supervisor_snapshot
@@ -139,6 +148,9 @@ class ScreenConnection:
         self.sent_upto = 0
         self.bucket = _Bucket(stamp=time.monotonic())
         self.refused_in_row = 0
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        await self.ws.send_text(dumps(message))
 
     # --- handshake ----------------------------------------------------------------
 
@@ -246,12 +258,12 @@ class ScreenConnection:
                 missed = list((await session.execute(stmt)).scalars())
             if len(missed) <= self.settings.replay_max_events:
                 for event in missed:
-                    await self.ws.send_json(view_for(screen.kind, event.as_message()))
+                    await self._send(view_for(screen.kind, event.as_message()))
                 self.sent_upto = current
                 return
         if last_seq is not None:
-            await self.ws.send_json(_message("resync", current, {"last_seq": last_seq}))
-        await self.ws.send_json(_message("snapshot", current, await self._snapshot(screen)))
+            await self._send(_message("resync", current, {"last_seq": last_seq}))
+        await self._send(_message("snapshot", current, await self._snapshot(screen)))
         self.sent_upto = current
 
     # --- the two directions -------------------------------------------------------
@@ -285,12 +297,12 @@ class ScreenConnection:
                         return
                 else:
                     self.refused_in_row = 0
-                await self.ws.send_json(reply)
+                await self._send(reply)
 
     async def _handle(self, text: str, principal: Principal) -> dict[str, Any] | None:
         try:
-            payload = json.loads(text)
-        except json.JSONDecodeError:
+            payload = orjson.loads(text)
+        except orjson.JSONDecodeError:
             return _error(None, "malformed_json", "the message is not valid JSON")
         if not isinstance(payload, dict):
             return _error(None, "malformed_message", "a message is a JSON object")
