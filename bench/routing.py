@@ -1,9 +1,13 @@
 """Routing benchmark: full call lifecycles end to end against real server processes.
 
 ``pledgeline bench routing --json [key=value ...]`` starts the server(s) on a database
-of their own, creates the agents through the API (logged in and ready), then drives
-closed-loop callers: each one runs call.incoming -> (offer seen) -> seat.answered ->
-call.hangup -> wrap-up/end over HTTP, back to back, through every server in turn.
+of their own, with the shipped rules and the built-in reverse directory on, creates
+the agents through the API (logged in and ready), then drives callers from
+``load_processes`` worker processes (``bench/routing_load.py``): each lifecycle is
+call.incoming -> (offer seen on the command feed) -> seat.answered -> call.hangup ->
+wrap-up/end over HTTP, through every server in turn. Closed loop by default
+(``concurrency`` callers back to back: the most calls a second); ``rate=N`` is an
+open loop instead (N calls a second arrive whatever happens: latency at a load).
 Figures are taken over ``duration`` seconds after ``warmup`` seconds.
 
 Options (all ``key=value``):
@@ -11,9 +15,12 @@ Options (all ``key=value``):
 ``db``            postgresql (default) or sqlite
 ``servers``       server processes (default 2 on PostgreSQL, 1 on SQLite)
 ``agents``        agents logged in and ready (default 1000)
-``duration``      measured seconds (default 20); ``warmup`` seconds before (default 5)
-``concurrency``   callers in flight at once (default 16: the knee on this machine)
-``connections``   HTTP connections per server from the load client (default 64)
+``duration``      measured seconds (default 60); ``warmup`` seconds before (default 5)
+``concurrency``   closed loop: callers in flight at once, over all workers (default 16)
+``rate``          open loop: calls a second offered (default 0: closed loop)
+``arrivals``      open loop: ``poisson`` (default) or ``even`` spacing
+``load_processes``  load worker processes (default 2)
+``connections``   HTTP connections per server and worker (default 64)
 ``poll_ms``       how often the offer watcher reads the command feed (default 20)
 ``ceiling_s``     seconds of the bare-driver commit test (default 3)
 ``ceiling_connections``  asyncpg connections in it (default 8)
@@ -22,9 +29,12 @@ Options (all ``key=value``):
                   (raw collapsed stacks there; a summary goes into the figures)
 ``pool``          PLEDGELINE_DB_POOL_SIZE of each server (default: the server default)
 ``app_root``      the source tree the servers run (default: this repository)
-``sqlite_synchronous``  FULL or NORMAL for the server (default: the server's default)
+``sqlite_synchronous``  FULL or NORMAL for the server (default: the server's default);
+                  the SQLite ceiling runs with the same
 ``rules``         ``default`` (the shipped rules, as deployed) or ``off`` (an empty rule
                   set for the campaign: the comparison for the rules' share)
+``directory``     ``on`` (default: the built-in directory in its own process, every
+                  caller looked up) or ``off`` (no look-ups)
 ``mode``          ``load`` (default) or ``breakdown``: CPU per lifecycle step, one call
                   at a time on one server (``calls`` of them, default 200)
 
