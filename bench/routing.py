@@ -35,6 +35,8 @@ Options (all ``key=value``):
                   set for the campaign: the comparison for the rules' share)
 ``directory``     ``on`` (default: the built-in directory in its own process, every
                   caller looked up) or ``off`` (no look-ups)
+``idle_s``        seconds of the servers' background work measured with no calls,
+                  before the load (default 3; 0: none)
 ``mode``          ``load`` (default) or ``breakdown``: CPU per lifecycle step, one call
                   at a time on one server (``calls`` of them, default 200)
 
@@ -76,6 +78,7 @@ from tests import procs
 ROOT = Path(__file__).resolve().parent.parent
 
 DIALLED = "+33800000001"
+LOAD_TAIL_S = 1.0  # load after the measured window
 BENCH_SECRET = "bench-secret"
 
 
@@ -584,6 +587,7 @@ class Audit:
     received_at: dict[int, dt.datetime] = field(default_factory=dict)
     call_states: Counter[str] = field(default_factory=Counter)
     agent_states: Counter[str] = field(default_factory=Counter)
+    event_types: Counter[str] = field(default_factory=Counter)
     requeued: int = 0
 
     def problems(self) -> list[str]:
@@ -669,6 +673,7 @@ async def audit(database_url: str) -> Audit:
         )
     ]
     result.events = len(events)
+    result.event_types = Counter(kind for _seq, kind, *_rest in events)
     result.double_bookings, result.illegal_transitions = check_timeline(events)
 
     calls = {
@@ -919,6 +924,7 @@ class Options:
     settings: dict[str, Any]
     rules: bool
     directory: bool
+    idle_seconds: float
 
     @classmethod
     def parse(cls, options: dict[str, str]) -> Options:
@@ -926,7 +932,7 @@ class Options:
             "db", "servers", "agents", "duration", "warmup", "concurrency", "connections",
             "poll_ms", "ceiling_s", "ceiling_connections", "pg_url", "profile", "app_root",
             "pool", "sqlite_synchronous", "rules", "directory", "rate", "arrivals",
-            "load_processes",
+            "load_processes", "idle_s",
         }  # fmt: skip
         unknown = set(options) - known
         if unknown:
@@ -978,6 +984,7 @@ class Options:
             settings=settings,
             rules=rules != "off",
             directory=directory == "on",
+            idle_seconds=float(options.get("idle_s", "3")),
         )
 
     def sqlite_synchronous(self) -> str:
@@ -1080,6 +1087,39 @@ async def _token(url: str, root: Path, base_url: str) -> str | None:
     return None if admin is None else await procs.bearer_token(base_url, *admin)
 
 
+async def _idle(
+    o: Options,
+    server_pids: list[int],
+    database: str,
+    directory_pids: list[int],
+    activity: Any,
+) -> dict[str, Any]:
+    """The servers' background work with no calls (timers, sweeps, feeds), per second.
+
+    Taken after the set-up and before the load: what the transactions and CPU of the
+    window include whatever the call rate.
+    """
+    if o.idle_seconds <= 0:
+        return {}
+    await asyncio.sleep(1.0)  # the set-up's last statistics published (about once a second)
+    c0, n0, t0 = CpuSnapshot.take(server_pids, database, [], directory_pids), None, 0.0
+    if activity is not None:
+        n0 = await activity.read()
+    t0 = time.monotonic()
+    await asyncio.sleep(o.idle_seconds)
+    c1 = CpuSnapshot.take(server_pids, database, [], directory_pids)
+    n1 = await activity.read() if activity is not None else None
+    seconds = time.monotonic() - t0
+    figures: dict[str, Any] = {
+        "seconds": round(seconds, 1),
+        "server_cores": round((c1.servers - c0.servers) / seconds, 3),
+        "postgres_cores": round((c1.postgres - c0.postgres) / seconds, 3),
+    }
+    if n0 is not None and n1 is not None:
+        figures["db_transactions_per_s"] = round((n1.transactions - n0.transactions) / seconds, 1)
+    return figures
+
+
 async def _run(o: Options) -> dict[str, Any]:
     from bench.dbstats import DbCounters, PgActivity, per_call
     from bench.routing_load import FeedFanout, LoadPlan, run_load
@@ -1127,6 +1167,7 @@ async def _run(o: Options) -> dict[str, Any]:
                     procs.pg_dsn(o.admin_url), procs.pg_dsn(url), database
                 )
                 stack.push_async_callback(activity.close)
+            idle = await _idle(o, server_pids, database, directory_pids, activity)
             cpu: dict[str, CpuSnapshot] = {}
             counters: dict[str, DbCounters] = {}
             lookups: dict[str, int | None] = {}
@@ -1158,7 +1199,10 @@ async def _run(o: Options) -> dict[str, Any]:
                 concurrency=o.concurrency,
                 rate=o.rate,
                 arrivals=o.arrivals,
-                seconds=o.warmup + o.duration,
+                # The load runs on a little after the window: the window's last calls
+                # meet a system still under load, and the workers are still there to
+                # have their CPU read at its end.
+                seconds=o.warmup + o.duration + LOAD_TAIL_S,
                 connections=o.connections,
             )
             load = await run_load(plan, fanout, tmp, on_start=_marks)
@@ -1255,6 +1299,11 @@ async def _run(o: Options) -> dict[str, Any]:
             "over the window (includes the command-feed polls and background tasks)",
             "statements_source": activity.statements_source if activity else None,
         }
+    if "db_transactions_per_s" in idle and measured and "db_transactions" in db_activity:
+        background = idle["db_transactions_per_s"] * o.duration
+        db_activity["db_transactions_per_call_net_of_idle"] = round(
+            (db_activity["db_transactions"] - background) / len(measured), 2
+        )
     if "start" in polls and "stop" in polls and measured:
         db_activity["feed_polls_per_call"] = round(
             (polls["stop"] - polls["start"]) / len(measured), 3
@@ -1306,6 +1355,12 @@ async def _run(o: Options) -> dict[str, Any]:
         "call_states": dict(result.call_states),
         "agent_states": dict(result.agent_states),
         "requeued": result.requeued,
+        # What each call wrote (the rules' script, the screen pop...): all calls of the run.
+        "events_per_call": {
+            kind: round(count / result.calls, 2)
+            for kind, count in sorted(result.event_types.items())
+            if result.calls and not kind.startswith("agent.")
+        },
         "failed_lifecycles": dict(failed),
         "http_requests": sum(tally.values()),
         "command_feed_polls": fanout.polls,
@@ -1321,6 +1376,7 @@ async def _run(o: Options) -> dict[str, Any]:
         "ceiling_durability": durability,
         "ratio_calls_per_ceiling_tx": round(calls_per_second / ceiling, 4) if ceiling else None,
         "db_activity": db_activity,
+        "idle": idle,
         "cpu_cores": cores,
         "cpu_ms_per_call": cpu_ms,
     }
