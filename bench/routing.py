@@ -1,9 +1,13 @@
 """Routing benchmark: full call lifecycles end to end against real server processes.
 
 ``pledgeline bench routing --json [key=value ...]`` starts the server(s) on a database
-of their own, creates the agents through the API (logged in and ready), then drives
-closed-loop callers: each one runs call.incoming -> (offer seen) -> seat.answered ->
-call.hangup -> wrap-up/end over HTTP, back to back, through every server in turn.
+of their own, with the shipped rules and the built-in reverse directory on, creates
+the agents through the API (logged in and ready), then drives callers from
+``load_processes`` worker processes (``bench/routing_load.py``): each lifecycle is
+call.incoming -> (offer seen on the command feed) -> seat.answered -> call.hangup ->
+wrap-up/end over HTTP, through every server in turn. Closed loop by default
+(``concurrency`` callers back to back: the most calls a second); ``rate=N`` is an
+open loop instead (N calls a second arrive whatever happens: latency at a load).
 Figures are taken over ``duration`` seconds after ``warmup`` seconds.
 
 Options (all ``key=value``):
@@ -11,9 +15,12 @@ Options (all ``key=value``):
 ``db``            postgresql (default) or sqlite
 ``servers``       server processes (default 2 on PostgreSQL, 1 on SQLite)
 ``agents``        agents logged in and ready (default 1000)
-``duration``      measured seconds (default 20); ``warmup`` seconds before (default 5)
-``concurrency``   callers in flight at once (default 16: the knee on this machine)
-``connections``   HTTP connections per server from the load client (default 64)
+``duration``      measured seconds (default 60); ``warmup`` seconds before (default 5)
+``concurrency``   closed loop: callers in flight at once, over all workers (default 16)
+``rate``          open loop: calls a second offered (default 0: closed loop)
+``arrivals``      open loop: ``poisson`` (default) or ``even`` spacing
+``load_processes``  load worker processes (default 2)
+``connections``   HTTP connections per server and worker (default 64)
 ``poll_ms``       how often the offer watcher reads the command feed (default 20)
 ``ceiling_s``     seconds of the bare-driver commit test (default 3)
 ``ceiling_connections``  asyncpg connections in it (default 8)
@@ -22,9 +29,14 @@ Options (all ``key=value``):
                   (raw collapsed stacks there; a summary goes into the figures)
 ``pool``          PLEDGELINE_DB_POOL_SIZE of each server (default: the server default)
 ``app_root``      the source tree the servers run (default: this repository)
-``sqlite_synchronous``  FULL or NORMAL for the server (default: the server's default)
+``sqlite_synchronous``  FULL or NORMAL for the server (default: the server's default);
+                  the SQLite ceiling runs with the same
 ``rules``         ``default`` (the shipped rules, as deployed) or ``off`` (an empty rule
                   set for the campaign: the comparison for the rules' share)
+``directory``     ``on`` (default: the built-in directory in its own process, every
+                  caller looked up) or ``off`` (no look-ups)
+``idle_s``        seconds of the servers' background work measured with no calls,
+                  before the load (default 3; 0: none)
 ``mode``          ``load`` (default) or ``breakdown``: CPU per lifecycle step, one call
                   at a time on one server (``calls`` of them, default 200)
 
@@ -55,15 +67,18 @@ from typing import Any
 
 import asyncpg
 import httpx
+import orjson
 
 from app.acd.states import AGENT_TRANSITIONS, CALL_END_STATES, CALL_TRANSITIONS
 from app.telephony import signing
-from bench.stats import cpu_seconds
+from bench.http1 import Http1Pool, HttpError
+from bench.stats import cpu_seconds, percentiles
 from tests import procs
 
 ROOT = Path(__file__).resolve().parent.parent
 
 DIALLED = "+33800000001"
+LOAD_TAIL_S = 1.0  # load after the measured window
 BENCH_SECRET = "bench-secret"
 
 
@@ -75,8 +90,10 @@ class RequestFailed(Exception):
 
 
 class LoadClient:
-    """httpx clients to every server, a bounded number of connections each.
+    """HTTP clients to every server, a bounded number of keep-alive connections each.
 
+    ``transport``: ``httpx`` (the default: the tests) or ``raw`` (``bench/http1.py``,
+    a fraction of httpx's CPU per request: the load generator of the benchmark).
     Requests without an explicit ``server`` go round-robin over the servers. Every
     answer is tallied by (what, status); statuses outside ``expect`` are kept.
     """
@@ -89,17 +106,28 @@ class LoadClient:
         connections: int = 64,
         timeout: float = 60.0,
         token: str | None = None,
+        transport: str = "httpx",
     ) -> None:
-        limits = httpx.Limits(
-            max_connections=connections,
-            max_keepalive_connections=connections,
-            keepalive_expiry=2.0,  # below the servers' keep-alive timeout (tests/procs.py)
-        )
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.clients = [
-            httpx.AsyncClient(base_url=url, limits=limits, timeout=timeout, headers=headers)
-            for url in base_urls
-        ]
+        self.transport = transport
+        self.clients: list[Any]
+        if transport == "raw":
+            self.clients = [
+                Http1Pool(url, connections=connections, timeout=timeout, headers=headers)
+                for url in base_urls
+            ]
+        elif transport == "httpx":
+            limits = httpx.Limits(
+                max_connections=connections,
+                max_keepalive_connections=connections,
+                keepalive_expiry=2.0,  # below the servers' keep-alive timeout (tests/procs.py)
+            )
+            self.clients = [
+                httpx.AsyncClient(base_url=url, limits=limits, timeout=timeout, headers=headers)
+                for url in base_urls
+            ]
+        else:
+            raise ValueError(f"transport is httpx or raw, not {transport!r}")
         self.secret = secret
         self._next = itertools.count()
         self.tally: Counter[str] = Counter()
@@ -110,14 +138,27 @@ class LoadClient:
     def servers(self) -> int:
         return len(self.clients)
 
-    def pick(self, server: int | None) -> httpx.AsyncClient:
+    def _pick(self, server: int | None) -> int:
         index = (next(self._next) if server is None else server) % len(self.clients)
         self.per_server[index] += 1
-        return self.clients[index]
+        return index
 
     async def aclose(self) -> None:
         for client in self.clients:
             await client.aclose()
+
+    async def _send(self, index: int, method: str, path: str, kwargs: dict[str, Any]) -> Any:
+        client = self.clients[index]
+        if self.transport == "httpx":
+            return await client.request(method, path, **kwargs)
+        headers = dict(kwargs.get("headers") or {})
+        body = kwargs.get("content")
+        if kwargs.get("json") is not None:
+            body = orjson.dumps(kwargs["json"])
+            headers["Content-Type"] = "application/json"
+        elif body is None and method in ("POST", "PUT", "PATCH"):
+            body = b""
+        return await client.request(method, path, body=body, headers=headers)
 
     async def request(
         self,
@@ -128,11 +169,12 @@ class LoadClient:
         server: int | None = None,
         expect: Iterable[int] = (200, 201),
         **kwargs: Any,
-    ) -> httpx.Response:
+    ) -> Any:
+        """The answer (an ``httpx.Response`` or an ``http1.Response``: the same reading)."""
         what = what or f"{method} {path.split('/')[1]}"
         try:
-            response = await self.pick(server).request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
+            response = await self._send(self._pick(server), method, path, kwargs)
+        except (httpx.HTTPError, HttpError) as exc:
             self.tally[f"{what} {type(exc).__name__}"] += 1
             self.unexpected.append(f"{what}: {type(exc).__name__}: {exc}")
             raise RequestFailed(f"{what}: {type(exc).__name__}") from exc
@@ -150,14 +192,14 @@ class LoadClient:
         event_id: str | None = None,
         expect: Iterable[int] = (200,),
         **fields: Any,
-    ) -> httpx.Response:
+    ) -> Any:
         event = {
             "event_id": event_id or f"ev-{uuid.uuid4().hex}",
             "type": type,
             "call_id": provider_call_id,
             **fields,
         }
-        body = json.dumps(event, separators=(",", ":")).encode()
+        body = orjson.dumps(event)
         headers = {
             "Content-Type": "application/json",
             signing.HEADER: signing.sign(self.secret, body),
@@ -265,6 +307,10 @@ class OfferWatcher:
         )
         if response.status_code == 200:
             self._take(response.json()["commands"])
+        await self._look_up_stale()
+
+    async def _look_up_stale(self) -> None:
+        """Waiters that heard nothing for ``fallback_after``: ask for their call alone."""
         now = time.monotonic()
         stale = [
             (pid, call_id)
@@ -541,6 +587,7 @@ class Audit:
     received_at: dict[int, dt.datetime] = field(default_factory=dict)
     call_states: Counter[str] = field(default_factory=Counter)
     agent_states: Counter[str] = field(default_factory=Counter)
+    event_types: Counter[str] = field(default_factory=Counter)
     requeued: int = 0
 
     def problems(self) -> list[str]:
@@ -626,6 +673,7 @@ async def audit(database_url: str) -> Audit:
         )
     ]
     result.events = len(events)
+    result.event_types = Counter(kind for _seq, kind, *_rest in events)
     result.double_bookings, result.illegal_transitions = check_timeline(events)
 
     calls = {
@@ -697,8 +745,24 @@ async def audit(database_url: str) -> Audit:
 # --- the bare-driver ceiling ---------------------------------------------------------------
 
 
+async def pg_durability(dsn: str) -> dict[str, str]:
+    """The commit durability PostgreSQL runs with (what the app's commits get too)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        return {
+            name: str(await conn.fetchval(f"SHOW {name}"))
+            for name in ("synchronous_commit", "fsync", "wal_sync_method")
+        }
+    finally:
+        await conn.close()
+
+
 async def pg_ceiling(database_url: str, seconds: float, connections: int) -> float:
-    """Single-row committed transactions per second over asyncpg, ``connections`` at once."""
+    """Single-row committed transactions per second over asyncpg, ``connections`` at once.
+
+    The connections keep the server's settings: ``synchronous_commit`` as the app has it
+    (each commit waits for its WAL flush when it is on).
+    """
     dsn = procs.pg_dsn(database_url)
     setup = await asyncpg.connect(dsn)
     await setup.execute(
@@ -726,13 +790,13 @@ async def pg_ceiling(database_url: str, seconds: float, connections: int) -> flo
     return done / elapsed
 
 
-def sqlite_ceiling(directory: Path, seconds: float) -> float:
-    """Single-row committed transactions per second, sqlite3, WAL + synchronous=FULL."""
+def sqlite_ceiling(directory: Path, seconds: float, synchronous: str = "NORMAL") -> float:
+    """Single-row committed transactions per second, sqlite3, WAL, the app's ``synchronous``."""
     path = directory / "ceiling.db"
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'FULL' else 'NORMAL'}")
         conn.execute("CREATE TABLE IF NOT EXISTS bench_ceiling (id INTEGER PRIMARY KEY, v INTEGER)")
         done = 0
         started = time.monotonic()
@@ -773,30 +837,37 @@ def _postgres_cpu(database: str | None, exclude: frozenset[int] = frozenset()) -
 @dataclass
 class CpuSnapshot:
     servers: float
-    client: float
+    client: float  # the whole load client: this process and the load workers
     postgres: float
+    directory: float
     machine_busy: float
+    client_workers: float = 0.0  # the load workers alone (the per-call part)
 
     @classmethod
-    def take(cls, server_pids: list[int], database: str | None) -> CpuSnapshot:
+    def take(
+        cls,
+        server_pids: list[int],
+        database: str | None,
+        client_pids: list[int] = [],  # noqa: B006 (read only)
+        directory_pids: list[int] = [],  # noqa: B006 (read only)
+    ) -> CpuSnapshot:
+        """CPU seconds so far; the load client is this process plus ``client_pids``."""
         import psutil
 
         machine = psutil.cpu_times()
         busy = machine.user + machine.system + machine.nice + getattr(machine, "softirq", 0.0)
-        return cls(cpu_seconds(server_pids), time.process_time(), _postgres_cpu(database), busy)
+        workers = cpu_seconds(client_pids)
+        return cls(
+            cpu_seconds(server_pids),
+            time.process_time() + workers,
+            _postgres_cpu(database),
+            cpu_seconds(directory_pids),
+            busy,
+            workers,
+        )
 
 
 # --- the benchmark -------------------------------------------------------------------------
-
-
-def _sqlite_mode(o: Options) -> dict[str, str]:
-    """The SQLite ``synchronous`` mode the server runs with (given, or its default)."""
-    if o.kind != "sqlite" or "sqlite_synchronous" in o.settings:
-        return {}
-    from app.settings import Settings
-
-    field = Settings.model_fields.get("sqlite_synchronous")
-    return {"sqlite_synchronous": f"{field.default} (default)" if field else "FULL (fixed)"}
 
 
 def _percentile(values: list[float], q: float) -> float | None:
@@ -838,7 +909,11 @@ class Options:
     agents: int
     duration: float
     warmup: float
+    load: str  # closed | open
     concurrency: int
+    rate: float
+    arrivals: str
+    load_processes: int
     connections: int
     poll: float
     ceiling_seconds: float
@@ -847,13 +922,17 @@ class Options:
     profile: Path | None
     root: Path
     settings: dict[str, Any]
+    rules: bool
+    directory: bool
+    idle_seconds: float
 
     @classmethod
     def parse(cls, options: dict[str, str]) -> Options:
         known = {
             "db", "servers", "agents", "duration", "warmup", "concurrency", "connections",
             "poll_ms", "ceiling_s", "ceiling_connections", "pg_url", "profile", "app_root",
-            "pool", "sqlite_synchronous", "rules",
+            "pool", "sqlite_synchronous", "rules", "directory", "rate", "arrivals",
+            "load_processes", "idle_s",
         }  # fmt: skip
         unknown = set(options) - known
         if unknown:
@@ -870,15 +949,31 @@ class Options:
             settings["db_pool_size"] = int(options["pool"])
         if "sqlite_synchronous" in options:
             settings["sqlite_synchronous"] = options["sqlite_synchronous"].upper()
-        if options.get("rules", "default") == "off":
+        rules = options.get("rules", "default")
+        if rules not in ("default", "on", "off"):
+            raise ValueError("rules is default (on) or off")
+        if rules == "off":
             settings["rules_dir"] = _no_rules_dir()
+        directory = options.get("directory", "on")
+        if directory not in ("on", "off"):
+            raise ValueError("directory is on or off")
+        if directory == "off":
+            settings["directory_url"] = ""  # the server's "no look-ups"
+        arrivals = options.get("arrivals", "poisson")
+        if arrivals not in ("poisson", "even"):
+            raise ValueError("arrivals is poisson or even")
+        rate = float(options.get("rate", "0"))
         return cls(
             kind=kind,
             servers=servers,
             agents=int(options.get("agents", "1000")),
-            duration=float(options.get("duration", "20")),
+            duration=float(options.get("duration", "60")),
             warmup=float(options.get("warmup", "5")),
+            load="open" if rate > 0 else "closed",
             concurrency=int(options.get("concurrency", "16")),
+            rate=rate,
+            arrivals=arrivals,
+            load_processes=max(1, int(options.get("load_processes", "2"))),
             connections=int(options.get("connections", "64")),
             poll=float(options.get("poll_ms", "20")) / 1000,
             ceiling_seconds=float(options.get("ceiling_s", "3")),
@@ -887,21 +982,73 @@ class Options:
             profile=Path(profile).resolve() if profile else None,
             root=Path(options.get("app_root", str(procs.ROOT))).resolve(),
             settings=settings,
+            rules=rules != "off",
+            directory=directory == "on",
+            idle_seconds=float(options.get("idle_s", "3")),
         )
 
+    def sqlite_synchronous(self) -> str:
+        """The ``synchronous`` mode the SQLite server runs with (given, or its default)."""
+        if "sqlite_synchronous" in self.settings:
+            return str(self.settings["sqlite_synchronous"])
+        from app.settings import Settings
 
-async def _ceiling(o: Options, url: str, tmp: Path) -> tuple[float, str]:
+        field = Settings.model_fields.get("sqlite_synchronous")
+        return str(field.default) if field else "FULL"
+
+
+async def _ceiling(o: Options, url: str, tmp: Path) -> tuple[float, str, dict[str, str]]:
+    """The bare-driver ceiling, how it was taken, and the durability it ran with."""
     if o.kind == "postgresql":
+        durability = await pg_durability(procs.pg_dsn(url))
         ceiling = await pg_ceiling(url, o.ceiling_seconds, o.ceiling_connections)
-        return ceiling, (
+        return (
+            ceiling,
             f"asyncpg, {o.ceiling_connections} connections, autocommit single-row INSERT, "
-            f"{o.ceiling_seconds:g} s"
+            f"synchronous_commit={durability['synchronous_commit']}, {o.ceiling_seconds:g} s",
+            durability,
         )
-    ceiling = await asyncio.to_thread(sqlite_ceiling, tmp, o.ceiling_seconds)
-    return ceiling, (
-        "sqlite3, WAL, synchronous=FULL, BEGIN IMMEDIATE + single-row INSERT + COMMIT, "
-        f"one connection, {o.ceiling_seconds:g} s"
+    synchronous = o.sqlite_synchronous()
+    ceiling = await asyncio.to_thread(sqlite_ceiling, tmp, o.ceiling_seconds, synchronous)
+    return (
+        ceiling,
+        f"sqlite3, WAL, synchronous={synchronous} (as the server), BEGIN IMMEDIATE + "
+        f"single-row INSERT + COMMIT, one connection, {o.ceiling_seconds:g} s",
+        {"sqlite_synchronous": synchronous, "journal_mode": "WAL"},
     )
+
+
+@contextlib.asynccontextmanager
+async def _directory(o: Options) -> AsyncIterator[dict[str, Any]]:
+    """The built-in reverse directory for the servers (``directory=on``), stopped after.
+
+    It answers from a hash of the number: every call's caller is looked up, as in
+    production, at the price of a separate process on the same machine.
+    """
+    if not o.directory:
+        yield {"on": False}
+        return
+    from app.cti.directory_server import DirectoryProcess
+
+    directory = DirectoryProcess(faults=False)
+    await asyncio.to_thread(directory.start)
+    o.settings["directory_url"] = directory.base_url
+    try:
+        yield {"on": True, "url": directory.base_url, "pid": directory.proc and directory.proc.pid}
+    finally:
+        await asyncio.to_thread(directory.stop)
+
+
+async def _directory_lookups(url: str | None) -> int | None:
+    """How many look-ups the built-in directory answered so far."""
+    if not url:
+        return None
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=5) as http:
+            lookups: int = (await http.get("/_stats")).json()["lookups"]
+            return lookups
+    except (httpx.HTTPError, ValueError, KeyError):
+        return None
 
 
 async def _profile_window(o: Options, pids: list[int]) -> None:
@@ -940,15 +1087,51 @@ async def _token(url: str, root: Path, base_url: str) -> str | None:
     return None if admin is None else await procs.bearer_token(base_url, *admin)
 
 
+async def _idle(
+    o: Options,
+    server_pids: list[int],
+    database: str,
+    directory_pids: list[int],
+    activity: Any,
+) -> dict[str, Any]:
+    """The servers' background work with no calls (timers, sweeps, feeds), per second.
+
+    Taken after the set-up and before the load: what the transactions and CPU of the
+    window include whatever the call rate.
+    """
+    if o.idle_seconds <= 0:
+        return {}
+    await asyncio.sleep(1.0)  # the set-up's last statistics published (about once a second)
+    c0, n0, t0 = CpuSnapshot.take(server_pids, database, [], directory_pids), None, 0.0
+    if activity is not None:
+        n0 = await activity.read()
+    t0 = time.monotonic()
+    await asyncio.sleep(o.idle_seconds)
+    c1 = CpuSnapshot.take(server_pids, database, [], directory_pids)
+    n1 = await activity.read() if activity is not None else None
+    seconds = time.monotonic() - t0
+    figures: dict[str, Any] = {
+        "seconds": round(seconds, 1),
+        "server_cores": round((c1.servers - c0.servers) / seconds, 3),
+        "postgres_cores": round((c1.postgres - c0.postgres) / seconds, 3),
+    }
+    if n0 is not None and n1 is not None:
+        figures["db_transactions_per_s"] = round((n1.transactions - n0.transactions) / seconds, 1)
+    return figures
+
+
 async def _run(o: Options) -> dict[str, Any]:
+    from bench.dbstats import DbCounters, PgActivity, per_call
+    from bench.routing_load import FeedFanout, LoadPlan, run_load
+
     if o.kind == "postgresql":
         problem = await procs.pg_unreachable(o.admin_url)
         if problem:
             raise RuntimeError(f"PostgreSQL at {o.admin_url} unreachable: {problem}")
 
     async with _database(o.kind, o.admin_url, o.root) as (url, tmp):
-        ceiling, ceiling_method = await _ceiling(o, url, tmp)
-        async with contextlib.AsyncExitStack() as stack:
+        ceiling, ceiling_method, durability = await _ceiling(o, url, tmp)
+        async with _directory(o) as directory, contextlib.AsyncExitStack() as stack:
             started: list[procs.ServerProcess] = []
             for _ in range(o.servers):
                 server = await procs.start_server(
@@ -960,54 +1143,76 @@ async def _run(o: Options) -> dict[str, Any]:
                 )
                 started.append(server)
                 stack.push_async_callback(procs.stop_server, server)
+            token = await _token(url, o.root, started[0].base_url)
             client = LoadClient(
                 [s.base_url for s in started],
                 BENCH_SECRET,
                 connections=o.connections,
-                token=await _token(url, o.root, started[0].base_url),
+                token=token,
+                transport="raw",
             )
             stack.push_async_callback(client.aclose)
             t_setup = time.monotonic()
             hotline = await setup_hotline(client, o.agents)
             setup_seconds = time.monotonic() - t_setup
-            watcher = OfferWatcher(client, hotline["campaign_id"], interval=o.poll)
-            watcher.start()
-            stack.push_async_callback(watcher.stop)
+            fanout = FeedFanout(client, hotline["campaign_id"], interval=o.poll)
 
             server_pids = [pid for s in started for pid in s.python_pids()]
+            directory_pids = [directory["pid"]] if directory.get("pid") else []
             # SQLite runs inside the servers; PostgreSQL backends are found by database.
             database = url.rsplit("/", 1)[1] if o.kind == "postgresql" else "-"
-            lives: list[Lifecycle] = []
-            counter = itertools.count()
-            prefix = f"b{uuid.uuid4().hex[:6]}"
-            t_measure = time.monotonic() + o.warmup
-            wall_measure = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=o.warmup)
-            t_stop = t_measure + o.duration
+            activity: PgActivity | None = None
+            if o.kind == "postgresql":
+                activity = await PgActivity.open(
+                    procs.pg_dsn(o.admin_url), procs.pg_dsn(url), database
+                )
+                stack.push_async_callback(activity.close)
+            idle = await _idle(o, server_pids, database, directory_pids, activity)
             cpu: dict[str, CpuSnapshot] = {}
+            counters: dict[str, DbCounters] = {}
+            lookups: dict[str, int | None] = {}
+            polls: dict[str, int] = {}
+            window: dict[str, float] = {}
 
-            async def _caller() -> None:
-                while time.monotonic() < t_stop:
-                    try:
-                        life = await run_lifecycle(client, watcher, next(counter), prefix=prefix)
-                    except (RequestFailed, KeyError, ValueError, TimeoutError) as exc:
-                        life = Lifecycle(-1, "", time.monotonic(), outcome=f"failed:{exc!r}")
-                    lives.append(life)
-
-            async def _cpu_marks() -> None:
-                await asyncio.sleep(max(0.0, t_measure - time.monotonic()))
-                cpu["start"] = CpuSnapshot.take(server_pids, database)
-                profiling = asyncio.create_task(_profile_window(o, server_pids))
-                await asyncio.sleep(max(0.0, t_stop - time.monotonic()))
-                cpu["stop"] = CpuSnapshot.take(server_pids, database)
+            async def _marks(t_start: float, _t_end: float, worker_pids: list[int]) -> None:
+                window["start"] = t_start + o.warmup
+                window["stop"] = window["start"] + o.duration
+                window["wall_start"] = time.time() + (window["start"] - time.monotonic())
+                for mark in ("start", "stop"):
+                    await asyncio.sleep(max(0.0, window[mark] - time.monotonic()))
+                    cpu[mark] = CpuSnapshot.take(server_pids, database, worker_pids, directory_pids)
+                    polls[mark] = fanout.polls
+                    if activity is not None:
+                        counters[mark] = await activity.read()
+                    lookups[mark] = await _directory_lookups(directory.get("url"))
+                    if mark == "start":
+                        profiling = asyncio.create_task(_profile_window(o, server_pids))
                 await profiling
 
-            await asyncio.gather(_cpu_marks(), *(_caller() for _ in range(o.concurrency)))
+            plan = LoadPlan(
+                base_urls=[s.base_url for s in started],
+                secret=BENCH_SECRET,
+                token=token,
+                prefix=f"b{uuid.uuid4().hex[:6]}",
+                mode=o.load,
+                processes=o.load_processes,
+                concurrency=o.concurrency,
+                rate=o.rate,
+                arrivals=o.arrivals,
+                # The load runs on a little after the window: the window's last calls
+                # meet a system still under load, and the workers are still there to
+                # have their CPU read at its end.
+                seconds=o.warmup + o.duration + LOAD_TAIL_S,
+                connections=o.connections,
+            )
+            load = await run_load(plan, fanout, tmp, on_start=_marks)
             drained = time.monotonic()
-            await watcher.stop()
         # The servers are stopped (profiles written): the database is quiet, read it.
         server_errors = [e for s in started for e in s.errors()]
         result = await audit(url)
 
+    t_measure, t_stop = window["start"], window["stop"]
+    lives = load.lives
     measured = [
         life
         for life in lives
@@ -1015,6 +1220,7 @@ async def _run(o: Options) -> dict[str, Any]:
     ]
     failed = Counter(life.outcome for life in lives if life.outcome.startswith("failed"))
     # Offer latency of the calls that arrived in the measured window.
+    wall_measure = dt.datetime.fromtimestamp(window["wall_start"], dt.UTC)
     wall_stop = wall_measure + dt.timedelta(seconds=o.duration)
     in_window = [
         ms
@@ -1032,29 +1238,99 @@ async def _run(o: Options) -> dict[str, Any]:
             "servers": (c1.servers - c0.servers) / o.duration,
             "load_client": (c1.client - c0.client) / o.duration,
             "postgres": (c1.postgres - c0.postgres) / o.duration,
+            "directory": (c1.directory - c0.directory) / o.duration,
             "machine_busy": (c1.machine_busy - c0.machine_busy) / o.duration,
         }
-        ours = cores["servers"] + cores["load_client"] + cores["postgres"]
+        ours = sum(v for k, v in cores.items() if k != "machine_busy")
         cores["other_processes"] = max(0.0, cores["machine_busy"] - ours)
         cores = {k: round(v, 2) for k, v in cores.items()}
         if measured:
             # Contention-proof cost figures: CPU time spent per completed lifecycle.
-            per_call = o.duration * 1000 / len(measured)
+            per_call_ms = o.duration * 1000 / len(measured)
             cpu_ms = {
-                "servers": round(cores["servers"] * per_call, 1),
-                "postgres": round(cores["postgres"] * per_call, 1),
-                "load_client": round(cores["load_client"] * per_call, 1),
+                name: round(cores[name] * per_call_ms, 2)
+                for name in ("servers", "postgres", "directory", "load_client")
             }
+    workers = load.workers
+    tally: Counter[str] = Counter(client.tally)
+    for report in workers:
+        tally.update(report["tally"])
+    unexpected = len(client.unexpected) + sum(r["unexpected"] for r in workers)
+    unexpected_sample = client.unexpected[:5] + [x for r in workers for x in r["unexpected_sample"]]
+    offered_in_window = sum(1 for life in lives if t_measure <= life.started <= t_stop)
+    load_figures: dict[str, Any] = {
+        "mode": o.load,
+        "processes": o.load_processes,
+        "transport": "raw HTTP/1.1 keep-alive (bench/http1.py), orjson",
+        "offers_from": "command feed, one poller in the parent, fanned out to the workers",
+        "connections_opened": sum(r["connections_opened"] for r in workers),
+    }
+    if o.load == "open":
+        lags = [lag for r in workers for lag in r.get("arrival_lag_ms", [])]
+        load_figures |= {
+            "rate": o.rate,
+            "arrivals": o.arrivals,
+            "offered_calls_per_second": round(offered_in_window / o.duration, 1),
+            "arrivals_skipped": sum(r.get("arrivals_skipped", 0) for r in workers),
+            "arrival_lag_ms": percentiles(lags),
+        }
+    else:
+        load_figures["concurrency"] = o.concurrency
+    if cpu_ms:
+        # The generator must not be the limit: its cost at the target rate, in cores.
+        # The workers' CPU grows with the calls; the parent's (the feed poller, the
+        # marks) is mostly a fixed cost a second, so it is projected as such.
+        c0, c1 = cpu["start"], cpu["stop"]
+        worker_ms = (c1.client_workers - c0.client_workers) * 1000 / len(measured)
+        parent_cores = (c1.client - c1.client_workers - c0.client + c0.client_workers) / o.duration
+        at_150 = worker_ms * 0.15 + parent_cores
+        load_figures |= {
+            "cpu_ms_per_call": cpu_ms["load_client"],
+            "workers_cpu_ms_per_call": round(worker_ms, 2),
+            "parent_cores": round(parent_cores, 3),
+            "cores_at_150_calls_per_s": round(at_150, 2),
+            "machine_share_at_150_calls_per_s": round(at_150 / (os.cpu_count() or 1), 3),
+        }
+    db_activity: dict[str, Any] = {"source": "not available on SQLite (no server counters)"}
+    if "start" in counters and "stop" in counters:
+        db_activity = {
+            **per_call(counters["start"], counters["stop"], len(measured)),
+            "source": "pg_stat_database xact_commit + xact_rollback of the bench database "
+            "over the window (includes the command-feed polls and background tasks)",
+            "statements_source": activity.statements_source if activity else None,
+        }
+    if "db_transactions_per_s" in idle and measured and "db_transactions" in db_activity:
+        background = idle["db_transactions_per_s"] * o.duration
+        db_activity["db_transactions_per_call_net_of_idle"] = round(
+            (db_activity["db_transactions"] - background) / len(measured), 2
+        )
+    if "start" in polls and "stop" in polls and measured:
+        db_activity["feed_polls_per_call"] = round(
+            (polls["stop"] - polls["start"]) / len(measured), 3
+        )
+    directory_lookups = (
+        lookups["stop"] - lookups["start"]
+        if lookups.get("start") is not None and lookups.get("stop") is not None
+        else None
+    )
     figures: dict[str, Any] = {
         "benchmark": "routing",
         "date": dt.date.today().isoformat(),
         "database": o.kind,
         "servers": o.servers,
         "agents": o.agents,
-        "server_settings": {**o.settings, **_sqlite_mode(o)},
+        "rules": o.rules,
+        "directory": o.directory,
+        "directory_lookups_in_window": directory_lookups,
+        "server_settings": {
+            **{k: v for k, v in o.settings.items() if k != "rules_dir"},
+            **({"sqlite_synchronous": o.sqlite_synchronous()} if o.kind == "sqlite" else {}),
+        },
         "duration_s": o.duration,
         "warmup_s": o.warmup,
-        "concurrency": o.concurrency,
+        "load": load_figures,
+        "concurrency": o.concurrency if o.load == "closed" else None,
+        "offered_rate": o.rate if o.load == "open" else None,
         "calls_completed": len(measured),
         "calls_per_second": round(calls_per_second, 1),
         "offer_latency_ms": {
@@ -1079,18 +1355,28 @@ async def _run(o: Options) -> dict[str, Any]:
         "call_states": dict(result.call_states),
         "agent_states": dict(result.agent_states),
         "requeued": result.requeued,
+        # What each call wrote (the rules' script, the screen pop...): all calls of the run.
+        "events_per_call": {
+            kind: round(count / result.calls, 2)
+            for kind, count in sorted(result.event_types.items())
+            if result.calls and not kind.startswith("agent.")
+        },
         "failed_lifecycles": dict(failed),
-        "http_requests": sum(client.tally.values()),
-        "command_feed_polls": watcher.polls,
-        "http_unexpected": len(client.unexpected),
-        "http_unexpected_sample": client.unexpected[:5],
+        "http_requests": sum(tally.values()),
+        "command_feed_polls": fanout.polls,
+        "offer_fallbacks": sum(r["fallbacks"] for r in workers),
+        "http_unexpected": unexpected,
+        "http_unexpected_sample": unexpected_sample[:5],
         "server_errors": len(server_errors),
         "server_errors_sample": [e[:500] for e in server_errors[:3]],
-        "drain_s": round(drained - t_stop, 2),
+        "drain_s": round(drained - load.t_stop, 2),
         "setup_s": round(setup_seconds, 1),
         "ceiling_tx_per_second": round(ceiling, 1),
         "ceiling_method": ceiling_method,
+        "ceiling_durability": durability,
         "ratio_calls_per_ceiling_tx": round(calls_per_second / ceiling, 4) if ceiling else None,
+        "db_activity": db_activity,
+        "idle": idle,
         "cpu_cores": cores,
         "cpu_ms_per_call": cpu_ms,
     }
@@ -1162,7 +1448,11 @@ async def _breakdown(o: Options, calls: int) -> dict[str, Any]:
     """
     steps: dict[str, list[float]] = defaultdict(list)
     db_steps: dict[str, list[float]] = defaultdict(list)
-    async with _database(o.kind, o.admin_url, o.root) as (url, tmp):
+    directory_steps: dict[str, list[float]] = defaultdict(list)
+    async with (
+        _database(o.kind, o.admin_url, o.root) as (url, tmp),
+        _directory(o) as directory,
+    ):
         server = await procs.start_server(
             url, secret=BENCH_SECRET, settings=o.settings, log_dir=tmp / "logs", root=o.root
         )
@@ -1182,8 +1472,10 @@ async def _breakdown(o: Options, calls: int) -> dict[str, Any]:
                 watch = await asyncpg.connect(procs.pg_dsn(url))
                 mine = frozenset({await watch.fetchval("SELECT pg_backend_pid()")})
 
-            def mark() -> tuple[float, float]:
-                return cpu_seconds(pids), _postgres_cpu(database, mine)
+            directory_pids = [directory["pid"]] if directory.get("pid") else []
+
+            def mark() -> tuple[float, float, float]:
+                return cpu_seconds(pids), _postgres_cpu(database, mine), cpu_seconds(directory_pids)
 
             async def step(name: str, action: Any) -> Any:
                 before = mark()
@@ -1191,6 +1483,7 @@ async def _breakdown(o: Options, calls: int) -> dict[str, Any]:
                 after = mark()
                 steps[name].append((after[0] - before[0]) * 1000)
                 db_steps[name].append((after[1] - before[1]) * 1000)
+                directory_steps[name].append((after[2] - before[2]) * 1000)
                 return result
 
             async def offered(call_id: int) -> dict[str, Any]:
@@ -1239,6 +1532,7 @@ async def _breakdown(o: Options, calls: int) -> dict[str, Any]:
         name: {
             "server_cpu_ms": round(statistics.fmean(values), 2),
             "db_cpu_ms": round(statistics.fmean(db_steps[name]), 2),
+            "directory_cpu_ms": round(statistics.fmean(directory_steps[name]), 2),
         }
         for name, values in steps.items()
     }
@@ -1251,6 +1545,8 @@ async def _breakdown(o: Options, calls: int) -> dict[str, Any]:
         "benchmark": "routing-breakdown",
         "date": dt.date.today().isoformat(),
         "database": o.kind,
+        "rules": o.rules,
+        "directory": o.directory,
         "calls": calls,
         "steps": per_step,
         "lifecycle_server_cpu_ms": round(server_total, 1),
