@@ -377,8 +377,14 @@ async def run_lifecycle(
     abandon_after: float | None = None,
     duplicate_incoming: bool = False,
     offer_timeout: float = 60.0,
+    ring_out: int = 0,
+    talk: float = 0.0,
 ) -> Lifecycle:
     """One caller, end to end.
+
+    ``ring_out``: let that many offers ring unanswered (the ring timeout hands the
+    call to another agent) before answering one. ``talk``: seconds between the
+    answer and the hang-up.
 
     ``abandon_after``: hang up that long after the call was accepted, before anyone
     answers (the call is abandoned whether queued or ringing by then).
@@ -417,13 +423,17 @@ async def run_lifecycle(
         life.outcome = "abandoned" if state == "abandoned" else f"failed:abandon gave {state}"
         return life
 
-    for _attempt in range(3):  # a ring timeout may hand the call to another agent
+    unanswered = ring_out
+    for _attempt in range(3 + ring_out):  # a ring timeout may hand the call to another agent
         row = await watcher.wait(pid, life.call_id, offer_timeout)
         if row["state"] != "offered":
             life.outcome = f"failed:call {row['state']} before an offer was seen"
             return life
         life.offer_seen = life.offer_seen or time.monotonic()
         life.agent_id = row["agent_id"]
+        if unanswered:
+            unanswered -= 1
+            continue  # not answered: the next offer comes after the ring timeout
         answer = await client.telephony("seat.answered", pid)
         if answer.status_code == 200 and answer.json()["call"]["state"] == "connected":
             break
@@ -431,6 +441,8 @@ async def run_lifecycle(
         life.outcome = "failed:never connected"
         return life
 
+    if talk:
+        await asyncio.sleep(talk)
     if hangup_by == "agent":
         answer = await client.request(
             "POST", f"/agents/{life.agent_id}/hangup", what="POST agent hangup"
