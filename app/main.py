@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from app.acd.endpoints import router as acd_router
 from app.acd.router import Dispatcher
 from app.acd.worker import TimerWorker
+from app.auth.cache import PrincipalCache
 from app.auth.endpoints import router as auth_router
 from app.cti.service import CallerLookup
 from app.db import Database, make_engine
@@ -66,6 +67,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.db = db
         db.settings = settings
 
+        # Logins cached by this process go at once: its own commits here, every
+        # process's through the event feed below.
+        principal_cache = app.state.principal_cache
+        db.on_events.append(principal_cache.on_events)
+
         async def run_pledge_rules(events: list[Any]) -> None:
             await rules_on_committed(db, events)  # pledge.saved rules, after commit
 
@@ -73,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         rules_defaults()  # builds the CEL parser and the shipped rules now, not on a call
         hub, feed = Hub(), EventFeed(db)
         feed.subscribe(hub.publish)
+        feed.subscribe(principal_cache.on_events)
         await feed.start()
         notifier = Notifier(db, settings.database_url, feed) if db.is_postgres else None
         if notifier is not None:
@@ -126,6 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.principal_cache = PrincipalCache(settings.principal_cache_seconds)
     install_error_handlers(app)
     app.include_router(health_router)
     app.include_router(metrics_router)
