@@ -221,6 +221,9 @@ async def test_a_role_change_is_seen_on_the_next_request(
         "SELECT data FROM events WHERE type = 'auth.user_changed' ORDER BY seq"
     )
     assert len(changes) == 2
+    # Deactivating also ends the sessions (which closes the user's screens).
+    revoked = await hotline.sql("SELECT data FROM events WHERE type = 'auth.revoked'")
+    assert len(revoked) == 1
 
 
 async def test_an_expired_session_is_not_served_from_the_cache(

@@ -9,6 +9,7 @@ import enum
 import hashlib
 import hmac
 import json
+import logging
 import re
 import secrets
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ from app.db import Database, UnitOfWork, utcnow
 from app.errors import AppError, Conflict, Invalid, NotFound
 from app.realtime.outbox import emit
 from app.settings import get_settings
+
+log = logging.getLogger(__name__)
 
 WS_TOKEN_SECONDS = 60
 # The first lock of a (name, address) pair; each further one in a row doubles, up to a day.
@@ -155,6 +158,8 @@ async def update_user(
         campaign_id=user.campaign_id,
         data={"user_id": user.id, "role": user.role, "active": user.active},
     )
+    if not user.active:
+        await revoke_user(uow, user.id)  # and closes the user's screens
     return user
 
 
@@ -225,10 +230,20 @@ async def _failed(
     if attempts < max_failures:
         return
     t = LoginThrottle.__table__.c
+    lock = lock_duration(lockouts + 1)
     await uow.session.execute(
         update(LoginThrottle)
         .where(t.username == username, t.client == client, t.locked_until.is_(None))
-        .values(lockouts=lockouts + 1, locked_until=now + lock_duration(lockouts + 1))
+        .values(lockouts=lockouts + 1, locked_until=now + lock)
+    )
+    # Many of these for one name from many addresses is a guesser with many addresses.
+    log.warning(
+        "logins for %r from %s locked for %d min (%d wrong in a row, lock %d)",
+        username,
+        client,
+        lock.total_seconds() // 60,
+        max_failures,
+        lockouts + 1,
     )
     # Rows of names nobody tried for days (typos, sprayed names) are kept no longer.
     await uow.session.execute(
