@@ -5,10 +5,11 @@ Every field here is documented in the README's settings table; keep both in step
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -207,6 +208,15 @@ class Settings(BaseSettings):
         default="This number cannot reach the pledge line at the moment. Thank you.",
         description="Message a blocked number hears before the line hangs up.",
     )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted_proxies_are_networks(cls, value: str) -> str:
+        # A typo here would otherwise surface as a failed login, not at start-up.
+        for item in value.split(","):
+            if item.strip():
+                ipaddress.ip_network(item.strip(), strict=False)
+        return value
 
 
 @lru_cache
