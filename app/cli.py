@@ -25,6 +25,9 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port or settings.port,
         workers=workers,
         log_level=settings.log_level,
+        # The client address is worked out by the app from PLEDGELINE_TRUSTED_PROXIES
+        # (app/auth/addresses.py); uvicorn would otherwise believe any local proxy.
+        proxy_headers=False,
     )
     return 0
 

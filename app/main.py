@@ -14,6 +14,7 @@ from app.acd import config_cache
 from app.acd.endpoints import router as acd_router
 from app.acd.router import Dispatcher
 from app.acd.worker import TimerWorker
+from app.auth.cache import PrincipalCache
 from app.auth.endpoints import router as auth_router
 from app.cti.service import CallerLookup
 from app.db import Database, make_engine
@@ -70,6 +71,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.db = db
         bind_settings(db, settings)
 
+        # Logins cached by this process go at once: its own commits here, every
+        # process's through the event feed below.
+        principal_cache = app.state.principal_cache
+        db.on_events.append(principal_cache.on_events)
+
         async def run_pledge_rules(events: list[Any]) -> None:
             await rules_on_committed(db, events)  # pledge.saved rules, after commit
 
@@ -79,13 +85,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         feed.attach(hub)
 
         def drop_stale_caches(messages: list[dict[str, Any]]) -> None:
-            # Configuration and rules changed by any process: this one's caches go.
+            # Configuration, rules and logins changed by any process: this one's caches go.
             config_cache.on_events(db, messages)
             rules_engine.on_events(messages)
+            principal_cache.forget_events(messages)
 
         feed.subscribe(drop_stale_caches)
         # Read from other processes even where no screen watches their campaign.
-        feed.always_read((*config_cache.CONFIG_EVENT_PREFIXES, "rules.replaced"))
+        feed.always_read((*config_cache.CONFIG_EVENT_PREFIXES, "rules.replaced", "auth."))
         await feed.start()
         notifier = Notifier(db, settings.database_url, feed) if db.is_postgres else None
         if notifier is not None:
@@ -138,6 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.principal_cache = PrincipalCache(settings.principal_cache_seconds)
     install_error_handlers(app)
     app.include_router(health_router)
     app.include_router(metrics_router)

@@ -1,7 +1,7 @@
 """Imports every table so ``Base.metadata`` is complete (Alembic and tests use it)."""
 
 from app.acd.models import Agent, AgentSession, AgentSkill, Call, Campaign, Queue, Seat, Timer
-from app.auth.models import AuthSession, LoginFailure, User
+from app.auth.models import AuthSession, LoginThrottle, User, WsTokenUse
 from app.cti.models import ScreenPop
 from app.pledges.models import (
     IdempotencyRecord,
@@ -25,7 +25,7 @@ __all__ = [
     "Event",
     "IdempotencyRecord",
     "InboundEvent",
-    "LoginFailure",
+    "LoginThrottle",
     "NumberBlock",
     "Pledge",
     "PledgeAudit",
@@ -37,4 +37,5 @@ __all__ = [
     "Seat",
     "Timer",
     "User",
+    "WsTokenUse",
 ]

@@ -19,7 +19,7 @@ VOLUNTEERS = 20
 
 # The logins `pledgeline demo` prints: (username, secret, role). Demo only.
 DEMO_LOGINS = (
-    ("agent", "1234", Role.AGENT),
+    ("agent", "123456", Role.AGENT),
     ("supervisor", "supervisor-demo", Role.SUPERVISOR),
     ("organiser", "organiser-demo", Role.ORGANISER),
     ("admin", "admin-demo-pass", Role.ADMIN),

@@ -5,11 +5,12 @@ Every field here is documented in the README's settings table; keep both in step
 
 from __future__ import annotations
 
+import ipaddress
 import weakref
 from functools import lru_cache
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -95,7 +96,30 @@ class Settings(BaseSettings):
         description="Comma-separated origins allowed to open websockets.",
     )
     login_max_failures: int = Field(
-        default=5, description="Failed logins per name in 15 minutes before refusing (429)."
+        default=5,
+        ge=1,
+        description=(
+            "Failed logins for one name from one client address before that pair is locked "
+            "(429), 15 minutes at first, doubling up to a day (docs/security.md)."
+        ),
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description=(
+            "Comma-separated addresses or CIDR blocks of reverse proxies whose "
+            "X-Forwarded-For is believed; empty: the peer address is the client."
+        ),
+    )
+    pin_min_digits: int = Field(
+        default=6, ge=4, le=8, description="Fewest digits of a new volunteer PIN (4 to 8)."
+    )
+    principal_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description=(
+            "How long a process reuses who a session token belongs to; dropped at once on "
+            "logout, revocation or a user change. 0: look it up on every request."
+        ),
     )
 
     screen_grace_seconds: float = Field(
@@ -199,6 +223,15 @@ class Settings(BaseSettings):
         default="This number cannot reach the pledge line at the moment. Thank you.",
         description="Message a blocked number hears before the line hangs up.",
     )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted_proxies_are_networks(cls, value: str) -> str:
+        # A typo here would otherwise surface as a failed login, not at start-up.
+        for item in value.split(","):
+            if item.strip():
+                ipaddress.ip_network(item.strip(), strict=False)
+        return value
 
 
 @lru_cache

@@ -167,7 +167,7 @@ async def seed(url: str, agents: int, supervisors: int) -> dict[str, Any]:
     from app.db import Database, make_engine, utcnow
 
     db = Database(make_engine(url))
-    secret_hash = hash_secret("1234")
+    secret_hash = hash_secret("123456")
     now = utcnow()
     expires = now + dt.timedelta(hours=12)
     try:
@@ -232,6 +232,7 @@ async def seed(url: str, agents: int, supervisors: int) -> dict[str, Any]:
             sessions = [
                 AuthSession(
                     token_sha256=token_digest(new_token()),
+                    public_id=new_token(),  # what the load client's websocket tokens name
                     user_id=user.id,
                     kind="bearer",
                     csrf_token=new_token(),
@@ -242,7 +243,7 @@ async def seed(url: str, agents: int, supervisors: int) -> dict[str, Any]:
             ]
             uow.session.add_all(sessions)
             await uow.session.flush()
-            session_ids = [s.id for s in sessions]
+            session_ids = [s.public_id for s in sessions]
     finally:
         await db.dispose()
     return {

@@ -118,7 +118,7 @@ class Sock:
         "ws",
     )
 
-    def __init__(self, kind: str, index: int, session_id: int, agent_id: int | None) -> None:
+    def __init__(self, kind: str, index: int, session_id: str, agent_id: int | None) -> None:
         self.kind = kind  # agent | supervisor | bare
         self.index = index
         self.session_id = session_id
@@ -195,13 +195,13 @@ class LoadClient:
         self._agents_total = 0
         self._ready_count = 0
         self.bare_phases: dict[str, dict[str, Any]] = {}
-        from app.auth.service import Principal, Role, issue_ws_token
+        from app.auth.service import issue_ws_token
 
-        def _token(session_id: int) -> str:
-            principal = Principal(0, "", Role.AGENT, None, None, session_id, "", False)
-            return issue_ws_token(self.secret_key, principal, dt.datetime.now(dt.UTC))
+        def _token(session_public_id: str) -> str:
+            # A fresh token per handshake: each opens one socket only.
+            return issue_ws_token(self.secret_key, session_public_id, dt.datetime.now(dt.UTC))
 
-        self.token: Callable[[int], str] = _token
+        self.token: Callable[[str], str] = _token
 
     # --- plumbing -----------------------------------------------------------------------
 
@@ -479,7 +479,7 @@ class LoadClient:
         self.url = url
         started = time.time()
         count = agents + supervisors
-        self.socks = [Sock("bare", i, 0, 1 if i < agents else None) for i in range(count)]
+        self.socks = [Sock("bare", i, "", 1 if i < agents else None) for i in range(count)]
         opened = 0
 
         def _opened() -> None:

@@ -47,7 +47,7 @@ SECRET = "browser-test-secret"
 VIEWPORT = {"width": 1280, "height": 800}
 
 # The demo logins (app/seed.py).
-AGENT = ("agent", "1234")
+AGENT = ("agent", "123456")
 SUPERVISOR = ("supervisor", "supervisor-demo")
 ORGANISER = ("organiser", "organiser-demo")
 ADMIN = ("admin", "admin-demo-pass")
@@ -143,7 +143,7 @@ class Hotline:
         assert r.status_code == status, f"POST {path}: {r.status_code} {r.text}"
         return r.json()
 
-    async def volunteer_login(self, display_name: str, pin: str = "2468") -> tuple[str, str]:
+    async def volunteer_login(self, display_name: str, pin: str = "246810") -> tuple[str, str]:
         """A volunteer login (username, PIN) for one of the seeded agents."""
         agent_id = await self.agent_id(display_name)
         username = "web-" + display_name.lower().replace(" ", "-")

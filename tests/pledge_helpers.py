@@ -19,7 +19,7 @@ async def user_headers(
 ) -> dict[str, str]:
     """A user of this role, logged in with a bearer token: its request headers."""
     username = f"{role}-{uuid.uuid4().hex[:6]}"
-    secret = "1234" if role == Role.AGENT else "long-enough-secret"
+    secret = "123456" if role == Role.AGENT else "long-enough-secret"
     _, token = await user_with_token(
         hotline.db,
         username=username,

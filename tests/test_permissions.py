@@ -95,6 +95,7 @@ POLICY: dict[tuple[str, str], set[str]] = {
     ("GET", "/board/totals"): PUBLIC,
     ("GET", "/users"): {ADMIN},
     ("POST", "/users"): {ADMIN},
+    ("PATCH", "/users/{user_id}"): {ADMIN},
     ("GET", "/auth/sessions"): {ADMIN},
     # Last: these end sessions.
     ("POST", "/users/{user_id}/revoke"): {ADMIN, SUP_A},
@@ -110,6 +111,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/queues/{queue_id}"): {"wrapup_seconds": 25},
     ("POST", "/agents"): {"campaign_id": 0, "login": "matrix", "display_name": "M"},
     ("PATCH", "/agents/{agent_id}"): {"display_name": "Renamed"},
+    ("PATCH", "/users/{user_id}"): {"display_name": "Renamed"},
     ("POST", "/agents/{agent_id}/login"): {},
     ("POST", "/agents/{agent_id}/pause"): {"reason": "break"},
     ("POST", "/agents/{agent_id}/transfer"): {"number": "+33142000000"},
@@ -220,9 +222,9 @@ async def test_role_by_endpoint_matrix(hotline: Hotline) -> None:
 
     tokens: dict[str, str | None] = {ANON: None}
     user_a, tokens[AGENT_A] = await _user(
-        hotline, "agent-a", Role.AGENT, "1111", a["campaign_id"], agent_a
+        hotline, "agent-a", Role.AGENT, "111111", a["campaign_id"], agent_a
     )
-    _, tokens[AGENT_B] = await _user(hotline, "agent-b", Role.AGENT, "2222", b_id, b_agent)
+    _, tokens[AGENT_B] = await _user(hotline, "agent-b", Role.AGENT, "222222", b_id, b_agent)
     _, tokens[SUP_A] = await _user(
         hotline, "sup-a", Role.SUPERVISOR, "supervisor-a", a["campaign_id"]
     )

@@ -104,9 +104,7 @@ async def test_calls_racing_for_few_agents_are_each_connected_at_most_once(
             "SELECT call_id, count(*) FROM events WHERE type = 'call.connected'"
             " GROUP BY call_id HAVING count(*) > 1",
         )
-        requeued = await fetch(
-            url, "SELECT count(*) FROM events WHERE type = 'call.requeued'"
-        )
+        requeued = await fetch(url, "SELECT count(*) FROM events WHERE type = 'call.requeued'")
 
     lives = [
         r if isinstance(r, Lifecycle) else Lifecycle(n, f"race-{n}", 0.0, outcome=f"failed:{r!r}")

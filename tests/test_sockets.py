@@ -135,13 +135,13 @@ async def _volunteer(server: Server, *, queue: dict[str, Any] | None = None) -> 
             "username": username,
             "display_name": "V",
             "role": "agent",
-            "secret": "2468",
+            "secret": "246810",
             "campaign_id": campaign_id,
             "agent_id": agent_id,
         },
     )
     assert u.status_code == 201, u.text
-    token = await _bearer(server.base_url, username, "2468", campaign_id)
+    token = await _bearer(server.base_url, username, "246810", campaign_id)
     return Volunteer(campaign_id, agent_id, token, dialled)
 
 

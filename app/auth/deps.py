@@ -12,7 +12,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from app.auth.service import Principal, Role, principal_for_token
+from app.auth.cache import PrincipalCache
+from app.auth.secrets import token_digest
+from app.auth.service import Principal, Role, principal_for_digest
 from app.db import Database
 from app.deps import get_db
 from app.errors import Forbidden, Unauthorized
@@ -37,13 +39,27 @@ async def current_principal(
         token = request.cookies.get(SESSION_COOKIE)
     if not token:
         raise Unauthorized("log in first", code="not_authenticated")
-    async with db.read() as session:
-        principal = await principal_for_token(session, token)
+    principal = await _principal_for(request, db, token_digest(token))
     if principal is None:
         raise Unauthorized("the session has expired or was revoked", code="session_invalid")
     csrf_needed = via_cookie and request.method not in SAFE_METHODS
     if csrf_needed and request.headers.get(CSRF_HEADER) != principal.csrf_token:
         raise Forbidden("missing or wrong CSRF token", field=CSRF_HEADER, code="csrf")
+    return principal
+
+
+async def _principal_for(request: Request, db: Database, digest: str) -> Principal | None:
+    """From the process's cache when fresh, else from the database (then cached)."""
+    cache: PrincipalCache | None = getattr(request.app.state, "principal_cache", None)
+    if cache is not None:
+        principal = cache.get(digest)
+        if principal is not None:
+            return principal
+    generation = cache.generation if cache is not None else 0
+    async with db.read() as session:
+        principal = await principal_for_digest(session, digest)
+    if principal is not None and cache is not None:
+        cache.put(digest, principal, generation=generation)
     return principal
 
 

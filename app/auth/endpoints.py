@@ -9,13 +9,14 @@ from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy import select
 
 from app.auth import service
+from app.auth.addresses import client_address
 from app.auth.deps import SESSION_COOKIE, check_campaign, current_principal, require
 from app.auth.models import AuthSession, User
-from app.auth.schemas import LoginIn, LoginOut, MeOut, UserIn, UserOut, WsTokenOut
+from app.auth.schemas import LoginIn, LoginOut, MeOut, UserIn, UserOut, UserPatch, WsTokenOut
 from app.auth.service import Principal, Role
 from app.db import Database, utcnow
 from app.deps import get_app_settings, get_db
-from app.errors import NotFound, Unauthorized
+from app.errors import Invalid, NotFound, Unauthorized
 from app.settings import Settings
 
 router = APIRouter(tags=["auth"])
@@ -38,7 +39,11 @@ def _me(principal: Principal) -> MeOut:
 async def auth_login(
     body: LoginIn, request: Request, response: Response, db: DB, settings: AppSettings
 ) -> LoginOut:
-    client = request.client.host if request.client else "unknown"
+    client = client_address(
+        request.client.host if request.client else None,
+        request.headers.get("x-forwarded-for"),
+        settings.trusted_proxies,
+    )
     async with db.unit_of_work() as uow:
         result = await service.login(
             uow,
@@ -91,7 +96,7 @@ async def auth_me(principal: Annotated[Principal, Depends(current_principal)]) -
 async def auth_ws_token(
     settings: AppSettings, principal: Annotated[Principal, Depends(current_principal)]
 ) -> WsTokenOut:
-    token = service.issue_ws_token(settings.secret_key, principal, utcnow())
+    token = service.issue_ws_token(settings.secret_key, principal.session_public_id, utcnow())
     return WsTokenOut(token=token, expires_in=service.WS_TOKEN_SECONDS)
 
 
@@ -107,6 +112,18 @@ async def create_user(body: UserIn, db: DB, _: Annotated[Principal, Depends(requ
             campaign_id=body.campaign_id,
             agent_id=body.agent_id,
         )
+
+
+@router.patch("/users/{user_id}", response_model=UserOut, summary="Change a user")
+async def update_user(
+    user_id: int, body: UserPatch, db: DB, _: Annotated[Principal, Depends(require())]
+) -> User:
+    changes = body.model_dump(exclude_unset=True)
+    for field in ("display_name", "role", "secret", "active"):
+        if field in changes and changes[field] is None:
+            raise Invalid(f"{field} cannot be null", field=field)
+    async with db.unit_of_work() as uow:
+        return await service.update_user(uow, user_id, changes)
 
 
 @router.get("/users", response_model=list[UserOut])

@@ -1,10 +1,10 @@
-"""Users, their login sessions, and failed login attempts (for rate limiting)."""
+"""Users, their login sessions, login throttles and spent websocket tokens."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, ForeignKey, Index, String
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, BigId, UTCDateTime, utcnow
@@ -40,6 +40,9 @@ class AuthSession(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    # How a websocket token names the session: random, so it cannot be guessed from
+    # the sequential ``id`` (which a signed token once carried).
+    public_id: Mapped[str] = mapped_column(String(43), unique=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(16))  # cookie | bearer
     csrf_token: Mapped[str] = mapped_column(String(64))
@@ -50,15 +53,34 @@ class AuthSession(Base):
     __table_args__ = (Index("ix_auth_sessions_user", "user_id"),)
 
 
-class LoginFailure(Base):
-    __tablename__ = "login_failures"
+class LoginThrottle(Base):
+    """Failed logins for one name from one client address, and its lockout.
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    username: Mapped[str] = mapped_column(String(64))
-    client: Mapped[str] = mapped_column(String(64))
-    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    Keyed by both, so a stranger cannot lock a known name out from elsewhere and one
+    busy address (a NAT) cannot lock everyone out. ``attempts`` counts the checks
+    of the current round, taken *before* the secret is checked (see
+    ``app.auth.service.login``); ``lockouts`` is how many rounds ended locked in a
+    row, which doubles the next lock.
+    """
 
-    __table_args__ = (
-        Index("ix_login_failures_username_at", "username", "at"),
-        Index("ix_login_failures_client_at", "client", "at"),
-    )
+    __tablename__ = "login_throttles"
+
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client: Mapped[str] = mapped_column(String(64), primary_key=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lockouts: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (Index("ix_login_throttles_last_at", "last_at"),)
+
+
+class WsTokenUse(Base):
+    """A websocket token that has opened a socket: it opens no other."""
+
+    __tablename__ = "ws_token_uses"
+
+    jti: Mapped[str] = mapped_column(String(32), primary_key=True)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_ws_token_uses_expires_at", "expires_at"),)

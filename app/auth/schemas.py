@@ -30,6 +30,19 @@ class UserIn(BaseModel):
     agent_id: int | None = None
 
 
+class UserPatch(BaseModel):
+    """Fields to change; those left out stay. Every process drops the user's cached
+    logins at once; their sessions stay open with the new role."""
+
+    model_config = ConfigDict(extra="forbid")
+    display_name: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    role: Role | None = None
+    secret: Annotated[str, StringConstraints(min_length=4, max_length=200)] | None = None
+    campaign_id: int | None = None
+    agent_id: int | None = None
+    active: bool | None = None
+
+
 class UserOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     id: int

@@ -1,6 +1,6 @@
 """The screens' websockets: ``/ws/agent`` and ``/ws/supervisor``.
 
-Handshake: ``?token=`` (from ``POST /auth/ws-token``, valid one minute) and,
+Handshake: ``?token=`` (from ``POST /auth/ws-token``, one handshake within a minute) and,
 when reconnecting, ``&last_seq=`` (the last ``seq`` the screen saw). The
 ``Origin`` header must be the app's own or one of ``PLEDGELINE_ALLOWED_ORIGINS``.
 
@@ -30,7 +30,7 @@ from sqlalchemy import and_, or_, select
 
 from app.acd import actions, lifecycle, repository
 from app.acd.states import IllegalTransition
-from app.auth.service import Principal, Role, principal_for_session, read_ws_token
+from app.auth.service import Principal, Role, consume_ws_token
 from app.background import BackgroundTask
 from app.db import Database, utcnow
 from app.errors import AppError, Forbidden
@@ -156,11 +156,7 @@ class ScreenConnection:
 
     async def _principal(self) -> Principal | None:
         token = self.ws.query_params.get("token", "")
-        session_id = read_ws_token(self.settings.secret_key, token, utcnow())
-        if session_id is None:
-            return None
-        async with self.db.read() as session:
-            return await principal_for_session(session, session_id)
+        return await consume_ws_token(self.db, self.settings.secret_key, token)  # once only
 
     def _role_fits(self, principal: Principal) -> bool:
         if self.kind == "agent":
