@@ -393,10 +393,9 @@ async def overflow(
     if queue.overflow_queue_id is not None and queue.overflow_queue_id not in tried:
         target = (await config_cache.snapshot(uow)).queue(queue.overflow_queue_id)
         if call.state == CallState.QUEUED:
-            await timers.cancel_all_for_call(uow, call.id)
-            _emit_call(uow, call, "call.moved", reason=reason, to_queue=target.name)
-            call.state = next_call_state(call.state, "move")  # re-enters through enqueue
-        await enqueue(uow, call, target, now, priority=call.priority, tried=tried)
+            await move_queued(uow, call, target, now, reason=reason, tried=tried)
+        else:
+            await enqueue(uow, call, target, now, priority=call.priority, tried=tried)
         return
     call.state = next_call_state(call.state, "overflow")
     call.end_reason = reason
@@ -406,6 +405,25 @@ async def overflow(
     issue_command(uow, CommandName.PLAY, call.provider_call_id, message=queue.overflow_message)
     issue_command(uow, CommandName.HANGUP, call.provider_call_id)
     _emit_call(uow, call, "call.overflowed", reason=reason, wait_seconds=call.wait_seconds)
+
+
+async def move_queued(
+    uow: UnitOfWork,
+    call: Call,
+    target: Queue,
+    now: dt.datetime,
+    *,
+    reason: str,
+    priority: int | None = None,
+    tried: frozenset[int] = frozenset(),
+) -> None:
+    """A waiting call goes to another queue (overflow, a rule): its wait timers start
+    afresh there, with its priority unless another is given."""
+    await timers.cancel_all_for_call(uow, call.id)
+    _emit_call(uow, call, "call.moved", reason=reason, to_queue=target.name)
+    call.state = next_call_state(call.state, "move")  # re-enters through enqueue
+    chosen = call.priority if priority is None else priority
+    await enqueue(uow, call, target, now, priority=chosen, tried=tried)
 
 
 async def offer(

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from app.acd import lifecycle, repository, timers
 from app.acd.models import Agent, Call, Queue
-from app.acd.states import CallState, next_call_state
+from app.acd.states import CallState
 from app.acd.timers import TimerKind
 from app.realtime.outbox import emit
 from app.rules import blocklist, scripts
@@ -66,17 +66,9 @@ async def _queue(run: Run, name: str) -> Queue:
 
 async def _move(run: Run, call: Call, queue: Queue, priority: int) -> None:
     """A waiting call goes to another queue (its wait timers start afresh)."""
-    await timers.cancel_all_for_call(run.uow, call.id)
-    emit(
-        run.uow,
-        "call.moved",
-        campaign_id=call.campaign_id,
-        queue_id=call.queue_id,
-        call_id=call.id,
-        data={"state": call.state, "reason": f"rule:{run.rule}", "to_queue": queue.name},
+    await lifecycle.move_queued(
+        run.uow, call, queue, run.now, reason=f"rule:{run.rule}", priority=priority
     )
-    call.state = next_call_state(call.state, "move")
-    await lifecycle.enqueue(run.uow, call, queue, run.now, priority=priority)
 
 
 async def route_to(run: Run, queue: str, priority: int) -> None:
