@@ -9,6 +9,11 @@ import sys
 
 from app.settings import Settings, get_settings
 
+# The event loop and HTTP parser of every server process (uvicorn[standard] ships both);
+# tests/procs.py starts its servers with the same.
+SERVER_LOOP = "uvloop"
+SERVER_HTTP = "httptools"
+
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
@@ -25,6 +30,10 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port or settings.port,
         workers=workers,
         log_level=settings.log_level,
+        # Named, not "auto": a missing uvloop or httptools is an error at start-up
+        # rather than a silent fall-back to the slower pure-Python loop and parser.
+        loop=SERVER_LOOP,
+        http=SERVER_HTTP,
     )
     return 0
 

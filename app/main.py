@@ -119,6 +119,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await feed.stop()
             await db.dispose()
 
+    # No default_response_class=ORJSONResponse: FastAPI deprecates it, and a custom
+    # default turns off its faster path (pydantic writes the JSON bytes of every
+    # route with a response model). Measured: no difference (README, "Production").
     app = FastAPI(
         title="Pledgeline",
         version="0.1.0",
