@@ -56,8 +56,8 @@ from typing import Any
 import asyncpg
 import httpx
 
+from app import signing
 from app.acd.states import AGENT_TRANSITIONS, CALL_END_STATES, CALL_TRANSITIONS
-from app.telephony import signing
 from bench.stats import cpu_seconds
 from tests import procs
 
