@@ -107,8 +107,8 @@ async def organiser_page(request: Request) -> FileResponse:
 
 @router.get("/board")
 async def board_page(request: Request) -> FileResponse:
-    """The public tote board (no login): it reads ``/board/totals`` and the ``/ws/board``
-    socket of app/pledges."""
+    """The public tote board (no login); its figures come from ``/board/totals``
+    (app/pledges)."""
     return _page(PAGES["/board"], request)
 
 
