@@ -5,19 +5,38 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import sys
 
 from app.settings import Settings, get_settings
 
+# The event loop and HTTP parser of every server process (uvicorn[standard] ships both);
+# tests/procs.py starts its servers with the same.
+SERVER_LOOP = "uvloop"
+SERVER_HTTP = "httptools"
+
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     settings = get_settings()
     workers = args.workers or settings.workers
     if workers > 1 and settings.database_url.startswith("sqlite"):
         print("SQLite runs in one process; use PostgreSQL for several workers.", file=sys.stderr)
         return 2
+    from app.metrics_multiprocess import multiprocess_dir, prepare_multiprocess_dir
+
+    # Several workers: /metrics adds up their counters from files (docs/metrics.md).
+    created = prepare_multiprocess_dir() if workers > 1 or multiprocess_dir() else None
+    try:
+        _run_uvicorn(args, settings, workers)
+    finally:
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+    return 0
+
+
+def _run_uvicorn(args: argparse.Namespace, settings: Settings, workers: int) -> None:
+    import uvicorn
+
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -28,8 +47,11 @@ def _serve(args: argparse.Namespace) -> int:
         # The client address is worked out by the app from PLEDGELINE_TRUSTED_PROXIES
         # (app/auth/addresses.py); uvicorn would otherwise believe any local proxy.
         proxy_headers=False,
+        # Named, not "auto": a missing uvloop or httptools is an error at start-up
+        # rather than a silent fall-back to the slower pure-Python loop and parser.
+        loop=SERVER_LOOP,
+        http=SERVER_HTTP,
     )
-    return 0
 
 
 def _migrate(_: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import Request
 
 from app.db import Database
+from app.errors import PayloadTooLarge
 from app.settings import Settings
 
 
@@ -16,3 +17,18 @@ def get_db(request: Request) -> Database:
 def get_app_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
+
+
+async def read_limited_body(request: Request, limit: int) -> bytes:
+    """The raw body (for a webhook's signature), refused (413) past ``limit`` bytes
+    without reading the rest."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"body larger than {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -1,10 +1,13 @@
-"""``GET /metrics``: Prometheus text exposition of what an operator watches.
+"""``GET /metrics``: the Prometheus exposition of what an operator watches.
 
-Two kinds of figures. Counters of this process (the caller look-up and its
+Two kinds of figures. Counters of each process (the caller look-up and its
 directory client: look-ups by outcome, errors by kind, breaker, latency
-histogram), which a scraper sums over the processes; and gauges read from the
-database at scrape time (calls waiting per queue, agents by state), the same on
-every process. Hand-written exposition: a few dozen lines do not need a library.
+histograms), kept by app/cti; and gauges read from the database at scrape time
+(calls waiting per queue, agents by state, pledges), the same from every process.
+prometheus_client writes the exposition. With several workers
+(``PROMETHEUS_MULTIPROC_DIR`` set, as ``pledgeline serve --workers N`` does), each
+worker copies its counters into its files and a scrape adds up all the workers'
+(app/metrics_multiprocess.py); with one process they are read straight from it.
 
 Readable by admins, or by a scraper sending ``PLEDGELINE_METRICS_TOKEN`` as its
 bearer token (Prometheus ``authorization`` / ``bearer_token_file``).
@@ -12,12 +15,25 @@ bearer token (Prometheus ``authorization`` / ``bearer_token_file``).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
-from collections.abc import Iterable, Mapping
+import logging
+import os
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import PlainTextResponse
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from prometheus_client.utils import floatToGoString
 from sqlalchemy import func, select
 
 from app.acd.models import Agent, Call, Campaign, Queue
@@ -27,44 +43,27 @@ from app.auth.service import Role
 from app.db import Database
 from app.deps import get_db
 from app.errors import Forbidden
+from app.metrics_multiprocess import PUBLISH_SECONDS, FileWriter, multiprocess_dir
 from app.pledges.models import PledgeCounter
 
-router = APIRouter(tags=["operations"])
-
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+log = logging.getLogger(__name__)
 
 
-def _labels(labels: Mapping[str, Any]) -> str:
-    if not labels:
-        return ""
-    parts = []
-    for key, value in labels.items():
-        text = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-        parts.append(f'{key}="{text}"')
-    return "{" + ",".join(parts) + "}"
+class Families:
+    """A collector of metric families computed before the exposition is written."""
+
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self.families = list(families)
+
+    def collect(self) -> Iterable[Metric]:
+        return self.families
 
 
-class Exposition:
-    """Lines of the text format, each metric family with its HELP and TYPE once."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def family(
-        self, name: str, kind: str, help_text: str, samples: Iterable[tuple[Mapping[str, Any], Any]]
-    ) -> None:
-        self.lines.append(f"# HELP {name} {help_text}")
-        self.lines.append(f"# TYPE {name} {kind}")
-        for labels, value in samples:
-            self.lines.append(f"{name}{_labels(labels)} {value}")
-
-    def text(self) -> str:
-        return "\n".join(self.lines) + "\n"
-
-
-def _caller_lookup_metrics(out: Exposition, metrics: Mapping[str, Any] | None) -> None:
+def caller_lookup_families(metrics: Mapping[str, Any] | None) -> list[Metric]:
+    """The caller look-up's figures of this process (``CallerLookup.metrics()``); with
+    several workers, a scrape adds up every worker's."""
     if metrics is None:
-        return  # no directory configured in this process
+        return []  # no directory configured in this process
     directory = metrics["directory"]
     outcomes = {
         "hit": directory["hits"],
@@ -76,69 +75,72 @@ def _caller_lookup_metrics(out: Exposition, metrics: Mapping[str, Any] | None) -
         "skipped_withheld": directory["skipped_withheld"],
         "skipped_invalid": directory["skipped_invalid"],
     }
-    out.family(
+    lookups = CounterMetricFamily(
         "pledgeline_directory_lookups_total",
-        "counter",
-        "Directory look-ups of this process by outcome.",
-        (({"outcome": k}, v) for k, v in outcomes.items()),
+        "Directory look-ups by outcome.",
+        labels=["outcome"],
     )
-    out.family(
+    for outcome, n in outcomes.items():
+        lookups.add_metric([outcome], n)
+    errors = CounterMetricFamily(
         "pledgeline_directory_errors_total",
-        "counter",
-        "Directory errors of this process by kind.",
-        (({"kind": k}, v) for k, v in sorted(directory["errors_by_kind"].items())),
+        "Directory errors by kind.",
+        labels=["kind"],
     )
-    out.family(
-        "pledgeline_directory_breaker_open",
-        "gauge",
-        "1 while this process's directory circuit breaker is open (or half-open).",
-        [({}, 0 if directory["breaker_state"] == "closed" else 1)],
-    )
-    out.family(
-        "pledgeline_directory_breaker_opens_total",
-        "counter",
-        "Times this process's directory breaker opened.",
-        [({}, directory["breaker_opens"])],
-    )
-    _histogram(
-        out,
-        "pledgeline_directory_latency_ms",
-        "Directory request latency in milliseconds (this process).",
-        directory["latency_ms"],
-    )
-    out.family(
+    for kind, n in sorted(directory["errors_by_kind"].items()):
+        errors.add_metric([kind], n)
+    pops = CounterMetricFamily(
         "pledgeline_screen_pops_total",
-        "counter",
-        "Screen pops stored by this process, by status.",
-        (({"status": k}, v) for k, v in sorted(metrics["pops_by_status"].items())),
+        "Screen pops stored, by status.",
+        labels=["status"],
     )
-    out.family(
-        "pledgeline_screen_pop_failures_total",
-        "counter",
-        "Screen pops that failed (logged) in this process.",
-        [({}, metrics["failed"])],
-    )
-    _histogram(
-        out,
-        "pledgeline_screen_pop_latency_ms",
-        "Call received to screen pop stored, in milliseconds (this process).",
-        metrics["pop_latency_ms"],
-    )
-
-
-def _histogram(out: Exposition, name: str, help_text: str, snapshot: Mapping[str, Any]) -> None:
-    samples: list[tuple[Mapping[str, Any], Any]] = [
-        ({"le": bound}, count) for bound, count in snapshot["buckets"].items()
+    for status, n in sorted(metrics["pops_by_status"].items()):
+        pops.add_metric([status], n)
+    return [
+        lookups,
+        errors,
+        GaugeMetricFamily(
+            "pledgeline_directory_breaker_open",
+            "1 while the directory circuit breaker is open or half-open (of any live worker).",
+            value=0 if directory["breaker_state"] == "closed" else 1,
+        ),
+        CounterMetricFamily(
+            "pledgeline_directory_breaker_opens_total",
+            "Times the directory circuit breaker opened.",
+            value=directory["breaker_opens"],
+        ),
+        _histogram(
+            "pledgeline_directory_latency_ms",
+            "Directory request latency in milliseconds (answers and timeouts).",
+            directory["latency_ms"],
+        ),
+        pops,
+        CounterMetricFamily(
+            "pledgeline_screen_pop_failures_total",
+            "Screen pops that failed on our side (logged).",
+            value=metrics["failed"],
+        ),
+        _histogram(
+            "pledgeline_screen_pop_latency_ms",
+            "Call received to screen pop stored, in milliseconds.",
+            metrics["pop_latency_ms"],
+        ),
     ]
-    out.lines.append(f"# HELP {name} {help_text}")
-    out.lines.append(f"# TYPE {name} histogram")
-    for labels, value in samples:
-        out.lines.append(f"{name}_bucket{_labels(labels)} {value}")
-    out.lines.append(f"{name}_sum {snapshot['sum_ms']}")
-    out.lines.append(f"{name}_count {snapshot['count']}")
 
 
-async def _database_gauges(out: Exposition, db: Database) -> None:
+def _histogram(name: str, help_text: str, snapshot: Mapping[str, Any]) -> HistogramMetricFamily:
+    """A ``LatencyStats.snapshot()`` (cumulative buckets keyed by bound) as a family."""
+    return HistogramMetricFamily(
+        name,
+        help_text,
+        # Bounds as prometheus_client's own histograms spell them ("5.0", "+Inf").
+        buckets=[(floatToGoString(bound), n) for bound, n in snapshot["buckets"].items()],
+        sum_value=snapshot["sum_ms"],
+    )
+
+
+async def database_families(db: Database) -> list[Metric]:
+    """Gauges read from the database now: the same whichever process answers."""
     async with db.read() as session:
         waiting = (
             await session.execute(
@@ -173,37 +175,73 @@ async def _database_gauges(out: Exposition, db: Database) -> None:
                 .order_by(Campaign.name)
             )
         ).all()
-    out.family(
+    waiting_family = GaugeMetricFamily(
         "pledgeline_queue_calls_waiting",
-        "gauge",
         "Calls waiting in each queue.",
-        (({"campaign": c, "queue": q}, n) for c, q, n in waiting),
+        labels=["campaign", "queue"],
     )
-    out.family(
-        "pledgeline_agents",
-        "gauge",
-        "Agents by state.",
-        (({"campaign": c, "state": s}, n) for c, s, n in agents),
+    for campaign, queue, n in waiting:
+        waiting_family.add_metric([campaign, queue], n)
+    agents_family = GaugeMetricFamily(
+        "pledgeline_agents", "Agents by state.", labels=["campaign", "state"]
     )
-    out.family(
+    for campaign, state, n in agents:
+        agents_family.add_metric([campaign, str(state)], n)
+    pledges_family = GaugeMetricFamily(
         "pledgeline_pledges",
-        "gauge",
         "Pledges not cancelled (the running counters of the tote board).",
-        (({"campaign": c}, n) for c, _cur, n, _p, _paid in pledges),
+        labels=["campaign"],
     )
-    out.family(
+    money_family = GaugeMetricFamily(
         "pledgeline_pledged_minor",
-        "gauge",
         "Money promised and paid on pledges not cancelled, in minor units (cents).",
-        (
-            sample
-            for c, cur, _n, promised, paid in pledges
-            for sample in (
-                ({"campaign": c, "currency": cur, "kind": "promised"}, promised),
-                ({"campaign": c, "currency": cur, "kind": "paid"}, paid),
-            )
-        ),
+        labels=["campaign", "currency", "kind"],
     )
+    for campaign, currency, n, promised, paid in pledges:
+        pledges_family.add_metric([campaign], n)
+        money_family.add_metric([campaign, currency, "promised"], promised)
+        money_family.add_metric([campaign, currency, "paid"], paid)
+    return [waiting_family, agents_family, pledges_family, money_family]
+
+
+def _this_process(app: FastAPI) -> list[Metric]:
+    lookup = app.state.caller_lookup
+    return caller_lookup_families(lookup.metrics() if lookup is not None else None)
+
+
+async def _publish_every(app: FastAPI, writer: FileWriter, seconds: float) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            writer.write(_this_process(app))
+        except Exception:  # a full disk must not stop the worker; next time may work
+            log.exception("could not write this worker's metrics")
+
+
+@contextlib.asynccontextmanager
+async def _worker_files(app: FastAPI) -> AsyncIterator[None]:
+    """With several workers: this worker's figures go to its files until it stops.
+
+    Entered after the app's own lifespan has started the caller look-up."""
+    if multiprocess_dir() is None:
+        app.state.metrics_files = None
+        yield
+        return
+    writer = FileWriter()
+    app.state.metrics_files = writer
+    writer.write(_this_process(app))
+    publisher = asyncio.create_task(_publish_every(app, writer, PUBLISH_SECONDS))
+    try:
+        yield
+    finally:
+        publisher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await publisher
+        writer.write(_this_process(app))  # its counters stay in the sums after it
+        mark_process_dead(os.getpid())  # its gauges do not
+
+
+router = APIRouter(tags=["operations"], lifespan=_worker_files)
 
 
 async def _allowed(request: Request, db: Database) -> None:
@@ -219,12 +257,16 @@ async def _allowed(request: Request, db: Database) -> None:
 @router.get(
     "/metrics",
     summary="Prometheus metrics (admin, or the metrics bearer token)",
-    response_class=PlainTextResponse,
+    response_class=Response,
 )
-async def metrics(request: Request, db: Annotated[Database, Depends(get_db)]) -> PlainTextResponse:
+async def metrics(request: Request, db: Annotated[Database, Depends(get_db)]) -> Response:
     await _allowed(request, db)
-    out = Exposition()
-    lookup = request.app.state.caller_lookup
-    _caller_lookup_metrics(out, lookup.metrics() if lookup is not None else None)
-    await _database_gauges(out, db)
-    return PlainTextResponse(out.text(), media_type=CONTENT_TYPE)
+    registry = CollectorRegistry()
+    files: FileWriter | None = request.app.state.metrics_files
+    if files is None:
+        registry.register(Families(_this_process(request.app)))
+    else:
+        files.write(_this_process(request.app))  # this worker's figures as of now
+        MultiProcessCollector(registry)
+    registry.register(Families(await database_families(db)))
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_PLAIN_0_0_4)

@@ -68,6 +68,7 @@ from typing import Any
 import httpx
 import psutil
 
+from app.acd.call_records import CALL_RECORDS
 from app.acd.models import Call, Campaign, Queue
 from app.cti.directory_server import DirectoryProcess
 from app.cti.screenpop import CallHistory
@@ -217,7 +218,7 @@ async def _run(o: Options) -> dict[str, Any]:
                 directory_breaker_failures=10**9,
             )
             db = Database(make_engine(url))
-            service = CallerLookup(settings)
+            service = CallerLookup(settings, CALL_RECORDS)
             await service.start()
             try:
                 figures = await _measure(o, db, service, directory, warm)

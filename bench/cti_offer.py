@@ -23,11 +23,11 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
+from app import signing
 from app.auth.service import Role
 from app.main import create_app
 from app.realtime.models import Event
 from app.settings import Settings
-from app.telephony import signing
 from bench.stats import percentiles
 from tests.users import user_with_token
 

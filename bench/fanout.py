@@ -55,7 +55,7 @@ from typing import Any
 import asyncpg
 import psutil
 
-from app.telephony import signing
+from app import signing
 from bench.fanout_client import raise_nofile, until
 from bench.stats import percentiles
 from tests import procs

@@ -69,8 +69,8 @@ import asyncpg
 import httpx
 import orjson
 
+from app import signing
 from app.acd.states import AGENT_TRANSITIONS, CALL_END_STATES, CALL_TRANSITIONS
-from app.telephony import signing
 from bench.http1 import Http1Pool, HttpError
 from bench.stats import cpu_seconds, percentiles
 from tests import procs

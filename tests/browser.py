@@ -29,11 +29,11 @@ from typing import Any
 
 import httpx
 
+from app import signing
 from app.cti.directory_server import DirectoryProcess
 from app.db import Database, make_engine
 from app.migrate import upgrade_async
 from app.seed import DEMO_NUMBER, seed_demo
-from app.telephony import signing
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("PLEDGELINE_CHROMIUM", "/usr/bin/chromium")

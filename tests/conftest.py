@@ -21,13 +21,13 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from app import signing
 from app.auth.service import Role
 from app.cti.directory_server import DirectoryProcess
 from app.db import Base, Database, make_engine
 from app.main import create_app
 from app.migrate import upgrade
 from app.settings import Settings
-from app.telephony import signing
 
 # The browser tests' fixtures (browser, browser_hotline, new_page), for every module.
 from tests.browser_fixtures import browser, browser_hotline, new_page  # noqa: F401

@@ -31,6 +31,8 @@ from typing import Any
 import asyncpg
 import httpx
 
+from app.cli import SERVER_HTTP, SERVER_LOOP
+
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get(
     "PLEDGELINE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -182,6 +184,10 @@ async def start_server(
             str(port),
             "--log-level",
             log_level,
+            "--loop",
+            SERVER_LOOP,
+            "--http",
+            SERVER_HTTP,
             "--no-access-log",
             # Longer than the clients' keep-alive expiry, so an idle connection is never
             # closed by the server just as a client reuses it (a ReadError on the client).

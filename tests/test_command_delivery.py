@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from app.telephony import signing
+from app import signing
 from tests.conftest import SECRET, Hotline, wait_for
 from tests.procs import free_port
 

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from app.acd.call_records import CALL_RECORDS
 from app.acd.models import Call
 from app.cti.directory import DirectoryResult, ErrorKind, Status
 from app.cti.directory_server import DirectoryProcess
@@ -212,7 +213,7 @@ async def caller_lookup(
     settings = hotline.settings.model_copy(
         update={"directory_url": directory.base_url, "directory_budget_ms": 5000}
     )
-    service = CallerLookup(settings)
+    service = CallerLookup(settings, CALL_RECORDS)
     await service.start()
     yield service
     await service.stop()
@@ -342,7 +343,7 @@ async def test_directory_down_still_gives_a_pop(hotline: Hotline) -> None:
     settings = hotline.settings.model_copy(
         update={"directory_url": f"http://127.0.0.1:{free_port()}"}
     )
-    service = CallerLookup(settings)
+    service = CallerLookup(settings, CALL_RECORDS)
     await service.start()
     try:
         await setup_campaign(hotline, agents=1)

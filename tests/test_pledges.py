@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
+from app import signing
 from app.auth.service import Role
-from app.telephony import signing
 from tests.conftest import Hotline, wait_for
 from tests.pledge_helpers import (
     call_state,

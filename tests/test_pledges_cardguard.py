@@ -20,10 +20,10 @@ import openpyxl
 import pytest
 from sqlalchemy import Text, cast, select
 
+from app import signing
 from app.db import Base
 from app.pledges.cardguard import check_fields, looks_like_card_data, luhn_valid
 from app.pledges.schemas import TEXT_FIELDS
-from app.telephony import signing
 from tests.conftest import Hotline
 from tests.pledge_helpers import key, pledge_body, pledge_setup
 

@@ -21,10 +21,10 @@ import pytest
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from app import signing
 from app.auth.service import Role, create_user
 from app.db import Database, make_engine
 from app.migrate import upgrade_async
-from app.telephony import signing
 from tests.conftest import IN_CI, wait_for
 from tests.procs import DEFAULT_SECRET, fresh_pg_database, pg_unreachable, running_servers
 

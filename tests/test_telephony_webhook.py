@@ -17,8 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
+from app import signing
 from app.acd.router import dispatch
-from app.telephony import commands, signing
+from app.telephony import commands
 from app.telephony.commands import CommandName
 from tests.conftest import SECRET, Hotline, setup_campaign, wait_for
 

@@ -26,12 +26,15 @@ import datetime as dt
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from app.db import Database, UnitOfWork
 
-if TYPE_CHECKING:
-    from app.acd.models import Agent, Call, Campaign
+# Calls, agents and campaigns are handed to the hooks as the ACD's rows; they are
+# typed loosely here so that a plugin importing the hooks imports no ACD table.
+Call = Any
+Agent = Any
+Campaign = Any
 
 
 @dataclass
@@ -54,14 +57,14 @@ class CommittedCall:
     received_at: dt.datetime
 
 
-Received = Callable[[UnitOfWork, "Call", "Campaign", dt.datetime], Awaitable[Screening]]
+Received = Callable[[UnitOfWork, Call, Campaign, dt.datetime], Awaitable[Screening]]
 Committed = Callable[[UnitOfWork, CommittedCall], None]
-CallStep = Callable[[UnitOfWork, "Call", dt.datetime, "int | None"], Awaitable[None]]
-Offered = Callable[[UnitOfWork, "Call", int, dt.datetime, "dict[str, Any] | None"], Awaitable[None]]
-PopForOffer = Callable[[UnitOfWork, int], Awaitable["dict[str, Any] | None"]]
-LegCreated = Callable[[UnitOfWork, "Call", "Call"], Awaitable[bool]]
-TimerFired = Callable[[UnitOfWork, "Call", str, dt.datetime], Awaitable[None]]
-AgentChanged = Callable[[UnitOfWork, "Agent", str], None]
+CallStep = Callable[[UnitOfWork, Call, dt.datetime, int | None], Awaitable[None]]
+Offered = Callable[[UnitOfWork, Call, int, dt.datetime, dict[str, Any] | None], Awaitable[None]]
+PopForOffer = Callable[[UnitOfWork, int], Awaitable[dict[str, Any] | None]]
+LegCreated = Callable[[UnitOfWork, Call, Call], Awaitable[bool]]
+TimerFired = Callable[[UnitOfWork, Call, str, dt.datetime], Awaitable[None]]
+AgentChanged = Callable[[UnitOfWork, Agent, str], None]
 
 
 class DispatchRequester(Protocol):
@@ -152,6 +155,23 @@ async def timer_fired(uow: UnitOfWork, call: Call, name: str, now: dt.datetime) 
 def agent_state_changed(uow: UnitOfWork, agent: Agent, action: str) -> None:
     for hook in of(uow.db).agent_state_changed:
         hook(uow, agent, action)
+
+
+def request_dispatch(uow: UnitOfWork, campaign_id: int) -> None:
+    """Ask the process's router to look for matches once this transaction commits."""
+    uow.dispatch_campaigns.add(campaign_id)
+    if "dispatch_requested" in uow.memo:
+        return
+    uow.memo["dispatch_requested"] = True
+    dispatcher = of(uow.db).dispatcher
+    if dispatcher is None:
+        return  # no router in this process (tools, tests without background work)
+
+    async def ask() -> None:
+        for requested in uow.dispatch_campaigns:
+            dispatcher.request(requested)
+
+    uow.after_commit(ask)
 
 
 def committed(uow: UnitOfWork, call: CommittedCall) -> None:

@@ -36,21 +36,7 @@ from app.settings import settings_of
 HEAD_OF_QUEUE_BOOST = 1e9
 
 
-def request_dispatch(uow: UnitOfWork, campaign_id: int) -> None:
-    """Ask the router to look for matches once this transaction has committed."""
-    uow.dispatch_campaigns.add(campaign_id)
-    if "dispatch_requested" in uow.memo:
-        return
-    uow.memo["dispatch_requested"] = True
-    dispatcher = hooks.of(uow.db).dispatcher
-    if dispatcher is None:
-        return  # no router in this process (tools, tests without background work)
-
-    async def ask() -> None:
-        for requested in uow.dispatch_campaigns:
-            dispatcher.request(requested)
-
-    uow.after_commit(ask)
+request_dispatch = hooks.request_dispatch
 
 
 # --- agent state -----------------------------------------------------------------

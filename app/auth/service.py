@@ -25,7 +25,7 @@ from app.auth.models import AuthSession, LoginThrottle, User, WsTokenUse
 from app.auth.secrets import DUMMY_HASH, hash_secret, new_token, token_digest, verify_secret
 from app.db import Database, UnitOfWork, utcnow
 from app.errors import AppError, Conflict, Invalid, NotFound
-from app.realtime.outbox import emit
+from app.outbox import emit
 from app.settings import settings_of
 
 log = logging.getLogger(__name__)

@@ -26,18 +26,13 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as _pg_insert
 from sqlalchemy.dialects.sqlite import insert as _sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
-from app.acd.hooks import CallHooks, CommittedCall
-from app.acd.lifecycle import request_dispatch
-from app.acd.models import Call
-from app.acd.states import CallState
+from app.acd.hooks import CallHooks, CommittedCall, request_dispatch
 from app.cti.directory import DirectoryClient, DirectoryResult, LatencyStats
 from app.cti.models import ScreenPop
 from app.cti.screenpop import CallHistory, ReturningDonor, assemble
@@ -64,30 +59,26 @@ class CallFacts:
     history: CallHistory
 
 
-async def call_facts(session: AsyncSession, call_id: int) -> CallFacts | None:
-    """The call and the earlier calls from its number, in one statement.
+class CallRecords(Protocol):
+    """What the look-up reads of calls, given by the ACD (``app.acd.call_records``):
+    the CTI does not read the ACD's tables itself."""
 
-    Earlier calls: from the same number to the same campaign, received before this
-    one, its own legs (same provider call id: transfers) left out, counted once per
-    provider call id.
-    """
-    earlier = aliased(Call)
-    same_caller = (
-        earlier.caller_number == Call.caller_number,
-        earlier.campaign_id == Call.campaign_id,
-        earlier.received_at < Call.received_at,
-        earlier.provider_call_id != Call.provider_call_id,
-    )
-    count = (
-        select(func.count(func.distinct(earlier.provider_call_id)))
-        .where(*same_caller)
-        .scalar_subquery()
-    )
-    last = select(func.max(earlier.received_at)).where(*same_caller).scalar_subquery()
-    stmt = select(
-        Call.campaign_id, Call.caller_number, Call.caller_number_issue, count, last
-    ).where(Call.id == call_id)
-    row = (await session.execute(stmt)).one_or_none()
+    async def caller_calls(
+        self, session: AsyncSession, call_id: int
+    ) -> tuple[int, str | None, str | None, int, Any] | None:
+        """(campaign id, caller number, its issue, earlier calls, last call time)."""
+        ...
+
+    async def lock_for_pop(
+        self, session: AsyncSession, call_id: int
+    ) -> tuple[int, int | None, int | None, str] | None:
+        """Lock the call; (campaign id, queue id, agent id, state)."""
+        ...
+
+
+async def call_facts(session: AsyncSession, call_id: int, calls: CallRecords) -> CallFacts | None:
+    """The call and the earlier calls from its number (one statement, the ACD's)."""
+    row = await calls.caller_calls(session, call_id)
     if row is None:
         return None
     campaign_id, number, issue, n, last_at = row
@@ -167,8 +158,15 @@ async def carry_pop(session: AsyncSession, from_call_id: int, to_call_id: int) -
 class CallerLookup:
     """Directory client + own records + assembly + storage, for one process."""
 
-    def __init__(self, settings: Settings, *, directory: DirectoryClient | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        calls: CallRecords,
+        *,
+        directory: DirectoryClient | None = None,
+    ) -> None:
         self.settings = settings
+        self.calls = calls
         self.directory = directory or DirectoryClient.from_settings(settings)
         self._tasks: set[asyncio.Task[dict[str, Any] | None]] = set()
         self.counts: collections.Counter[str] = collections.Counter()
@@ -223,7 +221,7 @@ class CallerLookup:
         try:
             async with db.read() as session:
                 # Given by the call path when it already read them: no read of the call.
-                facts = known or await call_facts(session, call_id)
+                facts = known or await call_facts(session, call_id, self.calls)
                 if facts is None:
                     raise NotFound(f"no call {call_id}", field="call_id")
                 if early is not None and caller is not None and caller.e164 != facts.number:
@@ -278,12 +276,7 @@ class CallerLookup:
         async with db.unit_of_work() as uow:
             # Lock the call: an offer in progress finishes first (and we see its agent),
             # or it waits for this commit (and then reads the stored pop).
-            stmt = (
-                select(Call.campaign_id, Call.queue_id, Call.agent_id, Call.state)
-                .where(Call.id == call_id)
-                .with_for_update()
-            )
-            call = (await uow.session.execute(stmt)).one_or_none()
+            call = await self.calls.lock_for_pop(uow.session, call_id)
             if call is None:
                 raise NotFound(f"call {call_id} is gone", field="call_id")
             campaign_id, queue_id, agent_id, state = call
@@ -306,7 +299,7 @@ class CallerLookup:
                 agent_id=agent_id,
                 data=pop,
             )
-            if state == CallState.QUEUED and db.is_postgres:
+            if state == "queued" and db.is_postgres:
                 # A router that met the locked row skipped it (SKIP LOCKED): look again.
                 request_dispatch(uow, campaign_id)
 

@@ -11,16 +11,17 @@ import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from app import signing
 from app.acd.models import Campaign
 from app.auth.deps import current_principal, require
 from app.auth.service import Principal, Role
 from app.db import Database, utcnow
-from app.deps import get_app_settings, get_db
+from app.deps import get_app_settings, get_db, read_limited_body
 from app.errors import AppError, Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from app.pledges import cardguard, idempotency, repository, service, totals
 from app.pledges.models import CancelReason, Pledge, PledgeAudit
@@ -36,9 +37,6 @@ from app.pledges.schemas import (
     TotalsOut,
 )
 from app.settings import Settings
-from app.telephony import signing
-from app.telephony.endpoints import read_limited_body
-from app.web.pages import _page
 
 
 async def card_guard(request: Request) -> None:
@@ -356,8 +354,3 @@ async def board_totals(db: DB, campaign_id: int | None = None) -> dict[str, Any]
                 raise NotFound("no campaign yet", field="campaign_id")
         figures = await totals.board(session, campaign_id)
     return {**figures, "updated_at": utcnow()}
-
-
-@router.get("/board", include_in_schema=False)
-async def board_page(request: Request) -> FileResponse:
-    return _page("board.html", request)

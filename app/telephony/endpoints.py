@@ -10,29 +10,16 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import TypeAdapter, ValidationError
 
+from app import signing
 from app.db import Database
-from app.deps import get_app_settings, get_db
-from app.errors import AppError, Invalid, PayloadTooLarge, Unauthorized, error_body
+from app.deps import get_app_settings, get_db, read_limited_body
+from app.errors import AppError, Invalid, Unauthorized, error_body
 from app.settings import Settings
-from app.telephony import commands, inbound, signing
+from app.telephony import commands, inbound
 from app.telephony.schemas import EVENT_TYPES, TelephonyEvent
 
 router = APIRouter(prefix="/telephony", tags=["telephony"])
 _events = TypeAdapter[Any](TelephonyEvent)
-
-
-async def read_limited_body(request: Request, limit: int) -> bytes:
-    """The raw body, refused (413) past ``limit`` bytes without reading the rest."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"body larger than {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"body larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _parse(raw: bytes) -> Any:

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 import httpx
 
-from app.telephony import signing
+from app import signing
 from app.telephony.port import DeliveryFailed, TelephonyPlatform
 
 

@@ -1,5 +1,5 @@
-"""The pages: ``/`` (index), ``/login``, ``/agent``, ``/supervisor``, ``/organiser``
-and ``/static/...``.
+"""The pages: ``/`` (index), ``/login``, ``/agent``, ``/supervisor``, ``/organiser``,
+the public tote board ``/board``, and ``/static/...``.
 
 The pages are static HTML; their scripts (plain JS modules, no build step) ask
 ``/auth/me`` who is signed in, take a one-minute token from ``/auth/ws-token`` and
@@ -56,6 +56,7 @@ PAGES = {
     "/agent": "agent.html",
     "/supervisor": "supervisor.html",
     "/organiser": "organiser.html",
+    "/board": "board.html",
 }
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -102,6 +103,13 @@ async def supervisor_page(request: Request) -> FileResponse:
 @router.get("/organiser")
 async def organiser_page(request: Request) -> FileResponse:
     return _page(PAGES["/organiser"], request)
+
+
+@router.get("/board")
+async def board_page(request: Request) -> FileResponse:
+    """The public tote board (no login); its figures come from ``/board/totals``
+    (app/pledges)."""
+    return _page(PAGES["/board"], request)
 
 
 def resolve_static(name: str) -> Path | None:

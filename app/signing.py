@@ -1,4 +1,10 @@
-"""HMAC-SHA256 signatures shared with the telephony platform."""
+"""HMAC-SHA256 signatures of webhook bodies, shared by every signed exchange.
+
+The telephony platform signs its events and the command feed, we sign the commands
+we push to it, the payment provider signs its notifications: the same scheme
+(``sha256=`` and the hex digest of the raw bytes, in :data:`HEADER`), each with its
+own secret. Nothing here knows who signs what.
+"""
 
 from __future__ import annotations
 
