@@ -53,7 +53,10 @@ async def try_offer(uow: UnitOfWork, call_id: int, now: dt.datetime) -> bool | N
     if queue is None:
         return None
     waited = (now - (call.queued_at or call.received_at)).total_seconds()
-    agent = await matching.best_agent(uow.session, queue, matching.eligible_level(queue, waited))
+    # Not past an earlier call of the queue that another transaction holds right now
+    # (SKIP LOCKED passed it over): that call goes first, once its holder commits.
+    level = matching.eligible_level(queue, waited)
+    agent = await matching.best_agent(uow.session, queue, level, call=call)
     if agent is None:
         return False
     await lifecycle.offer_pair(uow, call, agent, queue, now, config=config)
