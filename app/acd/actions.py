@@ -72,10 +72,7 @@ async def logout(db: Database, agent_id: int, authorize: Authorize | None = None
 async def _agent_call(
     uow: UnitOfWork, agent_id: int, authorize: Authorize | None
 ) -> tuple[Call, Agent]:
-    call, agent = await lifecycle.agent_call(uow, agent_id)
-    if authorize is not None:
-        authorize(agent)
-    return call, agent
+    return await lifecycle.agent_call(uow, agent_id, authorize)
 
 
 async def answer(db: Database, agent_id: int, authorize: Authorize | None = None) -> Agent:

@@ -894,16 +894,22 @@ async def seat_hangup(uow: UnitOfWork, call: Call, now: dt.datetime) -> None:
         await screen_gone(uow, call, agent, now)
 
 
-async def agent_call(uow: UnitOfWork, agent_id: int) -> tuple[Call, Agent]:
+async def agent_call(
+    uow: UnitOfWork, agent_id: int, authorize: Callable[[Agent], None] | None = None
+) -> tuple[Call, Agent]:
     """Lock an agent's current call then the agent (the global lock order)."""
     holding = select(Agent.current_call_id).where(Agent.id == agent_id).scalar_subquery()
     stmt = select(Call).where(Call.id == holding).with_for_update()
     result = await uow.session.execute(stmt, execution_options={"populate_existing": True})
     call = result.scalar_one_or_none()
     if call is None:
-        await repository.get_agent(uow.session, agent_id)  # NotFound for an unknown agent
+        agent = await repository.get_agent(uow.session, agent_id)  # NotFound if unknown
+        if authorize is not None:
+            authorize(agent)  # a refusal says nothing about the agent's call
         raise Conflict(f"agent {agent_id} holds no call", code="no_current_call")
     agent = await repository.get_agent(uow.session, agent_id, lock=True)
+    if authorize is not None:
+        authorize(agent)
     if agent.current_call_id != call.id:
         raise Conflict(f"agent {agent_id} call changed meanwhile", code="no_current_call")
     return call, agent
