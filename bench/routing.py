@@ -436,6 +436,9 @@ async def run_lifecycle(
             continue  # not answered: the next offer comes after the ring timeout
         answer = await client.telephony("seat.answered", pid)
         if answer.status_code == 200 and answer.json()["call"]["state"] == "connected":
+            # The agent it connected to: under load the offer seen may have rung out
+            # and gone to another agent before the answer came.
+            life.agent_id = answer.json()["call"].get("agent_id") or life.agent_id
             break
     else:
         life.outcome = "failed:never connected"

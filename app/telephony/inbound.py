@@ -27,7 +27,12 @@ def _call_answer(call: Call | None, note: str | None = None) -> dict[str, Any]:
     if call is None:
         return {"call": None, "note": note}
     return {
-        "call": {"id": call.id, "state": call.state, "provider_call_id": call.provider_call_id},
+        "call": {
+            "id": call.id,
+            "state": call.state,
+            "provider_call_id": call.provider_call_id,
+            "agent_id": call.agent_id,
+        },
         "note": note,
     }
 
