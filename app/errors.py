@@ -6,15 +6,19 @@ Every refusal the API gives has this shape, so screens and integrators can act o
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.acd.states import IllegalTransition
+
+log = logging.getLogger(__name__)
 
 
 class AppError(Exception):
@@ -69,6 +73,46 @@ def _field_of(loc: Sequence[Any]) -> str | None:
     return ".".join(parts) or None
 
 
+def database_unreachable(exc: BaseException) -> bool:
+    """Whether a database error means "cannot reach the database" (not a bad query):
+    a failure to connect, a connection cut, the server refusing connections."""
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    if isinstance(exc, DBAPIError) and (exc.connection_invalidated or exc.statement is None):
+        return True  # no statement: it failed while connecting
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, OSError | ConnectionError):
+            return True
+        if type(cause).__name__ in _UNREACHABLE_DRIVER_ERRORS:
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+# asyncpg's names for "the connection is gone / was refused" (named, not imported:
+# the SQLite build needs no asyncpg).
+_UNREACHABLE_DRIVER_ERRORS = frozenset(
+    {
+        "ConnectionDoesNotExistError",
+        "ConnectionFailureError",
+        "CannotConnectNowError",
+        "PostgresConnectionError",
+        "TooManyConnectionsError",
+        "AdminShutdownError",
+        "CrashShutdownError",
+    }
+)
+
+
+def _unreachable() -> JSONResponse:
+    return JSONResponse(
+        error_body("database_unreachable", "the database cannot be reached; try again shortly"),
+        503,
+        headers={"Retry-After": "1"},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(_: Request, exc: AppError) -> JSONResponse:
@@ -86,6 +130,19 @@ def install_error_handlers(app: FastAPI) -> None:
         field = _field_of(first.get("loc", ()))
         message = f"{field}: {first.get('msg')}" if field else str(first.get("msg"))
         return JSONResponse(error_body("invalid", message, field), 422)
+
+    @app.exception_handler(DBAPIError)
+    async def _database(_: Request, exc: DBAPIError) -> JSONResponse:
+        if database_unreachable(exc):
+            return _unreachable()
+        log.error("database error", exc_info=exc)
+        return JSONResponse(error_body("internal_error", "the server could not do this"), 500)
+
+    @app.exception_handler(OSError)
+    async def _network(_: Request, exc: OSError) -> JSONResponse:
+        # Unwrapped: a connection to the database refused or cut outside SQLAlchemy.
+        log.error("network error: %s", exc)
+        return _unreachable()
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

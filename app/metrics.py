@@ -40,6 +40,7 @@ from app.acd.models import Agent, Call, Campaign, Queue
 from app.acd.states import CallState
 from app.auth.deps import bearer_token, current_principal
 from app.auth.service import Role
+from app.background import running_tasks
 from app.db import Database
 from app.deps import get_db
 from app.errors import Forbidden
@@ -206,7 +207,20 @@ async def database_families(db: Database) -> list[Metric]:
 
 def _this_process(app: FastAPI) -> list[Metric]:
     lookup = app.state.caller_lookup
-    return caller_lookup_families(lookup.metrics() if lookup is not None else None)
+    families = caller_lookup_families(lookup.metrics() if lookup is not None else None)
+    return [*families, *background_families()]
+
+
+def background_families() -> list[Metric]:
+    """Restarts of this process's supervised background tasks (``app/background.py``)."""
+    restarts = CounterMetricFamily(
+        "pledgeline_background_task_restarts",
+        "Times a background task (router, timers, feed...) failed and was started again.",
+        labels=["task"],
+    )
+    for task in running_tasks():
+        restarts.add_metric([task.name], task.restarts)
+    return [restarts]
 
 
 async def _publish_every(app: FastAPI, writer: FileWriter, seconds: float) -> None:

@@ -127,7 +127,7 @@ class Dispatcher(BackgroundTask):
     def start(self, db: Database, sweep_seconds: float) -> None:
         self._db = db
         hooks.of(db).dispatcher = self
-        self._launch(self._run(sweep_seconds), name="dispatcher")
+        self._launch(lambda: self._run(sweep_seconds), name="dispatcher")
 
     async def stop(self) -> None:
         if self._db is not None:

@@ -109,7 +109,7 @@ class TimerWorker(BackgroundTask):
 
     def start(self, db: Database, poll_seconds: float) -> None:
         db.on_timer_set.append(self._timer_set)
-        self._launch(self._run(db, poll_seconds), name="timers")
+        self._launch(lambda: self._run(db, poll_seconds), name="timers")
 
     def _timer_set(self, due_at: dt.datetime) -> None:
         if self._planned is None or due_at < self._planned:

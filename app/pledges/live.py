@@ -47,7 +47,7 @@ class TotalsPublisher(BackgroundTask):
 
     def start(self) -> None:
         self.db.on_events.append(self.on_events)
-        self._launch(self._run(), name="totals-publisher")
+        self._launch(self._run, name="totals-publisher")
 
     async def stop(self) -> None:
         if self.on_events in self.db.on_events:

@@ -134,7 +134,7 @@ class EventFeed(BackgroundTask):
             self.last_seq = int((await session.execute(select(func.max(Event.seq)))).scalar() or 0)
         # First in line: screens hear of a commit before slower listeners run.
         self.db.on_events.insert(0, self._on_commit)
-        self._launch(self._run(), name="event-feed")
+        self._launch(self._run, name="event-feed")
 
     async def stop(self) -> None:
         if self._on_commit in self.db.on_events:

@@ -442,7 +442,7 @@ class StatsTicker(BackgroundTask):
         self.db, self.hub, self.settings, self.feed = db, hub, settings, feed
 
     def start(self) -> None:
-        self._launch(self._run(), name="stats-ticker")
+        self._launch(self._run, name="stats-ticker")
 
     async def _run(self) -> None:
         while True:

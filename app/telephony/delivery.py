@@ -97,7 +97,7 @@ class CommandDelivery(BackgroundTask):
         self.max_attempts = max_attempts
 
     def start(self, db: Database, poll_seconds: float = 0.1) -> None:
-        self._launch(self._run(db, poll_seconds), name="command-delivery")
+        self._launch(lambda: self._run(db, poll_seconds), name="command-delivery")
 
     async def _run(self, db: Database, poll_seconds: float) -> None:
         while True:

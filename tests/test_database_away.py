@@ -1,0 +1,57 @@
+"""While the database cannot be reached, every endpoint answers 503
+``database_unreachable`` (never a 500), and the app serves again once it is back.
+
+PostgreSQL only: the test database stops accepting connections
+(``ALLOW_CONNECTIONS false``) and the app's connections are cut, as a database
+restart would; then connections are allowed again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+import pytest
+
+from tests.conftest import PG_ADMIN_URL, Hotline, _pg_dsn, setup_campaign
+
+pytestmark = pytest.mark.pg_only
+
+
+@asynccontextmanager
+async def database_away(url: str) -> AsyncIterator[None]:
+    name = url.rsplit("/", 1)[1]
+    admin = await asyncpg.connect(_pg_dsn(PG_ADMIN_URL))
+    try:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+        )
+        yield
+    finally:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        await admin.close()
+
+
+async def test_every_endpoint_answers_503_while_the_database_is_away(
+    hotline: Hotline, database_url: str
+) -> None:
+    setup = await setup_campaign(hotline, agents=1)
+    agent_id = setup["agent_ids"][0]
+    async with database_away(database_url):
+        answers = [
+            await hotline.http.get("/readyz"),
+            await hotline.http.get(f"/agents/{agent_id}"),
+            await hotline.http.post(f"/agents/{agent_id}/ready"),
+            await hotline.incoming("away-1"),
+            await hotline.http.get("/queues"),
+        ]
+        for r in answers:
+            assert r.status_code == 503, (r.request.url, r.status_code, r.text)
+            assert r.json()["code"] == "database_unreachable", r.text
+        assert (await hotline.http.get("/healthz")).status_code == 200  # alive, not ready
+    # Back: the pool reconnects by itself.
+    assert (await hotline.http.get("/readyz")).status_code == 200
+    assert (await hotline.http.post(f"/agents/{agent_id}/ready")).status_code == 200
+    assert (await hotline.incoming("back-1")).json()["call"]["state"] == "offered"
