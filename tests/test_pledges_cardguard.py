@@ -113,7 +113,7 @@ def test_refusal_names_the_field_never_the_value() -> None:
     with pytest.raises(Exception) as caught:
         check_fields({"city": "Paris", "note": "4111 1111 1111 1111"})
     error: Any = caught.value
-    assert (error.status_code, error.code, error.field) == (422, "card_data_refused", "note")
+    assert (error.status_code, error.code, error.field) == (422, "card_number", "note")
     assert "4111" not in error.message
 
 
@@ -164,7 +164,7 @@ async def test_card_data_in_any_field_is_refused_and_never_kept(
             )
             assert r.status_code == 422, (field, r.text)
             body = r.json()
-            assert (body["code"], body["field"]) == ("card_data_refused", field), body
+            assert (body["code"], body["field"]) == ("card_number", field), body
             assert not card_runs(r.text) and card not in r.text
     # A security code next to card wording, in the note.
     r = await hotline.http.post(
@@ -185,7 +185,7 @@ async def test_card_data_in_any_field_is_refused_and_never_kept(
     for field in TEXT_FIELDS:
         r = await hotline.http.patch(f"/pledges/{ref}", json={field: CARDS[0]}, headers=headers)
         assert r.status_code == 422, (field, r.text)
-        assert (r.json()["code"], r.json()["field"]) == ("card_data_refused", field)
+        assert (r.json()["code"], r.json()["field"]) == ("card_number", field)
     # Fields the schema does not have (a card field) are refused by name.
     r = await hotline.http.post(
         "/pledges",
@@ -245,7 +245,7 @@ async def test_payment_ids_that_look_like_cards_are_refused(hotline: Hotline) ->
     )
     assert (r.status_code, r.json()["code"], r.json()["field"]) == (
         422,
-        "card_data_refused",
+        "card_number",
         "provider_payment_id",
     )
     body = json.dumps(
