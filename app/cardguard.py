@@ -40,9 +40,10 @@ the Luhn check. What keeps ordinary text passing:
 * hexadecimal identifiers (UUIDs, digests, provider ids) are not read as
   numbers.
 
-**Two fields.** A number split across two adjacent text fields of one body
-(first and last name, address and city) is found in their concatenation: the
-digits ending one and starting the next, joined as they are and with a space.
+**Two fields.** A number typed across two adjacent text fields of one body
+(first and last name, address and city), each holding only its part, is found
+in their concatenation (joined as typed, with a space, or with the separator
+the parts use).
 
 Besides card numbers, a security code next to its name (``CVV 123``,
 ``cryptogramme 321``) and an expiry date next to expiry wording
@@ -203,8 +204,10 @@ _STRETCHES = re.compile(r"[0-9]+|[A-Fa-f]+")
 # (whose groups are not 4-2-2 or 2-2-4), often next to other numbers.
 _DAY, _MONTH, _YEAR = r"(?:0?[1-9]|[12][0-9]|3[01])", r"(?:0?[1-9]|1[0-2])", r"(?:19|20)[0-9]{2}"
 _DATE_OR_TIME = re.compile(
-    rf"(?<![0-9])(?:{_YEAR}([-/.]){_MONTH}\1{_DAY}|{_DAY}([-/.]){_MONTH}\2{_YEAR}"
-    r"|(?:[01]?[0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:[.,][0-9]{1,6})?)?)(?![0-9])"
+    r"(?<![0-9])(?<![0-9][-/.:])"
+    rf"(?:{_YEAR}([-/.]){_MONTH}\1{_DAY}|{_DAY}([-/.]){_MONTH}\2{_YEAR}"
+    r"|(?:[01]?[0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:[.,][0-9]{1,6})?)?)"
+    r"(?![0-9])(?![-/.:][0-9])"
 )
 
 
@@ -445,33 +448,35 @@ def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
 
-def _edge_run(text: str, *, at_end: bool) -> str | None:
-    """The digit run ending (``at_end``) or starting the value, as one part of a
-    number split across two fields: None when there is none, when it is glued to a
-    word (an identifier such as ``p-3f2a9137``), or when it is a number of its own
-    (13 digits or more: checked alone)."""
-    normal = normalise(text).text.strip(" ")
-    if at_end:
-        runs = [m for m in _RUN.finditer(normal) if m.end() == len(normal)]
-        run = runs[-1] if runs else None
-        glued = run is not None and run.start() > 0 and normal[run.start() - 1].isalnum()
-    else:
-        run = _RUN.match(normal)
-        glued = run is not None and run.end() < len(normal) and normal[run.end()].isalnum()
-    if run is None or glued or sum(map(str.isdigit, run.group())) >= MIN_DIGITS:
-        return None
-    plus = "+" if run.start() > 0 and normal[run.start() - 1] == "+" else ""
-    return plus + run.group()
+_NUMBER_PART = re.compile(rf"{_PUNCT}*\s*([0-9]+(?:{_SEPARATOR}[0-9]+)*)\s*{_PUNCT}*")
+_INNER_SEPARATOR = re.compile(r"[0-9]([^0-9]+)[0-9]")
+
+
+def _number_part(text: str) -> str | None:
+    """The digits (with their separators) of a value that holds nothing else: a part
+    of a number typed across two fields. None for anything with words."""
+    match = _NUMBER_PART.fullmatch(normalise(text).text.strip())
+    return match.group(1) if match else None
 
 
 def is_split_card_number(first: str, second: str) -> bool:
-    """Do the end of ``first`` and the start of ``second`` make a card number (split
-    inside a group, or between two groups)?"""
-    left = _edge_run(first, at_end=True)
-    right = _edge_run(second, at_end=False) if left else None
-    if not left or not right:
+    """Is a card number typed across these two values, each holding only its part
+    (split inside a group, or between two groups: then joined with the separator
+    the parts use)?"""
+    if first.lstrip().startswith("+") or second.lstrip().startswith("+"):
+        return False  # phone numbers
+    left = _number_part(first)
+    if left is None or left[0] == "0":
+        return False  # no card number starts with 0
+    right = _number_part(second)
+    if right is None:
         return False
-    return _has_card_number(left + right) or _has_card_number(f"{left} {right}")
+    joints = {"", " "}
+    for part in (left, right):
+        inner = _INNER_SEPARATOR.search(part)
+        if inner:
+            joints.add(inner.group(1))
+    return any(_has_card_number(left + joint + right) for joint in joints)
 
 
 def find_card_data(value: object, path: str = "", *, pairs: bool = True) -> CardDataRefused | None:
