@@ -62,10 +62,28 @@ def _luhn(digits: str) -> bool:
     return checksum % 10 == 0
 
 
+# Identifiers are random digits and letters, not typed text: a long all-digit
+# stretch in one is chance (a SHA-256 digest in a DEBUG log once held a Luhn-valid
+# 14-digit run). UUIDs, and hexadecimal tokens of 16+ characters whose letters and
+# digits alternate (two stretches of each at least), are removed before scanning,
+# as the guard does; a number typed next to a word ("Visa4111...") is still read.
+_UUID = re.compile(r"(?<![0-9A-Za-z])[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
+_HEX_TOKEN = re.compile(r"(?<![0-9A-Za-z])[0-9a-fA-F]{16,}(?![0-9A-Za-z])")
+
+
+def _identifier_removed(match: re.Match[str]) -> str:
+    token = match.group()
+    letters = len(re.findall(r"[a-fA-F]+", token))
+    digits = len(re.findall(r"[0-9]+", token))
+    return " " if letters >= 2 and digits >= 2 else token
+
+
 def card_runs(text_value: str) -> list[str]:
     """Luhn-valid runs of 13-19 digits (spaces, dashes, dots between): whole runs, and
-    any stretch of consecutive digit groups within a longer run."""
+    any stretch of consecutive digit groups within a longer run. Deterministic: the
+    digits of identifiers (digests, UUIDs) are not read."""
     text_value = unicodedata.normalize("NFKC", text_value)  # full-width digits too
+    text_value = _HEX_TOKEN.sub(_identifier_removed, _UUID.sub(" ", text_value))
     found = []
     for run in re.findall(r"[0-9](?:[ \t\-.]{0,2}[0-9])*", text_value):
         groups = re.findall(r"[0-9]+", run)
