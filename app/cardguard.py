@@ -525,8 +525,13 @@ def check_value(value: object, path: str = "", *, pairs: bool = True) -> None:
 
 
 def check_fields(fields: Mapping[str, object]) -> None:
-    """Refuse (422, naming the field, never the value) the first field holding card data."""
-    check_value(fields)
+    """Refuse (422, naming the field, never the value) the first field holding card data.
+
+    Field by field: ``fields`` is often a selection (the pledge's text fields, a
+    body's strings), whose neighbours were not neighbours in the form; numbers
+    split across two fields are the body models' check (:class:`CardGuarded`).
+    """
+    check_value(fields, pairs=False)
 
 
 class CardGuarded(BaseModel):
