@@ -1,11 +1,17 @@
-"""Log output: plain text or one JSON object per line, and never a card number.
+"""Log output: plain text or one JSON object per line, never a card number or a token.
 
 Every handler of the process (ours and uvicorn's, which it set up before the app
 is created) gets its formatter wrapped: whatever a record becomes, message,
-arguments and traceback included, any run of digits holding a 13-19 digit
-Luhn-valid card number is replaced before it is written. The pledge card guard
-refuses such values at the door; this is the second lock, for values that reach a
-log some other way (an exception message, a request line).
+arguments and traceback included, any digit run holding a card number is
+replaced before it is written. The card guard (``app/cardguard.py``) refuses
+such values at the door; this is the second lock, for values that reach a log
+some other way (an exception message, a request line). The same finder is used,
+so a number is masked however it is written (any script, separators, invisible
+characters), and in request lines percent-encoded characters are decoded first.
+
+Secrets are masked too: the value of a ``token``, ``secret``, ``password`` or
+``key`` query parameter (the websocket handshake ``/ws/agent?token=...`` is in
+uvicorn's access log), a bearer token, and such a key in JSON.
 """
 
 from __future__ import annotations
@@ -15,27 +21,37 @@ import json
 import logging
 import re
 
-from app.pledges.cardguard import has_card_number
+from app.cardguard import card_spans
 
 REDACTED = "[card number removed]"
-# A digit run as people type card numbers: digits with up to two separators between
-# (spaces, dashes, dots; in a request line also "+", "%20" and "%2D").
-_SEPARATOR = r"(?:[\s\-.+]|%20|%2[dD])"
-_DIGIT_RUN = re.compile(rf"[0-9](?:{_SEPARATOR}{{0,2}}[0-9]){{12,}}")
-_ENCODED_SEPARATOR = re.compile(r"%20|%2[dD]|\+")
+SECRET_REMOVED = "[removed]"
+_SECRET_NAMES = r"(?:ws_)?token|access_token|refresh_token|secret|password|passwd|pin|api_key|key"
+_SECRET_QUERY = re.compile(rf"([?&;](?:{_SECRET_NAMES})=)[^&\s\"'#]+", re.IGNORECASE)
+_SECRET_JSON = re.compile(rf"""(["'](?:{_SECRET_NAMES})["']\s*:\s*["'])[^"']+""", re.IGNORECASE)
+_BEARER = re.compile(r"(\bbearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
 _UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 
 
-def _masked(match: re.Match[str]) -> str:
-    run = match.group()
-    return REDACTED if has_card_number(_ENCODED_SEPARATOR.sub(" ", run)) else run
-
-
 def mask_card_numbers(text: str) -> str:
-    """``text`` with every digit run that holds a Luhn-valid card number replaced."""
-    if not any(c.isdigit() for c in text):
-        return text
-    return _DIGIT_RUN.sub(_masked, text)
+    """``text`` with every digit run that holds a card number replaced."""
+    spans = card_spans(text, percent_encoded=True)
+    for start, end in reversed(spans):
+        text = text[:start] + REDACTED + text[end:]
+    return text
+
+
+def mask_secrets(text: str) -> str:
+    """``text`` with token, secret and password values replaced."""
+    if "=" in text:
+        text = _SECRET_QUERY.sub(rf"\g<1>{SECRET_REMOVED}", text)
+    if ":" in text:
+        text = _SECRET_JSON.sub(rf"\g<1>{SECRET_REMOVED}", text)
+    return _BEARER.sub(rf"\g<1>{SECRET_REMOVED}", text)
+
+
+def mask(text: str) -> str:
+    """What may be written to a log: no card number, no secret."""
+    return mask_card_numbers(mask_secrets(text))
 
 
 class JsonFormatter(logging.Formatter):
@@ -46,22 +62,23 @@ class JsonFormatter(logging.Formatter):
             "at": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            # Masked before encoding: JSON escapes would hide separators.
+            "message": mask(record.getMessage()),
         }
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            entry["exception"] = mask(self.formatException(record.exc_info))
         return json.dumps(entry, ensure_ascii=False)
 
 
 class CardMaskingFormatter(logging.Formatter):
-    """Wraps another formatter and masks card numbers in what it produces."""
+    """Wraps another formatter and masks card numbers and secrets in what it produces."""
 
     def __init__(self, inner: logging.Formatter | None) -> None:
         super().__init__()
         self.inner = inner or logging.Formatter()
 
     def format(self, record: logging.LogRecord) -> str:
-        return mask_card_numbers(self.inner.format(record))
+        return mask(self.inner.format(record))
 
 
 def _guard(handler: logging.Handler, replacement: logging.Formatter | None = None) -> None:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from app.acd.hours import DAYS
 from app.acd.models import PAYMENT_LINK_DEFAULT
+from app.cardguard import CardGuarded
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Skill = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_\-]{1,64}$")]
@@ -18,7 +19,9 @@ E164 = Annotated[str, StringConstraints(pattern=r"^\+[1-9][0-9]{5,14}$")]
 _HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")
 
 
-class Strict(BaseModel):
+class Strict(CardGuarded):
+    """A request body: unknown fields refused, card data refused in any field."""
+
     model_config = ConfigDict(extra="forbid")
 
 

@@ -8,11 +8,12 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from app.auth.service import Role
+from app.cardguard import CardGuarded
 
 Username = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
 
 
-class LoginIn(BaseModel):
+class LoginIn(CardGuarded):
     model_config = ConfigDict(extra="forbid")
     username: Username
     secret: Annotated[str, StringConstraints(min_length=1, max_length=200)]
@@ -20,7 +21,7 @@ class LoginIn(BaseModel):
     mode: Literal["cookie", "bearer"] = "cookie"
 
 
-class UserIn(BaseModel):
+class UserIn(CardGuarded):
     model_config = ConfigDict(extra="forbid")
     username: Username
     display_name: Annotated[str, StringConstraints(min_length=1, max_length=200)]

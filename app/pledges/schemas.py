@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
 
+from app.cardguard import CardGuarded
+
 Short = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
 Long = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
 FrequencyIn = Literal["one_off", "monthly"]
@@ -33,7 +35,9 @@ TEXT_FIELDS = (
 )
 
 
-class Strict(BaseModel):
+class Strict(CardGuarded):
+    """A request body: unknown fields refused, card data refused in any field."""
+
     model_config = ConfigDict(extra="forbid")
 
 

@@ -28,6 +28,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import and_, or_, select
 
+from app import cardguard
 from app.acd import actions, lifecycle, repository
 from app.acd.states import IllegalTransition
 from app.auth.service import Principal, Role, consume_ws_token
@@ -302,6 +303,11 @@ class ScreenConnection:
             return _error(None, "malformed_json", "the message is not valid JSON")
         if not isinstance(payload, dict):
             return _error(None, "malformed_message", "a message is a JSON object")
+        refused = cardguard.find_card_data(payload)  # every text arg, before anything
+        if refused is not None:
+            card_in_id = "client_id" in (refused.field or "")
+            client_id = None if card_in_id else payload.get("client_id")
+            return _error(client_id, refused.code, refused.message, refused.field)
         kind = payload.get("type")
         if kind == "ping":
             return _message("pong", None, {})

@@ -6,8 +6,10 @@ import datetime as dt
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.cardguard import CardGuarded
 
-class RulesIn(BaseModel):
+
+class RulesIn(CardGuarded):
     model_config = ConfigDict(extra="forbid")
     source: str = Field(min_length=1, max_length=256 * 1024, description="The YAML rules file.")
 
@@ -51,7 +53,7 @@ class CheckOut(BaseModel):
     problems: list[ProblemOut]
 
 
-class BlockIn(BaseModel):
+class BlockIn(CardGuarded):
     model_config = ConfigDict(extra="forbid")
     number: str = Field(min_length=3, max_length=32, description="Caller number, E.164 or national")
     duration: str | int = Field(default="24h", description="90s, 10m, 24h, 2d, or seconds")

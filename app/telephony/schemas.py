@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import ConfigDict, Field, StringConstraints
+
+from app.cardguard import CardGuarded
 
 ProviderId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
 
-class _Event(BaseModel):
+class _Event(CardGuarded):
     model_config = ConfigDict(extra="forbid")
+    # Written by the platform, not typed into a form: each field checked alone.
+    card_guard_pairs = False
     event_id: ProviderId
     call_id: ProviderId
 
