@@ -25,9 +25,9 @@ from typing import Any
 import openpyxl
 import pytest
 
+from app import signing
 from app.cardguard import find_card_data, luhn_runs, normalise
 from app.main import create_app
-from app.telephony import signing
 from tests.card_strategies import card_in_text, examples, split_card
 from tests.conftest import Hotline, make_settings
 from tests.pledge_helpers import key, pledge_body, pledge_setup

@@ -31,7 +31,7 @@ class UserIn(CardGuarded):
     agent_id: int | None = None
 
 
-class UserPatch(BaseModel):
+class UserPatch(CardGuarded):
     """Fields to change; those left out stay. Every process drops the user's cached
     logins at once; their sessions stay open with the new role."""
 
