@@ -38,7 +38,6 @@ from sqlalchemy import (
     event,
     func,
     insert,
-    literal,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, make_url
@@ -238,15 +237,17 @@ class UnitOfWork:
                 continue
             if any(t is not None for t in staged.targets):
                 key = next(iter(staged.table.primary_key.columns))
-                stmt = insert(staged.table).values(staged.rows).returning(key)
-                keys = sorted((await self.session.execute(stmt)).scalars())
+                # A list of parameters, not .values([...]): the statement is cached
+                # (a multi-row .values() is compiled anew each time), and SQLAlchemy
+                # still sends one INSERT ... VALUES (...), (...) RETURNING.
+                stmt = insert(staged.table).returning(key)
+                result = await self.session.execute(stmt, staged.rows)
+                keys = sorted(result.scalars())
                 for target, value in zip(staged.targets, keys, strict=True):
                     if target is not None:
                         setattr(target, key.name, value)
-            elif len(staged.rows) == 1:
-                await self.session.execute(insert(staged.table).values(staged.rows[0]))
             else:
-                await self.session.execute(insert(staged.table).values(staged.rows))
+                await self.session.execute(insert(staged.table), staged.rows)
             staged.rows, staged.targets = [], []
 
     async def run_after_commit(self) -> None:
@@ -303,14 +304,13 @@ class Database:
                 wake(uow.earliest_timer)
         await uow.run_after_commit()
 
-    def seconds_since(self, column: Any, now: dt.datetime) -> Any:
-        """SQL for the seconds from ``column`` (a UTC timestamp) to ``now``, rounded to ms."""
+    def seconds_since(self, column: Any, now: Any) -> Any:
+        """SQL for the seconds from ``column`` (a UTC timestamp) to ``now`` (a bound
+        ``UTCDateTime`` parameter), rounded to the millisecond."""
         if self.is_postgres:
-            span = func.extract("epoch", literal(now, UTCDateTime()) - column)
-            return func.round(cast(span, Numeric), 3)
+            return func.round(cast(func.extract("epoch", now - column), Numeric), 3)
         # SQLite keeps naive UTC text; julianday() reads it as UTC days.
-        naive = now.astimezone(dt.UTC).replace(tzinfo=None).isoformat(sep=" ")
-        return func.round((func.julianday(naive) - func.julianday(column)) * 86400.0, 3)
+        return func.round((func.julianday(now) - func.julianday(column)) * 86400.0, 3)
 
     def insert_or_ignore(self, table: Any) -> Any:
         """``INSERT ... ON CONFLICT DO NOTHING``, in this database's dialect."""

@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import bindparam, case, func, select, update
 
 from app.acd import config_cache, hooks, hours, matching, repository, timers
 from app.acd.models import Agent, AgentSession, Call, Campaign, Queue
@@ -25,7 +25,7 @@ from app.acd.states import (
     next_call_state,
 )
 from app.acd.timers import TimerKind
-from app.db import UnitOfWork, utcnow
+from app.db import UnitOfWork, UTCDateTime, utcnow
 from app.errors import Conflict, NotFound
 from app.outbox import CommandName, emit
 from app.outbox import issue as issue_command
@@ -553,28 +553,124 @@ async def _connected(uow: UnitOfWork, call: Call, agent: Agent, now: dt.datetime
 # why). Rows are taken in the global lock order: the call, then its agent.
 
 
-def _latest_leg(provider_call_id: str) -> Any:
-    return (
-        select(Call.id)
-        .where(Call.provider_call_id == provider_call_id)
-        .order_by(Call.leg.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-
-
 _RETURNING = {"synchronize_session": False, "populate_existing": True}
 
+# The statements of the hot steps are built once per dialect, with bound parameters
+# (``p_*``): building a statement costs more than running a cached one.
+_NOW = bindparam("p_now", type_=UTCDateTime())
+_LATEST_LEG = (
+    select(Call.id)
+    .where(Call.provider_call_id == bindparam("p_provider_call_id"))
+    .order_by(Call.leg.desc())
+    .limit(1)
+    .scalar_subquery()
+)
+_statements: dict[tuple[str, str], Any] = {}
 
-async def _update_call(uow: UnitOfWork, where: list[Any], values: dict[str, Any]) -> Call | None:
-    stmt = update(Call).where(*where).values(**values).returning(Call)
-    result = await uow.session.execute(stmt, execution_options=_RETURNING)
+
+def _statement(uow: UnitOfWork, name: str) -> Any:
+    key = (uow.db.dialect, name)
+    stmt = _statements.get(key)
+    if stmt is None:
+        stmt = _statements[key] = _build(uow, name)
+    return stmt
+
+
+def _build(uow: UnitOfWork, name: str) -> Any:
+    if name == "connect_call":
+        waited = uow.db.seconds_since(func.coalesce(Call.queued_at, Call.received_at), _NOW)
+        return (
+            update(Call)
+            .where(
+                Call.id == _LATEST_LEG,
+                Call.state == CallState.OFFERED,
+                Call.agent_id.is_not(None),
+            )
+            .values(state=CallState.CONNECTED, answered_at=_NOW, wait_seconds=waited)
+            .returning(Call)
+        )
+    if name == "connect_agent":
+        return (
+            update(Agent)
+            .where(
+                Agent.id == bindparam("p_agent_id"),
+                Agent.state == AgentState.RESERVED,
+                Agent.current_call_id == bindparam("p_call_id"),
+            )
+            .values(
+                state=AgentState.ON_CALL,
+                state_since=_NOW,
+                missed_in_row=0,
+                calls_taken=Agent.calls_taken + 1,
+            )
+            .returning(Agent)
+        )
+    if name == "wrap_up_call":
+        return (
+            update(Call)
+            .where(
+                Call.id == _LATEST_LEG,
+                Call.state == CallState.CONNECTED,
+                Call.agent_id.is_not(None),
+            )
+            .values(state=CallState.WRAP_UP, hangup_at=_NOW, end_reason=bindparam("p_end_reason"))
+            .returning(Call)
+        )
+    if name == "wrap_up_agent":
+        return (
+            update(Agent)
+            .where(
+                Agent.id == bindparam("p_agent_id"),
+                Agent.state == AgentState.ON_CALL,
+                Agent.current_call_id == bindparam("p_call_id"),
+            )
+            .values(state=AgentState.WRAP_UP, state_since=_NOW)
+            .returning(Agent)
+        )
+    if name == "complete_call":
+        holding = (
+            select(Agent.current_call_id)
+            .where(Agent.id == bindparam("p_agent_id"), Agent.state == AgentState.WRAP_UP)
+            .scalar_subquery()
+        )
+        in_wrap_up = Call.state == CallState.WRAP_UP
+        return (
+            update(Call)
+            .where(Call.id == holding)
+            .values(
+                state=case((in_wrap_up, CallState.COMPLETED), else_=Call.state),
+                ended_at=case((in_wrap_up, _NOW), else_=Call.ended_at),
+                disposition=func.coalesce(bindparam("p_disposition"), Call.disposition),
+            )
+            .returning(Call)
+        )
+    if name == "free_agent":
+        pending = Agent.pending_state
+        return (
+            update(Agent)
+            .where(Agent.id == bindparam("p_agent_id"), Agent.state == AgentState.WRAP_UP)
+            .values(
+                state=case((pending.is_(None), AgentState.AVAILABLE), else_=pending),
+                pause_reason=case((pending == AgentState.PAUSED, Agent.pending_reason), else_=None),
+                pending_state=None,
+                pending_reason=None,
+                current_call_id=None,
+                state_since=_NOW,
+            )
+            .returning(Agent)
+        )
+    raise KeyError(name)
+
+
+async def _run_call(uow: UnitOfWork, name: str, params: dict[str, Any]) -> Call | None:
+    stmt = _statement(uow, name)
+    result = await uow.session.execute(stmt, params, execution_options=_RETURNING)
     return result.scalars().one_or_none()
 
 
-async def _update_agent(uow: UnitOfWork, where: list[Any], values: dict[str, Any]) -> Agent | None:
-    stmt = update(Agent).where(*where).values(**values).returning(Agent)
-    result = await uow.session.execute(stmt, execution_options=_RETURNING)
+async def _run_agent(uow: UnitOfWork, name: str, params: dict[str, Any]) -> Agent | None:
+    stmt = _statement(uow, name)
+    result = await uow.session.execute(stmt, params, execution_options=_RETURNING)
     return result.scalars().one_or_none()
 
 
@@ -594,36 +690,13 @@ def _announce_agent(
 
 async def connect_answered(uow: UnitOfWork, provider_call_id: str, now: dt.datetime) -> Call | None:
     """``seat.answered`` for a ringing call: connected; None if it is not ringing."""
-    call = await _update_call(
-        uow,
-        [
-            Call.id == _latest_leg(provider_call_id),
-            Call.state == CallState.OFFERED,
-            Call.agent_id.is_not(None),
-        ],
-        {
-            "state": CallState.CONNECTED,
-            "answered_at": now,
-            "wait_seconds": uow.db.seconds_since(
-                func.coalesce(Call.queued_at, Call.received_at), now
-            ),
-        },
+    call = await _run_call(
+        uow, "connect_call", {"p_provider_call_id": provider_call_id, "p_now": now}
     )
     if call is None:
         return None
-    agent = await _update_agent(
-        uow,
-        [
-            Agent.id == call.agent_id,
-            Agent.state == AgentState.RESERVED,
-            Agent.current_call_id == call.id,
-        ],
-        {
-            "state": AgentState.ON_CALL,
-            "state_since": now,
-            "missed_in_row": 0,
-            "calls_taken": Agent.calls_taken + 1,
-        },
+    agent = await _run_agent(
+        uow, "connect_agent", {"p_agent_id": call.agent_id, "p_call_id": call.id, "p_now": now}
     )
     if agent is None:
         raise IllegalTransition("agent", "connect", "not reserved for this call")
@@ -636,25 +709,12 @@ async def wrap_up_connected(
     uow: UnitOfWork, provider_call_id: str, now: dt.datetime, *, by: str
 ) -> Call | None:
     """A hang-up during the conversation: wrap-up; None if the call is not connected."""
-    call = await _update_call(
-        uow,
-        [
-            Call.id == _latest_leg(provider_call_id),
-            Call.state == CallState.CONNECTED,
-            Call.agent_id.is_not(None),
-        ],
-        {"state": CallState.WRAP_UP, "hangup_at": now, "end_reason": f"{by}_hangup"},
-    )
+    params = {"p_provider_call_id": provider_call_id, "p_now": now, "p_end_reason": f"{by}_hangup"}
+    call = await _run_call(uow, "wrap_up_call", params)
     if call is None:
         return None
-    agent = await _update_agent(
-        uow,
-        [
-            Agent.id == call.agent_id,
-            Agent.state == AgentState.ON_CALL,
-            Agent.current_call_id == call.id,
-        ],
-        {"state": AgentState.WRAP_UP, "state_since": now},
+    agent = await _run_agent(
+        uow, "wrap_up_agent", {"p_agent_id": call.agent_id, "p_call_id": call.id, "p_now": now}
     )
     if agent is None:
         raise IllegalTransition("agent", "start_wrap_up", "not on this call")
@@ -672,32 +732,9 @@ async def finish_wrap_up(
 ) -> Agent:
     """The agent ends their wrap-up: the call completes (a transferred leg has ended
     already) and the agent is free, or paused or logged out as they asked."""
-    holding = (
-        select(Agent.current_call_id)
-        .where(Agent.id == agent_id, Agent.state == AgentState.WRAP_UP)
-        .scalar_subquery()
-    )
-    in_wrap_up = Call.state == CallState.WRAP_UP
-    values: dict[str, Any] = {
-        "state": case((in_wrap_up, CallState.COMPLETED), else_=Call.state),
-        "ended_at": case((in_wrap_up, now), else_=Call.ended_at),
-    }
-    if disposition:
-        values["disposition"] = disposition
-    call = await _update_call(uow, [Call.id == holding], values)
-    pending = Agent.pending_state
-    agent = await _update_agent(
-        uow,
-        [Agent.id == agent_id, Agent.state == AgentState.WRAP_UP],
-        {
-            "state": case((pending.is_(None), AgentState.AVAILABLE), else_=pending),
-            "pause_reason": case((pending == AgentState.PAUSED, Agent.pending_reason), else_=None),
-            "pending_state": None,
-            "pending_reason": None,
-            "current_call_id": None,
-            "state_since": now,
-        },
-    )
+    params = {"p_agent_id": agent_id, "p_now": now, "p_disposition": disposition or None}
+    call = await _run_call(uow, "complete_call", params)
+    agent = await _run_agent(uow, "free_agent", {"p_agent_id": agent_id, "p_now": now})
     if agent is None:
         current = await repository.get_agent(uow.session, agent_id)
         if authorize is not None:
