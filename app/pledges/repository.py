@@ -11,7 +11,7 @@ from app.errors import NotFound
 from app.pledges.models import Pledge, PledgeStatus
 
 
-def _from_number(campaign_id: int, number: str) -> list[ColumnElement[bool]]:
+def _from_number(campaign_id: Any, number: Any) -> list[ColumnElement[bool]]:
     # The number that called, or the phone the donor gave: either identifies them.
     return [
         Pledge.campaign_id == campaign_id,
@@ -20,7 +20,7 @@ def _from_number(campaign_id: int, number: str) -> list[ColumnElement[bool]]:
     ]
 
 
-def pledged_total_subquery(campaign_id: int, number: str) -> ScalarSelect[Any]:
+def pledged_total_subquery(campaign_id: Any, number: Any) -> ScalarSelect[Any]:
     """The same total as :func:`pledged_total_for_number`, to read inside another query."""
     return (
         select(func.coalesce(func.sum(Pledge.amount_minor), 0))

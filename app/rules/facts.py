@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import literal, select
+from sqlalchemy import bindparam, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.acd import hours
 from app.acd.models import AgentSkill, Call, Campaign, Queue
+from app.db import UTCDateTime
 from app.rules.models import NumberBlock
 
 log = logging.getLogger(__name__)
@@ -199,6 +200,30 @@ def forget_caller_records(memo: dict[Any, Any]) -> None:
         del memo[key]
 
 
+_record_statements: tuple[Any, Any] | None = None
+
+
+def _caller_record_statements() -> tuple[Any, Any]:
+    """The record's statement (calls, with strikes, block and pledged total on each
+    row) and its fallback for a number that never called; built once, bound each time."""
+    global _record_statements
+    if _record_statements is None:
+        campaign: Any = bindparam("p_campaign")
+        number: Any = bindparam("p_number")
+        block = (NumberBlock.campaign_id == campaign, NumberBlock.number == number)
+        strikes = select(NumberBlock.strikes).where(*block).scalar_subquery()
+        blocked_until = select(NumberBlock.blocked_until).where(*block).scalar_subquery()
+        pledged = _pledged_total_subquery(campaign, number)
+        with_calls = select(Call.received_at, strikes, blocked_until, pledged).where(
+            Call.caller_number == number,
+            Call.received_at >= bindparam("p_since", type_=UTCDateTime()),
+            Call.campaign_id == campaign,
+            Call.leg == 0,
+        )
+        _record_statements = (with_calls, select(strikes, blocked_until, pledged))
+    return _record_statements
+
+
 async def caller_record(
     session: AsyncSession,
     campaign_id: int,
@@ -211,22 +236,14 @@ async def caller_record(
     key = ("caller_record", campaign_id, number)
     if memo is not None and key in memo:
         return memo[key]  # type: ignore[no-any-return]
-    block = (NumberBlock.campaign_id == campaign_id, NumberBlock.number == number)
-    strikes = select(NumberBlock.strikes).where(*block).scalar_subquery()
-    blocked_until = select(NumberBlock.blocked_until).where(*block).scalar_subquery()
-    pledged = _pledged_total_subquery(campaign_id, number)
-    since = now - dt.timedelta(days=HISTORY_DAYS)
-    stmt = select(Call.received_at, strikes, blocked_until, pledged).where(
-        Call.caller_number == number,
-        Call.received_at >= since,
-        Call.campaign_id == campaign_id,
-        Call.leg == 0,
-    )
-    rows = (await session.execute(stmt)).all()
-    if rows:
-        others = rows[0][1:]
-    else:
-        others = (await session.execute(select(strikes, blocked_until, pledged))).one()
+    params = {
+        "p_campaign": campaign_id,
+        "p_number": number,
+        "p_since": now - dt.timedelta(days=HISTORY_DAYS),
+    }
+    with_calls, alone = _caller_record_statements()
+    rows = (await session.execute(with_calls, params)).all()
+    others = rows[0][1:] if rows else (await session.execute(alone, params)).one()
     n_strikes, until, total = others
     if isinstance(until, str):  # SQLite hands a subquery's timestamp back raw
         until = dt.datetime.fromisoformat(until)
@@ -250,7 +267,7 @@ async def strikes_of(session: AsyncSession, campaign_id: int, number: str) -> Nu
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-def _pledged_total_subquery(campaign_id: int, number: str) -> Any:
+def _pledged_total_subquery(campaign_id: Any, number: Any) -> Any:
     try:
         from app.pledges import repository as pledges
     except ImportError:
