@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import and_, case, exists, or_, select
+from sqlalchemy import and_, bindparam, case, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.acd.config_cache import ConfigSnapshot
@@ -36,52 +36,73 @@ def eligible_level(queue: Queue, waited_seconds: float) -> int:
     return level
 
 
-async def best_agent(
-    session: AsyncSession, queue: Queue, max_level: int, *, call: Call | None = None
-) -> Agent | None:
-    """The best free agent for a call of ``queue``, locked; None if there is none.
+_agent_statements: dict[tuple[str, bool, bool], Any] = {}
 
-    Given ``call`` (a call that has just joined the queue), an agent is taken only
-    if no earlier call of the same queue is waiting: a newcomer never overtakes.
-    """
+
+def _agent_statement(strategy: str, with_skill: bool, after_earlier: bool) -> Any:
+    """The best-agent statement for a kind of queue, built once (bound per call)."""
+    key = (strategy, with_skill, after_earlier)
+    stmt = _agent_statements.get(key)
+    if stmt is not None:
+        return stmt
     stmt = select(Agent).where(
-        Agent.campaign_id == queue.campaign_id,
+        Agent.campaign_id == bindparam("p_campaign"),
         Agent.state == AgentState.AVAILABLE,
         # Never offer to a volunteer whose screen is gone (they could not see it).
         or_(Agent.screen_seen_at.is_(None), Agent.screens_open > 0),
     )
-    if call is not None:
+    if after_earlier:
+        call_id: Any = bindparam("p_call")
+        rank: Any = bindparam("p_rank")
         earlier = (
             select(Call.id)
             .where(
-                Call.queue_id == queue.id,
+                Call.queue_id == bindparam("p_queue"),
                 Call.state == CallState.QUEUED,
-                Call.id != call.id,
-                or_(
-                    Call.rank_key < call.rank_key,
-                    and_(Call.rank_key == call.rank_key, Call.id < call.id),
-                ),
+                Call.id != call_id,
+                or_(Call.rank_key < rank, and_(Call.rank_key == rank, Call.id < call_id)),
             )
             .limit(1)
         )
         stmt = stmt.where(~exists(earlier))
     order: list[Any] = []
-    if queue.required_skill:
+    if with_skill:
         stmt = stmt.join(
             AgentSkill,
-            and_(AgentSkill.agent_id == Agent.id, AgentSkill.skill == queue.required_skill),
-        ).where(AgentSkill.level <= max_level)
+            and_(AgentSkill.agent_id == Agent.id, AgentSkill.skill == bindparam("p_skill")),
+        ).where(AgentSkill.level <= bindparam("p_level"))
         order.append(AgentSkill.level)  # lowest tier first
-    if queue.strategy == Strategy.ROUND_ROBIN:
+    if strategy == Strategy.ROUND_ROBIN:
         # Read from the row, not the cached queue: it moves with every offer.
-        last = select(Queue.rr_last_agent_id).where(Queue.id == queue.id).scalar_subquery()
-        order += [case((Agent.id > last, 0), else_=1), Agent.id]
-    elif queue.strategy == Strategy.FEWEST_CALLS:
+        last = (
+            select(Queue.rr_last_agent_id).where(Queue.id == bindparam("p_queue")).scalar_subquery()
+        )
+        order += [case((Agent.id > func.coalesce(last, 0), 0), else_=1), Agent.id]
+    elif strategy == Strategy.FEWEST_CALLS:
         order += [Agent.calls_taken, Agent.state_since, Agent.id]
     else:
         order += [Agent.state_since, Agent.id]
     stmt = stmt.order_by(*order).limit(1).with_for_update(skip_locked=True, of=Agent)
-    result = await session.execute(stmt, execution_options={"populate_existing": True})
+    _agent_statements[key] = stmt
+    return stmt
+
+
+async def best_agent(
+    session: AsyncSession, queue: Queue, max_level: int, *, call: Call | None = None
+) -> Agent | None:
+    """The best free agent for a call of ``queue``, locked; None if there is none.
+
+    Given ``call`` (a call that has just joined the queue, or the router's), an agent
+    is taken only if no earlier call of the same queue is waiting: a call never
+    overtakes one ahead of it.
+    """
+    stmt = _agent_statement(queue.strategy, bool(queue.required_skill), call is not None)
+    params: dict[str, Any] = {"p_campaign": queue.campaign_id, "p_queue": queue.id}
+    if queue.required_skill:
+        params["p_skill"], params["p_level"] = queue.required_skill, max_level
+    if call is not None:
+        params["p_call"], params["p_rank"] = call.id, call.rank_key
+    result = await session.execute(stmt, params, execution_options={"populate_existing": True})
     return result.scalar_one_or_none()
 
 
