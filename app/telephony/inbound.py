@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from app.acd import lifecycle, repository
@@ -37,11 +37,21 @@ def _call_answer(call: Call | None, note: str | None = None) -> dict[str, Any]:
     }
 
 
-async def _hung_up_before(uow: UnitOfWork, provider_call_id: str) -> bool:
-    stmt = select(InboundEvent.event_id).where(
-        InboundEvent.provider_call_id == provider_call_id, InboundEvent.type == "call.hangup"
+_HUNG_UP_BEFORE = (
+    select(InboundEvent.event_id)
+    .where(
+        InboundEvent.provider_call_id == bindparam("p_call"),
+        InboundEvent.type == "call.hangup",
     )
-    return (await uow.session.execute(stmt.limit(1))).first() is not None
+    .limit(1)
+)
+# Built once per dialect (statements cost more to build than to run once cached).
+_claims: dict[str, Any] = {}
+
+
+async def _hung_up_before(uow: UnitOfWork, provider_call_id: str) -> bool:
+    result = await uow.session.execute(_HUNG_UP_BEFORE, {"p_call": provider_call_id})
+    return result.first() is not None
 
 
 async def _apply(uow: UnitOfWork, event: Event, *, retry: bool = False) -> dict[str, Any]:
@@ -109,20 +119,20 @@ class _Duplicate(Exception):
 
 async def _record(uow: UnitOfWork, event: Event, digest: str, answer: dict[str, Any]) -> None:
     """Claim the event id with the event's effect; a duplicate claims nothing."""
-    stmt = (
-        uow.db.insert_or_ignore(InboundEvent)
-        .values(
-            event_id=event.event_id,
-            type=event.type,
-            provider_call_id=event.call_id,
-            body_sha256=digest,
-            status_code=200,
-            response=answer,
-            received_at=utcnow(),
-        )
-        .returning(InboundEvent.event_id)
-    )
-    if (await uow.session.execute(stmt)).first() is None:
+    stmt = _claims.get(uow.db.dialect)
+    if stmt is None:
+        insert = uow.db.insert_or_ignore(InboundEvent.__table__)
+        stmt = _claims[uow.db.dialect] = insert.returning(InboundEvent.event_id)
+    row = {
+        "event_id": event.event_id,
+        "type": event.type,
+        "provider_call_id": event.call_id,
+        "body_sha256": digest,
+        "status_code": 200,
+        "response": answer,
+        "received_at": utcnow(),
+    }
+    if (await uow.session.execute(stmt, row)).first() is None:
         raise _Duplicate
 
 
