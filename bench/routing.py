@@ -64,7 +64,7 @@ from tests import procs
 ROOT = Path(__file__).resolve().parent.parent
 
 DIALLED = "+33800000001"
-BENCH_SECRET = "bench-secret"
+BENCH_SECRET = "bench-routing-telephony-Dv3fN9tG6mXq"
 
 
 # --- HTTP to the servers ----------------------------------------------------------------
