@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import codecs
 import operator
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,13 +31,20 @@ Facts = dict[str, dict[str, Any]]
 _Tree = lark.Tree[lark.Token]
 Closure = Callable[[Facts], Any]
 
+# Limits, checked before the text is parsed (length, brackets) and before it is
+# built (the parse tree's depth): a condition is a line or two, and a deep tree
+# would exhaust Python's recursion limit in the builder or at run time.
+MAX_EXPRESSION_CHARS = 500
+MAX_BRACKET_DEPTH = 12
+MAX_TREE_DEPTH = 200
+
 # Static types: int, double, bool, string, null, list<string>, list<int>, list<double>,
 # list<bool>, list<dyn> (an empty list literal), group:<name> (a fact group itself).
 NUMBERS = frozenset({"int", "double"})
 
 
 class ExpressionError(Exception):
-    """An expression refused at load: ``kind`` is syntax, unknown_fact or type."""
+    """An expression refused at load: ``kind`` is syntax, unknown_fact, type or limit."""
 
     def __init__(self, kind: str, message: str, line: int | None = None) -> None:
         super().__init__(message)
@@ -65,27 +73,82 @@ class Compiled:
             raise EvaluationError(f"{self.source!r}: {type(exc).__name__}: {exc}") from exc
 
 
-_PARSER: CELParser | None = None
+# One CELParser per thread: its parse() keeps the text on the instance (the grammar
+# itself is built once and shared), and files are checked in worker threads.
+_PARSERS = threading.local()
 
 
 def _parser() -> CELParser:
-    global _PARSER
-    if _PARSER is None:
-        _PARSER = CELParser()
-    return _PARSER
+    parser: CELParser | None = getattr(_PARSERS, "parser", None)
+    if parser is None:
+        parser = _PARSERS.parser = CELParser()
+    return parser
+
+
+def _bracket_depth(source: str) -> int:
+    """How deep ``( [ {`` nest, outside string literals (a quick scan of the text)."""
+    depth = deepest = 0
+    quote = ""
+    escaped = False
+    for char in source:
+        if quote:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == quote:
+                quote = ""
+        elif char in "\"'":
+            quote = char
+        elif char in "([{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in ")]}":
+            depth -= 1
+    return deepest
+
+
+def _tree_depth(tree: _Tree) -> int:
+    """The parse tree's depth, walked without recursion."""
+    deepest = 0
+    stack: list[tuple[_Tree | lark.Token, int]] = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(node, lark.Tree):
+            stack.extend((child, depth + 1) for child in node.children)
+    return deepest
+
+
+_BRACKETS_TOO_DEEP = f"brackets nest more than {MAX_BRACKET_DEPTH} deep"
+_TREE_TOO_DEEP = "the expression nests too deeply (a long chain of operators, '!' or '-'): split it"
 
 
 def compile_expression(source: str, event: str | None = None) -> Compiled:
     """Parse, type-check and build ``source``; ``event`` limits the facts available."""
     if not source.strip():
         raise ExpressionError("syntax", "the expression is empty")
+    if len(source) > MAX_EXPRESSION_CHARS:
+        raise ExpressionError(
+            "limit", f"the expression is over {MAX_EXPRESSION_CHARS} characters ({len(source)})"
+        )
+    if _bracket_depth(source) > MAX_BRACKET_DEPTH:
+        raise ExpressionError("limit", _BRACKETS_TOO_DEEP)
     try:
         tree = _parser().parse(source)
     except CELParseError as exc:
         first = str(exc.args[0]).splitlines()[0] if exc.args else "syntax error"
         raise ExpressionError("syntax", f"syntax error: {first.strip()}", exc.line) from exc
+    except RecursionError as exc:
+        raise ExpressionError("limit", _TREE_TOO_DEEP) from exc
+    # Long operator chains (1 + 1 + ...) and runs of '!' or '-' nest without brackets.
+    if _tree_depth(tree) > MAX_TREE_DEPTH:
+        raise ExpressionError("limit", _TREE_TOO_DEEP)
     builder = _Builder(event)
-    typ, run = builder.build(tree)
+    try:
+        typ, run = builder.build(tree)
+    except RecursionError as exc:
+        raise ExpressionError("limit", _TREE_TOO_DEEP) from exc
     return Compiled(source=source, type=typ, facts=frozenset(builder.used), run=run)
 
 
