@@ -18,7 +18,8 @@ looks at the route the request reached and refuses, with the usual 422
 The check runs before the route's own dependencies, authentication included: the
 answer reveals nothing but that the number is too large. Values that are not
 whole numbers at all are left to FastAPI's own validation. Routes that read their
-body themselves (the signed webhooks) check their own bodies.
+body themselves (the signed telephony and payment webhooks) are not seen here:
+``first_out_of_range`` is for them.
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ def _too_large(text: str) -> bool:
     return not in_range(value)
 
 
-def _first_out_of_range(value: Any, path: tuple[str, ...] = ()) -> tuple[str, ...] | None:
+def first_out_of_range(value: Any, path: tuple[str, ...] = ()) -> tuple[str, ...] | None:
     """Where in a JSON document the first integer outside 64 bits is, if any."""
     if isinstance(value, bool):
         return None
@@ -120,7 +121,7 @@ def _first_out_of_range(value: Any, path: tuple[str, ...] = ()) -> tuple[str, ..
     else:
         return None
     for key, item in items:
-        found = _first_out_of_range(item, (*path, key))
+        found = first_out_of_range(item, (*path, key))
         if found is not None:
             return found
     return None
@@ -172,7 +173,7 @@ def _body_field(body: bytes) -> str | None:
         document = json.loads(body)
     except ValueError:
         return None  # not JSON: FastAPI's validation answers
-    where = _first_out_of_range(document)
+    where = first_out_of_range(document)
     if where is None:
         return None
     return ".".join(where) or "body"
