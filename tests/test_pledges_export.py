@@ -544,6 +544,18 @@ async def test_cli_export_writes_both_formats_with_progress(
     assert out.read_bytes().startswith(b"\xef\xbb\xbf")
     assert len(rows) == count and all(row["note"] == "'=1+1" for row in rows)
 
+    fr = tmp_path / "pledges-fr.csv"
+    code, _, stderr = await _cli(
+        database_url, "--campaign-id", str(cid), "--out", str(fr), "--dialect", "excel-fr"
+    )
+    assert code == 0, stderr
+    assert fr.read_bytes().startswith(b"\xef\xbb\xbf")  # excel-fr always has its BOM
+    fr_text = fr.read_bytes().decode("utf-8-sig")
+    fr_rows = _by_header(list(csv.reader(io.StringIO(fr_text, newline=""), delimiter=";")))
+    assert len(fr_rows) == count
+    assert {row["amount"] for row in fr_rows[:2]} == {"10,00", "10,01"}
+    fr.unlink()
+
     xlsx = tmp_path / "paid.xlsx"
     code, stdout, stderr = await _cli(
         database_url,
