@@ -8,7 +8,21 @@ import os
 import shutil
 import sys
 
-from app.settings import Settings, get_settings
+from app.settings import Settings, get_settings, weak_secrets
+
+
+def _refuse_weak_secrets(settings: Settings) -> bool:
+    """Say which secrets are shipped defaults or too short, and how to make one."""
+    weak = weak_secrets(settings)
+    if weak:
+        print("Refusing to start: a production server needs its own secrets.", file=sys.stderr)
+        for secret in weak:
+            print(f"  {secret}", file=sys.stderr)
+        print(
+            "(PLEDGELINE_ENV=development allows them, for a trial on one machine.)", file=sys.stderr
+        )
+    return bool(weak)
+
 
 # The event loop and HTTP parser of every server process (uvicorn[standard] ships both);
 # tests/procs.py starts its servers with the same.
@@ -18,6 +32,8 @@ SERVER_HTTP = "httptools"
 
 def _serve(args: argparse.Namespace) -> int:
     settings = get_settings()
+    if _refuse_weak_secrets(settings):
+        return 2
     workers = args.workers or settings.workers
     if workers > 1 and settings.database_url.startswith("sqlite"):
         print("SQLite runs in one process; use PostgreSQL for several workers.", file=sys.stderr)
@@ -67,6 +83,9 @@ def _demo(args: argparse.Namespace) -> int:
     from app.migrate import upgrade
     from app.seed import DEMO_LOGINS, DEMO_NUMBER, seed_demo
 
+    # The demo runs on one machine with the shipped secrets: `serve` allows them so.
+    os.environ["PLEDGELINE_ENV"] = "development"
+    get_settings.cache_clear()
     settings = get_settings()
     upgrade(settings.database_url)
 

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from app import plugins
 from app.acd import config_cache
@@ -21,6 +21,7 @@ from app.cti.service import CallerLookup
 from app.db import Database, make_engine
 from app.errors import install_error_handlers
 from app.health import router as health_router
+from app.int64 import refuse_int64_overflow
 from app.logs import configure_logging
 from app.metrics import router as metrics_router
 from app.pledges.endpoints import router as pledges_router
@@ -147,6 +148,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="Contact-centre backend for telethon pledge hotlines.",
         lifespan=lifespan,
+        # Before every route's own dependencies: ids beyond 64 bits are a 422 (app/int64.py).
+        dependencies=[Depends(refuse_int64_overflow)],
     )
     app.state.settings = settings
     app.state.principal_cache = PrincipalCache(settings.principal_cache_seconds)

@@ -7,16 +7,32 @@ from __future__ import annotations
 
 import ipaddress
 import weakref
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The secrets a server signs or checks with, and the values shipped as their
+# defaults: anyone who has read the source knows those.
+SHIPPED_SECRETS: dict[str, str] = {
+    "telephony_secret": "dev-telephony-secret",
+    "secret_key": "dev-secret-key-change-me",
+    "payment_webhook_secret": "dev-payment-secret",
+}
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PLEDGELINE_", extra="ignore")
 
+    env: Literal["production", "development"] = Field(
+        default="production",
+        description=(
+            "development lets `pledgeline serve` start with the shipped secrets or short ones "
+            "(`pledgeline demo` sets it); production refuses them."
+        ),
+    )
     database_url: str = Field(
         default="sqlite+aiosqlite:///./data/pledgeline.db",
         description="SQLAlchemy URL: sqlite+aiosqlite:///path or postgresql+asyncpg://...",
@@ -40,7 +56,7 @@ class Settings(BaseSettings):
     )
 
     telephony_secret: str = Field(
-        default="dev-telephony-secret",
+        default=SHIPPED_SECRETS["telephony_secret"],
         description="Shared secret for HMAC-SHA256 signatures on the telephony webhook.",
     )
     telephony_callback_url: str | None = Field(
@@ -84,7 +100,7 @@ class Settings(BaseSettings):
     )
 
     secret_key: str = Field(
-        default="dev-secret-key-change-me",
+        default=SHIPPED_SECRETS["secret_key"],
         description="Signs short-lived websocket tokens; set a long random value in production.",
     )
     session_hours: float = Field(default=12.0, description="How long a login lasts.")
@@ -200,7 +216,7 @@ class Settings(BaseSettings):
 
     # --- pledges (app/pledges) ---
     payment_webhook_secret: str = Field(
-        default="dev-payment-secret",
+        default=SHIPPED_SECRETS["payment_webhook_secret"],
         description="Shared secret for HMAC-SHA256 signatures on the payment provider's webhook.",
     )
 
@@ -232,6 +248,38 @@ class Settings(BaseSettings):
             if item.strip():
                 ipaddress.ip_network(item.strip(), strict=False)
         return value
+
+
+MIN_SECRET_BYTES = 32
+MAKE_A_SECRET = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
+
+
+@dataclass(frozen=True)
+class WeakSecret:
+    variable: str  # PLEDGELINE_...
+    reason: str
+
+    def __str__(self) -> str:
+        return (
+            f"{self.variable} {self.reason}; set it to a random value of at least "
+            f"{MIN_SECRET_BYTES} bytes, for example the output of: {MAKE_A_SECRET}"
+        )
+
+
+def weak_secrets(settings: Settings) -> list[WeakSecret]:
+    """The secrets a production server must not run with: a shipped default, or one
+    shorter than 32 bytes (UTF-8). None in development (``PLEDGELINE_ENV``)."""
+    if settings.env == "development":
+        return []
+    weak = []
+    for name, shipped in SHIPPED_SECRETS.items():
+        value: str = getattr(settings, name)
+        variable = f"PLEDGELINE_{name.upper()}"
+        if value == shipped:
+            weak.append(WeakSecret(variable, "is the shipped development default"))
+        elif len(value.encode("utf-8")) < MIN_SECRET_BYTES:
+            weak.append(WeakSecret(variable, f"is shorter than {MIN_SECRET_BYTES} bytes"))
+    return weak
 
 
 @lru_cache

@@ -31,7 +31,7 @@ from app.settings import Settings
 from bench.stats import percentiles
 from tests.users import user_with_token
 
-SECRET = "bench-cti-offer"
+SECRET = "bench-cti-offer-telephony-Lm2xQ8vB4nRt"
 WARMUP_CALLS = 3  # per mode, not counted: first requests warm caches and connections
 # One campaign per mode, each on its own freephone number.
 DIALLED = {"no_directory": "+33800000091", "healthy": "+33800000092", "timing_out": "+33800000093"}

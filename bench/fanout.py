@@ -63,7 +63,7 @@ from tests import procs
 ROOT = Path(__file__).resolve().parent.parent
 
 DIALLED = "+33800000077"
-TELEPHONY_SECRET = "fanout-telephony-secret"
+TELEPHONY_SECRET = "fanout-bench-telephony-Yb8rM4wP0kJz"
 SECRET_KEY = "fanout-bench-secret-key-" + uuid.uuid4().hex
 TARGETS = {"agents": 2000, "supervisors": 50, "rate": 100, "offer_p99_ms": 100, "rss_mib": 1024}
 

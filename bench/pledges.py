@@ -61,7 +61,7 @@ from tests import procs
 
 ROOT = Path(__file__).resolve().parent.parent
 
-SECRET = "bench-secret"
+SECRET = "bench-pledges-telephony-Wc7jK1pZ5sHy"
 FIRST = ("Alice", "Bruno", "Chloé", "David", "Élise", "François", "Gaëlle", "Hugo", "Inès")
 LAST = ("Martin", "Bernard", "Dubois", "Thomas", "Robert", "Richard", "Petit", "Durand")
 CITIES = (("75011", "Paris", "75"), ("69003", "Lyon", "69"), ("13001", "Marseille", "13"))

@@ -79,7 +79,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 DIALLED = "+33800000001"
 LOAD_TAIL_S = 1.0  # load after the measured window
-BENCH_SECRET = "bench-secret"
+BENCH_SECRET = "bench-routing-telephony-Dv3fN9tG6mXq"
 
 
 # --- HTTP to the servers ----------------------------------------------------------------

@@ -43,7 +43,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-gpu",
 ]
-SECRET = "browser-test-secret"
+SECRET = "browser-telephony-Gt5yB1mQ7wLc3kVr9xNd"
 VIEWPORT = {"width": 1280, "height": 800}
 
 # The demo logins (app/seed.py).

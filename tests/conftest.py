@@ -31,12 +31,13 @@ from app.settings import Settings
 
 # The browser tests' fixtures (browser, browser_hotline, new_page), for every module.
 from tests.browser_fixtures import browser, browser_hotline, new_page  # noqa: F401
+from tests.procs import PAYMENT_WEBHOOK_SECRET, SECRET_KEY
 from tests.users import user_with_token
 
 PG_ADMIN_URL = os.environ.get(
     "PLEDGELINE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
-SECRET = "test-secret"
+SECRET = "test-telephony-Zq4mW8rT2vXb6nYc1pLk9sHd"  # 32+ bytes, as in production
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
@@ -122,6 +123,8 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "database_url": database_url,
         "telephony_secret": SECRET,
+        "secret_key": SECRET_KEY,
+        "payment_webhook_secret": PAYMENT_WEBHOOK_SECRET,
         "timer_poll_seconds": 0.05,
         "dispatch_sweep_seconds": 0.5,
         "db_pool_size": 5,

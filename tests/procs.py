@@ -37,7 +37,10 @@ ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get(
     "PLEDGELINE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
-DEFAULT_SECRET = "test-secret"
+# Real-looking secrets (32+ bytes), as a production server needs (app/settings.py).
+DEFAULT_SECRET = "test-telephony-Zq4mW8rT2vXb6nYc1pLk9sHd"
+SECRET_KEY = "test-session-key-Hn3sV7bQ1xKm5tRw9cZp2fLd"
+PAYMENT_WEBHOOK_SECRET = "test-payment-hook-Pw6kN2dS8jFq4hVx0bTm7rCy"
 
 
 def free_port() -> int:
@@ -54,6 +57,8 @@ def server_env(
     env = {k: v for k, v in os.environ.items() if not k.startswith("PLEDGELINE_")}
     env["PLEDGELINE_DATABASE_URL"] = database_url
     env["PLEDGELINE_TELEPHONY_SECRET"] = secret
+    env["PLEDGELINE_SECRET_KEY"] = SECRET_KEY
+    env["PLEDGELINE_PAYMENT_WEBHOOK_SECRET"] = PAYMENT_WEBHOOK_SECRET
     for key, value in settings.items():
         env[f"PLEDGELINE_{key.upper()}"] = (
             str(value).lower() if isinstance(value, bool) else str(value)

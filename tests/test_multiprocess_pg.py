@@ -44,7 +44,7 @@ pytestmark = pytest.mark.pg_only
 SERVERS = 2
 AGENTS = 200
 CALLS = 400
-SECRET = "mp-test-secret"
+SECRET = "mp-test-telephony-Rk8vC2nX6qTz0bMw4jHs"
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 

@@ -12,6 +12,7 @@ import asyncio
 import csv
 import datetime as dt
 import io
+import itertools
 import os
 import re
 import sys
@@ -28,7 +29,15 @@ from sqlalchemy import insert
 from app.auth.service import Role, create_user
 from app.auth.service import login as auth_login
 from app.pledges import exports
-from app.pledges.export_formats import FORMULA_STARTS, crlf_records, neutralise, sheet_name_for
+from app.pledges.export_formats import (
+    CELL_SEPARATORS,
+    FORMULA_STARTS,
+    crlf_records,
+    neutralise,
+    neutralise_after_separators,
+    neutralise_csv_after_separators,
+    sheet_name_for,
+)
 from app.pledges.models import Pledge
 from tests.conftest import Hotline, setup_campaign
 
@@ -46,8 +55,33 @@ FORMULAS = {
     "\r": "\r=1+1",
     "|": "|calc",
     "%": "%0A=1",
+    # Full-width forms, which some spreadsheets read as the ASCII ones.
+    "\uff1d": "\uff1dSUM(1,2)",
+    "\uff0b": "\uff0b1",
+    "\uff0d": "\uff0d1",
+    "\uff20": "\uff20SUM(A1)",
 }
 assert set(FORMULAS) == set(FORMULA_STARTS)
+
+# Texts with a formula after a separator inside them, and what the export writes.
+INNER_FORMULAS = {
+    'Dupont;=HYPERLINK("http://evil.example","x")': 'Dupont;\'=HYPERLINK("http://evil.example","x")',
+    "12, rue;+1+1": "12, rue;'+1+1",
+    "a,-2+3": "a,'-2+3",
+    "tab\t@SUM(A1:A2)": "tab\t'@SUM(A1:A2)",
+    "line one\n=1+1": "line one\n'=1+1",
+    "cr\r|calc": "cr\r'|calc",
+    "Martin;\uff1d1+1": "Martin;'\uff1d1+1",
+    "=a;=b": "'=a;'=b",
+    "a;;=b": "a;;'=b",
+    "x\t\t=1": "x\t'\t'=1",
+}
+SEPARATORS = re.compile("[;,\t\r\n]")
+
+
+def _no_piece_starts_a_formula(cell: str) -> bool:
+    """What a spreadsheet splitting on any separator (a French Excel on ';') would see."""
+    return not any(piece.startswith(FORMULA_STARTS) for piece in SEPARATORS.split(cell))
 
 
 async def _organiser(hotline: Hotline, username: str = "org") -> dict[str, str]:
@@ -118,9 +152,39 @@ def _by_header(rows: list[Any]) -> list[dict[str, Any]]:
 
 def test_neutralise_prefixes_only_the_dangerous_first_characters() -> None:
     for text in FORMULAS.values():
-        assert neutralise(text) == "'" + text
-    for text in ("Jean-Pierre", "Marie=Anne", "2 rue de la Paix", "O'Neil", "", "'=already"):
+        assert neutralise(text).startswith("'" + text[0]), text
+        assert _no_piece_starts_a_formula(neutralise(text)), text
+    assert neutralise("\t=1+1") == "'\t'=1+1"  # the tab is a separator as well
+    for text in (
+        "Jean-Pierre",
+        "Marie=Anne",
+        "2 rue de la Paix",
+        "O'Neil",
+        "",
+        "'=already",
+        "12, rue Jean-Jaurès",
+        "a; =b",  # a space first: a spreadsheet reads text
+        "Paris;Lyon",
+    ):
         assert neutralise(text) == text
+
+
+def test_neutralise_puts_an_apostrophe_after_each_separator_before_a_formula() -> None:
+    for text, expected in INNER_FORMULAS.items():
+        assert neutralise(text) == expected, text
+        assert neutralise(expected) == expected  # once is enough
+        assert _no_piece_starts_a_formula(expected), expected
+
+
+def test_the_pass_over_csv_bytes_agrees_with_the_cell_rule() -> None:
+    # Every text of up to three characters from separators, formula starts and others:
+    # the fast pass over encoded bytes (with its pre-check) gives the cell rule's text.
+    alphabet = [*CELL_SEPARATORS, *FORMULA_STARTS, "a", "'", '"', " ", "é", "\uff21"]
+    for size in (1, 2, 3):
+        for chars in itertools.product(alphabet, repeat=size):
+            text = "".join(chars)
+            got = neutralise_csv_after_separators(text.encode()).decode()
+            assert got == neutralise_after_separators(text), repr(text)
 
 
 # --- HTTP: CSV ----------------------------------------------------------------------------
@@ -137,7 +201,7 @@ async def test_csv_export_reads_back_exactly(hotline: Hotline) -> None:
     ]
     formulas = [
         _pledge(cid, 10 + i, first_name=text, city=text, note=text)
-        for i, text in enumerate(FORMULAS.values())
+        for i, text in enumerate([*FORMULAS.values(), *INNER_FORMULAS])
     ]
     await _insert(hotline, tricky + formulas)
     org = await _organiser(hotline)
@@ -174,13 +238,14 @@ async def test_csv_export_reads_back_exactly(hotline: Hotline) -> None:
     assert (yen["amount"], yen["currency"]) == ("1004", "JPY")  # no decimals in yen
     assert (yen["agent"], yen["time_slot"]) == ("Vol 0", "Prime time")
 
-    for pledge, text in zip(formulas, FORMULAS.values(), strict=True):
+    for pledge, text in zip(formulas, [*FORMULAS.values(), *INNER_FORMULAS], strict=True):
         row = by_ref[pledge["reference"]]
         for column in ("first_name", "city", "note"):
-            assert row[column] == "'" + text, (column, text)
-    # No cell of the file starts a formula.
+            assert row[column] == neutralise(text), (column, text)
+    # No cell of the file starts a formula, nor any piece of one split on a separator.
     for row in rows[1:]:
         assert not any(cell.startswith(FORMULA_STARTS) for cell in row), row
+        assert all(_no_piece_starts_a_formula(cell) for cell in row), row
 
 
 async def test_csv_bom_is_optional(hotline: Hotline) -> None:
@@ -192,6 +257,51 @@ async def test_csv_bom_is_optional(hotline: Hotline) -> None:
     rows = _csv_rows(r.content)
     assert rows[0][0] == "pledge_id"  # the BOM is not glued to the first header
     assert _by_header(rows)[0]["first_name"] == "Élodie"
+
+
+async def test_excel_fr_dialect_uses_semicolons_and_decimal_commas(hotline: Hotline) -> None:
+    cid = (await setup_campaign(hotline, agents=0))["campaign_id"]
+    pledges = [
+        _pledge(cid, 1, first_name="Élodie", amount_minor=123456, paid_minor=50),
+        _pledge(cid, 2, amount_minor=1004, currency="JPY"),
+        _pledge(cid, 3, amount_minor=12345, currency="KWD", address="3, rue; bis"),
+        *(
+            _pledge(cid, 10 + i, note=text)
+            for i, text in enumerate([*FORMULAS.values(), *INNER_FORMULAS])
+        ),
+    ]
+    await _insert(hotline, pledges)
+    fr = await hotline.http.get(f"/pledges/export.csv?campaign_id={cid}&dialect=excel-fr")
+    assert fr.status_code == 200, fr.text
+    assert fr.content.startswith(b"\xef\xbb\xbf")  # French Excel reads UTF-8 after a BOM
+    assert fr.content.endswith(b"\r\n")
+    fr_rows = list(
+        csv.reader(io.StringIO(fr.content.decode("utf-8-sig"), newline=""), delimiter=";")
+    )
+    assert fr_rows[0] == HEADER
+    assert all(len(row) == len(HEADER) for row in fr_rows)
+    by_ref = {row["reference"]: row for row in _by_header(fr_rows)}
+    first = by_ref[pledges[0]["reference"]]
+    assert (first["amount"], first["amount_minor"], first["paid"]) == ("1234,56", "123456", "0,50")
+    assert first["first_name"] == "Élodie"
+    assert by_ref[pledges[1]["reference"]]["amount"] == "1004"  # no decimals in yen
+    kwd = by_ref[pledges[2]["reference"]]
+    assert (kwd["amount"], kwd["address"]) == ("12,345", "3, rue; bis")
+    for pledge, text in zip(pledges[3:], [*FORMULAS.values(), *INNER_FORMULAS], strict=True):
+        assert by_ref[pledge["reference"]]["note"] == neutralise(text), text
+    for row in fr_rows[1:]:
+        assert all(_no_piece_starts_a_formula(cell) for cell in row), row
+
+    # The same cells as the RFC 4180 file, but for the decimal mark of amounts.
+    rfc = await hotline.http.get(f"/pledges/export.csv?campaign_id={cid}")
+    rfc_rows = _csv_rows(rfc.content)
+    assert len(rfc_rows) == len(fr_rows)
+    for rfc_row, fr_row in zip(rfc_rows, fr_rows, strict=True):
+        for header, a, b in zip(HEADER, rfc_row, fr_row, strict=True):
+            assert (a.replace(".", ",") if header in ("amount", "paid") else a) == b, header
+
+    bad = await hotline.http.get(f"/pledges/export.csv?campaign_id={cid}&dialect=excel-de")
+    assert bad.status_code == 422 and bad.json()["field"] == "dialect"
 
 
 async def test_export_crosses_chunk_boundaries_in_id_order(hotline: Hotline) -> None:
@@ -226,7 +336,10 @@ async def test_xlsx_export_opens_in_openpyxl_with_the_same_cells(hotline: Hotlin
     rows = [
         _pledge(cid, 1, first_name='Anne, "la Grande"', note="two\nlines", address=" 3 rue "),
         _pledge(cid, 2, first_name="Zoë\x01<b>&amp;</b>", amount_minor=123456),
-        *(_pledge(cid, 10 + i, note=text) for i, text in enumerate(FORMULAS.values())),
+        *(
+            _pledge(cid, 10 + i, note=text)
+            for i, text in enumerate([*FORMULAS.values(), *INNER_FORMULAS])
+        ),
     ]
     await _insert(hotline, rows)
     r = await hotline.http.get(f"/pledges/export.xlsx?campaign_id={cid}")
@@ -247,8 +360,8 @@ async def test_xlsx_export_opens_in_openpyxl_with_the_same_cells(hotline: Hotlin
     # A control character XML cannot hold is dropped; markup stays text.
     assert by_ref[rows[1]["reference"]]["first_name"] == "Zoë<b>&amp;</b>"
     assert by_ref[rows[1]["reference"]]["amount"] == pytest.approx(1234.56)
-    for pledge, text in zip(rows[2:], FORMULAS.values(), strict=True):
-        assert by_ref[pledge["reference"]]["note"] == "'" + text
+    for pledge, text in zip(rows[2:], [*FORMULAS.values(), *INNER_FORMULAS], strict=True):
+        assert by_ref[pledge["reference"]]["note"] == neutralise(text), text
     # Strings are inline text, never formulas, and nothing in the sheet starts one.
     with zipfile.ZipFile(io.BytesIO(r.content)) as archive:
         sheet_xml = archive.read("xl/worksheets/sheet1.xml").decode()
@@ -430,6 +543,18 @@ async def test_cli_export_writes_both_formats_with_progress(
     rows = _by_header(_csv_rows(out.read_bytes()))
     assert out.read_bytes().startswith(b"\xef\xbb\xbf")
     assert len(rows) == count and all(row["note"] == "'=1+1" for row in rows)
+
+    fr = tmp_path / "pledges-fr.csv"
+    code, _, stderr = await _cli(
+        database_url, "--campaign-id", str(cid), "--out", str(fr), "--dialect", "excel-fr"
+    )
+    assert code == 0, stderr
+    assert fr.read_bytes().startswith(b"\xef\xbb\xbf")  # excel-fr always has its BOM
+    fr_text = fr.read_bytes().decode("utf-8-sig")
+    fr_rows = _by_header(list(csv.reader(io.StringIO(fr_text, newline=""), delimiter=";")))
+    assert len(fr_rows) == count
+    assert {row["amount"] for row in fr_rows[:2]} == {"10,00", "10,01"}
+    fr.unlink()
 
     xlsx = tmp_path / "paid.xlsx"
     code, stdout, stderr = await _cli(

@@ -102,3 +102,59 @@ def test_the_line_of_a_syntax_error_inside_the_expression() -> None:
     with pytest.raises(ExpressionError) as caught:
         compile_condition("caller.withheld &&\n  caller.number ==")
     assert caught.value.line == 2
+
+
+# --- what CEL says, where Python would say otherwise ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ('string(true) == "true"', True),  # CEL's spelling, not Python's "True"
+        ('string(false) + "!" == "false!"', True),
+        ('"ÉCOLE Abc".lowerAscii() == "École abc"', True),  # ASCII letters only
+        ("1.0 / 0.0 > 1e308", True),  # doubles are IEEE 754: no error
+        ("(1 / 0 == 1) || true", True),  # || and && are commutative over errors
+        ("(1 / 0 == 1) && false", False),
+        ("true || (1 / 0 == 1)", True),
+        ('size([] + ["a"]) == 1', True),
+        ("9223372036854775807 - 1 > 0", True),
+        ("call.wait_seconds > 12", True),  # an int and a double compare, as numbers
+        ("1 == 1.0", True),
+    ],
+)
+def test_cel_semantics(source: str, expected: bool) -> None:
+    assert compile_condition(source).evaluate(FACTS) is expected
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "9223372036854775807 + 1 > 0",  # 64-bit ints: overflow is an error
+        "-9223372036854775807 - 2 < 0",
+        "9223372036854775807 * 2 > 0",
+        "-(-9223372036854775807 - 1) > 0",
+        "int(1e19) > 0",
+        "(1 / 0 == 1) || false",
+        "(1 / 0 == 1) && true",
+    ],
+)
+def test_cel_errors(source: str) -> None:
+    with pytest.raises(EvaluationError):
+        compile_condition(source).evaluate(FACTS)
+
+
+@pytest.mark.parametrize(
+    ("source", "words"),
+    [
+        ("1 + 1.0 > 0", "cannot compute int + double"),  # no implicit conversion in CEL
+        ("call.wait_seconds * 2 > 0", "cannot compute double * int"),
+        ("(true ? 1 : 2.0) > 0", "branches of '?:' differ"),
+        ("size([1, 2.0]) > 0", "a list holds one type"),
+        ("9223372036854775808 > 0", "outside the 64-bit integers"),
+    ],
+)
+def test_what_cel_gives_no_meaning_is_refused(source: str, words: str) -> None:
+    with pytest.raises(ExpressionError) as caught:
+        compile_condition(source)
+    assert words in caught.value.message

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 from app.errors import AppError
-from app.pledges.exports import FORMATS
+from app.pledges.exports import CSV_DIALECTS, FORMATS
 
 
 def _utc(text: str) -> dt.datetime:
@@ -42,6 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--slot", help="only this time slot (by name)")
     parser.add_argument("--queue-id", type=int, help="only pledges taken on this queue")
     parser.add_argument("--bom", action="store_true", help="CSV: start with a UTF-8 BOM")
+    parser.add_argument(
+        "--dialect",
+        choices=CSV_DIALECTS,
+        default="rfc4180",
+        help="CSV: rfc4180 (comma, decimal point) or excel-fr (semicolon, decimal comma, BOM)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -118,7 +124,9 @@ async def export_to_file(args: argparse.Namespace, database_url: str) -> int:
         partial = out.with_name(f".{out.name}.partial")
         try:
             with partial.open("wb") as file:
-                pieces = export.stream(db, args.format, bom=args.bom, progress=progress)
+                pieces = export.stream(
+                    db, args.format, bom=args.bom, csv_dialect=args.dialect, progress=progress
+                )
                 async for piece in pieces:
                     file.write(piece)
             os.replace(partial, out)

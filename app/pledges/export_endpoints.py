@@ -7,7 +7,7 @@ Thin: the filter is checked and the export's bounds fixed before the first byte
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
@@ -58,7 +58,12 @@ Filter = Annotated[exports.ExportFilter, Depends(export_filter)]
 
 
 async def _stream(
-    db: Database, principal: Principal, fmt: str, wanted: exports.ExportFilter, bom: bool = False
+    db: Database,
+    principal: Principal,
+    fmt: str,
+    wanted: exports.ExportFilter,
+    bom: bool = False,
+    dialect: str = "rfc4180",
 ) -> StreamingResponse:
     check_campaign(principal, wanted.campaign_id)
     export = await exports.prepare(db, wanted)
@@ -70,7 +75,9 @@ async def _stream(
         "X-Export-Rows": str(export.total),
     }
     return StreamingResponse(
-        export.stream(db, fmt, bom=bom), media_type=MEDIA_TYPES[fmt], headers=headers
+        export.stream(db, fmt, bom=bom, csv_dialect=dialect),
+        media_type=MEDIA_TYPES[fmt],
+        headers=headers,
     )
 
 
@@ -86,9 +93,18 @@ async def export_csv(
     bom: Annotated[
         bool, Query(description="start with a UTF-8 byte-order mark (for spreadsheet programs)")
     ] = False,
+    dialect: Annotated[
+        Literal["rfc4180", "excel-fr"],
+        Query(
+            description=(
+                "rfc4180: comma-separated, decimal point; excel-fr: semicolon-separated, "
+                "decimal comma in amounts, with a BOM (what a French Excel opens as it is)"
+            )
+        ),
+    ] = "rfc4180",
 ) -> StreamingResponse:
-    """The campaign's pledges as CSV (RFC 4180, UTF-8), streamed."""
-    return await _stream(db, principal, "csv", wanted, bom)
+    """The campaign's pledges as CSV (RFC 4180, UTF-8, or the excel-fr dialect), streamed."""
+    return await _stream(db, principal, "csv", wanted, bom, dialect)
 
 
 @router.get(

@@ -6,11 +6,16 @@ So the SELECT itself returns finished cells, in C inside the database, the same
 way on SQLite and PostgreSQL:
 
 * text neutralised against formulas: a leading ``'`` when the first character is
-  one of ``= + - @ TAB CR | %`` (the rule of ``export_formats.neutralise``);
+  one of ``= + - @ TAB CR | %`` or the full-width forms of the first four
+  (``export_formats.FORMULA_STARTS``). That is the first half of
+  ``export_formats.neutralise``; the apostrophes after separators inside a cell
+  are put in by the encoders, over a whole chunk at once (a test per cell here
+  costs seconds per million pledges, see ``export_formats``);
 * times as ISO 8601 UTC with six decimals and a ``Z``;
 * money in major units as exact decimal text with the currency's number of
   decimals (integer arithmetic on SQLite, ``numeric`` on PostgreSQL; amounts are
-  never negative: the pledge service refuses them);
+  never negative: the pledge service refuses them), with a decimal point, or a
+  decimal comma for the ``excel-fr`` CSV dialect;
 * booleans as ``true`` / ``false``; ids and minor units as integers.
 
 On PostgreSQL the CSV itself is then written by the server too (``COPY ... TO
@@ -66,7 +71,10 @@ def _digits(value: ColumnElement[Any], places: int) -> ColumnElement[Any]:
 
 
 def money_cell(
-    minor: ColumnElement[Any], currency: ColumnElement[Any], dialect: str
+    minor: ColumnElement[Any],
+    currency: ColumnElement[Any],
+    dialect: str,
+    decimal_mark: str = ".",
 ) -> ColumnElement[Any]:
     if dialect == "postgresql":
         # numeric keeps the scale of its factor: 2500 * 0.01 is 25.00, 1234 * 1 is 1234.
@@ -75,11 +83,12 @@ def money_cell(
             (currency.in_(_THREE_DECIMALS), literal(Decimal("0.001"))),
             else_=literal(Decimal("0.01")),
         )
-        return cast(cast(minor, Numeric()) * unit, String)
+        text = cast(cast(minor, Numeric()) * unit, String)
+        return text if decimal_mark == "." else func.replace(text, ".", decimal_mark)
 
     def major(places: int) -> ColumnElement[Any]:
         unit = 10**places
-        return cast(minor // unit, String) + literal(".") + _digits(minor % unit, places)
+        return cast(minor // unit, String) + literal(decimal_mark) + _digits(minor % unit, places)
 
     return case(
         (currency.in_(_NO_DECIMALS), cast(minor, String)),

@@ -29,7 +29,16 @@ from app.acd.models import Agent, Campaign, Queue
 from app.db import Database
 from app.errors import Invalid, NotFound
 from app.pledges import export_sql
-from app.pledges.export_formats import Column, CsvEncoder, Kind, XlsxEncoder, crlf_records
+from app.pledges.export_formats import (
+    DIALECTS,
+    Column,
+    CsvDialect,
+    CsvEncoder,
+    Kind,
+    XlsxEncoder,
+    crlf_records,
+    neutralise_csv_after_separators,
+)
 from app.pledges.models import Pledge, PledgeStatus
 
 CHUNK_ROWS = 5000
@@ -38,6 +47,7 @@ CHUNK_ROWS = 5000
 COPY_CHUNK_ROWS = 20_000
 COPY_AHEAD = 2
 FORMATS = ("csv", "xlsx")
+CSV_DIALECTS = tuple(DIALECTS)
 
 
 @dataclass(frozen=True)
@@ -129,7 +139,7 @@ _SPEC = _spec()
 COLUMNS: tuple[Column, ...] = tuple(column for column, _ in _SPEC)
 
 
-def _cells(dialect: str) -> list[ColumnElement[Any]]:
+def _cells(dialect: str, decimal_mark: str = ".") -> list[ColumnElement[Any]]:
     """Each column's finished cell, formatted by the database (``export_sql``)."""
     currency = Pledge.__table__.c.currency
     cells = []
@@ -139,7 +149,7 @@ def _cells(dialect: str) -> list[ColumnElement[Any]]:
         elif column.kind == "time":
             cells.append(export_sql.time_cell(value, dialect))
         elif column.kind == "money":
-            cells.append(export_sql.money_cell(value, currency, dialect))
+            cells.append(export_sql.money_cell(value, currency, dialect, decimal_mark))
         elif column.kind == "bool":
             cells.append(export_sql.bool_cell(value))
         else:
@@ -147,13 +157,15 @@ def _cells(dialect: str) -> list[ColumnElement[Any]]:
     return cells
 
 
-def _select(dialect: str, *, with_id: bool = True) -> Select[*tuple[Any, ...]]:
+def _select(
+    dialect: str, *, with_id: bool = True, decimal_mark: str = "."
+) -> Select[*tuple[Any, ...]]:
     """``(pledge_id, cell, cell, ...)`` rows (or the cells alone), the cells formatted
     by the database."""
     pledge, queue, agent = Pledge.__table__, Queue.__table__, Agent.__table__
     first = [pledge.c.id] if with_id else []
     return (
-        select(*first, *_cells(dialect))
+        select(*first, *_cells(dialect, decimal_mark))
         .select_from(pledge)
         .outerjoin(queue, queue.c.id == pledge.c.queue_id)
         .outerjoin(agent, agent.c.id == pledge.c.agent_id)
@@ -173,18 +185,28 @@ class Export:
     campaign_name: str
 
     async def stream(
-        self, db: Database, fmt: str, *, bom: bool = False, progress: Progress | None = None
+        self,
+        db: Database,
+        fmt: str,
+        *,
+        bom: bool = False,
+        csv_dialect: str = "rfc4180",
+        progress: Progress | None = None,
     ) -> AsyncIterator[bytes]:
         """The export file, piece by piece (one piece per chunk of pledges)."""
         done = 0
         if fmt == "csv":
-            csv_encoder = CsvEncoder(bom=bom)
+            layout = DIALECTS[csv_dialect]
+            csv_encoder = CsvEncoder(bom=bom, dialect=layout)
             yield csv_encoder.header(COLUMNS)
             pieces: AsyncGenerator[tuple[int, bytes], None]
             if db.is_postgres:
-                pieces = self._postgres_csv(db)
+                pieces = self._postgres_csv(db, layout)
             else:
-                pieces = ((len(rows), csv_encoder.rows(rows)) async for rows in self.chunks(db))
+                pieces = (
+                    (len(rows), csv_encoder.rows(rows))
+                    async for rows in self.chunks(db, decimal_mark=layout.decimal_mark)
+                )
             # aclosing: a client that goes away stops the copies in flight at once.
             async with contextlib.aclosing(pieces):
                 async for count, data in pieces:
@@ -213,12 +235,12 @@ class Export:
         ]
 
     async def chunks(
-        self, db: Database, chunk_rows: int = CHUNK_ROWS
+        self, db: Database, chunk_rows: int = CHUNK_ROWS, *, decimal_mark: str = "."
     ) -> AsyncIterator[Sequence[Any]]:
         """The pledges in id order as ``(pledge_id, cell, ...)`` rows, ``chunk_rows`` at a
         time, each chunk its own read."""
         pledge_id = Pledge.__table__.c.id
-        query = _select(db.dialect).where(*self._where())
+        query = _select(db.dialect, decimal_mark=decimal_mark).where(*self._where())
         query = query.order_by(pledge_id).limit(chunk_rows)
         last = 0
         while last < self.max_id:
@@ -232,12 +254,14 @@ class Export:
                 return
 
     async def _postgres_csv(
-        self, db: Database, chunk_rows: int = COPY_CHUNK_ROWS
+        self, db: Database, layout: CsvDialect, chunk_rows: int = COPY_CHUNK_ROWS
     ) -> AsyncGenerator[tuple[int, bytes], None]:
         """PostgreSQL writes the CSV itself: for each chunk, the id range of the next
         ``chunk_rows`` pledges, then ``COPY (SELECT cells ...) TO STDOUT (FORMAT csv)``
         over it, each in a short read transaction. The server's quoting is RFC 4180's;
-        its record ends are LF, made CRLF here (``crlf_records``).
+        its record ends are LF, made CRLF here (``crlf_records``), and the apostrophes
+        after separators inside cells are put in here too
+        (``neutralise_csv_after_separators``).
 
         ``COPY_AHEAD`` chunks are copied at once on as many connections, handed on in
         order: the server formats one chunk while the next is being formatted too
@@ -245,10 +269,10 @@ class Export:
         pledge_id = Pledge.__table__.c.id
         ids = select(pledge_id).where(*self._where()).order_by(pledge_id).limit(chunk_rows)
         bounds = select(func.count(), func.max(ids.subquery().c.id))
-        cells = _select(db.dialect, with_id=False).where(
+        cells = _select(db.dialect, with_id=False, decimal_mark=layout.decimal_mark).where(
             *self._where(), pledge_id <= bindparam("upper", 0, type_=Integer())
         )
-        copy = _CopyStatement(cells.order_by(pledge_id), db)
+        copy = _CopyStatement(cells.order_by(pledge_id), db, layout.delimiter)
 
         async def _copy(last: int, upper: int) -> bytes:
             async with db.read() as session:
@@ -269,17 +293,18 @@ class Export:
                 if not pending:
                     return
                 count, task = pending.popleft()
-                yield count, crlf_records(await task)
+                yield count, neutralise_csv_after_separators(crlf_records(await task))
         finally:
             for _, task in pending:  # the client went away: stop the copies in flight
                 task.cancel()
 
 
 class _CopyStatement:
-    """``COPY (query) TO STDOUT WITH (FORMAT csv)`` through the session's asyncpg
-    connection, the query compiled once and run with new parameters each time."""
+    """``COPY (query) TO STDOUT WITH (FORMAT csv, DELIMITER d)`` through the session's
+    asyncpg connection, the query compiled once and run with new parameters each time."""
 
-    def __init__(self, query: Select[*tuple[Any, ...]], db: Database) -> None:
+    def __init__(self, query: Select[*tuple[Any, ...]], db: Database, delimiter: str) -> None:
+        self.delimiter = delimiter
         compiled = query.compile(
             dialect=db.engine.dialect, compile_kwargs={"render_postcompile": True}
         )
@@ -297,7 +322,9 @@ class _CopyStatement:
         async def sink(data: bytes) -> None:
             parts.append(bytes(data))
 
-        await driver.copy_from_query(self.sql, *params, output=sink, format="csv")
+        await driver.copy_from_query(
+            self.sql, *params, output=sink, format="csv", delimiter=self.delimiter
+        )
         return b"".join(parts)
 
 

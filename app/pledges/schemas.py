@@ -105,7 +105,8 @@ class ProviderPaymentIn(Strict):
     type: Literal["payment.succeeded"] = "payment.succeeded"
     payment_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_\-:.]{1,128}$")]
     reference: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9\-]{4,16}$")]
-    amount_minor: Annotated[StrictInt, Field(ge=1)]
+    # Bounded here: this webhook reads its own body, past the app-wide 64-bit check.
+    amount_minor: Annotated[StrictInt, Field(ge=1, le=2**63 - 1)]
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
     paid_at: dt.datetime | None = None
 

@@ -13,6 +13,7 @@ undone (savepoint) and the call goes on.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import itertools
 import logging
@@ -167,7 +168,9 @@ async def _current_origin(
         async def from_api() -> RuleSet:
             row = await latest_file(session, campaign_id)
             assert row is not None
-            return load_for_campaign(row.source, f"campaign {campaign_id} rules v{row.version}")
+            # Checking a large file takes a while: off the event loop.
+            name = f"campaign {campaign_id} rules v{row.version}"
+            return await asyncio.to_thread(load_for_campaign, row.source, name)
 
         return f"api:{version}", from_api
     return _file_origin(campaign_id, settings)
@@ -179,7 +182,8 @@ def _file_origin(campaign_id: int, settings: Settings) -> tuple[str, Any]:
         mtime = path.stat().st_mtime_ns
 
         async def from_file() -> RuleSet:
-            return load_for_campaign(path.read_text("utf-8"), str(path))
+            text = path.read_text("utf-8")
+            return await asyncio.to_thread(load_for_campaign, text, str(path))
 
         return f"file:{path}:{mtime}", from_file
 

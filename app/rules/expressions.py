@@ -16,7 +16,9 @@ cost a few microseconds.
 from __future__ import annotations
 
 import codecs
+import math
 import operator
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,13 +32,20 @@ Facts = dict[str, dict[str, Any]]
 _Tree = lark.Tree[lark.Token]
 Closure = Callable[[Facts], Any]
 
+# Limits, checked before the text is parsed (length, brackets) and before it is
+# built (the parse tree's depth): a condition is a line or two, and a deep tree
+# would exhaust Python's recursion limit in the builder or at run time.
+MAX_EXPRESSION_CHARS = 500
+MAX_BRACKET_DEPTH = 12
+MAX_TREE_DEPTH = 200
+
 # Static types: int, double, bool, string, null, list<string>, list<int>, list<double>,
 # list<bool>, list<dyn> (an empty list literal), group:<name> (a fact group itself).
 NUMBERS = frozenset({"int", "double"})
 
 
 class ExpressionError(Exception):
-    """An expression refused at load: ``kind`` is syntax, unknown_fact or type."""
+    """An expression refused at load: ``kind`` is syntax, unknown_fact, type or limit."""
 
     def __init__(self, kind: str, message: str, line: int | None = None) -> None:
         super().__init__(message)
@@ -61,31 +70,86 @@ class Compiled:
             return self.run(facts)
         except EvaluationError:
             raise
-        except (ArithmeticError, KeyError, IndexError, TypeError, ValueError) as exc:
+        except _RUN_ERRORS as exc:
             raise EvaluationError(f"{self.source!r}: {type(exc).__name__}: {exc}") from exc
 
 
-_PARSER: CELParser | None = None
+# One CELParser per thread: its parse() keeps the text on the instance (the grammar
+# itself is built once and shared), and files are checked in worker threads.
+_PARSERS = threading.local()
 
 
 def _parser() -> CELParser:
-    global _PARSER
-    if _PARSER is None:
-        _PARSER = CELParser()
-    return _PARSER
+    parser: CELParser | None = getattr(_PARSERS, "parser", None)
+    if parser is None:
+        parser = _PARSERS.parser = CELParser()
+    return parser
+
+
+def _bracket_depth(source: str) -> int:
+    """How deep ``( [ {`` nest, outside string literals (a quick scan of the text)."""
+    depth = deepest = 0
+    quote = ""
+    escaped = False
+    for char in source:
+        if quote:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == quote:
+                quote = ""
+        elif char in "\"'":
+            quote = char
+        elif char in "([{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in ")]}":
+            depth -= 1
+    return deepest
+
+
+def _tree_depth(tree: _Tree) -> int:
+    """The parse tree's depth, walked without recursion."""
+    deepest = 0
+    stack: list[tuple[_Tree | lark.Token, int]] = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(node, lark.Tree):
+            stack.extend((child, depth + 1) for child in node.children)
+    return deepest
+
+
+_BRACKETS_TOO_DEEP = f"brackets nest more than {MAX_BRACKET_DEPTH} deep"
+_TREE_TOO_DEEP = "the expression nests too deeply (a long chain of operators, '!' or '-'): split it"
 
 
 def compile_expression(source: str, event: str | None = None) -> Compiled:
     """Parse, type-check and build ``source``; ``event`` limits the facts available."""
     if not source.strip():
         raise ExpressionError("syntax", "the expression is empty")
+    if len(source) > MAX_EXPRESSION_CHARS:
+        raise ExpressionError(
+            "limit", f"the expression is over {MAX_EXPRESSION_CHARS} characters ({len(source)})"
+        )
+    if _bracket_depth(source) > MAX_BRACKET_DEPTH:
+        raise ExpressionError("limit", _BRACKETS_TOO_DEEP)
     try:
         tree = _parser().parse(source)
     except CELParseError as exc:
         first = str(exc.args[0]).splitlines()[0] if exc.args else "syntax error"
         raise ExpressionError("syntax", f"syntax error: {first.strip()}", exc.line) from exc
+    except RecursionError as exc:
+        raise ExpressionError("limit", _TREE_TOO_DEEP) from exc
+    # Long operator chains (1 + 1 + ...) and runs of '!' or '-' nest without brackets.
+    if _tree_depth(tree) > MAX_TREE_DEPTH:
+        raise ExpressionError("limit", _TREE_TOO_DEEP)
     builder = _Builder(event)
-    typ, run = builder.build(tree)
+    try:
+        typ, run = builder.build(tree)
+    except RecursionError as exc:
+        raise ExpressionError("limit", _TREE_TOO_DEEP) from exc
     return Compiled(source=source, type=typ, facts=frozenset(builder.used), run=run)
 
 
@@ -125,29 +189,55 @@ def _string_literal(text: str) -> str:
     )
 
 
-def _cel_div(a: Any, b: Any) -> Any:
-    if isinstance(a, int) and isinstance(b, int):
-        if b == 0:
-            raise ZeroDivisionError("division by zero")
-        q = abs(a) // abs(b)  # CEL truncates toward zero
-        return q if (a >= 0) == (b >= 0) else -q
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _int64(value: int) -> int:
+    """CEL's ints are 64-bit: a result outside is an error, not a bigger number."""
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise OverflowError("integer overflow")
+    return value
+
+
+def _int_div(a: int, b: int) -> int:
+    if b == 0:
+        raise ZeroDivisionError("division by zero")
+    q = abs(a) // abs(b)  # CEL truncates toward zero
+    return _int64(q if (a >= 0) == (b >= 0) else -q)
+
+
+def _double_div(a: float, b: float) -> float:
+    """IEEE 754, as CEL's doubles: x / 0.0 is an infinity (0.0 / 0.0 is NaN)."""
+    if b == 0.0:
+        if a == 0.0 or math.isnan(a):
+            return math.nan
+        return math.copysign(math.inf, a) * math.copysign(1.0, b)
     return a / b
 
 
-def _cel_mod(a: int, b: int) -> int:
+def _int_mod(a: int, b: int) -> int:
     if b == 0:
         raise ZeroDivisionError("modulo by zero")
     r = abs(a) % abs(b)
     return r if a >= 0 else -r
 
 
-_ARITH: dict[str, Callable[[Any, Any], Any]] = {
-    "addition_add": operator.add,
-    "addition_sub": operator.sub,
-    "multiplication_mul": operator.mul,
-    "multiplication_div": _cel_div,
-    "multiplication_mod": _cel_mod,
+def _to_int(value: Any) -> int:
+    """``int(x)``: a double truncated toward zero; outside 64 bits (or NaN) an error."""
+    return _int64(int(value))
+
+
+# Per operator: the function on ints (results checked against 64 bits), on doubles.
+_ARITH: dict[str, tuple[Callable[[Any, Any], Any], Callable[[Any, Any], Any]]] = {
+    "addition_add": (lambda a, b: _int64(a + b), operator.add),
+    "addition_sub": (lambda a, b: _int64(a - b), operator.sub),
+    "multiplication_mul": (lambda a, b: _int64(a * b), operator.mul),
+    "multiplication_div": (_int_div, _double_div),
+    "multiplication_mod": (_int_mod, operator.mod),
 }
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+# What an expression may raise on the facts of one event (``Compiled.evaluate``).
+_RUN_ERRORS = (ArithmeticError, KeyError, IndexError, TypeError, ValueError)
 _ORDER: dict[str, Callable[[Any, Any], bool]] = {
     "relation_lt": operator.lt,
     "relation_le": operator.le,
@@ -175,7 +265,8 @@ _METHODS: dict[tuple[str, str], tuple[tuple[str, ...], str, Callable[..., Any]]]
     ("string", "endsWith"): (("string",), "bool", str.endswith),
     ("string", "contains"): (("string",), "bool", lambda s, x: x in s),
     ("string", "size"): ((), "int", len),
-    ("string", "lowerAscii"): ((), "string", str.lower),
+    # ASCII letters only, as CEL's strings extension says ("É" stays "É").
+    ("string", "lowerAscii"): ((), "string", lambda s: s.translate(_ASCII_LOWER)),
 }
 
 
@@ -210,7 +301,8 @@ class _Builder:
             raise self.fail("type", f"the condition before '?' must be a bool, not {ct}", node)
         at, a = self.build(node.children[1])
         bt, b = self.build(node.children[2])
-        if not _compatible(at, bt):
+        # Numbers too: `c ? 1 : 2.0` has no single type in CEL (no implicit conversion).
+        if not _compatible(at, bt) or (at != bt and {at, bt} <= NUMBERS):
             raise self.fail("type", f"the two branches of '?:' differ: {at} and {bt}", node)
         return (at if at != "null" else bt), lambda f: a(f) if cond(f) else b(f)
 
@@ -222,9 +314,20 @@ class _Builder:
         for typ in (lt, rt):
             if typ != "bool":
                 raise self.fail("type", f"'{word}' joins bools, not {typ}", node)
-        if word == "&&":
-            return "bool", lambda f: bool(left(f)) and bool(right(f))
-        return "bool", lambda f: bool(left(f)) or bool(right(f))
+        # CEL's && and || are commutative even over errors: false && error is false,
+        # and error || true is true, whichever side the error is on.
+        decisive = word == "||"  # the value that decides, whatever the other side is
+
+        def run(f: Facts) -> bool:
+            try:
+                first = bool(left(f))
+            except (EvaluationError, *_RUN_ERRORS):
+                if bool(right(f)) is decisive:
+                    return decisive
+                raise
+            return decisive if first is decisive else bool(right(f))
+
+        return "bool", run
 
     def _conditionalor(self, node: _Tree) -> tuple[str, Closure]:
         return self._logic(node, "||")
@@ -267,14 +370,25 @@ class _Builder:
         if len(node.children) == 1:
             return self.build(node.children[0])
         op, lt, left, rt, right = self._binary(node)
-        fn = _ARITH[op]
+        on_ints, on_doubles = _ARITH[op]
         symbol = _SYMBOL[op]
         if lt in NUMBERS and rt in NUMBERS:
             if op == "multiplication_mod" and not lt == rt == "int":
                 raise self.fail("type", f"'%' works on ints, not {lt} and {rt}", node)
-            typ = "int" if lt == rt == "int" else "double"
-        elif op == "addition_add" and lt == rt and (lt == "string" or lt.startswith("list")):
+            if lt != rt:  # CEL converts nothing implicitly: 1 + 1.0 has no meaning
+                raise self.fail(
+                    "type",
+                    f"cannot compute {lt} {symbol} {rt}: write both as int or as double "
+                    "(2.0, double(x))",
+                    node,
+                )
+            fn = on_ints if lt == "int" else on_doubles
             typ = lt
+        elif op == "addition_add" and lt == rt == "string":
+            fn, typ = operator.add, lt
+        elif op == "addition_add" and lt.startswith("list") and _compatible(lt, rt):
+            # An empty list literal (list<dyn>) joins any list.
+            fn, typ = operator.add, rt if lt == "list<dyn>" else lt
         else:
             raise self.fail("type", f"cannot compute {lt} {symbol} {rt}", node)
         return typ, lambda f: fn(left(f), right(f))
@@ -294,6 +408,8 @@ class _Builder:
             return "bool", lambda f: not inner(f)
         if typ not in NUMBERS:
             raise self.fail("type", f"'-' negates a number, not {typ}", node)
+        if typ == "int":
+            return typ, lambda f: _int64(-inner(f))
         return typ, lambda f: -inner(f)
 
     def _member(self, node: _Tree) -> tuple[str, Closure]:
@@ -353,10 +469,12 @@ class _Builder:
         if name == "size" and (typ == "string" or typ.startswith("list")):
             return "int", lambda f: len(inner(f))
         if name == "int" and typ in ("int", "double"):
-            return "int", lambda f: int(inner(f))
+            return "int", lambda f: _to_int(inner(f))
         if name == "double" and typ in NUMBERS:
             return "double", lambda f: float(inner(f))
-        if name == "string" and typ in ("int", "double", "string", "bool"):
+        if name == "string" and typ == "bool":  # CEL's spelling, not Python's "True"
+            return "string", lambda f: "true" if inner(f) else "false"
+        if name == "string" and typ in ("int", "double", "string"):
             return "string", lambda f: str(inner(f))
         if name in ("size", "int", "double", "string"):
             raise self.fail("type", f"{name}() does not take a {typ}", node)
@@ -390,9 +508,8 @@ class _Builder:
         types = {t for t, _ in elements}
         if not types:
             return "list<dyn>", lambda f: []
-        if types <= NUMBERS:
-            inner = "int" if types == {"int"} else "double"
-        elif len(types) == 1 and not next(iter(types)).startswith(("list", "group")):
+        # One type (ints and doubles do not mix: CEL would make it a list of dyn).
+        if len(types) == 1 and not next(iter(types)).startswith(("list", "group")):
             inner = next(iter(types))
         else:
             raise self.fail("type", f"a list holds one type, not {sorted(types)}", node)
@@ -408,7 +525,9 @@ class _Builder:
         text = str(token.value)
         value: Any
         if token.type == "INT_LIT":
-            typ, value = "int", int(text, 16) if "0x" in text else int(text)
+            typ, value = "int", int(text, 16) if "0x" in text.lower() else int(text)
+            if not INT64_MIN <= value <= INT64_MAX:
+                raise self.fail("type", f"{text} is outside the 64-bit integers", node)
         elif token.type == "FLOAT_LIT":
             typ, value = "double", float(text)
         elif token.type in ("STRING_LIT", "MLSTRING_LIT"):

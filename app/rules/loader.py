@@ -4,6 +4,13 @@ The YAML is composed into nodes first so every rule, action, script and step
 keeps its line; every problem found is reported as ``{file, line, reason}``
 (unknown fact, unknown action, syntax error, type error...). A file with any
 problem is refused as a whole: the rules in force stay in force.
+
+A file may come from anyone holding an admin login, so reading it is bounded
+before anything is built: its size, then (from the YAML tokens, which the scanner
+produces without recursion) no anchors, aliases or tags and a bounded nesting
+depth, then the number of rules and scripts, then each expression's length and
+nesting (``app.rules.expressions``). A ``RecursionError`` anywhere is a refusal.
+Checking costs CPU all the same: the API runs it in a worker thread.
 """
 
 from __future__ import annotations
@@ -19,6 +26,21 @@ from app.rules.expressions import Compiled, ExpressionError, compile_condition
 from app.rules.facts import FACTS, is_event
 
 MAX_SOURCE_BYTES = 256 * 1024
+MAX_RULES = 100
+MAX_SCRIPTS = 50
+# Deepest the format needs is about 10 (a script's step's button's action's
+# arguments); collections in collections beyond this are refused unparsed.
+MAX_YAML_DEPTH = 16
+
+# The C scanner and composer when PyYAML has them (same nodes and marks, faster).
+_YamlLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_OPENERS = (
+    yaml.BlockMappingStartToken,
+    yaml.BlockSequenceStartToken,
+    yaml.FlowMappingStartToken,
+    yaml.FlowSequenceStartToken,
+)
+_CLOSERS = (yaml.BlockEndToken, yaml.FlowMappingEndToken, yaml.FlowSequenceEndToken)
 
 
 @dataclass(frozen=True)
@@ -186,7 +208,12 @@ class _Reader:
         self.problems.append(Problem(self.file, line, reason))
 
     def value(self, node: yaml.Node) -> Any:
-        return self.constructor.construct_object(node, deep=True)
+        try:
+            return self.constructor.construct_object(node, deep=True)
+        except yaml.YAMLError as exc:
+            reason = getattr(exc, "problem", None) or str(exc)
+            self.problem(node, f"unreadable value: {reason}")
+            return None
 
     def mapping(self, node: yaml.Node, what: str) -> dict[str, yaml.Node] | None:
         if not isinstance(node, yaml.MappingNode):
@@ -442,28 +469,75 @@ class _Reader:
         return Button(id=button_id, label=label, then=then)
 
 
+def _yaml_refused(file: str, exc: yaml.YAMLError) -> RulesRefused:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    line = mark.line + 1 if mark is not None else None
+    return RulesRefused([Problem(file, line, f"YAML syntax error: {problem}")])
+
+
+def _check_tokens(source: str, file: str) -> None:
+    """Refuse anchors, aliases, tags and deep nesting from the tokens alone, before
+    anything is composed (composing recurses, and aliases multiply the work)."""
+    depth = 0
+    try:
+        for token in yaml.scan(source, Loader=_YamlLoader):
+            line = token.start_mark.line + 1
+            if isinstance(token, (yaml.AnchorToken, yaml.AliasToken)):
+                raise RulesRefused(
+                    [Problem(file, line, "YAML anchors and aliases (& and *) are not allowed")]
+                )
+            if isinstance(token, yaml.TagToken):
+                raise RulesRefused([Problem(file, line, "YAML tags (!...) are not allowed")])
+            if isinstance(token, _OPENERS):
+                depth += 1
+                if depth > MAX_YAML_DEPTH:
+                    reason = f"nested too deeply (more than {MAX_YAML_DEPTH} levels)"
+                    raise RulesRefused([Problem(file, line, reason)])
+            elif isinstance(token, _CLOSERS):
+                depth -= 1
+    except yaml.YAMLError as exc:
+        raise _yaml_refused(file, exc) from exc
+
+
+def _check_counts(top: dict[str, yaml.Node], file: str) -> None:
+    for key, most in (("rules", MAX_RULES), ("scripts", MAX_SCRIPTS)):
+        node = top.get(key)
+        if isinstance(node, yaml.SequenceNode) and len(node.value) > most:
+            line = node.start_mark.line + 1
+            reason = f"{len(node.value)} {key}: a file holds at most {most}"
+            raise RulesRefused([Problem(file, line, reason)])
+
+
 def load(source: str, file: str, *, base_scripts: dict[str, Script] | None = None) -> RuleSet:
     """Check and build a rule set; raises ``RulesRefused`` with every problem found.
 
     ``base_scripts`` (the shipped defaults) are available to ``show_script`` unless
-    the file defines a script of the same name.
+    the file defines a script of the same name. CPU-bound (up to about a second for
+    the largest file allowed): callers on the event loop run it in a thread.
     """
-    reader = _Reader(file)
     if len(source.encode("utf-8")) > MAX_SOURCE_BYTES:
         raise RulesRefused([Problem(file, None, f"the file is over {MAX_SOURCE_BYTES} bytes")])
     try:
-        root = yaml.compose(source, Loader=yaml.SafeLoader)
+        return _load(source, file, base_scripts)
+    except RecursionError as exc:  # a last guard: the limits should come first
+        raise RulesRefused([Problem(file, None, "the file is nested too deeply")]) from exc
+
+
+def _load(source: str, file: str, base_scripts: dict[str, Script] | None) -> RuleSet:
+    reader = _Reader(file)
+    _check_tokens(source, file)
+    try:
+        root = yaml.compose(source, Loader=_YamlLoader)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc)
-        line = mark.line + 1 if mark is not None else None
-        raise RulesRefused([Problem(file, line, f"YAML syntax error: {problem}")]) from exc
+        raise _yaml_refused(file, exc) from exc
     if root is None:
         raise RulesRefused([Problem(file, 1, "the file is empty")])
     top = reader.mapping(root, "the file")
     if top is None:
         raise RulesRefused(reader.problems)
     reader.unknown_keys(top, {"version", "rules", "scripts"}, root, "the file")
+    _check_counts(top, file)
     scripts: dict[str, Script] = {}
     for node in reader.sequence(top["scripts"], "scripts") if "scripts" in top else []:
         script = reader.script(node)
