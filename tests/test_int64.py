@@ -70,7 +70,9 @@ async def _schema(hotline: Hotline) -> dict[str, Any]:
 def _assert_refused(response: httpx.Response, field: str, where: str) -> None:
     assert response.status_code == 422, (where, response.status_code, response.text)
     body = response.json()
-    assert body["code"] == "invalid", (where, body)
+    # -(2**63) - 1 is 9223372036854775809 with a sign: Luhn-valid, so a body holding
+    # it is refused as card data, the guard that comes first; still a 422 naming it.
+    assert body["code"] in ("invalid", "card_number"), (where, body)
     assert body["field"] == field, (where, body)
 
 
