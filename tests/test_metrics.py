@@ -258,7 +258,11 @@ async def test_the_figures_of_several_workers_add_up(
 def test_serve_prepares_the_files_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv(ENV, raising=False)
+    # Set first, so that monkeypatch records the variable as it was before the test
+    # and puts that back at the end: prepare_multiprocess_dir sets it directly, and
+    # a directory left named there would send every later app of this process to it.
+    monkeypatch.setenv(ENV, "set-by-this-test")
+    monkeypatch.delenv(ENV)
     created = prepare_multiprocess_dir()
     assert created is not None and created.is_dir()
     assert os.environ[ENV] == str(created)
