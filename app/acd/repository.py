@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.acd.models import Agent, AgentSkill, Call, Campaign, Queue
 from app.acd.states import CallState
 from app.errors import NotFound
-from app.phone_numbers import normalise
 
 
 async def get_campaign(session: AsyncSession, campaign_id: int) -> Campaign:
@@ -67,35 +66,6 @@ async def live_call_by_provider_id(session: AsyncSession, provider_call_id: str)
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def campaign_for_dialled(session: AsyncSession, dialled: str) -> Campaign | None:
-    """The campaign whose on-air numbers include ``dialled`` (E.164 or national form)."""
-    # Campaigns are few; matching in Python keeps the JSON query portable.
-    campaigns = list((await session.execute(select(Campaign))).scalars())
-    for campaign in campaigns:
-        if dialled in (campaign.dialled_numbers or []):
-            return campaign
-    for campaign in campaigns:
-        e164 = normalise(dialled, campaign.default_region).e164
-        if e164 is not None and e164 in (campaign.dialled_numbers or []):
-            return campaign
-    return None
-
-
-async def queue_for_call(session: AsyncSession, campaign: Campaign, dialled: str) -> Queue:
-    queues = list(
-        (await session.execute(select(Queue).where(Queue.campaign_id == campaign.id))).scalars()
-    )
-    for queue in queues:
-        if dialled in (queue.dialled_numbers or []):
-            return queue
-    for queue in queues:
-        if queue.name == campaign.default_queue:
-            return queue
-    if not queues:
-        raise NotFound(f"campaign {campaign.name} has no queue", field="dialled")
-    return queues[0]
-
-
 async def queue_length(session: AsyncSession, queue_id: int) -> int:
     stmt = select(func.count()).where(Call.queue_id == queue_id, Call.state == CallState.QUEUED)
     return int((await session.execute(stmt)).scalar_one())
@@ -104,8 +74,3 @@ async def queue_length(session: AsyncSession, queue_id: int) -> int:
 async def agent_skills(session: AsyncSession, agent_id: int) -> dict[str, int]:
     stmt = select(AgentSkill.skill, AgentSkill.level).where(AgentSkill.agent_id == agent_id)
     return {skill: level for skill, level in (await session.execute(stmt)).all()}
-
-
-async def queue_named(session: AsyncSession, campaign_id: int, name: str) -> Queue | None:
-    stmt = select(Queue).where(Queue.campaign_id == campaign_id, Queue.name == name)
-    return (await session.execute(stmt)).scalar_one_or_none()
