@@ -454,3 +454,43 @@ async def test_every_agent_action_of_the_api_is_a_socket_command(server: Server)
         await _until(ws, _is("agent.state", state="logged_out"))
     call = (await server.admin.get(f"/calls/{offered['data']['call_id']}")).json()
     assert call["state"] == "transferred"
+
+
+async def test_oversized_and_deeply_nested_messages_close_the_socket(server: Server) -> None:
+    volunteer = await _volunteer(server)
+    nested_ok = {"type": "ping", "pad": [[[[1]]]]}
+    too_deep = {"type": "ping", "x": 1}
+    for _ in range(20):
+        too_deep = {"type": "ping", "x": too_deep}
+    cases = [
+        (json.dumps({"type": "ping", "pad": "x" * (70 * 1024)}), 1009),
+        (json.dumps(too_deep), 1008),
+        ("[" * 5000 + "]" * 5000, 1008),  # beyond what the JSON parser itself accepts
+    ]
+    for text, code in cases:
+        async with await _connect(server, "agent", volunteer.token) as ws:
+            await ws.recv()
+            await ws.send(json.dumps(nested_ok))
+            assert (await _until(ws, _is("pong")))[-1]["type"] == "pong"
+            await ws.send(text)
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await _until(ws, lambda m: False, timeout=10)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == code, text[:40]
+    # The server carries on for everybody else.
+    async with await _connect(server, "agent", volunteer.token) as ws:
+        await ws.recv()
+        assert (await _command(ws, "ready"))["type"] == "ack"
+
+
+async def test_pings_between_refused_commands_do_not_reset_the_flood_count(
+    server: Server,
+) -> None:
+    volunteer = await _volunteer(server)
+    async with await _connect(server, "agent", volunteer.token) as ws:
+        await ws.recv()
+        for n in range(120):
+            await ws.send(json.dumps({"type": "command", "client_id": f"b{n}", "command": "nope"}))
+            await ws.send(json.dumps({"type": "ping"}))
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await _until(ws, lambda m: False, timeout=10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4029

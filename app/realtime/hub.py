@@ -20,6 +20,8 @@ QUEUE_SIZE = 1000
 
 
 class CloseCode(enum.IntEnum):
+    POLICY = 1008  # a message nested deeper than a screen ever sends
+    TOO_BIG = 1009  # a message larger than MAX_MESSAGE_BYTES
     UNAUTHORIZED = 4001
     FORBIDDEN = 4003
     SLOW_CONSUMER = 4008

@@ -57,6 +57,46 @@ router = APIRouter()
 COMMANDS_PER_SECOND = 10.0
 COMMAND_BURST = 20
 FLOOD_LIMIT = 50  # refused commands in a row before the socket is cut
+# A screen's messages are small: anything larger or deeper is abuse, and the socket
+# is closed (with a log line) before the message is even parsed or walked.
+MAX_MESSAGE_BYTES = 64 * 1024
+MAX_NESTING = 16
+
+
+def _text_depth(text: str) -> int:
+    """How deep brackets nest in a (possibly invalid) JSON text, strings skipped."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def _too_deep(value: Any, limit: int = MAX_NESTING) -> bool:
+    """Whether a parsed message nests objects or lists deeper than ``limit``
+    (iterative: a hostile message cannot exhaust the stack here)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 class _Command(BaseModel):
@@ -285,14 +325,26 @@ class ScreenConnection:
                 return
             except (WebSocketDisconnect, RuntimeError, KeyError):
                 return
+            if len(text) > MAX_MESSAGE_BYTES or len(text.encode()) > MAX_MESSAGE_BYTES:
+                log.warning("screen of %s sent %d bytes: closed", principal.username, len(text))
+                screen.close(CloseCode.TOO_BIG)
+                return
             reply = await self._handle(text, principal)
+            if reply is not None and reply["data"].get("code") == "too_deep":
+                log.warning(
+                    "screen of %s sent a message nested too deep: closed", principal.username
+                )
+                screen.close(CloseCode.POLICY)
+                return
             if reply is not None:
                 if reply.get("type") == "error":
                     self.refused_in_row += 1
                     if self.refused_in_row >= FLOOD_LIMIT:
                         screen.close(CloseCode.FLOOD)
                         return
-                else:
+                elif reply.get("type") == "ack":
+                    # Only a command that went through clears the count: pongs do
+                    # not, so interleaving pings cannot keep a flood going.
                     self.refused_in_row = 0
                 await self._send(reply)
 
@@ -300,9 +352,13 @@ class ScreenConnection:
         try:
             payload = orjson.loads(text)
         except orjson.JSONDecodeError:
+            if _text_depth(text) > MAX_NESTING:  # the parser's own limit is far deeper
+                return _error(None, "too_deep", f"messages nest at most {MAX_NESTING} levels")
             return _error(None, "malformed_json", "the message is not valid JSON")
         if not isinstance(payload, dict):
             return _error(None, "malformed_message", "a message is a JSON object")
+        if _too_deep(payload):
+            return _error(None, "too_deep", f"messages nest at most {MAX_NESTING} levels")
         refused = cardguard.find_card_data(payload)  # every text arg, before anything
         if refused is not None:
             card_in_id = "client_id" in (refused.field or "")
@@ -310,6 +366,8 @@ class ScreenConnection:
             return _error(client_id, refused.code, refused.message, refused.field)
         kind = payload.get("type")
         if kind == "ping":
+            if not self.bucket.take():  # pings share the commands' rate
+                return _error(None, "rate_limited", "too many messages; slow down")
             return _message("pong", None, {})
         if kind != "command":
             return _error(None, "unknown_message_type", f"unknown message type {kind!r}")
