@@ -209,10 +209,6 @@ class UnitOfWork:
         staged.rows = [r for r, _ in kept]
         staged.targets = [t for _, t in kept]
 
-    def staged(self, table: Table) -> list[dict[str, Any]]:
-        staged = self._staged.get(table.name)
-        return list(staged.rows) if staged is not None else []
-
     def mark(self) -> tuple[int, dict[str, int]]:
         """Where the outbox stands now; :meth:`rollback_to` forgets what came after."""
         return len(self.events), {name: len(s.rows) for name, s in self._staged.items()}

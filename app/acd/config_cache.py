@@ -159,10 +159,6 @@ async def snapshot(uow: UnitOfWork) -> ConfigSnapshot:
     return await cache_of(uow.db).get(uow.session)
 
 
-async def snapshot_in(db: Database, session: AsyncSession) -> ConfigSnapshot:
-    return await cache_of(db).get(session)
-
-
 async def skills_of(db: Database, agent_id: int) -> dict[str, int]:
     """An agent's skills, from the snapshot (read once if there is none)."""
     cache = cache_of(db)

@@ -48,15 +48,7 @@ def _set_agent_state(
     agent.state = next_agent_state(agent.state, action)
     agent.pause_reason = reason if agent.state == AgentState.PAUSED else None
     agent.state_since = now
-    hooks.agent_state_changed(uow, agent, action)
-    emit(
-        uow,
-        "agent.state",
-        campaign_id=agent.campaign_id,
-        agent_id=agent.id,
-        call_id=agent.current_call_id,
-        data={"state": agent.state, "reason": agent.pause_reason, "action": action},
-    )
+    _announce_agent(uow, agent, action, agent.state, agent.pause_reason)
 
 
 async def login(uow: UnitOfWork, agent: Agent, seat_id: int | None, now: dt.datetime) -> None:
@@ -576,56 +568,54 @@ def _statement(uow: UnitOfWork, name: str) -> Any:
     return stmt
 
 
+def _step_of_latest_leg(expected: CallState, **values: Any) -> Any:
+    """The provider call's latest leg, if in ``expected`` with an agent: changed, returned."""
+    return (
+        update(Call)
+        .where(Call.id == _LATEST_LEG, Call.state == expected, Call.agent_id.is_not(None))
+        .values(**values)
+        .returning(Call)
+    )
+
+
+def _step_of_agent_on_call(expected: AgentState, **values: Any) -> Any:
+    """The agent (``p_agent_id``), if in ``expected`` holding ``p_call_id``: changed, returned."""
+    return (
+        update(Agent)
+        .where(
+            Agent.id == bindparam("p_agent_id"),
+            Agent.state == expected,
+            Agent.current_call_id == bindparam("p_call_id"),
+        )
+        .values(**values)
+        .returning(Agent)
+    )
+
+
 def _build(uow: UnitOfWork, name: str) -> Any:
     if name == "connect_call":
         waited = uow.db.seconds_since(func.coalesce(Call.queued_at, Call.received_at), _NOW)
-        return (
-            update(Call)
-            .where(
-                Call.id == _LATEST_LEG,
-                Call.state == CallState.OFFERED,
-                Call.agent_id.is_not(None),
-            )
-            .values(state=CallState.CONNECTED, answered_at=_NOW, wait_seconds=waited)
-            .returning(Call)
+        return _step_of_latest_leg(
+            CallState.OFFERED, state=CallState.CONNECTED, answered_at=_NOW, wait_seconds=waited
         )
     if name == "connect_agent":
-        return (
-            update(Agent)
-            .where(
-                Agent.id == bindparam("p_agent_id"),
-                Agent.state == AgentState.RESERVED,
-                Agent.current_call_id == bindparam("p_call_id"),
-            )
-            .values(
-                state=AgentState.ON_CALL,
-                state_since=_NOW,
-                missed_in_row=0,
-                calls_taken=Agent.calls_taken + 1,
-            )
-            .returning(Agent)
+        return _step_of_agent_on_call(
+            AgentState.RESERVED,
+            state=AgentState.ON_CALL,
+            state_since=_NOW,
+            missed_in_row=0,
+            calls_taken=Agent.calls_taken + 1,
         )
     if name == "wrap_up_call":
-        return (
-            update(Call)
-            .where(
-                Call.id == _LATEST_LEG,
-                Call.state == CallState.CONNECTED,
-                Call.agent_id.is_not(None),
-            )
-            .values(state=CallState.WRAP_UP, hangup_at=_NOW, end_reason=bindparam("p_end_reason"))
-            .returning(Call)
+        return _step_of_latest_leg(
+            CallState.CONNECTED,
+            state=CallState.WRAP_UP,
+            hangup_at=_NOW,
+            end_reason=bindparam("p_end_reason"),
         )
     if name == "wrap_up_agent":
-        return (
-            update(Agent)
-            .where(
-                Agent.id == bindparam("p_agent_id"),
-                Agent.state == AgentState.ON_CALL,
-                Agent.current_call_id == bindparam("p_call_id"),
-            )
-            .values(state=AgentState.WRAP_UP, state_since=_NOW)
-            .returning(Agent)
+        return _step_of_agent_on_call(
+            AgentState.ON_CALL, state=AgentState.WRAP_UP, state_since=_NOW
         )
     if name == "complete_call":
         holding = (

@@ -50,12 +50,6 @@ async def _on_timer(uow: UnitOfWork, timer: Timer) -> None:
 BATCH = 100
 
 
-async def run_due_timers(db: Database) -> int:
-    """Fire every timer due now, one transaction each; returns how many fired."""
-    fired, _next_due = await fire_due_timers(db)
-    return fired
-
-
 async def fire_due_timers(db: Database) -> tuple[int, dt.datetime | None]:
     """Fire every timer due now, one transaction each: how many fired, and when the
     next one is due (None: no timer left).
