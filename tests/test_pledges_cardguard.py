@@ -78,6 +78,9 @@ def _identifier_removed(match: re.Match[str]) -> str:
     return " " if letters >= 2 and digits >= 2 else token
 
 
+_DECIMAL = re.compile(r"[0-9]+\.[0-9]+")
+
+
 def card_runs(text_value: str) -> list[str]:
     """Luhn-valid runs of 13-19 digits (spaces, dashes, dots between): whole runs, and
     any stretch of consecutive digit groups within a longer run. Deterministic: the
@@ -86,6 +89,11 @@ def card_runs(text_value: str) -> list[str]:
     text_value = _HEX_TOKEN.sub(_identifier_removed, _UUID.sub(" ", text_value))
     found = []
     for run in re.findall(r"[0-9](?:[ \t\-.]{0,2}[0-9])*", text_value):
+        if _DECIMAL.fullmatch(run):
+            # A decimal number (a queue position's epoch seconds such as
+            # 1796565097.945511 in a driver's DEBUG log) is not a typed card: one
+            # in ten such values passes Luhn, and the test would fail by chance.
+            continue
         groups = re.findall(r"[0-9]+", run)
         for i in range(len(groups)):
             for j in range(i + 1, len(groups) + 1):
@@ -93,6 +101,14 @@ def card_runs(text_value: str) -> list[str]:
                 if 13 <= len(digits) <= 19 and _luhn(digits):
                     found.append(digits)
     return found
+
+
+def test_the_scan_reads_typed_cards_but_not_decimal_numbers() -> None:
+    assert card_runs("card 4111 1111 1111 1111 ok") == ["4111111111111111"]
+    assert card_runs("6011.1111.1111.1117") == ["6011111111111117"]
+    # 1796565097.945511 passes Luhn as 16 digits; it is a float, not a card.
+    assert _luhn("1796565097945511")
+    assert card_runs("(1, 1796565097.945511, 2)") == []
 
 
 def test_luhn_agrees_with_known_numbers() -> None:
