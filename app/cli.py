@@ -234,6 +234,11 @@ def main(argv: list[str] | None = None) -> int:
     add_export_arguments(export)
     export.set_defaults(func=_export)
 
+    from app.reconciliation.cli import add_arguments as add_payments_arguments
+
+    payments = sub.add_parser("payments", help="reconcile payments: provider and bank exports")
+    add_payments_arguments(payments)
+
     bench = sub.add_parser("bench", help="run a benchmark and print its figures")
     bench.add_argument("name", help="routing")
     bench.add_argument("--json", action="store_true", help="print one JSON object")

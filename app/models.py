@@ -11,6 +11,7 @@ from app.pledges.models import (
     PledgePayment,
 )
 from app.realtime.models import Event
+from app.reconciliation.models import PaymentImport, PaymentLine, PaymentSource
 from app.rules.models import NumberBlock, RuleFile
 from app.telephony.models import Command, InboundEvent
 
@@ -27,6 +28,9 @@ __all__ = [
     "InboundEvent",
     "LoginThrottle",
     "NumberBlock",
+    "PaymentImport",
+    "PaymentLine",
+    "PaymentSource",
     "Pledge",
     "PledgeAudit",
     "PledgeCounter",

@@ -1,0 +1,157 @@
+"""Reads for reconciliation: sources, known lines, and the pledges a line may pay.
+
+The pledges' tables are read here, never written: payments go through
+``app.pledges.service.record_payment``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.errors import NotFound
+from app.pledges.models import Frequency, Pledge, PledgePayment, PledgeStatus
+from app.reconciliation.matching import Candidate
+from app.reconciliation.models import PaymentLine, PaymentSource
+
+CHUNK = 500  # values per IN list
+T = TypeVar("T")
+
+
+def _chunks(values: Iterable[T]) -> Iterator[list[T]]:
+    batch: list[T] = []
+    for value in values:
+        batch.append(value)
+        if len(batch) == CHUNK:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+async def source_by_name(session: AsyncSession, name: str) -> PaymentSource:
+    source = await session.scalar(select(PaymentSource).where(PaymentSource.name == name))
+    if source is None:
+        raise NotFound(f"no payment source named {name!r}", field="source")
+    return source
+
+
+async def known_keys(session: AsyncSession, source_id: int, keys: Sequence[str]) -> set[str]:
+    """The line keys of this source already imported."""
+    found: set[str] = set()
+    for batch in _chunks(keys):
+        found.update(
+            await session.scalars(
+                select(PaymentLine.line_key).where(
+                    PaymentLine.source_id == source_id, PaymentLine.line_key.in_(batch)
+                )
+            )
+        )
+    return found
+
+
+async def recorded_payments(
+    session: AsyncSession, payment_ids: Iterable[str]
+) -> dict[str, tuple[int, int]]:
+    """Provider payment ids already recorded (by the webhook): id -> (pledge id, amount)."""
+    found: dict[str, tuple[int, int]] = {}
+    for batch in _chunks(dict.fromkeys(payment_ids)):
+        rows = await session.execute(
+            select(
+                PledgePayment.provider_payment_id,
+                PledgePayment.pledge_id,
+                PledgePayment.amount_minor,
+            ).where(PledgePayment.provider_payment_id.in_(batch))
+        )
+        for payment_id, pledge_id, amount in rows:
+            if payment_id is not None:
+                found[payment_id] = (pledge_id, amount)
+    return found
+
+
+async def pledges_by_reference(
+    session: AsyncSession, campaign_id: int, references: Iterable[str]
+) -> dict[str, Pledge]:
+    found: dict[str, Pledge] = {}
+    for batch in _chunks(dict.fromkeys(references)):
+        for pledge in await session.scalars(
+            select(Pledge).where(Pledge.campaign_id == campaign_id, Pledge.reference.in_(batch))
+        ):
+            found[pledge.reference] = pledge
+    return found
+
+
+def candidate(pledge: Pledge) -> Candidate:
+    return Candidate(
+        pledge_id=pledge.id,
+        reference=pledge.reference,
+        first_name=pledge.first_name,
+        last_name=pledge.last_name,
+        amount_minor=pledge.amount_minor,
+        paid_minor=pledge.paid_minor,
+        currency=pledge.currency,
+        frequency=pledge.frequency,
+    )
+
+
+async def open_candidates(
+    session: AsyncSession, campaign_id: int, amounts: Iterable[int]
+) -> list[Candidate]:
+    """The campaign's pledges a payment of one of these amounts may pay: one-off
+    pledges owing exactly that, monthly pledges of that instalment."""
+    found: dict[int, Candidate] = {}
+    owing = Pledge.status.in_(
+        (PledgeStatus.PROMISED, PledgeStatus.LINK_SENT, PledgeStatus.PARTIALLY_PAID)
+    )
+    for batch in _chunks(sorted(set(amounts))):
+        rows = await session.scalars(
+            select(Pledge).where(
+                Pledge.campaign_id == campaign_id,
+                or_(
+                    and_(owing, (Pledge.amount_minor - Pledge.paid_minor).in_(batch)),
+                    and_(
+                        Pledge.frequency == Frequency.MONTHLY,
+                        Pledge.status != PledgeStatus.CANCELLED,
+                        Pledge.amount_minor.in_(batch),
+                    ),
+                ),
+            )
+        )
+        for pledge in rows:
+            found[pledge.id] = candidate(pledge)
+    return list(found.values())
+
+
+async def pledges_by_id(session: AsyncSession, ids: Iterable[int]) -> dict[int, Pledge]:
+    found: dict[int, Pledge] = {}
+    for batch in _chunks(dict.fromkeys(ids)):
+        for pledge in await session.scalars(select(Pledge).where(Pledge.id.in_(batch))):
+            found[pledge.id] = pledge
+    return found
+
+
+async def get_line(session: AsyncSession, line_id: int, *, lock: bool = False) -> PaymentLine:
+    query = select(PaymentLine).where(PaymentLine.id == line_id)
+    if lock:
+        query = query.with_for_update()
+    line = await session.scalar(query)
+    if line is None:
+        raise NotFound("no such payment line", field="line_id")
+    return line
+
+
+def line_filters(view: str) -> list[Any]:
+    """The lines an organiser's list shows: ``unmatched`` (waiting for a pledge),
+    ``differences`` (over/under-payments not yet checked), or one status."""
+    if view == "unmatched":
+        return [PaymentLine.status == "unmatched"]
+    if view == "differences":
+        return [
+            PaymentLine.status == "recorded",
+            PaymentLine.difference_minor != 0,
+            PaymentLine.reviewed_at.is_(None),
+        ]
+    return [PaymentLine.status == view]
