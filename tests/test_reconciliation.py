@@ -9,6 +9,7 @@ once however often a file is imported; what is not sure waits for an organiser.
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from app import signing
@@ -392,3 +393,33 @@ async def test_a_source_mapping_is_checked_when_saved(hotline: Hotline) -> None:
     assert saved["columns"]["credit"] == "Crédit"
     changed = await save_source(hotline, "banque", {**BANK_SOURCE, "delimiter": ","})
     assert changed["id"] == saved["id"] and changed["delimiter"] == ","
+
+
+async def test_the_same_file_imported_twice_at_once_records_each_payment_once(
+    hotline: Hotline,
+) -> None:
+    """On PostgreSQL both imports run at once: the later one waits on the pledges'
+    row locks, collides on the lines' keys, and is retried with every line known."""
+    cid = await campaign(hotline)
+    donors = [await pledge(hotline, cid, amount_minor=1000 + n) for n in range(8)]
+    await save_source(hotline, "banque", BANK_SOURCE)
+    data = bank_file(
+        [
+            (
+                "04/12/2026",
+                f"{(1000 + n) // 100},{(1000 + n) % 100:02d}",
+                f"DON {d['reference']}",
+                "X",
+            )
+            for n, d in enumerate(donors)
+        ]
+    )
+    first, second = await asyncio.gather(
+        upload(hotline, "banque", cid, data), upload(hotline, "banque", cid, data)
+    )
+    assert first.status_code == second.status_code == 201, (first.text, second.text)
+    results = sorted((r.json()["recorded"], r.json()["duplicates"]) for r in (first, second))
+    assert results == [(0, 8), (8, 0)]
+    assert await counts(hotline) == (8, 8, 2)
+    for n, donor in enumerate(donors):
+        assert (await get_pledge(hotline, donor["reference"]))["paid_minor"] == 1000 + n

@@ -7,6 +7,7 @@ The pledges' tables are read here, never written: payments go through
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import and_, or_, select
@@ -72,29 +73,54 @@ async def recorded_payments(
     return found
 
 
+@dataclass(frozen=True)
+class PledgeRef:
+    """What a match needs to know of a pledge before its payment is recorded.
+
+    Read as plain columns, never as ``Pledge`` objects: the payment's own locked
+    read (``record_payment``) must be the first to load the pledge into the unit of
+    work's session, or it would be handed the older, unlocked copy.
+    """
+
+    pledge_id: int
+    reference: str
+    campaign_id: int
+    status: str
+
+
+_REF_COLUMNS = (Pledge.id, Pledge.reference, Pledge.campaign_id, Pledge.status)
+_CANDIDATE_COLUMNS = (
+    Pledge.id,
+    Pledge.reference,
+    Pledge.first_name,
+    Pledge.last_name,
+    Pledge.amount_minor,
+    Pledge.paid_minor,
+    Pledge.currency,
+    Pledge.frequency,
+)
+
+
 async def pledges_by_reference(
     session: AsyncSession, campaign_id: int, references: Iterable[str]
-) -> dict[str, Pledge]:
-    found: dict[str, Pledge] = {}
+) -> dict[str, PledgeRef]:
+    found: dict[str, PledgeRef] = {}
     for batch in _chunks(dict.fromkeys(references)):
-        for pledge in await session.scalars(
-            select(Pledge).where(Pledge.campaign_id == campaign_id, Pledge.reference.in_(batch))
-        ):
-            found[pledge.reference] = pledge
+        rows = await session.execute(
+            select(*_REF_COLUMNS).where(
+                Pledge.campaign_id == campaign_id, Pledge.reference.in_(batch)
+            )
+        )
+        for row in rows:
+            found[row.reference] = PledgeRef(*row)
     return found
 
 
-def candidate(pledge: Pledge) -> Candidate:
-    return Candidate(
-        pledge_id=pledge.id,
-        reference=pledge.reference,
-        first_name=pledge.first_name,
-        last_name=pledge.last_name,
-        amount_minor=pledge.amount_minor,
-        paid_minor=pledge.paid_minor,
-        currency=pledge.currency,
-        frequency=pledge.frequency,
-    )
+async def pledge_by_reference(session: AsyncSession, reference: str) -> PledgeRef | None:
+    row = (
+        await session.execute(select(*_REF_COLUMNS).where(Pledge.reference == reference))
+    ).first()
+    return PledgeRef(*row) if row is not None else None
 
 
 async def open_candidates(
@@ -107,8 +133,8 @@ async def open_candidates(
         (PledgeStatus.PROMISED, PledgeStatus.LINK_SENT, PledgeStatus.PARTIALLY_PAID)
     )
     for batch in _chunks(sorted(set(amounts))):
-        rows = await session.scalars(
-            select(Pledge).where(
+        rows = await session.execute(
+            select(*_CANDIDATE_COLUMNS).where(
                 Pledge.campaign_id == campaign_id,
                 or_(
                     and_(owing, (Pledge.amount_minor - Pledge.paid_minor).in_(batch)),
@@ -120,8 +146,8 @@ async def open_candidates(
                 ),
             )
         )
-        for pledge in rows:
-            found[pledge.id] = candidate(pledge)
+        for row in rows:
+            found[row.id] = Candidate(*row)
     return list(found.values())
 
 

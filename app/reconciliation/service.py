@@ -30,7 +30,13 @@ from app.pledges import service as pledges
 from app.pledges.models import Frequency, Pledge, PledgeStatus
 from app.reconciliation import repository
 from app.reconciliation.csvfile import Line, Mapping_
-from app.reconciliation.matching import AUTO_RECORD, BY_REFERENCE, Pool, references_in
+from app.reconciliation.matching import (
+    AUTO_RECORD,
+    BY_REFERENCE,
+    Candidate,
+    Pool,
+    references_in,
+)
 from app.reconciliation.models import (
     LineStatus,
     MatchMethod,
@@ -100,7 +106,7 @@ async def _record(
     principal: Principal | None,
     source: PaymentSource,
     line: Line,
-    pledge: Pledge,
+    reference: str,
 ) -> tuple[Pledge, bool] | str:
     """Record the line's payment on ``pledge``; the refusal's message if the pledges
     service refuses it (then nothing of it stays: savepoint and staged events)."""
@@ -110,7 +116,7 @@ async def _record(
             return await pledges.record_payment(
                 uow,
                 principal,
-                pledge.reference,
+                reference,
                 amount_minor=line.amount_minor,
                 currency=line.currency,
                 provider_payment_id=provider_payment_id(source, line),
@@ -201,7 +207,7 @@ async def _import_line(
     source: PaymentSource,
     batch: PaymentImport,
     line: Line,
-    by_reference: dict[str, Pledge],
+    by_reference: dict[str, repository.PledgeRef],
     already: dict[str, tuple[int, int]],
     pool: Pool,
 ) -> PaymentLine:
@@ -240,7 +246,8 @@ async def _import_line(
         batch.unmatched += 1
         return row
 
-    pledge, method, confidence = None, None, 0
+    pledge: repository.PledgeRef | Candidate | None = None
+    method, confidence = None, 0
     for reference in references_in(line.label):
         pledge = by_reference.get(reference)
         if pledge is not None:
@@ -252,22 +259,22 @@ async def _import_line(
         if scored:
             row.confidence = scored[0].confidence
         if scored and scored[0].confidence >= AUTO_RECORD:
-            candidate = pool.by_id[scored[0].pledge_id]
-            pledge = await uow.session.get(Pledge, candidate.pledge_id)
+            pledge = pool.by_id[scored[0].pledge_id]
             method, confidence = MatchMethod.AMOUNT_NAME, scored[0].confidence
     if pledge is None or method is None:
         row.note = "no pledge found" if not row.suggestions else "not sure: pick the pledge"
         batch.unmatched += 1
         return row
-    if pledge.status == PledgeStatus.CANCELLED:
+    pledge_id = pledge.pledge_id
+    if isinstance(pledge, repository.PledgeRef) and pledge.status == PledgeStatus.CANCELLED:
         row.note = f"pledge {pledge.reference} was cancelled"
-        row.suggestions = [{"pledge_id": pledge.id, "confidence": confidence}]
+        row.suggestions = [{"pledge_id": pledge_id, "confidence": confidence}]
         batch.unmatched += 1
         return row
-    outcome = await _record(uow, principal, source, line, pledge)
+    outcome = await _record(uow, principal, source, line, pledge.reference)
     if isinstance(outcome, str):
         row.note = outcome
-        row.suggestions = [{"pledge_id": pledge.id, "confidence": confidence}]
+        row.suggestions = [{"pledge_id": pledge_id, "confidence": confidence}]
         batch.unmatched += 1
         return row
     paid, new = outcome
@@ -299,8 +306,8 @@ async def match_line(
     row = await repository.get_line(uow.session, line_id, lock=True)
     if row.status != LineStatus.UNMATCHED:
         raise Conflict(f"this line is {row.status}, not waiting for a pledge", code="line_not_open")
-    pledge = await uow.session.scalar(
-        select(Pledge).where(Pledge.reference == pledges.normalise_reference(reference))
+    pledge = await repository.pledge_by_reference(
+        uow.session, pledges.normalise_reference(reference)
     )
     if pledge is None:
         raise Invalid("no pledge with this reference", field="reference", code="unknown_pledge")
