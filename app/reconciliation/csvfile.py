@@ -258,8 +258,11 @@ def _line(
         if len(value) > limit:
             parsed.problem(line_no, header[field_name], f"longer than {limit} characters")
     if transaction_id is not None and CARD_MASK in transaction_id:
-        transaction_id = None  # read as a card number: not kept, the line goes by its digest
-    if mapping.kind == "provider" and transaction_id is None and amount > 0:
+        if mapping.kind == "provider":
+            reason = "the transaction id reads as a card number"
+            parsed.problem(line_no, header.get("transaction_id"), reason)
+        transaction_id = None  # not kept: a bank's line goes by its digest
+    elif mapping.kind == "provider" and transaction_id is None and amount > 0:
         parsed.problem(line_no, header.get("transaction_id"), "no transaction id")
     if len(parsed.problems) + parsed.more_problems > problems_before:
         return None
