@@ -1,16 +1,18 @@
 """Reading exports (amounts, encodings, headers, card data) and scoring matches:
-the pure parts of ``app/reconciliation``, with property tests for the amounts."""
+the pure parts of ``app/reconciliation``, with property tests for the amounts
+(bounded and derandomized: the same examples on every run)."""
 
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.reconciliation.amounts import AmountError, parse_amount
 from app.reconciliation.csvfile import CARD_MASK, Mapping_, parse
 from app.reconciliation.matching import Candidate, Pool, Scored, name_tokens, references_in
 
+PROPERTY = settings(max_examples=300, deadline=None, derandomize=True, database=None)
 FR = {"decimal_separator": ",", "currency": "EUR"}
 EN = {"decimal_separator": ".", "currency": "EUR"}
 
@@ -19,6 +21,7 @@ def _group(whole: int, separator: str) -> str:
     return f"{whole:,}".replace(",", separator)
 
 
+@PROPERTY
 @given(
     minor=st.integers(min_value=0, max_value=10**15),
     separator=st.sampled_from([" ", "\u00a0", "\u202f", ".", ""]),
@@ -30,6 +33,7 @@ def test_a_french_amount_is_read_exactly(minor: int, separator: str, sign: str) 
     assert parse_amount(text, **FR) == expected
 
 
+@PROPERTY
 @given(minor=st.integers(min_value=0, max_value=10**15), separator=st.sampled_from([",", " ", ""]))
 def test_an_english_amount_is_read_exactly(minor: int, separator: str) -> None:
     text = f"{_group(minor // 100, separator)}.{minor % 100:02d}"
@@ -182,3 +186,27 @@ def test_a_monthly_pledge_is_found_by_its_instalment_every_month() -> None:
     for _ in range(3):
         assert pool.score(1000, "EUR", "DUPONT JEAN", "")[0].confidence == 90
         pool.paid(7, 1000)
+
+
+def test_a_provider_line_needs_a_transaction_id_that_is_no_card_number() -> None:
+    provider = Mapping_(
+        **{
+            **MAPPING.__dict__,
+            "kind": "provider",
+            "columns": {**MAPPING.columns, "transaction_id": "Id"},
+        }
+    )
+    text = (
+        "Date;Libellé;Nom;Montant;Id\n"
+        "04/12/2026;A;B;1,00;4111111111111111\n"
+        "04/12/2026;A;B;1,00;\n"
+        "04/12/2026;A;B;1,00;tr_1\n"
+        "04/12/2026;A;B;2,00;tr_1\n"
+    )
+    parsed = parse(text.encode("cp1252"), provider)
+    assert [p.as_dict() for p in parsed.problems] == [
+        {"line": 2, "column": "Id", "reason": "the transaction id reads as a card number"},
+        {"line": 3, "column": "Id", "reason": "no transaction id"},
+        {"line": 5, "column": "Id", "reason": "the same transaction id as line 4"},
+    ]
+    assert "4111" not in repr(parsed)
