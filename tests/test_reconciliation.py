@@ -341,6 +341,11 @@ async def test_card_numbers_in_a_file_are_never_stored(hotline: Hotline) -> None
     r = await upload(hotline, "banque", cid, data, filename=f"{card}.csv")
     assert r.status_code == 422 and r.json()["code"] == "card_number", r.text
     assert r.json()["field"] == "filename" and "4111" not in r.text
+    # Nor in a source's name (a path), which is never echoed either.
+    r = await hotline.http.put("/payments/sources/4111111111111111", json=BANK_SOURCE)
+    assert r.status_code == 422 and r.json()["code"] == "card_number", r.text
+    r = await upload(hotline, "4111111111111111", cid, data)
+    assert r.status_code == 404 and "4111" not in r.text
 
 
 async def test_only_organisers_and_admins_reconcile(hotline: Hotline) -> None:

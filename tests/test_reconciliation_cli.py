@@ -111,4 +111,4 @@ async def test_cli_reports_a_bad_file_line_by_line_and_imports_nothing(
     code, _, err = await _cli(
         database_url, "import", str(export), "--source", "nope", "--campaign-id", str(cid)
     )
-    assert code == 2 and "no payment source named 'nope'" in err
+    assert code == 2 and "no payment source with this name (source)" in err

@@ -36,7 +36,8 @@ def _chunks(values: Iterable[T]) -> Iterator[list[T]]:
 async def source_by_name(session: AsyncSession, name: str) -> PaymentSource:
     source = await session.scalar(select(PaymentSource).where(PaymentSource.name == name))
     if source is None:
-        raise NotFound(f"no payment source named {name!r}", field="source")
+        # The name is not echoed: whatever was typed there stays out of the answer.
+        raise NotFound("no payment source with this name", field="source")
     return source
 
 

@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from app.acd.models import Campaign
 from app.auth.service import Principal, Role
+from app.cardguard import check_fields
 from app.db import UnitOfWork, utcnow
 from app.errors import Conflict, Forbidden, Invalid
 from app.outbox import emit
@@ -70,6 +71,7 @@ def check_role(principal: Principal | None) -> None:
 
 async def save_source(uow: UnitOfWork, name: str, values: dict[str, Any]) -> PaymentSource:
     """Create or replace the source ``name``'s mapping."""
+    check_fields({"name": name})  # a path segment: no body model guards it
     existing = await uow.session.scalar(select(PaymentSource).where(PaymentSource.name == name))
     if existing is None:
         existing = PaymentSource(name=name)
