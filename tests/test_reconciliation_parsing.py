@@ -210,3 +210,18 @@ def test_a_provider_line_needs_a_transaction_id_that_is_no_card_number() -> None
         {"line": 5, "column": "Id", "reason": "the same transaction id as line 4"},
     ]
     assert "4111" not in repr(parsed)
+
+
+def test_a_separator_at_the_end_of_the_lines_adds_no_column() -> None:
+    for header_end, row_end in ((";", ""), ("", ";"), (";", ";;")):
+        text = f"Date;Libellé;Nom;Montant{header_end}\n04/12/2026;DON;A;1,00{row_end}\n"
+        parsed = parse(text.encode("cp1252"), MAPPING)
+        assert parsed.problems == [], (header_end, row_end)
+        assert [line.amount_minor for line in parsed.lines] == [100]
+    # A cell beyond the header's columns, or a line cut short, is refused.
+    text = "Date;Libellé;Nom;Montant\n04/12/2026;DON;A;1,00;X\n04/12/2026;DON;1,00\n"
+    parsed = parse(text.encode("cp1252"), MAPPING)
+    assert [p.as_dict() for p in parsed.problems] == [
+        {"line": 2, "column": None, "reason": "5 cells where the header has 4"},
+        {"line": 3, "column": None, "reason": "3 cells where the header has 4"},
+    ]

@@ -178,6 +178,15 @@ def _rows(text: str, delimiter: str, parsed: ParsedFile) -> list[tuple[int, list
     return rows
 
 
+def _width(cells: list[str]) -> int:
+    """The number of cells up to the last one that is not empty: a separator at the end
+    of the line, which some exports write and others do not, adds no column."""
+    width = len(cells)
+    while width and not cells[width - 1].strip():
+        width -= 1
+    return width
+
+
 def parse(
     data: bytes, mapping: Mapping_, progress: Callable[[int, int], None] | None = None
 ) -> ParsedFile:
@@ -195,7 +204,7 @@ def parse(
         parsed.problem(None, None, f"no header line with the columns {wanted}")
         return parsed
     header_index, where = header
-    width = len(rows[header_index][1])
+    width = _width(rows[header_index][1])
     seen_keys: dict[str, int] = {}
     body = rows[header_index + 1 :]
     for done, (line_no, cells) in enumerate(body, 1):
@@ -203,9 +212,10 @@ def parse(
             progress(done, len(body))
         if not any(cell.strip() for cell in cells):
             continue  # blank lines (and the last line's end) carry nothing
-        if len(cells) != width:
+        if len(cells) < width or _width(cells) > width:
             parsed.problem(line_no, None, f"{len(cells)} cells where the header has {width}")
             continue
+        cells = cells[:width]  # empty cells after the last column (a trailing separator)
         line = _line(line_no, cells, where, mapping, parsed, seen_keys)
         if line is not None:
             parsed.lines.append(line)
