@@ -92,6 +92,15 @@ POLICY: dict[tuple[str, str], set[str]] = {
     ("POST", "/pledges/{reference}/cancel"): CAMPAIGN_A_READ,
     ("POST", "/pledges/{reference}/payments"): {ADMIN, ORG},
     ("POST", "/payments/webhook"): NOBODY,
+    # Payment reconciliation: organisers (no import in the matrix: 404/422 where allowed).
+    ("GET", "/payments/sources"): {ADMIN, ORG},
+    ("PUT", "/payments/sources/{name}"): {ADMIN, ORG},
+    ("POST", "/payments/imports"): {ADMIN, ORG},
+    ("GET", "/payments/imports"): {ADMIN, ORG},
+    ("GET", "/payments/lines"): {ADMIN, ORG},
+    ("POST", "/payments/lines/{line_id}/match"): {ADMIN, ORG},
+    ("POST", "/payments/lines/{line_id}/dismiss"): {ADMIN, ORG},
+    ("POST", "/payments/lines/{line_id}/reviewed"): {ADMIN, ORG},
     ("GET", "/board/totals"): PUBLIC,
     ("GET", "/users"): {ADMIN},
     ("POST", "/users"): {ADMIN},
@@ -241,6 +250,8 @@ async def test_role_by_endpoint_matrix(hotline: Hotline) -> None:
         "user_id": user_a,
         "reference": pledge.json()["reference"],
         "number": "+33611223344",
+        "line_id": 1,
+        "name": "matrix",
     }
     transport = hotline.http._transport
     failures: list[str] = []
