@@ -58,7 +58,8 @@ async def test_cli_saves_a_source_and_imports_once_with_progress(
     rows.append(("04/12/2026", "99,00", "VIR INCONNU", "Y"))
     export = tmp_path / "releve.csv"
     export.write_bytes(bank_file(rows))
-    args = ("import", str(export), "--source", "banque", "--campaign-id", str(cid))
+    # The only campaign: --campaign-id may be left out.
+    args = ("import", str(export), "--source", "banque")
     code, out, err = await _cli(database_url, *args)
     assert code == 0, err
     assert "13 lines, 12 payments recorded" in out and "1 to match by hand" in out
@@ -71,7 +72,7 @@ async def test_cli_saves_a_source_and_imports_once_with_progress(
     assert [a[0] for a in actors] == ["command-line"]
 
     # The same file again: nothing recorded twice.
-    code, out, err = await _cli(database_url, *args)
+    code, out, err = await _cli(database_url, *args, "--campaign-id", str(cid))
     assert code == 0, err
     assert "0 payments recorded" in out and "13 imported before" in out
     assert (await counts(hotline))[:2] == (12, 13)
@@ -112,3 +113,8 @@ async def test_cli_reports_a_bad_file_line_by_line_and_imports_nothing(
         database_url, "import", str(export), "--source", "nope", "--campaign-id", str(cid)
     )
     assert code == 2 and "no payment source with this name (source)" in err
+    # Two campaigns: which one must be said.
+    r = await hotline.http.post("/campaigns", json={"name": "Another", "dialled_numbers": []})
+    assert r.status_code == 201, r.text
+    code, _, err = await _cli(database_url, "import", str(export), "--source", "banque")
+    assert code == 2 and "which campaign? give --campaign-id (campaign_id)" in err

@@ -1,6 +1,7 @@
 """``pledgeline payments``: save a source's column mapping, import an export file.
 
-``payments import FILE --source S --campaign-id N`` reads the database named by
+``payments import FILE --source S [--campaign-id N]`` (the campaign may be left
+out when the database holds only one) reads the database named by
 the settings directly (no server needed), through the same code as
 ``POST /payments/imports``, with a progress bar on stderr for reading the file
 and for recording its lines. Payments it records are audited as made by
@@ -69,7 +70,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     imp = sub.add_parser("import", help="import a payment provider's or a bank's CSV export")
     imp.add_argument("file", type=Path)
     imp.add_argument("--source", required=True, help="the saved source (column mapping)")
-    imp.add_argument("--campaign-id", type=int, required=True)
+    imp.add_argument(
+        "--campaign-id", type=int, help="the campaign whose pledges the lines pay (if several)"
+    )
     imp.add_argument("--quiet", action="store_true", help="no progress bar")
     imp.set_defaults(func=_import)
     source = sub.add_parser(
@@ -96,6 +99,22 @@ async def _with_db(database_url: str, work: Callable[[Database], Awaitable[T]]) 
         await db.dispose()
 
 
+async def _campaign(db: Database, given: int | None) -> int:
+    """The campaign named, or the only one there is."""
+    if given is not None:
+        return given
+    from sqlalchemy import select
+
+    from app.acd.models import Campaign
+    from app.errors import Invalid
+
+    async with db.read() as session:
+        ids = list(await session.scalars(select(Campaign.id).limit(2)))
+    if len(ids) != 1:
+        raise Invalid("which campaign? give --campaign-id", field="campaign_id")
+    return ids[0]
+
+
 def _import(args: argparse.Namespace) -> int:
     from app.reconciliation.imports import FileRefused, import_file
     from app.reconciliation.models import PaymentImport
@@ -114,7 +133,7 @@ def _import(args: argparse.Namespace) -> int:
                 db,
                 None,
                 source_name=args.source,
-                campaign_id=args.campaign_id,
+                campaign_id=await _campaign(db, args.campaign_id),
                 data=data,
                 filename=args.file.name,
                 reading=reading,
