@@ -12,9 +12,12 @@ from __future__ import annotations
 import asyncio
 import json
 
+import asyncpg
+import pytest
+
 from app import signing
 from app.auth.service import Role
-from tests.conftest import Hotline
+from tests.conftest import Hotline, wait_for
 from tests.pledge_helpers import user_headers
 from tests.procs import PAYMENT_WEBHOOK_SECRET
 from tests.reconciliation_helpers import (
@@ -428,3 +431,41 @@ async def test_the_same_file_imported_twice_at_once_records_each_payment_once(
     assert await counts(hotline) == (8, 8, 2)
     for n, donor in enumerate(donors):
         assert (await get_pledge(hotline, donor["reference"]))["paid_minor"] == 1000 + n
+
+
+@pytest.mark.pg_only
+async def test_a_payment_committed_while_an_import_waits_is_not_lost(hotline: Hotline) -> None:
+    """The import reads the pledges it may pay, then waits on a pledge's row lock held
+    by another process, which records a payment and commits. The import's own locked
+    read must see that payment: the pledge is paid both amounts, none lost."""
+    cid = await campaign(hotline)
+    donor = await pledge(hotline, cid, amount_minor=5000)
+    await save_source(hotline, "banque", BANK_SOURCE)
+    data = bank_file([("04/12/2026", "20,00", f"DON {donor['reference']}", "CURIE")])
+    other = await asyncpg.connect(hotline.settings.database_url.replace("+asyncpg", ""))
+    try:
+        async with other.transaction():
+            await other.execute(
+                "SELECT id FROM pledges WHERE reference = $1 FOR UPDATE", donor["reference"]
+            )
+            importing = asyncio.create_task(upload(hotline, "banque", cid, data))
+
+            async def import_waits_on_the_lock() -> bool:
+                rows = await other.fetch(
+                    "SELECT 1 FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event = 'transactionid' AND pid <> pg_backend_pid()"
+                )
+                return bool(rows)
+
+            await wait_for(import_waits_on_the_lock)
+            # Another process's payment of 5.00, as the pledges' service writes it.
+            await other.execute(
+                "UPDATE pledges SET paid_minor = paid_minor + 500 WHERE reference = $1",
+                donor["reference"],
+            )
+        r = await importing
+    finally:
+        await other.close()
+    assert r.status_code == 201 and r.json()["recorded"] == 1, r.text
+    paid = await get_pledge(hotline, donor["reference"])
+    assert paid["paid_minor"] == 2500
