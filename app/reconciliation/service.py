@@ -111,8 +111,9 @@ async def _record(
     line: Line,
     reference: str,
 ) -> tuple[Pledge, bool] | str:
-    """Record the line's payment on ``pledge``; the refusal's message if the pledges
-    service refuses it (then nothing of it stays: savepoint and staged events)."""
+    """Record the line's payment on the pledge ``reference``; the refusal's message if
+    the pledges service refuses it (then nothing of it stays: savepoint and staged
+    events)."""
     mark = uow.mark()
     try:
         async with uow.session.begin_nested():
