@@ -157,7 +157,8 @@ def _import(args: argparse.Namespace) -> int:
     except AppError as exc:
         return _refused(exc)
     print(
-        f"import {batch.id}: {batch.lines} lines, {batch.recorded} payments recorded"
+        f"import {batch.id}: {batch.lines} lines, {batch.recorded} payment"
+        f"{'s' * (batch.recorded != 1)} recorded"
         f" ({batch.recorded_minor} minor units), {batch.already_recorded} already recorded,"
         f" {batch.unmatched} to match by hand, {batch.ignored} ignored,"
         f" {batch.duplicates} imported before"

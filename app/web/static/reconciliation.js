@@ -72,7 +72,7 @@ async function act(path, body) {
 function unmatchedRow(line) {
   const tr = document.createElement("tr");
   tr.dataset.lineId = String(line.id);
-  cell(tr, day(line.booked_at));
+  cell(tr, day(line.booked_at), "recon-date");
   cell(tr, money(line.amount_minor, line.currency), "num");
   cell(tr, line.label);
   cell(tr, line.payer);
@@ -120,7 +120,7 @@ function unmatchedRow(line) {
 function differenceRow(line) {
   const tr = document.createElement("tr");
   tr.dataset.lineId = String(line.id);
-  cell(tr, day(line.booked_at));
+  cell(tr, day(line.booked_at), "recon-date");
   cell(tr, money(line.amount_minor, line.currency), "num");
   cell(tr, line.pledge ? `${line.pledge.reference} ${line.pledge.name}` : "");
   cell(tr, line.pledge ? money(line.pledge.amount_minor, line.pledge.currency) : "", "num");
@@ -210,8 +210,9 @@ async function upload(event) {
     if (body.code === "bad_file") showProblems(body);
     return;
   }
+  const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
   status(
-    `Import ${body.id}: ${body.lines} lines, ${body.recorded} payments recorded, ` +
+    `Import ${body.id}: ${plural(body.lines, "line")}, ${plural(body.recorded, "payment")} recorded, ` +
       `${body.already_recorded} already recorded, ${body.unmatched} to match, ` +
       `${body.ignored} ignored, ${body.duplicates} imported before.`,
   );
