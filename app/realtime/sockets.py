@@ -30,7 +30,6 @@ from sqlalchemy import and_, or_, select
 
 from app import cardguard
 from app.acd import actions, lifecycle, repository
-from app.acd.states import IllegalTransition
 from app.auth.service import Principal, Role, consume_ws_token
 from app.background import BackgroundTask
 from app.db import Database, utcnow
@@ -385,8 +384,6 @@ class ScreenConnection:
             first = exc.errors()[0]
             field = "args." + ".".join(str(p) for p in first["loc"])
             return _error(command.client_id, "invalid", first["msg"], field)
-        except IllegalTransition as exc:
-            return _error(command.client_id, exc.code, str(exc))
         except AppError as exc:
             return _error(command.client_id, exc.code, exc.message, exc.field)
         except Exception:
