@@ -75,6 +75,15 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=65536, description="Largest telephony webhook body accepted (413 beyond)."
     )
+    signature_window_seconds: int = Field(
+        default=300,
+        ge=1,
+        description=(
+            "How far the signing time of a signed webhook or poll (telephony, payments) "
+            "may be from this server's clock, either way; older or later: 401 "
+            "stale_signature, so a captured request cannot be replayed."
+        ),
+    )
 
     missed_offers_before_pause: int = Field(
         default=1, description="Missed offers in a row after which an agent is paused (missed)."

@@ -22,7 +22,7 @@ from app.auth.deps import current_principal, require
 from app.auth.service import Principal, Role
 from app.db import Database, utcnow
 from app.deps import get_app_settings, get_db, read_limited_body
-from app.errors import AppError, Conflict, Forbidden, Invalid, NotFound, Unauthorized
+from app.errors import AppError, Conflict, Forbidden, Invalid, NotFound
 from app.pledges import cardguard, idempotency, repository, service, totals
 from app.pledges.models import CancelReason, Pledge, PledgeAudit
 from app.pledges.schemas import (
@@ -298,10 +298,12 @@ async def payment_webhook(
     request: Request, db: DB, settings: Annotated[Settings, Depends(get_app_settings)]
 ) -> JSONResponse:
     raw = await read_limited_body(request, settings.max_body_bytes)
-    if not signing.verify(
-        settings.payment_webhook_secret, raw, request.headers.get(signing.HEADER)
-    ):
-        raise Unauthorized("missing or wrong signature", field=signing.HEADER, code="bad_signature")
+    signing.verify(
+        settings.payment_webhook_secret,
+        raw,
+        request.headers,
+        window_seconds=settings.signature_window_seconds,
+    )
     try:
         payload = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
