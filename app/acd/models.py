@@ -62,6 +62,11 @@ class Campaign(Base):
     time_slots: Mapped[list[dict[str, str]]] = mapped_column(
         Json, default=list, server_default=text("'[]'")
     )
+    # Outside numbers a volunteer may transfer a caller to: exact E.164 numbers and
+    # prefixes ending in "*" (app/acd/transfer_numbers.py). Empty: no transfer out.
+    transfer_numbers: Mapped[list[str]] = mapped_column(
+        Json, default=list, server_default=text("'[]'")
+    )
 
 
 class Queue(Base):

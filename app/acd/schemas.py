@@ -16,6 +16,12 @@ from app.cardguard import CardGuarded
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Skill = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_\-]{1,64}$")]
 E164 = Annotated[str, StringConstraints(pattern=r"^\+[1-9][0-9]{5,14}$")]
+# A transfer number as an admin types it: an exact number (E.164 or national form) or
+# an E.164 prefix ending in "*"; app/acd/transfer_numbers.py reads and stores them.
+TransferEntry = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)
+]
+TransferEntries = Annotated[list[TransferEntry], Field(max_length=200)]
 _HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")
 
 
@@ -89,6 +95,7 @@ class CampaignIn(Strict):
     pledge_review_minor: MinorUnits = 100_000
     payment_link_template: str = PAYMENT_LINK_DEFAULT
     time_slots: list[TimeSlot] = Field(default_factory=list)
+    transfer_numbers: TransferEntries = Field(default_factory=list)
 
     _link = field_validator("payment_link_template")(_check_link)
     _slots = field_validator("time_slots")(_check_slots)
@@ -114,6 +121,7 @@ class CampaignPatch(Strict):
     pledge_review_minor: MinorUnits | None = None
     payment_link_template: str | None = None
     time_slots: list[TimeSlot] | None = None
+    transfer_numbers: TransferEntries | None = None
 
     _hours = field_validator("opening_hours")(_check_hours)
     _link = field_validator("payment_link_template")(_check_link)
@@ -136,6 +144,7 @@ class CampaignOut(BaseModel):
     pledge_review_minor: int
     payment_link_template: str
     time_slots: list[dict[str, str]]
+    transfer_numbers: list[str]
 
 
 Strategy = Annotated[str, StringConstraints(pattern=r"^(longest_idle|round_robin|fewest_calls)$")]
