@@ -284,7 +284,8 @@ class WrapUpExtendIn(Strict):
 
 
 class TransferIn(Strict):
-    """Either a queue of the campaign (context kept) or an outside E.164 number."""
+    """Either a queue of the campaign (context kept) or an outside E.164 number the
+    campaign allows (its ``transfer_numbers``; app/acd/transfer_numbers.py)."""
 
     queue_id: int | None = None
     number: E164 | None = None
