@@ -59,8 +59,8 @@ class Backoff:
     ``attempts`` in all, or until it works (None)."""
 
     first: float = 0.2
-    longest: float = 2.0
-    attempts: int | None = 8
+    longest: float = 4.0
+    attempts: int | None = 10
 
     def delays(self, rng: random.Random) -> Iterator[float]:
         delay, attempt = self.first, 1
@@ -69,10 +69,11 @@ class Backoff:
             delay, attempt = min(delay * 2, self.longest), attempt + 1
 
 
-# Webhooks and steps: about ten seconds of trying, then the platform gives up on them.
+# Webhooks and steps: 11 to 22 seconds of trying (as long as a caller lets it ring),
+# then the platform gives up on them.
 RETRY = Backoff()
-# Hang-ups: never given up (the back-off stays at ``longest`` between attempts).
-UNTIL_ACKNOWLEDGED = Backoff(attempts=None)
+# Hang-ups: never given up, tried every one to two seconds once the back-off is full.
+UNTIL_ACKNOWLEDGED = Backoff(longest=2.0, attempts=None)
 
 
 @dataclass
