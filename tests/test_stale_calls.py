@@ -193,7 +193,8 @@ async def test_the_background_sweeper_ends_stale_calls(hotline_factory: Any) -> 
         )
 
     async def ended() -> bool:
-        return (await get_call(hotline, call["id"]))["end_reason"] == "stale"
+        end_reason: str | None = (await get_call(hotline, call["id"]))["end_reason"]
+        return end_reason == "stale"
 
     await wait_for(ended, timeout=10)
     # Wrap-up (0 s here) ends by its timer: the volunteer is back in service.
