@@ -96,7 +96,14 @@ class OwnPostgres:
 
     async def create(self) -> None:
         await asyncio.to_thread(self._init)
-        await self.start()
+        for attempt in range(3):
+            try:
+                await self.start()
+                return
+            except RuntimeError:
+                if attempt == 2:
+                    raise
+                self.port = free_port()  # taken between our probe and the server's bind
 
     async def start(self) -> None:
         await asyncio.to_thread(self._start)
