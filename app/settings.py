@@ -104,6 +104,14 @@ class Settings(BaseSettings):
     dispatch_sweep_seconds: float = Field(
         default=1.0, description="Safety sweep that matches waiting calls to free agents."
     )
+    stale_sweep_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "How often the safety net for lost hang-ups looks for calls connected beyond "
+            "their campaign's limits and for volunteers held by no live call."
+        ),
+    )
     background_workers: bool = Field(
         default=True, description="Run the router's dispatcher and the timers in this process."
     )

@@ -1,6 +1,6 @@
 """campaigns.transfer_numbers: the outside numbers a volunteer may transfer a caller to
 
-Revision ID: 0008_transfer_numbers
+Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-06 14:10:00
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0008_transfer_numbers"
+revision: str = "0008"
 down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
