@@ -172,6 +172,11 @@ async def test_a_cancelled_payment_cancels_the_receipt_and_its_number_is_never_r
     )
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "promised" and r.json()["paid_minor"] == 0
+    audit = (await hotline.http.get(f"/pledges/{first['reference']}/audit")).json()
+    assert audit[-1]["action"] == "payment_void"
+    assert audit[-1]["before"]["paid_minor"] == 5000 and audit[-1]["after"]["paid_minor"] == 0
+    totals = (await hotline.http.get(f"/pledges/totals?campaign_id={campaign_id}")).json()
+    assert totals["overall"]["paid_minor"] == 5000  # the second pledge's payment only
 
     listed = (
         await hotline.http.get(f"/receipts?campaign_id={campaign_id}", headers=organiser)

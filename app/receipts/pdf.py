@@ -91,9 +91,9 @@ class _Page:
         self.y -= size * 1.45
 
     def wrapped(self, label: str, text: str, *, size: float = 9.5) -> None:
-        """``label`` in bold, then ``text`` wrapped to the page width (kept whole, never cut)."""
+        """``label`` in bold (if any), then ``text`` wrapped to the page width (never cut)."""
         font = self.regular
-        width = self.WIDTH - pdfmetrics.stringWidth(label + " ", self.bold, size)
+        width = self.WIDTH - (pdfmetrics.stringWidth(label + " ", self.bold, size) if label else 0)
         words, lines, current = text.split(), [], ""
         for word in words:
             trial = f"{current} {word}".strip()
@@ -105,7 +105,7 @@ class _Page:
         lines.append(current)
         self.pdf.setFont(self.bold, size)
         self.pdf.drawString(self.LEFT, self.y, label)
-        indent = pdfmetrics.stringWidth(label + " ", self.bold, size)
+        indent = pdfmetrics.stringWidth(label + " ", self.bold, size) if label else 0
         self.pdf.setFont(font, size)
         for text_line in lines:
             self.pdf.drawString(self.LEFT + indent, self.y, text_line)
@@ -164,17 +164,19 @@ def render(doc: ReceiptDocument, *, font_path: str = "") -> bytes:
     page.wrapped("Code postal et commune :", f"{doc.donor_postcode} {doc.donor_city}")
 
     page.heading("Versement")
-    page.line(
+    page.wrapped(
+        "",
         "Le bénéficiaire reconnaît avoir reçu au titre des dons et versements ouvrant droit "
-        "à réduction d'impôt la somme de :"
+        "à réduction d'impôt la somme de :",
     )
     page.line(doc.amount_figures, size=12, bold=True, indent=4 * mm)
     page.wrapped("Somme en toutes lettres :", doc.amount_words)
     page.wrapped("Date du versement ou du don :", doc.payment_date)
     page.y -= 1 * mm
-    page.line(
+    page.wrapped(
+        "",
         "Le bénéficiaire certifie sur l'honneur que les dons et versements qu'il reçoit "
-        "ouvrent droit à la réduction d'impôt prévue à l'article :"
+        "ouvrent droit à la réduction d'impôt prévue à l'article :",
     )
     for article in TAX_ARTICLES:
         page.tick(f"{article} du CGI", article in doc.tax_articles)
