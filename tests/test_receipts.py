@@ -3,7 +3,10 @@ read back field by field, duplicatas, cancellation by a cancelled payment, refus
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import os
+import sys
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -12,8 +15,9 @@ from sqlalchemy.exc import IntegrityError
 
 from app.auth.service import Role
 from app.receipts.models import Receipt
-from tests.conftest import Hotline
+from tests.conftest import Hotline, setup_campaign
 from tests.pledge_helpers import user_headers
+from tests.procs import ROOT
 from tests.receipt_helpers import ORGANISATION, paid_pledge, pdf_text, receipts_campaign
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -288,3 +292,55 @@ async def test_the_database_refuses_a_duplicate_number(hotline: Hotline) -> None
                 if c.name not in ("id", "pledge_id")
             }
             uow.session.add(Receipt(**values))
+
+
+async def test_the_command_line_issues_a_batch_with_a_progress_bar(hotline: Hotline) -> None:
+    setup = await receipts_campaign(hotline)
+    campaign_id, organiser = setup["campaign_id"], setup["organiser"]
+    belgian = await paid_pledge(
+        hotline, campaign_id, organiser, country="BE", postcode="1000", city="Bruxelles"
+    )
+    await paid_pledge(hotline, campaign_id, organiser, first_name="Jean")
+    code, out, err = await _cli(hotline, "receipts", "issue", "--campaign-id", str(campaign_id))
+    assert code == 0, err
+    year, _ = _today_in_paris()
+    assert out.splitlines() == [
+        f"2 receipts issued for campaign {campaign_id}",
+        f"  {year}-000001  {belgian['reference']}",
+        f"  {year}-000002  " + out.splitlines()[2].split()[-1],
+    ]
+    assert "100%  2/2 receipts" in err
+    listed = (
+        await hotline.http.get(f"/receipts?campaign_id={campaign_id}", headers=organiser)
+    ).json()
+    text = pdf_text(
+        (await hotline.http.get(f"/receipts/{listed[0]['id']}/pdf", headers=organiser)).content
+    )
+    assert "Code postal et commune : 1000 Bruxelles (BE)" in text
+    rows = await hotline.sql("SELECT DISTINCT issued_by FROM receipts")
+    assert rows == [("cli",)]
+
+    # Refused (no organisation for this campaign): exit 2, the reason on stderr.
+    other = await setup_campaign(hotline, agents=0, campaign={"dialled_numbers": ["+33800000077"]})
+    code, out, err = await _cli(
+        hotline, "receipts", "issue", "--campaign-id", str(other["campaign_id"]), "--quiet"
+    )
+    assert code == 2 and "refused: no organisation issues this campaign's receipts" in err
+
+
+async def _cli(hotline: Hotline, *args: str) -> tuple[int, str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLEDGELINE_")}
+    env["PLEDGELINE_DATABASE_URL"] = hotline.settings.database_url
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "app.cli",
+        *args,
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()

@@ -347,7 +347,9 @@ def document(receipt: Receipt, *, duplicata: bool) -> ReceiptDocument:
         donor_first_name=receipt.donor_first_name,
         donor_address=receipt.donor_address,
         donor_postcode=receipt.donor_postcode,
-        donor_city=receipt.donor_city,
+        # Abroad, the country follows the town (a French receipt names no country at home).
+        donor_city=receipt.donor_city
+        + (f" ({receipt.donor_country})" if receipt.donor_country not in ("", "FR") else ""),
         amount_figures=wording.amount_in_figures(receipt.amount_minor, receipt.currency),
         amount_words=wording.amount_in_words(receipt.amount_minor, receipt.currency),
         payment_date=wording.paris_date(receipt.paid_at),
