@@ -129,5 +129,12 @@ async def test_without_an_smtp_server_receipts_are_downloaded(hotline: Hotline) 
     ).json()
     r = await hotline.http.post(f"/receipts/{listed[0]['id']}/send", json={}, headers=organiser)
     assert r.status_code == 409 and r.json()["code"] == "smtp_not_configured"
+    # A batch that would e-mail is refused before it issues anything.
+    await paid_pledge(hotline, campaign_id, organiser, first_name="Jean")
+    r = await hotline.http.post(
+        "/receipts/issue", json={"campaign_id": campaign_id, "send": True}, headers=organiser
+    )
+    assert r.status_code == 409 and r.json()["code"] == "smtp_not_configured"
+    assert await hotline.sql("SELECT count(*) FROM receipts") == [(1,)]
     r = await hotline.http.get(f"/receipts/{listed[0]['id']}/pdf", headers=organiser)
     assert r.status_code == 200 and "DUPLICATA" not in pdf_text(r.content)

@@ -49,6 +49,8 @@ async def _issue(args: argparse.Namespace, settings: Settings) -> int:
             bars[-1](done)
 
     try:
+        if args.send:
+            service.check_mail_configured(settings)  # before anything is issued
         result = await service.issue_batch(
             db,
             args.campaign_id,

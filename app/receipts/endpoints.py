@@ -73,6 +73,8 @@ async def attach_campaign(
 async def issue(body: IssueIn, db: DB, principal: Organisers, settings: AppSettings) -> Any:
     """Issue the campaign's due receipts (paid pledges whose donor asked for one); with
     ``send``, then e-mail every receipt not sent yet."""
+    if body.send:
+        service.check_mail_configured(settings)  # before anything is issued
     result = await service.issue_batch(db, body.campaign_id, principal.username)
     if body.send:
         await service.send_unsent(db, settings, result)

@@ -413,6 +413,11 @@ async def _give_back_copy(db: Database, receipt_id: int, rank: int) -> None:
         )
 
 
+def check_mail_configured(settings: Settings) -> None:
+    if not settings.smtp_host:
+        raise Conflict("no SMTP server is set (PLEDGELINE_SMTP_HOST)", code="smtp_not_configured")
+
+
 async def send(db: Database, settings: Settings, receipt_id: int, to: str | None = None) -> bool:
     """E-mail the receipt to the donor (or ``to``); whether the server took it."""
     async with db.read() as session:
@@ -420,8 +425,7 @@ async def send(db: Database, settings: Settings, receipt_id: int, to: str | None
     address = to or receipt.donor_email
     if not address:
         raise Invalid("the donor gave no e-mail address", field="to", code="no_email")
-    if not settings.smtp_host:
-        raise Conflict("no SMTP server is set (PLEDGELINE_SMTP_HOST)", code="smtp_not_configured")
+    check_mail_configured(settings)
     receipt, rank = await take_copy(db, receipt_id)
     number = wording.receipt_number(receipt.year, receipt.number)
     pdf = await _render(receipt, settings, duplicata=rank > 1)
@@ -471,10 +475,15 @@ async def send_unsent(
     for done, receipt in enumerate(pending, start=1):
         if not receipt.donor_email:
             result.without_email += 1
-        elif await send(db, settings, receipt.id):
-            result.sent += 1
         else:
-            result.send_failed += 1
+            try:
+                sent = await send(db, settings, receipt.id)
+            except Conflict:
+                continue  # cancelled since the list was read: not sent, not counted
+            if sent:
+                result.sent += 1
+            else:
+                result.send_failed += 1
         if progress is not None:
             progress(done)
 
