@@ -32,6 +32,7 @@ from app.realtime.feed import EventFeed, Notifier
 from app.realtime.hub import Hub
 from app.realtime.sockets import StatsTicker
 from app.realtime.sockets import router as sockets_router
+from app.receipts.endpoints import router as receipts_router
 from app.rules import engine as rules_engine
 from app.rules.endpoints import router as rules_router
 from app.rules.engine import defaults as rules_defaults
@@ -167,5 +168,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(auth_router)
     app.include_router(sockets_router)
     app.include_router(rules_router)
+    app.include_router(receipts_router)
     app.include_router(web_router)
     return app

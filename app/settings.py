@@ -237,6 +237,23 @@ class Settings(BaseSettings):
         description="Shared secret for HMAC-SHA256 signatures on the payment provider's webhook.",
     )
 
+    # --- tax receipts (app/receipts, docs/receipts.md) ---
+    smtp_host: str = Field(
+        default="", description="SMTP server receipts are sent through; empty: no e-mail."
+    )
+    smtp_port: int = Field(default=25, description="SMTP server port (587 with STARTTLS).")
+    smtp_starttls: bool = Field(default=False, description="Upgrade the SMTP connection (TLS).")
+    smtp_username: str = Field(default="", description="SMTP login; empty: no authentication.")
+    smtp_password: str = Field(default="", description="SMTP password.")
+    smtp_timeout_seconds: float = Field(default=30.0, description="SMTP connection timeout.")
+    receipts_mail_from: str = Field(
+        default="recus@example.org", description="The From address of receipt e-mails."
+    )
+    receipts_font_path: str = Field(
+        default="/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+        description="TrueType font of the receipt PDFs (its -Bold sibling for headings).",
+    )
+
     # --- rules and scripts (app/rules, docs/rules.md) ---
     rules_dir: str = Field(
         default="",

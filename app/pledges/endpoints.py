@@ -29,7 +29,9 @@ from app.pledges.schemas import (
     AuditOut,
     BoardOut,
     CancelIn,
+    PaymentCancelIn,
     PaymentIn,
+    PaymentOut,
     PledgeIn,
     PledgeOut,
     PledgePatch,
@@ -286,6 +288,28 @@ async def pledge_payment(
         raise Conflict(
             "this payment was just recorded", field="provider_payment_id", code="payment_conflict"
         ) from exc
+    return await _out(db, pledge)
+
+
+@router.get("/pledges/{reference}/payments", response_model=list[PaymentOut], tags=["pledges"])
+async def pledge_payments(reference: str, db: DB, principal: Payers) -> list[Any]:
+    async with db.read() as session:
+        pledge = await repository.get_by_reference(session, service.normalise_reference(reference))
+        return await service.payments_of(session, pledge)
+
+
+@router.post(
+    "/pledges/{reference}/payments/{payment_id}/cancel",
+    dependencies=[CardGuard],
+    response_model=PledgeOut,
+    tags=["pledges"],
+    summary="Cancel a payment (refund, bounced cheque); its tax receipt is cancelled",
+)
+async def pledge_payment_cancel(
+    reference: str, payment_id: int, body: PaymentCancelIn, db: DB, principal: Payers
+) -> dict[str, Any]:
+    async with db.unit_of_work() as uow:
+        pledge = await service.cancel_payment(uow, principal, reference, payment_id, body.reason)
     return await _out(db, pledge)
 
 
