@@ -11,6 +11,7 @@ from app.pledges.models import (
     PledgePayment,
 )
 from app.realtime.models import Event
+from app.receipts.models import Receipt, ReceiptCampaign, ReceiptCounter, ReceiptOrganisation
 from app.reconciliation.models import PaymentImport, PaymentLine, PaymentSource
 from app.rules.models import NumberBlock, RuleFile
 from app.telephony.models import Command, InboundEvent
@@ -36,6 +37,10 @@ __all__ = [
     "PledgeCounter",
     "PledgePayment",
     "Queue",
+    "Receipt",
+    "ReceiptCampaign",
+    "ReceiptCounter",
+    "ReceiptOrganisation",
     "RuleFile",
     "ScreenPop",
     "Seat",

@@ -287,7 +287,7 @@ async def test_provider_export_does_not_count_twice_what_the_webhook_recorded(
         content=body,
         headers={
             "Content-Type": "application/json",
-            signing.HEADER: signing.sign(PAYMENT_WEBHOOK_SECRET, body),
+            **signing.signed_headers(PAYMENT_WEBHOOK_SECRET, body),
         },
     )
     assert r.status_code == 200 and r.json()["recorded"], r.text

@@ -22,14 +22,16 @@ from app.auth.deps import current_principal, require
 from app.auth.service import Principal, Role
 from app.db import Database, utcnow
 from app.deps import get_app_settings, get_db, read_limited_body
-from app.errors import AppError, Conflict, Forbidden, Invalid, NotFound, Unauthorized
+from app.errors import AppError, Conflict, Forbidden, Invalid, NotFound
 from app.pledges import cardguard, idempotency, repository, service, totals
 from app.pledges.models import CancelReason, Pledge, PledgeAudit
 from app.pledges.schemas import (
     AuditOut,
     BoardOut,
     CancelIn,
+    PaymentCancelIn,
     PaymentIn,
+    PaymentOut,
     PledgeIn,
     PledgeOut,
     PledgePatch,
@@ -289,6 +291,28 @@ async def pledge_payment(
     return await _out(db, pledge)
 
 
+@router.get("/pledges/{reference}/payments", response_model=list[PaymentOut], tags=["pledges"])
+async def pledge_payments(reference: str, db: DB, principal: Payers) -> list[Any]:
+    async with db.read() as session:
+        pledge = await repository.get_by_reference(session, service.normalise_reference(reference))
+        return await service.payments_of(session, pledge)
+
+
+@router.post(
+    "/pledges/{reference}/payments/{payment_id}/cancel",
+    dependencies=[CardGuard],
+    response_model=PledgeOut,
+    tags=["pledges"],
+    summary="Cancel a payment (refund, bounced cheque); its tax receipt is cancelled",
+)
+async def pledge_payment_cancel(
+    reference: str, payment_id: int, body: PaymentCancelIn, db: DB, principal: Payers
+) -> dict[str, Any]:
+    async with db.unit_of_work() as uow:
+        pledge = await service.cancel_payment(uow, principal, reference, payment_id, body.reason)
+    return await _out(db, pledge)
+
+
 @router.post(
     "/payments/webhook",
     tags=["pledges"],
@@ -298,10 +322,12 @@ async def payment_webhook(
     request: Request, db: DB, settings: Annotated[Settings, Depends(get_app_settings)]
 ) -> JSONResponse:
     raw = await read_limited_body(request, settings.max_body_bytes)
-    if not signing.verify(
-        settings.payment_webhook_secret, raw, request.headers.get(signing.HEADER)
-    ):
-        raise Unauthorized("missing or wrong signature", field=signing.HEADER, code="bad_signature")
+    signing.verify(
+        settings.payment_webhook_secret,
+        raw,
+        request.headers,
+        window_seconds=settings.signature_window_seconds,
+    )
     try:
         payload = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:

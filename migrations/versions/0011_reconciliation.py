@@ -1,7 +1,7 @@
 """reconciliation: payment sources, imports and lines
 
-Revision ID: 0008_reconciliation
-Revises: 0007
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-06 14:06:47
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 import app.db
 from sqlalchemy.dialects import postgresql
 
-revision: str = '0008_reconciliation'
-down_revision: str | None = '0007'
+revision: str = '0011'
+down_revision: str | None = '0010'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
