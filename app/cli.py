@@ -180,6 +180,12 @@ def _export(args: argparse.Namespace) -> int:
     return run(args, get_settings().database_url)
 
 
+def _privacy(args: argparse.Namespace) -> int:
+    from app.privacy.cli import run
+
+    return run(args, get_settings())
+
+
 def _bench(args: argparse.Namespace) -> int:
     from bench import run_benchmark
 
@@ -233,6 +239,12 @@ def main(argv: list[str] | None = None) -> int:
     export = sub.add_parser("export", help="export a campaign's pledges as CSV or XLSX")
     add_export_arguments(export)
     export.set_defaults(func=_export)
+
+    from app.privacy.cli import add_arguments as add_privacy_arguments
+
+    privacy = sub.add_parser("privacy", help="personal data: the retention purge")
+    add_privacy_arguments(privacy)
+    privacy.set_defaults(func=_privacy)
 
     bench = sub.add_parser("bench", help="run a benchmark and print its figures")
     bench.add_argument("name", help="routing")

@@ -12,6 +12,14 @@ characters), and in request lines percent-encoded characters are decoded first.
 Secrets are masked too: the value of a ``token``, ``secret``, ``password`` or
 ``key`` query parameter (the websocket handshake ``/ws/agent?token=...`` is in
 uvicorn's access log), a bearer token, and such a key in JSON.
+
+Phone numbers and e-mail addresses are personal data (docs/personal-data.md): an
+international number (``+33 6 12 34 56 78``, ``%2B33612345678`` in a request
+line, ``0033...``) and a French national one (``06 12 34 56 78``, ``0612345678``)
+become ``[phone number removed]``, an address ``[e-mail removed]``. A line is
+first searched with one quick pattern (a phone-like run after ``+``, ``%`` or
+``0``) and for an ``@``; only then is it rewritten: the call path's logging stays
+as cheap as it was (about a microsecond more per line).
 """
 
 from __future__ import annotations
@@ -30,6 +38,21 @@ _SECRET_QUERY = re.compile(rf"([?&;](?:{_SECRET_NAMES})=)[^&\s\"'#]+", re.IGNORE
 _SECRET_JSON = re.compile(rf"""(["'](?:{_SECRET_NAMES})["']\s*:\s*["'])[^"']+""", re.IGNORECASE)
 _BEARER = re.compile(r"(\bbearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
 _UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+PHONE_REMOVED = "[phone number removed]"
+EMAIL_REMOVED = "[e-mail removed]"
+# International (after "+", "%2B" or "00": 8 to 15 digits, single separators between
+# them) or French national (0 then 9 digits, in pairs or not). Not after a digit or a
+# dot (no tail of a longer number or a decimal fraction), not before a digit.
+_PHONE = re.compile(
+    r"(?:(?:\+|%2[Bb])\d(?:[ .\-]?\d){7,14}"
+    r"|(?<![\d.])00[1-9](?:[ .\-]?\d){7,13}"
+    r"|(?<![\d.])0[1-9](?:[ .\-]?\d{2}){4})"
+    r"(?!\d)"
+)
+# A quick look first (a character set leads, which the regex engine scans fast): most
+# lines hold nothing like a phone number and cost one search.
+_PHONE_LIKELY = re.compile(r"[+%0]\w{0,2}\d(?:[ .\-]?\d){6}")
+_EMAIL = re.compile(r"[\w.+%-]+@[\w-]+(?:\.[\w-]+)+")
 
 
 def mask_card_numbers(text: str) -> str:
@@ -49,9 +72,19 @@ def mask_secrets(text: str) -> str:
     return _BEARER.sub(rf"\g<1>{SECRET_REMOVED}", text)
 
 
+def mask_personal_data(text: str) -> str:
+    """``text`` with phone numbers and e-mail addresses replaced."""
+    if _PHONE_LIKELY.search(text):
+        text = _PHONE.sub(PHONE_REMOVED, text)
+    if "@" in text:
+        text = _EMAIL.sub(EMAIL_REMOVED, text)
+    return text
+
+
 def mask(text: str) -> str:
-    """What may be written to a log: no card number, no secret."""
-    return mask_card_numbers(mask_secrets(text))
+    """What may be written to a log: no card number, no secret, no phone or e-mail."""
+    # Cards first: a card number is never read as a phone number (none starts with 0).
+    return mask_personal_data(mask_card_numbers(mask_secrets(text)))
 
 
 class JsonFormatter(logging.Formatter):

@@ -27,6 +27,9 @@ from app.metrics import router as metrics_router
 from app.pledges.endpoints import router as pledges_router
 from app.pledges.export_endpoints import router as pledge_exports_router
 from app.pledges.live import TotalsPublisher
+from app.privacy import caches as privacy_caches
+from app.privacy.endpoints import router as privacy_router
+from app.privacy.task import RetentionPurge
 from app.realtime.feed import EventFeed, Notifier
 from app.realtime.hub import Hub
 from app.realtime.sockets import StatsTicker
@@ -91,10 +94,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             config_cache.on_events(db, messages)
             rules_engine.on_events(messages)
             principal_cache.forget_events(messages)
+            privacy_caches.on_events(app.state, messages)  # a donor erased: their copies go
 
         feed.subscribe(drop_stale_caches)
         # Read from other processes even where no screen watches their campaign.
-        feed.always_read((*config_cache.CONFIG_EVENT_PREFIXES, "rules.replaced", "auth."))
+        feed.always_read(
+            (
+                *config_cache.CONFIG_EVENT_PREFIXES,
+                "rules.replaced",
+                "auth.",
+                privacy_caches.EVENT_PREFIX,
+            )
+        )
         await feed.start()
         notifier = Notifier(db, settings.database_url, feed) if db.is_postgres else None
         if notifier is not None:
@@ -110,6 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         plugins.install(db, caller_lookup)
         app.state.hub, app.state.feed = hub, feed
         dispatcher, timer_worker = Dispatcher(), TimerWorker()
+        retention_purge = RetentionPurge()
         platform = _platform(settings)
         delivery = (
             CommandDelivery(platform, settings.telephony_callback_retries) if platform else None
@@ -118,6 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.background_workers:
             dispatcher.start(db, settings.dispatch_sweep_seconds)
             timer_worker.start(db, settings.timer_poll_seconds)
+            retention_purge.start(db, settings)
         if platform is not None:
             await platform.start(db)
             if delivery is not None:
@@ -129,6 +142,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await delivery.stop()
             if platform is not None:
                 await platform.stop()
+            await retention_purge.stop()
             await timer_worker.stop()
             await dispatcher.stop()
             await ticker.stop()
@@ -164,5 +178,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(auth_router)
     app.include_router(sockets_router)
     app.include_router(rules_router)
+    app.include_router(privacy_router)
     app.include_router(web_router)
     return app

@@ -10,6 +10,7 @@ from app.pledges.models import (
     PledgeCounter,
     PledgePayment,
 )
+from app.privacy.models import PrivacyAction
 from app.realtime.models import Event
 from app.rules.models import NumberBlock, RuleFile
 from app.telephony.models import Command, InboundEvent
@@ -31,6 +32,7 @@ __all__ = [
     "PledgeAudit",
     "PledgeCounter",
     "PledgePayment",
+    "PrivacyAction",
     "Queue",
     "RuleFile",
     "ScreenPop",

@@ -1,0 +1,41 @@
+"""privacy: the register of exports, erasures and retention purges
+
+Revision ID: 0008_privacy
+Revises: 0007
+Create Date: 2026-12-06 14:30:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+revision: str = '0008_privacy'
+down_revision: str | None = '0007'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+JSON = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql')
+
+
+def upgrade() -> None:
+    op.create_table(
+        'privacy_actions',
+        sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+        sa.Column('at', sa.DateTime(timezone=True), nullable=False),
+        sa.Column('user_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+        sa.Column('actor', sa.String(length=64), nullable=False),
+        sa.Column('action', sa.String(length=16), nullable=False),
+        sa.Column('looked_up_by', sa.String(length=32), nullable=True),
+        sa.Column('reason', sa.String(length=200), nullable=False),
+        sa.Column('summary', JSON, nullable=False),
+        sa.Column('kept', JSON, nullable=False),
+        sa.PrimaryKeyConstraint('id', name=op.f('pk_privacy_actions')),
+    )
+    op.create_index('ix_privacy_actions_at', 'privacy_actions', ['at'], unique=False)
+
+
+def downgrade() -> None:
+    op.drop_index('ix_privacy_actions_at', table_name='privacy_actions')
+    op.drop_table('privacy_actions')
