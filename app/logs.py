@@ -42,16 +42,18 @@ PHONE_REMOVED = "[phone number removed]"
 EMAIL_REMOVED = "[e-mail removed]"
 # International (after "+", "%2B" or "00": 8 to 15 digits, single separators between
 # them) or French national (0 then 9 digits, in pairs or not). Not after a digit or a
-# dot (no tail of a longer number or a decimal fraction), not before a digit.
+# dot (no tail of a longer number or a decimal fraction), not before a digit. A
+# separator is a space, dot or dash, also percent-encoded or as "+" (request lines).
+_SEP = r"(?:[ .\-+]|%2[0DdEe])?"
 _PHONE = re.compile(
-    r"(?:(?:\+|%2[Bb])\d(?:[ .\-]?\d){7,14}"
-    r"|(?<![\d.])00[1-9](?:[ .\-]?\d){7,13}"
-    r"|(?<![\d.])0[1-9](?:[ .\-]?\d{2}){4})"
+    rf"(?:(?:\+|%2[Bb])\d(?:{_SEP}\d){{7,14}}"
+    rf"|(?<![\d.])00[1-9](?:{_SEP}\d){{7,13}}"
+    rf"|(?<![\d.])0[1-9](?:{_SEP}\d{{2}}){{4}})"
     r"(?!\d)"
 )
 # A quick look first (a character set leads, which the regex engine scans fast): most
 # lines hold nothing like a phone number and cost one search.
-_PHONE_LIKELY = re.compile(r"[+%0]\w{0,2}\d(?:[ .\-]?\d){6}")
+_PHONE_LIKELY = re.compile(r"[+%0]\w{0,2}\d(?:(?:[ .\-+]|%2\w)?\d){6}")
 _EMAIL = re.compile(r"[\w.+%-]+@[\w-]+(?:\.[\w-]+)+")
 
 

@@ -190,7 +190,11 @@ async def purge_caller_numbers(
     if blocks:
         await uow.session.execute(
             update(NumberBlock),
-            [{"id": i, "number": pseudonym(secret, number)} for i, number in blocks],
+            # The reason is free text a supervisor typed: it may name the caller.
+            [
+                {"id": i, "number": pseudonym(secret, number), "reason": None}
+                for i, number in blocks
+            ],
         )
         changed += len(blocks)
     # What the platform's deliveries were answered (kept to answer a repeat the same
