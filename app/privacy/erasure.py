@@ -5,7 +5,8 @@ First the places we know (pledges and their audit trail, calls, screen pops, the
 calls' events and timers, blocklist entries, idempotent answers), then a search of
 every text and JSON column of every table for what is left: the donor's numbers
 in every usual spelling, their e-mails, their full name, and any row naming both
-their first and last name. Amounts, statuses and times stay: totals and
+their first and last name (a row found so loses their first or last name
+wherever it is in it). Amounts, statuses and times stay: totals and
 statistics do not move. A caller number becomes a pseudonym drawn at random for
 this erasure (counts per number stay right; nothing leads back to the number).
 
@@ -23,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import Column, Table, Text, and_, cast, or_, select, update
+from sqlalchemy import JSON, Column, Table, Text, and_, cast, or_, select, update
 
 from app.acd.models import Call, Timer
 from app.auth.service import Principal
@@ -103,11 +104,14 @@ def _searchable(table: Table) -> list[Column[Any]]:
     for column in table.columns:
         if column.name.endswith(("sha256", "_hash")) or column.name == "key":
             continue  # digests: nothing typed is in them
+        if isinstance(column.type, JSON):  # its python_type says only "object"
+            columns.append(column)
+            continue
         try:
             python_type = column.type.python_type
         except NotImplementedError:
             python_type = None
-        if python_type in (str, dict, list):
+        if python_type is str:
             columns.append(column)
     return columns
 
@@ -143,8 +147,11 @@ async def _scrub_everywhere(
                     continue
                 written = _written(value).casefold()
                 row_needles = list(needles.text)
+                about_them = any(n.casefold() in written for n in needles.text)
                 for first, last in needles.pairs:
-                    if first.casefold() in written and last.casefold() in written:
+                    # A row about them (their number, e-mail or both names in it):
+                    # a first or last name alone in it is theirs too.
+                    if about_them or (first.casefold() in written and last.casefold() in written):
                         row_needles += [first, last]
                 new = (
                     scrub_text(value, row_needles)

@@ -87,7 +87,7 @@ async def scrub_events(uow: UnitOfWork, where: ColumnElement[bool], secret: str)
     changed, after = 0, 0
     while True:
         stmt = (
-            select(Event.seq, Event.data)
+            select(Event.seq, Event.type, Event.data)
             .where(where, personal, Event.seq > after)
             .order_by(Event.seq)
             .limit(BATCH)
@@ -96,8 +96,8 @@ async def scrub_events(uow: UnitOfWork, where: ColumnElement[bool], secret: str)
         if not rows:
             return changed
         updates = []
-        for seq, data in rows:
-            scrubbed = scrub_event_payload(data or {}, secret)
+        for seq, type, data in rows:
+            scrubbed = scrub_event_payload(type, data or {}, secret)
             if scrubbed != (data or {}):
                 updates.append({"seq": seq, "data": scrubbed})
         if updates:

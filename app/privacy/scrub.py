@@ -157,12 +157,14 @@ def item_has_value(value: Any) -> bool:
     return value not in (None, "", [], {})
 
 
-def scrub_event_payload(data: dict[str, Any], secret: str) -> dict[str, Any]:
+def scrub_event_payload(type: str, data: dict[str, Any], secret: str) -> dict[str, Any]:
     """An event payload without the caller's data (the retention purge): the caller's
     number and screen pop, filled-in texts go; a blocklist number becomes its
-    pseudonym (strikes per number still add up); a script keeps its name."""
+    pseudonym (strikes per number still add up) and its typed reason goes; a
+    script keeps its name."""
     out = dict(data)
-    for key in EVENT_PAYLOAD_KEYS:
+    keys = (*EVENT_PAYLOAD_KEYS, "reason") if type.startswith("number.") else EVENT_PAYLOAD_KEYS
+    for key in keys:
         value = out.get(key)
         if not item_has_value(value):
             continue
