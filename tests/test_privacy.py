@@ -27,7 +27,9 @@ from app.acd.models import Call
 from app.auth.service import Role
 from app.cti.directory_server import DirectoryProcess
 from app.db import Base
+from app.privacy.erasure import LEGAL_HOLDS, Kept, register_legal_hold
 from app.privacy.scrub import json_escaped
+from app.privacy.subjects import Subject
 from tests.conftest import ADMIN_USERNAME, Hotline, setup_campaign, wait_for
 from tests.pledge_helpers import connected_call, key, pledge_body, user_headers
 from tests.procs import ROOT
@@ -255,6 +257,83 @@ async def test_export_holds_what_is_kept_and_is_audited(
     actions = await hotline.sql("SELECT action, looked_up_by, summary FROM privacy_actions")
     assert len(actions) == 1 and tuple(actions[0][:2]) == ("export", "email")
     assert LAST not in str(actions[0][2])  # the register itself holds no personal data
+
+
+async def test_what_the_law_keeps_is_left_and_the_reason_recorded(
+    hotline_factory: Factory, directory: DirectoryProcess
+) -> None:
+    """A legal hold (as the tax receipts package registers one) keeps its rows."""
+
+    async def receipts_kept(uow: Any, subject: Subject) -> list[Kept]:
+        return [
+            Kept(
+                kind="tax_receipt",
+                table="pledges",
+                ids=list(subject.pledge_ids),
+                reason="LPF art. L102 B: a receipt and its donor are kept 6 years",
+            )
+        ]
+
+    hotline = await with_directory(hotline_factory, directory)
+    await donor_history(hotline)
+    register_legal_hold(receipts_kept)
+    try:
+        r = await hotline.http.post(
+            "/privacy/donors/erase", json={"phone": DONOR_PHONE, "reason": "request 7"}
+        )
+    finally:
+        LEGAL_HOLDS.remove(receipts_kept)
+    assert r.status_code == 200, r.text
+    kept = r.json()["kept"]
+    assert [(k["kind"], k["table"]) for k in kept] == [("tax_receipt", "pledges")]
+    rows = await hotline.sql(
+        "SELECT first_name, last_name, email FROM pledges WHERE id = :i", i=kept[0]["ids"][0]
+    )
+    assert [tuple(row) for row in rows] == [(FIRST, LAST, EMAIL)]
+    # Everything else of theirs is gone: the held pledge is the only place left.
+    left = await scan(hotline, (FIRST, LAST, EMAIL, "+33123456789"))
+    assert {hit.split(":")[0] for hit in left} <= {
+        "pledges.first_name",
+        "pledges.last_name",
+        "pledges.email",
+        "pledges.note",
+        "pledges.phone_e164",
+        "pledges.caller_number",
+    }
+    register = await hotline.sql("SELECT kept FROM privacy_actions WHERE action = 'erase'")
+    assert "LPF art. L102 B" in str(register[0][0])
+
+
+async def test_screen_pops_go_thirty_days_after_the_campaign_ends(
+    hotline_factory: Factory, directory: DirectoryProcess
+) -> None:
+    hotline = await with_directory(hotline_factory, directory)
+    setup = await setup_campaign(hotline, agents=1)
+    call_id = await connected_call(hotline, setup["agent_ids"][0], "privacy-pop", DONOR_PHONE)
+    await pop_stored(hotline, call_id)
+    await end_call(hotline, setup["agent_ids"][0])
+    now = dt.datetime.now(dt.UTC)
+    r = await hotline.http.post(
+        "/privacy/purge", json={"as_of": (now + dt.timedelta(days=29)).isoformat()}
+    )
+    assert r.json()["changed"]["screen_pops"] == 0
+    assert await hotline.sql("SELECT count(*) FROM screen_pops") == [(1,)]
+    r = await hotline.http.post(
+        "/privacy/purge", json={"as_of": (now + dt.timedelta(days=31)).isoformat()}
+    )
+    changed = r.json()["changed"]
+    assert changed["screen_pops"] > 0 and changed["caller_numbers"] == 0
+    assert await hotline.sql("SELECT count(*) FROM screen_pops") == [(0,)]
+    # The events keep what the statistics and the audit of the call need.
+    events = await hotline.sql(
+        "SELECT type, data FROM events WHERE call_id = :c ORDER BY seq", c=call_id
+    )
+    types = [t for t, _ in events]
+    assert types[0] == "call.received" and "call.completed" in types
+    assert [n for n in DONOR_NEEDLES if any(n in str(d) for _, d in events)] == []
+    # The call record keeps its number until its own period (13 months).
+    rows = await hotline.sql("SELECT caller_number FROM calls WHERE id = :c", c=call_id)
+    assert rows == [("+33123456789",)]
 
 
 @pytest.mark.parametrize(

@@ -31,11 +31,12 @@ from app.auth.service import Principal
 from app.cti.models import ScreenPop
 from app.db import Base, UnitOfWork
 from app.outbox import Event, emit
-from app.pledges.models import IdempotencyRecord
+from app.pledges.models import IdempotencyRecord, Pledge
 from app.privacy.models import PrivacyAction
-from app.privacy.retention import blank_pledges
+from app.privacy.retention import scrub_pledge_audit
 from app.privacy.scrub import (
     PERSONAL_KEYS,
+    PLEDGE_PERSONAL_FIELDS,
     PSEUDONYM_PREFIX,
     json_escaped,
     phone_forms,
@@ -179,8 +180,14 @@ async def erase(
 
     pledge_ids = [i for i in subject.pledge_ids if ("pledges", i) not in skip]
     if pledge_ids:
-        await blank_pledges(uow, pledge_ids)
+        await session.execute(
+            update(Pledge).where(Pledge.id.in_(pledge_ids)).values(**PLEDGE_PERSONAL_FIELDS)
+        )
         changed["pledges"] += len(pledge_ids)
+    # A pledge kept by law keeps its current details; its history of corrections
+    # (old e-mails, old addresses) is not what the law asks for.
+    held_audit = frozenset(i for table, i in skip if table == "pledge_audit")
+    changed["pledge_audit"] += await scrub_pledge_audit(uow, subject.pledge_ids, held_audit)
 
     # One fresh pseudonym per number, the same in every table: counts per number
     # (the blocklist's calls per number) stay right, and nothing leads back.
@@ -277,7 +284,7 @@ async def erase(
         summary={
             "pledge_ids": subject.pledge_ids,
             "call_ids": subject.call_ids,
-            "changed": dict(sorted(changed.items())),
+            "changed": {k: v for k, v in sorted(changed.items()) if v},
         },
         kept=[asdict(k) for k in kept],
     )
@@ -292,6 +299,6 @@ async def erase(
         "action_id": record.id,
         "pledges": len(pledge_ids),
         "calls": len(call_ids),
-        "changed": dict(sorted(changed.items())),
+        "changed": {k: v for k, v in sorted(changed.items()) if v},
         "kept": [asdict(k) for k in kept],
     }

@@ -225,6 +225,13 @@ async def blank_pledges(uow: UnitOfWork, pledge_ids: list[int]) -> int:
     await uow.session.execute(
         update(Pledge).where(Pledge.id.in_(pledge_ids)).values(**PLEDGE_PERSONAL_FIELDS)
     )
+    return len(pledge_ids) + await scrub_pledge_audit(uow, pledge_ids)
+
+
+async def scrub_pledge_audit(
+    uow: UnitOfWork, pledge_ids: list[int], keep: frozenset[int] = frozenset()
+) -> int:
+    """The personal values in these pledges' audit trail go (but the ``keep`` rows)."""
     audits = (
         await uow.session.execute(
             select(PledgeAudit.id, PledgeAudit.before, PledgeAudit.after).where(
@@ -234,13 +241,15 @@ async def blank_pledges(uow: UnitOfWork, pledge_ids: list[int]) -> int:
     ).all()
     updates: list[dict[str, Any]] = []
     for audit_id, before, after in audits:
+        if audit_id in keep:
+            continue
         new_before = scrub_json(before or {}, (), PERSONAL_KEYS)
         new_after = scrub_json(after or {}, (), PERSONAL_KEYS)
         if (new_before, new_after) != (before, after):
             updates.append({"id": audit_id, "before": new_before, "after": new_after})
     if updates:
         await uow.session.execute(update(PledgeAudit), updates)
-    return len(pledge_ids) + len(updates)
+    return len(updates)
 
 
 async def purge_pledges(
