@@ -16,10 +16,10 @@ uvicorn's access log), a bearer token, and such a key in JSON.
 Phone numbers and e-mail addresses are personal data (docs/personal-data.md): an
 international number (``+33 6 12 34 56 78``, ``%2B33612345678`` in a request
 line, ``0033...``) and a French national one (``06 12 34 56 78``, ``0612345678``)
-become ``[phone number removed]``, an address ``[e-mail removed]``. A line is
-first searched with one quick pattern (a phone-like run after ``+``, ``%`` or
-``0``) and for an ``@``; only then is it rewritten: the call path's logging stays
-as cheap as it was (about a microsecond more per line).
+become ``[phone number removed]``, an address ``[e-mail removed]``. Each is one
+regular expression built to be scanned fast (see ``_PHONE``; the e-mail one only
+runs on a line holding an ``@``): a line holding neither costs about a
+microsecond more, against some 30 for the card-number masking.
 """
 
 from __future__ import annotations
@@ -44,16 +44,18 @@ EMAIL_REMOVED = "[e-mail removed]"
 # them) or French national (0 then 9 digits, in pairs or not). Not after a digit or a
 # dot (no tail of a longer number or a decimal fraction), not before a digit. A
 # separator is a space, dot or dash, also percent-encoded or as "+" (request lines).
+# The pattern opens with a character set and each branch checks what that character
+# was by looking behind: the regex engine then scans a line for "+", "%" or "0"
+# quickly, which keeps a line without a phone number (most) at about a microsecond.
 _SEP = r"(?:[ .\-+]|%2[0DdEe])?"
 _PHONE = re.compile(
-    rf"(?:(?:\+|%2[Bb])\d(?:{_SEP}\d){{7,14}}"
-    rf"|(?<![\d.])00[1-9](?:{_SEP}\d){{7,13}}"
-    rf"|(?<![\d.])0[1-9](?:{_SEP}\d{{2}}){{4}})"
-    r"(?!\d)"
+    r"[+%0](?:"
+    rf"(?<=\+)\d(?:{_SEP}\d){{7,14}}"  # +33 6 12 34 56 78
+    rf"|(?<=%)2[Bb]\d(?:{_SEP}\d){{7,14}}"  # %2B33612345678
+    rf"|(?<![\d.]0)0[1-9](?:{_SEP}\d){{7,13}}"  # 0033612345678
+    rf"|(?<![\d.]0)[1-9](?:{_SEP}\d{{2}}){{4}}"  # 06 12 34 56 78
+    r")(?!\d)"
 )
-# A quick look first (a character set leads, which the regex engine scans fast): most
-# lines hold nothing like a phone number and cost one search.
-_PHONE_LIKELY = re.compile(r"[+%0]\w{0,2}\d(?:(?:[ .\-+]|%2\w)?\d){6}")
 _EMAIL = re.compile(r"[\w.+%-]+@[\w-]+(?:\.[\w-]+)+")
 
 
@@ -76,8 +78,7 @@ def mask_secrets(text: str) -> str:
 
 def mask_personal_data(text: str) -> str:
     """``text`` with phone numbers and e-mail addresses replaced."""
-    if _PHONE_LIKELY.search(text):
-        text = _PHONE.sub(PHONE_REMOVED, text)
+    text = _PHONE.sub(PHONE_REMOVED, text)
     if "@" in text:
         text = _EMAIL.sub(EMAIL_REMOVED, text)
     return text
