@@ -40,22 +40,37 @@ _BEARER = re.compile(r"(\bbearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
 _UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 PHONE_REMOVED = "[phone number removed]"
 EMAIL_REMOVED = "[e-mail removed]"
-# International (after "+", "%2B" or "00": 8 to 15 digits, single separators between
-# them) or French national (0 then 9 digits, in pairs or not). Not after a digit or a
-# dot (no tail of a longer number or a decimal fraction), not before a digit. A
-# separator is a space, dot or dash, also percent-encoded or as "+" (request lines).
+# International (after "+", "%2B" or "00": 8 to 15 digits) or French national (0
+# then 9 digits, in pairs or not). The groups of one number are split by one kind
+# of separator throughout (a space, dot or dash, also "%20" or "+" in a request
+# line), so a time with its fraction and offset (``14:27:06.099183+00:00``) is not
+# read as a number. Not after a digit or a dot, not before a digit.
 # The pattern opens with a character set and each branch checks what that character
 # was by looking behind: the regex engine then scans a line for "+", "%" or "0"
 # quickly, which keeps a line without a phone number (most) at about a microsecond.
-_SEP = r"(?:[ .\-+]|%2[0DdEe])?"
+_SEP = r"[ .\-]|%2[0DdEe]"
 _PHONE = re.compile(
     r"[+%0](?:"
-    rf"(?<=\+)\d(?:{_SEP}\d){{7,14}}"  # +33 6 12 34 56 78
-    rf"|(?<=%)2[Bb]\d(?:{_SEP}\d){{7,14}}"  # %2B33612345678
-    rf"|(?<![\d.]0)0[1-9](?:{_SEP}\d){{7,13}}"  # 0033612345678
-    rf"|(?<![\d.]0)[1-9](?:{_SEP}\d{{2}}){{4}}"  # 06 12 34 56 78
+    rf"(?<=\+)\d+(?:(?P<i>{_SEP})\d+(?:(?P=i)\d+)*)?"  # +33 6 12 34 56 78
+    rf"|(?<=%)2[Bb]\d+(?:(?P<u>{_SEP}|\+)\d+(?:(?P=u)\d+)*)?"  # %2B33612345678
+    rf"|(?<![\d.]0)0\d*(?:(?P<z>{_SEP})\d+(?:(?P=z)\d+)*)?"  # 0033612345678
+    rf"|(?<![\d.]0)[1-9](?P<n>{_SEP}|\+|)\d\d(?:(?P=n)\d\d){{3}}"  # 06 12 34 56 78
     r")(?!\d)"
 )
+_PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+
+
+def _phone_removed(match: re.Match[str]) -> str:
+    """The number's replacement, if it has a phone number's count of digits."""
+    text = match.group()
+    if match.group("n") is not None:
+        return PHONE_REMOVED  # national: exactly ten digits, by the pattern
+    digits = sum(map(str.isdigit, _PERCENT_ESCAPE.sub("", text)))
+    if text.startswith("00"):
+        digits -= 2
+    return PHONE_REMOVED if 8 <= digits <= 15 else text
+
+
 _EMAIL = re.compile(r"[\w.+%-]+@[\w-]+(?:\.[\w-]+)+")
 
 
@@ -78,7 +93,7 @@ def mask_secrets(text: str) -> str:
 
 def mask_personal_data(text: str) -> str:
     """``text`` with phone numbers and e-mail addresses replaced."""
-    text = _PHONE.sub(PHONE_REMOVED, text)
+    text = _PHONE.sub(_phone_removed, text)
     if "@" in text:
         text = _EMAIL.sub(EMAIL_REMOVED, text)
     return text

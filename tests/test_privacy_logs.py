@@ -38,6 +38,8 @@ NUMBER_DIGITS = "123456789"
         "01%2023%2045%2067%2089",
         "01+23+45+67+89",
         "+44 20 7946 0018",
+        "00 33 1 23 45 67 89",
+        "%2B33%201%2023%2045%2067%2089",
     ],
 )
 def test_a_phone_number_is_masked_however_written(written: str) -> None:
@@ -60,10 +62,18 @@ def test_an_email_is_masked() -> None:
         "pledge FE9-EB8 saved: 2500 EUR (call 3)",
         "ratio 3.0612345678",
         "+1 queue",
+        # Times with a fraction and an offset (JSON log lines, isoformat()).
+        "at 2026-12-06T14:27:06.099183+00:00",
+        "at 2026-12-06T14:00:01.000001+00:00 then 12:05:06.070809",
+        "retries +1 2026-12-06",
     ],
 )
 def test_other_numbers_are_kept(kept: str) -> None:
     assert mask(kept) == kept
+
+
+def test_a_number_next_to_other_digits_is_still_masked() -> None:
+    assert mask("call 06 12 34 56 78 2 times") == f"call {PHONE_REMOVED} 2 times"
 
 
 def test_cards_are_still_masked_first() -> None:
