@@ -256,6 +256,8 @@ async def test_export_holds_what_is_kept_and_is_audited(
     # A look-up alone is not recorded; an export is.
     actions = await hotline.sql("SELECT action, looked_up_by, summary FROM privacy_actions")
     assert len(actions) == 1 and tuple(actions[0][:2]) == ("export", "email")
+    events = await hotline.sql("SELECT count(*) FROM events WHERE type = 'privacy.exported'")
+    assert events == [(1,)]
     assert LAST not in str(actions[0][2])  # the register itself holds no personal data
 
 

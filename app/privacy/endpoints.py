@@ -19,6 +19,7 @@ from app.cardguard import CardGuarded
 from app.db import Database, utcnow
 from app.deps import get_app_settings, get_db
 from app.errors import Invalid
+from app.outbox import emit
 from app.privacy import caches, erasure, retention, subjects
 from app.privacy.models import PrivacyAction
 from app.settings import Settings
@@ -27,6 +28,7 @@ router = APIRouter(prefix="/privacy", tags=["privacy"])
 DB = Annotated[Database, Depends(get_db)]
 AppSettings = Annotated[Settings, Depends(get_app_settings)]
 Admin = Annotated[Principal, Depends(require())]
+EXPORTED_EVENT = "privacy.exported"
 
 
 class DonorIn(CardGuarded):
@@ -82,15 +84,16 @@ async def export_donor(
             reference=body.reference,
         )
         data = await subjects.export(uow.session, subject)
-        uow.session.add(
-            PrivacyAction(
-                user_id=principal.user_id,
-                actor=principal.username,
-                action="export",
-                looked_up_by=str(subject.looked_up_by),
-                summary={"pledge_ids": subject.pledge_ids, "call_ids": subject.call_ids},
-            )
+        record = PrivacyAction(
+            user_id=principal.user_id,
+            actor=principal.username,
+            action="export",
+            looked_up_by=str(subject.looked_up_by),
+            summary={"pledge_ids": subject.pledge_ids, "call_ids": subject.call_ids},
         )
+        uow.session.add(record)
+        await uow.session.flush()
+        emit(uow, EXPORTED_EVENT, data={"action_id": record.id})
     return {"generated_at": utcnow().isoformat(), **data}
 
 
