@@ -505,3 +505,37 @@ def test_the_purge_command(database_url: str) -> None:
 
 def test_json_escaped_matches_sqlite_json_text() -> None:
     assert json_escaped(FIRST) == json.dumps(FIRST)[1:-1] == "Z\\u00e9phyrine"
+
+
+async def test_every_process_drops_its_directory_cache_on_an_erasure(
+    hotline_factory: Factory, directory: DirectoryProcess
+) -> None:
+    """Two apps on one database, as two server processes: the one that looked the
+    number up drops its cache when the other erases the donor (the event feed)."""
+    looker = await with_directory(hotline_factory, directory, event_catch_up_seconds=0.1)
+    # Started second: it empties the database, so it holds the admin login.
+    eraser = await with_directory(hotline_factory, directory, event_catch_up_seconds=0.1)
+    await setup_campaign(eraser, agents=1)
+    attempts = iter(range(1000))
+
+    async def call_taken_by_looker() -> bool:
+        # The looker reads the new campaign from the events; until then it refuses.
+        answer = await looker.incoming(f"privacy-x-{next(attempts)}", caller=DONOR_PHONE)
+        return answer.status_code == 200
+
+    await wait_for(call_taken_by_looker)
+    cache = looker.app.state.caller_lookup.directory.cache
+
+    async def looked_up() -> bool:
+        return len(cache) > 0
+
+    await wait_for(looked_up)
+    r = await eraser.http.post(
+        "/privacy/donors/erase", json={"phone": DONOR_PHONE, "reason": "request 9"}
+    )
+    assert r.status_code == 200, r.text
+
+    async def dropped() -> bool:
+        return len(cache) == 0
+
+    await wait_for(dropped)
