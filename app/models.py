@@ -10,7 +10,7 @@ from app.pledges.models import (
     PledgeCounter,
     PledgePayment,
 )
-from app.privacy.models import PrivacyAction
+from app.privacy.models import PrivacyAction, PurgedCampaign
 from app.realtime.models import Event
 from app.rules.models import NumberBlock, RuleFile
 from app.telephony.models import Command, InboundEvent
@@ -33,6 +33,7 @@ __all__ = [
     "PledgeCounter",
     "PledgePayment",
     "PrivacyAction",
+    "PurgedCampaign",
     "Queue",
     "RuleFile",
     "ScreenPop",

@@ -336,6 +336,17 @@ async def test_screen_pops_go_thirty_days_after_the_campaign_ends(
     # The call record keeps its number until its own period (13 months).
     rows = await hotline.sql("SELECT caller_number FROM calls WHERE id = :c", c=call_id)
     assert rows == [("+33123456789",)]
+    # A campaign that takes calls again has ended again later: its new pop goes too.
+    later_call = await connected_call(hotline, setup["agent_ids"][0], "privacy-pop-2", OTHER_PHONE)
+    await pop_stored(hotline, later_call)
+    await end_call(hotline, setup["agent_ids"][0])
+    r = await hotline.http.post(
+        "/privacy/purge", json={"as_of": (now + dt.timedelta(days=31)).isoformat()}
+    )
+    assert r.json()["changed"]["screen_pops"] > 0
+    assert await hotline.sql("SELECT count(*) FROM screen_pops") == [(0,)]
+    events = await hotline.sql("SELECT data FROM events WHERE call_id = :c", c=later_call)
+    assert events and [d for (d,) in events if "561234567" in str(d) or "Martin" in str(d)] == []
 
 
 @pytest.mark.parametrize(

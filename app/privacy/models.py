@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Index, String
+from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, BigId, Json, UTCDateTime, utcnow
@@ -34,3 +34,17 @@ class PrivacyAction(Base):
     kept: Mapped[list[dict[str, Any]]] = mapped_column(Json, default=list)
 
     __table_args__ = (Index("ix_privacy_actions_at", "at"),)
+
+
+class PurgedCampaign(Base):
+    """A campaign whose screen pops and event payloads the purge has cleared, and the
+    end it had then: the next passes skip it (its events are many and done) unless
+    it ended again later (calls came in after)."""
+
+    __tablename__ = "privacy_purged_campaigns"
+
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    ended_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    purged_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

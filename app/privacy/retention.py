@@ -26,7 +26,7 @@ from app.cti.models import ScreenPop
 from app.db import Database, UnitOfWork, utcnow
 from app.outbox import Event, emit
 from app.pledges.models import IdempotencyRecord, Pledge, PledgeAudit
-from app.privacy.models import PrivacyAction
+from app.privacy.models import PrivacyAction, PurgedCampaign
 from app.privacy.scrub import (
     PERSONAL_KEYS,
     PLEDGE_PERSONAL_FIELDS,
@@ -106,9 +106,9 @@ async def scrub_events(uow: UnitOfWork, where: ColumnElement[bool], secret: str)
         after = rows[-1][0]
 
 
-async def ended_campaigns(uow: UnitOfWork, before: dt.datetime) -> list[int]:
-    """Campaigns that ended before ``before``: their last call and their last time
-    slot (and their creation) are all earlier."""
+async def ended_campaigns(uow: UnitOfWork, before: dt.datetime) -> dict[int, dt.datetime]:
+    """Campaigns that ended before ``before``, with their end: the later of their
+    last call, their last time slot's end and their creation."""
     last_calls = dict(
         (
             await uow.session.execute(
@@ -116,7 +116,7 @@ async def ended_campaigns(uow: UnitOfWork, before: dt.datetime) -> list[int]:
             )
         ).all()
     )
-    ended = []
+    ended = {}
     for campaign_id, created_at, slots in (
         await uow.session.execute(select(Campaign.id, Campaign.created_at, Campaign.time_slots))
     ).all():
@@ -125,7 +125,7 @@ async def ended_campaigns(uow: UnitOfWork, before: dt.datetime) -> list[int]:
             moments.append(last_calls[campaign_id])
         moments += [dt.datetime.fromisoformat(slot["ends_at"]) for slot in slots or []]
         if max(moments) < before:
-            ended.append(campaign_id)
+            ended[campaign_id] = max(moments)
     return ended
 
 
@@ -136,13 +136,25 @@ async def purge_screen_pops(
     uow: UnitOfWork, before: dt.datetime, now: dt.datetime, settings: Settings
 ) -> int:
     """Screen pops of ended campaigns go; their events keep ids and figures only."""
-    campaigns = await ended_campaigns(uow, before)
+    ended = await ended_campaigns(uow, before)
+    done = dict(
+        (
+            await uow.session.execute(select(PurgedCampaign.campaign_id, PurgedCampaign.ended_at))
+        ).all()
+    )
+    # Done before with the same end: nothing of theirs has changed since.
+    campaigns = [c for c, end in ended.items() if done.get(c) != end]
     if not campaigns:
         return 0
     calls = select(Call.id).where(Call.campaign_id.in_(campaigns))
     result = await uow.session.execute(delete(ScreenPop).where(ScreenPop.call_id.in_(calls)))
     removed = _rowcount(result)
-    return removed + await scrub_events(uow, Event.campaign_id.in_(campaigns), settings.secret_key)
+    removed += await scrub_events(uow, Event.campaign_id.in_(campaigns), settings.secret_key)
+    await uow.session.execute(
+        delete(PurgedCampaign).where(PurgedCampaign.campaign_id.in_(campaigns))
+    )
+    uow.session.add_all(PurgedCampaign(campaign_id=c, ended_at=ended[c]) for c in campaigns)
+    return removed
 
 
 async def purge_caller_numbers(

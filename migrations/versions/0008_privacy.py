@@ -1,4 +1,4 @@
-"""privacy: the register of exports, erasures and retention purges
+"""privacy: the register of exports, erasures and retention purges; campaigns purged
 
 Revision ID: 0008_privacy
 Revises: 0007
@@ -34,8 +34,17 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('id', name=op.f('pk_privacy_actions')),
     )
     op.create_index('ix_privacy_actions_at', 'privacy_actions', ['at'], unique=False)
+    op.create_table(
+        'privacy_purged_campaigns',
+        sa.Column('campaign_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=False, nullable=False),
+        sa.Column('ended_at', sa.DateTime(timezone=True), nullable=False),
+        sa.Column('purged_at', sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(['campaign_id'], ['campaigns.id'], name=op.f('fk_privacy_purged_campaigns_campaign_id_campaigns'), ondelete='CASCADE'),
+        sa.PrimaryKeyConstraint('campaign_id', name=op.f('pk_privacy_purged_campaigns')),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table('privacy_purged_campaigns')
     op.drop_index('ix_privacy_actions_at', table_name='privacy_actions')
     op.drop_table('privacy_actions')
