@@ -186,6 +186,12 @@ def _receipts(args: argparse.Namespace) -> int:
     return run(args, get_settings())
 
 
+def _privacy(args: argparse.Namespace) -> int:
+    from app.privacy.cli import run
+
+    return run(args, get_settings())
+
+
 def _bench(args: argparse.Namespace) -> int:
     from bench import run_benchmark
 
@@ -250,6 +256,12 @@ def main(argv: list[str] | None = None) -> int:
 
     payments = sub.add_parser("payments", help="reconcile payments: provider and bank exports")
     add_payments_arguments(payments)
+
+    from app.privacy.cli import add_arguments as add_privacy_arguments
+
+    privacy = sub.add_parser("privacy", help="personal data: the retention purge")
+    add_privacy_arguments(privacy)
+    privacy.set_defaults(func=_privacy)
 
     bench = sub.add_parser("bench", help="run a benchmark and print its figures")
     bench.add_argument("name", help="routing")

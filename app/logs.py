@@ -12,6 +12,14 @@ characters), and in request lines percent-encoded characters are decoded first.
 Secrets are masked too: the value of a ``token``, ``secret``, ``password`` or
 ``key`` query parameter (the websocket handshake ``/ws/agent?token=...`` is in
 uvicorn's access log), a bearer token, and such a key in JSON.
+
+Phone numbers and e-mail addresses are personal data (docs/personal-data.md): an
+international number (``+33 6 12 34 56 78``, ``%2B33612345678`` in a request
+line, ``0033...``) and a French national one (``06 12 34 56 78``, ``0612345678``)
+become ``[phone number removed]``, an address ``[e-mail removed]``. Each is one
+regular expression built to be scanned fast (see ``_PHONE``; the e-mail one only
+runs on a line holding an ``@``): a line holding neither costs about a
+microsecond more, against some 30 for the card-number masking.
 """
 
 from __future__ import annotations
@@ -30,6 +38,40 @@ _SECRET_QUERY = re.compile(rf"([?&;](?:{_SECRET_NAMES})=)[^&\s\"'#]+", re.IGNORE
 _SECRET_JSON = re.compile(rf"""(["'](?:{_SECRET_NAMES})["']\s*:\s*["'])[^"']+""", re.IGNORECASE)
 _BEARER = re.compile(r"(\bbearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
 _UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+PHONE_REMOVED = "[phone number removed]"
+EMAIL_REMOVED = "[e-mail removed]"
+# International (after "+", "%2B" or "00": 8 to 15 digits) or French national (0
+# then 9 digits, in pairs or not). The groups of one number are split by one kind
+# of separator throughout (a space, dot or dash, also "%20" or "+" in a request
+# line), so a time with its fraction and offset (``14:27:06.099183+00:00``) is not
+# read as a number. Not after a digit or a dot, not before a digit.
+# The pattern opens with a character set and each branch checks what that character
+# was by looking behind: the regex engine then scans a line for "+", "%" or "0"
+# quickly, which keeps a line without a phone number (most) at about a microsecond.
+_SEP = r"[ .\-]|%2[0DdEe]"
+_PHONE = re.compile(
+    r"[+%0](?:"
+    rf"(?<=\+)\d+(?:(?P<i>{_SEP})\d+(?:(?P=i)\d+)*)?"  # +33 6 12 34 56 78
+    rf"|(?<=%)2[Bb]\d+(?:(?P<u>{_SEP}|\+)\d+(?:(?P=u)\d+)*)?"  # %2B33612345678
+    rf"|(?<![\d.]0)0\d*(?:(?P<z>{_SEP})\d+(?:(?P=z)\d+)*)?"  # 0033612345678
+    rf"|(?<![\d.]0)[1-9](?P<n>{_SEP}|\+|)\d\d(?:(?P=n)\d\d){{3}}"  # 06 12 34 56 78
+    r")(?!\d)"
+)
+_PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+
+
+def _phone_removed(match: re.Match[str]) -> str:
+    """The number's replacement, if it has a phone number's count of digits."""
+    text = match.group()
+    if match.group("n") is not None:
+        return PHONE_REMOVED  # national: exactly ten digits, by the pattern
+    digits = sum(map(str.isdigit, _PERCENT_ESCAPE.sub("", text)))
+    if text.startswith("00"):
+        digits -= 2
+    return PHONE_REMOVED if 8 <= digits <= 15 else text
+
+
+_EMAIL = re.compile(r"[\w.+%-]+@[\w-]+(?:\.[\w-]+)+")
 
 
 def mask_card_numbers(text: str) -> str:
@@ -49,9 +91,18 @@ def mask_secrets(text: str) -> str:
     return _BEARER.sub(rf"\g<1>{SECRET_REMOVED}", text)
 
 
+def mask_personal_data(text: str) -> str:
+    """``text`` with phone numbers and e-mail addresses replaced."""
+    text = _PHONE.sub(_phone_removed, text)
+    if "@" in text:
+        text = _EMAIL.sub(EMAIL_REMOVED, text)
+    return text
+
+
 def mask(text: str) -> str:
-    """What may be written to a log: no card number, no secret."""
-    return mask_card_numbers(mask_secrets(text))
+    """What may be written to a log: no card number, no secret, no phone or e-mail."""
+    # Cards first: a card number is never read as a phone number (none starts with 0).
+    return mask_personal_data(mask_card_numbers(mask_secrets(text)))
 
 
 class JsonFormatter(logging.Formatter):

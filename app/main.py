@@ -28,6 +28,9 @@ from app.metrics import router as metrics_router
 from app.pledges.endpoints import router as pledges_router
 from app.pledges.export_endpoints import router as pledge_exports_router
 from app.pledges.live import TotalsPublisher
+from app.privacy import caches as privacy_caches
+from app.privacy.endpoints import router as privacy_router
+from app.privacy.task import RetentionPurge
 from app.realtime.feed import EventFeed, Notifier
 from app.realtime.hub import Hub
 from app.realtime.sockets import StatsTicker
@@ -94,10 +97,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             config_cache.on_events(db, messages)
             rules_engine.on_events(messages)
             principal_cache.forget_events(messages)
+            privacy_caches.on_events(app.state, messages)  # a donor erased: their copies go
 
         feed.subscribe(drop_stale_caches)
         # Read from other processes even where no screen watches their campaign.
-        feed.always_read((*config_cache.CONFIG_EVENT_PREFIXES, "rules.replaced", "auth."))
+        feed.always_read(
+            (
+                *config_cache.CONFIG_EVENT_PREFIXES,
+                "rules.replaced",
+                "auth.",
+                privacy_caches.EVENT_PREFIX,
+            )
+        )
         await feed.start()
         notifier = Notifier(db, settings.database_url, feed) if db.is_postgres else None
         if notifier is not None:
@@ -113,6 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         plugins.install(db, caller_lookup)
         app.state.hub, app.state.feed = hub, feed
         dispatcher, timer_worker, stale_sweeper = Dispatcher(), TimerWorker(), StaleSweeper()
+        retention_purge = RetentionPurge()
         platform = _platform(settings)
         delivery = (
             CommandDelivery(platform, settings.telephony_callback_retries) if platform else None
@@ -122,6 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             dispatcher.start(db, settings.dispatch_sweep_seconds)
             timer_worker.start(db, settings.timer_poll_seconds)
             stale_sweeper.start(db, settings.stale_sweep_seconds)
+            retention_purge.start(db, settings)
         if platform is not None:
             await platform.start(db)
             if delivery is not None:
@@ -134,6 +147,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if platform is not None:
                 await platform.stop()
             await stale_sweeper.stop()
+            await retention_purge.stop()
             await timer_worker.stop()
             await dispatcher.stop()
             await ticker.stop()
@@ -171,5 +185,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(rules_router)
     app.include_router(receipts_router)
     app.include_router(reconciliation_router)
+    app.include_router(privacy_router)
     app.include_router(web_router)
     return app

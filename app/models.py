@@ -10,6 +10,7 @@ from app.pledges.models import (
     PledgeCounter,
     PledgePayment,
 )
+from app.privacy.models import PrivacyAction, PurgedCampaign
 from app.realtime.models import Event
 from app.receipts.models import Receipt, ReceiptCampaign, ReceiptCounter, ReceiptOrganisation
 from app.reconciliation.models import PaymentImport, PaymentLine, PaymentSource
@@ -36,6 +37,8 @@ __all__ = [
     "PledgeAudit",
     "PledgeCounter",
     "PledgePayment",
+    "PrivacyAction",
+    "PurgedCampaign",
     "Queue",
     "Receipt",
     "ReceiptCampaign",

@@ -2,7 +2,8 @@
 
 The one place that knows both the core and its plugins: the rules (screening,
 rules on every call event, scripts) and the CTI (the caller look-up, the screen
-pop on the offer). ``app.main`` calls :func:`install` for each app; a tool that
+pop on the offer); also the receipts on the pledges' hook, and the receipts' legal
+hold on the erasure of personal data. ``app.main`` calls :func:`install` for each app; a tool that
 drives the call path directly (a benchmark) does the same.
 """
 
@@ -14,7 +15,9 @@ from app.cti import service as cti
 from app.cti.screenpop import CallHistory
 from app.db import Database, UnitOfWork
 from app.pledges import hooks as pledge_hooks
+from app.privacy.erasure import register_legal_hold
 from app.receipts import service as receipts
+from app.receipts.legal_hold import receipts_kept
 from app.rules import service as rules
 from app.rules.facts import known_caller_record
 
@@ -36,3 +39,4 @@ def install(db: Database, caller_lookup: cti.CallerLookup | None) -> None:
     rules.register(call_hooks)
     cti.register(call_hooks, caller_lookup, _history_read_by_rules)
     receipts.register(pledge_hooks.of(db))
+    register_legal_hold(receipts_kept)  # once per process: the list ignores repeats

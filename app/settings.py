@@ -253,6 +253,36 @@ class Settings(BaseSettings):
         default="/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
         description="TrueType font of the receipt PDFs (its -Bold sibling for headings).",
     )
+    # --- personal data (app/privacy, docs/personal-data.md) ---
+    retention_screen_pop_days: int = Field(
+        default=30,
+        ge=1,
+        description=(
+            "Screen pops, and the personal data in event payloads, are removed this many "
+            "days after their campaign ends (its last call or time slot)."
+        ),
+    )
+    retention_caller_number_months: int = Field(
+        default=13,
+        ge=1,
+        description="Call records' caller numbers are pseudonymised this many months after a call.",
+    )
+    retention_pledge_years: int = Field(
+        default=6,
+        ge=1,
+        description=(
+            "Donors' details on pledges (and their audit trail) are kept this many years "
+            "after the pledge last changed (the legal period), then pseudonymised."
+        ),
+    )
+    retention_purge_seconds: float = Field(
+        default=3600.0,
+        ge=0,
+        description=(
+            "How often each process applies the retention periods; 0: never in the server "
+            "(run `pledgeline privacy purge` from cron instead)."
+        ),
+    )
 
     # --- rules and scripts (app/rules, docs/rules.md) ---
     rules_dir: str = Field(

@@ -117,6 +117,12 @@ POLICY: dict[tuple[str, str], set[str]] = {
     ("POST", "/users"): {ADMIN},
     ("PATCH", "/users/{user_id}"): {ADMIN},
     ("GET", "/auth/sessions"): {ADMIN},
+    # Donors' personal data: admins only (docs/personal-data.md).
+    ("POST", "/privacy/donors/lookup"): {ADMIN},
+    ("POST", "/privacy/donors/export"): {ADMIN},
+    ("POST", "/privacy/donors/erase"): {ADMIN},
+    ("GET", "/privacy/retention"): {ADMIN},
+    ("POST", "/privacy/purge"): {ADMIN},
     # Last: these end sessions.
     ("POST", "/users/{user_id}/revoke"): {ADMIN, SUP_A},
     ("POST", "/auth/logout"): LOGGED_IN,
@@ -161,6 +167,11 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/receipts/organisations/{organisation_id}"): {"city": "Lyon"},
     ("PUT", "/receipts/campaigns/{campaign_id}"): {"organisation_id": 1},
     ("POST", "/receipts/issue"): {"campaign_id": 0},
+    # Nobody has this address: an admin gets 404, and nothing is erased.
+    ("POST", "/privacy/donors/lookup"): {"email": "nobody@example.org"},
+    ("POST", "/privacy/donors/export"): {"email": "nobody@example.org"},
+    ("POST", "/privacy/donors/erase"): {"email": "nobody@example.org", "reason": "matrix"},
+    ("POST", "/privacy/purge"): {},
     ("PUT", "/campaigns/{campaign_id}/rules"): {"source": "rules: []\n"},
     ("POST", "/campaigns/{campaign_id}/rules/check"): {"source": "rules: []\n"},
     ("POST", "/campaigns/{campaign_id}/blocklist"): {"number": "+33611223344", "duration": "1h"},

@@ -344,3 +344,35 @@ async def _cli(hotline: Hotline, *args: str) -> tuple[int, str, str]:
     out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
+
+
+async def test_an_erased_donor_keeps_their_receipts_with_the_reason(hotline: Hotline) -> None:
+    setup = await receipts_campaign(hotline)
+    campaign_id, organiser = setup["campaign_id"], setup["organiser"]
+    pledge = await paid_pledge(hotline, campaign_id, organiser)
+    r = await hotline.http.post(
+        "/receipts/issue", json={"campaign_id": campaign_id}, headers=organiser
+    )
+    assert r.status_code == 200, r.text
+    [receipt] = (
+        await hotline.http.get(f"/receipts?campaign_id={campaign_id}", headers=organiser)
+    ).json()
+
+    r = await hotline.http.post(
+        "/privacy/donors/erase", json={"email": "chloe@example.org", "reason": "request 12"}
+    )
+    assert r.status_code == 200, r.text
+    kept = [(k["kind"], k["table"], k["ids"]) for k in r.json()["kept"]]
+    assert kept == [("tax_receipt", "receipts", [receipt["id"]])]
+    assert "L102 B" in r.json()["kept"][0]["reason"]
+    # The pledge lost the donor's details; the receipt still prints them.
+    rows = await hotline.sql(
+        "SELECT last_name, email FROM pledges WHERE reference = :r", r=pledge["reference"]
+    )
+    assert "Lefèvre" not in str(rows) and "chloe@example.org" not in str(rows)
+    text = pdf_text(
+        (await hotline.http.get(f"/receipts/{receipt['id']}/pdf", headers=organiser)).content
+    )
+    assert "Nom : Lefèvre" in text
+    register = await hotline.sql("SELECT kept FROM privacy_actions WHERE action = 'erase'")
+    assert "L102 B" in str(register[0][0])

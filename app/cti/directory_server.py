@@ -316,16 +316,23 @@ def serve(
         + ")",
         flush=True,
     )
-    uvicorn.run(
+    from app.logs import configure_logging
+
+    config = uvicorn.Config(
         create_app(seed=seed, token=token, faults=faults),
         host=host,
         port=port,
         log_level=log_level,
-        access_log=False,
+        # One line per request at info level (off at the default, warning); the
+        # numbers looked up in it are masked like in every log of ours.
+        access_log=True,
         lifespan="off",
         timeout_keep_alive=30,
     )
-    return 0
+    configure_logging(log_level)  # after uvicorn set up its handlers: they get masked too
+    server = uvicorn.Server(config)
+    server.run()
+    return 0 if server.started else 3  # did not start (the port taken, say)
 
 
 def _watch_parent(interval: float = 1.0) -> None:
@@ -395,9 +402,11 @@ class DirectoryProcess:
         seed: int = DEFAULT_SEED,
         token: str | None = None,
         faults: bool = True,
+        log_level: str = "warning",
     ) -> None:
         self.port = port or _free_port()
         self.seed, self.token, self.faults = seed, token, faults
+        self.log_level = log_level
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = os.path.join(
             tempfile.gettempdir(), f"pledgeline-directory-{os.getpid()}-{id(self)}.log"
@@ -430,6 +439,7 @@ class DirectoryProcess:
             command.append("--faults")
         if self.token:
             command += ["--token", self.token]
+        command += ["--log-level", self.log_level]
         env = {k: v for k, v in os.environ.items() if not k.startswith("PLEDGELINE_")}
         with open(self.log_path, "wb") as log:
             self.proc = proc = subprocess.Popen(
