@@ -15,9 +15,10 @@ from app.cti import service as cti
 from app.cti.screenpop import CallHistory
 from app.db import Database, UnitOfWork
 from app.pledges import hooks as pledge_hooks
+from app.privacy import retention
 from app.privacy.erasure import register_legal_hold
+from app.receipts import personal_data as receipts_personal_data
 from app.receipts import service as receipts
-from app.receipts.legal_hold import receipts_kept
 from app.rules import service as rules
 from app.rules.facts import known_caller_record
 
@@ -39,4 +40,12 @@ def install(db: Database, caller_lookup: cti.CallerLookup | None) -> None:
     rules.register(call_hooks)
     cti.register(call_hooks, caller_lookup, _history_read_by_rules)
     receipts.register(pledge_hooks.of(db))
-    register_legal_hold(receipts_kept)  # once per process: the list ignores repeats
+    install_personal_data()
+
+
+def install_personal_data() -> None:
+    """What other packages add to the personal-data rules: the tax receipts' legal
+    hold on an erasure and their retention period. The purge's command line calls
+    this too (it runs no app). Both registries ignore repeats."""
+    register_legal_hold(receipts_personal_data.receipts_kept)
+    retention.register(receipts_personal_data.RETENTION)

@@ -411,12 +411,17 @@ async def test_the_purge_removes_what_is_due_and_keeps_totals_and_statistics(
     setup = await donor_history(hotline)
     before = await figures(hotline, setup)
     r = await hotline.http.get("/privacy/retention")
-    assert [k["kind"] for k in r.json()] == ["screen_pops", "caller_numbers", "pledges"]
+    assert [k["kind"] for k in r.json()] == ["screen_pops", "caller_numbers", "pledges", "receipts"]
 
     # Nothing is due yet: nothing changes.
     r = await hotline.http.post("/privacy/purge", json={})
     assert r.status_code == 200, r.text
-    assert r.json()["changed"] == {"screen_pops": 0, "caller_numbers": 0, "pledges": 0}
+    assert r.json()["changed"] == {
+        "screen_pops": 0,
+        "caller_numbers": 0,
+        "pledges": 0,
+        "receipts": 0,
+    }
     assert await scan(hotline, (LAST, "+33123456789")) != []
 
     # Seven years on, everything is due.
@@ -440,7 +445,12 @@ async def test_the_purge_removes_what_is_due_and_keeps_totals_and_statistics(
     assert len(numbers) == 2 and all(n.startswith("p:") for (n,) in numbers)
     # Done once: a second purge finds nothing left.
     r = await hotline.http.post("/privacy/purge", json={"as_of": later.isoformat()})
-    assert r.json()["changed"] == {"screen_pops": 0, "caller_numbers": 0, "pledges": 0}
+    assert r.json()["changed"] == {
+        "screen_pops": 0,
+        "caller_numbers": 0,
+        "pledges": 0,
+        "receipts": 0,
+    }
     purges = await hotline.sql("SELECT looked_up_by FROM privacy_actions WHERE action = 'purge'")
     assert sorted(p for (p,) in purges) == ["caller_numbers", "pledges", "screen_pops"]
 
@@ -467,12 +477,13 @@ async def test_the_background_task_pseudonymises_old_caller_numbers(
     await connected_call(hotline, setup["agent_ids"][0], "privacy-old", DONOR_PHONE)
     await end_call(hotline, setup["agent_ids"][0])
     await connected_call(hotline, setup["agent_ids"][0], "privacy-new", OTHER_PHONE)
-    await age_calls(hotline, 14 * 31)  # both older than 13 months...
-    async with hotline.db.unit_of_work() as uow:  # ...but the second one
+    # Only the first call is older than 13 months, aged in one transaction: the
+    # purge runs every 0.1 s and must never see the second one old.
+    async with hotline.db.unit_of_work() as uow:
         await uow.session.execute(
             update(Call)
-            .where(Call.provider_call_id == "privacy-new")
-            .values(received_at=dt.datetime.now(dt.UTC))
+            .where(Call.provider_call_id == "privacy-old")
+            .values(received_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=14 * 31))
         )
 
     async def purged() -> list[Any]:
@@ -502,7 +513,7 @@ def test_the_purge_command(database_url: str) -> None:
     )
     assert done.returncode == 0, done.stderr
     kinds = [line.split(":")[0] for line in done.stdout.splitlines()]
-    assert kinds == ["screen_pops", "caller_numbers", "pledges"]
+    assert kinds == ["screen_pops", "caller_numbers", "pledges", "receipts"]
     bad = subprocess.run(
         [sys.executable, "-m", "app.cli", "privacy", "purge", "--as-of", "soon"],
         cwd=ROOT,

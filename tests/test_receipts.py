@@ -376,3 +376,29 @@ async def test_an_erased_donor_keeps_their_receipts_with_the_reason(hotline: Hot
     assert "Nom : Lefèvre" in text
     register = await hotline.sql("SELECT kept FROM privacy_actions WHERE action = 'erase'")
     assert "L102 B" in str(register[0][0])
+
+
+async def test_receipts_lose_the_donors_details_after_the_legal_period(hotline: Hotline) -> None:
+    setup = await receipts_campaign(hotline)
+    campaign_id, organiser = setup["campaign_id"], setup["organiser"]
+    await paid_pledge(hotline, campaign_id, organiser)
+    await hotline.http.post("/receipts/issue", json={"campaign_id": campaign_id}, headers=organiser)
+    before = await hotline.sql("SELECT year, number, amount_minor, donor_last_name FROM receipts")
+    assert before[0][3] == "Lefèvre"
+    now = dt.datetime.now(dt.UTC)
+    r = await hotline.http.post(
+        "/privacy/purge", json={"as_of": (now + dt.timedelta(days=5 * 365)).isoformat()}
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["changed"]["receipts"] == 0
+    r = await hotline.http.post(
+        "/privacy/purge", json={"as_of": (now + dt.timedelta(days=6 * 366)).isoformat()}
+    )
+    assert r.json()["changed"]["receipts"] == 1
+    after = await hotline.sql(
+        "SELECT year, number, amount_minor, donor_first_name, donor_last_name, donor_address,"
+        " donor_email, sent_to FROM receipts"
+    )
+    year, number, amount, *details = after[0]
+    assert (year, number, amount) == tuple(before[0])[:3]
+    assert details == ["", "", "", "", None]

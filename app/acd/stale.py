@@ -242,6 +242,9 @@ class StaleSweeper(BackgroundTask):
 
     async def _run(self, db: Database, sweep_seconds: float) -> None:
         while True:
+            # The first sweep waits one period: nothing is stale within seconds of a
+            # start, and a write at start-up competes with the start-up's own work.
+            await asyncio.sleep(sweep_seconds)
             done = await sweep(db)
             if done.alerted or done.ended or done.freed:
                 log.warning(
@@ -251,4 +254,3 @@ class StaleSweeper(BackgroundTask):
                     done.ended,
                     done.freed,
                 )
-            await asyncio.sleep(sweep_seconds)

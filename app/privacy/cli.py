@@ -23,7 +23,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     import app.models  # noqa: F401 - every table, so foreign keys resolve
     from app.db import Database, make_engine
+    from app.plugins import install_personal_data
     from app.privacy.retention import purge
+
+    install_personal_data()  # the receipts' period too
 
     as_of = None
     if args.as_of:
