@@ -44,8 +44,8 @@ class TimeSlot(Strict):
 
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
     # ISO 8601 with an offset; stored as UTC ISO strings.
-    starts_at: str
-    ends_at: str
+    starts_at: str = Field(json_schema_extra={"format": "date-time"})
+    ends_at: str = Field(json_schema_extra={"format": "date-time"})
 
     @field_validator("starts_at", "ends_at")
     @classmethod
