@@ -153,6 +153,7 @@ async def test_acknowledged_pledges_survive_a_kill_9_and_retries_count_once(
         await _send_all(burst, retried + resent, [s.base_url for s in servers])
         assert not burst.unanswered and not burst.refused, (burst.unanswered, burst.refused[:5])
         assert all(burst.acknowledged[n] == before[n] for n in resent)
+        print(f"{len(before)} acknowledged before the restart, {len(retried)} sent again")
         errors = [e for s in servers for e in s.errors()]
         assert not errors, errors[:3]
     finally:
