@@ -13,7 +13,7 @@ database, on a database holding one campaign, queue, volunteer, connected call a
 pledge (so that small ids reach real records). The examples and fuzzing phases
 run; the coverage phase (boundary values of every keyword) is off: it tripled the
 time of the run (about two minutes for SQLite alone on the project's 2-core
-machine), where both databases together take about 90 seconds without it.
+machine), where both databases together take about a minute without it.
 
 One setting widens a check rather than the app: ``positive_data_acceptance`` also
 takes 422 and 429 for schema-valid data. JSON Schema cannot say what the API
