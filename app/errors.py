@@ -7,7 +7,7 @@ Every refusal the API gives has this shape, so screens and integrators can act o
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match, Route
+from starlette.routing import BaseRoute, Match, Route
 
 from app.acd.states import IllegalTransition
 
@@ -186,20 +186,28 @@ def install_error_handlers(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
-            headers["Allow"] = _allowed_methods(request)
+            headers["Allow"] = _allowed_methods(request, headers.get("Allow", ""))
         return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=headers)
 
 
-def _allowed_methods(request: Request) -> str:
+def _allowed_methods(request: Request, named: str) -> str:
     """Every method the request's path takes, for a 405's ``Allow`` (RFC 9110).
 
-    Starlette names only the methods of the first route on the path, and a path such
-    as ``/campaigns/{id}`` has one route per method.
+    The router names only the methods of the first route on the path, and a path
+    such as ``/campaigns/{id}`` has one route per method.
     """
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        if isinstance(route, Route) and route.methods:
-            match, _ = route.matches(request.scope)
-            if match is not Match.NONE:
-                methods |= route.methods
+    methods = {m.strip() for m in named.split(",") if m.strip()}
+    for route in _routes(request.app.router.routes):
+        if route.methods and route.matches(request.scope)[0] is not Match.NONE:
+            methods |= route.methods
     return ", ".join(sorted(methods))
+
+
+def _routes(routes: Sequence[BaseRoute]) -> Iterator[Route]:
+    for route in routes:
+        if isinstance(route, Route):
+            yield route
+        # FastAPI keeps an included router's routes behind a wrapper of its own.
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from _routes(inner.routes)
