@@ -191,15 +191,20 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def _allowed_methods(request: Request, named: str) -> str:
-    """Every method the request's path takes, for a 405's ``Allow`` (RFC 9110).
+    """Every method of the resource the path names, for a 405's ``Allow`` (RFC 9110).
 
     The router names only the methods of the first route on the path, and a path
-    such as ``/campaigns/{id}`` has one route per method.
+    such as ``/campaigns/{id}`` has one route per method: the resource is the first
+    route's path template (``/pledges/export.csv`` is not ``/pledges/{reference}``),
+    and its methods those of every route with that template.
     """
     methods = {m.strip() for m in named.split(",") if m.strip()}
+    template = None
     for route in _routes(request.app.router.routes):
         if route.methods and route.matches(request.scope)[0] is not Match.NONE:
-            methods |= route.methods
+            template = template or route.path
+            if route.path == template:
+                methods |= route.methods
     return ", ".join(sorted(methods))
 
 
