@@ -117,7 +117,14 @@ async def create_pledge(
     request: Request,
     db: DB,
     principal: Savers,
-    idempotency_key: Annotated[str | None, Header(alias=idempotency.HEADER)] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias=idempotency.HEADER,
+            description="one per pledge form: 8 to 200 visible ASCII characters (a UUID)",
+            json_schema_extra=idempotency.KEY_SCHEMA,
+        ),
+    ] = None,
 ) -> JSONResponse:
     scope = f"user:{principal.user_id}"
     digest = idempotency.request_hash("POST", "/pledges", body.model_dump(mode="json"))
