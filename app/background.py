@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -88,3 +89,44 @@ class BackgroundTask:
         if self._task is not None:
             await stop_tasks([self._task])
             self._task = None
+
+
+# A loop's failures after the first are summed up at most this often.
+FAILURE_SUMMARY_SECONDS = 30.0
+
+
+class FailedPasses:
+    """How a polling loop logs and paces its failed passes.
+
+    The first failure of a run of them is logged with its traceback; while the
+    failures go on (a database away for minutes) one line sums them up at most
+    every ``FAILURE_SUMMARY_SECONDS``, instead of a traceback per pass filling the
+    log an operator reads at 2 a.m.; the pass after a failure waits 0.1 s doubling
+    to 5 s. The first success after failures is logged once.
+    """
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.count = 0
+        self._summarised_at = 0.0
+        self._delay = FIRST_BACK_OFF
+
+    def failed(self) -> float:
+        """Log the failure being handled; the seconds to wait before the next pass."""
+        now = time.monotonic()
+        self.count += 1
+        if self.count == 1:
+            log.exception("%s failed", self.what)
+            self._summarised_at = now
+            self._delay = FIRST_BACK_OFF
+        elif now - self._summarised_at >= FAILURE_SUMMARY_SECONDS:
+            log.error("%s still failing (%d passes failed)", self.what, self.count, exc_info=False)
+            self._summarised_at = now
+        delay = self._delay
+        self._delay = min(self._delay * 2, LONGEST_BACK_OFF)
+        return delay
+
+    def succeeded(self) -> None:
+        if self.count:
+            log.warning("%s works again after %d failed passes", self.what, self.count)
+            self.count = 0

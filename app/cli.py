@@ -180,6 +180,12 @@ def _export(args: argparse.Namespace) -> int:
     return run(args, get_settings().database_url)
 
 
+def _receipts(args: argparse.Namespace) -> int:
+    from app.receipts.cli import run
+
+    return run(args, get_settings())
+
+
 def _bench(args: argparse.Namespace) -> int:
     from bench import run_benchmark
 
@@ -233,6 +239,17 @@ def main(argv: list[str] | None = None) -> int:
     export = sub.add_parser("export", help="export a campaign's pledges as CSV or XLSX")
     add_export_arguments(export)
     export.set_defaults(func=_export)
+
+    from app.receipts.cli import add_arguments as add_receipts_arguments
+
+    receipts = sub.add_parser("receipts", help="tax receipts (docs/receipts.md)")
+    add_receipts_arguments(receipts)
+    receipts.set_defaults(func=_receipts)
+
+    from app.reconciliation.cli import add_arguments as add_payments_arguments
+
+    payments = sub.add_parser("payments", help="reconcile payments: provider and bank exports")
+    add_payments_arguments(payments)
 
     bench = sub.add_parser("bench", help="run a benchmark and print its figures")
     bench.add_argument("name", help="routing")

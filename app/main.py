@@ -14,6 +14,7 @@ from app.acd import config_cache
 from app.acd.call_records import CALL_RECORDS
 from app.acd.endpoints import router as acd_router
 from app.acd.router import Dispatcher
+from app.acd.stale import StaleSweeper
 from app.acd.worker import TimerWorker
 from app.auth.cache import PrincipalCache
 from app.auth.endpoints import router as auth_router
@@ -31,6 +32,8 @@ from app.realtime.feed import EventFeed, Notifier
 from app.realtime.hub import Hub
 from app.realtime.sockets import StatsTicker
 from app.realtime.sockets import router as sockets_router
+from app.receipts.endpoints import router as receipts_router
+from app.reconciliation.endpoints import router as reconciliation_router
 from app.rules import engine as rules_engine
 from app.rules.endpoints import router as rules_router
 from app.rules.engine import defaults as rules_defaults
@@ -109,7 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.caller_lookup = caller_lookup
         plugins.install(db, caller_lookup)
         app.state.hub, app.state.feed = hub, feed
-        dispatcher, timer_worker = Dispatcher(), TimerWorker()
+        dispatcher, timer_worker, stale_sweeper = Dispatcher(), TimerWorker(), StaleSweeper()
         platform = _platform(settings)
         delivery = (
             CommandDelivery(platform, settings.telephony_callback_retries) if platform else None
@@ -118,6 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.background_workers:
             dispatcher.start(db, settings.dispatch_sweep_seconds)
             timer_worker.start(db, settings.timer_poll_seconds)
+            stale_sweeper.start(db, settings.stale_sweep_seconds)
         if platform is not None:
             await platform.start(db)
             if delivery is not None:
@@ -129,6 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await delivery.stop()
             if platform is not None:
                 await platform.stop()
+            await stale_sweeper.stop()
             await timer_worker.stop()
             await dispatcher.stop()
             await ticker.stop()
@@ -166,6 +171,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(auth_router, responses=API_ERRORS)
     app.include_router(sockets_router, responses=API_ERRORS)
     app.include_router(rules_router, responses=API_ERRORS)
+    app.include_router(receipts_router, responses=API_ERRORS)
+    app.include_router(reconciliation_router, responses=API_ERRORS)
     app.include_router(web_router)
     build_openapi = app.openapi
 

@@ -11,6 +11,8 @@ from app.pledges.models import (
     PledgePayment,
 )
 from app.realtime.models import Event
+from app.receipts.models import Receipt, ReceiptCampaign, ReceiptCounter, ReceiptOrganisation
+from app.reconciliation.models import PaymentImport, PaymentLine, PaymentSource
 from app.rules.models import NumberBlock, RuleFile
 from app.telephony.models import Command, InboundEvent
 
@@ -27,11 +29,18 @@ __all__ = [
     "InboundEvent",
     "LoginThrottle",
     "NumberBlock",
+    "PaymentImport",
+    "PaymentLine",
+    "PaymentSource",
     "Pledge",
     "PledgeAudit",
     "PledgeCounter",
     "PledgePayment",
     "Queue",
+    "Receipt",
+    "ReceiptCampaign",
+    "ReceiptCounter",
+    "ReceiptOrganisation",
     "RuleFile",
     "ScreenPop",
     "Seat",

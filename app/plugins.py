@@ -13,6 +13,8 @@ from app.acd.hooks import CommittedCall
 from app.cti import service as cti
 from app.cti.screenpop import CallHistory
 from app.db import Database, UnitOfWork
+from app.pledges import hooks as pledge_hooks
+from app.receipts import service as receipts
 from app.rules import service as rules
 from app.rules.facts import known_caller_record
 
@@ -33,3 +35,4 @@ def install(db: Database, caller_lookup: cti.CallerLookup | None) -> None:
     call_hooks = hooks.of(db)
     rules.register(call_hooks)
     cti.register(call_hooks, caller_lookup, _history_read_by_rules)
+    receipts.register(pledge_hooks.of(db))

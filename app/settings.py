@@ -75,6 +75,15 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=65536, description="Largest telephony webhook body accepted (413 beyond)."
     )
+    signature_window_seconds: int = Field(
+        default=300,
+        ge=1,
+        description=(
+            "How far the signing time of a signed webhook or poll (telephony, payments) "
+            "may be from this server's clock, either way; older or later: 401 "
+            "stale_signature, so a captured request cannot be replayed."
+        ),
+    )
 
     missed_offers_before_pause: int = Field(
         default=1, description="Missed offers in a row after which an agent is paused (missed)."
@@ -94,6 +103,14 @@ class Settings(BaseSettings):
     )
     dispatch_sweep_seconds: float = Field(
         default=1.0, description="Safety sweep that matches waiting calls to free agents."
+    )
+    stale_sweep_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "How often the safety net for lost hang-ups looks for calls connected beyond "
+            "their campaign's limits and for volunteers held by no live call."
+        ),
     )
     background_workers: bool = Field(
         default=True, description="Run the router's dispatcher and the timers in this process."
@@ -218,6 +235,23 @@ class Settings(BaseSettings):
     payment_webhook_secret: str = Field(
         default=SHIPPED_SECRETS["payment_webhook_secret"],
         description="Shared secret for HMAC-SHA256 signatures on the payment provider's webhook.",
+    )
+
+    # --- tax receipts (app/receipts, docs/receipts.md) ---
+    smtp_host: str = Field(
+        default="", description="SMTP server receipts are sent through; empty: no e-mail."
+    )
+    smtp_port: int = Field(default=25, description="SMTP server port (587 with STARTTLS).")
+    smtp_starttls: bool = Field(default=False, description="Upgrade the SMTP connection (TLS).")
+    smtp_username: str = Field(default="", description="SMTP login; empty: no authentication.")
+    smtp_password: str = Field(default="", description="SMTP password.")
+    smtp_timeout_seconds: float = Field(default=30.0, description="SMTP connection timeout.")
+    receipts_mail_from: str = Field(
+        default="recus@example.org", description="The From address of receipt e-mails."
+    )
+    receipts_font_path: str = Field(
+        default="/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+        description="TrueType font of the receipt PDFs (its -Bold sibling for headings).",
     )
 
     # --- rules and scripts (app/rules, docs/rules.md) ---

@@ -72,7 +72,7 @@ async def _ok(response: httpx.Response, status: int = 200) -> dict[str, Any]:
 
 async def _telephony(client: httpx.AsyncClient, event: dict[str, Any]) -> dict[str, Any]:
     body = json.dumps({"event_id": f"evt-{uuid.uuid4().hex}", **event}).encode()
-    headers = {"Content-Type": "application/json", signing.HEADER: signing.sign(SECRET, body)}
+    headers = {"Content-Type": "application/json", **signing.signed_headers(SECRET, body)}
     return await _ok(await client.post("/telephony/events", content=body, headers=headers))
 
 

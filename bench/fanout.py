@@ -379,10 +379,14 @@ class CallDriver:
                 "dialled": DIALLED,
             }
         ).encode()
+        signature = "".join(
+            f"{name}: {value}\r\n"
+            for name, value in signing.signed_headers(TELEPHONY_SECRET, body).items()
+        )
         head = (
             f"POST /telephony/events HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-            f"{signing.HEADER}: {signing.sign(TELEPHONY_SECRET, body)}\r\n\r\n"
+            f"{signature}\r\n"
         )
         return head.encode() + body
 

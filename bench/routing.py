@@ -202,7 +202,7 @@ class LoadClient:
         body = orjson.dumps(event)
         headers = {
             "Content-Type": "application/json",
-            signing.HEADER: signing.sign(self.secret, body),
+            **signing.signed_headers(self.secret, body),
         }
         return await self.request(
             "POST",
@@ -303,7 +303,7 @@ class OfferWatcher:
             "GET",
             f"/telephony/commands?{query}",
             what="GET /telephony/commands",
-            headers={signing.HEADER: signing.sign(self.client.secret, query.encode())},
+            headers=signing.signed_headers(self.client.secret, query.encode()),
         )
         if response.status_code == 200:
             self._take(response.json()["commands"])
@@ -1511,7 +1511,6 @@ async def _breakdown(o: Options, calls: int) -> dict[str, Any]:
                     await asyncio.sleep(0.002)
 
             query = "after=0&limit=100"
-            feed_headers = {signing.HEADER: signing.sign(BENCH_SECRET, query.encode())}
             idle_before, t0 = mark(), time.monotonic()
             await asyncio.sleep(3)
             idle_after, t1 = mark(), time.monotonic()
@@ -1532,7 +1531,11 @@ async def _breakdown(o: Options, calls: int) -> dict[str, Any]:
                 )
                 await step(
                     "GET /telephony/commands",
-                    client.request("GET", f"/telephony/commands?{query}", headers=feed_headers),
+                    client.request(
+                        "GET",
+                        f"/telephony/commands?{query}",
+                        headers=signing.signed_headers(BENCH_SECRET, query.encode()),
+                    ),
                 )
                 await step(
                     "GET /calls/{id}", client.request("GET", f"/calls/{r.json()['call']['id']}")

@@ -115,7 +115,7 @@ class Hotline:
             content=body,
             headers={
                 "Content-Type": "application/json",
-                signing.HEADER: signing.sign(SECRET, body),
+                **signing.signed_headers(SECRET, body),
             },
         )
         assert response.status_code == 200, response.text

@@ -155,7 +155,7 @@ class Hotline:
         body = json.dumps(event).encode()
         headers = {"Content-Type": "application/json"}
         if sign:
-            headers[signing.HEADER] = signing.sign(SECRET, body)
+            headers.update(signing.signed_headers(SECRET, body))
         return await self.http.post("/telephony/events", content=body, headers=headers)
 
     async def incoming(

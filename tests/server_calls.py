@@ -38,7 +38,7 @@ async def telephony(
 ) -> httpx.Response:
     """POST a signed telephony event (with a fresh event_id)."""
     body = json.dumps({"event_id": f"evt-{uuid.uuid4().hex}", **event}).encode()
-    headers = {"Content-Type": "application/json", signing.HEADER: signing.sign(secret, body)}
+    headers = {"Content-Type": "application/json", **signing.signed_headers(secret, body)}
     return await http.post("/telephony/events", content=body, headers=headers)
 
 

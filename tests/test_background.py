@@ -5,8 +5,11 @@ and ``/metrics`` counts the restart."""
 from __future__ import annotations
 
 import asyncio
+import logging
 
-from app.background import BackgroundTask
+import pytest
+
+from app.background import BackgroundTask, FailedPasses
 from tests.conftest import Hotline, wait_for
 
 
@@ -63,3 +66,36 @@ async def test_a_task_runs_again_after_its_back_off(hotline: Hotline) -> None:
     finally:
         task.release.set()
         await task.stop()
+
+
+def _fail(failures: FailedPasses) -> float:
+    try:
+        raise ConnectionError("database went away")
+    except ConnectionError:
+        return failures.failed()
+
+
+def test_failed_passes_log_one_traceback_then_a_summary_and_back_off(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    caplog.set_level(logging.INFO, logger="app.background")
+    failures = FailedPasses("command delivery pass")
+    delays = [_fail(failures) for _ in range(8)]
+    assert delays == [0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0]
+    # One traceback for eight failures in a row (not one a pass).
+    records = [r for r in caplog.records if r.name == "app.background"]
+    assert [(r.getMessage(), r.exc_info is not None) for r in records] == [
+        ("command delivery pass failed", True)
+    ]
+    monkeypatch.setattr("app.background.FAILURE_SUMMARY_SECONDS", 0.0)
+    _fail(failures)
+    failures.succeeded()
+    failures.succeeded()  # said once
+    messages = [r.getMessage() for r in caplog.records if r.name == "app.background"]
+    assert messages[1:] == [
+        "command delivery pass still failing (9 passes failed)",
+        "command delivery pass works again after 9 failed passes",
+    ]
+    # A new run of failures starts with a traceback and the shortest wait again.
+    assert _fail(failures) == 0.1
+    assert caplog.records[-1].exc_info is not None

@@ -222,7 +222,7 @@ async def test_card_numbers_in_every_field_of_every_endpoint(
         r = await hotline.http.post(
             "/payments/webhook",
             content=raw,
-            headers={"Content-Type": "application/json", signing.HEADER: signing.sign(secret, raw)},
+            headers={"Content-Type": "application/json", **signing.signed_headers(secret, raw)},
         )
         _assert_refused(r, name, typed, digits)
         injected.append(digits)

@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from app import signing
+from app.errors import Unauthorized
 from tests.conftest import SECRET, Hotline, wait_for
 from tests.procs import free_port
 
@@ -31,9 +32,11 @@ class FakePlatform:
 
     async def receive(self, request: Request) -> JSONResponse:
         body = await request.body()
-        if not signing.verify(SECRET, body, request.headers.get(signing.HEADER)):
+        try:  # as a platform would: signature and timestamp window
+            signing.verify(SECRET, body, request.headers)
+        except Unauthorized as refusal:
             self.bad_signatures += 1
-            return JSONResponse({"error": "bad signature"}, 401)
+            return JSONResponse({"error": refusal.code}, 401)
         self.attempts += 1
         if self.attempts <= self.fail_first:
             return JSONResponse({"error": "busy"}, 503)

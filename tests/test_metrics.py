@@ -21,7 +21,7 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 
 from app.cti.directory_server import DirectoryProcess
 from app.metrics_multiprocess import ENV, prepare_multiprocess_dir
-from app.signing import HEADER, sign
+from app.signing import signed_headers
 from tests.conftest import IN_CI, Hotline, setup_campaign, wait_for
 from tests.procs import (
     DEFAULT_SECRET,
@@ -335,7 +335,7 @@ async def test_pledgeline_serve_with_two_workers(
                     content=body,
                     headers={
                         "Content-Type": "application/json",
-                        HEADER: sign(DEFAULT_SECRET, body),
+                        **signed_headers(DEFAULT_SECRET, body),
                     },
                 )
                 assert r.status_code == 200, r.text

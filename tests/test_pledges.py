@@ -8,6 +8,7 @@ import asyncio
 import datetime as dt
 import itertools
 import json
+import time
 from typing import Any
 
 import httpx
@@ -415,7 +416,7 @@ async def test_lifecycle_link_sent_payments_and_cancel(hotline: Hotline) -> None
 
 def _signed(secret: str, payload: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
     body = json.dumps(payload).encode()
-    return body, {"Content-Type": "application/json", signing.HEADER: signing.sign(secret, body)}
+    return body, {"Content-Type": "application/json", **signing.signed_headers(secret, body)}
 
 
 async def test_payment_webhook_is_signed_and_idempotent(hotline: Hotline) -> None:
@@ -456,6 +457,42 @@ async def test_payment_webhook_is_signed_and_idempotent(hotline: Hotline) -> Non
     pledge = (await hotline.http.get(f"/pledges/{ref}")).json()
     assert (pledge["status"], pledge["paid_minor"]) == ("paid", 3000)
     await assert_live_totals_agree(hotline, setup["campaign_id"])
+
+
+async def test_payment_webhook_replayed_after_the_window_is_refused(hotline: Hotline) -> None:
+    """A captured notification cannot be sent again later, nor freshened, nor post-dated."""
+    setup = await pledge_setup(hotline)
+    ref = (await save(hotline, setup, amount_minor=3000)).json()["reference"]
+    secret = hotline.settings.payment_webhook_secret
+    payload = {"payment_id": "pay_old", "reference": ref, "amount_minor": 3000, "currency": "EUR"}
+    body = json.dumps(payload).encode()
+    json_type = {"Content-Type": "application/json"}
+    old = signing.signed_headers(secret, body, now=time.time() - 301)
+    ahead = signing.signed_headers(secret, body, now=time.time() + 3600)
+    freshened = {**old, signing.TIMESTAMP_HEADER: str(int(time.time()))}
+    undated = {signing.HEADER: old[signing.HEADER]}
+    before = await counts(hotline)
+    anonymous = httpx.AsyncClient(transport=hotline.http._transport, base_url="http://t")
+    async with anonymous:
+        for headers, code, field in (
+            (old, "stale_signature", signing.TIMESTAMP_HEADER),
+            (ahead, "stale_signature", signing.TIMESTAMP_HEADER),
+            (freshened, "bad_signature", signing.HEADER),
+            (undated, "bad_timestamp", signing.TIMESTAMP_HEADER),
+        ):
+            r = await anonymous.post(
+                "/payments/webhook", content=body, headers={**json_type, **headers}
+            )
+            assert_error(r, 401, code, field)
+        assert await counts(hotline) == before
+        pledge = (await hotline.http.get(f"/pledges/{ref}")).json()
+        assert (pledge["status"], pledge["paid_minor"]) == ("promised", 0), pledge
+        # The same bytes signed now are recorded: only the signing time was at fault.
+        fresh = signing.signed_headers(secret, body)
+        r = await anonymous.post("/payments/webhook", content=body, headers={**json_type, **fresh})
+        assert r.status_code == 200, r.text
+        assert (r.json()["status"], r.json()["recorded"]) == ("paid", True)
+    assert await count(hotline, "pledge_payments") == 1
 
 
 # --- totals and the board ----------------------------------------------------------

@@ -294,7 +294,7 @@ async def test_payment_ids_that_look_like_cards_are_refused(hotline: Hotline) ->
     r = await hotline.http.post(
         "/payments/webhook",
         content=body,
-        headers={"Content-Type": "application/json", signing.HEADER: signing.sign(secret, body)},
+        headers={"Content-Type": "application/json", **signing.signed_headers(secret, body)},
     )
     assert (r.status_code, r.json()["field"]) == (422, "payment_id")
     assert "4111" not in r.text

@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from app.seed import seed_demo
-from app.telephony.simulated import ArrivalProfile, random_french_number
+from app.telephony.simulated import (
+    RETRY,
+    UNTIL_ACKNOWLEDGED,
+    ArrivalProfile,
+    Backoff,
+    random_french_number,
+)
 from tests.conftest import Hotline, wait_for
 
 
@@ -14,6 +20,24 @@ def test_arrival_profile_spikes_on_air() -> None:
     assert profile.rate(5) == 5.0  # inside the spike that opens each period
     assert profile.rate(50) == 1.0
     assert profile.rate(105) == 5.0
+
+
+def test_retries_back_off_bounded_and_jittered() -> None:
+    import itertools
+    import random
+
+    rng = random.Random(3)
+    delays = list(Backoff(first=0.2, longest=2.0, attempts=6).delays(rng))
+    assert len(delays) == 5  # five waits between six attempts
+    ceilings = [0.2, 0.4, 0.8, 1.6, 2.0]
+    assert all(c / 2 <= d <= c for d, c in zip(delays, ceilings, strict=True))
+    # Jittered: two platforms retrying together do not wait alike.
+    other = list(Backoff(first=0.2, longest=2.0, attempts=6).delays(random.Random(4)))
+    assert other != delays
+    # Webhooks give up within half a minute; hang-ups never, waiting at most 2 s each time.
+    assert RETRY.attempts is not None and sum(RETRY.delays(rng)) < 30
+    forever = list(itertools.islice(UNTIL_ACKNOWLEDGED.delays(rng), 1000))
+    assert len(forever) == 1000 and max(forever) <= 2.0
 
 
 def test_caller_numbers_look_french_or_withheld() -> None:

@@ -220,7 +220,7 @@ async def _incoming(server: Server, volunteer: Volunteer) -> str:
         "/telephony/events",
         content=body,
         headers={
-            signing.HEADER: signing.sign(DEFAULT_SECRET, body),
+            **signing.signed_headers(DEFAULT_SECRET, body),
             "Content-Type": "application/json",
         },
     )

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import json
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -52,16 +55,26 @@ async def post_raw(
     *,
     signature: str | bytes | None = None,
     sign: bool = True,
+    headers: dict[str, str] | None = None,
 ) -> httpx.Response:
-    """POST raw bytes; signed with the shared secret unless a signature is given."""
+    """POST raw bytes, signed now with the shared secret; or with this signature (and a
+    timestamp of now), or with these signature headers, or unsigned (``sign=False``)."""
     # Raw header bytes: some tests send a signature that is not even ASCII.
-    headers: dict[bytes, bytes] = {b"Content-Type": b"application/json"}
-    if signature is not None:
+    raw_headers: dict[bytes, bytes] = {b"Content-Type": b"application/json"}
+    if headers is not None:
+        raw_headers.update({k.encode(): v.encode("latin-1") for k, v in headers.items()})
+    elif signature is not None:
         raw = signature.encode("latin-1") if isinstance(signature, str) else signature
-        headers[signing.HEADER.encode()] = raw
+        raw_headers[signing.TIMESTAMP_HEADER.encode()] = str(_now()).encode()
+        raw_headers[signing.HEADER.encode()] = raw
     elif sign:
-        headers[signing.HEADER.encode()] = signing.sign(SECRET, body).encode()
-    return await hotline.http.post("/telephony/events", content=body, headers=headers)
+        signed = signing.signed_headers(SECRET, body)
+        raw_headers.update({k.encode(): v.encode() for k, v in signed.items()})
+    return await hotline.http.post("/telephony/events", content=body, headers=raw_headers)
+
+
+def _now() -> int:
+    return int(time.time())
 
 
 async def row_counts(hotline: Hotline) -> dict[str, int]:
@@ -119,7 +132,7 @@ async def test_correctly_signed_event_is_accepted(hotline: Hotline) -> None:
 
 
 def _other_secret(body: bytes) -> str:
-    return signing.sign("another-secret", body)
+    return signing.sign("another-secret", _now(), body)
 
 
 def _wrong_hex(body: bytes) -> str:
@@ -127,11 +140,16 @@ def _wrong_hex(body: bytes) -> str:
 
 
 def _bare_hex(body: bytes) -> str:
-    return signing.sign(SECRET, body).removeprefix("sha256=")
+    return signing.sign(SECRET, _now(), body).removeprefix("sha256=")
 
 
 def _other_algorithm(body: bytes) -> str:
-    return signing.sign(SECRET, body).replace("sha256=", "sha1=")
+    return signing.sign(SECRET, _now(), body).replace("sha256=", "sha1=")
+
+
+def _body_only(body: bytes) -> str:
+    # The scheme before timestamps: the HMAC of the body alone. No longer accepted.
+    return "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
 
 
 def _non_ascii(body: bytes) -> bytes:
@@ -145,8 +163,16 @@ def _empty(body: bytes) -> str:
 
 @pytest.mark.parametrize(
     "make_signature",
-    [_other_secret, _wrong_hex, _bare_hex, _other_algorithm, _non_ascii, _empty],
-    ids=["other-secret", "wrong-hex", "no-prefix", "other-algorithm", "non-ascii", "empty"],
+    [_other_secret, _wrong_hex, _bare_hex, _other_algorithm, _body_only, _non_ascii, _empty],
+    ids=[
+        "other-secret",
+        "wrong-hex",
+        "no-prefix",
+        "other-algorithm",
+        "body-only",
+        "non-ascii",
+        "empty",
+    ],
 )
 async def test_bad_signature_is_refused_and_writes_nothing(
     hotline: Hotline, make_signature: Callable[[bytes], str | bytes]
@@ -171,7 +197,7 @@ async def test_body_altered_after_signing_is_refused(hotline: Hotline) -> None:
     await setup_campaign(hotline, agents=0)
     before = await row_counts(hotline)
     event = _incoming("sig-altered")
-    signature = signing.sign(SECRET, _body(event))
+    signature = signing.sign(SECRET, _now(), _body(event))
     altered = _body({**event, "caller": "0612345678"})
     r = await post_raw(hotline, altered, signature=signature)
     assert_error(r, 401, "bad_signature", signing.HEADER)
@@ -184,6 +210,102 @@ async def test_body_altered_after_signing_is_refused(hotline: Hotline) -> None:
 async def test_signature_is_checked_before_the_body_is_parsed(hotline: Hotline) -> None:
     r = await post_raw(hotline, b"{not json", sign=False)
     assert_error(r, 401, "bad_signature", signing.HEADER)
+
+
+# --- replays: the signed timestamp ---------------------------------------------------
+# Signed as of another time by passing ``now``: no test sleeps through the window.
+
+
+async def test_an_event_replayed_after_the_window_is_refused_and_writes_nothing(
+    hotline: Hotline,
+) -> None:
+    await setup_campaign(hotline, agents=0)
+    before = await row_counts(hotline)
+    body = _body(_incoming("replay-old"))
+    # As captured 301 s ago: rightly signed, but one second past the 300 s window.
+    captured = signing.signed_headers(SECRET, body, now=time.time() - 301)
+    r = await post_raw(hotline, body, headers=captured)
+    assert_error(r, 401, "stale_signature", signing.TIMESTAMP_HEADER)
+    assert await row_counts(hotline) == before
+    # The same bytes signed now are accepted: only the time was at fault.
+    r = await post_raw(hotline, body)
+    assert r.status_code == 200, r.text
+    assert r.json()["call"]["provider_call_id"] == "replay-old"
+
+
+async def test_an_event_dated_in_the_future_is_refused(hotline: Hotline) -> None:
+    await setup_campaign(hotline, agents=0)
+    before = await row_counts(hotline)
+    body = _body(_incoming("replay-future"))
+    # An hour ahead: a request made to be replayed later, or a clock far off.
+    ahead = signing.signed_headers(SECRET, body, now=time.time() + 3600)
+    r = await post_raw(hotline, body, headers=ahead)
+    assert_error(r, 401, "stale_signature", signing.TIMESTAMP_HEADER)
+    assert await row_counts(hotline) == before
+
+
+async def test_a_timestamp_changed_without_re_signing_is_refused(hotline: Hotline) -> None:
+    """The timestamp is inside the signed bytes: freshening a capture breaks it."""
+    await setup_campaign(hotline, agents=0)
+    before = await row_counts(hotline)
+    body = _body(_incoming("replay-freshened"))
+    captured = signing.signed_headers(SECRET, body, now=time.time() - 301)
+    freshened = {**captured, signing.TIMESTAMP_HEADER: str(_now())}
+    r = await post_raw(hotline, body, headers=freshened)
+    assert_error(r, 401, "bad_signature", signing.HEADER)
+    assert await row_counts(hotline) == before
+
+
+async def test_a_signature_a_minute_old_is_accepted(hotline: Hotline) -> None:
+    """Clocks drift and deliveries queue: inside the window is fine."""
+    await setup_campaign(hotline, agents=0)
+    body = _body(_incoming("skew-ok"))
+    for now in (time.time() - 60, time.time() + 60):
+        r = await post_raw(hotline, body, headers=signing.signed_headers(SECRET, body, now=now))
+        assert r.status_code == 200, r.text  # the second: the first answer, replayed
+
+
+# "1765²": str.isdigit() says yes, int() says no; the server must not answer 500.
+@pytest.mark.parametrize(
+    "timestamp",
+    [None, "", "soon", "-5", "1.5", "1e9", "0x10", "1765²", "9" * 13],
+    ids=[
+        "missing",
+        "empty",
+        "word",
+        "negative",
+        "fraction",
+        "exponent",
+        "hex",
+        "superscript-digit",
+        "too-long",
+    ],
+)
+async def test_a_missing_or_garbled_timestamp_is_refused(
+    hotline: Hotline, timestamp: str | None
+) -> None:
+    await setup_campaign(hotline, agents=0)
+    before = await row_counts(hotline)
+    body = _body(_incoming("ts-garbled"))
+    headers = {signing.HEADER: signing.sign(SECRET, _now(), body)}
+    if timestamp is not None:
+        headers[signing.TIMESTAMP_HEADER] = timestamp
+    r = await post_raw(hotline, body, headers=headers)
+    assert_error(r, 401, "bad_timestamp", signing.TIMESTAMP_HEADER)
+    assert await row_counts(hotline) == before
+
+
+async def test_the_window_is_a_setting(
+    hotline_factory: Callable[..., Awaitable[Hotline]],
+) -> None:
+    hotline = await hotline_factory(signature_window_seconds=30)
+    await setup_campaign(hotline, agents=0)
+    body = _body(_incoming("window-30"))
+    r = await post_raw(
+        hotline, body, headers=signing.signed_headers(SECRET, body, now=time.time() - 60)
+    )
+    assert_error(r, 401, "stale_signature", signing.TIMESTAMP_HEADER)
+    assert (await post_raw(hotline, body)).status_code == 200
 
 
 # --- idempotency ---------------------------------------------------------------------
@@ -505,7 +627,7 @@ async def test_oversized_body_is_refused(
     r = await hotline.http.post(
         "/telephony/events",
         content=chunks(),
-        headers={"Content-Type": "application/json", signing.HEADER: signing.sign(SECRET, big)},
+        headers={"Content-Type": "application/json", **signing.signed_headers(SECRET, big)},
     )
     assert_error(r, 413, "payload_too_large", None)
     assert await row_counts(hotline) == before
@@ -555,13 +677,19 @@ async def test_caller_may_be_left_out(hotline: Hotline) -> None:
 
 
 async def get_commands(
-    hotline: Hotline, query: str, signature: str | None = "auto"
+    hotline: Hotline,
+    query: str,
+    signature: str | None = "auto",
+    headers: dict[str, str] | None = None,
 ) -> httpx.Response:
-    headers = {}
-    if signature == "auto":
-        headers[signing.HEADER] = signing.sign(SECRET, query.encode())
-    elif signature is not None:
-        headers[signing.HEADER] = signature
+    """GET the feed, signed now; or with this signature and a timestamp of now, or
+    with these signature headers, or unsigned (``signature=None``)."""
+    if headers is None:
+        headers = {}
+        if signature == "auto":
+            headers = signing.signed_headers(SECRET, query.encode())
+        elif signature is not None:
+            headers = {signing.TIMESTAMP_HEADER: str(_now()), signing.HEADER: signature}
     return await hotline.http.get(f"/telephony/commands?{query}", headers=headers)
 
 
@@ -621,15 +749,41 @@ async def test_command_polling_requires_a_signature(hotline: Hotline) -> None:
 
     r = await get_commands(hotline, "after=0&limit=100", signature=None)
     assert_error(r, 401, "bad_signature", signing.HEADER)
-    r = await get_commands(hotline, "after=0&limit=100", signature=signing.sign("nope", b"x"))
+    r = await get_commands(
+        hotline, "after=0&limit=100", signature=signing.sign("nope", _now(), b"x")
+    )
     assert_error(r, 401, "bad_signature", signing.HEADER)
     # Signed for another query string: refused.
     r = await get_commands(
-        hotline, "after=0&limit=100", signature=signing.sign(SECRET, b"after=0&limit=1")
+        hotline, "after=0&limit=100", signature=signing.sign(SECRET, _now(), b"after=0&limit=1")
     )
     assert_error(r, 401, "bad_signature", signing.HEADER)
     r = await get_commands(hotline, "after=0&limit=100")
     assert r.status_code == 200 and len(r.json()["commands"]) == 3, r.text
+
+
+async def test_a_poll_replayed_after_the_window_is_refused(hotline: Hotline) -> None:
+    """A captured poll would read the commands (callers, seats) again: it expires too."""
+    await ready_campaign(hotline, agents=1)
+    call_id = (await hotline.incoming("cmd-replay")).json()["call"]["id"]
+    await wait_state(hotline, call_id, "offered")
+    query = "after=0&limit=100"
+
+    old = signing.signed_headers(SECRET, query.encode(), now=time.time() - 301)
+    r = await get_commands(hotline, query, headers=old)
+    assert_error(r, 401, "stale_signature", signing.TIMESTAMP_HEADER)
+    ahead = signing.signed_headers(SECRET, query.encode(), now=time.time() + 3600)
+    r = await get_commands(hotline, query, headers=ahead)
+    assert_error(r, 401, "stale_signature", signing.TIMESTAMP_HEADER)
+    freshened = {**old, signing.TIMESTAMP_HEADER: str(_now())}
+    r = await get_commands(hotline, query, headers=freshened)
+    assert_error(r, 401, "bad_signature", signing.HEADER)
+    r = await get_commands(hotline, query, headers={signing.HEADER: old[signing.HEADER]})
+    assert_error(r, 401, "bad_timestamp", signing.TIMESTAMP_HEADER)
+
+    r = await get_commands(hotline, query)
+    assert r.status_code == 200, r.text
+    assert [c["command"] for c in r.json()["commands"]] == ["answer", "play", "bridge"]
 
 
 async def test_polling_never_skips_a_command_committed_late(

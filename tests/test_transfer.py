@@ -63,7 +63,8 @@ async def test_transfer_to_queue_opens_a_new_leg_with_context(hotline: Hotline) 
 
 
 async def test_transfer_out_sends_a_transfer_command(hotline: Hotline) -> None:
-    setup = await setup_campaign(hotline, agents=1)
+    # The campaign allows this partner helpline (tests/test_transfer_numbers.py: the rest).
+    setup = await setup_campaign(hotline, agents=1, campaign={"transfer_numbers": ["+33142000000"]})
     agent_id = setup["agent_ids"][0]
     await hotline.http.post(f"/agents/{agent_id}/ready")
     call_id = await _connected_call(hotline, agent_id, "t-2")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from app.acd import lifecycle, repository
+from app.acd import lifecycle, repository, transfer_numbers
 from app.acd.models import Agent, Call
 from app.acd.states import AgentState
 from app.db import Database, UnitOfWork, utcnow
@@ -121,5 +121,10 @@ async def transfer(
             target = await repository.get_queue(uow.session, queue_id)
             await lifecycle.transfer_to_queue(uow, call, agent, target, utcnow())
         elif number is not None:
-            await lifecycle.transfer_out(uow, call, agent, number, utcnow())
+            # Only to a number the campaign allows (toll fraud): refused before any change.
+            campaign = await repository.get_campaign(uow.session, call.campaign_id)
+            allowed = transfer_numbers.check(
+                number, campaign.transfer_numbers or [], campaign.default_region
+            )
+            await lifecycle.transfer_out(uow, call, agent, allowed, utcnow())
     return agent

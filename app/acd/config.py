@@ -11,7 +11,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.acd import config_cache, repository
+from app.acd import config_cache, repository, transfer_numbers
 from app.acd.models import Agent, AgentSkill, Campaign, Queue, Seat
 from app.acd.schemas import (
     AgentIn,
@@ -61,7 +61,11 @@ async def _campaign_numbers_free(
 async def create_campaign(uow: UnitOfWork, data: CampaignIn) -> Campaign:
     config_cache.invalidate_after_commit(uow)
     await _campaign_numbers_free(uow.session, data.dialled_numbers, None)
-    campaign = await _insert(uow, Campaign(**data.model_dump()), f"campaign {data.name}")
+    values = data.model_dump()
+    values["transfer_numbers"] = transfer_numbers.parse_entries(
+        data.transfer_numbers, data.default_region
+    )
+    campaign = await _insert(uow, Campaign(**values), f"campaign {data.name}")
     emit(uow, "campaign.created", campaign_id=campaign.id, data={"name": campaign.name})
     return campaign
 
@@ -72,6 +76,10 @@ async def update_campaign(uow: UnitOfWork, campaign_id: int, data: CampaignPatch
     changes = _changes(Campaign, data)
     if "dialled_numbers" in changes:
         await _campaign_numbers_free(uow.session, changes["dialled_numbers"], campaign_id)
+    if "transfer_numbers" in changes:
+        changes["transfer_numbers"] = transfer_numbers.parse_entries(
+            changes["transfer_numbers"], campaign.default_region
+        )
     _apply(campaign, changes)
     if "name" in changes:
         try:

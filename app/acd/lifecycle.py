@@ -876,6 +876,16 @@ async def extend_wrap_up(
     return new_due
 
 
+async def free_stranded(uow: UnitOfWork, agent: Agent, now: dt.datetime) -> None:
+    """The agent is reserved or on a call that is no longer live (app/acd/stale.py):
+    freed as the end of a call frees them (available, or the pause or logout asked for)."""
+    if agent.state == AgentState.ON_CALL:
+        _set_agent_state(uow, agent, "start_wrap_up", now)
+        await _free_agent(uow, agent, "end_wrap_up", now)
+    else:
+        await _free_agent(uow, agent, "release", now)
+
+
 async def abandon(uow: UnitOfWork, call: Call, now: dt.datetime) -> None:
     """The caller hung up before reaching a volunteer."""
     was_offered_to = call.agent_id if call.state == CallState.OFFERED else None

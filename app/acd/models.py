@@ -62,6 +62,19 @@ class Campaign(Base):
     time_slots: Mapped[list[dict[str, str]]] = mapped_column(
         Json, default=list, server_default=text("'[]'")
     )
+    # Outside numbers a volunteer may transfer a caller to: exact E.164 numbers and
+    # prefixes ending in "*" (app/acd/transfer_numbers.py). Empty: no transfer out.
+    transfer_numbers: Mapped[list[str]] = mapped_column(
+        Json, default=list, server_default=text("'[]'")
+    )
+    # The safety net for lost hang-ups (app/acd/stale.py): a call connected this long
+    # raises a supervisor alert; this long, it is ended as ``stale``.
+    stale_alert_seconds: Mapped[int] = mapped_column(
+        Integer, default=1800, server_default=text("1800")
+    )
+    stale_end_seconds: Mapped[int] = mapped_column(
+        Integer, default=7200, server_default=text("7200")
+    )
 
 
 class Queue(Base):
@@ -205,6 +218,8 @@ class Call(Base):
     wait_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
     end_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
     disposition: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # When supervisors were alerted that this call has been connected too long (once).
+    stale_alerted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     tags: Mapped[list[str]] = mapped_column(Json, default=list)
     context: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
 

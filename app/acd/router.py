@@ -24,7 +24,7 @@ from sqlalchemy import select
 from app.acd import config_cache, hooks, lifecycle, matching
 from app.acd.models import Call
 from app.acd.states import CallState
-from app.background import BackgroundTask
+from app.background import BackgroundTask, FailedPasses
 from app.db import Database, UnitOfWork, utcnow
 
 log = logging.getLogger(__name__)
@@ -137,6 +137,7 @@ class Dispatcher(BackgroundTask):
 
     async def _run(self, sweep_seconds: float) -> None:
         assert self._db is not None
+        failures = FailedPasses("dispatch pass")
         while True:
             try:
                 await asyncio.wait_for(self._wakeup.wait(), timeout=sweep_seconds)
@@ -149,8 +150,9 @@ class Dispatcher(BackgroundTask):
             for campaign_id in targets:
                 try:
                     await dispatch(self._db, campaign_id)
+                    failures.succeeded()
                 except Exception:  # a failed pass must not stop routing
-                    log.exception("dispatch pass failed")
+                    await asyncio.sleep(failures.failed())
             spent = asyncio.get_running_loop().time() - started
             if spent < MIN_PASS_INTERVAL:
                 await asyncio.sleep(MIN_PASS_INTERVAL - spent)

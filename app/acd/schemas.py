@@ -7,7 +7,14 @@ import re
 from typing import Annotated, Any
 from zoneinfo import available_timezones
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 
 from app.acd.hours import DAYS
 from app.acd.models import PAYMENT_LINK_DEFAULT
@@ -18,6 +25,12 @@ Skill = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_\-]{1,64}$")]
 E164 = Annotated[str, StringConstraints(pattern=r"^\+[1-9][0-9]{5,14}$")]
 # A queue's name, as a campaign's ``default_queue`` names it too (the column holds 100).
 QueueName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_\-]{1,100}$")]
+# A transfer number as an admin types it: an exact number (E.164 or national form) or
+# an E.164 prefix ending in "*"; app/acd/transfer_numbers.py reads and stores them.
+TransferEntry = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)
+]
+TransferEntries = Annotated[list[TransferEntry], Field(max_length=200)]
 _HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")
 
 
@@ -75,6 +88,15 @@ def _check_link(value: str | None) -> str | None:
 
 
 MinorUnits = Annotated[int, Field(ge=1, le=10**12)]
+# The safety net's limits for a connected call (app/acd/stale.py): a minute to a week.
+StaleSeconds = Annotated[int, Field(ge=60, le=7 * 86400)]
+
+
+def _check_stale_end(value: int | None, info: ValidationInfo) -> int | None:
+    alert = info.data.get("stale_alert_seconds")
+    if value is not None and alert is not None and value <= alert:
+        raise ValueError("the end limit must be longer than the alert limit")
+    return value
 
 
 class CampaignIn(Strict):
@@ -91,9 +113,13 @@ class CampaignIn(Strict):
     pledge_review_minor: MinorUnits = 100_000
     payment_link_template: str = PAYMENT_LINK_DEFAULT
     time_slots: list[TimeSlot] = Field(default_factory=list)
+    transfer_numbers: TransferEntries = Field(default_factory=list)
+    stale_alert_seconds: StaleSeconds = 1800
+    stale_end_seconds: StaleSeconds = 7200
 
     _link = field_validator("payment_link_template")(_check_link)
     _slots = field_validator("time_slots")(_check_slots)
+    _stale_end = field_validator("stale_end_seconds")(_check_stale_end)
 
     @field_validator("timezone")
     @classmethod
@@ -116,10 +142,14 @@ class CampaignPatch(Strict):
     pledge_review_minor: MinorUnits | None = None
     payment_link_template: str | None = None
     time_slots: list[TimeSlot] | None = None
+    transfer_numbers: TransferEntries | None = None
+    stale_alert_seconds: StaleSeconds | None = None
+    stale_end_seconds: StaleSeconds | None = None
 
     _hours = field_validator("opening_hours")(_check_hours)
     _link = field_validator("payment_link_template")(_check_link)
     _slots = field_validator("time_slots")(_check_slots)
+    _stale_end = field_validator("stale_end_seconds")(_check_stale_end)
 
 
 class CampaignOut(BaseModel):
@@ -138,6 +168,9 @@ class CampaignOut(BaseModel):
     pledge_review_minor: int
     payment_link_template: str
     time_slots: list[dict[str, str]]
+    transfer_numbers: list[str]
+    stale_alert_seconds: int
+    stale_end_seconds: int
 
 
 Strategy = Annotated[str, StringConstraints(pattern=r"^(longest_idle|round_robin|fewest_calls)$")]
@@ -277,7 +310,8 @@ class WrapUpExtendIn(Strict):
 
 
 class TransferIn(Strict):
-    """Either a queue of the campaign (context kept) or an outside E.164 number."""
+    """Either a queue of the campaign (context kept) or an outside E.164 number the
+    campaign allows (its ``transfer_numbers``; app/acd/transfer_numbers.py)."""
 
     queue_id: int | None = None
     number: E164 | None = None

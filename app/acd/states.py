@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import enum
 
+from app.errors import Conflict
+
 
 class AgentState(enum.StrEnum):
     LOGGED_OUT = "logged_out"
@@ -49,18 +51,16 @@ CALL_LIVE_STATES = frozenset(set(CallState) - CALL_END_STATES)
 AGENT_BUSY_STATES = frozenset({AgentState.RESERVED, AgentState.ON_CALL, AgentState.WRAP_UP})
 
 
-class IllegalTransition(Exception):
-    """A transition asked of an entity whose current state does not allow it."""
+class IllegalTransition(Conflict):
+    """A transition asked of an entity whose current state does not allow it (409)."""
 
     def __init__(self, entity: str, action: str, state: str) -> None:
         self.entity = entity
         self.action = action
         self.state = state
-        super().__init__(f"cannot {action} a {entity} that is {state}")
-
-    @property
-    def code(self) -> str:
-        return f"illegal_{self.entity}_transition"
+        super().__init__(
+            f"cannot {action} a {entity} that is {state}", code=f"illegal_{entity}_transition"
+        )
 
 
 # action -> (states it may start from, state it leads to)

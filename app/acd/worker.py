@@ -11,7 +11,7 @@ from app.acd import config_cache, hooks, lifecycle, repository, timers
 from app.acd.models import Call, Timer
 from app.acd.states import AgentState, CallState
 from app.acd.timers import TimerKind
-from app.background import BackgroundTask
+from app.background import BackgroundTask, FailedPasses
 from app.db import Database, UnitOfWork, utcnow
 
 log = logging.getLogger(__name__)
@@ -110,15 +110,17 @@ class TimerWorker(BackgroundTask):
             self._wake.set()
 
     async def _run(self, db: Database, poll_seconds: float) -> None:
+        failures = FailedPasses("timer pass")
         while True:
             self._wake.clear()  # before the pass: a timer set during it wakes the next wait
             next_due: dt.datetime | None = None
+            wait = poll_seconds
             try:
                 _fired, next_due = await fire_due_timers(db)
+                failures.succeeded()
             except Exception:
-                log.exception("timer pass failed")
+                wait = max(wait, failures.failed())
             now = utcnow()
-            wait = poll_seconds
             if next_due is not None:
                 wait = min(wait, max(0.0, (next_due - now).total_seconds()))
             self._planned = now + dt.timedelta(seconds=wait)

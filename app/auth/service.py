@@ -21,6 +21,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.acd.models import Agent, Campaign
 from app.auth.models import AuthSession, LoginThrottle, User, WsTokenUse
 from app.auth.secrets import DUMMY_HASH, hash_secret, new_token, token_digest, verify_secret
 from app.db import Database, UnitOfWork, utcnow
@@ -91,6 +92,40 @@ def _check_ties(role: Role, campaign_id: int | None, agent_id: int | None) -> No
         raise Invalid("a volunteer login is tied to an agent", field="agent_id")
 
 
+async def _check_tied_rows(
+    session: AsyncSession,
+    campaign_id: int | None,
+    agent_id: int | None,
+    *,
+    user_id: int | None = None,
+    changed: frozenset[str] = frozenset({"campaign_id", "agent_id"}),
+) -> None:
+    """The campaign and agent a login names exist and agree: a login of one campaign
+    never acts as another campaign's agent (it would steer that agent's calls and see
+    its callers). ``changed`` names the fields being set, so the refusal names the one
+    at fault."""
+    if campaign_id is not None and await session.get(Campaign, campaign_id) is None:
+        raise Invalid(f"campaign {campaign_id} not found", field="campaign_id")
+    if agent_id is None:
+        return
+    agent = await session.get(Agent, agent_id)
+    if agent is None:
+        raise Invalid(f"agent {agent_id} not found", field="agent_id")
+    if agent.campaign_id != campaign_id:
+        raise Invalid(
+            f"agent {agent_id} belongs to another campaign than the login's",
+            code="agent_of_another_campaign",
+            field="agent_id" if "agent_id" in changed else "campaign_id",
+        )
+    other = await session.execute(
+        select(User.id).where(User.agent_id == agent_id, User.id != (user_id or -1))
+    )
+    if other.first() is not None:
+        raise Conflict(
+            "another user already acts as this agent", code="already_exists", field="agent_id"
+        )
+
+
 async def create_user(
     uow: UnitOfWork,
     *,
@@ -104,6 +139,7 @@ async def create_user(
 ) -> User:
     check_secret_strength(role, secret, _pin_min_digits(uow, pin_min_digits))
     _check_ties(role, campaign_id, agent_id)
+    await _check_tied_rows(uow.session, campaign_id, agent_id)
     user = User(
         username=username,
         display_name=display_name,
@@ -136,6 +172,14 @@ async def update_user(
     campaign_id = changes.get("campaign_id", user.campaign_id)
     agent_id = changes.get("agent_id", user.agent_id)
     _check_ties(role, campaign_id, agent_id)
+    if "campaign_id" in changes or "agent_id" in changes:
+        await _check_tied_rows(
+            uow.session,
+            campaign_id,
+            agent_id,
+            user_id=user.id,
+            changed=frozenset(changes) & {"campaign_id", "agent_id"},
+        )
     secret = changes.get("secret")
     if secret is not None:
         check_secret_strength(role, secret, _pin_min_digits(uow, pin_min_digits))

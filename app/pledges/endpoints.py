@@ -28,7 +28,6 @@ from app.errors import (
     Forbidden,
     Invalid,
     NotFound,
-    Unauthorized,
     error_responses,
 )
 from app.pledges import cardguard, idempotency, repository, service, totals
@@ -38,7 +37,9 @@ from app.pledges.schemas import (
     BoardOut,
     CancelIn,
     Moment,
+    PaymentCancelIn,
     PaymentIn,
+    PaymentOut,
     PledgeIn,
     PledgeOut,
     PledgePatch,
@@ -310,6 +311,28 @@ async def pledge_payment(
     return await _out(db, pledge)
 
 
+@router.get("/pledges/{reference}/payments", response_model=list[PaymentOut], tags=["pledges"])
+async def pledge_payments(reference: str, db: DB, principal: Payers) -> list[Any]:
+    async with db.read() as session:
+        pledge = await repository.get_by_reference(session, service.normalise_reference(reference))
+        return await service.payments_of(session, pledge)
+
+
+@router.post(
+    "/pledges/{reference}/payments/{payment_id}/cancel",
+    dependencies=[CardGuard],
+    response_model=PledgeOut,
+    tags=["pledges"],
+    summary="Cancel a payment (refund, bounced cheque); its tax receipt is cancelled",
+)
+async def pledge_payment_cancel(
+    reference: str, payment_id: int, body: PaymentCancelIn, db: DB, principal: Payers
+) -> dict[str, Any]:
+    async with db.unit_of_work() as uow:
+        pledge = await service.cancel_payment(uow, principal, reference, payment_id, body.reason)
+    return await _out(db, pledge)
+
+
 @router.post(
     "/payments/webhook",
     tags=["pledges"],
@@ -320,10 +343,12 @@ async def payment_webhook(
     request: Request, db: DB, settings: Annotated[Settings, Depends(get_app_settings)]
 ) -> JSONResponse:
     raw = await read_limited_body(request, settings.max_body_bytes)
-    if not signing.verify(
-        settings.payment_webhook_secret, raw, request.headers.get(signing.HEADER)
-    ):
-        raise Unauthorized("missing or wrong signature", field=signing.HEADER, code="bad_signature")
+    signing.verify(
+        settings.payment_webhook_secret,
+        raw,
+        request.headers,
+        window_seconds=settings.signature_window_seconds,
+    )
     try:
         payload = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import func, select, text
 
 from app.acd.models import Campaign
-from app.background import BackgroundTask
+from app.background import BackgroundTask, FailedPasses
 from app.db import Database, utcnow
 from app.pledges import totals
 from app.realtime.models import Event
@@ -61,14 +61,15 @@ class TotalsPublisher(BackgroundTask):
                 self._wake.set()
 
     async def _run(self) -> None:
+        failures = FailedPasses("totals publication")
         while True:
             await self._wake.wait()
             self._wake.clear()
             try:
                 wait = await self.flush()
+                failures.succeeded()
             except Exception:
-                log.exception("totals publication failed")
-                wait = INTERVAL.total_seconds()
+                wait = max(INTERVAL.total_seconds(), failures.failed())
             if wait is not None:
                 # Some campaign is not due yet: come back when it is.
                 await asyncio.sleep(wait)

@@ -129,7 +129,7 @@ class PledgeAudit(Base):
     user_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
     # The username, or "payment-provider" for the signed webhook.
     actor: Mapped[str] = mapped_column(String(64))
-    # created | corrected | link_sent | payment | cancelled
+    # created | corrected | link_sent | payment | payment_void | cancelled
     action: Mapped[str] = mapped_column(String(16))
     before: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     after: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
@@ -151,6 +151,9 @@ class PledgePayment(Base):
     source: Mapped[str] = mapped_column(String(16))  # manual | provider
     recorded_by: Mapped[int | None] = mapped_column(BigId, nullable=True)
     received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # A bounced cheque, a refund or a charge-back: the payment no longer counts.
+    cancelled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    cancel_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
     __table_args__ = (Index("ix_pledge_payments_pledge", "pledge_id"),)
 

@@ -122,6 +122,23 @@ class PaymentIn(Strict):
     received_at: dt.datetime | None = None
 
 
+class PaymentCancelIn(Strict):
+    """Why a payment no longer counts: "refund", "bounced cheque", "charge-back"..."""
+
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class PaymentOut(BaseModel):
+    id: int
+    amount_minor: int
+    currency: str
+    provider_payment_id: str | None
+    source: str
+    received_at: dt.datetime
+    cancelled_at: dt.datetime | None
+    cancel_reason: str | None
+
+
 class ProviderPaymentIn(Strict):
     """The payment provider's webhook: a payment against a pledge reference."""
 

@@ -22,9 +22,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from app.acd.models import Agent, Call, Campaign
 from app.auth.service import Principal, Role
 from app.db import UnitOfWork, utcnow
-from app.errors import Conflict, Forbidden, Invalid
+from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.phone_numbers import normalise
-from app.pledges import cardguard, repository
+from app.pledges import cardguard, hooks, repository
 from app.pledges.models import (
     CancelReason,
     Pledge,
@@ -588,6 +588,48 @@ async def record_payment(
     await _count(uow, pledge, paid=amount_minor)
     _emit_status(uow, pledge)
     return pledge, True
+
+
+async def cancel_payment(
+    uow: UnitOfWork, principal: Principal | None, reference: str, payment_id: int, reason: str
+) -> Pledge:
+    """A payment that no longer counts (a refund, a bounced cheque, a charge-back).
+
+    The pledge's paid amount and status go back; what follows a cancelled payment
+    (the tax receipt is cancelled) happens in this transaction through the hooks.
+    """
+    pledge = await repository.get_by_reference(
+        uow.session, normalise_reference(reference), lock=True
+    )
+    if principal is not None and principal.role not in (Role.ORGANISER, Role.ADMIN):
+        raise Forbidden("payments are cancelled by organisers")
+    payment = await uow.session.get(PledgePayment, payment_id)
+    if payment is None or payment.pledge_id != pledge.id:
+        raise NotFound("no such payment on this pledge", field="payment_id")
+    if payment.cancelled_at is not None:
+        return pledge  # cancelled already: nothing changes
+    now = utcnow()
+    payment.cancelled_at = now
+    payment.cancel_reason = reason
+    before = snapshot(pledge)
+    pledge.paid_minor -= payment.amount_minor
+    pledge.status = _status_after_payment(pledge)
+    pledge.updated_at = now
+    _audit(uow, pledge, principal, "payment_void", *_diff(before, snapshot(pledge)))
+    await _count(uow, pledge, paid=-payment.amount_minor)
+    _emit_status(uow, pledge)
+    for hook in hooks.of(uow.db).payment_cancelled:
+        await hook(uow, pledge, reason)
+    return pledge
+
+
+async def payments_of(session: Any, pledge: Pledge) -> list[PledgePayment]:
+    rows = await session.scalars(
+        select(PledgePayment)
+        .where(PledgePayment.pledge_id == pledge.id)
+        .order_by(PledgePayment.received_at, PledgePayment.id)
+    )
+    return list(rows)
 
 
 async def agent_partner(uow: UnitOfWork, agent_id: int | None) -> str | None:

@@ -39,7 +39,7 @@ import asyncpg
 import orjson
 from sqlalchemy import func, or_, select
 
-from app.background import BackgroundTask, stop_tasks
+from app.background import BackgroundTask, FailedPasses, stop_tasks
 from app.db import Database
 from app.realtime.models import Event, message_of
 from app.settings import settings_of
@@ -281,6 +281,7 @@ class EventFeed(BackgroundTask):
 
     async def _run(self) -> None:
         next_catch_up = time.monotonic() + self.catch_up_seconds
+        failures = FailedPasses("event feed pass")
         while True:
             now = time.monotonic()
             timeout = next_catch_up - now
@@ -300,9 +301,9 @@ class EventFeed(BackgroundTask):
                     self._catch_up_requested = False
                     next_catch_up = now + self.catch_up_seconds
                     await self._catch_up()
+                failures.succeeded()
             except Exception:
-                log.exception("event feed pass failed")
-                await asyncio.sleep(0.1)  # a database hiccup: do not spin
+                await asyncio.sleep(failures.failed())  # a database away: do not spin
 
 
 def announcement(

@@ -30,9 +30,8 @@ from sqlalchemy import and_, or_, select
 
 from app import cardguard
 from app.acd import actions, lifecycle, repository
-from app.acd.states import IllegalTransition
 from app.auth.service import Principal, Role, consume_ws_token
-from app.background import BackgroundTask
+from app.background import BackgroundTask, FailedPasses
 from app.db import Database, utcnow
 from app.errors import AppError, Forbidden
 from app.realtime.feed import EventFeed
@@ -385,8 +384,6 @@ class ScreenConnection:
             first = exc.errors()[0]
             field = "args." + ".".join(str(p) for p in first["loc"])
             return _error(command.client_id, "invalid", first["msg"], field)
-        except IllegalTransition as exc:
-            return _error(command.client_id, exc.code, str(exc))
         except AppError as exc:
             return _error(command.client_id, exc.code, exc.message, exc.field)
         except Exception:
@@ -509,12 +506,14 @@ class StatsTicker(BackgroundTask):
         self._launch(self._run, name="stats-ticker")
 
     async def _run(self) -> None:
+        failures = FailedPasses("stats tick")
         while True:
             await asyncio.sleep(1.0)
             try:
                 await self.tick()
+                failures.succeeded()
             except Exception:
-                log.exception("stats tick failed")
+                await asyncio.sleep(failures.failed())
 
     async def tick(self) -> None:
         by_campaign: dict[int | None, list[Screen]] = {}

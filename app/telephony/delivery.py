@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import and_, or_, select
 
-from app.background import BackgroundTask
+from app.background import BackgroundTask, FailedPasses
 from app.db import Database, utcnow
 from app.telephony import commands
 from app.telephony.models import Command
@@ -100,9 +100,12 @@ class CommandDelivery(BackgroundTask):
         self._launch(lambda: self._run(db, poll_seconds), name="command-delivery")
 
     async def _run(self, db: Database, poll_seconds: float) -> None:
+        failures = FailedPasses("command delivery pass")
         while True:
+            delay = poll_seconds
             try:
                 await deliver_pending(db, self.platform, self.max_attempts)
+                failures.succeeded()
             except Exception:
-                log.exception("command delivery pass failed")
-            await asyncio.sleep(poll_seconds)
+                delay = max(poll_seconds, failures.failed())
+            await asyncio.sleep(delay)

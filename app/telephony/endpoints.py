@@ -13,7 +13,7 @@ from pydantic import TypeAdapter, ValidationError
 from app import signing
 from app.db import Database
 from app.deps import get_app_settings, get_db, read_limited_body
-from app.errors import AppError, Invalid, Unauthorized, error_body, error_responses
+from app.errors import AppError, Invalid, error_body, error_responses
 from app.settings import Settings
 from app.telephony import commands, inbound
 from app.telephony.schemas import EVENT_TYPES, TelephonyEvent
@@ -55,8 +55,12 @@ async def telephony_event(
     settings: Annotated[Settings, Depends(get_app_settings)],
 ) -> JSONResponse:
     raw = await read_limited_body(request, settings.max_body_bytes)
-    if not signing.verify(settings.telephony_secret, raw, request.headers.get(signing.HEADER)):
-        raise Unauthorized("missing or wrong signature", field=signing.HEADER, code="bad_signature")
+    signing.verify(
+        settings.telephony_secret,
+        raw,
+        request.headers,
+        window_seconds=settings.signature_window_seconds,
+    )
     event = _parse(raw)
     status, answer = await inbound.handle(db, event, raw)
     return JSONResponse(answer if status == 200 else error_body(**answer), status)
@@ -71,8 +75,13 @@ async def telephony_commands(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     query = request.url.query.encode()
-    if not signing.verify(settings.telephony_secret, query, request.headers.get(signing.HEADER)):
-        raise Unauthorized("missing or wrong signature", field=signing.HEADER, code="bad_signature")
+    # Signed and timestamped like an event: a captured poll cannot be replayed later.
+    signing.verify(
+        settings.telephony_secret,
+        query,
+        request.headers,
+        window_seconds=settings.signature_window_seconds,
+    )
     async with db.read() as session:
         # SQLite commits one writer at a time: ids become visible in order there.
         grace = settings.telephony_command_gap_grace_seconds if db.is_postgres else 0.0

@@ -24,10 +24,8 @@ class HttpCallbackPlatform(TelephonyPlatform):
 
     async def send(self, command: dict[str, Any]) -> None:
         body = json.dumps(command, separators=(",", ":")).encode()
-        headers = {
-            "Content-Type": "application/json",
-            signing.HEADER: signing.sign(self.secret, body),
-        }
+        # Signed at each attempt: a retry carries a fresh timestamp, not the first one.
+        headers = {"Content-Type": "application/json", **signing.signed_headers(self.secret, body)}
         try:
             response = await self._client.post(self.url, content=body, headers=headers)
         except httpx.HTTPError as exc:

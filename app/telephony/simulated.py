@@ -8,6 +8,15 @@ when the call ends with one (``app/pledges/simulated.py``). Everything goes
 through the same paths as real traffic: caller-side events through
 ``inbound.handle`` (as the webhook does), volunteer actions through ``lifecycle``
 (as the agent API does).
+
+Like a real platform it does not give up on the hotline when the database is away
+for a moment: a failed webhook or volunteer step is tried again after a bounded,
+jittered back-off (``RETRY``), each failure logged; a hang-up is tried until it is
+acknowledged or the call is known to have ended (``UNTIL_ACKNOWLEDGED``), because
+a lost hang-up would hold a volunteer for ever. Every task it starts logs what
+kills it (no "Task exception was never retrieved"), the arrival loop keeps the
+last known on-air numbers when it cannot read them, and the staffing loop puts
+back to work the volunteers a failed step left paused.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ import logging
 import math
 import random
 import time
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -26,7 +36,7 @@ from sqlalchemy import select
 
 from app.acd import lifecycle, repository
 from app.acd.models import Agent, Call, Campaign, Seat
-from app.acd.states import CALL_LIVE_STATES, AgentState, CallState
+from app.acd.states import CALL_LIVE_STATES, AgentState, CallState, IllegalTransition
 from app.background import stop_tasks
 from app.db import Database, UnitOfWork, utcnow
 from app.errors import AppError
@@ -40,6 +50,30 @@ from app.telephony.schemas import CallHangup, CallIncoming, SeatAnswered
 log = logging.getLogger(__name__)
 
 DISPOSITIONS = ("pledge", "pledge", "pledge", "no_pledge", "information", "wrong_number")
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Waits between attempts: ``first`` doubling to ``longest``, each drawn between
+    half and all of it (jitter, so callers failing together do not retry together);
+    ``attempts`` in all, or until it works (None)."""
+
+    first: float = 0.2
+    longest: float = 4.0
+    attempts: int | None = 10
+
+    def delays(self, rng: random.Random) -> Iterator[float]:
+        delay, attempt = self.first, 1
+        while self.attempts is None or attempt < self.attempts:
+            yield rng.uniform(delay / 2, delay)
+            delay, attempt = min(delay * 2, self.longest), attempt + 1
+
+
+# Webhooks and steps: 11 to 22 seconds of trying (as long as a caller lets it ring),
+# then the platform gives up on them.
+RETRY = Backoff()
+# Hang-ups: never given up, tried every one to two seconds once the back-off is full.
+UNTIL_ACKNOWLEDGED = Backoff(longest=2.0, attempts=None)
 
 
 @dataclass
@@ -87,6 +121,11 @@ class SimulatedPlatform(TelephonyPlatform):
         self._tasks: set[asyncio.Task[None]] = set()
         self._calls: dict[str, _LiveCall] = {}
         self._agents: set[int] = set()
+        # Bridges being answered: a command delivered twice (its lease expired while
+        # the database was away) starts one conversation, not two.
+        self._answering: set[tuple[str, int]] = set()
+        self._numbers: list[str] = []
+        self._jitter = random.Random(self.rng.random())
         self._ids = itertools.count(1)
         self._run_id = f"sim-{int(time.time())}"
 
@@ -105,10 +144,18 @@ class SimulatedPlatform(TelephonyPlatform):
     async def stop(self) -> None:
         await stop_tasks(list(self._tasks))
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(self._logged(coro))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    async def _logged(coro: Coroutine[Any, Any, None]) -> None:
+        """A simulated caller or volunteer that fails says so, and takes nothing down."""
+        try:
+            await coro
+        except Exception:
+            log.exception("simulated %s failed", getattr(coro, "__name__", "task"))
 
     # --- the platform side ----------------------------------------------------------
 
@@ -116,7 +163,10 @@ class SimulatedPlatform(TelephonyPlatform):
         if command["command"] == "bridge":
             agent_id = int(command["args"]["agent_id"])
             if agent_id in self._agents:
-                self._spawn(self._agent_answers(command["call_id"], agent_id))
+                bridge = (command["call_id"], agent_id)
+                if bridge not in self._answering:
+                    self._answering.add(bridge)
+                    self._spawn(self._agent_answers(command["call_id"], agent_id))
             else:
                 # A person at a web softphone: their screen answers; we play the caller.
                 self._spawn(self._caller_talks_to_person(command["call_id"]))
@@ -125,13 +175,49 @@ class SimulatedPlatform(TelephonyPlatform):
             if live is not None:
                 live.connected.set()  # the caller's wait is over either way
 
-    async def _event(self, event: Any) -> None:
+    async def _event(self, event: Any, backoff: Backoff = RETRY) -> dict[str, Any] | None:
+        """Deliver one event as the webhook would, retried on failure with the same
+        event id (a retry of a delivery that did commit gets the first answer).
+
+        The answer; None when refused (a final answer: not retried) or given up.
+        """
         assert self._db is not None
         raw = json.dumps(event.model_dump()).encode()
-        try:
-            await inbound.handle(self._db, event, raw)
-        except AppError as exc:
-            log.info("simulated event %s refused: %s", event.type, exc.message)
+        delays = backoff.delays(self._jitter)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                _status, answer = await inbound.handle(self._db, event, raw)
+                return answer
+            except (AppError, IllegalTransition) as exc:
+                log.info("simulated event %s refused: %s", event.type, exc)
+                return None
+            except Exception as exc:
+                delay = next(delays, None)
+                if delay is None:
+                    log.error(
+                        "simulated event %s for %s given up after %s attempts: %r",
+                        event.type,
+                        event.call_id,
+                        attempt,
+                        exc,
+                    )
+                    return None
+                log.warning(
+                    "simulated event %s for %s failed (attempt %s), again in %.1fs: %r",
+                    event.type,
+                    event.call_id,
+                    attempt,
+                    delay,
+                    exc,
+                )
+                await asyncio.sleep(delay)
+
+    async def _hang_up(self, provider_call_id: str) -> None:
+        """The caller hangs up: told to the hotline until it is acknowledged."""
+        event = CallHangup(event_id=self._event_id(), call_id=provider_call_id, type="call.hangup")
+        await self._event(event, UNTIL_ACKNOWLEDGED)
 
     def _event_id(self) -> str:
         return f"{self._run_id}-e{next(self._ids)}"
@@ -154,7 +240,7 @@ class SimulatedPlatform(TelephonyPlatform):
         for provider_call_id in stale:
             await self._event(
                 CallHangup(event_id=self._event_id(), call_id=provider_call_id, type="call.hangup")
-            )
+            )  # bounded: start-up must not hang; the safety net (app/acd/stale.py) follows
 
     async def _dialled_numbers(self) -> list[str]:
         assert self._db is not None
@@ -167,16 +253,22 @@ class SimulatedPlatform(TelephonyPlatform):
         while True:
             rate = self.profile.rate(time.monotonic() - started)
             await asyncio.sleep(self.rng.expovariate(rate) if rate > 0 else 1.0)
-            numbers = await self._dialled_numbers()
-            if numbers:
-                self._spawn(self._caller(self.rng.choice(numbers)))
+            try:
+                self._numbers = await self._dialled_numbers()
+            except Exception as exc:
+                # The phone network does not stop when the hotline's database does:
+                # callers keep dialling the numbers last seen on air.
+                log.warning("simulated arrivals: on-air numbers unreadable (%r)", exc)
+            if self._numbers:
+                self._spawn(self._caller(self.rng.choice(self._numbers)))
 
     async def _caller(self, dialled: str) -> None:
         provider_call_id = f"{self._run_id}-c{next(self._ids)}"
         live = _LiveCall(provider_call_id)
         self._calls[provider_call_id] = live
         caller = random_french_number(self.rng)
-        await self._event(
+        patience = self.rng.expovariate(1.0 / self.settings.sim_patience_seconds)
+        answer = await self._event(
             CallIncoming(
                 event_id=self._event_id(),
                 call_id=provider_call_id,
@@ -185,16 +277,18 @@ class SimulatedPlatform(TelephonyPlatform):
                 dialled=dialled,
             )
         )
-        patience = self.rng.expovariate(1.0 / self.settings.sim_patience_seconds)
+        if answer is None:
+            # Refused or never acknowledged: the caller gives up. Say so, in case a
+            # delivery did get through unacknowledged (a hang-up that overtakes its
+            # call ends that call when it arrives).
+            if self._calls.pop(provider_call_id, None) is not None:
+                await self._hang_up(provider_call_id)
+            return
         try:
             await asyncio.wait_for(live.connected.wait(), timeout=patience)
         except TimeoutError:
             if self._calls.pop(provider_call_id, None) is not None:
-                await self._event(
-                    CallHangup(
-                        event_id=self._event_id(), call_id=provider_call_id, type="call.hangup"
-                    )
-                )
+                await self._hang_up(provider_call_id)
 
     # --- volunteers -----------------------------------------------------------------
 
@@ -203,60 +297,81 @@ class SimulatedPlatform(TelephonyPlatform):
         while True:
             try:
                 await self._staff_agents()
-            except Exception:
-                log.exception("staffing simulated volunteers failed")
+            except Exception as exc:
+                log.warning("staffing simulated volunteers failed (%r); again shortly", exc)
             await asyncio.sleep(2.0)
 
     async def _staff_agents(self) -> None:
-        """Log the simulated volunteers in at seats and make them ready (once each)."""
+        """Log new simulated volunteers in at seats and make them ready (once each), and
+        put back to work those a missed offer paused (their own step may have failed)."""
         assert self._db is not None
         prefix = self.settings.sim_agent_prefix
-        async with self._db.unit_of_work() as uow:
-            agents = (
-                (
-                    await uow.session.execute(
-                        select(Agent).where(Agent.login.startswith(prefix)).order_by(Agent.id)
+        new: set[int] = set()
+        try:
+            async with self._db.unit_of_work() as uow:
+                agents = (
+                    (
+                        await uow.session.execute(
+                            select(Agent).where(Agent.login.startswith(prefix)).order_by(Agent.id)
+                        )
                     )
+                    .scalars()
+                    .all()
                 )
-                .scalars()
-                .all()
-            )
-            seats = (await uow.session.execute(select(Seat).order_by(Seat.id))).scalars().all()
-            free_seats = [s for s in seats if s.id not in {a.seat_id for a in agents}]
-            now = utcnow()
-            for agent in agents:
-                if agent.id in self._agents:
-                    continue
-                self._agents.add(agent.id)
-                if agent.state == AgentState.LOGGED_OUT:
-                    seat = next((s for s in free_seats if s.campaign_id == agent.campaign_id), None)
-                    if seat is not None:
-                        free_seats.remove(seat)
-                    await lifecycle.login(uow, agent, seat.id if seat else None, now)
-                if agent.state == AgentState.PAUSED:
-                    await lifecycle.ready(uow, agent, now)
+                seats = (await uow.session.execute(select(Seat).order_by(Seat.id))).scalars().all()
+                free_seats = [s for s in seats if s.id not in {a.seat_id for a in agents}]
+                now = utcnow()
+                for agent in agents:
+                    if agent.id in self._agents:
+                        if agent.state == AgentState.PAUSED and agent.pause_reason == "missed":
+                            await lifecycle.ready(uow, agent, now)
+                        continue
+                    # Known before commit: a bridge to them may be sent as soon as it commits.
+                    new.add(agent.id)
+                    self._agents.add(agent.id)
+                    if agent.state == AgentState.LOGGED_OUT:
+                        seat = next(
+                            (s for s in free_seats if s.campaign_id == agent.campaign_id), None
+                        )
+                        if seat is not None:
+                            free_seats.remove(seat)
+                        await lifecycle.login(uow, agent, seat.id if seat else None, now)
+                    if agent.state == AgentState.PAUSED:
+                        await lifecycle.ready(uow, agent, now)
+        except BaseException:
+            self._agents -= new  # not staffed after all: the next pass tries again
+            raise
 
     async def _agent_answers(self, provider_call_id: str, agent_id: int) -> None:
+        try:
+            await self._converse(provider_call_id, agent_id)
+        finally:
+            self._answering.discard((provider_call_id, agent_id))
+
+    async def _converse(self, provider_call_id: str, agent_id: int) -> None:
         await asyncio.sleep(self.rng.uniform(0.2, 1.0))  # auto-answer on the softphone
-        await self._event(
+        answer = await self._event(
             SeatAnswered(event_id=self._event_id(), call_id=provider_call_id, type="seat.answered")
         )
+        call = (answer or {}).get("call") or {}
+        if call.get("state") != CallState.CONNECTED or call.get("agent_id") != agent_id:
+            return  # the offer was gone (caller left, ring timeout): no conversation
         live = self._calls.get(provider_call_id)
         if live is not None:
             live.connected.set()
         talk = self.rng.lognormvariate(math.log(self.settings.sim_talk_seconds), 0.4)
         await asyncio.sleep(talk)
-        if self._calls.pop(provider_call_id, None) is None:
-            return  # ended meanwhile
-        if self.rng.random() < 0.6:
-            await self._event(
-                CallHangup(event_id=self._event_id(), call_id=provider_call_id, type="call.hangup")
-            )
+        caller_still_there = self._calls.pop(provider_call_id, None) is not None
+        if caller_still_there and self.rng.random() < 0.6:
+            await self._hang_up(provider_call_id)
         else:
-            await self._agent_step(agent_id, "hangup")
+            # The volunteer hangs up; also when the caller's side is gone without a
+            # word, so that a conversation never outlives the simulation's caller.
+            await self._agent_step(agent_id, provider_call_id, "hangup", UNTIL_ACKNOWLEDGED)
         wrapup = self.settings.sim_wrapup_seconds
         await asyncio.sleep(self.rng.uniform(0.4, 1.6) * wrapup)  # wrap-up notes
-        await self._agent_step(agent_id, "end_wrap_up")
+        # Bounded: if it never gets through, the wrap-up timer ends it.
+        await self._agent_step(agent_id, provider_call_id, "end_wrap_up", RETRY)
 
     async def _caller_talks_to_person(self, provider_call_id: str) -> None:
         live = self._calls.get(provider_call_id)
@@ -265,9 +380,7 @@ class SimulatedPlatform(TelephonyPlatform):
         await asyncio.sleep(self.settings.sim_talk_seconds * 3)
         if self._calls.pop(provider_call_id, None) is not None:
             # Callers do not talk forever; a person's own hang-up usually comes first.
-            await self._event(
-                CallHangup(event_id=self._event_id(), call_id=provider_call_id, type="call.hangup")
-            )
+            await self._hang_up(provider_call_id)
 
     async def _save_pledge(self, uow: UnitOfWork, call: Call) -> None:
         try:
@@ -276,19 +389,54 @@ class SimulatedPlatform(TelephonyPlatform):
             # Refused before anything is written (e.g. below the campaign's minimum).
             log.debug("simulated pledge refused: %s", exc.code)
 
-    async def _agent_step(self, agent_id: int, step: str) -> None:
+    async def _agent_step(
+        self, agent_id: int, provider_call_id: str, step: str, backoff: Backoff
+    ) -> None:
+        """A volunteer's step on this call (``hangup``, ``end_wrap_up``), retried on
+        failure; done as soon as the call has moved on (nothing left to do)."""
+        delays = backoff.delays(self._jitter)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await self._agent_step_once(agent_id, provider_call_id, step)
+                return
+            except Exception as exc:
+                delay = next(delays, None)
+                if delay is None:
+                    log.error(
+                        "simulated volunteer %s: %s given up after %s attempts: %r",
+                        agent_id,
+                        step,
+                        attempt,
+                        exc,
+                    )
+                    return
+                log.warning(
+                    "simulated volunteer %s: %s failed (attempt %s), again in %.1fs: %r",
+                    agent_id,
+                    step,
+                    attempt,
+                    delay,
+                    exc,
+                )
+                await asyncio.sleep(delay)
+
+    async def _agent_step_once(self, agent_id: int, provider_call_id: str, step: str) -> None:
         assert self._db is not None
         try:
             async with self._db.unit_of_work() as uow:
                 call, agent = await lifecycle.agent_call(uow, agent_id)
-                if step == "hangup" and call.state == "connected":
+                if call.provider_call_id != provider_call_id:
+                    pass  # on another call by now: this one is over for them
+                elif step == "hangup" and call.state == CallState.CONNECTED:
                     await lifecycle.start_wrap_up(uow, call, agent, utcnow(), by="agent")
-                elif step == "end_wrap_up" and call.state == "wrap_up":
+                elif step == "end_wrap_up" and call.state == CallState.WRAP_UP:
                     disposition = self.rng.choice(DISPOSITIONS)
                     if disposition == "pledge":  # saved as a volunteer would, before wrap-up ends
                         await self._save_pledge(uow, call)
                     await lifecycle.end_wrap_up(uow, call, agent, utcnow(), disposition)
-        except AppError:
+        except (AppError, IllegalTransition):
             pass  # the call moved on (wrap-up timer, supervisor): nothing to do
         # The agent may have been paused (missed offer): get back to work.
         async with self._db.unit_of_work() as uow:

@@ -1,0 +1,1 @@
+"""Payment reconciliation: providers' and banks' CSV exports matched to pledges."""
