@@ -7,14 +7,16 @@ Every refusal the API gives has this shape, so screens and integrators can act o
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match, Route
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,41 @@ class Forbidden(AppError):
 class PayloadTooLarge(AppError):
     status_code = 413
     code = "payload_too_large"
+
+
+class ErrorOut(BaseModel):
+    """Every refusal's body (some add a key of their own, e.g. a rules file's ``problems``)."""
+
+    code: str = Field(description="what went wrong, for programs: `not_found`, `card_number`...")
+    message: str = Field(description="what went wrong, for people")
+    field: str | None = Field(description="the input at fault (`note`, `items.0.amount_minor`)")
+
+
+# The refusals the API documents, each once, with its body. The routers take them in
+# app/main.py: a route's own ``responses=`` only adds a description or a refinement.
+_ERROR_DESCRIPTIONS: dict[int, str] = {
+    400: "the body is not valid JSON (`malformed_json`), or a request the route cannot take",
+    401: "no login, or a session that expired or was revoked; a webhook's signature is wrong",
+    403: "the login's role or campaign may not do this; a cookie without its CSRF token",
+    404: "no such record (or one outside the caller's reach)",
+    409: "the record is not in a state that allows this, or the change clashes with another",
+    413: "the body is larger than the route takes",
+    422: "a field is missing, malformed, out of range or holds a card number; `field` says which",
+    429: "too many failed logins for this name from this address: wait `Retry-After` seconds",
+    503: "the database cannot be reached (`database_unreachable`, with `Retry-After`)",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` for these refusals, each with the ``{code, message, field}`` body."""
+    return {
+        status: {"model": ErrorOut, "description": _ERROR_DESCRIPTIONS[status]}
+        for status in statuses
+    }
+
+
+# What any route of the API may answer besides its success.
+API_ERRORS = error_responses(400, 401, 403, 404, 409, 413, 422, 429, 503)
 
 
 def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
@@ -139,6 +176,37 @@ def install_error_handlers(app: FastAPI) -> None:
         return _unreachable()
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return JSONResponse(error_body(code, str(exc.detail)), exc.status_code)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = _allowed_methods(request, headers.get("Allow", ""))
+        return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=headers)
+
+
+def _allowed_methods(request: Request, named: str) -> str:
+    """Every method of the resource the path names, for a 405's ``Allow`` (RFC 9110).
+
+    The router names only the methods of the first route on the path, and a path
+    such as ``/campaigns/{id}`` has one route per method: the resource is the first
+    route's path template (``/pledges/export.csv`` is not ``/pledges/{reference}``),
+    and its methods those of every route with that template.
+    """
+    methods = {m.strip() for m in named.split(",") if m.strip()}
+    template = None
+    for route in _routes(request.app.router.routes):
+        if route.methods and route.matches(request.scope)[0] is not Match.NONE:
+            template = template or route.path
+            if route.path == template:
+                methods |= route.methods
+    return ", ".join(sorted(methods))
+
+
+def _routes(routes: Sequence[BaseRoute]) -> Iterator[Route]:
+    for route in routes:
+        if isinstance(route, Route):
+            yield route
+        # FastAPI keeps an included router's routes behind a wrapper of its own.
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from _routes(inner.routes)

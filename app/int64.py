@@ -183,3 +183,29 @@ def _body_field(body: bytes) -> str | None:
     if where is None:
         return None
     return ".".join(where) or "body"
+
+
+def document_bounds(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Give every integer of the OpenAPI document the bounds the API enforces.
+
+    An integer without its own ``minimum``/``maximum`` gets the 64-bit ones, so a
+    client (or a fuzzer) reading the document knows that a larger number is refused.
+    Idempotent: bounds already there are kept.
+    """
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            kind = node.get("type")
+            if kind == "integer" or (isinstance(kind, list) and "integer" in kind):
+                if "minimum" not in node and "exclusiveMinimum" not in node:
+                    node["minimum"] = INT64_MIN
+                if "maximum" not in node and "exclusiveMaximum" not in node:
+                    node["maximum"] = INT64_MAX
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(openapi)
+    return openapi

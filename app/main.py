@@ -20,9 +20,9 @@ from app.auth.cache import PrincipalCache
 from app.auth.endpoints import router as auth_router
 from app.cti.service import CallerLookup
 from app.db import Database, make_engine
-from app.errors import install_error_handlers
+from app.errors import API_ERRORS, error_responses, install_error_handlers
 from app.health import router as health_router
-from app.int64 import refuse_int64_overflow
+from app.int64 import document_bounds, refuse_int64_overflow
 from app.logs import configure_logging
 from app.metrics import router as metrics_router
 from app.pledges.endpoints import router as pledges_router
@@ -173,18 +173,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.principal_cache = PrincipalCache(settings.principal_cache_seconds)
     install_error_handlers(app)
-    app.include_router(health_router)
-    app.include_router(metrics_router)
-    app.include_router(acd_router)
+    # Every route documents the refusals it may answer, with their body (app/errors.py).
+    operations_errors = error_responses(503)
+    app.include_router(health_router, responses=operations_errors)
+    app.include_router(metrics_router, responses=operations_errors)
+    app.include_router(acd_router, responses=API_ERRORS)
     # Before any /pledges/{...} route, so /pledges/export.csv is never taken for one.
-    app.include_router(pledge_exports_router)
-    app.include_router(pledges_router)
-    app.include_router(telephony_router)
-    app.include_router(auth_router)
-    app.include_router(sockets_router)
-    app.include_router(rules_router)
-    app.include_router(receipts_router)
-    app.include_router(reconciliation_router)
-    app.include_router(privacy_router)
+    app.include_router(pledge_exports_router, responses=API_ERRORS)
+    app.include_router(pledges_router, responses=API_ERRORS)
+    app.include_router(telephony_router, responses=API_ERRORS)
+    app.include_router(auth_router, responses=API_ERRORS)
+    app.include_router(sockets_router, responses=API_ERRORS)
+    app.include_router(rules_router, responses=API_ERRORS)
+    app.include_router(receipts_router, responses=API_ERRORS)
+    app.include_router(reconciliation_router, responses=API_ERRORS)
+    app.include_router(privacy_router, responses=API_ERRORS)
     app.include_router(web_router)
+    build_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        # Integers carry the 64-bit bounds app/int64.py enforces (the walk is idempotent).
+        return document_bounds(build_openapi())
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

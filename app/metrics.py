@@ -43,7 +43,7 @@ from app.auth.service import Role
 from app.background import running_tasks
 from app.db import Database
 from app.deps import get_db
-from app.errors import Forbidden
+from app.errors import Forbidden, error_responses
 from app.metrics_multiprocess import PUBLISH_SECONDS, FileWriter, multiprocess_dir
 from app.pledges.models import PledgeCounter
 
@@ -272,6 +272,7 @@ async def _allowed(request: Request, db: Database) -> None:
     "/metrics",
     summary="Prometheus metrics (admin, or the metrics bearer token)",
     response_class=Response,
+    responses=error_responses(401, 403),
 )
 async def metrics(request: Request, db: Annotated[Database, Depends(get_db)]) -> Response:
     await _allowed(request, db)

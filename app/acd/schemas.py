@@ -23,6 +23,8 @@ from app.cardguard import CardGuarded
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Skill = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_\-]{1,64}$")]
 E164 = Annotated[str, StringConstraints(pattern=r"^\+[1-9][0-9]{5,14}$")]
+# A queue's name, as a campaign's ``default_queue`` names it too (the column holds 100).
+QueueName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_\-]{1,100}$")]
 # A transfer number as an admin types it: an exact number (E.164 or national form) or
 # an E.164 prefix ending in "*"; app/acd/transfer_numbers.py reads and stores them.
 TransferEntry = Annotated[
@@ -57,8 +59,8 @@ class TimeSlot(Strict):
 
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
     # ISO 8601 with an offset; stored as UTC ISO strings.
-    starts_at: str
-    ends_at: str
+    starts_at: str = Field(json_schema_extra={"format": "date-time"})
+    ends_at: str = Field(json_schema_extra={"format": "date-time"})
 
     @field_validator("starts_at", "ends_at")
     @classmethod
@@ -105,7 +107,7 @@ class CampaignIn(Strict):
     timezone: str = "Europe/Paris"
     opening_hours: dict[str, list[list[str]]] = Field(default_factory=dict)
     closed_message: str = "The pledge line is closed. Thank you for calling."
-    default_queue: Name = "pledges"
+    default_queue: QueueName = "pledges"
     pledge_min_minor: MinorUnits = 100
     pledge_max_minor: MinorUnits = 1_000_000
     pledge_review_minor: MinorUnits = 100_000
@@ -134,7 +136,7 @@ class CampaignPatch(Strict):
     dialled_numbers: list[E164] | None = None
     opening_hours: dict[str, list[list[str]]] | None = None
     closed_message: str | None = None
-    default_queue: Name | None = None
+    default_queue: QueueName | None = None
     pledge_min_minor: MinorUnits | None = None
     pledge_max_minor: MinorUnits | None = None
     pledge_review_minor: MinorUnits | None = None
@@ -177,7 +179,7 @@ Seconds = Annotated[int, Field(ge=0, le=86400)]
 
 class QueueIn(Strict):
     campaign_id: int
-    name: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_\-]{1,100}$")]
+    name: QueueName
     strategy: Strategy = "longest_idle"
     required_skill: Skill | None = None
     required_level: Annotated[int, Field(ge=1, le=10)] = 1

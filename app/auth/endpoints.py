@@ -16,7 +16,7 @@ from app.auth.schemas import LoginIn, LoginOut, MeOut, UserIn, UserOut, UserPatc
 from app.auth.service import Principal, Role
 from app.db import Database, utcnow
 from app.deps import get_app_settings, get_db
-from app.errors import Invalid, NotFound, Unauthorized
+from app.errors import Invalid, NotFound, Unauthorized, error_responses
 from app.settings import Settings
 
 router = APIRouter(tags=["auth"])
@@ -35,7 +35,7 @@ def _me(principal: Principal) -> MeOut:
     )
 
 
-@router.post("/auth/login", response_model=LoginOut)
+@router.post("/auth/login", response_model=LoginOut, responses=error_responses(429))
 async def auth_login(
     body: LoginIn, request: Request, response: Response, db: DB, settings: AppSettings
 ) -> LoginOut:

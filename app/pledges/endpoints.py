@@ -5,7 +5,6 @@ Thin handlers: each writing one is one unit of work over ``service``.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 from typing import Annotated, Any
@@ -22,13 +21,22 @@ from app.auth.deps import current_principal, require
 from app.auth.service import Principal, Role
 from app.db import Database, utcnow
 from app.deps import get_app_settings, get_db, read_limited_body
-from app.errors import AppError, Conflict, Forbidden, Invalid, NotFound
+from app.errors import (
+    AppError,
+    Conflict,
+    ErrorOut,
+    Forbidden,
+    Invalid,
+    NotFound,
+    error_responses,
+)
 from app.pledges import cardguard, idempotency, repository, service, totals
 from app.pledges.models import CancelReason, Pledge, PledgeAudit
 from app.pledges.schemas import (
     AuditOut,
     BoardOut,
     CancelIn,
+    Moment,
     PaymentCancelIn,
     PaymentIn,
     PaymentOut,
@@ -98,14 +106,26 @@ def _check_read(principal: Principal, pledge: Pledge) -> None:
     response_model=PledgeOut,
     tags=["pledges"],
     summary="Save a pledge (exactly once per Idempotency-Key)",
-    responses={409: {"description": "the Idempotency-Key was used for another request"}},
+    responses={
+        409: {
+            "model": ErrorOut,
+            "description": "the Idempotency-Key was used for another request",
+        }
+    },
 )
 async def create_pledge(
     body: PledgeIn,
     request: Request,
     db: DB,
     principal: Savers,
-    idempotency_key: Annotated[str | None, Header(alias=idempotency.HEADER)] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias=idempotency.HEADER,
+            description="one per pledge form: 8 to 200 visible ASCII characters (a UUID)",
+            json_schema_extra=idempotency.KEY_SCHEMA,
+        ),
+    ] = None,
 ) -> JSONResponse:
     scope = f"user:{principal.user_id}"
     digest = idempotency.request_hash("POST", "/pledges", body.model_dump(mode="json"))
@@ -159,8 +179,8 @@ async def list_pledges(
     agent_id: int | None = None,
     call_id: int | None = None,
     flagged: bool | None = None,
-    since: dt.datetime | None = None,
-    until: dt.datetime | None = None,
+    since: Moment | None = None,
+    until: Moment | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[dict[str, Any]]:
@@ -198,8 +218,8 @@ async def pledge_totals(
     db: DB,
     principal: Staff,
     campaign_id: int | None = None,
-    since: dt.datetime | None = None,
-    until: dt.datetime | None = None,
+    since: Moment | None = None,
+    until: Moment | None = None,
 ) -> dict[str, Any]:
     if principal.role == Role.SUPERVISOR:
         if campaign_id is not None and principal.campaign_id != campaign_id:
@@ -317,6 +337,7 @@ async def pledge_payment_cancel(
     "/payments/webhook",
     tags=["pledges"],
     summary="Payment provider webhook (HMAC-signed, idempotent on payment_id)",
+    responses=error_responses(413),
 )
 async def payment_webhook(
     request: Request, db: DB, settings: Annotated[Settings, Depends(get_app_settings)]

@@ -6,7 +6,6 @@ Thin: the filter is checked and the export's bounds fixed before the first byte
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -18,6 +17,7 @@ from app.db import Database, utcnow
 from app.deps import get_db
 from app.pledges import exports
 from app.pledges.export_formats import MEDIA_TYPES
+from app.pledges.schemas import Moment
 
 router = APIRouter(tags=["pledges"])
 DB = Annotated[Database, Depends(get_db)]
@@ -25,9 +25,9 @@ Organiser = Annotated[Principal, Depends(require(Role.ORGANISER))]
 
 CampaignId = Annotated[int, Query(description="the campaign whose pledges to export")]
 Since = Annotated[
-    dt.datetime | None, Query(description="pledges created at or after (ISO 8601 with zone)")
+    Moment | None, Query(description="pledges created at or after (ISO 8601 with zone)")
 ]
-Until = Annotated[dt.datetime | None, Query(description="pledges created before (ISO 8601)")]
+Until = Annotated[Moment | None, Query(description="pledges created before (ISO 8601)")]
 Status = Annotated[
     list[str] | None, Query(description="only these statuses (repeat the parameter)")
 ]

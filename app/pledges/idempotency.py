@@ -34,6 +34,9 @@ from app.pledges.models import IdempotencyRecord
 
 HEADER = "Idempotency-Key"
 _KEY = re.compile(r"^[\x21-\x7e]{8,200}$")
+# The key as the OpenAPI document describes it (checked by ``key_digest``, after the
+# caller's rights, so a volunteer with no right to save hears that first).
+KEY_SCHEMA = {"pattern": _KEY.pattern, "minLength": 8, "maxLength": 200}
 
 
 @dataclass(frozen=True)

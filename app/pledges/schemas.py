@@ -9,9 +9,18 @@ never compared, echoed or stored. Amounts are strict integers (minor units):
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+)
 
 from app.cardguard import CardGuarded
 
@@ -33,6 +42,20 @@ TEXT_FIELDS = (
     "phone",
     "note",
 )
+
+
+_BARE_NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
+
+
+def _iso_only(value: Any) -> Any:
+    # Pydantic would read a bare number as epoch seconds: ``until=0.5`` is a typo, not 1970.
+    if isinstance(value, str) and _BARE_NUMBER.fullmatch(value):
+        raise ValueError("an ISO 8601 date and time, e.g. 2026-12-05T20:00:00+00:00")
+    return value
+
+
+# A time in a query string (``since``, ``until``): ISO 8601, never a bare number.
+Moment = Annotated[dt.datetime, BeforeValidator(_iso_only)]
 
 
 class Strict(CardGuarded):

@@ -22,6 +22,7 @@ from app.pledges.models import Pledge
 from app.reconciliation import imports, repository, service
 from app.reconciliation.models import PaymentImport, PaymentLine, PaymentSource
 from app.reconciliation.schemas import (
+    FileRefusedOut,
     ImportOut,
     LineOut,
     MatchIn,
@@ -104,7 +105,12 @@ async def save_source(name: SourceName, body: SourceIn, db: DB, _: Organiser) ->
     status_code=201,
     response_model=ImportOut,
     summary="Import a CSV export (the raw file as the body)",
-    responses={422: {"description": "bad file: every problem as {line, column, reason}"}},
+    responses={
+        422: {
+            "model": FileRefusedOut,
+            "description": "bad file: every problem as {line, column, reason}",
+        }
+    },
 )
 async def import_payments(
     request: Request,

@@ -5,9 +5,17 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from app.cardguard import CardGuarded
+from app.errors import ErrorOut
 from app.reconciliation.csvfile import DATE_FORMATS
 
 Header = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
@@ -76,6 +84,20 @@ class SourceOut(BaseModel):
     currency: str
     columns: dict[str, str]
     updated_at: dt.datetime
+
+
+class FileProblemOut(BaseModel):
+    line: int | None
+    column: str | None
+    reason: str
+
+
+class FileRefusedOut(ErrorOut):
+    """A file refused whole (``bad_file``): its first problems, and how many more.
+    Other refusals of the route (a bad query parameter) have no problems."""
+
+    problems: list[FileProblemOut] = Field(default_factory=list)
+    more_problems: int = 0
 
 
 class ImportOut(BaseModel):

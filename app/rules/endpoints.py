@@ -34,6 +34,7 @@ from app.rules.schemas import (
     RuleOut,
     RulesIn,
     RulesOut,
+    RulesRefusedOut,
     ScriptOut,
 )
 from app.settings import Settings
@@ -125,7 +126,12 @@ async def check_rules(campaign_id: int, body: RulesIn, db: DB, _: Admin) -> Chec
 @router.put(
     "/campaigns/{campaign_id}/rules",
     response_model=RulesOut,
-    responses={422: {"description": "refused: every problem as {file, line, reason}"}},
+    responses={
+        422: {
+            "model": RulesRefusedOut,
+            "description": "refused: every problem as {file, line, reason}",
+        }
+    },
 )
 async def put_rules(
     campaign_id: int, body: RulesIn, db: DB, principal: Admin, settings: AppSettings

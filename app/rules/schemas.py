@@ -7,6 +7,7 @@ import datetime as dt
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.cardguard import CardGuarded
+from app.errors import ErrorOut
 
 
 class RulesIn(CardGuarded):
@@ -18,6 +19,13 @@ class ProblemOut(BaseModel):
     file: str
     line: int | None
     reason: str
+
+
+class RulesRefusedOut(ErrorOut):
+    """A rules file refused (``rules_invalid``): each problem with its line. Other
+    refusals of the route (a malformed body, a card number) have no problems."""
+
+    problems: list[ProblemOut] = Field(default_factory=list)
 
 
 class RuleOut(BaseModel):

@@ -13,7 +13,7 @@ from pydantic import TypeAdapter, ValidationError
 from app import signing
 from app.db import Database
 from app.deps import get_app_settings, get_db, read_limited_body
-from app.errors import AppError, Invalid, error_body
+from app.errors import AppError, Invalid, error_body, error_responses
 from app.settings import Settings
 from app.telephony import commands, inbound
 from app.telephony.schemas import EVENT_TYPES, TelephonyEvent
@@ -44,7 +44,11 @@ def _parse(raw: bytes) -> Any:
         raise Invalid(f"{field}: {first['msg']}", field=field) from exc
 
 
-@router.post("/events", summary="Receive an event from the telephony platform")
+@router.post(
+    "/events",
+    summary="Receive an event from the telephony platform",
+    responses=error_responses(413),
+)
 async def telephony_event(
     request: Request,
     db: Annotated[Database, Depends(get_db)],
