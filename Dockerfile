@@ -13,6 +13,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
+# The tax receipts' PDF font (PLEDGELINE_RECEIPTS_FONT_PATH: DejaVu Sans, for accents
+# and the euro sign; app/receipts falls back to Helvetica without it).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends fonts-dejavu-core \
+    && rm -rf /var/lib/apt/lists/*
+
 # Dependencies first, from pyproject.toml alone, so code changes reuse this layer.
 COPY pyproject.toml ./
 RUN python -c "import subprocess, sys, tomllib; \
