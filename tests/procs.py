@@ -297,6 +297,26 @@ async def migrate(database_url: str, root: Path = ROOT) -> None:
         raise RuntimeError(f"migration failed:\n{output.decode(errors='replace')[-4000:]}")
 
 
+async def run_cli(database_url: str, *args: str) -> tuple[int, str, str]:
+    """``pledgeline ARGS...`` as a process on ``database_url`` (no other PLEDGELINE_*
+    setting of the test run leaks in): exit code, stdout, stderr."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLEDGELINE_")}
+    env["PLEDGELINE_DATABASE_URL"] = database_url
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "app.cli",
+        *args,
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
 ADMIN_USERNAME = "procs-admin"
 ADMIN_SECRET = "procs-admin-password"
 

@@ -13,9 +13,7 @@ import csv
 import datetime as dt
 import io
 import itertools
-import os
 import re
-import sys
 import uuid
 import zipfile
 from pathlib import Path
@@ -40,8 +38,8 @@ from app.pledges.export_formats import (
 )
 from app.pledges.models import Pledge
 from tests.conftest import Hotline, setup_campaign
+from tests.procs import run_cli
 
-ROOT = Path(__file__).resolve().parent.parent
 T0 = dt.datetime(2026, 11, 23, 18, 0, tzinfo=dt.UTC)
 HEADER = [c.header for c in exports.COLUMNS]
 
@@ -501,22 +499,7 @@ async def test_an_export_is_the_set_present_when_it_started(hotline: Hotline) ->
 
 
 async def _cli(database_url: str, *args: str) -> tuple[int, str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PLEDGELINE_")}
-    env["PLEDGELINE_DATABASE_URL"] = database_url
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "app.cli",
-        "export",
-        *args,
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 120)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    return await run_cli(database_url, "export", *args)
 
 
 async def test_cli_export_writes_both_formats_with_progress(

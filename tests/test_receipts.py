@@ -3,10 +3,7 @@ read back field by field, duplicatas, cancellation by a cancelled payment, refus
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import os
-import sys
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -17,7 +14,7 @@ from app.auth.service import Role
 from app.receipts.models import Receipt
 from tests.conftest import Hotline, setup_campaign
 from tests.pledge_helpers import user_headers
-from tests.procs import ROOT
+from tests.procs import run_cli
 from tests.receipt_helpers import ORGANISATION, paid_pledge, pdf_text, receipts_campaign
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -329,21 +326,7 @@ async def test_the_command_line_issues_a_batch_with_a_progress_bar(hotline: Hotl
 
 
 async def _cli(hotline: Hotline, *args: str) -> tuple[int, str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PLEDGELINE_")}
-    env["PLEDGELINE_DATABASE_URL"] = hotline.settings.database_url
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "app.cli",
-        *args,
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    return await run_cli(hotline.settings.database_url, *args)
 
 
 async def test_an_erased_donor_keeps_their_receipts_with_the_reason(hotline: Hotline) -> None:

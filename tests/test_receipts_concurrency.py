@@ -6,15 +6,13 @@ are 1..N with no gap and no duplicate, and every pledge has exactly one receipt.
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 import uuid
 from typing import Any
 
 import pytest
 
 from tests.conftest import Hotline, setup_campaign
-from tests.procs import ROOT
+from tests.procs import run_cli
 from tests.receipt_helpers import paid_pledge, receipts_campaign
 
 PLEDGES_PER_CAMPAIGN = 40
@@ -22,24 +20,7 @@ REQUESTS_PER_CAMPAIGN = 4
 
 
 async def _cli_issue(database_url: str, campaign_id: int) -> tuple[int, str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PLEDGELINE_")}
-    env["PLEDGELINE_DATABASE_URL"] = database_url
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "app.cli",
-        "receipts",
-        "issue",
-        "--campaign-id",
-        str(campaign_id),
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    return await run_cli(database_url, "receipts", "issue", "--campaign-id", str(campaign_id))
 
 
 @pytest.mark.pg_only

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 from pathlib import Path
 
 from tests.conftest import Hotline
+from tests.procs import run_cli
 from tests.reconciliation_helpers import (
     BANK_SOURCE,
     bank_file,
@@ -18,26 +16,9 @@ from tests.reconciliation_helpers import (
     pledge,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 async def _cli(database_url: str, *args: str) -> tuple[int, str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PLEDGELINE_")}
-    env["PLEDGELINE_DATABASE_URL"] = database_url
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "app.cli",
-        "payments",
-        *args,
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 120)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    return await run_cli(database_url, "payments", *args)
 
 
 async def test_cli_saves_a_source_and_imports_once_with_progress(

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import ConfigDict, Field
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.deps import require
 from app.auth.service import Principal
@@ -51,22 +52,21 @@ class PurgeIn(CardGuarded):
     as_of: dt.datetime | None = None
 
 
-async def _subject(db: Database, settings: Settings, body: DonorIn) -> subjects.Subject:
-    async with db.read() as session:
-        return await subjects.find_subject(
-            session,
-            settings.secret_key,
-            phone=body.phone,
-            email=body.email,
-            reference=body.reference,
-        )
+async def _subject(session: AsyncSession, settings: Settings, body: DonorIn) -> subjects.Subject:
+    return await subjects.find_subject(
+        session,
+        settings.secret_key,
+        phone=body.phone,
+        email=body.email,
+        reference=body.reference,
+    )
 
 
 @router.post("/donors/lookup")
 async def look_up_donor(body: DonorIn, db: DB, settings: AppSettings, _: Admin) -> dict[str, Any]:
     """Who this is: their pledges and how many calls, to check before acting."""
-    subject = await _subject(db, settings, body)
     async with db.read() as session:
+        subject = await _subject(session, settings, body)
         return await subjects.summary(session, subject)
 
 
@@ -76,13 +76,7 @@ async def export_donor(
 ) -> dict[str, Any]:
     """Everything held about the donor (their access request), as JSON; audited."""
     async with db.unit_of_work() as uow:
-        subject = await subjects.find_subject(
-            uow.session,
-            settings.secret_key,
-            phone=body.phone,
-            email=body.email,
-            reference=body.reference,
-        )
+        subject = await _subject(uow.session, settings, body)
         data = await subjects.export(uow.session, subject)
         record = PrivacyAction(
             user_id=principal.user_id,
@@ -103,13 +97,7 @@ async def erase_donor(
 ) -> dict[str, Any]:
     """Remove or pseudonymise every copy of the donor's personal data; audited."""
     async with db.unit_of_work() as uow:
-        subject = await subjects.find_subject(
-            uow.session,
-            settings.secret_key,
-            phone=body.phone,
-            email=body.email,
-            reference=body.reference,
-        )
+        subject = await _subject(uow.session, settings, body)
         done = await erasure.erase(uow, subject, principal, body.reason)
     caches.drop(request.app.state)  # this process's at once; the others on the event
     return done
