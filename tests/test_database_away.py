@@ -13,7 +13,11 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.db import make_engine
 from tests.conftest import PG_ADMIN_URL, Hotline, _pg_dsn, setup_campaign
 
 pytestmark = pytest.mark.pg_only
@@ -55,3 +59,32 @@ async def test_every_endpoint_answers_503_while_the_database_is_away(
     assert (await hotline.http.get("/readyz")).status_code == 200
     assert (await hotline.http.post(f"/agents/{agent_id}/ready")).status_code == 200
     assert (await hotline.incoming("back-1")).json()["call"]["state"] == "offered"
+
+
+async def _backend_pid(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+
+
+async def test_an_idle_pooled_connection_that_died_is_replaced_before_use(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pool pings a connection that sat idle (app/db.py), not every checkout:
+    a connection the server dropped while idle is replaced, the request never sees it.
+    (``pg_terminate_backend`` with a timeout returns once the backend has gone.)"""
+    engine = make_engine(database_url, pool_size=1)
+    admin = await asyncpg.connect(_pg_dsn(PG_ADMIN_URL))
+    try:
+        monkeypatch.setattr("app.db.IDLE_PING_SECONDS", 0.0)  # idle at all: pinged
+        first = await _backend_pid(engine)
+        await admin.execute("SELECT pg_terminate_backend($1, 10000)", first)
+        assert await _backend_pid(engine) != first
+        # Not idle long enough to be pinged: the dead connection is used and fails.
+        monkeypatch.setattr("app.db.IDLE_PING_SECONDS", 3600.0)
+        second = await _backend_pid(engine)
+        await admin.execute("SELECT pg_terminate_backend($1, 10000)", second)
+        with pytest.raises(DBAPIError):
+            await _backend_pid(engine)
+    finally:
+        await admin.close()
+        await engine.dispose()
