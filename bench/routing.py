@@ -245,6 +245,14 @@ class OfferWatcher:
         # provider call id -> (future, database call id, since)
         self._waiters: dict[str, tuple[asyncio.Future[dict[str, Any]], int, float]] = {}
         self._early: dict[str, dict[str, Any]] = {}  # offers seen before anyone waited
+        # provider call id -> the number of the latest offer told, and of the bridge
+        # commands read. An offer is told once, by whichever comes first: its bridge or
+        # a look-up (which reads the call's ``offers``). A bridge read after a look-up
+        # told its offer, or a look-up that finds the call still ringing with an offer
+        # already told, tells nothing (else a caller letting an offer ring out would
+        # hear that same offer again and answer it).
+        self._told: dict[str, int] = {}
+        self._bridges: dict[str, int] = {}
         self._cursor = 0
         self._seen: set[int] = set()
         self._gap_since: float | None = None
@@ -326,6 +334,10 @@ class OfferWatcher:
             one = await self.client.request("GET", f"/calls/{call_id}", what="GET /calls/{id}")
             if one.status_code == 200 and one.json()["state"] != "queued":
                 row = one.json()
+                told = self._told.get(pid, 0)
+                if row["state"] == "offered" and row["offers"] <= told:
+                    continue
+                self._told[pid] = max(told, row["offers"])
                 self._resolve(pid, {"state": row["state"], "agent_id": row["agent_id"]})
 
     def _take(self, commands: list[dict[str, Any]]) -> None:
@@ -335,7 +347,11 @@ class OfferWatcher:
             self._seen.add(command["id"])
             if command["command"] == "bridge":
                 answer = {"state": "offered", "agent_id": command["args"]["agent_id"]}
-                self._resolve(command["call_id"], answer)
+                pid = command["call_id"]
+                self._bridges[pid] = number = self._bridges.get(pid, 0) + 1
+                if number > self._told.get(pid, 0):
+                    self._told[pid] = number
+                    self._resolve(pid, answer)
         # Move the cursor over the ids seen without a gap; wait a little on a gap.
         while self._cursor + 1 in self._seen:
             self._cursor += 1
