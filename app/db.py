@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -116,6 +117,23 @@ def async_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+class _SQLiteConnection(sqlite3.Connection):
+    """A connection that gives its transaction back before it closes.
+
+    A task cancelled in the middle of a statement leaves that statement referenced
+    from the cancellation's traceback; ``close()`` then only turns the connection
+    into a "zombie" that keeps its transaction, and its write lock, until garbage
+    collection, so every other writer fails with "database is locked". A rollback
+    first ends the transaction whatever statements are still about.
+    """
+
+    def close(self) -> None:
+        if self.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self.rollback()
+        super().close()
+
+
 def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int, synchronous: str) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -144,7 +162,10 @@ def make_engine(
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
+        engine = create_async_engine(
+            url,
+            connect_args={"timeout": busy_timeout_ms / 1000, "factory": _SQLiteConnection},
+        )
         _configure_sqlite(engine, busy_timeout_ms, synchronous)
         return engine
     engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)

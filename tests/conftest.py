@@ -189,7 +189,7 @@ async def hotline_factory(
     database_url: str,
 ) -> AsyncIterator[Callable[..., Awaitable[Hotline]]]:
     """Start the real app (lifespan included) on the test database, emptied first."""
-    started: list[tuple[Any, httpx.AsyncClient]] = []
+    started: list[tuple[Any, httpx.AsyncClient, Any]] = []
 
     async def _start(**overrides: Any) -> Hotline:
         settings = make_settings(database_url, **overrides)
@@ -209,13 +209,16 @@ async def hotline_factory(
             base_url="http://testserver",
             headers={"Authorization": f"Bearer {token}"},
         )
-        started.append((lifespan, client))
+        started.append((lifespan, client, app.state.db.engine.pool))
         return Hotline(client, app.state.db, settings, app)
 
     yield _start
-    for lifespan, client in reversed(started):
+    for lifespan, client, pool in reversed(started):
         await client.aclose()
         await lifespan.__aexit__(None, None, None)
+        # A connection still out once the app has stopped was leaked by a task that
+        # outlived shutdown (on SQLite it could keep the next test's set-up waiting).
+        assert pool.checkedout() == 0, f"{pool.checkedout()} connection(s) left checked out"
 
 
 @pytest.fixture(scope="module")

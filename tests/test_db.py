@@ -1,0 +1,69 @@
+"""app/db.py: how transactions end on SQLite when the task running one is cancelled."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event, text
+
+from app.db import Database, make_engine
+
+
+@pytest.fixture
+def no_gc() -> Iterator[None]:
+    # Garbage collection would close a leaked connection at some random moment and
+    # hide the leak; without it a leak holds the lock until the probe gives up.
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+async def test_a_writer_cancelled_mid_statement_leaves_no_lock(tmp_path: Path, no_gc: None) -> None:
+    path = tmp_path / "cancel.db"
+    setup = sqlite3.connect(path)
+    setup.execute("PRAGMA journal_mode=WAL")
+    setup.execute("CREATE TABLE t (x INTEGER)")
+    setup.close()
+    db = Database(make_engine(f"sqlite+aiosqlite:///{path}"))
+    # hold() keeps a statement in flight on the connection's thread until released,
+    # so the cancellation lands while it runs, every time.
+    entered, release = threading.Event(), threading.Event()
+
+    def hold() -> int:
+        entered.set()
+        release.wait(timeout=30)
+        return 1
+
+    @event.listens_for(db.engine.sync_engine, "connect")
+    def _add_hold(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.create_function("hold", 0, hold)
+
+    async def writer() -> None:
+        async with db.unit_of_work() as uow:
+            await uow.session.execute(text("INSERT INTO t (x) VALUES (1)"))
+            await uow.session.execute(text("SELECT hold()"))
+
+    task = asyncio.create_task(writer())
+    assert await asyncio.to_thread(entered.wait, 30)
+    task.cancel()
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await db.dispose()
+    # Another writer gets the lock: the cancelled write left nothing behind.
+    probe = sqlite3.connect(path, timeout=10, isolation_level=None)
+    try:
+        probe.execute("BEGIN IMMEDIATE")
+        assert probe.execute("SELECT count(*) FROM t").fetchone() == (0,)
+        probe.execute("ROLLBACK")
+    finally:
+        probe.close()
