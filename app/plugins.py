@@ -2,9 +2,10 @@
 
 The one place that knows both the core and its plugins: the rules (screening,
 rules on every call event, scripts) and the CTI (the caller look-up, the screen
-pop on the offer); also the receipts on the pledges' hook, and the receipts' legal
-hold on the erasure of personal data. ``app.main`` calls :func:`install` for each app; a tool that
-drives the call path directly (a benchmark) does the same.
+pop on the offer); also the rules on the surge monitor's switches, the receipts on
+the pledges' hook, and the receipts' legal hold on the erasure of personal data.
+``app.main`` calls :func:`install` for each app; a tool that drives the call path
+directly (a benchmark) does the same.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from app.receipts import personal_data as receipts_personal_data
 from app.receipts import service as receipts
 from app.rules import service as rules
 from app.rules.facts import known_caller_record
+from app.surge import hooks as surge_hooks
 
 
 def _history_read_by_rules(uow: UnitOfWork, call: CommittedCall) -> CallHistory | None:
@@ -38,6 +40,7 @@ def _history_read_by_rules(uow: UnitOfWork, call: CommittedCall) -> CallHistory 
 def install(db: Database, caller_lookup: cti.CallerLookup | None) -> None:
     call_hooks = hooks.of(db)
     rules.register(call_hooks)
+    rules.register_surge(surge_hooks.of(db))
     cti.register(call_hooks, caller_lookup, _history_read_by_rules)
     receipts.register(pledge_hooks.of(db))
     install_personal_data()
