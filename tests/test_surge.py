@@ -13,16 +13,16 @@ import json
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
-
-import pytest
 
 from app import signing
 from app.db import Database, make_engine, utcnow
 from app.surge import monitor
-from app.surge.thresholds import Move
+from app.surge.thresholds import Measures, Move, Thresholds, decide
 from tests.conftest import Hotline, setup_campaign, wait_for
 
+ROOT = Path(__file__).resolve().parent.parent
 QUIET = {"surge_check_seconds": 3600.0}
 SMS_SECRET = "sms-secret-for-the-tests-0123456789abcdef"
 
@@ -166,6 +166,7 @@ async def test_bad_thresholds_and_standby_are_refused_and_change_nothing(
     assert await hotline.sql("SELECT * FROM standby_volunteers") == []
     r = await hotline.http.post(f"/queues/{queue_id}/surge/page", json={"agent_ids": "all"})
     assert r.status_code == 422
+    assert (await hotline.http.get("/pages", params={"hours": 0})).status_code == 422
     assert await hotline.sql("SELECT * FROM pages") == []
 
 
@@ -216,10 +217,8 @@ async def test_rule_fact_queue_surge_chooses_the_short_script(hotline_factory: A
     hotline = await hotline_factory(**QUIET)
     c = await setup_campaign(hotline, agents=1)
     queue_id, agent_id = c["queue_id"], c["agent_ids"][0]
-    with open("app/rules/defaults/surge.yaml", encoding="utf-8") as snippet:
-        r = await hotline.http.put(
-            f"/campaigns/{c['campaign_id']}/rules", json={"source": snippet.read()}
-        )
+    snippet = (ROOT / "app" / "rules" / "defaults" / "surge.yaml").read_text("utf-8")
+    r = await hotline.http.put(f"/campaigns/{c['campaign_id']}/rules", json={"source": snippet})
     assert r.status_code == 200, r.text
     await _thresholds(hotline, queue_id, enter_waiting=1, leave_waiting=0)
     await _waiting_calls(hotline, 1, "short")
@@ -240,7 +239,7 @@ class _Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 receiver.requests.append((dict(self.headers), body))
                 if receiver.fail > 0:
@@ -315,7 +314,16 @@ async def test_sms_page_is_delivered_once_the_receiver_recovers(hotline_factory:
     assert delivery == "delivered" and tries >= 3
 
 
-@pytest.mark.parametrize("role_path", ["/pages"])
-async def test_pages_listing_is_scoped(hotline: Hotline, role_path: str) -> None:
-    r = await hotline.http.get(role_path, params={"hours": 0})
-    assert r.status_code == 422
+def test_service_level_enters_below_and_leaves_only_above_its_band() -> None:
+    t = Thresholds(enter_service_level=0.6, leave_service_level=0.8)
+    now = utcnow()
+
+    def move(sl: float | None, in_surge: bool) -> Move | None:
+        decision = decide(t, Measures(0, 0.0, sl), in_surge=in_surge, calm_since=None, now=now)
+        return decision.move if decision else None
+
+    assert move(0.7, in_surge=False) is None  # inside the band: no surge
+    assert move(0.59, in_surge=False) == Move.START
+    assert move(0.7, in_surge=True) is None  # inside the band: surge holds
+    assert move(None, in_surge=False) is None  # no call answered: no evidence
+    assert move(0.8, in_surge=True) == Move.END
