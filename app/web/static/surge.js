@@ -20,7 +20,6 @@ const REFRESH_EVENTS = new Set([
   "agent.paged",
   "agent.page_answered",
   "agent.standby_changed",
-  "agent.state",
 ]);
 
 let me = null;
@@ -166,7 +165,8 @@ async function main() {
   me = await whoAmI().catch(() => null);
   if (!me || (me.role !== "supervisor" && me.role !== "admin")) return;
   await refresh();
-  setInterval(refresh, 10000); // the measures move without events
+  // The measures and who is on a break move without a surge event: a look every 10 s.
+  setInterval(refresh, 10000);
 }
 
 main();
