@@ -23,6 +23,7 @@ from app.receipts import service as receipts
 from app.rules import service as rules
 from app.rules.facts import known_caller_record
 from app.surge import hooks as surge_hooks
+from app.surge import personal_data as surge_personal_data
 
 
 def _history_read_by_rules(uow: UnitOfWork, call: CommittedCall) -> CallHistory | None:
@@ -48,7 +49,9 @@ def install(db: Database, caller_lookup: cti.CallerLookup | None) -> None:
 
 def install_personal_data() -> None:
     """What other packages add to the personal-data rules: the tax receipts' legal
-    hold on an erasure and their retention period. The purge's command line calls
-    this too (it runs no app). Both registries ignore repeats."""
+    hold on an erasure and their retention period, the SMS pages' retention. The
+    purge's command line calls this too (it runs no app). Both registries ignore
+    repeats."""
     register_legal_hold(receipts_personal_data.receipts_kept)
     retention.register(receipts_personal_data.RETENTION)
+    retention.register(surge_personal_data.RETENTION)

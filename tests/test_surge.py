@@ -313,6 +313,13 @@ async def test_sms_page_is_delivered_once_the_receiver_recovers(hotline_factory:
     [(delivery, tries)] = await hotline.sql("SELECT delivery, attempts FROM sms_outbox")
     assert delivery == "delivered" and tries >= 3
 
+    # The volunteer's number copied into the settled SMS goes with the retention purge.
+    later = utcnow() + dt.timedelta(days=31)
+    r = await hotline.http.post("/privacy/purge", json={"as_of": later.isoformat()})
+    assert r.status_code == 200 and r.json()["changed"]["sms_pages"] == 1
+    assert await hotline.sql("SELECT count(*) FROM sms_outbox") == [(0,)]
+    assert len((await hotline.http.get("/pages")).json()) == 1  # the page stays
+
 
 def test_service_level_enters_below_and_leaves_only_above_its_band() -> None:
     t = Thresholds(enter_service_level=0.6, leave_service_level=0.8)
