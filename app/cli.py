@@ -104,6 +104,10 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"  {role:<10} {username:<11} {secret}")
     print(f"Pledgeline at http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
     print(f"Queue statistics: http://{host}:{port}/queues?campaign_id={campaign_id}")
+    print(
+        "Each simulated on-air appeal puts the pledges queue in surge mode; the demo "
+        "volunteer (login 'agent') is on standby and gets paged on the volunteer screen."
+    )
     _start_embedded_directory(settings)
     os.environ["PLEDGELINE_SIMULATE"] = "true"
     get_settings.cache_clear()

@@ -43,6 +43,9 @@ from app.rules.engine import defaults as rules_defaults
 from app.rules.service import on_committed as rules_on_committed
 from app.settings import Settings, get_settings
 from app.settings import bind as bind_settings
+from app.surge.endpoints import router as surge_router
+from app.surge.monitor import SurgeMonitor
+from app.surge.sms import SmsDelivery
 from app.telephony.delivery import CommandDelivery
 from app.telephony.endpoints import router as telephony_router
 from app.telephony.http_callback import HttpCallbackPlatform
@@ -125,6 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.hub, app.state.feed = hub, feed
         dispatcher, timer_worker, stale_sweeper = Dispatcher(), TimerWorker(), StaleSweeper()
         retention_purge = RetentionPurge()
+        surge_monitor, sms_delivery = SurgeMonitor(), SmsDelivery()
         platform = _platform(settings)
         delivery = (
             CommandDelivery(platform, settings.telephony_callback_retries) if platform else None
@@ -135,6 +139,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             timer_worker.start(db, settings.timer_poll_seconds)
             stale_sweeper.start(db, settings.stale_sweep_seconds)
             retention_purge.start(db, settings)
+            surge_monitor.start(db, settings.surge_check_seconds)
+        if settings.sms_webhook_url:  # pages by SMS, like command push: wherever configured
+            sms_delivery.start(
+                db,
+                settings.sms_webhook_url,
+                settings.sms_webhook_secret,
+                settings.sms_webhook_retries,
+                settings.sms_poll_seconds,
+            )
         if platform is not None:
             await platform.start(db)
             if delivery is not None:
@@ -146,6 +159,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await delivery.stop()
             if platform is not None:
                 await platform.stop()
+            await sms_delivery.stop()
+            await surge_monitor.stop()
             await stale_sweeper.stop()
             await retention_purge.stop()
             await timer_worker.stop()
@@ -188,6 +203,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(receipts_router, responses=API_ERRORS)
     app.include_router(reconciliation_router, responses=API_ERRORS)
     app.include_router(privacy_router, responses=API_ERRORS)
+    app.include_router(surge_router, responses=API_ERRORS)
     app.include_router(web_router)
     build_openapi = app.openapi
 

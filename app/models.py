@@ -15,6 +15,7 @@ from app.realtime.models import Event
 from app.receipts.models import Receipt, ReceiptCampaign, ReceiptCounter, ReceiptOrganisation
 from app.reconciliation.models import PaymentImport, PaymentLine, PaymentSource
 from app.rules.models import NumberBlock, RuleFile
+from app.surge.models import Page, QueueSurge, SmsMessage, Standby
 from app.telephony.models import Command, InboundEvent
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "InboundEvent",
     "LoginThrottle",
     "NumberBlock",
+    "Page",
     "PaymentImport",
     "PaymentLine",
     "PaymentSource",
@@ -40,6 +42,7 @@ __all__ = [
     "PrivacyAction",
     "PurgedCampaign",
     "Queue",
+    "QueueSurge",
     "Receipt",
     "ReceiptCampaign",
     "ReceiptCounter",
@@ -47,6 +50,8 @@ __all__ = [
     "RuleFile",
     "ScreenPop",
     "Seat",
+    "SmsMessage",
+    "Standby",
     "Timer",
     "User",
     "WsTokenUse",

@@ -1,4 +1,5 @@
-"""The demo campaign: queues pledges, specialists and supervisors, 20 volunteers, seats."""
+"""The demo campaign: queues pledges, specialists and supervisors, 20 volunteers, seats;
+surge thresholds on the pledges queue, and the demo volunteer on standby."""
 
 from __future__ import annotations
 
@@ -11,11 +12,28 @@ from app.acd.models import Campaign
 from app.acd.schemas import AgentIn, CampaignIn, QueueIn, SeatIn, TimeSlot
 from app.auth.service import Role, create_user
 from app.db import Database, utcnow
+from app.surge.models import QueueSurge, Standby
 
 DEMO_CAMPAIGN = "Telethon demo"
 DEMO_NUMBER = "+33800123456"
 SPECIALISTS_NUMBER = "+33800123457"
 VOLUNTEERS = 20
+
+# The pledges queue's surge thresholds (docs/surge.md): the simulated on-air appeals
+# (PLEDGELINE_SIM_SPIKE_*: 4 x the calls for 30 s every 3 minutes) build a queue the
+# 20 simulated volunteers cannot clear at once, which crosses them; the queue calms
+# down between appeals and leaves surge. Once the expected-wait messages and
+# callbacks exist (issue 16, callbacks), a rule on queue.surge can offer callbacks:
+# the demo needs no change here for it, only that rule (docs/surge.md).
+DEMO_SURGE = {
+    "enter_waiting": 6,
+    "leave_waiting": 1,
+    "enter_wait_seconds": 90.0,
+    "leave_wait_seconds": 20.0,
+    "enter_service_level": 0.6,
+    "leave_service_level": 0.8,
+    "leave_after_seconds": 20,
+}
 
 # The logins `pledgeline demo` prints: (username, secret, role). Demo only.
 DEMO_LOGINS = (
@@ -73,7 +91,7 @@ async def seed_demo(db: Database) -> int:
                 overflow_queue_id=supervisors.id,
             ),
         )
-        await config.create_queue(
+        pledges = await config.create_queue(
             uow,
             QueueIn(
                 campaign_id=campaign.id,
@@ -122,6 +140,10 @@ async def seed_demo(db: Database) -> int:
                 partner_org="Lions Club",
             ),
         )
+        await uow.session.flush()
+        uow.session.add(QueueSurge(queue_id=pledges.id, campaign_id=campaign.id, **DEMO_SURGE))
+        # The person playing the demo volunteer is on standby: paged in a surge.
+        uow.session.add(Standby(agent_id=you.id, campaign_id=campaign.id, standby=True))
         for username, secret, role in DEMO_LOGINS:
             await create_user(
                 uow,

@@ -284,6 +284,32 @@ class Settings(BaseSettings):
         ),
     )
 
+    # --- surge mode and standby paging (app/surge, docs/surge.md) ---
+    surge_check_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often each process checks the queues' surge thresholds (one read).",
+    )
+    page_quiet_seconds: float = Field(
+        default=600.0,
+        ge=0,
+        description="A volunteer is paged at most once in this many seconds.",
+    )
+    sms_webhook_url: str = Field(
+        default="",
+        description="SMS provider webhook pages are POSTed to (signed); empty: no SMS.",
+    )
+    sms_webhook_secret: str = Field(
+        default="",
+        description="Shared secret signing the SMS webhook's requests (HMAC-SHA256).",
+    )
+    sms_webhook_retries: int = Field(
+        default=10, ge=1, description="Delivery attempts of one SMS page before it is failed."
+    )
+    sms_poll_seconds: float = Field(
+        default=1.0, gt=0, description="How often each process looks for SMS pages to send."
+    )
+
     # --- rules and scripts (app/rules, docs/rules.md) ---
     rules_dir: str = Field(
         default="",
@@ -343,6 +369,12 @@ def weak_secrets(settings: Settings) -> list[WeakSecret]:
             weak.append(WeakSecret(variable, "is the shipped development default"))
         elif len(value.encode("utf-8")) < MIN_SECRET_BYTES:
             weak.append(WeakSecret(variable, f"is shorter than {MIN_SECRET_BYTES} bytes"))
+    sms_secret = settings.sms_webhook_secret.encode("utf-8")
+    if settings.sms_webhook_url and len(sms_secret) < MIN_SECRET_BYTES:
+        # Only needed when pages go out by SMS.
+        weak.append(
+            WeakSecret("PLEDGELINE_SMS_WEBHOOK_SECRET", f"is shorter than {MIN_SECRET_BYTES} bytes")
+        )
     return weak
 
 

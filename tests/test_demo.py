@@ -95,3 +95,59 @@ def test_directory_serve_command(tmp_path: Path) -> None:
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(15)
+
+
+def surge_events(db_path: Path) -> list[str]:
+    try:
+        with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5) as conn:
+            rows = conn.execute(
+                "SELECT type FROM events WHERE type IN ('queue.surge_started', 'agent.paged')"
+            )
+            return [row[0] for row in rows]
+    except sqlite3.OperationalError:
+        return []  # not migrated yet
+
+
+def test_demo_appeal_spike_puts_the_queue_in_surge_and_pages_standby(tmp_path: Path) -> None:
+    """The simulated appeal (the first starts with the process) crosses the demo queue's
+    surge thresholds; the shipped rule pages the demo volunteer, who is on standby."""
+    port, directory_port = free_port(), free_port()
+    db_path = tmp_path / "demo.db"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLEDGELINE_")}
+    env.update(
+        PLEDGELINE_DATABASE_URL=f"sqlite+aiosqlite:///{db_path}",
+        PLEDGELINE_DIRECTORY_URL=f"http://127.0.0.1:{directory_port}",
+        PLEDGELINE_SURGE_CHECK_SECONDS="1",
+        # A stronger appeal than the default, so a loaded machine still sees a queue.
+        PLEDGELINE_SIM_SPIKE_FACTOR="8",
+        PLEDGELINE_SIM_SPIKE_SECONDS="60",
+    )
+    log_path = tmp_path / "demo.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "demo", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        seen: list[str] = []
+        while time.monotonic() < deadline and not {"queue.surge_started", "agent.paged"} <= set(
+            seen
+        ):
+            assert proc.poll() is None, log_path.read_text(errors="replace")
+            seen = surge_events(db_path)
+            time.sleep(0.5)
+        output = log_path.read_text(errors="replace")
+        assert "queue.surge_started" in seen, f"no surge in the demo:\n{output[-3000:]}"
+        assert "agent.paged" in seen, f"nobody paged:\n{output[-3000:]}"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

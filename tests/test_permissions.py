@@ -126,6 +126,12 @@ POLICY: dict[tuple[str, str], set[str]] = {
     # Last: these end sessions.
     ("POST", "/users/{user_id}/revoke"): {ADMIN, SUP_A},
     ("POST", "/auth/logout"): LOGGED_IN,
+    # Surge mode and standby paging (app/surge): supervisors of the campaign, admins.
+    ("GET", "/queues/{queue_id}/surge"): {ADMIN, SUP_A},
+    ("PUT", "/queues/{queue_id}/surge"): {ADMIN, SUP_A},
+    ("POST", "/queues/{queue_id}/surge/page"): {ADMIN, SUP_A},
+    ("PUT", "/agents/{agent_id}/standby"): {ADMIN, SUP_A},
+    ("GET", "/pages"): {ADMIN, SUP_A, SUP_B},  # each supervisor sees their campaign's
 }
 PUBLIC_PATHS = ("/healthz", "/readyz", "/auth/login", "/board/totals")
 ENDS_SESSIONS = {("POST", "/users/{user_id}/revoke"), ("POST", "/auth/logout")}
@@ -174,6 +180,9 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/privacy/purge"): {},
     ("PUT", "/campaigns/{campaign_id}/rules"): {"source": "rules: []\n"},
     ("POST", "/campaigns/{campaign_id}/rules/check"): {"source": "rules: []\n"},
+    ("PUT", "/queues/{queue_id}/surge"): {"enter_waiting": 5, "leave_waiting": 2},
+    ("POST", "/queues/{queue_id}/surge/page"): {},
+    ("PUT", "/agents/{agent_id}/standby"): {"standby": True},
     ("POST", "/campaigns/{campaign_id}/blocklist"): {"number": "+33611223344", "duration": "1h"},
     ("POST", "/users"): {
         "username": "matrix",

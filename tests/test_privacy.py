@@ -411,7 +411,13 @@ async def test_the_purge_removes_what_is_due_and_keeps_totals_and_statistics(
     setup = await donor_history(hotline)
     before = await figures(hotline, setup)
     r = await hotline.http.get("/privacy/retention")
-    assert [k["kind"] for k in r.json()] == ["screen_pops", "caller_numbers", "pledges", "receipts"]
+    assert [k["kind"] for k in r.json()] == [
+        "screen_pops",
+        "caller_numbers",
+        "pledges",
+        "receipts",
+        "sms_pages",
+    ]
 
     # Nothing is due yet: nothing changes.
     r = await hotline.http.post("/privacy/purge", json={})
@@ -421,6 +427,7 @@ async def test_the_purge_removes_what_is_due_and_keeps_totals_and_statistics(
         "caller_numbers": 0,
         "pledges": 0,
         "receipts": 0,
+        "sms_pages": 0,
     }
     assert await scan(hotline, (LAST, "+33123456789")) != []
 
@@ -450,6 +457,7 @@ async def test_the_purge_removes_what_is_due_and_keeps_totals_and_statistics(
         "caller_numbers": 0,
         "pledges": 0,
         "receipts": 0,
+        "sms_pages": 0,
     }
     purges = await hotline.sql("SELECT looked_up_by FROM privacy_actions WHERE action = 'purge'")
     assert sorted(p for (p,) in purges) == ["caller_numbers", "pledges", "screen_pops"]
@@ -513,7 +521,7 @@ def test_the_purge_command(database_url: str) -> None:
     )
     assert done.returncode == 0, done.stderr
     kinds = [line.split(":")[0] for line in done.stdout.splitlines()]
-    assert kinds == ["screen_pops", "caller_numbers", "pledges", "receipts"]
+    assert kinds == ["screen_pops", "caller_numbers", "pledges", "receipts", "sms_pages"]
     bad = subprocess.run(
         [sys.executable, "-m", "app.cli", "privacy", "purge", "--as-of", "soon"],
         cwd=ROOT,

@@ -15,6 +15,7 @@ from app.acd.timers import TimerKind
 from app.cti.service import stored_pop
 from app.db import utcnow
 from app.settings import get_settings
+from app.surge.paging import open_pages
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,13 @@ async def agent_snapshot(session: AsyncSession, agent_id: int) -> dict[str, Any]
     }
     screen_pop = await stored_pop(session, call.id) if call else None
     script = await _script(session, call, agent.id) if call else None
+    # Pages of the last hour not answered yet: a screen opened after the page shows it.
+    pages = await open_pages(session, agent.id, utcnow() - dt.timedelta(hours=1))
     return {
+        "pages": [
+            {"page_id": p.id, "message": p.message, "paged_at": p.paged_at.isoformat()}
+            for p in pages
+        ],
         "agent": agent_view(agent),
         "call": {**call_view(call), "screen_pop": screen_pop, "script": script} if call else None,
         "wrapup_until": wrapup_until,

@@ -136,6 +136,11 @@ class _ScriptChoiceArgs(BaseModel):
     button: str = Field(pattern=r"^[a-z][a-z0-9_\-]{0,63}$")
 
 
+class _PageAnswerArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    page_id: int = Field(ge=1, le=2**63 - 1)
+
+
 class _BroadcastArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text: str = Field(min_length=1, max_length=500)
@@ -434,6 +439,11 @@ async def _agent_command(db: Database, agent_id: int, command: _Command) -> dict
         _AgentArgs.model_validate(args)
         kind = "prank" if name == "flag_prank" else "needs_support"
         return {"command": name, **await rules.flag(db, agent_id, kind)}
+    elif name == "answer_page":
+        from app.surge import paging
+
+        page_id = _PageAnswerArgs.model_validate(args).page_id
+        return {"command": name, **await paging.answer(db, agent_id, page_id)}
     elif name == "script_choice":
         from app.rules import service as rules
 

@@ -20,6 +20,7 @@ from app.realtime.outbox import emit
 from app.rules import blocklist, scripts
 from app.rules.engine import Run, render_for
 from app.rules.loader import Action
+from app.surge import paging
 from app.telephony import commands
 from app.telephony.commands import CommandName
 
@@ -221,6 +222,15 @@ async def hangup(run: Run) -> None:
     await lifecycle.start_wrap_up(run.uow, call, agent, run.now, by="agent")
 
 
+async def page_standby(run: Run, limit: int) -> None:
+    """Page the standby volunteers of the event's queue (app/surge/paging.py)."""
+    queue_id = int(run.facts.get("queue", {}).get("id") or 0)
+    if not queue_id:
+        raise ActionError(f"{run.event} has no queue to page standby volunteers for")
+    queue = await repository.get_queue(run.uow.session, queue_id)
+    await paging.page_standby(run.uow, queue, by=f"rule:{run.rule}", now=run.now, limit=limit)
+
+
 _ACTIONS: dict[str, Any] = {
     "route_to": route_to,
     "set_priority": set_priority,
@@ -234,6 +244,7 @@ _ACTIONS: dict[str, Any] = {
     "transfer": transfer,
     "start_timer": start_timer,
     "hangup": hangup,
+    "page_standby": page_standby,
 }
 
 

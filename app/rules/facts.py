@@ -20,11 +20,14 @@ from app.acd import hours
 from app.acd.models import AgentSkill, Call, Campaign, Queue
 from app.db import UTCDateTime
 from app.rules.models import NumberBlock
+from app.surge.models import QueueSurge
 
 log = logging.getLogger(__name__)
 
 CALL_EVENTS = ("call.received", "call.queued", "call.offered", "call.connected", "call.ended")
-EVENTS = (*CALL_EVENTS, "agent.flagged", "script.choice", "pledge.saved")
+# A queue switched into or out of surge (app/surge): no call, the queue's facts.
+SURGE_EVENTS = ("queue.surge_started", "queue.surge_ended")
+EVENTS = (*CALL_EVENTS, "agent.flagged", "script.choice", "pledge.saved", *SURGE_EVENTS)
 TIMER_PREFIX = "timer."
 
 # name -> (type, description); docs/rules.md lists the same.
@@ -45,6 +48,9 @@ FACTS: dict[str, tuple[str, str]] = {
     "call.wait_seconds": ("double", "seconds waited so far (or until answered)"),
     "call.talk_seconds": ("double", "seconds talked so far (or until hang-up)"),
     "call.tags": ("list<string>", "labels put on the call"),
+    "queue.id": ("int", "the call's queue (or the queue that switched surge); 0 when none"),
+    "queue.name": ("string", "name of that queue; empty when none"),
+    "queue.surge": ("bool", "that queue is in surge mode now (app/surge)"),
     "time.hour": ("int", "hour of day, 0-23, campaign time zone"),
     "time.weekday": ("int", "day of week, 1 = Monday ... 7 = Sunday, campaign time zone"),
     "time.open": ("bool", "inside the campaign's opening hours"),
@@ -134,6 +140,7 @@ async def gather(
         caller["pledged_total"] = record.pledged_total
     facts["caller"] = caller
     facts["call"] = await _call_facts(session, call, now, needed)
+    facts["queue"] = await _queue_facts(session, call, facts.get("queue") or {}, needed)
     agent = facts.get("agent") or {}
     facts["agent"] = {"id": situation.agent_id or 0, "skills": agent.get("skills", [])}
     if "agent.skills" in needed and situation.agent_id:
@@ -273,6 +280,22 @@ def _pledged_total_subquery(campaign_id: Any, number: Any) -> Any:
     except ImportError:
         return literal(0)  # no pledges module in this build
     return pledges.pledged_total_subquery(campaign_id, number)
+
+
+async def _queue_facts(
+    session: AsyncSession, call: Call | None, given: dict[str, Any], needed: frozenset[str]
+) -> dict[str, Any]:
+    """The queue's facts: given by a surge event, else the call's queue, read only
+    when a rule names them (``queue.surge``: one primary-key read)."""
+    queue_id = int(given.get("id") or (call.queue_id if call is not None else 0) or 0)
+    facts = {"id": queue_id, "name": given.get("name", ""), "surge": given.get("surge", False)}
+    if queue_id and "name" not in given and "queue.name" in needed:
+        queue = await session.get(Queue, queue_id)
+        facts["name"] = queue.name if queue is not None else ""
+    if queue_id and "surge" not in given and "queue.surge" in needed:
+        stmt = select(QueueSurge.surge).where(QueueSurge.queue_id == queue_id)
+        facts["surge"] = bool((await session.execute(stmt)).scalar_one_or_none())
+    return facts
 
 
 async def _call_facts(

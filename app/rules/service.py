@@ -20,6 +20,7 @@ from app.rules import engine, scripts
 from app.rules.facts import Situation, caller_record
 from app.rules.loader import Rule
 from app.settings import settings_of
+from app.surge.hooks import SurgeHooks, SurgeSwitch
 
 log = logging.getLogger(__name__)
 
@@ -254,3 +255,21 @@ def register(hooks: CallHooks) -> None:
     hooks.call_connected.append(on("call.connected"))
     hooks.call_ended.append(on("call.ended"))
     hooks.timer_fired.append(timer_fired)
+
+
+# --- surge (app/surge) -------------------------------------------------------------
+
+
+async def surge_switched(uow: UnitOfWork, switch: SurgeSwitch) -> None:
+    """A queue switched into or out of surge: its ``queue.surge_*`` rules run in the
+    switch's transaction (a rule's ``page_standby`` commits with the switch)."""
+    campaign = await uow.session.get(Campaign, switch.campaign_id)
+    if campaign is None:
+        return
+    queue = {"id": switch.queue_id, "name": switch.queue_name, "surge": switch.started}
+    situation = Situation(campaign=campaign, call=None, now=switch.at, extra={"queue": queue})
+    await engine.fire(uow, switch.event, situation)
+
+
+def register_surge(hooks: SurgeHooks) -> None:
+    hooks.switched.append(surge_switched)

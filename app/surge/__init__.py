@@ -1,0 +1,1 @@
+"""Surge mode and standby paging (docs/surge.md, "Surge mode and standby paging")."""
