@@ -28,6 +28,7 @@ from app.metrics import router as metrics_router
 from app.pledges.endpoints import router as pledges_router
 from app.pledges.export_endpoints import router as pledge_exports_router
 from app.pledges.live import TotalsPublisher
+from app.planning.endpoints import router as planning_router
 from app.privacy import caches as privacy_caches
 from app.privacy.endpoints import router as privacy_router
 from app.privacy.task import RetentionPurge
@@ -188,6 +189,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(receipts_router, responses=API_ERRORS)
     app.include_router(reconciliation_router, responses=API_ERRORS)
     app.include_router(privacy_router, responses=API_ERRORS)
+    app.include_router(planning_router, responses=API_ERRORS)
     app.include_router(web_router)
     build_openapi = app.openapi
 
