@@ -75,7 +75,7 @@ def plan_dict(plan: Plan, handle: dict[str, Any]) -> dict[str, Any]:
                 "end": i.end_clock,
                 "label": i.label,
                 "calls_per_15min": i.calls,
-                "offered_load_erlangs": round(i.load, 4),
+                "offered_load_erlangs": i.load,
                 "seats_needed": i.seats_needed,
                 "seats_scheduled": i.scheduled,
                 "probability_waiting": i.probability_waiting,
