@@ -178,10 +178,6 @@ class CallPath:
             agents.append(agent_id)
         return agents
 
-    async def someone_available(self) -> bool:
-        stats = _check(await self.http.get(f"/queues/{self.queue_id}/stats"), "stats")
-        return bool(stats["agents_by_state"].get("available", 0))
-
     async def _poll(self, url: str, done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
         deadline = time.monotonic() + SETTLE_SECONDS
         while True:
@@ -202,16 +198,22 @@ class CallPath:
 
         On PostgreSQL the call's step may skip a free volunteer the router's look
         (asked for by an earlier commit) holds locked; the router then offers it. The
-        figures are read in this order so no such offer is missed: a volunteer still
-        free (the router will offer: wait for it), else the call offered meanwhile
-        (to the volunteer the router reserved), else nobody is free and only a
-        departure, which this driver has not played yet, can serve the call."""
-        if await self.someone_available():
+        queue's figures tell which: a volunteer still free (the router will offer: wait
+        for it), else a call ringing (the router offered this one meanwhile), else
+        nobody is free and only a departure, which this driver has not played yet,
+        can serve the call."""
+        stats = _check(await self.http.get(f"/queues/{self.queue_id}/stats"), "stats")
+        if stats["agents_by_state"].get("available", 0):
             call = await self._poll(f"/calls/{call_id}", lambda call: call["state"] == "offered")
-        else:
+        elif stats["calls_ringing"]:
+            # Every offer this driver saw it answered at once: a call ringing now was
+            # offered by the router behind its back (this one, nobody else waits
+            # ahead of it with a seat free).
             call = _check(await self.http.get(f"/calls/{call_id}"), "call")
             if call["state"] != "offered":
-                return None
+                raise CallPathError(f"a call rings, not the one just queued: {call}")
+        else:
+            return None
         agent_id: int = call["agent_id"]
         return agent_id
 
