@@ -25,10 +25,10 @@ from app.health import router as health_router
 from app.int64 import document_bounds, refuse_int64_overflow
 from app.logs import configure_logging
 from app.metrics import router as metrics_router
+from app.planning.endpoints import router as planning_router
 from app.pledges.endpoints import router as pledges_router
 from app.pledges.export_endpoints import router as pledge_exports_router
 from app.pledges.live import TotalsPublisher
-from app.planning.endpoints import router as planning_router
 from app.privacy import caches as privacy_caches
 from app.privacy.endpoints import router as privacy_router
 from app.privacy.task import RetentionPurge

@@ -209,7 +209,6 @@ def test_seats_needed_is_the_fewest_that_meet_the_targets(
         load, handle, target=min(0.995, target + 0.05), threshold_seconds=threshold
     )
     assert stricter >= erlang.seats_needed(load, handle, target=target, threshold_seconds=threshold)
-    assert (
-        erlang.seats_needed(load * 1.5, handle, target=target, threshold_seconds=threshold)
-        >= erlang.seats_needed(load, handle, target=target, threshold_seconds=threshold)
-    )
+    assert erlang.seats_needed(
+        load * 1.5, handle, target=target, threshold_seconds=threshold
+    ) >= erlang.seats_needed(load, handle, target=target, threshold_seconds=threshold)

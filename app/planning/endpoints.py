@@ -73,9 +73,9 @@ async def build_plan(db: Database, principal: Principal, body: PlanIn) -> tuple[
     measured = None
     if body.campaign_id is not None:
         check_campaign(principal, body.campaign_id)
-        if body.talk_seconds is None or body.wrapup_seconds is None:
-            async with db.read() as session:
-                await service.campaign(session, body.campaign_id)
+        async with db.read() as session:
+            await service.campaign(session, body.campaign_id)
+            if body.talk_seconds is None or body.wrapup_seconds is None:
                 measured = await service.measured_handle_times(session, body.campaign_id)
     fallback = measured or service.HandleTimes(
         service.DEFAULT_TALK_SECONDS, service.DEFAULT_WRAPUP_SECONDS, 0, "default"

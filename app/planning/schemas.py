@@ -19,7 +19,8 @@ Source = Literal["typed", "measured", "default"]
 
 
 class Strict(CardGuarded):
-    model_config = ConfigDict(extra="forbid")
+    # Strict: JSON true is no number of seats or calls (pydantic's lax mode takes it).
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class SegmentIn(Strict):
