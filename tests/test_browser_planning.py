@@ -56,7 +56,7 @@ async def test_organiser_imports_a_rundown_and_sees_the_plan(hotline: Hotline, p
     await expect(planner).to_have_attribute("data-ready", "true")
     await page.get_by_label("Talk seconds").fill("150")
     await page.get_by_label("Wrap-up seconds").fill("30")
-    await page.get_by_label("Import a rundown file").set_input_files(
+    await page.get_by_label("Rundown file (CSV)").set_input_files(
         files=[{"name": "rundown.csv", "mimeType": "text/csv", "buffer": RUNDOWN.encode()}]
     )
     await expect(planner).to_have_attribute("data-planned", "true")
@@ -103,7 +103,7 @@ async def test_organiser_imports_a_rundown_and_sees_the_plan(hotline: Hotline, p
     ]
 
     # A bad file: nothing computed, the problems named by line.
-    await page.get_by_label("Import a rundown file").set_input_files(
+    await page.get_by_label("Rundown file (CSV)").set_input_files(
         files=[
             {
                 "name": "bad.csv",

@@ -29,7 +29,7 @@ const MARKUP = `
     </div>
     <div class="org-filters">
       <div class="field">
-        <label for="planner-file">Import a rundown file</label>
+        <label for="planner-file">Rundown file (CSV)</label>
         <input id="planner-file" type="file" accept=".csv,text/csv,text/plain">
       </div>
       <div class="field org-filters-go">
