@@ -133,6 +133,8 @@ class CallPath:
         self.queue_id = 0
         # Calls a freed volunteer took ahead of an earlier waiting one (see ``take``).
         self.out_of_order = 0
+        # Matches the router made after a step missed them (PostgreSQL; see ``_poll``).
+        self.router_matches = 0
 
     async def event(self, kind: str, call: int, **extra: Any) -> dict[str, Any]:
         body = json.dumps(
@@ -179,6 +181,7 @@ class CallPath:
         return agents
 
     async def _poll(self, url: str, done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        self.router_matches += 1
         deadline = time.monotonic() + SETTLE_SECONDS
         while True:
             body = _check(await self.http.get(url), url)
@@ -356,6 +359,8 @@ async def measure(
         "measured_p_wait": round(waiting_share(waited, warmup), 4),
         "erlang_c": round(erlang_c(load, seats), 4),
         "same_decisions_as_model": waited == reference_waits(callers, seats),
+        "router_matches": path.router_matches,
+        "out_of_order": path.out_of_order,
         "seconds": round(seconds, 1),
         "calls_per_second": round(calls / seconds, 1),
     }
