@@ -1,14 +1,19 @@
 """Erlang C against the real call path: seeded M/M/N traffic through the webhook and
 the volunteers' API, on both databases (bench/erlang.py plays it; see its docstring).
 
-Two checks:
+Three checks:
 
 1. **The ACD is the M/M/N queue.** Call by call, the app queues exactly the calls
-   the model queues (a free volunteer is offered a new call at once; a volunteer
-   who frees up gets the first waiting call). Deterministic: the schedule is
-   seeded and played in virtual time, one event at a time, so nothing depends on
-   the machine's speed; it fails only if the ACD leaves a volunteer idle while a
-   call waits, offers to a busy one, or breaks first-come-first-served.
+   the model queues: a free volunteer is offered a new call at once, a volunteer
+   who frees up gets a waiting call. Deterministic: the schedule is seeded and
+   played in virtual time, one event at a time, so nothing depends on the
+   machine's speed; it fails if the ACD leaves a volunteer idle while a call waits
+   or offers a call to a busy one. On SQLite the order is strictly first come,
+   first served. On PostgreSQL a step may miss a match while the router's look
+   (asked for by an earlier commit) holds a row, and the router makes it a moment
+   later; no virtual time passes meanwhile, and a conversation's length belongs to
+   the order in which conversations start, not to the caller, so which waiting
+   call a volunteer takes cannot change the waits (``bench.erlang.Caller``).
 2. **Erlang C predicts what the app measured.** The share of calls that waited
    (after a warm-up: the system starts empty) is within ``TOLERANCE`` of Erlang
    C's P(wait). Why this cannot fail by chance: the outcome is fixed by the seed
@@ -26,7 +31,9 @@ Two checks:
    0.0083 (4, 5) and 0.0103 (8, 10), so 0.04 is over 5 of them at 200,000 calls.
    With check 1, the app's waits on this long run would be the model's too.
 
-Time: about 4 requests a call; 800 calls take 20 to 30 seconds a database.
+Time: about 4 requests a call; 800 calls take 20 to 30 seconds a database on a quiet
+machine (measured 38 s on SQLite and 53 to 121 s on PostgreSQL while other test runs
+shared the two cores).
 """
 
 from __future__ import annotations

@@ -67,7 +67,9 @@ def _segments(body: PlanIn) -> list[rundown.Segment]:
     return segments
 
 
-async def build_plan(db: Database, principal: Principal, body: PlanIn) -> tuple[Plan, Any]:
+async def build_plan(
+    db: Database, principal: Principal, body: PlanIn
+) -> tuple[Plan, dict[str, Any]]:
     """The plan of a request, and its handle times with where each came from."""
     segments = _segments(body)
     measured = None
