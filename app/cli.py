@@ -196,6 +196,12 @@ def _privacy(args: argparse.Namespace) -> int:
     return run(args, get_settings())
 
 
+def _plan(args: argparse.Namespace) -> int:
+    from app.planning.cli import run
+
+    return run(args)
+
+
 def _bench(args: argparse.Namespace) -> int:
     from bench import run_benchmark
 
@@ -266,6 +272,12 @@ def main(argv: list[str] | None = None) -> int:
     privacy = sub.add_parser("privacy", help="personal data: the retention purge")
     add_privacy_arguments(privacy)
     privacy.set_defaults(func=_privacy)
+
+    from app.planning.cli import add_arguments as add_plan_arguments
+
+    plan = sub.add_parser("plan", help="a staffing plan from a rundown CSV file (Erlang C)")
+    add_plan_arguments(plan)
+    plan.set_defaults(func=_plan)
 
     bench = sub.add_parser("bench", help="run a benchmark and print its figures")
     bench.add_argument("name", help="routing")

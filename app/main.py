@@ -25,6 +25,7 @@ from app.health import router as health_router
 from app.int64 import document_bounds, refuse_int64_overflow
 from app.logs import configure_logging
 from app.metrics import router as metrics_router
+from app.planning.endpoints import router as planning_router
 from app.pledges.endpoints import router as pledges_router
 from app.pledges.export_endpoints import router as pledge_exports_router
 from app.pledges.live import TotalsPublisher
@@ -204,6 +205,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(reconciliation_router, responses=API_ERRORS)
     app.include_router(privacy_router, responses=API_ERRORS)
     app.include_router(surge_router, responses=API_ERRORS)
+    app.include_router(planning_router, responses=API_ERRORS)
     app.include_router(web_router)
     build_openapi = app.openapi
 

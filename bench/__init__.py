@@ -22,6 +22,7 @@ BENCHMARKS = {
     "pledges": "bench.pledges",
     "rules": "bench.rules",
     "totals": "bench.totals",
+    "erlang": "bench.erlang",
 }
 
 

@@ -123,6 +123,12 @@ POLICY: dict[tuple[str, str], set[str]] = {
     ("POST", "/privacy/donors/erase"): {ADMIN},
     ("GET", "/privacy/retention"): {ADMIN},
     ("POST", "/privacy/purge"): {ADMIN},
+    # The staffing planner (docs/surge.md): organisers and supervisors (their campaign).
+    ("POST", "/planning/plan"): CAMPAIGN_A_READ,
+    ("POST", "/planning/plan.csv"): CAMPAIGN_A_READ,
+    ("POST", "/planning/rundowns/import"): STAFF_READ,
+    ("GET", "/planning/rundowns/derived"): CAMPAIGN_A_READ,
+    ("GET", "/planning/handle-times"): CAMPAIGN_A_READ,
     # Last: these end sessions.
     ("POST", "/users/{user_id}/revoke"): {ADMIN, SUP_A},
     ("POST", "/auth/logout"): LOGGED_IN,
@@ -132,6 +138,11 @@ POLICY: dict[tuple[str, str], set[str]] = {
     ("POST", "/queues/{queue_id}/surge/page"): {ADMIN, SUP_A},
     ("PUT", "/agents/{agent_id}/standby"): {ADMIN, SUP_A},
     ("GET", "/pages"): {ADMIN, SUP_A, SUP_B},  # each supervisor sees their campaign's
+}
+# Query strings of routes that need one (formatted with the ids, like the paths).
+QUERIES: dict[tuple[str, str], str] = {
+    ("GET", "/planning/rundowns/derived"): "?campaign_id={campaign_id}",
+    ("GET", "/planning/handle-times"): "?campaign_id={campaign_id}",
 }
 PUBLIC_PATHS = ("/healthz", "/readyz", "/auth/login", "/board/totals")
 ENDS_SESSIONS = {("POST", "/users/{user_id}/revoke"), ("POST", "/auth/logout")}
@@ -184,6 +195,14 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/queues/{queue_id}/surge/page"): {},
     ("PUT", "/agents/{agent_id}/standby"): {"standby": True},
     ("POST", "/campaigns/{campaign_id}/blocklist"): {"number": "+33611223344", "duration": "1h"},
+    ("POST", "/planning/plan"): {
+        "campaign_id": 0,
+        "segments": [{"start": "20:00", "end": "20:15", "calls_per_15min": 10}],
+    },
+    ("POST", "/planning/plan.csv"): {
+        "campaign_id": 0,
+        "segments": [{"start": "20:00", "end": "20:15", "calls_per_15min": 10}],
+    },
     ("POST", "/users"): {
         "username": "matrix",
         "display_name": "M",
@@ -307,7 +326,7 @@ async def test_role_by_endpoint_matrix(hotline: Hotline) -> None:
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
                 response = await client.request(
                     method,
-                    path.format(**ids),
+                    (path + QUERIES.get((method, path), "")).format(**ids),
                     json=body if method != "GET" else None,
                     headers=headers,
                 )
