@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import bindparam, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.acd import hours
+from app.acd import expected_wait, hours
 from app.acd.models import AgentSkill, Call, Campaign, Queue
 from app.db import UTCDateTime
 from app.rules.models import NumberBlock
@@ -45,6 +45,15 @@ FACTS: dict[str, tuple[str, str]] = {
     "call.wait_seconds": ("double", "seconds waited so far (or until answered)"),
     "call.talk_seconds": ("double", "seconds talked so far (or until hang-up)"),
     "call.tags": ("list<string>", "labels put on the call"),
+    "call.expected_wait_seconds": (
+        "double",
+        "expected wait of the queued call at its place; 0 when not waiting, -1 when unknown",
+    ),
+    "queue.waiting": ("int", "calls and callbacks waiting in the call's queue"),
+    "queue.expected_wait_seconds": (
+        "double",
+        "expected wait of a caller joining the call's queue now; -1 when unknown",
+    ),
     "time.hour": ("int", "hour of day, 0-23, campaign time zone"),
     "time.weekday": ("int", "day of week, 1 = Monday ... 7 = Sunday, campaign time zone"),
     "time.open": ("bool", "inside the campaign's opening hours"),
@@ -134,6 +143,9 @@ async def gather(
         caller["pledged_total"] = record.pledged_total
     facts["caller"] = caller
     facts["call"] = await _call_facts(session, call, now, needed)
+    facts["queue"] = {"waiting": 0, "expected_wait_seconds": 0.0}
+    if needed & _WAIT and call is not None:
+        await _wait_facts(session, call, now, needed, facts)
     agent = facts.get("agent") or {}
     facts["agent"] = {"id": situation.agent_id or 0, "skills": agent.get("skills", [])}
     if "agent.skills" in needed and situation.agent_id:
@@ -155,6 +167,8 @@ _HISTORY = frozenset(
 )
 _STRIKES = frozenset({"caller.prank_strikes", "caller.blocked"})
 _RECORD = _HISTORY | _STRIKES | {"caller.pledged_total"}
+_WAIT = frozenset({"call.expected_wait_seconds", "queue.waiting", "queue.expected_wait_seconds"})
+UNKNOWN_WAIT = -1.0
 _DEFAULTS: dict[str, dict[str, Any]] = {
     "pledge": {"amount": 0, "currency": ""},
     "flag": {"kind": ""},
@@ -267,6 +281,29 @@ async def strikes_of(session: AsyncSession, campaign_id: int, number: str) -> Nu
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
+async def _wait_facts(
+    session: AsyncSession,
+    call: Call,
+    now: dt.datetime,
+    needed: frozenset[str],
+    facts: dict[str, dict[str, Any]],
+) -> None:
+    """The expected-wait facts (app/acd/expected_wait.py): a few counts, read only
+    when a rule names one of them."""
+    facts["call"]["expected_wait_seconds"] = 0.0
+    if call.queue_id is None:
+        return
+    load = (await expected_wait.queue_loads(session, [call.queue_id], now)).get(call.queue_id)
+    if load is None:
+        return
+    facts["queue"]["waiting"] = load.waiting
+    queue_wait = load.expected_wait_seconds
+    facts["queue"]["expected_wait_seconds"] = UNKNOWN_WAIT if queue_wait is None else queue_wait
+    if call.state == "queued" and "call.expected_wait_seconds" in needed:
+        wait = load.wait_at(await expected_wait.position_of(session, call))
+        facts["call"]["expected_wait_seconds"] = UNKNOWN_WAIT if wait is None else wait
+
+
 def _pledged_total_subquery(campaign_id: Any, number: Any) -> Any:
     try:
         from app.pledges import repository as pledges
@@ -287,6 +324,7 @@ async def _call_facts(
             "wait_seconds": 0.0,
             "talk_seconds": 0.0,
             "tags": [],
+            "expected_wait_seconds": 0.0,
         }
     queue_name = ""
     if call.queue_id is not None and "call.queue" in needed:
@@ -308,4 +346,5 @@ async def _call_facts(
         "wait_seconds": float(wait),
         "talk_seconds": float(talk),
         "tags": list(call.tags or []),
+        "expected_wait_seconds": 0.0,
     }

@@ -162,6 +162,7 @@ ACTIONS: dict[str, list[tuple[str, str, bool, Any]]] = {
     "transfer": [("queue", "name", True, None)],
     "start_timer": [("name", "name", True, None), ("seconds", "int", True, None)],
     "hangup": [],
+    "offer_callback": [],
 }
 STEP_KINDS = ("say", "ask", "checklist", "choice")
 NAME = re.compile(r"^[a-z][a-z0-9_\-]{0,63}$")

@@ -1,0 +1,70 @@
+"""callbacks: expected-wait announcements and callbacks per queue; a call's kind
+
+Revision ID: 0013
+Revises: 0012
+Create Date: 2026-12-06 17:00:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0013"
+down_revision: str | None = "0012"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("queues", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column(
+                "wait_announce_seconds", sa.Integer(), server_default=sa.text("60"), nullable=False
+            )
+        )
+        batch_op.add_column(sa.Column("callback_offer_seconds", sa.Integer(), nullable=True))
+        batch_op.add_column(
+            sa.Column("callback_digit", sa.String(length=1), server_default="1", nullable=False)
+        )
+        batch_op.add_column(
+            sa.Column("callback_retries", sa.Integer(), server_default=sa.text("2"), nullable=False)
+        )
+        batch_op.add_column(
+            sa.Column(
+                "callback_retry_seconds",
+                sa.Integer(),
+                server_default=sa.text("300"),
+                nullable=False,
+            )
+        )
+        batch_op.add_column(
+            sa.Column(
+                "callback_expiry_seconds",
+                sa.Integer(),
+                server_default=sa.text("7200"),
+                nullable=False,
+            )
+        )
+    with op.batch_alter_table("calls", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("kind", sa.String(length=16), server_default="inbound", nullable=False)
+        )
+        batch_op.add_column(sa.Column("callback_digit", sa.String(length=1), nullable=True))
+        batch_op.add_column(
+            sa.Column("dial_attempts", sa.Integer(), server_default=sa.text("0"), nullable=False)
+        )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("calls", schema=None) as batch_op:
+        batch_op.drop_column("dial_attempts")
+        batch_op.drop_column("callback_digit")
+        batch_op.drop_column("kind")
+    with op.batch_alter_table("queues", schema=None) as batch_op:
+        batch_op.drop_column("callback_expiry_seconds")
+        batch_op.drop_column("callback_retry_seconds")
+        batch_op.drop_column("callback_retries")
+        batch_op.drop_column("callback_digit")
+        batch_op.drop_column("callback_offer_seconds")
+        batch_op.drop_column("wait_announce_seconds")
