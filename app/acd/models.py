@@ -225,7 +225,8 @@ class Call(Base):
     queue_id: Mapped[int | None] = mapped_column(
         ForeignKey("queues.id", ondelete="SET NULL"), nullable=True
     )
-    state: Mapped[str] = mapped_column(String(16), default=CallState.RECEIVED)
+    # Wide enough for callback_requested (migration 0013).
+    state: Mapped[str] = mapped_column(String(24), default=CallState.RECEIVED)
     priority: Mapped[int] = mapped_column(Integer, default=0)
     # Queue order, smallest first: enqueue time minus priority x ageing seconds, so a
     # call's effective priority grows linearly with its wait (see docs/metrics.md).

@@ -364,6 +364,11 @@ class CallOut(BaseModel):
     end_reason: str | None
     disposition: str | None
     tags: list[str]
+    # inbound or callback (docs/surge.md#callbacks); the digit a waiting caller was
+    # offered a callback with; a callback's dialling attempts.
+    kind: str
+    callback_digit: str | None
+    dial_attempts: int
 
 
 class WaitingOut(BaseModel):

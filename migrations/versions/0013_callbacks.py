@@ -47,6 +47,13 @@ def upgrade() -> None:
             )
         )
     with op.batch_alter_table("calls", schema=None) as batch_op:
+        # Wide enough for the callbacks' states (callback_requested).
+        batch_op.alter_column(
+            "state",
+            existing_type=sa.String(length=16),
+            type_=sa.String(length=24),
+            existing_nullable=False,
+        )
         batch_op.add_column(
             sa.Column("kind", sa.String(length=16), server_default="inbound", nullable=False)
         )
@@ -57,10 +64,21 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # The callbacks' states do not fit the old width nor the old code: as failed.
+    op.execute(
+        "UPDATE calls SET state = 'failed'"
+        " WHERE state IN ('callback_requested', 'dialing', 'retry_wait', 'expired')"
+    )
     with op.batch_alter_table("calls", schema=None) as batch_op:
         batch_op.drop_column("dial_attempts")
         batch_op.drop_column("callback_digit")
         batch_op.drop_column("kind")
+        batch_op.alter_column(
+            "state",
+            existing_type=sa.String(length=24),
+            type_=sa.String(length=16),
+            existing_nullable=False,
+        )
     with op.batch_alter_table("queues", schema=None) as batch_op:
         batch_op.drop_column("callback_expiry_seconds")
         batch_op.drop_column("callback_retry_seconds")
