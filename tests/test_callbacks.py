@@ -575,9 +575,11 @@ async def test_dial_outcomes_for_no_such_callback_are_refused(line: Hotline) -> 
 async def test_a_callback_offer_left_ringing_goes_back_to_its_place(line: Hotline) -> None:
     _queue_id, agent_id, callback = await _callback_ready_for(line, {})
     assert await fire(line, "ring_timeout") == 1
-    row = await call_row(line, callback["id"])
-    assert row["state"] in ("queued", "offered")  # back in the queue (or offered again)
+    # As a call would: back in the queue (at its head), the volunteer let go.
+    assert (await call_row(line, callback["id"]))["state"] == "queued"
     assert (await events(line, "call.requeued", callback["id"]))[0]["reason"] == "ring_timeout"
+    assert await agent_state(line, agent_id) in ("available", "paused")
+    assert [c[0] for c in await commands(line, callback["provider_call_id"])] == []
 
 
 # --- expiry ------------------------------------------------------------------------
