@@ -274,7 +274,6 @@ async def dial_unanswered(uow: UnitOfWork, call: Call, now: dt.datetime, *, reas
     await timers.cancel(uow, TimerKind.DIAL_TIMEOUT, call_id=call.id)
     attempt = call.dial_attempts
     call.state = next_call_state(call.state, "dial_unanswered")
-    call.agent_id = None
     retry_at = now + dt.timedelta(seconds=queue.callback_retry_seconds)
     if attempt > queue.callback_retries:
         outcome = "failed"
@@ -282,7 +281,9 @@ async def dial_unanswered(uow: UnitOfWork, call: Call, now: dt.datetime, *, reas
         outcome = "expired"
     else:
         outcome = "retry"
+    # Still naming the volunteer: their screen hears of it.
     _emit(uow, call, "callback.unanswered", attempt=attempt, reason=reason, next=outcome)
+    call.agent_id = None
     if outcome == "failed":
         call.state = next_call_state(call.state, "fail")
         call.ended_at = now
