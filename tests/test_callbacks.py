@@ -616,3 +616,38 @@ async def test_an_expiry_during_a_dial_lets_the_attempt_finish(line: Hotline) ->
     assert await fire(line, "callback_expiry") == 1
     assert (await call_row(line, callback["id"]))["state"] == "dialing"
     assert "callback_expiry" in await timer_kinds(line, callback["id"])
+
+
+async def test_rules_know_a_callback_by_its_kind(line: Hotline) -> None:
+    rules = textwrap.dedent(
+        """\
+        rules:
+          - name: mark-callbacks
+            on: call.offered
+            when: call.kind == "callback"
+            then:
+              - tag: called_back
+        """
+    )
+    _queue_id, _agent_id, callback = await _callback_ready_for_with_rules(line, rules)
+    assert "called_back" in (await call_row(line, callback["id"]))["tags"]
+    inbound = await line.sql("select tags from calls where kind = 'inbound'")
+    assert all("called_back" not in (_json(t[0]) or []) for t in inbound)
+
+
+async def _callback_ready_for_with_rules(
+    line: Hotline, rules: str
+) -> tuple[int, int, dict[str, Any]]:
+    setup = await setup_campaign(line, agents=1, queue={"callback_offer_seconds": 0})
+    ok(await line.http.put(f"/campaigns/{setup['campaign_id']}/rules", json={"source": rules}))
+    (agent_id,) = setup["agent_ids"]
+    await ready(line, agent_id)
+    busy = await arrive(line, "k-0")
+    ok(await line.telephony({"type": "seat.answered", "call_id": "k-0"}))
+    waiting = await arrive(line, "k-1")
+    ok(await press(line, "k-1", "1"))
+    callback = await callback_of(line, waiting["id"])
+    ok(await line.telephony({"type": "call.hangup", "call_id": busy["provider_call_id"]}))
+    ok(await line.http.post(f"/agents/{agent_id}/wrap-up/end", json={}))
+    assert (await call_row(line, callback["id"]))["state"] == "offered"
+    return setup["queue_id"], agent_id, callback

@@ -41,10 +41,15 @@ FACTS: dict[str, tuple[str, str]] = {
     "call.id": ("int", "the call (leg) id"),
     "call.queue": ("string", "name of the call's queue; empty before it has one"),
     "call.dialled": ("string", "the number dialled (E.164)"),
-    "call.state": ("string", "received, queued, offered, connected, wrap_up or an end state"),
+    "call.state": (
+        "string",
+        "received, queued, offered, connected, wrap_up (a callback also dialing, retry_wait)"
+        " or an end state",
+    ),
     "call.wait_seconds": ("double", "seconds waited so far (or until answered)"),
     "call.talk_seconds": ("double", "seconds talked so far (or until hang-up)"),
     "call.tags": ("list<string>", "labels put on the call"),
+    "call.kind": ("string", "inbound (a caller on the line) or callback"),
     "call.expected_wait_seconds": (
         "double",
         "expected wait of the queued call at its place; 0 when not waiting, -1 when unknown",
@@ -324,6 +329,7 @@ async def _call_facts(
             "wait_seconds": 0.0,
             "talk_seconds": 0.0,
             "tags": [],
+            "kind": "",
             "expected_wait_seconds": 0.0,
         }
     queue_name = ""
@@ -346,5 +352,6 @@ async def _call_facts(
         "wait_seconds": float(wait),
         "talk_seconds": float(talk),
         "tags": list(call.tags or []),
+        "kind": call.kind or "inbound",
         "expected_wait_seconds": 0.0,
     }
