@@ -24,7 +24,8 @@ from app.db import Base, BigId, Json, UTCDateTime, utcnow
 
 CALL_KIND_INBOUND = "inbound"
 CALL_KIND_CALLBACK = "callback"
-LIVE_CALL_STATES_SQL = "state IN ('offered', 'connected', 'wrap_up')"
+# The states in which a call holds its volunteer (a callback being dialled too).
+LIVE_CALL_STATES_SQL = "state IN ('offered', 'dialing', 'connected', 'wrap_up')"
 PAYMENT_LINK_DEFAULT = "https://donate.example.org/pay?ref={reference}&amount={amount}"
 
 

@@ -15,6 +15,21 @@ down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+# One live call per agent (0007) also covers a callback being dialled.
+LIVE_BEFORE = sa.text("state IN ('offered', 'connected', 'wrap_up')")
+LIVE = sa.text("state IN ('offered', 'dialing', 'connected', 'wrap_up')")
+
+
+def _live_index(where: sa.TextClause) -> None:
+    op.create_index(
+        "uq_calls_agent_live",
+        "calls",
+        ["agent_id"],
+        unique=True,
+        postgresql_where=where,
+        sqlite_where=where,
+    )
+
 
 def upgrade() -> None:
     with op.batch_alter_table("queues", schema=None) as batch_op:
@@ -61,9 +76,13 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("dial_attempts", sa.Integer(), server_default=sa.text("0"), nullable=False)
         )
+    op.drop_index("uq_calls_agent_live", table_name="calls")
+    _live_index(LIVE)
 
 
 def downgrade() -> None:
+    op.drop_index("uq_calls_agent_live", table_name="calls")
+    _live_index(LIVE_BEFORE)
     # The callbacks' states do not fit the old width nor the old code: as failed.
     op.execute(
         "UPDATE calls SET state = 'failed'"
