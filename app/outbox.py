@@ -130,6 +130,9 @@ class CommandName(enum.StrEnum):
     BRIDGE = "bridge"
     TRANSFER = "transfer"
     HANGUP = "hangup"
+    # Call a caller back (a callback accepted by its volunteer): {number, callback_id,
+    # seat, agent_id}; the platform answers with dial.answered or dial.unanswered.
+    DIAL = "dial"
 
 
 def issue(uow: UnitOfWork, command: CommandName, provider_call_id: str, **args: Any) -> None:

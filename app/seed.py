@@ -100,6 +100,10 @@ async def seed_demo(db: Database) -> int:
                 tiers=[(15, 2)],
                 wrapup_seconds=20,
                 max_wait_seconds=240,
+                # In an on-air spike callers hear their expected wait, and are offered
+                # a callback beyond a minute and a half (docs/surge.md#callbacks).
+                wait_announce_seconds=45,
+                callback_offer_seconds=90,
             ),
         )
         for n in range(1, VOLUNTEERS + 1):

@@ -230,6 +230,18 @@ class Settings(BaseSettings):
         default="volunteer", description="Agents whose login starts so are simulated."
     )
     sim_seed: int | None = Field(default=None, description="Seed for repeatable simulations.")
+    sim_callback_accept: float = Field(
+        default=0.3,
+        ge=0.0,
+        le=1.0,
+        description="Share of simulated callers offered a callback who press its digit.",
+    )
+    sim_dial_answer: float = Field(
+        default=0.7,
+        ge=0.0,
+        le=1.0,
+        description="Share of simulated callbacks the caller answers when the line dials.",
+    )
 
     # --- pledges (app/pledges) ---
     payment_webhook_secret: str = Field(

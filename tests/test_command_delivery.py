@@ -77,7 +77,11 @@ async def test_commands_reach_the_callback_after_retries(
     r = await hotline.http.post(
         "/campaigns", json={"name": "Callbacks", "dialled_numbers": ["+33800000001"]}
     )
-    await hotline.http.post("/queues", json={"campaign_id": r.json()["id"], "name": "pledges"})
+    # No expected-wait announcement: the call's two commands are the two refused.
+    await hotline.http.post(
+        "/queues",
+        json={"campaign_id": r.json()["id"], "name": "pledges", "wait_announce_seconds": 0},
+    )
     assert (await hotline.incoming("cb-1")).status_code == 200
 
     async def all_delivered() -> bool:

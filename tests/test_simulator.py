@@ -82,3 +82,73 @@ async def test_simulated_calls_flow_end_to_end(hotline_factory: Any) -> None:
         "select count(*) from agents where login like 'volunteer%' and state != 'logged_out'"
     )
     assert logged_in == [(20,)]
+
+
+async def _simulated_callbacks(hotline_factory: Any, dial_answer: float) -> Hotline:
+    """One simulated volunteer (volunteer01) against many callers: callers wait, are
+    offered a callback at once, and all of them take it."""
+    hotline: Hotline = await hotline_factory(
+        simulate=True,
+        sim_seed=7,
+        sim_rate_per_minute=90,
+        sim_spike_every_seconds=0,
+        sim_talk_seconds=1.0,
+        sim_wrapup_seconds=0.2,
+        sim_patience_seconds=60.0,
+        sim_agent_prefix="volunteer01",
+        sim_callback_accept=1.0,
+        sim_dial_answer=dial_answer,
+    )
+    campaign_id = await seed_demo(hotline.db)
+    queues = (await hotline.http.get(f"/queues?campaign_id={campaign_id}")).json()
+    pledges = next(q for q in queues if q["name"] == "pledges")
+    r = await hotline.http.patch(
+        f"/queues/{pledges['id']}",
+        json={"callback_offer_seconds": 0, "callback_retries": 0},
+    )
+    assert r.status_code == 200, r.text
+    return hotline
+
+
+async def test_simulated_callers_take_callbacks_and_answer_the_dial(hotline_factory: Any) -> None:
+    hotline = await _simulated_callbacks(hotline_factory, dial_answer=1.0)
+
+    async def a_callback_completed() -> bool:
+        rows = await hotline.sql(
+            "select count(*) from calls where kind = 'callback' and state = 'completed'"
+        )
+        return rows[0][0] >= 1
+
+    await wait_for(a_callback_completed, timeout=45)
+    requested = await hotline.sql(
+        "select count(*) from calls where kind = 'inbound' and state = 'callback_requested'"
+    )
+    assert requested[0][0] >= 1
+    # Every completed callback was dialled and answered by the (simulated) caller.
+    unanswered = await hotline.sql("select count(*) from events where type = 'callback.unanswered'")
+    assert unanswered == [(0,)]
+    dials = await hotline.sql("select count(*) from telephony_commands where command = 'dial'")
+    assert dials[0][0] >= 1
+
+
+async def test_simulated_callers_who_never_answer_fail_their_callbacks(
+    hotline_factory: Any,
+) -> None:
+    hotline = await _simulated_callbacks(hotline_factory, dial_answer=0.0)
+
+    async def a_callback_failed() -> bool:
+        rows = await hotline.sql(
+            "select count(*) from calls where kind = 'callback' and state = 'failed'"
+        )
+        return rows[0][0] >= 1
+
+    await wait_for(a_callback_failed, timeout=45)
+    completed = await hotline.sql(
+        "select count(*) from calls where kind = 'callback' and state = 'completed'"
+    )
+    assert completed == [(0,)]
+    alerts = await hotline.sql(
+        "select count(*) from events where type = 'supervisor.alert'"
+        " and cast(data as text) like '%callback_failed%'"
+    )
+    assert alerts[0][0] >= 1

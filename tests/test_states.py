@@ -59,6 +59,11 @@ def test_states_are_the_designed_ones() -> None:
         "overflowed",
         "transferred",
         "failed",
+        # Callbacks (docs/surge.md#callbacks).
+        "callback_requested",
+        "dialing",
+        "retry_wait",
+        "expired",
     }
     assert {s.value for s in CALL_END_STATES} == {
         "completed",
@@ -67,6 +72,8 @@ def test_states_are_the_designed_ones() -> None:
         "overflowed",
         "transferred",
         "failed",
+        "callback_requested",
+        "expired",
     }
     assert frozenset(CallState) - CALL_END_STATES == CALL_LIVE_STATES
     assert {s.value for s in AGENT_BUSY_STATES} == {"reserved", "on_call", "wrap_up"}
@@ -181,6 +188,15 @@ def test_agent_path_of_a_shift(current: str, action: str, expected: str) -> None
         ("queued", "overflow", "overflowed"),
         ("connected", "transfer", "transferred"),
         ("wrap_up", "fail", "failed"),
+        # A callback's life cycle.
+        ("queued", "request_callback", "callback_requested"),
+        ("offered", "dial", "dialing"),
+        ("dialing", "dial_answered", "connected"),
+        ("dialing", "dial_unanswered", "retry_wait"),
+        ("retry_wait", "retry", "queued"),
+        ("retry_wait", "expire", "expired"),
+        ("queued", "expire", "expired"),
+        ("dialing", "fail", "failed"),
     ],
 )
 def test_call_path_by_hand(current: str, action: str, expected: str) -> None:
@@ -212,6 +228,11 @@ def test_agent_refusals_by_hand(current: str, action: str) -> None:
         ("queued", "connect"),
         ("wrap_up", "requeue"),
         ("abandoned", "enqueue"),
+        ("offered", "request_callback"),
+        ("queued", "dial"),
+        ("offered", "dial_answered"),
+        ("dialing", "expire"),
+        ("callback_requested", "enqueue"),
     ],
 )
 def test_call_refusals_by_hand(current: str, action: str) -> None:

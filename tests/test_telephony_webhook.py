@@ -382,12 +382,16 @@ async def test_concurrent_duplicate_deliveries_make_one_call(hotline: Hotline) -
     events = await hotline.sql(
         "select type, count(*) from events where call_id = :c group by type", c=rows[0][0]
     )
-    assert {t: n for t, n in events} == {"call.received": 1, "call.queued": 1}
+    assert {t: n for t, n in events} == {
+        "call.received": 1,
+        "call.queued": 1,
+        "call.expected_wait": 1,  # announced once (nobody serving: the wait is unknown)
+    }
     commands = await hotline.sql(
         "select command, count(*) from telephony_commands where provider_call_id = 'race-1'"
         " group by command"
     )
-    assert {c: n for c, n in commands} == {"answer": 1, "play": 1}
+    assert {c: n for c, n in commands} == {"answer": 1, "play": 2}  # hold, expected wait
 
 
 async def test_same_provider_call_in_two_incoming_events_is_one_call(hotline: Hotline) -> None:
@@ -418,7 +422,11 @@ async def test_concurrent_incoming_events_for_one_provider_call_make_one_call(
     events = await hotline.sql(
         "select type, count(*) from events where call_id = :c group by type", c=rows[0][0]
     )
-    assert {t: n for t, n in events} == {"call.received": 1, "call.queued": 1}
+    assert {t: n for t, n in events} == {
+        "call.received": 1,
+        "call.queued": 1,
+        "call.expected_wait": 1,  # announced once (nobody serving: the wait is unknown)
+    }
 
 
 # --- out of order --------------------------------------------------------------------

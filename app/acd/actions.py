@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from app.acd import lifecycle, repository, transfer_numbers
-from app.acd.models import Agent, Call
+from app.acd import callbacks, lifecycle, repository, transfer_numbers
+from app.acd.models import CALL_KIND_CALLBACK, Agent, Call
 from app.acd.states import AgentState
 from app.db import Database, UnitOfWork, utcnow
 from app.errors import Invalid
@@ -76,9 +76,13 @@ async def _agent_call(
 
 
 async def answer(db: Database, agent_id: int, authorize: Authorize | None = None) -> Agent:
+    """Take the offered call; for a callback, accept it: the platform dials the caller."""
     async with db.unit_of_work() as uow:
         call, agent = await _agent_call(uow, agent_id, authorize)
-        await lifecycle.connect(uow, call, agent, utcnow())
+        if call.kind == CALL_KIND_CALLBACK:
+            await callbacks.accept(uow, call, agent, utcnow())
+        else:
+            await lifecycle.connect(uow, call, agent, utcnow())
     return agent
 
 

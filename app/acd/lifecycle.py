@@ -14,8 +14,8 @@ from typing import Any
 
 from sqlalchemy import bindparam, case, func, select, update
 
-from app.acd import config_cache, hooks, hours, matching, repository, timers
-from app.acd.models import Agent, AgentSession, Call, Campaign, Queue
+from app.acd import callbacks, config_cache, hooks, hours, matching, repository, timers
+from app.acd.models import CALL_KIND_CALLBACK, Agent, AgentSession, Call, Campaign, Queue
 from app.acd.states import (
     AGENT_BUSY_STATES,
     AgentState,
@@ -139,6 +139,11 @@ async def _free_agent(
         await _end_session(uow, agent, now)
     elif not match or (not await match_agent(uow, agent, now) and uow.db.is_postgres):
         request_dispatch(uow, agent.campaign_id)
+
+
+async def free_agent(uow: UnitOfWork, agent: Agent, action: str, now: dt.datetime) -> None:
+    """The agent's call is over without wrap-up (a callback nobody answered)."""
+    await _free_agent(uow, agent, action, now)
 
 
 async def match_agent(uow: UnitOfWork, agent: Agent, now: dt.datetime) -> bool:
@@ -278,6 +283,11 @@ async def receive(
     return call
 
 
+def committed_call(uow: UnitOfWork, call: Call) -> None:
+    """Once committed, the plugins hear of ``call`` (a callback with no carried pop)."""
+    _committed(uow, call)
+
+
 def _committed(uow: UnitOfWork, call: Call) -> None:
     """Once committed, the plugins hear of the new call (the caller look-up starts)."""
     committed = hooks.CommittedCall(
@@ -348,7 +358,11 @@ async def enqueue(
     # A call received in this transaction has no stored pop: its look-up starts
     # after the commit.
     fresh = call.id in uow.memo.get("calls_received", ())
-    if not await match_call(uow, call, queue, now, pop_may_exist=not fresh) and uow.db.is_postgres:
+    if await match_call(uow, call, queue, now, pop_may_exist=not fresh):
+        return
+    # The caller waits: tell them how long (and offer a callback if it is long).
+    await callbacks.announce(uow, call, queue, now)
+    if uow.db.is_postgres:
         # Another process may be freeing an agent this transaction cannot see yet.
         request_dispatch(uow, call.campaign_id)
 
@@ -427,14 +441,18 @@ async def offer(
     call.offers += 1
     due = now + dt.timedelta(seconds=queue.ring_timeout_seconds)
     timers.schedule(uow, TimerKind.RING_TIMEOUT, due, call_id=call.id, agent_id=agent.id)
-    issue_command(
-        uow,
-        CommandName.BRIDGE,
-        call.provider_call_id,
-        seat=seat_address,
-        agent_id=agent.id,
-        auto_answer=queue.auto_answer,
-    )
+    # A callback has no caller on the line: the volunteer accepts it on the screen
+    # (never automatically), then the platform dials (app/acd/callbacks.py).
+    callback = call.kind == CALL_KIND_CALLBACK
+    if not callback:
+        issue_command(
+            uow,
+            CommandName.BRIDGE,
+            call.provider_call_id,
+            seat=seat_address,
+            agent_id=agent.id,
+            auto_answer=queue.auto_answer,
+        )
     pop = await hooks.pop_for_offer(uow, call.id) if pop_may_exist else None
     _emit_call(
         uow,
@@ -444,7 +462,8 @@ async def offer(
         queue=queue.name,
         caller=call.caller_number,
         caller_issue=call.caller_number_issue,
-        auto_answer=queue.auto_answer,
+        auto_answer=queue.auto_answer and not callback,
+        kind=call.kind,
         ring_until=due.isoformat(),
         # The caller's details when the look-up has finished; else call.cti_ready follows.
         screen_pop=pop,
@@ -523,6 +542,18 @@ async def screen_grace_over(uow: UnitOfWork, agent: Agent, now: dt.datetime) -> 
 
 async def connect(uow: UnitOfWork, call: Call, agent: Agent, now: dt.datetime) -> None:
     call.state = next_call_state(call.state, "connect")
+    _set_agent_state(uow, agent, "connect", now)
+    call.answered_at = now
+    call.wait_seconds = _wait(call, now)
+    agent.missed_in_row = 0
+    agent.calls_taken += 1
+    await _connected(uow, call, agent, now)
+
+
+async def connect_callback(uow: UnitOfWork, call: Call, agent: Agent, now: dt.datetime) -> None:
+    """A dialled callback answered (its call state set by the caller): the volunteer
+    is on the call, which goes on as any connected call. Its wait is counted from
+    the original call's queued time."""
     _set_agent_state(uow, agent, "connect", now)
     call.answered_at = now
     call.wait_seconds = _wait(call, now)
@@ -913,8 +944,9 @@ async def caller_hangup(uow: UnitOfWork, call: Call, now: dt.datetime) -> None:
 
 
 async def seat_answered(uow: UnitOfWork, call: Call, now: dt.datetime) -> None:
-    """The seat picked up. Late (after a ring timeout or the caller left): ignored."""
-    if call.state != CallState.OFFERED or call.agent_id is None:
+    """The seat picked up. Late (after a ring timeout or the caller left): ignored.
+    A callback is connected by ``dial.answered``, never by a seat."""
+    if call.state != CallState.OFFERED or call.agent_id is None or call.kind == CALL_KIND_CALLBACK:
         return
     agent = await repository.get_agent(uow.session, call.agent_id, lock=True)
     await connect(uow, call, agent, now)

@@ -22,7 +22,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.acd.states import AgentState, CallState
 from app.db import Base, BigId, Json, UTCDateTime, utcnow
 
-LIVE_CALL_STATES_SQL = "state IN ('offered', 'connected', 'wrap_up')"
+CALL_KIND_INBOUND = "inbound"
+CALL_KIND_CALLBACK = "callback"
+# The states in which a call holds its volunteer (a callback being dialled too).
+LIVE_CALL_STATES_SQL = "state IN ('offered', 'dialing', 'connected', 'wrap_up')"
 PAYMENT_LINK_DEFAULT = "https://donate.example.org/pay?ref={reference}&amount={amount}"
 
 
@@ -106,6 +109,24 @@ class Queue(Base):
     dialled_numbers: Mapped[list[str]] = mapped_column(Json, default=list)
     # Round robin: the last agent offered a call from this queue.
     rr_last_agent_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    # Expected-wait announcements (app/acd/expected_wait.py, docs/surge.md): on entry
+    # and then every this many seconds while queued; 0 turns them off.
+    wait_announce_seconds: Mapped[int] = mapped_column(
+        Integer, default=60, server_default=text("60")
+    )
+    # Callbacks (app/acd/callbacks.py): offered when the expected wait is over this
+    # (None: never, unless a rule offers it), by pressing ``callback_digit``; the
+    # platform dials ``callback_retries`` more times ``callback_retry_seconds`` apart,
+    # and a callback not completed ``callback_expiry_seconds`` after its request ends.
+    callback_offer_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    callback_digit: Mapped[str] = mapped_column(String(1), default="1", server_default="1")
+    callback_retries: Mapped[int] = mapped_column(Integer, default=2, server_default=text("2"))
+    callback_retry_seconds: Mapped[int] = mapped_column(
+        Integer, default=300, server_default=text("300")
+    )
+    callback_expiry_seconds: Mapped[int] = mapped_column(
+        Integer, default=7200, server_default=text("7200")
+    )
 
     __table_args__ = (UniqueConstraint("campaign_id", "name", name="uq_queues_campaign_name"),)
 
@@ -191,6 +212,11 @@ class Call(Base):
     provider_call_id: Mapped[str] = mapped_column(String(128))
     # A transfer ends one leg (state transferred) and opens the next with the context.
     leg: Mapped[int] = mapped_column(Integer, default=0)
+    # ``inbound`` (a caller on the line) or ``callback`` (a caller who asked to be
+    # called back: queued in the place of the call it came from, ``parent_call_id``).
+    kind: Mapped[str] = mapped_column(
+        String(16), default=CALL_KIND_INBOUND, server_default=CALL_KIND_INBOUND
+    )
     parent_call_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
     caller_raw: Mapped[str | None] = mapped_column(String(64), nullable=True)
     caller_number: Mapped[str | None] = mapped_column(String(32), nullable=True)
@@ -200,7 +226,8 @@ class Call(Base):
     queue_id: Mapped[int | None] = mapped_column(
         ForeignKey("queues.id", ondelete="SET NULL"), nullable=True
     )
-    state: Mapped[str] = mapped_column(String(16), default=CallState.RECEIVED)
+    # Wide enough for callback_requested (migration 0013).
+    state: Mapped[str] = mapped_column(String(24), default=CallState.RECEIVED)
     priority: Mapped[int] = mapped_column(Integer, default=0)
     # Queue order, smallest first: enqueue time minus priority x ageing seconds, so a
     # call's effective priority grows linearly with its wait (see docs/metrics.md).
@@ -218,6 +245,10 @@ class Call(Base):
     wait_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
     end_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
     disposition: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The digit a waiting caller was offered a callback with (None: not offered).
+    callback_digit: Mapped[str | None] = mapped_column(String(1), nullable=True)
+    # A callback's dialling attempts so far.
+    dial_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     # When supervisors were alerted that this call has been connected too long (once).
     stale_alerted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     tags: Mapped[list[str]] = mapped_column(Json, default=list)

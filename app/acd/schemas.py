@@ -175,6 +175,10 @@ class CampaignOut(BaseModel):
 
 Strategy = Annotated[str, StringConstraints(pattern=r"^(longest_idle|round_robin|fewest_calls)$")]
 Seconds = Annotated[int, Field(ge=0, le=86400)]
+# Expected-wait announcements: every this many seconds while waiting; 0 is off.
+AnnounceSeconds = Annotated[int, Field(ge=0, le=3600)]
+# A telephone keypad key.
+Digit = Annotated[str, StringConstraints(pattern=r"^[0-9*#]$")]
 
 
 class QueueIn(Strict):
@@ -196,6 +200,12 @@ class QueueIn(Strict):
     )
     auto_answer: bool = True
     dialled_numbers: list[E164] = Field(default_factory=list)
+    wait_announce_seconds: AnnounceSeconds = 60
+    callback_offer_seconds: Seconds | None = None
+    callback_digit: Digit = "1"
+    callback_retries: Annotated[int, Field(ge=0, le=10)] = 2
+    callback_retry_seconds: Annotated[int, Field(ge=10, le=86400)] = 300
+    callback_expiry_seconds: Annotated[int, Field(ge=60, le=604800)] = 7200
 
 
 class QueuePatch(Strict):
@@ -213,6 +223,13 @@ class QueuePatch(Strict):
     overflow_message: str | None = None
     auto_answer: bool | None = None
     dialled_numbers: list[E164] | None = None
+    wait_announce_seconds: AnnounceSeconds | None = None
+    # null turns the callback offer off.
+    callback_offer_seconds: Seconds | None = None
+    callback_digit: Digit | None = None
+    callback_retries: Annotated[int, Field(ge=0, le=10)] | None = None
+    callback_retry_seconds: Annotated[int, Field(ge=10, le=86400)] | None = None
+    callback_expiry_seconds: Annotated[int, Field(ge=60, le=604800)] | None = None
 
 
 class QueueOut(BaseModel):
@@ -234,6 +251,12 @@ class QueueOut(BaseModel):
     overflow_message: str
     auto_answer: bool
     dialled_numbers: list[str]
+    wait_announce_seconds: int
+    callback_offer_seconds: int | None
+    callback_digit: str
+    callback_retries: int
+    callback_retry_seconds: int
+    callback_expiry_seconds: int
 
 
 class AgentIn(Strict):
@@ -341,6 +364,36 @@ class CallOut(BaseModel):
     end_reason: str | None
     disposition: str | None
     tags: list[str]
+    # inbound or callback (docs/surge.md#callbacks); the digit a waiting caller was
+    # offered a callback with; a callback's dialling attempts.
+    kind: str
+    callback_digit: str | None
+    dial_attempts: int
+
+
+class WaitingOut(BaseModel):
+    call_id: int
+    kind: str
+    position: int
+    expected_wait_seconds: float | None
+
+
+class NotCompletedCallbackOut(BaseModel):
+    callback_id: int
+    caller: str | None
+    state: str
+    ended_at: str | None
+    attempts: int
+
+
+class CallbackStatsOut(BaseModel):
+    requested: int
+    waiting: int
+    in_progress: int
+    completed: int
+    failed: int
+    expired: int
+    not_completed: list[NotCompletedCallbackOut]
 
 
 class StatsOut(BaseModel):
@@ -359,6 +412,14 @@ class StatsOut(BaseModel):
     abandoned: int
     abandoned_short: int
     agents_by_state: dict[str, int]
+    # Expected wait (docs/surge.md#expected-wait): null when unknown (nobody serving).
+    expected_wait_seconds: float | None
+    waiting_with_callbacks: int
+    serving_agents: int
+    free_agents: int
+    handle_seconds: float
+    waiting_list: list[WaitingOut]
+    callbacks: CallbackStatsOut
 
 
 def agent_out(agent: Any, skills: dict[str, int]) -> AgentOut:

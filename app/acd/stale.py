@@ -183,7 +183,11 @@ async def _stranded_agents(db: Database, now: dt.datetime) -> list[tuple[int, in
     holds_live = and_(
         Call.agent_id == Agent.id,
         or_(
-            and_(Agent.state == AgentState.RESERVED, Call.state == CallState.OFFERED),
+            # A callback being dialled holds its volunteer reserved too.
+            and_(
+                Agent.state == AgentState.RESERVED,
+                Call.state.in_([CallState.OFFERED, CallState.DIALING]),
+            ),
             and_(Agent.state == AgentState.ON_CALL, Call.state == CallState.CONNECTED),
         ),
     )
@@ -212,11 +216,14 @@ async def _free_if_stranded(
     agent = await repository.get_agent(uow.session, agent_id, lock=True)
     if agent.current_call_id != call_id or agent.state_since > now - STRANDED_AFTER:
         return False  # moved on meanwhile
-    needs = {AgentState.RESERVED: CallState.OFFERED, AgentState.ON_CALL: CallState.CONNECTED}
+    needs = {
+        AgentState.RESERVED: (CallState.OFFERED, CallState.DIALING),
+        AgentState.ON_CALL: (CallState.CONNECTED,),
+    }
     needed = needs.get(AgentState(agent.state))
     if needed is None:
         return False
-    if call is not None and call.agent_id == agent.id and call.state == needed:
+    if call is not None and call.agent_id == agent.id and call.state in needed:
         return False  # holds its live call after all
     was = agent.state
     await lifecycle.free_stranded(uow, agent, now)

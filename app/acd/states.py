@@ -33,6 +33,15 @@ class CallState(enum.StrEnum):
     OVERFLOWED = "overflowed"
     TRANSFERRED = "transferred"
     FAILED = "failed"
+    # Callbacks (app/acd/callbacks.py, docs/surge.md#callbacks).
+    # An inbound call whose caller asked to be called back (neither abandoned nor answered).
+    CALLBACK_REQUESTED = "callback_requested"
+    # A callback accepted by its volunteer: the platform is dialling the caller.
+    DIALING = "dialing"
+    # A callback whose dialling went unanswered, waiting for its next attempt.
+    RETRY_WAIT = "retry_wait"
+    # A callback not completed within its queue's expiry.
+    EXPIRED = "expired"
 
 
 CALL_END_STATES = frozenset(
@@ -43,6 +52,8 @@ CALL_END_STATES = frozenset(
         CallState.OVERFLOWED,
         CallState.TRANSFERRED,
         CallState.FAILED,
+        CallState.CALLBACK_REQUESTED,
+        CallState.EXPIRED,
     }
 )
 CALL_LIVE_STATES = frozenset(set(CallState) - CALL_END_STATES)
@@ -97,6 +108,17 @@ CALL_TRANSITIONS: dict[str, tuple[frozenset[CallState], CallState]] = {
         CallState.TRANSFERRED,
     ),
     "fail": (frozenset(CALL_LIVE_STATES), CallState.FAILED),
+    # Callbacks: the caller pressed the offered digit while waiting...
+    "request_callback": (frozenset({CallState.QUEUED}), CallState.CALLBACK_REQUESTED),
+    # ...the callback's volunteer accepted it: the platform dials...
+    "dial": (frozenset({CallState.OFFERED}), CallState.DIALING),
+    # ...the caller answered (then the call goes on as any connected call)...
+    "dial_answered": (frozenset({CallState.DIALING}), CallState.CONNECTED),
+    # ...or did not: another attempt later...
+    "dial_unanswered": (frozenset({CallState.DIALING}), CallState.RETRY_WAIT),
+    "retry": (frozenset({CallState.RETRY_WAIT}), CallState.QUEUED),
+    # ...until it is too late.
+    "expire": (frozenset({CallState.QUEUED, CallState.RETRY_WAIT}), CallState.EXPIRED),
 }
 
 

@@ -23,6 +23,11 @@ class TimerKind:
     TIER_WIDEN = "tier_widen"
     SCREEN_GRACE = "screen_grace"
     RULE = "rule_timer"  # a rule's start_timer: fires the rules on timer.<name>
+    # Expected wait and callbacks (app/acd/callbacks.py).
+    WAIT_ANNOUNCE = "wait_announce"
+    CALLBACK_RETRY = "callback_retry"
+    CALLBACK_EXPIRY = "callback_expiry"
+    DIAL_TIMEOUT = "dial_timeout"
 
 
 TIMERS = Timer.__table__

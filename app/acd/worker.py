@@ -7,7 +7,7 @@ import contextlib
 import datetime as dt
 import logging
 
-from app.acd import config_cache, hooks, lifecycle, repository, timers
+from app.acd import callbacks, config_cache, hooks, lifecycle, repository, timers
 from app.acd.models import Call, Timer
 from app.acd.states import AgentState, CallState
 from app.acd.timers import TimerKind
@@ -45,6 +45,14 @@ async def _on_timer(uow: UnitOfWork, timer: Timer) -> None:
         lifecycle.request_dispatch(uow, call.campaign_id)
     elif timer.kind == TimerKind.RULE and call is not None:
         await hooks.timer_fired(uow, call, str(timer.data.get("name", "")), now)
+    elif timer.kind == TimerKind.WAIT_ANNOUNCE and call is not None:
+        await callbacks.wait_announce_due(uow, call, now)
+    elif timer.kind == TimerKind.CALLBACK_RETRY and call is not None:
+        await callbacks.retry_due(uow, call, now)
+    elif timer.kind == TimerKind.CALLBACK_EXPIRY and call is not None:
+        await callbacks.expiry_due(uow, call, now)
+    elif timer.kind == TimerKind.DIAL_TIMEOUT and call is not None:
+        await callbacks.dial_unanswered(uow, call, now, reason="no_answer_from_platform")
 
 
 BATCH = 100

@@ -33,6 +33,7 @@ def call_view(call: Call) -> dict[str, Any]:
         "answered_at": call.answered_at.isoformat() if call.answered_at else None,
         "wait_seconds": call.wait_seconds,
         "tags": call.tags or [],
+        "kind": call.kind,
     }
 
 

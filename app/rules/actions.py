@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from app.acd import lifecycle, repository, timers
+from app.acd import callbacks, lifecycle, repository, timers
 from app.acd.models import Agent, Call, Queue
 from app.acd.states import CallState
 from app.acd.timers import TimerKind
@@ -231,6 +231,15 @@ async def page_standby(run: Run, limit: int) -> None:
     await paging.page_standby(run.uow, queue, by=f"rule:{run.rule}", now=run.now, limit=limit)
 
 
+async def offer_callback(run: Run) -> None:
+    """Offer the waiting caller a callback, whatever the expected wait (surge mode)."""
+    call = _call(run)
+    if call.state != CallState.QUEUED or call.queue_id is None:
+        raise ActionError(f"offer_callback needs a waiting call, this one is {call.state}")
+    queue = await repository.get_queue(run.uow.session, call.queue_id)
+    callbacks.offer_callback(run.uow, call, queue, by=f"rule:{run.rule}")
+
+
 _ACTIONS: dict[str, Any] = {
     "route_to": route_to,
     "set_priority": set_priority,
@@ -245,6 +254,7 @@ _ACTIONS: dict[str, Any] = {
     "start_timer": start_timer,
     "hangup": hangup,
     "page_standby": page_standby,
+    "offer_callback": offer_callback,
 }
 
 

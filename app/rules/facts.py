@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import bindparam, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.acd import hours
+from app.acd import expected_wait, hours
 from app.acd.models import AgentSkill, Call, Campaign, Queue
 from app.db import UTCDateTime
 from app.rules.models import NumberBlock
@@ -44,13 +44,27 @@ FACTS: dict[str, tuple[str, str]] = {
     "call.id": ("int", "the call (leg) id"),
     "call.queue": ("string", "name of the call's queue; empty before it has one"),
     "call.dialled": ("string", "the number dialled (E.164)"),
-    "call.state": ("string", "received, queued, offered, connected, wrap_up or an end state"),
+    "call.state": (
+        "string",
+        "received, queued, offered, connected, wrap_up (a callback also dialing, retry_wait)"
+        " or an end state",
+    ),
     "call.wait_seconds": ("double", "seconds waited so far (or until answered)"),
     "call.talk_seconds": ("double", "seconds talked so far (or until hang-up)"),
     "call.tags": ("list<string>", "labels put on the call"),
+    "call.kind": ("string", "inbound (a caller on the line) or callback"),
+    "call.expected_wait_seconds": (
+        "double",
+        "expected wait of the queued call at its place; 0 when not waiting, -1 when unknown",
+    ),
     "queue.id": ("int", "the call's queue (or the queue that switched surge); 0 when none"),
     "queue.name": ("string", "name of that queue; empty when none"),
     "queue.surge": ("bool", "that queue is in surge mode now (app/surge)"),
+    "queue.waiting": ("int", "calls and callbacks waiting in the call's queue"),
+    "queue.expected_wait_seconds": (
+        "double",
+        "expected wait of a caller joining the call's queue now; -1 when unknown",
+    ),
     "time.hour": ("int", "hour of day, 0-23, campaign time zone"),
     "time.weekday": ("int", "day of week, 1 = Monday ... 7 = Sunday, campaign time zone"),
     "time.open": ("bool", "inside the campaign's opening hours"),
@@ -141,6 +155,8 @@ async def gather(
     facts["caller"] = caller
     facts["call"] = await _call_facts(session, call, now, needed)
     facts["queue"] = await _queue_facts(session, call, facts.get("queue") or {}, needed)
+    if needed & _WAIT and call is not None:
+        await _wait_facts(session, call, now, needed, facts)
     agent = facts.get("agent") or {}
     facts["agent"] = {"id": situation.agent_id or 0, "skills": agent.get("skills", [])}
     if "agent.skills" in needed and situation.agent_id:
@@ -162,6 +178,8 @@ _HISTORY = frozenset(
 )
 _STRIKES = frozenset({"caller.prank_strikes", "caller.blocked"})
 _RECORD = _HISTORY | _STRIKES | {"caller.pledged_total"}
+_WAIT = frozenset({"call.expected_wait_seconds", "queue.waiting", "queue.expected_wait_seconds"})
+UNKNOWN_WAIT = -1.0
 _DEFAULTS: dict[str, dict[str, Any]] = {
     "pledge": {"amount": 0, "currency": ""},
     "flag": {"kind": ""},
@@ -274,6 +292,29 @@ async def strikes_of(session: AsyncSession, campaign_id: int, number: str) -> Nu
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
+async def _wait_facts(
+    session: AsyncSession,
+    call: Call,
+    now: dt.datetime,
+    needed: frozenset[str],
+    facts: dict[str, dict[str, Any]],
+) -> None:
+    """The expected-wait facts (app/acd/expected_wait.py): a few counts, read only
+    when a rule names one of them."""
+    facts["call"]["expected_wait_seconds"] = 0.0
+    if call.queue_id is None:
+        return
+    load = (await expected_wait.queue_loads(session, [call.queue_id], now)).get(call.queue_id)
+    if load is None:
+        return
+    facts["queue"]["waiting"] = load.waiting
+    queue_wait = load.expected_wait_seconds
+    facts["queue"]["expected_wait_seconds"] = UNKNOWN_WAIT if queue_wait is None else queue_wait
+    if call.state == "queued" and "call.expected_wait_seconds" in needed:
+        wait = load.wait_at(await expected_wait.position_of(session, call))
+        facts["call"]["expected_wait_seconds"] = UNKNOWN_WAIT if wait is None else wait
+
+
 def _pledged_total_subquery(campaign_id: Any, number: Any) -> Any:
     try:
         from app.pledges import repository as pledges
@@ -288,7 +329,14 @@ async def _queue_facts(
     """The queue's facts: given by a surge event, else the call's queue, read only
     when a rule names them (``queue.surge``: one primary-key read)."""
     queue_id = int(given.get("id") or (call.queue_id if call is not None else 0) or 0)
-    facts = {"id": queue_id, "name": given.get("name", ""), "surge": given.get("surge", False)}
+    facts = {
+        "id": queue_id,
+        "name": given.get("name", ""),
+        "surge": given.get("surge", False),
+        # Set by _wait_facts when a rule names them.
+        "waiting": 0,
+        "expected_wait_seconds": 0.0,
+    }
     if queue_id and "name" not in given and "queue.name" in needed:
         queue = await session.get(Queue, queue_id)
         facts["name"] = queue.name if queue is not None else ""
@@ -310,6 +358,8 @@ async def _call_facts(
             "wait_seconds": 0.0,
             "talk_seconds": 0.0,
             "tags": [],
+            "kind": "",
+            "expected_wait_seconds": 0.0,
         }
     queue_name = ""
     if call.queue_id is not None and "call.queue" in needed:
@@ -331,4 +381,6 @@ async def _call_facts(
         "wait_seconds": float(wait),
         "talk_seconds": float(talk),
         "tags": list(call.tags or []),
+        "kind": call.kind or "inbound",
+        "expected_wait_seconds": 0.0,
     }

@@ -163,6 +163,7 @@ ACTIONS: dict[str, list[tuple[str, str, bool, Any]]] = {
     "start_timer": [("name", "name", True, None), ("seconds", "int", True, None)],
     "hangup": [],
     "page_standby": [("limit", "int", False, 0)],
+    "offer_callback": [],
 }
 STEP_KINDS = ("say", "ask", "checklist", "choice")
 NAME = re.compile(r"^[a-z][a-z0-9_\-]{0,63}$")

@@ -13,14 +13,24 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 
-from app.acd import lifecycle, repository
+from app.acd import callbacks, lifecycle, repository
 from app.acd.models import Call
 from app.db import Database, UnitOfWork, utcnow
 from app.errors import NotFound
 from app.telephony.models import InboundEvent
-from app.telephony.schemas import CallHangup, CallIncoming, SeatAnswered, SeatHangup
+from app.telephony.schemas import (
+    CallDtmf,
+    CallHangup,
+    CallIncoming,
+    DialAnswered,
+    DialUnanswered,
+    SeatAnswered,
+    SeatHangup,
+)
 
-Event = CallIncoming | CallHangup | SeatAnswered | SeatHangup
+Event = (
+    CallIncoming | CallHangup | SeatAnswered | SeatHangup | CallDtmf | DialAnswered | DialUnanswered
+)
 
 
 def _call_answer(call: Call | None, note: str | None = None) -> dict[str, Any]:
@@ -72,6 +82,8 @@ async def _apply(uow: UnitOfWork, event: Event, *, retry: bool = False) -> dict[
             await lifecycle.caller_hangup(uow, call, now)
             return _call_answer(call, "hang-up arrived first")
         return _call_answer(call)
+    if isinstance(event, CallDtmf | DialAnswered | DialUnanswered):
+        return await _apply_callback_event(uow, event)
     # The common case in one conditional statement each; anything else (a late or
     # repeated event, a hang-up while waiting) takes the general path below.
     if isinstance(event, SeatAnswered):
@@ -96,6 +108,33 @@ async def _apply(uow: UnitOfWork, event: Event, *, retry: bool = False) -> dict[
         await lifecycle.seat_hangup(uow, call, now)
     # Events out of order (a late answer, a repeated hang-up) change nothing; say so.
     return _call_answer(call, None if call.state != before else f"no change: call is {before}")
+
+
+async def _apply_callback_event(
+    uow: UnitOfWork, event: CallDtmf | DialAnswered | DialUnanswered
+) -> dict[str, Any]:
+    """A key pressed by a waiting caller, or a callback's dialling outcome."""
+    now = utcnow()
+    if isinstance(event, CallDtmf):
+        call = await repository.live_call_by_provider_id(uow.session, event.call_id)
+        if call is None:
+            raise NotFound(f"unknown call {event.call_id}", field="call_id", code="unknown_call")
+        callback = await callbacks.digit_pressed(uow, call, event.digit, now)
+        answer = _call_answer(call, None if callback else "no change: no callback offered by it")
+        answer["callback_id"] = callback.id if callback is not None else None
+        return answer
+    found = await callbacks.dial_outcome(uow, event.callback_id, event.call_id)
+    if found is None:
+        raise NotFound(
+            f"no callback {event.callback_id} dialled as {event.call_id}",
+            field="callback_id",
+            code="unknown_callback",
+        )
+    if isinstance(event, DialAnswered):
+        changed = await callbacks.dial_answered(uow, found, now)
+    else:
+        changed = await callbacks.dial_unanswered(uow, found, now, reason=event.reason)
+    return _call_answer(found, None if changed else f"no change: callback is {found.state}")
 
 
 async def _stored(db: Database, event_id: str) -> InboundEvent | None:

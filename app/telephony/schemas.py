@@ -39,7 +39,45 @@ class SeatHangup(_Event):
     seat: Annotated[str, StringConstraints(max_length=200)] | None = None
 
 
+class CallDtmf(_Event):
+    """A key the caller pressed (a callback offer is answered by its digit)."""
+
+    type: Literal["call.dtmf"]
+    digit: Annotated[str, StringConstraints(pattern=r"^[0-9*#]$")]
+
+
+class _DialOutcome(_Event):
+    """The outcome of a ``dial`` command: ``call_id`` is the command's call id."""
+
+    callback_id: Annotated[int, Field(ge=1, le=2**63 - 1)]
+
+
+class DialAnswered(_DialOutcome):
+    type: Literal["dial.answered"]
+
+
+class DialUnanswered(_DialOutcome):
+    type: Literal["dial.unanswered"]
+    # What the platform saw: no_answer, busy, failed... (informative only).
+    reason: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,32}$")] = "no_answer"
+
+
 TelephonyEvent = Annotated[
-    CallIncoming | CallHangup | SeatAnswered | SeatHangup, Field(discriminator="type")
+    CallIncoming
+    | CallHangup
+    | SeatAnswered
+    | SeatHangup
+    | CallDtmf
+    | DialAnswered
+    | DialUnanswered,
+    Field(discriminator="type"),
 ]
-EVENT_TYPES = ("call.incoming", "call.hangup", "seat.answered", "seat.hangup")
+EVENT_TYPES = (
+    "call.incoming",
+    "call.hangup",
+    "seat.answered",
+    "seat.hangup",
+    "call.dtmf",
+    "dial.answered",
+    "dial.unanswered",
+)

@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import select
 
-from app.acd import lifecycle, repository
+from app.acd import callbacks, lifecycle, repository
 from app.acd.models import Agent, Call, Campaign, Seat
 from app.acd.states import CALL_LIVE_STATES, AgentState, CallState, IllegalTransition
 from app.background import stop_tasks
@@ -45,7 +45,14 @@ from app.pledges.simulated import random_pledge
 from app.settings import Settings
 from app.telephony import inbound
 from app.telephony.port import TelephonyPlatform
-from app.telephony.schemas import CallHangup, CallIncoming, SeatAnswered
+from app.telephony.schemas import (
+    CallDtmf,
+    CallHangup,
+    CallIncoming,
+    DialAnswered,
+    DialUnanswered,
+    SeatAnswered,
+)
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +131,7 @@ class SimulatedPlatform(TelephonyPlatform):
         # Bridges being answered: a command delivered twice (its lease expired while
         # the database was away) starts one conversation, not two.
         self._answering: set[tuple[str, int]] = set()
+        self._dialling: set[str] = set()
         self._numbers: list[str] = []
         self._jitter = random.Random(self.rng.random())
         self._ids = itertools.count(1)
@@ -137,11 +145,16 @@ class SimulatedPlatform(TelephonyPlatform):
 
     async def start(self, db: Database) -> None:
         self._db = db
+        # A callback offered to a simulated volunteer is taken from the committed
+        # event (no bridge is sent for a callback: nobody is on the line yet).
+        db.on_events.append(self._on_events)
         await self._end_stale_calls()
         self._spawn(self._arrivals())
         self._spawn(self._keep_staffed())
 
     async def stop(self) -> None:
+        if self._db is not None and self._on_events in self._db.on_events:
+            self._db.on_events.remove(self._on_events)
         await stop_tasks(list(self._tasks))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -174,6 +187,26 @@ class SimulatedPlatform(TelephonyPlatform):
             live = self._calls.pop(command["call_id"], None)
             if live is not None:
                 live.connected.set()  # the caller's wait is over either way
+        elif command["command"] == "play":
+            args = command.get("args") or {}
+            log.debug("simulated play to %s: %s", command["call_id"], args)
+            # Some callers take a callback offer: they press its digit after a moment.
+            if (
+                args.get("prompt") == "callback_offer"
+                and command["call_id"] in self._calls
+                and self.rng.random() < self.settings.sim_callback_accept
+            ):
+                self._spawn(self._press(command["call_id"], str(args.get("digit", "1"))))
+        elif command["command"] == "dial":
+            args = command.get("args") or {}
+            # A dial delivered twice rings the caller once.
+            if command["call_id"] not in self._dialling:
+                self._dialling.add(command["call_id"])
+                self._spawn(
+                    self._callee(
+                        command["call_id"], int(args["callback_id"]), int(args["agent_id"])
+                    )
+                )
 
     async def _event(self, event: Any, backoff: Backoff = RETRY) -> dict[str, Any] | None:
         """Deliver one event as the webhook would, retried on failure with the same
@@ -290,6 +323,75 @@ class SimulatedPlatform(TelephonyPlatform):
             if self._calls.pop(provider_call_id, None) is not None:
                 await self._hang_up(provider_call_id)
 
+    async def _press(self, provider_call_id: str, digit: str) -> None:
+        """A waiting caller presses the callback offer's digit."""
+        await asyncio.sleep(self.rng.uniform(1.0, 3.0))
+        if provider_call_id not in self._calls:
+            return  # hung up or put through meanwhile
+        event = CallDtmf(
+            event_id=self._event_id(), call_id=provider_call_id, type="call.dtmf", digit=digit
+        )
+        await self._event(event)
+
+    async def _callee(self, provider_call_id: str, callback_id: int, agent_id: int) -> None:
+        try:
+            await self._dialled(provider_call_id, callback_id, agent_id)
+        finally:
+            self._dialling.discard(provider_call_id)
+
+    async def _dialled(self, provider_call_id: str, callback_id: int, agent_id: int) -> None:
+        """The line dials a caller back: they answer (with a probability) or not."""
+        await asyncio.sleep(self.rng.uniform(1.0, 4.0))  # it rings
+        if self.rng.random() >= self.settings.sim_dial_answer:
+            await self._event(
+                DialUnanswered(
+                    event_id=self._event_id(),
+                    call_id=provider_call_id,
+                    type="dial.unanswered",
+                    callback_id=callback_id,
+                )
+            )
+            return
+        self._calls[provider_call_id] = _LiveCall(provider_call_id)
+        answer = await self._event(
+            DialAnswered(
+                event_id=self._event_id(),
+                call_id=provider_call_id,
+                type="dial.answered",
+                callback_id=callback_id,
+            )
+        )
+        call = (answer or {}).get("call") or {}
+        if call.get("state") != CallState.CONNECTED:
+            self._calls.pop(provider_call_id, None)
+            return
+        if agent_id in self._agents:
+            await self._talk(provider_call_id, agent_id)
+        else:
+            await self._caller_talks_to_person(provider_call_id)
+
+    async def _on_events(self, events: list[Any]) -> None:
+        for event in events:
+            data = event.data or {}
+            if (
+                event.type == "call.offered"
+                and data.get("kind") == "callback"
+                and event.agent_id in self._agents
+            ):
+                self._spawn(self._accept_callback(event.agent_id, int(event.call_id)))
+
+    async def _accept_callback(self, agent_id: int, call_id: int) -> None:
+        """A simulated volunteer reads the pop, then presses Call back."""
+        assert self._db is not None
+        await asyncio.sleep(self.rng.uniform(0.5, 2.0))
+        try:
+            async with self._db.unit_of_work() as uow:
+                call, agent = await lifecycle.agent_call(uow, agent_id)
+                if call.id == call_id and call.state == CallState.OFFERED:
+                    await callbacks.accept(uow, call, agent, utcnow())
+        except (AppError, IllegalTransition) as exc:
+            log.info("simulated volunteer %s: callback %s not taken: %s", agent_id, call_id, exc)
+
     # --- volunteers -----------------------------------------------------------------
 
     async def _keep_staffed(self) -> None:
@@ -359,6 +461,10 @@ class SimulatedPlatform(TelephonyPlatform):
         live = self._calls.get(provider_call_id)
         if live is not None:
             live.connected.set()
+        await self._talk(provider_call_id, agent_id)
+
+    async def _talk(self, provider_call_id: str, agent_id: int) -> None:
+        """A conversation of a simulated volunteer, hung up by either side, then wrap-up."""
         talk = self.rng.lognormvariate(math.log(self.settings.sim_talk_seconds), 0.4)
         await asyncio.sleep(talk)
         caller_still_there = self._calls.pop(provider_call_id, None) is not None

@@ -48,6 +48,9 @@ const ui = {
   queue: $("call-queue"),
   timer: $("call-timer"),
   answer: $("answer-btn"),
+  callKind: $("call-kind"),
+  callKindTerm: $("call-kind-term"),
+  callKindNote: $("call-kind-note"),
   hangup: $("hangup-btn"),
   wrapup: $("wrapup"),
   countdown: $("wrapup-countdown"),
@@ -120,6 +123,12 @@ function render() {
     setText(ui.queue, call.queue || "–");
   }
   ui.answer.hidden = !(call && call.state === "offered" && !call.autoAnswer);
+  // A callback: no caller on the line yet; the volunteer's click makes the line dial.
+  const isCallback = Boolean(call && call.kind === "callback");
+  ui.callKind.hidden = !isCallback;
+  ui.callKindTerm.hidden = !isCallback;
+  ui.callKindNote.hidden = !isCallback;
+  setText(ui.answer, isCallback ? "Call back" : "Answer");
   ui.hangup.disabled = off || !(call && call.state === "connected" && a.state === "on_call");
   ui.answer.disabled = off;
   ui.endWrapup.disabled = off;
@@ -172,6 +181,7 @@ function callFromView(view) {
     queue: S.queues[view.queue_id] || "",
     answeredAt: view.answered_at,
     autoAnswer: false,
+    kind: view.kind || "inbound",
   };
 }
 
@@ -183,7 +193,10 @@ function applySnapshot(data) {
   S.wrapupUntil = data.wrapup_until;
   if (S.call) {
     const who = callerText(S.call.caller, S.call.issue);
-    if (S.call.state === "offered") setPop(`Incoming call from ${who}`, "offered");
+    if (S.call.state === "offered" && S.call.kind === "callback") {
+      setPop(`Callback to ${who}`, "offered");
+    } else if (S.call.state === "dialing") setPop(`Callback: dialling ${who}…`, "offered");
+    else if (S.call.state === "offered") setPop(`Incoming call from ${who}`, "offered");
     else if (S.call.state === "connected") setPop(`On call with ${who}`, "connected");
     else setPop(`Call with ${who} ended`, "ended");
   } else {
@@ -225,9 +238,14 @@ function onEvent(msg) {
         queue: d.queue,
         answeredAt: null,
         autoAnswer: Boolean(d.auto_answer),
+        kind: d.kind || "inbound",
       };
       const who = callerText(d.caller, d.caller_issue);
-      setPop(`Incoming call from ${who} — waited ${fmtSeconds(d.wait_seconds)}`, "offered");
+      if (S.call.kind === "callback") {
+        setPop(`Callback to ${who} — asked ${fmtSeconds(d.wait_seconds)} ago`, "offered");
+      } else {
+        setPop(`Incoming call from ${who} — waited ${fmtSeconds(d.wait_seconds)}`, "offered");
+      }
       if (d.auto_answer) autoAnswer(d.call_id);
       break;
     }
@@ -272,6 +290,20 @@ function onEvent(msg) {
       if (sameCall(d)) {
         S.call = null;
         setPop("The caller hung up before the call was answered.", "ended");
+      }
+      break;
+    case "callback.dialing":
+      if (sameCall(d)) {
+        S.call.state = "dialing";
+        setPop(`Callback: dialling ${callerText(S.call.caller, S.call.issue)}…`, "offered");
+      }
+      break;
+    case "callback.unanswered":
+      if (sameCall(d)) {
+        const who = callerText(S.call.caller, S.call.issue);
+        S.call = null;
+        const next = d.next === "retry" ? "it will be tried again later" : "it is reported";
+        setPop(`${who} did not answer the callback — ${next}.`, "ended");
       }
       break;
     case "call.requeued":

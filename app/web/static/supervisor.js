@@ -18,6 +18,7 @@ import {
   stateLabel,
   signedInUser,
 } from "/static/common.js";
+import { addWaitCell, renderWaitCell, renderWaiting } from "/static/supervisor-waits.js";
 
 const $ = (id) => document.getElementById(id);
 // Service level target: 80 % of calls answered within the queue's threshold.
@@ -96,6 +97,7 @@ function queueRow(q) {
   cells.waiting = span(waiting, "waiting", "big");
   cells.ringing = span(waiting, "ringing", "sub");
   cells.longest = span(cell(tr, "num"), "longest", "big");
+  cells.wait = addWaitCell(tr);
   const sl = cell(tr);
   cells.sl = span(sl, "sl", "sl");
   cells.slNote = span(sl, "sl-note", "sub");
@@ -137,6 +139,7 @@ function renderQueues(list) {
     setText(c.waiting, q.calls_waiting);
     setText(c.ringing, q.calls_ringing ? `${q.calls_ringing} ringing` : "");
     setText(c.longest, q.calls_waiting ? fmtSeconds(q.longest_wait_seconds) : "–");
+    renderWaitCell(c.wait, q);
     const sl = serviceLevel(q);
     c.sl.dataset.level = sl.level;
     setText(c.sl, sl.text);
@@ -288,6 +291,7 @@ function applyAgents(list, seq) {
 
 function applyFigures(data, seq) {
   renderQueues(data.queues || []);
+  renderWaiting(data.queues || []);
   applyAgents(data.agents || [], seq);
 }
 
@@ -311,6 +315,12 @@ function describe(msg) {
       return `${call} completed${d.disposition ? ` (${d.disposition.replaceAll("_", " ")})` : ""}`;
     case "call.abandoned":
       return `${call} abandoned after ${fmtSeconds(d.wait_seconds)}`;
+    case "callback.requested":
+      return `${call}: callback requested by ${d.caller || "a caller"}, keeping the place of call ${d.from_call_id}`;
+    case "callback.failed":
+      return `${call}: callback failed after ${d.attempts} attempts`;
+    case "callback.expired":
+      return `${call}: callback expired`;
     case "call.requeued":
       return `${call} back to the head of the queue (${(d.reason || "").replaceAll("_", " ")})`;
     case "call.overflowed":
