@@ -22,9 +22,8 @@ VOLUNTEERS = 20
 # The pledges queue's surge thresholds (docs/surge.md): the simulated on-air appeals
 # (PLEDGELINE_SIM_SPIKE_*: 4 x the calls for 30 s every 3 minutes) build a queue the
 # 20 simulated volunteers cannot clear at once, which crosses them; the queue calms
-# down between appeals and leaves surge. Once the expected-wait messages and
-# callbacks exist (issue 16, callbacks), a rule on queue.surge can offer callbacks:
-# the demo needs no change here for it, only that rule (docs/surge.md).
+# down between appeals and leaves surge. Its callers hear their expected wait and
+# are offered a callback past 90 s (the pledges queue's settings below).
 DEMO_SURGE = {
     "enter_waiting": 6,
     "leave_waiting": 1,

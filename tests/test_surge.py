@@ -228,6 +228,31 @@ async def test_rule_fact_queue_surge_chooses_the_short_script(hotline_factory: A
     assert shown[-1][0]["script"]["name"] == "pledge-short"
 
 
+async def test_in_surge_every_waiting_caller_is_offered_a_callback(hotline_factory: Any) -> None:
+    hotline = await hotline_factory(**QUIET)
+    c = await setup_campaign(hotline, agents=1)  # paused: every caller waits
+    snippet = (ROOT / "app" / "rules" / "defaults" / "surge.yaml").read_text("utf-8")
+    r = await hotline.http.put(f"/campaigns/{c['campaign_id']}/rules", json={"source": snippet})
+    assert r.status_code == 200, r.text
+    await _thresholds(hotline, c["queue_id"], enter_waiting=2, leave_waiting=0)
+    await _waiting_calls(hotline, 1, "calm")
+    assert await monitor.evaluate(hotline.db) == []
+    await _waiting_calls(hotline, 1, "wave")
+    assert len(await monitor.evaluate(hotline.db)) == 1
+    await _waiting_calls(hotline, 1, "surge")
+
+    async def offered(call_id: str) -> int:
+        rows = await hotline.sql(
+            "SELECT args FROM telephony_commands WHERE provider_call_id = :p AND command = 'play'",
+            p=call_id,
+        )
+        args = [row[0] if isinstance(row[0], dict) else json.loads(row[0]) for row in rows]
+        return sum(1 for a in args if a.get("prompt") == "callback_offer")
+
+    # The queue offers no callback by itself (no callback_offer_seconds): the rule does.
+    assert [await offered(f"{p}-0") for p in ("calm", "wave", "surge")] == [0, 0, 1]
+
+
 class _Receiver:
     """A real HTTP server standing in for the SMS provider: it fails while told to,
     and processes each idempotency key once."""
