@@ -147,7 +147,14 @@ async def free_agent(uow: UnitOfWork, agent: Agent, action: str, now: dt.datetim
 
 
 async def match_agent(uow: UnitOfWork, agent: Agent, now: dt.datetime) -> bool:
-    """Offer the first waiting call this available agent may take; True if offered."""
+    """Offer the first waiting call this available agent may take; True if offered.
+
+    On PostgreSQL only that first call: when another transaction holds it (often
+    the router, looking at it for an agent it cannot see yet), False, and the
+    caller's dispatch request after commit lets the router pair them (it looks
+    again at a call it found held). Taking the second call instead would break
+    first-come-first-served.
+    """
     if agent.screen_seen_at is not None and agent.screens_open <= 0:
         return False  # no screen to show the offer on
     if uow.session.dirty:
@@ -156,7 +163,9 @@ async def match_agent(uow: UnitOfWork, agent: Agent, now: dt.datetime) -> bool:
         await uow.session.flush()
     config = await config_cache.snapshot(uow)
     with uow.session.no_autoflush:
-        call = await matching.best_call_for(uow.session, agent, config, now)
+        call = await matching.best_call_for(
+            uow.session, agent, config, now, head_only=uow.db.is_postgres
+        )
     if call is None or call.queue_id is None:
         return False
     queue = config.queue(call.queue_id)
