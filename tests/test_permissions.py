@@ -113,6 +113,7 @@ POLICY: dict[tuple[str, str], set[str]] = {
     ("POST", "/payments/lines/{line_id}/dismiss"): {ADMIN, ORG},
     ("POST", "/payments/lines/{line_id}/reviewed"): {ADMIN, ORG},
     ("GET", "/board/totals"): PUBLIC,
+    ("GET", "/i18n/{language}"): PUBLIC,
     ("GET", "/users"): {ADMIN},
     ("POST", "/users"): {ADMIN},
     ("PATCH", "/users/{user_id}"): {ADMIN},
@@ -133,7 +134,7 @@ POLICY: dict[tuple[str, str], set[str]] = {
     ("PUT", "/agents/{agent_id}/standby"): {ADMIN, SUP_A},
     ("GET", "/pages"): {ADMIN, SUP_A, SUP_B},  # each supervisor sees their campaign's
 }
-PUBLIC_PATHS = ("/healthz", "/readyz", "/auth/login", "/board/totals")
+PUBLIC_PATHS = ("/healthz", "/readyz", "/auth/login", "/board/totals", "/i18n/{language}")
 ENDS_SESSIONS = {("POST", "/users/{user_id}/revoke"), ("POST", "/auth/logout")}
 
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
@@ -291,6 +292,7 @@ async def test_role_by_endpoint_matrix(hotline: Hotline) -> None:
         "receipt_id": 1,
         "line_id": 1,
         "name": "matrix",
+        "language": "fr",
     }
     transport = hotline.http._transport
     failures: list[str] = []
