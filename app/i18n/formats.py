@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from babel import Locale
 from babel.dates import format_datetime as babel_format_datetime
-from babel.numbers import format_currency, get_currency_precision
+from babel.numbers import format_currency, get_currency_precision, get_currency_symbol
 from babel.numbers import format_decimal as babel_format_decimal
 from babel.numbers import format_percent as babel_format_percent
 
@@ -24,6 +24,8 @@ from app.i18n.negotiation import supported
 # before month, 24-hour clock), the telethon's audience being European.
 LOCALES = {"fr": "fr_FR", "en": "en_GB"}
 DEFAULT_TIMEZONE = "Europe/Paris"
+# The currencies whose symbol and decimals the pages get (a campaign's currency is one).
+PAGE_CURRENCIES = ("EUR", "CHF", "GBP", "USD", "CAD", "XPF", "JPY")
 
 
 def locale_of(language: str) -> str:
@@ -74,4 +76,11 @@ def page_formats(language: str) -> dict[str, Any]:
         "time_pattern": locale.time_formats["short"].pattern,
         "datetime_pattern": datetime_pattern,
         "timezone": DEFAULT_TIMEZONE,
+        "currencies": {
+            code: {
+                "symbol": get_currency_symbol(code, locale=locale),
+                "places": get_currency_precision(code),
+            }
+            for code in PAGE_CURRENCIES
+        },
     }
