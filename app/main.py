@@ -205,7 +205,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(reconciliation_router, responses=API_ERRORS)
     app.include_router(privacy_router, responses=API_ERRORS)
     app.include_router(surge_router, responses=API_ERRORS)
-    app.include_router(i18n_router, responses=error_responses(404))
+    app.include_router(i18n_router, responses=API_ERRORS)
     app.include_router(web_router)
     build_openapi = app.openapi
 

@@ -19,6 +19,10 @@ class Refusal(Protocol):
 
 
 def cli_language() -> str:
+    """``--lang`` (which sets the variable), else ``PLEDGELINE_LANG``, else French.
+
+    Read from the environment rather than the settings: a command refused for a bad
+    setting still says so in the operator's language."""
     return supported(os.environ.get(ENV)) or DEFAULT_LANGUAGE
 
 
