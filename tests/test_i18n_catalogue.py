@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import string
 
@@ -9,7 +10,7 @@ from babel.messages.catalog import Catalog
 
 from app.i18n.catalogues import read_catalog
 from app.i18n.cli import missing_french
-from app.i18n.extraction import code_message_ids, page_message_ids, template
+from app.i18n.extraction import APP_DIR, KEYWORDS, code_message_ids, page_message_ids, template
 
 
 def _placeholders(text: str) -> set[str]:
@@ -58,6 +59,23 @@ def test_the_english_catalogue_has_every_id_too() -> None:
     assert missing == []
 
 
-def test_page_ids_are_found_in_scripts_that_use_i18n_js() -> None:
-    # No page calls t() yet but i18n.js itself, whose examples are comments.
-    assert set(page_message_ids()) <= set(code_message_ids()) | {"campaign {campaign_id} not found"}
+def test_page_ids_are_read_from_the_t_calls_of_page_scripts() -> None:
+    # i18n.js's own example call (the pages adopt t() next; their ids join the check).
+    found = page_message_ids()
+    assert found["campaign {campaign_id} not found"] == ["app/web/static/i18n.js:9"]
+    assert set(found) <= {m.id for m in template()}
+
+
+def test_no_refusal_builds_its_message_with_an_f_string() -> None:
+    # An f-string id carries its values: no catalogue entry can ever match it.
+    refusals = {name for name, spec in KEYWORDS.items() if spec is None and name[0].isupper()}
+    found = []
+    for path in sorted(APP_DIR.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call) or not node.args:
+                continue
+            func = node.func
+            name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+            if name in refusals and isinstance(node.args[0], ast.JoinedStr):
+                found.append(f"{path.relative_to(APP_DIR.parent)}:{node.lineno}")
+    assert found == []
