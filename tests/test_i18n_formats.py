@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+from app.i18n.catalogues import translate
 from app.i18n.formats import (
     format_datetime,
     format_decimal,
@@ -54,3 +55,14 @@ def test_page_formats_are_babels() -> None:
         "{1} {0}",
     )
     assert page_formats("en")["decimal"] == "."
+
+
+def test_translate_fills_placeholders_and_falls_back_to_the_id() -> None:
+    assert translate("fr", "queue {queue_id} not found", {"queue_id": 4}) == "file 4 introuvable"
+    assert translate("en", "queue {queue_id} not found", {"queue_id": 4}) == "queue 4 not found"
+    assert translate("fr", "not in the catalogue {x}", {"x": 1}) == "not in the catalogue 1"
+    # Parameters that do not fit: the id unfilled rather than a failure (a 500).
+    assert translate("fr", "queue {queue_id} not found", {"other": 1}) == (
+        "queue {queue_id} not found"
+    )
+    assert translate("de", "log in first") == "log in first"

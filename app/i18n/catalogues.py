@@ -58,11 +58,14 @@ def translate(language: str, message_id: str, params: Mapping[str, object] | Non
     text = translations(language).gettext(message_id)
     if not params:
         return text
-    try:
-        return text.format(**params)
-    except (KeyError, IndexError, ValueError):
-        # A translation naming a placeholder the code does not give: the English text.
-        return message_id.format(**params)
+    for candidate in (text, message_id):
+        try:
+            return candidate.format(**params)
+        except (KeyError, IndexError, ValueError):
+            # A translation naming a placeholder the code does not give: the English
+            # text; and if that cannot be filled in either, the id as it is.
+            continue
+    return message_id
 
 
 def page_catalogue(language: str) -> dict[str, str]:
