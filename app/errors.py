@@ -38,7 +38,8 @@ class AppError(Exception):
     ):
         self.message_id = message
         self.params = params
-        self.message = message.format(**params) if params else message
+        # The English text (logs, the CLI, websocket refusals); the same as the reply's.
+        self.message = translate("en", message, params)
         super().__init__(self.message)
         self.field = field
         if code is not None:
