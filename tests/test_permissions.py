@@ -113,6 +113,7 @@ POLICY: dict[tuple[str, str], set[str]] = {
     ("POST", "/payments/lines/{line_id}/dismiss"): {ADMIN, ORG},
     ("POST", "/payments/lines/{line_id}/reviewed"): {ADMIN, ORG},
     ("GET", "/board/totals"): PUBLIC,
+    ("GET", "/i18n/{language}"): PUBLIC,
     ("GET", "/users"): {ADMIN},
     ("POST", "/users"): {ADMIN},
     ("PATCH", "/users/{user_id}"): {ADMIN},
@@ -144,7 +145,7 @@ QUERIES: dict[tuple[str, str], str] = {
     ("GET", "/planning/rundowns/derived"): "?campaign_id={campaign_id}",
     ("GET", "/planning/handle-times"): "?campaign_id={campaign_id}",
 }
-PUBLIC_PATHS = ("/healthz", "/readyz", "/auth/login", "/board/totals")
+PUBLIC_PATHS = ("/healthz", "/readyz", "/auth/login", "/board/totals", "/i18n/{language}")
 ENDS_SESSIONS = {("POST", "/users/{user_id}/revoke"), ("POST", "/auth/logout")}
 
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
@@ -310,6 +311,7 @@ async def test_role_by_endpoint_matrix(hotline: Hotline) -> None:
         "receipt_id": 1,
         "line_id": 1,
         "name": "matrix",
+        "language": "fr",
     }
     transport = hotline.http._transport
     failures: list[str] = []

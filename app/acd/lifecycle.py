@@ -258,7 +258,7 @@ async def receive(
     config = await config_cache.snapshot(uow)
     campaign = config.campaign_for_dialled(dialled)
     if campaign is None:
-        raise NotFound(f"no campaign answers {dialled}", field="dialled")
+        raise NotFound("no campaign answers {dialled}", field="dialled", dialled=dialled)
     number = normalise(caller, campaign.default_region)
     dialled = normalise(dialled, campaign.default_region).e164 or dialled
     call = Call(
@@ -770,7 +770,9 @@ async def finish_wrap_up(
         if authorize is not None:
             authorize(current)  # a refusal says nothing about the agent's state
         if current.current_call_id is None:
-            raise Conflict(f"agent {agent_id} holds no call", code="no_current_call")
+            raise Conflict(
+                "agent {agent_id} holds no call", code="no_current_call", agent_id=agent_id
+            )
         raise IllegalTransition("agent", "end_wrap_up", current.state)
     if authorize is not None:
         authorize(agent)  # before anything is committed
@@ -984,10 +986,12 @@ async def agent_call(
         agent = await repository.get_agent(uow.session, agent_id)  # NotFound if unknown
         if authorize is not None:
             authorize(agent)  # a refusal says nothing about the agent's call
-        raise Conflict(f"agent {agent_id} holds no call", code="no_current_call")
+        raise Conflict("agent {agent_id} holds no call", code="no_current_call", agent_id=agent_id)
     agent = await repository.get_agent(uow.session, agent_id, lock=True)
     if authorize is not None:
         authorize(agent)
     if agent.current_call_id != call.id:
-        raise Conflict(f"agent {agent_id} call changed meanwhile", code="no_current_call")
+        raise Conflict(
+            "agent {agent_id} call changed meanwhile", code="no_current_call", agent_id=agent_id
+        )
     return call, agent
