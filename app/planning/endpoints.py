@@ -96,9 +96,11 @@ async def build_plan(
         count = len(rundown.intervals(segments))
         if len(body.scheduled_seats) != count:
             raise Invalid(
-                f"{len(body.scheduled_seats)} numbers of seats for {count} intervals: "
+                "{given} numbers of seats for {count} intervals: "
                 "give one number, or one per interval",
                 field="scheduled_seats",
+                given=len(body.scheduled_seats),
+                count=count,
             )
     targets = Targets(
         target=body.service_level_target,

@@ -120,7 +120,12 @@ async def _apply_callback_event(
     if isinstance(event, CallDtmf):
         call = await repository.live_call_by_provider_id(uow.session, event.call_id)
         if call is None:
-            raise NotFound(f"unknown call {event.call_id}", field="call_id", code="unknown_call")
+            raise NotFound(
+                "unknown call {call_id}",
+                field="call_id",
+                code="unknown_call",
+                call_id=event.call_id,
+            )
         callback = await callbacks.digit_pressed(uow, call, event.digit, now)
         answer = _call_answer(call, None if callback else "no change: no callback offered by it")
         answer["callback_id"] = callback.id if callback is not None else None
@@ -128,9 +133,11 @@ async def _apply_callback_event(
     found = await callbacks.dial_outcome(uow, event.callback_id, event.call_id)
     if found is None:
         raise NotFound(
-            f"no callback {event.callback_id} dialled as {event.call_id}",
+            "no callback {callback_id} dialled as {call_id}",
             field="callback_id",
             code="unknown_callback",
+            callback_id=event.callback_id,
+            call_id=event.call_id,
         )
     if isinstance(event, DialAnswered):
         changed = await callbacks.dial_answered(uow, found, now)
