@@ -31,6 +31,7 @@ def _me(principal: Principal) -> MeOut:
         role=principal.role,
         campaign_id=principal.campaign_id,
         agent_id=principal.agent_id,
+        site_id=principal.site_id,
         csrf_token=principal.csrf_token,
     )
 
@@ -111,6 +112,7 @@ async def create_user(body: UserIn, db: DB, _: Annotated[Principal, Depends(requ
             secret=body.secret,
             campaign_id=body.campaign_id,
             agent_id=body.agent_id,
+            site_id=body.site_id,
         )
 
 

@@ -29,6 +29,8 @@ class UserIn(CardGuarded):
     secret: Annotated[str, StringConstraints(min_length=4, max_length=200)]
     campaign_id: int | None = None
     agent_id: int | None = None
+    # A supervisor scoped to one site of the campaign (docs/roster.md).
+    site_id: int | None = None
 
 
 class UserPatch(CardGuarded):
@@ -41,6 +43,7 @@ class UserPatch(CardGuarded):
     secret: Annotated[str, StringConstraints(min_length=4, max_length=200)] | None = None
     campaign_id: int | None = None
     agent_id: int | None = None
+    site_id: int | None = None
     active: bool | None = None
 
 
@@ -52,6 +55,7 @@ class UserOut(BaseModel):
     role: str
     campaign_id: int | None
     agent_id: int | None
+    site_id: int | None
     active: bool
 
 
@@ -61,6 +65,7 @@ class MeOut(BaseModel):
     role: str
     campaign_id: int | None
     agent_id: int | None
+    site_id: int | None = None
     csrf_token: str
 
 
