@@ -357,3 +357,70 @@ async def test_cli_imports_a_file_and_reports_refused_rows(
     assert sorted(x.split(",")[2] for x in lines[1:]) == ["marc.petit", "zoe.le.gall"]
     assert pins.stat().st_mode & 0o777 == 0o600
     assert await _counts(hotline) == (2, 2)
+
+
+# --- site-scoped supervisors -------------------------------------------------------------------
+
+
+async def test_a_site_scoped_supervisor_sees_and_steers_its_sites_volunteers_only(
+    hotline: Hotline,
+) -> None:
+    cid, caen, paris = await _two_sites(hotline)
+    ids = {}
+    for login, site in (("c1", caen), ("p1", paris), ("none", None)):
+        r = await hotline.http.post(
+            "/agents",
+            json={"campaign_id": cid, "login": login, "display_name": login, "site_id": site},
+        )
+        ids[login] = r.json()["id"]
+    seats = {}
+    for name, site in (("caen-1", caen), ("paris-1", paris)):
+        r = await hotline.http.post(
+            "/seats",
+            json={"campaign_id": cid, "name": name, "address": f"sip:{name}@pbx", "site_id": site},
+        )
+        assert r.status_code == 201, r.text
+        seats[name] = r.json()["id"]
+    _, token = await user_with_token(
+        hotline.db,
+        username="sup-caen",
+        role=Role.SUPERVISOR,
+        secret="supervisor-caen",
+        campaign_id=cid,
+        site_id=caen,
+    )
+    me = {"Authorization": f"Bearer {token}"}
+    assert (await hotline.http.get("/auth/me", headers=me)).json()["site_id"] == caen
+    agents = await hotline.http.get("/agents", headers=me)
+    assert [a["id"] for a in agents.json()] == [ids["c1"]]
+    listed_seats = await hotline.http.get("/seats", headers=me)
+    assert [s["id"] for s in listed_seats.json()] == [seats["caen-1"]]
+    assert (await hotline.http.get(f"/agents/{ids['p1']}", headers=me)).status_code == 403
+    # Steering: its own volunteer at its own seat; not another site's volunteer or seat.
+    at_paris = await hotline.http.post(
+        f"/agents/{ids['c1']}/login", json={"seat_id": seats["paris-1"]}, headers=me
+    )
+    assert at_paris.status_code == 403
+    ok = await hotline.http.post(
+        f"/agents/{ids['c1']}/login", json={"seat_id": seats["caen-1"]}, headers=me
+    )
+    assert ok.status_code == 200, ok.text
+    for other in ("p1", "none"):
+        refused = await hotline.http.post(f"/agents/{ids[other]}/login", json={}, headers=me)
+        assert refused.status_code == 403
+        assert refused.json()["code"] == "other_site"
+    state = await hotline.sql("SELECT state FROM agents WHERE id = :a", a=ids["p1"])
+    assert state[0][0] == "logged_out"
+    # Only a supervisor is scoped to a site, and only to one of its campaign.
+    wrong = await hotline.http.post(
+        "/users",
+        json={
+            "username": "org-site",
+            "display_name": "O",
+            "role": "organiser",
+            "secret": "organiser-pass",
+            "site_id": caen,
+        },
+    )
+    assert wrong.status_code == 422
+    assert wrong.json()["field"] == "site_id"

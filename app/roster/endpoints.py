@@ -1,6 +1,6 @@
 """Roster HTTP API: sites, volunteers one by one, roster imports, PIN sheets.
 
-Admins write; supervisors read their campaign's sites. PINs appear in an answer
+Admins write; supervisors read their campaign's sites, organisers all. PINs appear in an answer
 once (registration, import, sheet) and are never readable again: a lost PIN is
 re-issued by a new sheet.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from app.acd import config, repository
@@ -36,7 +36,7 @@ from app.roster.schemas import (
 router = APIRouter(tags=["roster"])
 DB = Annotated[Database, Depends(get_db)]
 Admin = Annotated[Principal, Depends(require())]
-Staff = Annotated[Principal, Depends(require(Role.SUPERVISOR))]
+Staff = Annotated[Principal, Depends(require(Role.SUPERVISOR, Role.ORGANISER))]
 
 
 def _pin_out(issued: service.IssuedPin) -> IssuedPinOut:
@@ -125,7 +125,7 @@ async def import_roster(
 
 @router.post(
     "/sites/{site_id}/pin-sheet",
-    response_class=HTMLResponse,
+    response_class=Response,
     summary="Re-issue a site's PINs and answer the printable sheet (admin; audited)",
     responses={200: {"content": {"text/html": {}}, "description": "the sheet, to print"}},
 )
