@@ -11,7 +11,7 @@ import openpyxl
 import pytest
 
 from app.auth.service import Role
-from tests.conftest import Hotline
+from tests.conftest import Hotline, wait_for
 from tests.procs import run_cli
 from tests.users import user_with_token
 
@@ -424,3 +424,57 @@ async def test_a_site_scoped_supervisor_sees_and_steers_its_sites_volunteers_onl
     )
     assert wrong.status_code == 422
     assert wrong.json()["field"] == "site_id"
+
+
+# --- a queue's site preference -------------------------------------------------------------------
+
+
+async def test_a_queue_prefers_its_sites_volunteers_then_widens(hotline: Hotline) -> None:
+    cid, caen, paris = await _two_sites(hotline)
+    queue = await hotline.http.post(
+        "/queues",
+        json={"campaign_id": cid, "name": "pledges", "site_id": caen, "site_widen_seconds": 3600},
+    )
+    assert queue.status_code == 201, queue.text
+    queue_id = queue.json()["id"]
+    agents = {}
+    for login, site in (("paris", paris), ("caen", caen)):  # Paris idle the longest
+        r = await hotline.http.post(
+            "/agents",
+            json={"campaign_id": cid, "login": login, "display_name": login, "site_id": site},
+        )
+        agents[login] = r.json()["id"]
+        assert (await hotline.http.post(f"/agents/{agents[login]}/login", json={})).is_success
+        assert (await hotline.http.post(f"/agents/{agents[login]}/ready")).is_success
+
+    async def offered_to(provider_id: str, caller: str) -> tuple[int, str, int | None]:
+        r = await hotline.incoming(provider_id, caller=caller)
+        assert r.status_code == 200, r.text
+        call = r.json()["call"]
+        return call["id"], call["state"], call["agent_id"]
+
+    # The Caen volunteer, though the Paris one has been free longer.
+    first = await offered_to("site-1", "0611111111")
+    assert first[1:] == ("offered", agents["caen"])
+    # Caen busy: the next call waits for Caen rather than go to Paris...
+    second_id, state, agent = await offered_to("site-2", "0622222222")
+    assert (state, agent) == ("queued", None)
+    # ...and the Paris volunteer, free again, is not given it either.
+    await hotline.http.post(f"/agents/{agents['paris']}/pause", json={})
+    ready = await hotline.http.post(f"/agents/{agents['paris']}/ready")
+    assert (ready.json()["state"], ready.json()["current_call_id"]) == ("available", None)
+    waiting = await hotline.http.get(f"/calls/{second_id}")
+    assert (waiting.json()["state"], waiting.json()["agent_id"]) == ("queued", None)
+
+    # Widening now (the call has waited more than 0 s): the router offers it to Paris.
+    r = await hotline.http.patch(f"/queues/{queue_id}", json={"site_widen_seconds": 0})
+    assert r.status_code == 200, r.text
+
+    async def offered_to_paris() -> bool:
+        call = (await hotline.http.get(f"/calls/{second_id}")).json()
+        return bool(call["state"] == "offered" and call["agent_id"] == agents["paris"])
+
+    await wait_for(offered_to_paris)
+    # A site of another campaign, or none at all, is refused.
+    bad = await hotline.http.patch(f"/queues/{queue_id}", json={"site_id": 999_999})
+    assert (bad.status_code, bad.json()["field"]) == (422, "site_id")

@@ -113,6 +113,7 @@ async def create_queue(uow: UnitOfWork, data: QueueIn) -> Queue:
     config_cache.invalidate_after_commit(uow)
     await repository.get_campaign(uow.session, data.campaign_id)
     await _check_overflow(uow.session, data.campaign_id, data.overflow_queue_id)
+    await check_site(uow.session, data.campaign_id, data.site_id)
     values = data.model_dump()
     values["tiers"] = [list(t) for t in data.tiers]
     queue = await _insert(uow, Queue(**values), f"queue {data.name}")
@@ -134,6 +135,8 @@ async def update_queue(uow: UnitOfWork, queue_id: int, data: QueuePatch) -> Queu
         if changes["overflow_queue_id"] == queue_id:
             raise Invalid("a queue cannot overflow to itself", field="overflow_queue_id")
         await _check_overflow(uow.session, queue.campaign_id, changes["overflow_queue_id"])
+    if "site_id" in changes:
+        await check_site(uow.session, queue.campaign_id, changes["site_id"])
     _apply(queue, changes)
     emit(
         uow,

@@ -128,6 +128,13 @@ class Queue(Base):
         Integer, default=7200, server_default=text("7200")
     )
 
+    # Site preference (docs/roster.md): a call is offered to volunteers of this site
+    # only, until it has waited ``site_widen_seconds``; then to any (None: no preference).
+    site_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sites.id", ondelete="SET NULL"), nullable=True
+    )
+    site_widen_seconds: Mapped[int] = mapped_column(Integer, default=30, server_default=text("30"))
+
     __table_args__ = (UniqueConstraint("campaign_id", "name", name="uq_queues_campaign_name"),)
 
 

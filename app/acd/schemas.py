@@ -214,6 +214,9 @@ class QueueIn(Strict):
     callback_retries: Annotated[int, Field(ge=0, le=10)] = 2
     callback_retry_seconds: Annotated[int, Field(ge=10, le=86400)] = 300
     callback_expiry_seconds: Annotated[int, Field(ge=60, le=604800)] = 7200
+    # Prefer this site's volunteers; any site's after site_widen_seconds of wait.
+    site_id: int | None = None
+    site_widen_seconds: Seconds = 30
 
 
 class QueuePatch(Strict):
@@ -238,6 +241,9 @@ class QueuePatch(Strict):
     callback_retries: Annotated[int, Field(ge=0, le=10)] | None = None
     callback_retry_seconds: Annotated[int, Field(ge=10, le=86400)] | None = None
     callback_expiry_seconds: Annotated[int, Field(ge=60, le=604800)] | None = None
+    # null: no site preference.
+    site_id: int | None = None
+    site_widen_seconds: Seconds | None = None
 
 
 class QueueOut(BaseModel):
@@ -265,6 +271,8 @@ class QueueOut(BaseModel):
     callback_retries: int
     callback_retry_seconds: int
     callback_expiry_seconds: int
+    site_id: int | None
+    site_widen_seconds: int
 
 
 class AgentIn(Strict):

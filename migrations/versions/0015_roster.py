@@ -1,4 +1,5 @@
-"""roster: partner sites; volunteers' site, employer, contact, training; site-scoped users
+"""roster: partner sites; volunteers' site, employer, contact, training; site-scoped
+users; queues' site preference
 
 Revision ID: 0015
 Revises: 0014
@@ -57,10 +58,19 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("notes", sa.Text(), nullable=True))
     _site_column("seats")
     _site_column("users")
+    _site_column("queues")
+    with op.batch_alter_table("queues", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column(
+                "site_widen_seconds", sa.Integer(), server_default=sa.text("30"), nullable=False
+            )
+        )
 
 
 def downgrade() -> None:
-    for table in ("users", "seats"):
+    with op.batch_alter_table("queues", schema=None) as batch_op:
+        batch_op.drop_column("site_widen_seconds")
+    for table in ("queues", "users", "seats"):
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.drop_constraint(op.f(f"fk_{table}_site_id_sites"), type_="foreignkey")
             batch_op.drop_column("site_id")
