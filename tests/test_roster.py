@@ -148,6 +148,12 @@ async def test_a_volunteer_registered_alone_gets_a_login_and_a_pin_once(hotline:
         json={"campaign_id": cid, "display_name": "X", "notes": f"card {CARD}"},
     )
     assert bad.status_code == 422
+    same_mail = await hotline.http.post(
+        "/roster/volunteers",
+        json={"campaign_id": cid, "display_name": "Other", "email": "ZOE@example.org"},
+    )
+    assert same_mail.status_code == 409
+    assert (same_mail.json()["code"], same_mail.json()["field"]) == ("duplicate", "email")
     assert await _counts(hotline) == (2, 2)
 
 

@@ -328,6 +328,25 @@ async def _register(
     return issued
 
 
+async def _refuse_registered(session: AsyncSession, data: AgentIn, region: str) -> None:
+    """One volunteer per e-mail and per phone in a campaign, as the import checks."""
+    phone = config.phone_e164(data.phone, region)
+    for field, value, column in (
+        ("email", data.email, func.lower(Agent.email)),
+        ("phone", phone, Agent.phone),
+    ):
+        if value is None:
+            continue
+        wanted = value.lower() if field == "email" else value
+        stmt = select(Agent.id).where(Agent.campaign_id == data.campaign_id, column == wanted)
+        if (await session.execute(stmt.limit(1))).first() is not None:
+            raise Conflict(
+                f"a volunteer with this {field} is already registered",
+                code="duplicate",
+                field=field,
+            )
+
+
 def _pin_digits(db: Database) -> int:
     return settings_of(db).pin_min_digits
 
@@ -335,8 +354,9 @@ def _pin_digits(db: Database) -> int:
 async def register_one(db: Database, data: AgentIn, login: str | None) -> IssuedPin:
     """One volunteer (the admin page, the API): the agent, its login, a new PIN."""
     async with db.read() as session:
-        await repository.get_campaign(session, data.campaign_id)
+        campaign = await repository.get_campaign(session, data.campaign_id)
         await config.check_site(session, data.campaign_id, data.site_id)
+        await _refuse_registered(session, data, campaign.default_region)
     pin = new_pin(_pin_digits(db))
     hashes = await _hashes([pin], None)
     async with db.unit_of_work() as uow:
