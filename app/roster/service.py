@@ -24,6 +24,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.acd import config, repository
@@ -73,8 +74,6 @@ async def update_site(uow: UnitOfWork, site_id: int, data: SitePatch) -> Site:
 
 
 async def _flush_unique(uow: UnitOfWork, row: Any, what: str) -> None:
-    from sqlalchemy.exc import IntegrityError
-
     uow.session.add(row)
     try:
         async with uow.session.begin_nested():
