@@ -66,12 +66,23 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, model_validator
 
 from app.errors import Invalid
+from app.i18n import N_
 
 MIN_DIGITS, MAX_DIGITS = 13, 19
 CODE = "card_number"
-MESSAGE = (
+MESSAGE = N_(
     "this looks like payment card data: card details are never taken by phone,"
     " typed or stored (the donor pays on the website with the pledge reference)"
+)
+# The same, naming where (message ids of their own: a translation words them whole).
+MESSAGE_ON_LINE = N_(
+    "this looks like payment card data: card details are never taken by phone,"
+    " typed or stored (the donor pays on the website with the pledge reference) (line {line})"
+)
+MESSAGE_SPLIT = N_(
+    "this looks like payment card data: card details are never taken by phone,"
+    " typed or stored (the donor pays on the website with the pledge reference);"
+    " it is split across {first} and {second}"
 )
 
 # Phone numbers written after "+" have at most 15 digits (E.164).
@@ -425,15 +436,14 @@ class CardDataRefused(Invalid):
     code = CODE
 
 
-def _line_of(text: str) -> str:
+def _line_of(text: str) -> int | None:
     """Where the card data is in a text of several lines (a rules file): its line."""
     if "\n" not in text.strip():
-        return ""
+        return None
     normal = normalise(text)
     for start, end in card_runs_in(normal.text):
-        line = text.count("\n", 0, normal.span(start, end)[0]) + 1
-        return f" (line {line})"
-    return ""
+        return text.count("\n", 0, normal.span(start, end)[0]) + 1
+    return None
 
 
 def _scalar_text(value: object) -> str | None:
@@ -490,7 +500,10 @@ def find_card_data(value: object, path: str = "", *, pairs: bool = True) -> Card
     text = _scalar_text(value)
     if text is not None:
         if text and looks_like_card_data(text):
-            return CardDataRefused(MESSAGE + _line_of(text), field=path or None)
+            line = _line_of(text)
+            if line is not None:
+                return CardDataRefused(MESSAGE_ON_LINE, field=path or None, line=line)
+            return CardDataRefused(MESSAGE, field=path or None)
         return None
     items: list[tuple[str, object]]
     if isinstance(value, Mapping):
@@ -511,8 +524,7 @@ def find_card_data(value: object, path: str = "", *, pairs: bool = True) -> Card
     for (name_a, a), (name_b, b) in itertools.pairwise(items):
         if isinstance(a, str) and isinstance(b, str) and is_split_card_number(a, b):
             return CardDataRefused(
-                f"{MESSAGE}; it is split across {name_a} and {name_b}",
-                field=f"{name_a}+{name_b}",
+                MESSAGE_SPLIT, field=f"{name_a}+{name_b}", first=name_a, second=name_b
             )
     return None
 

@@ -8,6 +8,9 @@ import os
 import shutil
 import sys
 
+from app.i18n import LANGUAGES
+from app.i18n.console import ENV as LANG_ENV
+from app.i18n.console import refused, say
 from app.settings import Settings, get_settings, weak_secrets
 
 
@@ -74,7 +77,7 @@ def _migrate(_: argparse.Namespace) -> int:
     from app.migrate import upgrade
 
     upgrade(get_settings().database_url)
-    print("database at head")
+    print(say("database at head"))
     return 0
 
 
@@ -172,9 +175,16 @@ def _user_add(args: argparse.Namespace) -> int:
     try:
         user_id = asyncio.run(_add())
     except AppError as exc:
-        print(f"refused: {exc.message}" + (f" ({exc.field})" if exc.field else ""), file=sys.stderr)
+        print(refused(exc), file=sys.stderr)
         return 2
-    print(f"user {args.username} created (id {user_id}, role {args.role})")
+    print(
+        say(
+            "user {username} created (id {user_id}, role {role})",
+            username=args.username,
+            user_id=user_id,
+            role=args.role,
+        )
+    )
     return 0
 
 
@@ -208,6 +218,12 @@ def _plan(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _i18n(args: argparse.Namespace) -> int:
+    from app.i18n.cli import run
+
+    return run(args)
+
+
 def _bench(args: argparse.Namespace) -> int:
     from bench import run_benchmark
 
@@ -218,6 +234,11 @@ def main(argv: list[str] | None = None) -> int:
     from app.cti.directory_server import add_arguments as add_directory_arguments
 
     parser = argparse.ArgumentParser(prog="pledgeline", description=__doc__)
+    parser.add_argument(
+        "--lang",
+        choices=LANGUAGES,
+        help=f"language of the human output (default: {LANG_ENV}, else fr)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the API server")
@@ -290,6 +311,13 @@ def main(argv: list[str] | None = None) -> int:
     plan = sub.add_parser("plan", help="a staffing plan from a rundown CSV file (Erlang C)")
     add_plan_arguments(plan)
     plan.set_defaults(func=_plan)
+    from app.i18n.cli import add_arguments as add_i18n_arguments
+
+    i18n = sub.add_parser(
+        "i18n", help="translators: extract, update, compile, check (docs/i18n.md)"
+    )
+    add_i18n_arguments(i18n)
+    i18n.set_defaults(func=_i18n)
 
     bench = sub.add_parser("bench", help="run a benchmark and print its figures")
     bench.add_argument("name", help="routing")
@@ -304,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command != "bench" or any(item.startswith("-") for item in extra):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.options = [*args.options, *extra]
+    if args.lang:
+        os.environ[LANG_ENV] = args.lang  # and the processes a command starts
     result: int = args.func(args)
     return result
 

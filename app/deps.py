@@ -24,11 +24,11 @@ async def read_limited_body(request: Request, limit: int) -> bytes:
     without reading the rest."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"body larger than {limit} bytes")
+        raise PayloadTooLarge("body larger than {limit} bytes", limit=limit)
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise PayloadTooLarge(f"body larger than {limit} bytes")
+            raise PayloadTooLarge("body larger than {limit} bytes", limit=limit)
         chunks.append(chunk)
     return b"".join(chunks)

@@ -18,16 +18,29 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match, Route
 
+from app.i18n import N_, translate
+from app.i18n.negotiation import request_language
+from app.i18n.validation import validation_message
+
 log = logging.getLogger(__name__)
 
 
 class AppError(Exception):
+    """A refusal. ``message`` is its message id: English text with ``{placeholders}``
+    filled from ``params``, translated at the boundary (app/i18n); ``code`` and
+    ``field`` are the stable contract and never translated."""
+
     status_code = 400
     code = "bad_request"
 
-    def __init__(self, message: str, *, field: str | None = None, code: str | None = None):
-        super().__init__(message)
-        self.message = message
+    def __init__(
+        self, message: str, *, field: str | None = None, code: str | None = None, **params: object
+    ):
+        self.message_id = message
+        self.params = params
+        # The English text (logs, the CLI, websocket refusals); the same as the reply's.
+        self.message = translate("en", message, params)
+        super().__init__(self.message)
         self.field = field
         if code is not None:
             self.code = code
@@ -140,40 +153,60 @@ _UNREACHABLE_DRIVER_ERRORS = frozenset(
 )
 
 
-def _unreachable() -> JSONResponse:
+def translated_body(
+    request: Request,
+    code: str,
+    message_id: str,
+    field: str | None = None,
+    params: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return error_body(code, translate(request_language(request), message_id, params), field)
+
+
+def _unreachable(request: Request) -> JSONResponse:
     return JSONResponse(
-        error_body("database_unreachable", "the database cannot be reached; try again shortly"),
+        translated_body(
+            request, "database_unreachable", "the database cannot be reached; try again shortly"
+        ),
         503,
         headers={"Retry-After": "1"},
     )
 
 
+# Starlette's own refusals (an unknown path, a method the path does not take).
+HTTP_MESSAGES = (N_("Not Found"), N_("Method Not Allowed"))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
-    async def _app_error(_: Request, exc: AppError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, exc.message, exc.field), exc.status_code)
+    async def _app_error(request: Request, exc: AppError) -> JSONResponse:
+        body = translated_body(request, exc.code, exc.message_id, exc.field, exc.params)
+        return JSONResponse(body, exc.status_code)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid input"}
         if first.get("type") == "json_invalid":
-            return JSONResponse(error_body("malformed_json", "the body is not valid JSON"), 400)
+            body = translated_body(request, "malformed_json", "the body is not valid JSON")
+            return JSONResponse(body, 400)
         field = _field_of(first.get("loc", ()))
-        message = f"{field}: {first.get('msg')}" if field else str(first.get("msg"))
+        text = validation_message(request_language(request), first)
+        message = f"{field}: {text}" if field else text
         return JSONResponse(error_body("invalid", message, field), 422)
 
     @app.exception_handler(DBAPIError)
-    async def _database(_: Request, exc: DBAPIError) -> JSONResponse:
+    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
         if database_unreachable(exc):
-            return _unreachable()
+            return _unreachable(request)
         log.error("database error", exc_info=exc)
-        return JSONResponse(error_body("internal_error", "the server could not do this"), 500)
+        body = translated_body(request, "internal_error", "the server could not do this")
+        return JSONResponse(body, 500)
 
     @app.exception_handler(OSError)
-    async def _network(_: Request, exc: OSError) -> JSONResponse:
+    async def _network(request: Request, exc: OSError) -> JSONResponse:
         # Unwrapped: a connection to the database refused or cut outside SQLAlchemy.
         log.error("network error: %s", exc)
-        return _unreachable()
+        return _unreachable(request)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -181,7 +214,8 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
             headers["Allow"] = _allowed_methods(request, headers.get("Allow", ""))
-        return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=headers)
+        body = translated_body(request, code, str(exc.detail))
+        return JSONResponse(body, exc.status_code, headers=headers)
 
 
 def _allowed_methods(request: Request, named: str) -> str:

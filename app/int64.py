@@ -130,7 +130,13 @@ def first_out_of_range(value: Any, path: tuple[str, ...] = ()) -> tuple[str, ...
 
 
 def _refuse(field: str) -> Invalid:
-    return Invalid(f"{field}: must be a whole number from {INT64_MIN} to {INT64_MAX}", field=field)
+    return Invalid(
+        "{name}: must be a whole number from {low} to {high}",
+        field=field,
+        name=field,
+        low=INT64_MIN,
+        high=INT64_MAX,
+    )
 
 
 _PARAMS: dict[int, tuple[APIRoute, _IntParams]] = {}

@@ -22,6 +22,7 @@ from app.cti.service import CallerLookup
 from app.db import Database, make_engine
 from app.errors import API_ERRORS, error_responses, install_error_handlers
 from app.health import router as health_router
+from app.i18n.endpoints import router as i18n_router
 from app.int64 import document_bounds, refuse_int64_overflow
 from app.logs import configure_logging
 from app.metrics import router as metrics_router
@@ -208,6 +209,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(surge_router, responses=API_ERRORS)
     app.include_router(planning_router, responses=API_ERRORS)
     app.include_router(roster_router, responses=API_ERRORS)
+    app.include_router(i18n_router, responses=API_ERRORS)
     app.include_router(web_router)
     build_openapi = app.openapi
 

@@ -4,6 +4,7 @@ surge thresholds on the pledges queue, and the demo volunteer on standby."""
 from __future__ import annotations
 
 import datetime as dt
+from importlib import resources
 
 from sqlalchemy import select
 
@@ -14,6 +15,8 @@ from app.auth.service import Role, create_user
 from app.db import Database, utcnow
 from app.roster.schemas import SiteIn
 from app.roster.service import create_site
+from app.rules.engine import default_source
+from app.rules.models import RuleFile
 from app.surge.models import QueueSurge, Standby
 
 DEMO_CAMPAIGN = "Telethon demo"
@@ -48,6 +51,26 @@ DEMO_LOGINS = (
     ("organiser", "organiser-demo", Role.ORGANISER),
     ("admin", "admin-demo-pass", Role.ADMIN),
 )
+
+
+def demo_rules() -> str:
+    """The shipped rules plus the surge snippet's (app/rules/defaults/surge.yaml): in
+    a surge the demo's volunteers get the short script and every caller who has to
+    wait is offered a callback. Joined as text (the rules' YAML reader is the
+    loader's own: a plain YAML load would read the key ``on`` as a boolean)."""
+    shipped = default_source()
+    snippet = (resources.files("app.rules") / "defaults" / "surge.yaml").read_text("utf-8")
+    items = snippet.split("\nrules:\n", 1)[1].split("\n  - name: ")
+    extra = [item if i == 0 else "  - name: " + item for i, item in enumerate(items)]
+    # A snippet rule the shipped file has already (paging standby) is not repeated.
+    new = [item for item in extra if item.split("\n", 1)[0] not in shipped]
+    before, scripts = shipped.split("\nscripts:\n", 1)
+    return (
+        before.rstrip("\n")
+        + "\n\n"
+        + "\n".join(i.rstrip("\n") + "\n" for i in new)
+        + ("\nscripts:\n" + scripts)
+    )
 
 
 def demo_time_slots(now: dt.datetime) -> list[TimeSlot]:
@@ -176,6 +199,9 @@ async def seed_demo(db: Database) -> int:
         uow.session.add(QueueSurge(queue_id=pledges.id, campaign_id=campaign.id, **DEMO_SURGE))
         # The person playing the demo volunteer is on standby: paged in a surge.
         uow.session.add(Standby(agent_id=you.id, campaign_id=campaign.id, standby=True))
+        uow.session.add(
+            RuleFile(campaign_id=campaign.id, version=1, source=demo_rules(), created_by="demo")
+        )
         for username, secret, role in DEMO_LOGINS:
             await create_user(
                 uow,

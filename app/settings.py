@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, description="Port the server listens on.")
     workers: int = Field(default=1, description="uvicorn worker processes (PostgreSQL only).")
     log_level: str = Field(default="info", description="Log level (uvicorn's and the app's).")
+    lang: Literal["fr", "en"] = Field(
+        default="fr", description="Language of the command line's human output (app/i18n)."
+    )
     log_format: Literal["text", "json"] = Field(
         default="text",
         description="Log lines as text, or one JSON object per line. Card numbers are masked.",

@@ -49,9 +49,10 @@ def _timestamp(value: str | None) -> int:
     text = (value or "").strip()
     if not (text.isascii() and text.isdigit() and len(text) <= _MAX_TIMESTAMP_DIGITS):
         raise Unauthorized(
-            f"{TIMESTAMP_HEADER} must be the signing time in whole UNIX seconds",
+            "{header} must be the signing time in whole UNIX seconds",
             field=TIMESTAMP_HEADER,
             code="bad_timestamp",
+            header=TIMESTAMP_HEADER,
         )
     return int(text)
 
@@ -90,8 +91,10 @@ def verify(
     if abs(skew) > window_seconds:
         when = f"{int(skew)} s ago" if skew > 0 else f"{int(-skew)} s ahead of our clock"
         raise Unauthorized(
-            f"signed {when}; a signature is good for {window_seconds} s either way "
+            "signed {when}; a signature is good for {window_seconds} s either way "
             "(a replayed request, or a clock that is off)",
             field=TIMESTAMP_HEADER,
             code="stale_signature",
+            when=when,
+            window_seconds=window_seconds,
         )

@@ -68,6 +68,8 @@ def _injections(
             item = _resolve(shape["items"], spec)
             if item.get("type") == "string":
                 yield [value], f"{name}.0"
+            elif item.get("type") == "integer":
+                yield [int(digits)], f"{name}.0"  # a card as a number in a list of ids
             elif item.get("type") == "object" or "properties" in item:
                 for sub, sub_schema in item.get("properties", {}).items():
                     for injected, field in _injections(sub, sub_schema, spec, value, digits):

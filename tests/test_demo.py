@@ -101,7 +101,9 @@ def surge_events(db_path: Path) -> list[str]:
     try:
         with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5) as conn:
             rows = conn.execute(
-                "SELECT type FROM events WHERE type IN ('queue.surge_started', 'agent.paged')"
+                "SELECT DISTINCT type FROM events WHERE type IN"
+                " ('queue.surge_started', 'agent.paged', 'call.expected_wait',"
+                " 'callback.offered', 'callback.requested')"
             )
             return [row[0] for row in rows]
     except sqlite3.OperationalError:
@@ -110,7 +112,9 @@ def surge_events(db_path: Path) -> list[str]:
 
 def test_demo_appeal_spike_puts_the_queue_in_surge_and_pages_standby(tmp_path: Path) -> None:
     """The simulated appeal (the first starts with the process) crosses the demo queue's
-    surge thresholds; the shipped rule pages the demo volunteer, who is on standby."""
+    surge thresholds; the shipped rule pages the demo volunteer, who is on standby;
+    waiting callers hear their expected wait and, in the surge, are offered a callback
+    (the demo's rules), which the simulated callers here all accept."""
     port, directory_port = free_port(), free_port()
     db_path = tmp_path / "demo.db"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PLEDGELINE_")}
@@ -121,6 +125,7 @@ def test_demo_appeal_spike_puts_the_queue_in_surge_and_pages_standby(tmp_path: P
         # A stronger appeal than the default, so a loaded machine still sees a queue.
         PLEDGELINE_SIM_SPIKE_FACTOR="8",
         PLEDGELINE_SIM_SPIKE_SECONDS="60",
+        PLEDGELINE_SIM_CALLBACK_ACCEPT="1",
     )
     log_path = tmp_path / "demo.log"
     with open(log_path, "wb") as log:
@@ -135,15 +140,21 @@ def test_demo_appeal_spike_puts_the_queue_in_surge_and_pages_standby(tmp_path: P
     try:
         deadline = time.monotonic() + 120
         seen: list[str] = []
-        while time.monotonic() < deadline and not {"queue.surge_started", "agent.paged"} <= set(
-            seen
-        ):
+        expected = {
+            "queue.surge_started",
+            "agent.paged",
+            "call.expected_wait",
+            "callback.offered",
+            "callback.requested",
+        }
+        while time.monotonic() < deadline and not expected <= set(seen):
             assert proc.poll() is None, log_path.read_text(errors="replace")
             seen = surge_events(db_path)
             time.sleep(0.5)
         output = log_path.read_text(errors="replace")
         assert "queue.surge_started" in seen, f"no surge in the demo:\n{output[-3000:]}"
         assert "agent.paged" in seen, f"nobody paged:\n{output[-3000:]}"
+        assert expected <= set(seen), f"missing {expected - set(seen)}:\n{output[-3000:]}"
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:

@@ -150,7 +150,7 @@ async def test_a_nested_integer_is_named_by_its_path(hotline: Hotline) -> None:
         json={"name": "Nested", "dialled_numbers": ["+33800000001"], "extra": [{"n": 2**64}]},
     )
     _assert_refused(response, "extra.0.n", "nested")
-    assert re.search(r"extra\.0\.n: must be a whole number", response.json()["message"])
+    assert re.search(r"extra\.0\.n : doit être un nombre entier", response.json()["message"])
 
 
 async def test_the_largest_64_bit_values_still_reach_the_route(hotline: Hotline) -> None:

@@ -116,6 +116,7 @@ POLICY: dict[tuple[str, str], set[str]] = {
     ("POST", "/payments/lines/{line_id}/dismiss"): {ADMIN, ORG},
     ("POST", "/payments/lines/{line_id}/reviewed"): {ADMIN, ORG},
     ("GET", "/board/totals"): PUBLIC,
+    ("GET", "/i18n/{language}"): PUBLIC,
     ("GET", "/users"): {ADMIN},
     ("POST", "/users"): {ADMIN},
     ("PATCH", "/users/{user_id}"): {ADMIN},
@@ -177,7 +178,7 @@ QUERIES: dict[tuple[str, str], str] = {
     ("GET", "/planning/handle-times"): "?campaign_id={campaign_id}",
     ("POST", "/roster/import"): "?campaign_id={campaign_id}",
 }
-PUBLIC_PATHS = ("/healthz", "/readyz", "/auth/login", "/board/totals")
+PUBLIC_PATHS = ("/healthz", "/readyz", "/auth/login", "/board/totals", "/i18n/{language}")
 ENDS_SESSIONS = {("POST", "/users/{user_id}/revoke"), ("POST", "/auth/logout")}
 
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
@@ -363,6 +364,7 @@ async def test_role_by_endpoint_matrix(hotline: Hotline) -> None:
         "line_id": 1,
         "name": "matrix",
         "site_id": annex.json()["id"],
+        "language": "fr",
     }
     transport = hotline.http._transport
     failures: list[str] = []

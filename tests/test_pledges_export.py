@@ -43,6 +43,15 @@ from tests.procs import run_cli
 T0 = dt.datetime(2026, 11, 23, 18, 0, tzinfo=dt.UTC)
 HEADER = [c.header for c in exports.COLUMNS]
 
+
+@pytest.fixture(autouse=True)
+def _english_headers(request: pytest.FixtureRequest) -> None:
+    """These tests read the columns by their English names (the French headers,
+    the default, are tests/test_i18n_api.py's)."""
+    if "hotline" in request.fixturenames:
+        request.getfixturevalue("hotline").http.headers["Accept-Language"] = "en"
+
+
 # Each text a spreadsheet would run as a formula, one per dangerous first character.
 FORMULAS = {
     "=": '=HYPERLINK("http://evil.example","x")',
@@ -499,7 +508,7 @@ async def test_an_export_is_the_set_present_when_it_started(hotline: Hotline) ->
 
 
 async def _cli(database_url: str, *args: str) -> tuple[int, str, str]:
-    return await run_cli(database_url, "export", *args)
+    return await run_cli(database_url, "--lang", "en", "export", *args)
 
 
 async def test_cli_export_writes_both_formats_with_progress(

@@ -240,7 +240,7 @@ async def test_receipt_refusals_change_nothing(hotline: Hotline) -> None:
     assert r.status_code == 409, r.text
     assert r.json() == {
         "code": "receipts_not_configured",
-        "message": "the organisation's signatory_name is missing",
+        "message": "il manque le champ signatory_name de l'organisme",
         "field": "signatory_name",
     }
     r = await hotline.http.post(
@@ -322,7 +322,7 @@ async def test_the_command_line_issues_a_batch_with_a_progress_bar(hotline: Hotl
     code, out, err = await _cli(
         hotline, "receipts", "issue", "--campaign-id", str(other["campaign_id"]), "--quiet"
     )
-    assert code == 2 and "refused: no organisation issues this campaign's receipts" in err
+    assert code == 2 and "refusé : aucun organisme n'émet encore les reçus de cette" in err
 
 
 async def _cli(hotline: Hotline, *args: str) -> tuple[int, str, str]:

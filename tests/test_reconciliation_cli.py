@@ -93,9 +93,9 @@ async def test_cli_reports_a_bad_file_line_by_line_and_imports_nothing(
     code, _, err = await _cli(
         database_url, "import", str(export), "--source", "nope", "--campaign-id", str(cid)
     )
-    assert code == 2 and "no payment source with this name (source)" in err
+    assert code == 2 and "aucune source de paiement de ce nom (source)" in err
     # Two campaigns: which one must be said.
     r = await hotline.http.post("/campaigns", json={"name": "Another", "dialled_numbers": []})
     assert r.status_code == 201, r.text
     code, _, err = await _cli(database_url, "import", str(export), "--source", "banque")
-    assert code == 2 and "which campaign? give --campaign-id (campaign_id)" in err
+    assert code == 2 and "quelle campagne ? donnez --campaign-id (campaign_id)" in err

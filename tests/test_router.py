@@ -8,20 +8,24 @@ something did *not* happen, it first gives the dispatcher a full sweep to do it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
+import re
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import event as sa_event
+from sqlalchemy import text
 
 from app.acd import lifecycle
 from app.acd.hours import DAYS
 from app.acd.models import Call, Queue
 from app.acd.states import CallState
-from app.db import utcnow
+from app.db import make_engine, utcnow
 from tests.conftest import Hotline, setup_campaign, wait_for
 
 DIALLED = "+33800000001"
@@ -1010,3 +1014,127 @@ async def test_one_call_per_agent_and_one_agent_per_call(hotline: Hotline) -> No
     )
     assert sum(n for _a, n in offers) == 6
     assert {a for a, _n in offers} == set(agents)
+
+
+# --- a waiting call held by another transaction (PostgreSQL) --------------------------
+#
+# On PostgreSQL the router locks a waiting call while it looks for an agent for it;
+# an agent freed at that moment must neither take the call behind it (out of order)
+# nor stay free until the next sweep. Another connection holds the head call's row
+# here, as a router in another process would; the sweep is a minute long, so only
+# the router's second look at the held call can make the offer in time.
+
+
+@contextlib.asynccontextmanager
+async def row_held(hotline: Hotline, call_id: int) -> AsyncIterator[None]:
+    """Hold the call's row lock from another connection until the block ends."""
+    engine = make_engine(hotline.settings.database_url)
+    try:
+        async with engine.connect() as conn:
+            holding = await conn.begin()
+            try:
+                locked = await conn.execute(
+                    text("select id from calls where id = :c for update"), {"c": call_id}
+                )
+                assert locked.scalar_one() == call_id
+                yield
+            finally:
+                await holding.rollback()
+    finally:
+        await engine.dispose()
+
+
+@contextlib.contextmanager
+def router_looks_at(hotline: Hotline, call_id: int) -> Iterator[list[str]]:
+    """Record the router's locked reads of this call (``try_offer``'s first statement:
+    the call by id, ``FOR UPDATE SKIP LOCKED``), as they finish."""
+    looks: list[str] = []
+
+    def finished(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        flat = " ".join(statement.split())
+        by_id = re.search(r"WHERE calls\.id = \$1(::\w+)? AND calls\.state = ", flat)
+        if by_id and flat.endswith("FOR UPDATE SKIP LOCKED") and parameters[0] == call_id:
+            looks.append(flat)
+
+    engine = hotline.db.engine.sync_engine
+    sa_event.listen(engine, "after_cursor_execute", finished)
+    try:
+        yield looks
+    finally:
+        sa_event.remove(engine, "after_cursor_execute", finished)
+
+
+async def _in_wrap_up_with_waiting_calls(hotline: Hotline, waiting: int) -> tuple[int, list[int]]:
+    """One agent in wrap-up after a call, and ``waiting`` calls queued behind it."""
+    setup = await setup_campaign(hotline, agents=1)
+    (agent_id,) = setup["agent_ids"]
+    await ready(hotline, agent_id)
+    first = await _on_call(hotline, "held-0", agent_id)
+    await event(hotline, "call.hangup", "held-0")
+    await wait_agent(hotline, agent_id, "wrap_up", current_call_id=first)
+    call_ids = [await incoming(hotline, f"held-{n}") for n in range(1, waiting + 1)]
+    for call_id in call_ids:
+        assert (await get_call(hotline, call_id))["state"] == "queued"
+    return agent_id, call_ids
+
+
+async def router_met_the_held_row_twice(hotline: Hotline, call_id: int) -> None:
+    """Wait until the router has looked at the held call twice, from now on.
+
+    Asked by the step that freed the agent, the router looks once and finds the row
+    held; only a second look, asked for by nobody else, can make the offer once the
+    row is free. (The request of the call's own arrival may still bring one look of
+    its own: without the second look the test still fails, here or after release.)
+    """
+    with router_looks_at(hotline, call_id) as looks:
+
+        async def twice() -> bool:
+            return len(looks) >= 2
+
+        await wait_for(twice)
+
+
+async def _end_wrap_up(hotline: Hotline, agent_id: int) -> dict[str, Any]:
+    # Bounded: were the step to wait for the held row, the test fails, not hangs.
+    r = await asyncio.wait_for(
+        hotline.http.post(f"/agents/{agent_id}/wrap-up/end", json={}), timeout=10
+    )
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+@pytest.mark.pg_only
+async def test_freed_agent_never_takes_the_call_behind_a_held_head(
+    hotline_factory: Callable[..., Awaitable[Hotline]],
+) -> None:
+    hotline = await hotline_factory(dispatch_sweep_seconds=60)
+    agent_id, (head, second) = await _in_wrap_up_with_waiting_calls(hotline, 2)
+
+    async with row_held(hotline, head):
+        agent = await _end_wrap_up(hotline, agent_id)
+        # The step took nothing: the head is held, and the second call must wait.
+        assert (agent["state"], agent["current_call_id"]) == ("available", None)
+        assert (await get_call(hotline, second))["state"] == "queued"
+        assert (await get_call(hotline, head))["state"] == "queued"
+        await router_met_the_held_row_twice(hotline, head)
+
+    # Released: the router, looking again at the call it found held, offers it.
+    await offered_to(hotline, head, agent_id)
+    assert (await get_call(hotline, second))["state"] == "queued"
+    assert await events_of(hotline, "call.offered", second) == []
+
+
+@pytest.mark.pg_only
+async def test_freed_agent_gets_a_held_only_call_once_released_without_a_sweep(
+    hotline_factory: Callable[..., Awaitable[Hotline]],
+) -> None:
+    hotline = await hotline_factory(dispatch_sweep_seconds=60)
+    agent_id, (only,) = await _in_wrap_up_with_waiting_calls(hotline, 1)
+
+    async with row_held(hotline, only):
+        agent = await _end_wrap_up(hotline, agent_id)
+        assert (agent["state"], agent["current_call_id"]) == ("available", None)
+        await router_met_the_held_row_twice(hotline, only)
+
+    await offered_to(hotline, only, agent_id)

@@ -300,7 +300,7 @@ async def test_api_refuses_illegal_agent_transition(
     r = await hotline.http.post(f"/agents/{agent_id}/{path}", json=body)
 
     _assert_conflict(r, "illegal_agent_transition")
-    assert r.json()["message"] == f"cannot {action} a agent that is logged_out"
+    assert r.json()["message"] == f"impossible de faire {action} sur un agent à l'état logged_out"
     assert r.json()["field"] is None
     assert await _footprint(hotline, agent_id) == before
     assert (await hotline.http.get(f"/agents/{agent_id}")).json()["state"] == "logged_out"
@@ -314,7 +314,7 @@ async def test_api_refuses_second_login(hotline: Hotline) -> None:
     r = await hotline.http.post(f"/agents/{agent_id}/login", json={})
 
     _assert_conflict(r, "illegal_agent_transition")
-    assert r.json()["message"] == "cannot login a agent that is paused"
+    assert r.json()["message"] == "impossible de faire login sur un agent à l'état paused"
     # No second session was opened and no event written.
     assert await _footprint(hotline, agent_id) == before
 
@@ -350,7 +350,7 @@ async def test_api_refuses_wrap_up_extend_when_not_in_wrap_up(hotline: Hotline) 
     r = await hotline.http.post(f"/agents/{agent_id}/wrap-up/extend", json={"seconds": 30})
 
     _assert_conflict(r, "illegal_agent_transition")
-    assert r.json()["message"] == "cannot extend_wrap_up a agent that is paused"
+    assert r.json()["message"] == "impossible de faire extend_wrap_up sur un agent à l'état paused"
     assert await _footprint(hotline, agent_id) == before
 
 
@@ -373,7 +373,7 @@ async def test_api_refuses_illegal_call_transition_and_rolls_back(hotline: Hotli
     r = await hotline.http.post(f"/agents/{agent_id}/answer")
 
     _assert_conflict(r, "illegal_call_transition")
-    assert r.json()["message"] == "cannot connect a call that is connected"
+    assert r.json()["message"] == "impossible de faire connect sur un call à l'état connected"
     assert await _footprint(hotline, agent_id) == before
     agent = (await hotline.http.get(f"/agents/{agent_id}")).json()
     assert (agent["state"], agent["current_call_id"], agent["calls_taken"]) == (

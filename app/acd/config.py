@@ -37,7 +37,9 @@ async def _insert(uow: UnitOfWork, row: Row, what: str, field: str = "name") -> 
         async with uow.session.begin_nested():
             await uow.session.flush()
     except IntegrityError as exc:
-        raise Conflict(f"{what} already exists", code="already_exists", field=field) from exc
+        raise Conflict(
+            "{what} already exists", code="already_exists", field=field, what=what
+        ) from exc
     return row
 
 
@@ -47,7 +49,7 @@ def _changes(model: type[Base], data: BaseModel) -> dict[str, Any]:
     columns = sa_inspect(model).columns
     for key, value in changes.items():
         if value is None and (key not in columns or not columns[key].nullable):
-            raise Invalid(f"{key} cannot be null", field=key)
+            raise Invalid("{key} cannot be null", field=key, key=key)
     return changes
 
 
@@ -88,7 +90,10 @@ async def update_campaign(uow: UnitOfWork, campaign_id: int, data: CampaignPatch
                 await uow.session.flush()
         except IntegrityError as exc:
             raise Conflict(
-                f"campaign {changes['name']} already exists", code="already_exists", field="name"
+                "campaign {name} already exists",
+                code="already_exists",
+                field="name",
+                name=changes["name"],
             ) from exc
     emit(uow, "campaign.updated", campaign_id=campaign.id, data={"fields": sorted(changes)})
     return campaign
@@ -237,7 +242,7 @@ async def update_seat(uow: UnitOfWork, seat_id: int, data: SeatPatch) -> Seat:
 async def get_seat(session: AsyncSession, seat_id: int) -> Seat:
     seat = await session.get(Seat, seat_id)
     if seat is None:
-        raise NotFound(f"seat {seat_id} not found", field="seat_id")
+        raise NotFound("seat {seat_id} not found", field="seat_id", seat_id=seat_id)
     return seat
 
 

@@ -59,7 +59,9 @@ class ConfigSnapshot:
             if queue.name == campaign.default_queue:
                 return queue
         if not queues:
-            raise NotFound(f"campaign {campaign.name} has no queue", field="dialled")
+            raise NotFound(
+                "campaign {campaign} has no queue", field="dialled", campaign=campaign.name
+            )
         return queues[0]
 
     def queue_named(self, campaign_id: int, name: str) -> Queue | None:
@@ -71,13 +73,15 @@ class ConfigSnapshot:
     def queue(self, queue_id: int) -> Queue:
         queue = self.queues.get(queue_id)
         if queue is None:
-            raise NotFound(f"queue {queue_id} not found", field="queue_id")
+            raise NotFound("queue {queue_id} not found", field="queue_id", queue_id=queue_id)
         return queue
 
     def campaign(self, campaign_id: int) -> Campaign:
         campaign = self.campaigns.get(campaign_id)
         if campaign is None:
-            raise NotFound(f"campaign {campaign_id} not found", field="campaign_id")
+            raise NotFound(
+                "campaign {campaign_id} not found", field="campaign_id", campaign_id=campaign_id
+            )
         return campaign
 
     def eligible_queues(

@@ -335,10 +335,10 @@ async def get_call(call_id: int, db: DB, principal: Anyone) -> Call:
     async with db.read() as session:
         call = await session.get(Call, call_id)
     if call is None:
-        raise NotFound(f"call {call_id} not found", field="call_id")
+        raise NotFound("call {call_id} not found", field="call_id", call_id=call_id)
     if principal.role == Role.AGENT:
         if call.agent_id != principal.agent_id:
-            raise NotFound(f"call {call_id} not found", field="call_id")
+            raise NotFound("call {call_id} not found", field="call_id", call_id=call_id)
     else:
         check_campaign(principal, call.campaign_id)
     return call

@@ -147,7 +147,14 @@ async def free_agent(uow: UnitOfWork, agent: Agent, action: str, now: dt.datetim
 
 
 async def match_agent(uow: UnitOfWork, agent: Agent, now: dt.datetime) -> bool:
-    """Offer the first waiting call this available agent may take; True if offered."""
+    """Offer the first waiting call this available agent may take; True if offered.
+
+    On PostgreSQL only that first call: when another transaction holds it (often
+    the router, looking at it for an agent it cannot see yet), False, and the
+    caller's dispatch request after commit lets the router pair them (it looks
+    again at a call it found held). Taking the second call instead would break
+    first-come-first-served.
+    """
     if agent.screen_seen_at is not None and agent.screens_open <= 0:
         return False  # no screen to show the offer on
     if uow.session.dirty:
@@ -156,7 +163,9 @@ async def match_agent(uow: UnitOfWork, agent: Agent, now: dt.datetime) -> bool:
         await uow.session.flush()
     config = await config_cache.snapshot(uow)
     with uow.session.no_autoflush:
-        call = await matching.best_call_for(uow.session, agent, config, now)
+        call = await matching.best_call_for(
+            uow.session, agent, config, now, head_only=uow.db.is_postgres
+        )
     if call is None or call.queue_id is None:
         return False
     queue = config.queue(call.queue_id)
@@ -253,7 +262,7 @@ async def receive(
     config = await config_cache.snapshot(uow)
     campaign = config.campaign_for_dialled(dialled)
     if campaign is None:
-        raise NotFound(f"no campaign answers {dialled}", field="dialled")
+        raise NotFound("no campaign answers {dialled}", field="dialled", dialled=dialled)
     number = normalise(caller, campaign.default_region)
     dialled = normalise(dialled, campaign.default_region).e164 or dialled
     call = Call(
@@ -768,7 +777,9 @@ async def finish_wrap_up(
         if authorize is not None:
             authorize(current)  # a refusal says nothing about the agent's state
         if current.current_call_id is None:
-            raise Conflict(f"agent {agent_id} holds no call", code="no_current_call")
+            raise Conflict(
+                "agent {agent_id} holds no call", code="no_current_call", agent_id=agent_id
+            )
         raise IllegalTransition("agent", "end_wrap_up", current.state)
     if authorize is not None:
         authorize(agent)  # before anything is committed
@@ -982,10 +993,12 @@ async def agent_call(
         agent = await repository.get_agent(uow.session, agent_id)  # NotFound if unknown
         if authorize is not None:
             authorize(agent)  # a refusal says nothing about the agent's call
-        raise Conflict(f"agent {agent_id} holds no call", code="no_current_call")
+        raise Conflict("agent {agent_id} holds no call", code="no_current_call", agent_id=agent_id)
     agent = await repository.get_agent(uow.session, agent_id, lock=True)
     if authorize is not None:
         authorize(agent)
     if agent.current_call_id != call.id:
-        raise Conflict(f"agent {agent_id} call changed meanwhile", code="no_current_call")
+        raise Conflict(
+            "agent {agent_id} call changed meanwhile", code="no_current_call", agent_id=agent_id
+        )
     return call, agent

@@ -5,6 +5,14 @@ On PostgreSQL the row is locked ``FOR UPDATE SKIP LOCKED``: a row another
 transaction holds is passed over, not waited for, so matches are made side by side
 in several processes without double booking. On SQLite ``FOR UPDATE`` is not
 rendered: the single writer serialises matches.
+
+Passing over a held row must not break queue order. A call takes an agent only
+if no earlier call of its queue waits (``best_agent`` given the call). An agent
+takes only the head of what it may take (``best_call_for`` on PostgreSQL): if
+another transaction holds the head (the router looking at it, a caller hanging
+up, a screen pop being stored), the agent takes nothing, stays available and
+asks the router to look again after commit; the router, which retries a call it
+found locked (``router.try_offer``), pairs them once the holder is done.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, case, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from app.acd.config_cache import ConfigSnapshot
 from app.acd.models import Agent, AgentSkill, Call, Queue
@@ -127,28 +136,61 @@ async def best_agent(
 
 
 async def best_call_for(
-    session: AsyncSession, agent: Agent, config: ConfigSnapshot, now: dt.datetime
+    session: AsyncSession,
+    agent: Agent,
+    config: ConfigSnapshot,
+    now: dt.datetime,
+    *,
+    head_only: bool = False,
 ) -> Call | None:
     """The first waiting call, in queue order, that ``agent`` may take; locked.
 
     Queues the agent's skill fits at once, and queues whose tiers reach the agent's
     level (or that prefer another site) for calls that have waited long enough.
+
+    ``head_only`` (PostgreSQL): the first such call or none. When another
+    transaction holds it, ``SKIP LOCKED`` would pass it over and hand the agent the
+    second call, out of order; instead nothing is returned and the caller leaves
+    the agent available for the router. Still one statement: the head is chosen by
+    an unlocked sub-select, then locked (and its state checked again) by id.
     """
-    fits: list[Any] = []
-    for queue, wait_needed in config.eligible_queues(agent.campaign_id, agent.id, agent.site_id):
-        if wait_needed <= 0:
-            fits.append(Call.queue_id == queue.id)
-        else:
-            cutoff = now - dt.timedelta(seconds=wait_needed)
-            fits.append(and_(Call.queue_id == queue.id, Call.queued_at <= cutoff))
-    if not fits:
+    eligible = config.eligible_queues(agent.campaign_id, agent.id, agent.site_id)
+    if not eligible:
         return None
-    stmt = (
-        select(Call)
-        .where(Call.campaign_id == agent.campaign_id, Call.state == CallState.QUEUED, or_(*fits))
-        .order_by(Call.rank_key, Call.id)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-    )
+
+    def waiting_for_agent(call: Any) -> list[Any]:
+        fits: list[Any] = []
+        for queue, wait_needed in eligible:
+            if wait_needed <= 0:
+                fits.append(call.queue_id == queue.id)
+            else:
+                cutoff = now - dt.timedelta(seconds=wait_needed)
+                fits.append(and_(call.queue_id == queue.id, call.queued_at <= cutoff))
+        return [call.campaign_id == agent.campaign_id, call.state == CallState.QUEUED, or_(*fits)]
+
+    if head_only:
+        peek = aliased(Call)  # not correlated with the locked ``calls`` below
+        head = (
+            select(peek.id)
+            .where(*waiting_for_agent(peek))
+            .order_by(peek.rank_key, peek.id)
+            .limit(1)
+            .scalar_subquery()
+        )
+        # The conditions are checked again on the locked row: a head offered and
+        # committed since the sub-select read it is not returned (nor anything else).
+        stmt = (
+            select(Call)
+            .where(Call.id == head, *waiting_for_agent(Call))
+            .with_for_update(skip_locked=True)
+        )
+    else:
+        stmt = (
+            select(Call)
+            .where(*waiting_for_agent(Call))
+            .order_by(Call.rank_key, Call.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
     result = await session.execute(stmt, execution_options={"populate_existing": True})
     return result.scalar_one_or_none()

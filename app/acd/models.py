@@ -39,6 +39,9 @@ class Campaign(Base):
     currency: Mapped[str] = mapped_column(String(3), default="EUR")
     default_region: Mapped[str] = mapped_column(String(2), default="FR")
     timezone: Mapped[str] = mapped_column(String(64), default="Europe/Paris")
+    # The language of its pages and replies when neither the user nor the browser names
+    # one the app has (app/i18n/negotiation.py).
+    language: Mapped[str] = mapped_column(String(8), default="fr", server_default="fr")
     # {"mon": [["08:00", "23:00"]], ...}; an empty dict means always open.
     opening_hours: Mapped[dict[str, list[list[str]]]] = mapped_column(Json, default=dict)
     closed_message: Mapped[str] = mapped_column(

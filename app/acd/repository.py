@@ -18,14 +18,16 @@ from app.errors import NotFound
 async def get_campaign(session: AsyncSession, campaign_id: int) -> Campaign:
     campaign = await session.get(Campaign, campaign_id)
     if campaign is None:
-        raise NotFound(f"campaign {campaign_id} not found", field="campaign_id")
+        raise NotFound(
+            "campaign {campaign_id} not found", field="campaign_id", campaign_id=campaign_id
+        )
     return campaign
 
 
 async def get_queue(session: AsyncSession, queue_id: int) -> Queue:
     queue = await session.get(Queue, queue_id)
     if queue is None:
-        raise NotFound(f"queue {queue_id} not found", field="queue_id")
+        raise NotFound("queue {queue_id} not found", field="queue_id", queue_id=queue_id)
     return queue
 
 
@@ -36,7 +38,7 @@ async def get_agent(session: AsyncSession, agent_id: int, *, lock: bool = False)
         stmt = stmt.with_for_update().execution_options(populate_existing=True)
     agent = (await session.execute(stmt)).scalar_one_or_none()
     if agent is None:
-        raise NotFound(f"agent {agent_id} not found", field="agent_id")
+        raise NotFound("agent {agent_id} not found", field="agent_id", agent_id=agent_id)
     return agent
 
 
@@ -49,7 +51,7 @@ async def lock_call(session: AsyncSession, call_id: int) -> Call:
     )
     call = (await session.execute(stmt)).scalar_one_or_none()
     if call is None:
-        raise NotFound(f"call {call_id} not found", field="call_id")
+        raise NotFound("call {call_id} not found", field="call_id", call_id=call_id)
     return call
 
 

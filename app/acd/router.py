@@ -10,12 +10,20 @@ matched.
 Each process runs one ``Dispatcher``: requests for a campaign (after a call is
 queued or an agent frees up) are coalesced, and a periodic sweep catches anything
 another process left, so no caller waits while a seat is free.
+
+A call the pass finds held by another transaction is looked at again, in the next
+pass, while it is still waiting. Its holder may be another router that could not
+see an agent freed meanwhile, and that agent's own step, finding the call held
+(it takes only the head of the queue, ``matching.best_call_for``), left the
+agent available and asked for this pass: without a second look both would miss
+each other until the sweep.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import enum
 import logging
 from dataclasses import dataclass
 
@@ -33,12 +41,17 @@ log = logging.getLogger(__name__)
 PASS_SIZE = 50
 
 
-async def try_offer(uow: UnitOfWork, call_id: int, now: dt.datetime) -> bool | None:
-    """Offer one waiting call to the best eligible free agent.
+class Outcome(enum.Enum):
+    """What ``try_offer`` did with a waiting call."""
 
-    Returns True when offered, False when no agent fits, None when the call was
-    taken or changed by someone else meanwhile.
-    """
+    OFFERED = "offered"
+    NO_AGENT = "no_agent"  # no free agent fits (or one would overtake an earlier call)
+    GONE = "gone"  # no longer waiting: taken, moved or ended by someone else
+    HELD = "held"  # still waiting, but another transaction holds its row (PostgreSQL)
+
+
+async def try_offer(uow: UnitOfWork, call_id: int, now: dt.datetime) -> Outcome:
+    """Offer one waiting call to the best eligible free agent."""
     stmt = (
         select(Call)
         .where(Call.id == call_id, Call.state == CallState.QUEUED)
@@ -46,12 +59,16 @@ async def try_offer(uow: UnitOfWork, call_id: int, now: dt.datetime) -> bool | N
     )
     result = await uow.session.execute(stmt, execution_options={"populate_existing": True})
     call = result.scalar_one_or_none()
-    if call is None or call.queue_id is None:
-        return None
+    if call is None:
+        if uow.db.is_postgres and await _still_waiting(uow, call_id):
+            return Outcome.HELD  # SKIP LOCKED passed it over
+        return Outcome.GONE
+    if call.queue_id is None:
+        return Outcome.GONE
     config = await config_cache.snapshot(uow)
     queue = config.queues.get(call.queue_id)
     if queue is None:
-        return None
+        return Outcome.GONE
     waited = (now - (call.queued_at or call.received_at)).total_seconds()
     # Not past an earlier call of the queue that another transaction holds right now
     # (SKIP LOCKED passed it over): that call goes first, once its holder commits.
@@ -59,31 +76,47 @@ async def try_offer(uow: UnitOfWork, call_id: int, now: dt.datetime) -> bool | N
     site = matching.preferred_site(queue, waited)
     agent = await matching.best_agent(uow.session, queue, level, call=call, site_id=site)
     if agent is None:
-        return False
+        return Outcome.NO_AGENT
     await lifecycle.offer_pair(uow, call, agent, queue, now, config=config)
-    return True
+    return Outcome.OFFERED
+
+
+async def _still_waiting(uow: UnitOfWork, call_id: int) -> bool:
+    """The call's committed state is ``queued`` (read without a lock: only when the
+    locked read found nothing, so not on the path of a match)."""
+    stmt = select(Call.state).where(Call.id == call_id)
+    return (await uow.session.execute(stmt)).scalar_one_or_none() == CallState.QUEUED
 
 
 @dataclass
 class _Candidate:
     call_id: int
     queue_id: int
+    campaign_id: int
 
 
 async def _waiting_calls(db: Database, campaign_id: int | None) -> list[_Candidate]:
     async with db.read() as session:
-        stmt = select(Call.id, Call.queue_id).where(
+        stmt = select(Call.id, Call.queue_id, Call.campaign_id).where(
             Call.state == CallState.QUEUED, Call.queue_id.is_not(None)
         )
         if campaign_id is not None:
             stmt = stmt.where(Call.campaign_id == campaign_id)
         stmt = stmt.order_by(Call.rank_key, Call.id).limit(PASS_SIZE)
-        return [_Candidate(c, q or 0) for c, q in (await session.execute(stmt)).all()]
+        return [_Candidate(c, q or 0, k) for c, q, k in (await session.execute(stmt)).all()]
 
 
 async def dispatch(db: Database, campaign_id: int | None = None) -> int:
     """Make every offer possible now; returns how many were made."""
+    made, _held = await dispatch_pass(db, campaign_id)
+    return made
+
+
+async def dispatch_pass(db: Database, campaign_id: int | None = None) -> tuple[int, set[int]]:
+    """Make every offer possible now: how many were made, and the campaigns of the
+    waiting calls found held by another transaction (to look at again)."""
     made = 0
+    held: set[int] = set()
     while True:
         candidates = await _waiting_calls(db, campaign_id)
         made_this_pass = 0
@@ -94,13 +127,15 @@ async def dispatch(db: Database, campaign_id: int | None = None) -> int:
                 continue
             async with db.unit_of_work() as uow:
                 outcome = await try_offer(uow, candidate.call_id, utcnow())
-            if outcome:
+            if outcome is Outcome.OFFERED:
                 made_this_pass += 1
-            elif outcome is False:
+            elif outcome is Outcome.NO_AGENT:
                 stuck_queues.add(candidate.queue_id)
+            elif outcome is Outcome.HELD:
+                held.add(candidate.campaign_id)
         made += made_this_pass
         if not made_this_pass or (len(candidates) < PASS_SIZE and not stuck_queues):
-            return made
+            return made, held
 
 
 # Passes of one process start at least this far apart: requests in between gather
@@ -150,8 +185,12 @@ class Dispatcher(BackgroundTask):
             started = asyncio.get_running_loop().time()
             for campaign_id in targets:
                 try:
-                    await dispatch(self._db, campaign_id)
+                    _made, held = await dispatch_pass(self._db, campaign_id)
                     failures.succeeded()
+                    # Held calls: the next pass (at least MIN_PASS_INTERVAL on) looks
+                    # again, until each is offered or gone.
+                    for held_campaign in held:
+                        self.request(held_campaign)
                 except Exception:  # a failed pass must not stop routing
                     await asyncio.sleep(failures.failed())
             spent = asyncio.get_running_loop().time() - started

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
 
 from pydantic import (
@@ -113,6 +113,9 @@ class CampaignIn(Strict):
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "EUR"
     default_region: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] = "FR"
     timezone: str = "Europe/Paris"
+    language: Literal["fr", "en"] = Field(
+        default="fr", description="replies' language when the user and browser name none"
+    )
     opening_hours: dict[str, list[list[str]]] = Field(default_factory=dict)
     closed_message: str = "The pledge line is closed. Thank you for calling."
     default_queue: QueueName = "pledges"
@@ -142,6 +145,7 @@ class CampaignIn(Strict):
 class CampaignPatch(Strict):
     name: Name | None = None
     dialled_numbers: list[E164] | None = None
+    language: Literal["fr", "en"] | None = None
     opening_hours: dict[str, list[list[str]]] | None = None
     closed_message: str | None = None
     default_queue: QueueName | None = None
@@ -168,6 +172,7 @@ class CampaignOut(BaseModel):
     currency: str
     default_region: str
     timezone: str
+    language: str
     opening_hours: dict[str, list[list[str]]]
     closed_message: str
     default_queue: str

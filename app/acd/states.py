@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 
 from app.errors import Conflict
+from app.i18n import N_
 
 
 class AgentState(enum.StrEnum):
@@ -70,7 +71,11 @@ class IllegalTransition(Conflict):
         self.action = action
         self.state = state
         super().__init__(
-            f"cannot {action} a {entity} that is {state}", code=f"illegal_{entity}_transition"
+            N_("cannot {action} a {entity} that is {state}"),
+            code=f"illegal_{entity}_transition",
+            action=action,
+            entity=entity,
+            state=state,
         )
 
 

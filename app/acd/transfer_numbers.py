@@ -71,9 +71,10 @@ def check(number: str, entries: Sequence[str], region: str) -> str:
     kind = special_kind(e164)
     if kind is not None:
         raise Invalid(
-            f"a {kind} cannot be a transfer target unless the campaign lists it exactly",
+            "a {kind} cannot be a transfer target unless the campaign lists it exactly",
             code=NOT_ALLOWED,
             field="number",
+            kind=kind,
         )
     if any(is_pattern(entry) and e164.startswith(entry[:-1]) for entry in entries):
         return e164

@@ -42,6 +42,9 @@ async def current_principal(
     principal = await _principal_for(request, db, token_digest(token))
     if principal is None:
         raise Unauthorized("the session has expired or was revoked", code="session_invalid")
+    # The reply's language follows the user's setting, then their campaign's (app/errors.py).
+    request.state.user_language = principal.language
+    request.state.campaign_language = principal.campaign_language
     csrf_needed = via_cookie and request.method not in SAFE_METHODS
     if csrf_needed and request.headers.get(CSRF_HEADER) != principal.csrf_token:
         raise Forbidden("missing or wrong CSRF token", field=CSRF_HEADER, code="csrf")
@@ -69,7 +72,7 @@ def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
 
     async def _check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
         if principal.role not in allowed:
-            raise Forbidden(f"a {principal.role} may not do this")
+            raise Forbidden("a {role} may not do this", role=principal.role)
         return principal
 
     return _check

@@ -40,6 +40,7 @@ def _me(principal: Principal) -> MeOut:
         agent_id=principal.agent_id,
         site_id=principal.site_id,
         csrf_token=principal.csrf_token,
+        language=principal.language,
     )
 
 
@@ -130,7 +131,7 @@ async def update_user(
     changes = body.model_dump(exclude_unset=True)
     for field in ("display_name", "role", "secret", "active"):
         if field in changes and changes[field] is None:
-            raise Invalid(f"{field} cannot be null", field=field)
+            raise Invalid("{name} cannot be null", field=field, name=field)
     async with db.unit_of_work() as uow:
         return await service.update_user(uow, user_id, changes)
 
@@ -148,7 +149,7 @@ async def revoke_user(
     async with db.unit_of_work() as uow:
         user = await uow.session.get(User, user_id)
         if user is None:
-            raise NotFound(f"user {user_id} not found", field="user_id")
+            raise NotFound("user {user_id} not found", field="user_id", user_id=user_id)
         if principal.role != Role.ADMIN:
             check_campaign(principal, user.campaign_id or -1)
             if principal.site_id is not None:

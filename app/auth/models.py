@@ -32,6 +32,9 @@ class User(Base):
         ForeignKey("sites.id", ondelete="SET NULL"), nullable=True
     )
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The language the user reads (``fr``, ``en``); None: their browser's, else the
+    # campaign's (app/i18n/negotiation.py).
+    language: Mapped[str | None] = mapped_column(String(8), nullable=True, default=None)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

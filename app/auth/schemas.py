@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.auth.service import Role
 from app.cardguard import CardGuarded
 
+Language = Literal["fr", "en"]
 Username = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
 
 
@@ -45,6 +46,9 @@ class UserPatch(CardGuarded):
     agent_id: int | None = None
     site_id: int | None = None
     active: bool | None = None
+    language: Language | None = Field(
+        default=None, description="the language the user reads; null: their browser's"
+    )
 
 
 class UserOut(BaseModel):
@@ -57,6 +61,7 @@ class UserOut(BaseModel):
     agent_id: int | None
     site_id: int | None
     active: bool
+    language: str | None = None
 
 
 class MeOut(BaseModel):
@@ -67,6 +72,7 @@ class MeOut(BaseModel):
     agent_id: int | None
     site_id: int | None = None
     csrf_token: str
+    language: str | None = Field(default=None, description="the user's own language setting")
 
 
 class LoginOut(MeOut):

@@ -70,6 +70,8 @@ class Principal:
     session_public_id: str = ""  # names the session in websocket tokens
     # A supervisor scoped to one partner centre (docs/roster.md); None: the campaign.
     site_id: int | None = None
+    language: str | None = None  # the user's own setting (app/i18n)
+    campaign_language: str | None = None  # their campaign's default language
 
 
 def _pin_min_digits(uow: UnitOfWork, given: int | None) -> int:
@@ -82,7 +84,11 @@ def _pin_min_digits(uow: UnitOfWork, given: int | None) -> int:
 def check_secret_strength(role: Role, secret: str, pin_min_digits: int = 6) -> None:
     if role == Role.AGENT:
         if not re.fullmatch(rf"[0-9]{{{pin_min_digits},8}}", secret):
-            raise Invalid(f"a volunteer PIN is {pin_min_digits} to 8 digits", field="secret")
+            raise Invalid(
+                "a volunteer PIN is {pin_min_digits} to 8 digits",
+                field="secret",
+                pin_min_digits=pin_min_digits,
+            )
     elif len(secret) < 10:
         raise Invalid("a staff password has at least 10 characters", field="secret")
 
@@ -91,7 +97,7 @@ def _check_ties(
     role: Role, campaign_id: int | None, agent_id: int | None, site_id: int | None = None
 ) -> None:
     if role in (Role.AGENT, Role.SUPERVISOR) and campaign_id is None:
-        raise Invalid(f"a {role} belongs to a campaign", field="campaign_id")
+        raise Invalid("a {role} belongs to a campaign", field="campaign_id", role=role)
     if role == Role.AGENT and agent_id is None:
         raise Invalid("a volunteer login is tied to an agent", field="agent_id")
     if site_id is not None and role != Role.SUPERVISOR:
@@ -119,17 +125,20 @@ async def _check_tied_rows(
     its callers). ``changed`` names the fields being set, so the refusal names the one
     at fault."""
     if campaign_id is not None and await session.get(Campaign, campaign_id) is None:
-        raise Invalid(f"campaign {campaign_id} not found", field="campaign_id")
+        raise Invalid(
+            "campaign {campaign_id} not found", field="campaign_id", campaign_id=campaign_id
+        )
     if agent_id is None:
         return
     agent = await session.get(Agent, agent_id)
     if agent is None:
-        raise Invalid(f"agent {agent_id} not found", field="agent_id")
+        raise Invalid("agent {agent_id} not found", field="agent_id", agent_id=agent_id)
     if agent.campaign_id != campaign_id:
         raise Invalid(
-            f"agent {agent_id} belongs to another campaign than the login's",
+            "agent {agent_id} belongs to another campaign than the login's",
             code="agent_of_another_campaign",
             field="agent_id" if "agent_id" in changed else "campaign_id",
+            agent_id=agent_id,
         )
     other = await session.execute(
         select(User.id).where(User.agent_id == agent_id, User.id != (user_id or -1))
@@ -174,7 +183,10 @@ async def create_user(
             await uow.session.flush()
     except IntegrityError as exc:
         raise Conflict(
-            f"user {username} already exists", code="already_exists", field="username"
+            "user {username} already exists",
+            code="already_exists",
+            field="username",
+            username=username,
         ) from exc
     emit(uow, "user.created", campaign_id=campaign_id, data={"user_id": user.id, "role": role})
     return user
@@ -187,7 +199,7 @@ async def update_user(
     ``active``, ``secret``); every process drops its cached logins of the user."""
     user = await uow.session.get(User, user_id)
     if user is None:
-        raise NotFound(f"user {user_id} not found", field="user_id")
+        raise NotFound("user {user_id} not found", field="user_id", user_id=user_id)
     role = Role(changes.get("role", user.role))
     campaign_id = changes.get("campaign_id", user.campaign_id)
     agent_id = changes.get("agent_id", user.agent_id)
@@ -213,6 +225,8 @@ async def update_user(
         user.display_name = changes["display_name"]
     if "active" in changes:
         user.active = bool(changes["active"])
+    if "language" in changes:
+        user.language = changes["language"]
     try:
         async with uow.session.begin_nested():
             await uow.session.flush()
@@ -350,8 +364,9 @@ async def login(
         until = await _locked_until(session, username, client)
         wait = max(1, -(-int(((until or now + LOCK_FIRST) - now).total_seconds()) // 60))
         raise TooManyAttempts(
-            f"too many failed logins for this name from this address; try again in {wait} min",
+            "too many failed logins for this name from this address; try again in {wait} min",
             field="username",
+            wait=wait,
         )
     attempts, lockouts = taken
     user = (
@@ -387,7 +402,7 @@ async def login(
 # --- sessions ----------------------------------------------------------------------------
 
 
-def _principal(user: User, row: AuthSession) -> Principal:
+def _principal(user: User, row: AuthSession, campaign_language: str | None = None) -> Principal:
     return Principal(
         user_id=user.id,
         username=user.username,
@@ -400,13 +415,16 @@ def _principal(user: User, row: AuthSession) -> Principal:
         expires_at=row.expires_at,
         session_public_id=row.public_id,
         site_id=user.site_id,
+        language=user.language,
+        campaign_language=campaign_language,
     )
 
 
 def _live_session(now: dt.datetime) -> Any:
     return (
-        select(User, AuthSession)
+        select(User, AuthSession, Campaign.language)
         .join(AuthSession, AuthSession.user_id == User.id)
+        .outerjoin(Campaign, Campaign.id == User.campaign_id)
         .where(
             AuthSession.revoked_at.is_(None),
             AuthSession.expires_at > now,
@@ -419,7 +437,7 @@ async def principal_for_session(session: AsyncSession, session_id: int) -> Princ
     """The principal of a live session (not expired, not revoked, user active)."""
     stmt = _live_session(utcnow()).where(AuthSession.id == session_id)
     row = (await session.execute(stmt)).first()
-    return _principal(row[0], row[1]) if row else None
+    return _principal(row[0], row[1], row[2]) if row else None
 
 
 async def principal_for_digest(
@@ -428,7 +446,7 @@ async def principal_for_digest(
     """The principal of the live session whose token has this SHA-256 digest (one query)."""
     stmt = _live_session(now or utcnow()).where(AuthSession.token_sha256 == digest)
     row = (await session.execute(stmt)).first()
-    return _principal(row[0], row[1]) if row else None
+    return _principal(row[0], row[1], row[2]) if row else None
 
 
 async def principal_for_token(session: AsyncSession, token: str) -> Principal | None:
@@ -535,7 +553,7 @@ async def consume_ws_token(
             await purge_spent_ws_tokens(uow, now)
         stmt = _live_session(now).where(AuthSession.public_id == claims.session_public_id)
         row = (await uow.session.execute(stmt)).first()
-        return _principal(row[0], row[1]) if row else None
+        return _principal(row[0], row[1], row[2]) if row else None
 
 
 async def purge_spent_ws_tokens(uow: UnitOfWork, now: dt.datetime) -> None:

@@ -223,7 +223,7 @@ class CallerLookup:
                 # Given by the call path when it already read them: no read of the call.
                 facts = known or await call_facts(session, call_id, self.calls)
                 if facts is None:
-                    raise NotFound(f"no call {call_id}", field="call_id")
+                    raise NotFound("no call {call_id}", field="call_id", call_id=call_id)
                 if early is not None and caller is not None and caller.e164 != facts.number:
                     early.cancel()  # not the call's number after all: ask about the right one
                     directory_task = None
@@ -278,7 +278,7 @@ class CallerLookup:
             # or it waits for this commit (and then reads the stored pop).
             call = await self.calls.lock_for_pop(uow.session, call_id)
             if call is None:
-                raise NotFound(f"call {call_id} is gone", field="call_id")
+                raise NotFound("call {call_id} is gone", field="call_id", call_id=call_id)
             campaign_id, queue_id, agent_id, state = call
             # A second look-up of the same call (a retry) replaces the first one's pop.
             values = {"call_id": call_id, "status": pop["status"], "data": pop}

@@ -360,7 +360,7 @@ async def payment_webhook(
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or None
-        raise Invalid(f"{field}: {first['msg']}", field=field) from exc
+        raise Invalid("{name}: {problem}", field=field, name=field, problem=first["msg"]) from exc
     for attempt in range(2):
         try:
             async with db.unit_of_work() as uow:

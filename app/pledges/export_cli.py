@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 from app.errors import AppError
+from app.i18n.console import cli_language, refused, say
 from app.pledges.exports import CSV_DIALECTS, FORMATS
 
 
@@ -125,7 +126,12 @@ async def export_to_file(args: argparse.Namespace, database_url: str) -> int:
         try:
             with partial.open("wb") as file:
                 pieces = export.stream(
-                    db, args.format, bom=args.bom, csv_dialect=args.dialect, progress=progress
+                    db,
+                    args.format,
+                    bom=args.bom,
+                    csv_dialect=args.dialect,
+                    progress=progress,
+                    language=cli_language(),
                 )
                 async for piece in pieces:
                     file.write(piece)
@@ -143,7 +149,7 @@ def run(args: argparse.Namespace, database_url: str) -> int:
     try:
         count = asyncio.run(export_to_file(args, database_url))
     except AppError as exc:
-        print(f"refused: {exc.message}" + (f" ({exc.field})" if exc.field else ""), file=sys.stderr)
+        print(refused(exc), file=sys.stderr)
         return 2
-    print(f"{count} pledges written to {args.out}")
+    print(say("{count} pledges written to {out}", count=count, out=args.out))
     return 0

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from app.auth.deps import check_campaign, require
 from app.auth.service import Principal, Role
 from app.db import Database, utcnow
 from app.deps import get_db
+from app.i18n.negotiation import request_language
 from app.pledges import exports
 from app.pledges.export_formats import MEDIA_TYPES
 from app.pledges.schemas import Moment
@@ -58,6 +59,7 @@ Filter = Annotated[exports.ExportFilter, Depends(export_filter)]
 
 
 async def _stream(
+    request: Request,
     db: Database,
     principal: Principal,
     fmt: str,
@@ -75,7 +77,8 @@ async def _stream(
         "X-Export-Rows": str(export.total),
     }
     return StreamingResponse(
-        export.stream(db, fmt, bom=bom, csv_dialect=dialect),
+        # The headers in the caller's language (``Accept-Language``, their setting).
+        export.stream(db, fmt, bom=bom, csv_dialect=dialect, language=request_language(request)),
         media_type=MEDIA_TYPES[fmt],
         headers=headers,
     )
@@ -87,6 +90,7 @@ async def _stream(
     responses={200: {"content": {MEDIA_TYPES["csv"]: {}}}},
 )
 async def export_csv(
+    request: Request,
     db: DB,
     principal: Organiser,
     wanted: Filter,
@@ -104,7 +108,7 @@ async def export_csv(
     ] = "rfc4180",
 ) -> StreamingResponse:
     """The campaign's pledges as CSV (RFC 4180, UTF-8, or the excel-fr dialect), streamed."""
-    return await _stream(db, principal, "csv", wanted, bom, dialect)
+    return await _stream(request, db, principal, "csv", wanted, bom, dialect)
 
 
 @router.get(
@@ -112,6 +116,8 @@ async def export_csv(
     response_class=StreamingResponse,
     responses={200: {"content": {MEDIA_TYPES["xlsx"]: {}}}},
 )
-async def export_xlsx(db: DB, principal: Organiser, wanted: Filter) -> StreamingResponse:
+async def export_xlsx(
+    request: Request, db: DB, principal: Organiser, wanted: Filter
+) -> StreamingResponse:
     """The campaign's pledges as an XLSX workbook, streamed."""
-    return await _stream(db, principal, "xlsx", wanted)
+    return await _stream(request, db, principal, "xlsx", wanted)

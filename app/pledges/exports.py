@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.acd.models import Agent, Campaign, Queue
 from app.db import Database
 from app.errors import Invalid, NotFound
+from app.i18n import DEFAULT_LANGUAGE, N_, translate
 from app.pledges import export_sql
 from app.pledges.export_formats import (
     DIALECTS,
@@ -65,14 +66,19 @@ class ExportFilter:
     def validated(self) -> ExportFilter:
         for name, value in (("since", self.since), ("until", self.until)):
             if value is not None and value.tzinfo is None:
-                raise Invalid(f"{name} needs a time zone (e.g. 2026-11-23T18:00:00Z)", field=name)
+                raise Invalid(
+                    "{name} needs a time zone (e.g. 2026-11-23T18:00:00Z)", field=name, name=name
+                )
         if self.since is not None and self.until is not None and self.since >= self.until:
             raise Invalid("since must be before until", field="since")
         known = {s.value for s in PledgeStatus}
         for status in self.statuses:
             if status not in known:
                 raise Invalid(
-                    f"unknown status {status!r}; one of {', '.join(sorted(known))}", field="status"
+                    "unknown status {status!r}; one of {choices}",
+                    field="status",
+                    status=status,
+                    choices=", ".join(sorted(known)),
                 )
         return self
 
@@ -97,46 +103,51 @@ def _spec() -> list[tuple[Column, ColumnElement[Any]]]:
     # Core columns, not ORM attributes: the rows come back as plain tuples.
     p, queue, agent = Pledge.__table__.c, Queue.__table__.c, Agent.__table__.c
     spec: list[tuple[str, Kind, ColumnElement[Any]]] = [
-        ("pledge_id", "int", p.id),
-        ("reference", "text", p.reference),
-        ("created_at_utc", "time", p.created_at),
-        ("status", "text", p.status),
-        ("cancel_reason", "text", p.cancel_reason),
-        ("amount", "money", p.amount_minor),
-        ("amount_minor", "int", p.amount_minor),
-        ("paid", "money", p.paid_minor),
-        ("paid_minor", "int", p.paid_minor),
-        ("currency", "text", p.currency),
-        ("frequency", "text", p.frequency),
-        ("channel", "text", p.channel),
-        ("time_slot", "text", p.time_slot),
-        ("queue_id", "int", p.queue_id),
-        ("queue", "text", queue.name),
-        ("agent_id", "int", p.agent_id),
-        ("agent", "text", agent.display_name),
-        ("partner", "text", agent.partner_org),
-        ("first_name", "text", p.first_name),
-        ("last_name", "text", p.last_name),
-        ("address", "text", p.address),
-        ("postcode", "text", p.postcode),
-        ("city", "text", p.city),
-        ("departement", "text", p.departement),
-        ("country", "text", p.country),
-        ("email", "text", p.email),
-        ("phone", "text", p.phone),
-        ("consent_contact", "bool", p.consent_contact),
-        ("consent_tax_receipt", "bool", p.consent_tax_receipt),
-        ("flagged_for_review", "bool", p.flagged_for_review),
-        ("link_sent_at_utc", "time", p.link_sent_at),
-        ("paid_at_utc", "time", p.paid_at),
-        ("call_id", "int", p.call_id),
-        ("note", "text", p.note),
+        (N_("pledge_id"), "int", p.id),
+        (N_("reference"), "text", p.reference),
+        (N_("created_at_utc"), "time", p.created_at),
+        (N_("status"), "text", p.status),
+        (N_("cancel_reason"), "text", p.cancel_reason),
+        (N_("amount"), "money", p.amount_minor),
+        (N_("amount_minor"), "int", p.amount_minor),
+        (N_("paid"), "money", p.paid_minor),
+        (N_("paid_minor"), "int", p.paid_minor),
+        (N_("currency"), "text", p.currency),
+        (N_("frequency"), "text", p.frequency),
+        (N_("channel"), "text", p.channel),
+        (N_("time_slot"), "text", p.time_slot),
+        (N_("queue_id"), "int", p.queue_id),
+        (N_("queue"), "text", queue.name),
+        (N_("agent_id"), "int", p.agent_id),
+        (N_("agent"), "text", agent.display_name),
+        (N_("partner"), "text", agent.partner_org),
+        (N_("first_name"), "text", p.first_name),
+        (N_("last_name"), "text", p.last_name),
+        (N_("address"), "text", p.address),
+        (N_("postcode"), "text", p.postcode),
+        (N_("city"), "text", p.city),
+        (N_("departement"), "text", p.departement),
+        (N_("country"), "text", p.country),
+        (N_("email"), "text", p.email),
+        (N_("phone"), "text", p.phone),
+        (N_("consent_contact"), "bool", p.consent_contact),
+        (N_("consent_tax_receipt"), "bool", p.consent_tax_receipt),
+        (N_("flagged_for_review"), "bool", p.flagged_for_review),
+        (N_("link_sent_at_utc"), "time", p.link_sent_at),
+        (N_("paid_at_utc"), "time", p.paid_at),
+        (N_("call_id"), "int", p.call_id),
+        (N_("note"), "text", p.note),
     ]
     return [(Column(header, kind), value) for header, kind, value in spec]
 
 
 _SPEC = _spec()
 COLUMNS: tuple[Column, ...] = tuple(column for column, _ in _SPEC)
+
+
+def columns_in(language: str) -> tuple[Column, ...]:
+    """The columns with their headers in ``language`` (English: the field names)."""
+    return tuple(Column(translate(language, c.header), c.kind) for c in COLUMNS)
 
 
 def _cells(dialect: str, decimal_mark: str = ".") -> list[ColumnElement[Any]]:
@@ -192,13 +203,14 @@ class Export:
         bom: bool = False,
         csv_dialect: str = "rfc4180",
         progress: Progress | None = None,
+        language: str = DEFAULT_LANGUAGE,
     ) -> AsyncIterator[bytes]:
         """The export file, piece by piece (one piece per chunk of pledges)."""
         done = 0
         if fmt == "csv":
             layout = DIALECTS[csv_dialect]
             csv_encoder = CsvEncoder(bom=bom, dialect=layout)
-            yield csv_encoder.header(COLUMNS)
+            yield csv_encoder.header(columns_in(language))
             pieces: AsyncGenerator[tuple[int, bytes], None]
             if db.is_postgres:
                 pieces = self._postgres_csv(db, layout)
@@ -216,7 +228,7 @@ class Export:
                     yield data
             return
         xlsx_encoder = XlsxEncoder(self.campaign_name or "Pledges")
-        yield xlsx_encoder.header(COLUMNS)
+        yield xlsx_encoder.header(columns_in(language))
         async for rows in self.chunks(db):
             done += len(rows)
             if progress is not None:
@@ -334,12 +346,18 @@ async def prepare(db: Database, export_filter: ExportFilter) -> Export:
     async with db.read() as session:
         campaign = await session.get(Campaign, export_filter.campaign_id)
         if campaign is None:
-            raise NotFound(f"no campaign {export_filter.campaign_id}", field="campaign_id")
+            raise NotFound(
+                "no campaign {campaign_id}",
+                field="campaign_id",
+                campaign_id=export_filter.campaign_id,
+            )
         if export_filter.queue_id is not None:
             queue = await session.get(Queue, export_filter.queue_id)
             if queue is None or queue.campaign_id != export_filter.campaign_id:
                 raise NotFound(
-                    f"no queue {export_filter.queue_id} in this campaign", field="queue_id"
+                    "no queue {queue_id} in this campaign",
+                    field="queue_id",
+                    queue_id=export_filter.queue_id,
                 )
         where = export_filter.conditions()
         max_id, total = (

@@ -23,6 +23,7 @@ from app.acd.models import Agent, Call, Campaign
 from app.auth.service import Principal, Role
 from app.db import UnitOfWork, utcnow
 from app.errors import Conflict, Forbidden, Invalid, NotFound
+from app.i18n import N_
 from app.phone_numbers import normalise
 from app.pledges import cardguard, hooks, repository
 from app.pledges.models import (
@@ -186,22 +187,28 @@ async def _count(
 
 def _check_amount(campaign: Campaign, amount_minor: int, currency: str | None) -> None:
     if currency is not None and currency != campaign.currency:
-        raise Invalid(f"this campaign takes pledges in {campaign.currency}", field="currency")
+        raise Invalid(
+            "this campaign takes pledges in {currency}",
+            field="currency",
+            currency=campaign.currency,
+        )
     if amount_minor <= 0:
         raise Invalid("the amount must be more than zero", field="amount_minor")
     if amount_minor < campaign.pledge_min_minor:
         raise Invalid(
-            "the amount is below the campaign minimum of "
-            f"{major_units(campaign.pledge_min_minor, campaign.currency)} {campaign.currency}",
+            "the amount is below the campaign minimum of {minimum} {currency}",
             field="amount_minor",
             code="amount_too_small",
+            minimum=major_units(campaign.pledge_min_minor, campaign.currency),
+            currency=campaign.currency,
         )
     if amount_minor > campaign.pledge_max_minor:
         raise Invalid(
-            "the amount is above the campaign maximum of "
-            f"{major_units(campaign.pledge_max_minor, campaign.currency)} {campaign.currency}",
+            "the amount is above the campaign maximum of {maximum} {currency}",
             field="amount_minor",
             code="amount_too_large",
+            maximum=major_units(campaign.pledge_max_minor, campaign.currency),
+            currency=campaign.currency,
         )
 
 
@@ -215,9 +222,9 @@ def _check_donor(values: dict[str, Any], default_region: str) -> dict[str, Any]:
         pattern = _FR_POSTCODE if country in _FRENCH_POSTCODES else _OTHER_POSTCODE
         if not pattern.match(postcode):
             raise Invalid(
-                "a French postcode has five digits"
+                N_("a French postcode has five digits")
                 if country in _FRENCH_POSTCODES
-                else "not a valid postcode",
+                else N_("not a valid postcode"),
                 field="postcode",
             )
     email = values.get("email") or ""
@@ -282,7 +289,7 @@ async def origin(uow: UnitOfWork, principal: Principal, body: PledgeIn) -> Origi
         if principal.campaign_id != campaign.id:
             raise Forbidden("this belongs to another campaign")
     elif principal.role != Role.ADMIN:
-        raise Forbidden(f"a {principal.role} may not save pledges")
+        raise Forbidden("a {role} may not save pledges", role=principal.role)
     return Origin(campaign, call)
 
 
@@ -412,7 +419,7 @@ async def correct(
     cardguard.check_fields({k: v for k, v in changes.items() if k in (*TEXT_FIELDS, "currency")})
     for name, value in changes.items():
         if value is None:
-            raise Invalid(f"{name} cannot be null", field=name)
+            raise Invalid("{name} cannot be null", field=name, name=name)
     pledge = await repository.get_by_reference(
         uow.session, normalise_reference(reference), lock=True
     )
@@ -498,7 +505,9 @@ async def mark_link_sent(uow: UnitOfWork, principal: Principal, reference: str) 
         return pledge  # sent again: nothing changes
     if pledge.status != PledgeStatus.PROMISED:
         raise Conflict(
-            f"a {pledge.status} pledge cannot move to link_sent", code="illegal_pledge_transition"
+            "a {status} pledge cannot move to link_sent",
+            code="illegal_pledge_transition",
+            status=pledge.status,
         )
     before = snapshot(pledge)
     pledge.status = PledgeStatus.LINK_SENT
@@ -517,7 +526,9 @@ async def cancel(
     await check_may_change(uow, principal, pledge)
     if pledge.status not in (PledgeStatus.PROMISED, PledgeStatus.LINK_SENT):
         raise Conflict(
-            f"a {pledge.status} pledge cannot be cancelled", code="illegal_pledge_transition"
+            "a {status} pledge cannot be cancelled",
+            code="illegal_pledge_transition",
+            status=pledge.status,
         )
     before = snapshot(pledge)
     pledge.status = PledgeStatus.CANCELLED
@@ -562,7 +573,7 @@ async def record_payment(
                 )
             return pledge, False
     if currency is not None and currency != pledge.currency:
-        raise Invalid(f"this pledge is in {pledge.currency}", field="currency")
+        raise Invalid("this pledge is in {currency}", field="currency", currency=pledge.currency)
     if amount_minor <= 0:
         raise Invalid("the amount must be more than zero", field="amount_minor")
     if pledge.status == PledgeStatus.CANCELLED:

@@ -463,7 +463,9 @@ async def _agent_command(db: Database, agent_id: int, command: _Command) -> dict
         choice = _ScriptChoiceArgs.model_validate(args)
         return {"command": name, **await rules.choose(db, agent_id, choice.script, choice.button)}
     else:
-        raise AppError(f"unknown command {name!r}", code="unknown_command", field="command")
+        raise AppError(
+            "unknown command {name!r}", code="unknown_command", field="command", name=name
+        )
     return {"command": name}
 
 
@@ -513,7 +515,9 @@ async def _supervisor_command(
                 data={"text": text, "from": principal.username},
             )
     else:
-        raise AppError(f"unknown command {name!r}", code="unknown_command", field="command")
+        raise AppError(
+            "unknown command {name!r}", code="unknown_command", field="command", name=name
+        )
     return {"command": name}
 
 

@@ -10,6 +10,7 @@ import asyncio
 import sys
 
 from app.errors import AppError
+from app.i18n.console import refused
 from app.pledges.export_cli import ProgressBar
 from app.settings import Settings
 
@@ -86,5 +87,5 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         return asyncio.run(_issue(args, settings))
     except AppError as exc:
-        print(f"refused: {exc.message}" + (f" ({exc.field})" if exc.field else ""), file=sys.stderr)
+        print(refused(exc), file=sys.stderr)
         return 2

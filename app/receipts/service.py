@@ -77,8 +77,10 @@ def _check_organisation(values: dict[str, Any]) -> None:
     unknown = [a for a in values.get("tax_articles", []) if a not in TAX_ARTICLES]
     if unknown:
         raise Invalid(
-            f"tax articles are among {', '.join(TAX_ARTICLES)}; not {unknown[0]!r}",
+            "tax articles are among {choices}; not {given!r}",
             field="tax_articles",
+            choices=", ".join(TAX_ARTICLES),
+            given=unknown[0],
         )
     if "tax_articles" in values and not values["tax_articles"]:
         raise Invalid("name at least one tax article", field="tax_articles")
@@ -153,9 +155,10 @@ async def organisation_of(session: AsyncSession, campaign_id: int) -> ReceiptOrg
     missing = [name for name in REQUIRED if not getattr(organisation, name)]
     if missing or not organisation.tax_articles:
         raise Conflict(
-            f"the organisation's {(missing or ['tax_articles'])[0]} is missing",
+            "the organisation's {missing} is missing",
             field=(missing or ["tax_articles"])[0],
             code="receipts_not_configured",
+            missing=(missing or ["tax_articles"])[0],
         )
     return organisation
 

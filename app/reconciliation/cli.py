@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, TextIO, TypeVar
 from pydantic import ValidationError
 
 from app.errors import AppError
+from app.i18n.console import refused
 from app.pledges.export_cli import ProgressBar
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _refused(exc: AppError) -> int:
-    print(f"refused: {exc.message}" + (f" ({exc.field})" if exc.field else ""), file=sys.stderr)
+    print(refused(exc), file=sys.stderr)
     return 2
 
 

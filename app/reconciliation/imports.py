@@ -14,6 +14,7 @@ from app.auth.service import Principal
 from app.cardguard import check_fields
 from app.db import Database
 from app.errors import Conflict, Invalid
+from app.i18n import N_
 from app.reconciliation import csvfile, repository, service
 from app.reconciliation.models import PaymentImport
 
@@ -30,7 +31,11 @@ class FileRefused(Invalid):
     def __init__(self, parsed: csvfile.ParsedFile) -> None:
         count = len(parsed.problems) + parsed.more_problems
         super().__init__(
-            f"the file was not imported: {count} problem{'s' * (count != 1)}", field="file"
+            N_("the file was not imported: {count} problem")
+            if count == 1
+            else N_("the file was not imported: {count} problems"),
+            field="file",
+            count=count,
         )
         self.problems = parsed.problems
         self.more_problems = parsed.more_problems

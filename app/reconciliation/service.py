@@ -310,7 +310,11 @@ async def match_line(
     check_role(principal)
     row = await repository.get_line(uow.session, line_id, lock=True)
     if row.status != LineStatus.UNMATCHED:
-        raise Conflict(f"this line is {row.status}, not waiting for a pledge", code="line_not_open")
+        raise Conflict(
+            "this line is {status}, not waiting for a pledge",
+            code="line_not_open",
+            status=row.status,
+        )
     pledge = await repository.pledge_by_reference(
         uow.session, pledges.normalise_reference(reference)
     )
@@ -356,7 +360,11 @@ async def dismiss_line(uow: UnitOfWork, principal: Principal, line_id: int) -> P
     check_role(principal)
     row = await repository.get_line(uow.session, line_id, lock=True)
     if row.status != LineStatus.UNMATCHED:
-        raise Conflict(f"this line is {row.status}, not waiting for a pledge", code="line_not_open")
+        raise Conflict(
+            "this line is {status}, not waiting for a pledge",
+            code="line_not_open",
+            status=row.status,
+        )
     row.status = LineStatus.DISMISSED
     row.matched_by, row.matched_at = principal.user_id, utcnow()
     _line_event(uow, "payments.line_dismissed", row)

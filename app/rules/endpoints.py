@@ -245,5 +245,5 @@ async def unblock(campaign_id: int, number: str, db: DB, principal: Supervisor) 
         e164 = normalise(number, campaign.default_region).e164 or number
         row = await blocklist.unblock(uow, campaign_id, e164, utcnow(), by=principal.username)
         if row is None:
-            raise NotFound(f"{e164} has no strikes or block", field="number")
+            raise NotFound("{e164} has no strikes or block", field="number", e164=e164)
     return (await _block_out(db, campaign_id, [row]))[0]

@@ -112,7 +112,7 @@ async def offered(
 async def flag(db: Database, agent_id: int, kind: str) -> dict[str, Any]:
     """The volunteer's Prank or Needs-support button on their current call."""
     if kind not in FLAG_KINDS:
-        raise Invalid(f"flag is one of {', '.join(FLAG_KINDS)}", field="args.kind")
+        raise Invalid("flag is one of {choices}", field="args.kind", choices=", ".join(FLAG_KINDS))
     async with db.unit_of_work() as uow:
         call, agent = await lifecycle.agent_call(uow, agent_id)
         if call.state != "connected":
@@ -145,7 +145,10 @@ async def choose(db: Database, agent_id: int, script_name: str, button_id: str) 
         button = next((b for b in buttons if b.id == button_id), None)
         if button is None:
             raise Invalid(
-                f"script {script_name!r} has no button {button_id!r}", field="args.button"
+                "script {script_name!r} has no button {button_id!r}",
+                field="args.button",
+                script_name=script_name,
+                button_id=button_id,
             )
         now = utcnow()
         emit(

@@ -196,7 +196,7 @@ async def answer(db: Database, agent_id: int, page_id: int) -> dict[str, Any]:
             return {"page_id": page_id, "answered_at": now.isoformat()}
         page = await uow.session.get(Page, page_id)
         if page is None or page.agent_id != agent_id:
-            raise NotFound(f"page {page_id} not found", field="args.page_id")
+            raise NotFound("page {page_id} not found", field="args.page_id", page_id=page_id)
         assert page.answered_at is not None
         return {"page_id": page_id, "answered_at": page.answered_at.isoformat()}
 

@@ -170,5 +170,5 @@ async def page_by_hand(
     async with db.unit_of_work() as uow:
         queue = await uow.session.get(Queue, queue_id)
         if queue is None:
-            raise NotFound(f"queue {queue_id} not found", field="queue_id")
+            raise NotFound("queue {queue_id} not found", field="queue_id", queue_id=queue_id)
         return await paging.page_standby(uow, queue, by=by, only=only)

@@ -32,16 +32,18 @@ def _parse(raw: bytes) -> Any:
     kind = payload.get("type")
     if kind not in EVENT_TYPES:
         raise Invalid(
-            f"unknown event type {kind!r}; expected one of {', '.join(EVENT_TYPES)}",
+            "unknown event type {kind!r}; expected one of {choices}",
             field="type",
             code="unknown_event_type",
+            kind=kind,
+            choices=", ".join(EVENT_TYPES),
         )
     try:
         return _events.validate_python(payload)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"][1:]) or None
-        raise Invalid(f"{field}: {first['msg']}", field=field) from exc
+        raise Invalid("{name}: {problem}", field=field, name=field, problem=first["msg"]) from exc
 
 
 @router.post(

@@ -97,7 +97,9 @@ async def _apply(uow: UnitOfWork, event: Event, *, retry: bool = False) -> dict[
     if found is None:
         if isinstance(event, CallHangup):
             return _call_answer(None, "call not seen yet; it will end when it arrives")
-        raise NotFound(f"unknown call {event.call_id}", field="call_id", code="unknown_call")
+        raise NotFound(
+            "unknown call {call_id}", field="call_id", code="unknown_call", call_id=event.call_id
+        )
     call = found
     before = call.state
     if isinstance(event, CallHangup):

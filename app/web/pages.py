@@ -13,9 +13,10 @@ import re
 from pathlib import Path
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 
 from app.errors import NotFound
+from app.i18n.negotiation import request_language
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -76,37 +77,50 @@ def _file(path: Path, host: str | None = None) -> FileResponse:
     return FileResponse(path, media_type=MEDIA_TYPES[path.suffix.lower()], headers=headers)
 
 
-def _page(name: str, request: Request) -> FileResponse:
-    return _file(STATIC_DIR / name, request.headers.get("host"))
+_HTML_LANG = re.compile(rb'<html lang="[A-Za-z-]*"')
+
+
+def _page(name: str, request: Request) -> Response:
+    """The page with ``<html lang>`` set to the caller's language (``Accept-Language``;
+    app/i18n/negotiation.py), which its script then loads the catalogue of."""
+    language = request_language(request)
+    html = _HTML_LANG.sub(f'<html lang="{language}"'.encode(), (STATIC_DIR / name).read_bytes(), 1)
+    headers = {
+        **SECURITY_HEADERS,
+        "Content-Security-Policy": content_security_policy(request.headers.get("host")),
+        "Content-Language": language,
+        "Vary": "Accept-Language",
+    }
+    return Response(html, media_type=MEDIA_TYPES[".html"], headers=headers)
 
 
 @router.get("/")
-async def index_page(request: Request) -> FileResponse:
+async def index_page(request: Request) -> Response:
     return _page(PAGES["/"], request)
 
 
 @router.get("/login")
-async def login_page(request: Request) -> FileResponse:
+async def login_page(request: Request) -> Response:
     return _page(PAGES["/login"], request)
 
 
 @router.get("/agent")
-async def agent_page(request: Request) -> FileResponse:
+async def agent_page(request: Request) -> Response:
     return _page(PAGES["/agent"], request)
 
 
 @router.get("/supervisor")
-async def supervisor_page(request: Request) -> FileResponse:
+async def supervisor_page(request: Request) -> Response:
     return _page(PAGES["/supervisor"], request)
 
 
 @router.get("/organiser")
-async def organiser_page(request: Request) -> FileResponse:
+async def organiser_page(request: Request) -> Response:
     return _page(PAGES["/organiser"], request)
 
 
 @router.get("/board")
-async def board_page(request: Request) -> FileResponse:
+async def board_page(request: Request) -> Response:
     """The public tote board (no login); its figures come from ``/board/totals``
     (app/pledges)."""
     return _page(PAGES["/board"], request)
@@ -131,5 +145,5 @@ def resolve_static(name: str) -> Path | None:
 async def static_asset(name: str) -> FileResponse:
     path = resolve_static(name)
     if path is None:
-        raise NotFound(f"no asset {name!r}", field="path")
+        raise NotFound("no asset {name!r}", field="path", name=name)
     return _file(path)

@@ -1,0 +1,96 @@
+// The pages' translations and formats: the catalogue of /i18n/{language}
+// (app/i18n/endpoints.py), the language being <html lang>, which the server sets
+// from the user's setting or Accept-Language. Numbers and dates are formatted with
+// the same CLDR patterns and symbols as the server's Babel, so a page and an
+// export or receipt show "1 234,50 €", "53,2 %" and "06/12/2026 21:05" alike.
+//
+//   import { loadCatalogue, t, formatMoney } from "/static/i18n.js";
+//   await loadCatalogue();
+//   t("campaign {campaign_id} not found", { campaign_id: 3 });
+//   formatMoney(123450, "EUR");
+
+const state = { language: "fr", messages: {}, formats: null };
+
+export async function loadCatalogue(language = document.documentElement.lang || "fr") {
+  const response = await fetch(`/i18n/${encodeURIComponent(language)}`);
+  if (!response.ok) throw new Error(`no catalogue for ${language}: ${response.status}`);
+  const body = await response.json();
+  state.language = body.language;
+  state.messages = body.messages;
+  state.formats = body.formats;
+  return body;
+}
+
+export function language() {
+  return state.language;
+}
+
+// A message id (the English text) in the page's language, its {placeholders}
+// filled from params; an id the catalogue lacks reads as itself.
+export function t(id, params = {}) {
+  const text = Object.prototype.hasOwnProperty.call(state.messages, id) ? state.messages[id] : id;
+  return text.replace(/\{(\w+)(![rsa])?\}/g, (whole, name) =>
+    Object.prototype.hasOwnProperty.call(params, name) ? String(params[name]) : whole,
+  );
+}
+
+function formats() {
+  if (!state.formats) throw new Error("loadCatalogue() first");
+  return state.formats;
+}
+
+// Digits with the language's group and decimal symbols (groups of three, as in
+// fr and en), between minPlaces and maxPlaces decimals.
+function digits(value, minPlaces, maxPlaces) {
+  const f = formats();
+  const fixed = Math.abs(value).toFixed(maxPlaces);
+  let [whole, fraction = ""] = fixed.split(".");
+  while (fraction.length > minPlaces && fraction.endsWith("0")) fraction = fraction.slice(0, -1);
+  whole = whole.replace(/\B(?=(\d{3})+(?!\d))/g, f.group);
+  const sign = value < 0 ? "-" : "";
+  return sign + whole + (fraction ? f.decimal + fraction : "");
+}
+
+// A CLDR number pattern ("#,##0.00 ¤") with its number part replaced.
+function applyPattern(pattern, number, symbol = "") {
+  return pattern.replace(/[#0,.]+/, number).replace("¤", symbol).replace("%", formats().percent_sign);
+}
+
+export function formatDecimal(value, maxPlaces = 3) {
+  return digits(value, 0, maxPlaces);
+}
+
+// An amount in minor units (cents): 123450 EUR is "1 234,50 €" in French.
+export function formatMoney(minor, currency) {
+  const f = formats();
+  const known = f.currencies[currency];
+  const places = known ? known.places : 2;
+  const symbol = known ? known.symbol : currency;
+  const number = digits(minor / 10 ** places, places, places);
+  return applyPattern(f.currency_pattern, number, symbol);
+}
+
+// A ratio: 0.532 is "53,2 %" (at most one decimal, like the server).
+export function formatPercent(ratio, places = 1) {
+  const number = digits(Math.round(ratio * 100 * 10 ** places) / 10 ** places, 0, places);
+  return applyPattern(formats().percent_pattern, number);
+}
+
+// A moment (Date or ISO 8601 text) on the campaign's clock: "06/12/2026 21:05".
+export function formatDateTime(moment, timeZone = formats().timezone) {
+  const f = formats();
+  const date = moment instanceof Date ? moment : new Date(moment);
+  const parts = {};
+  const clock = new Intl.DateTimeFormat("en-GB", {
+    timeZone, year: "numeric", month: "numeric", day: "numeric",
+    hour: "numeric", minute: "numeric", hourCycle: "h23",
+  });
+  for (const part of clock.formatToParts(date)) parts[part.type] = part.value;
+  const fields = {
+    y: parts.year, yy: parts.year.slice(-2), M: String(Number(parts.month)),
+    MM: parts.month.padStart(2, "0"), d: String(Number(parts.day)), dd: parts.day.padStart(2, "0"),
+    H: String(Number(parts.hour)), HH: parts.hour.padStart(2, "0"), mm: parts.minute.padStart(2, "0"),
+  };
+  const fill = (pattern) => pattern.replace(/yy|y|MM|M|dd|d|HH|H|mm/g, (token) => fields[token]);
+  return f.datetime_pattern.replace("{1}", fill(f.date_pattern)).replace("{0}", fill(f.time_pattern));
+}

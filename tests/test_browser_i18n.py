@@ -1,0 +1,80 @@
+"""The pages' i18n helper (app/web/static/i18n.js) in a real Chromium set to fr-FR:
+it formats like the server's Babel (app/i18n/formats.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from app.i18n.formats import format_datetime, format_money, format_percent
+from tests.browser import Hotline
+
+
+async def _french_page(browser: Any, hotline: Hotline) -> Any:
+    context = await browser.new_context(locale="fr-FR", timezone_id="Europe/Paris")
+    page = await context.new_page()
+    await page.goto(f"{hotline.base_url}/login")
+    return context, page
+
+
+async def test_i18n_js_formats_as_babel_does_in_french(
+    browser: Any, browser_hotline: Hotline
+) -> None:
+    context, page = await _french_page(browser, browser_hotline)
+    try:
+        # The server set <html lang> from the browser's Accept-Language (fr-FR).
+        assert await page.evaluate("document.documentElement.lang") == "fr"
+        got = await page.evaluate(
+            """async () => {
+                const i18n = await import("/static/i18n.js");
+                await i18n.loadCatalogue();
+                return {
+                    language: i18n.language(),
+                    money: i18n.formatMoney(123450, "EUR"),
+                    small: i18n.formatMoney(5, "EUR"),
+                    yen: i18n.formatMoney(1004, "JPY"),
+                    percent: i18n.formatPercent(0.532),
+                    when: i18n.formatDateTime("2026-12-06T20:05:00Z"),
+                    elsewhere: i18n.formatDateTime("2026-12-06T20:05:00Z", "America/Martinique"),
+                    message: i18n.t("campaign {campaign_id} not found", {campaign_id: 7}),
+                    unknown: i18n.t("no entry {x}", {x: 1}),
+                };
+            }"""
+        )
+    finally:
+        await context.close()
+    moment = dt.datetime(2026, 12, 6, 20, 5, tzinfo=dt.UTC)
+    assert got == {
+        "language": "fr",
+        "money": "1\u202f234,50\xa0€",
+        "small": "0,05\xa0€",
+        "yen": format_money(1004, "JPY", "fr"),
+        "percent": "53,2\xa0%",
+        "when": "06/12/2026 21:05",
+        "elsewhere": format_datetime(moment, "fr", "America/Martinique"),
+        "message": "campagne 7 introuvable",
+        "unknown": "no entry 1",
+    }
+    # The same text as the server's formatters, byte for byte.
+    assert got["money"] == format_money(123450, "EUR", "fr")
+    assert got["percent"] == format_percent(0.532, "fr")
+    assert got["when"] == format_datetime(moment, "fr")
+
+
+async def test_i18n_js_in_english(browser: Any, browser_hotline: Hotline) -> None:
+    context = await browser.new_context(locale="en-GB", timezone_id="Europe/Paris")
+    page = await context.new_page()
+    try:
+        await page.goto(f"{browser_hotline.base_url}/login")
+        assert await page.evaluate("document.documentElement.lang") == "en"
+        got = await page.evaluate(
+            """async () => {
+                const i18n = await import("/static/i18n.js");
+                await i18n.loadCatalogue();
+                return [i18n.formatMoney(123450, "EUR"), i18n.formatPercent(0.532),
+                        i18n.formatDateTime("2026-12-06T20:05:00Z"), i18n.t("log in first")];
+            }"""
+        )
+    finally:
+        await context.close()
+    assert got == ["€1,234.50", "53.2%", "06/12/2026, 21:05", "log in first"]
