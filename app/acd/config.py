@@ -174,7 +174,7 @@ def phone_e164(raw: str | None, region: str) -> str | None:
         return None
     number = normalise_phone(raw, region)
     if number.e164 is None:
-        raise Invalid(f"not a phone number: {raw!r}", code="bad_phone", field="phone")
+        raise Invalid("not a phone number: {number}", code="bad_phone", field="phone", number=raw)
     return number.e164
 
 

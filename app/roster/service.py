@@ -56,7 +56,7 @@ Progress = Callable[[int, int], None]
 async def create_site(uow: UnitOfWork, data: SiteIn) -> Site:
     await repository.get_campaign(uow.session, data.campaign_id)
     site = Site(**data.model_dump())
-    await _flush_unique(uow, site, f"site {data.name}")
+    await _flush_unique(uow, site)
     emit(uow, "site.created", campaign_id=site.campaign_id, data={"site_id": site.id})
     return site
 
@@ -66,26 +66,28 @@ async def update_site(uow: UnitOfWork, site_id: int, data: SitePatch) -> Site:
     changes = data.model_dump(exclude_unset=True)
     for key, value in changes.items():
         if value is None:
-            raise Invalid(f"{key} cannot be null", field=key)
+            raise Invalid("{key} cannot be null", field=key, key=key)
         setattr(site, key, value)
-    await _flush_unique(uow, site, f"site {site.name}")
+    await _flush_unique(uow, site)
     emit(uow, "site.updated", campaign_id=site.campaign_id, data={"site_id": site.id})
     return site
 
 
-async def _flush_unique(uow: UnitOfWork, row: Any, what: str) -> None:
+async def _flush_unique(uow: UnitOfWork, row: Site) -> None:
     uow.session.add(row)
     try:
         async with uow.session.begin_nested():
             await uow.session.flush()
     except IntegrityError as exc:
-        raise Conflict(f"{what} already exists", code="already_exists", field="name") from exc
+        raise Conflict(
+            "site {name} already exists", code="already_exists", field="name", name=row.name
+        ) from exc
 
 
 async def get_site(session: AsyncSession, site_id: int) -> Site:
     site = await session.get(Site, site_id)
     if site is None:
-        raise NotFound(f"site {site_id} not found", field="site_id")
+        raise NotFound("site {site_id} not found", field="site_id", site_id=site_id)
     return site
 
 
@@ -157,11 +159,13 @@ class RosterRefused(Invalid):
 
     code = "roster_refused"
 
-    def __init__(self, refusals: list[Refusal], message: str | None = None) -> None:
-        count = len(refusals)
-        super().__init__(
-            message or f"nothing imported: {count} refused row{'s' * (count != 1)}", field="file"
-        )
+    def __init__(
+        self,
+        refusals: list[Refusal],
+        message: str = "nothing imported: {count} refused row(s)",
+        reason: str = "",
+    ) -> None:
+        super().__init__(message, field="file", count=len(refusals), reason=reason)
         self.refusals = refusals
 
     def body(self) -> dict[str, Any]:
@@ -340,9 +344,10 @@ async def _refuse_registered(session: AsyncSession, data: AgentIn, region: str) 
         stmt = select(Agent.id).where(Agent.campaign_id == data.campaign_id, column == wanted)
         if (await session.execute(stmt.limit(1))).first() is not None:
             raise Conflict(
-                f"a volunteer with this {field} is already registered",
+                "a volunteer with this {what} is already registered",
                 code="duplicate",
                 field=field,
+                what=field,
             )
 
 
@@ -363,7 +368,9 @@ async def register_one(db: Database, data: AgentIn, login: str | None) -> Issued
         try:
             (issued,) = await _register(uow, data.campaign_id, [item], hashes, [pin])
         except RosterRefused as exc:
-            raise Conflict(exc.refusals[0].message, code="already_exists", field="login") from exc
+            raise Conflict(
+                "login {login} is taken", code="already_exists", field="login", login=login
+            ) from exc
         emit(uow, "roster.registered", campaign_id=data.campaign_id, agent_id=issued.agent_id)
     return issued
 
@@ -380,7 +387,7 @@ async def import_roster(
     try:
         rows = read_roster(data)
     except FileUnreadable as exc:
-        raise RosterRefused([], f"nothing imported: {exc}") from exc
+        raise RosterRefused([], "nothing imported: {reason}", str(exc)) from exc
     async with db.read() as session:
         checked, refused = await check_rows(session, campaign_id, rows)
     if refused:
