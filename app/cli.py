@@ -206,6 +206,12 @@ def _privacy(args: argparse.Namespace) -> int:
     return run(args, get_settings())
 
 
+def _roster(args: argparse.Namespace) -> int:
+    from app.roster.cli import run
+
+    return run(args, get_settings().database_url)
+
+
 def _plan(args: argparse.Namespace) -> int:
     from app.planning.cli import run
 
@@ -293,6 +299,12 @@ def main(argv: list[str] | None = None) -> int:
     privacy = sub.add_parser("privacy", help="personal data: the retention purge")
     add_privacy_arguments(privacy)
     privacy.set_defaults(func=_privacy)
+
+    from app.roster.cli import add_arguments as add_roster_arguments
+
+    roster = sub.add_parser("roster", help="the volunteers' roster (docs/roster.md)")
+    add_roster_arguments(roster)
+    roster.set_defaults(func=_roster)
 
     from app.planning.cli import add_arguments as add_plan_arguments
 

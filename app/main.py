@@ -39,6 +39,7 @@ from app.realtime.sockets import StatsTicker
 from app.realtime.sockets import router as sockets_router
 from app.receipts.endpoints import router as receipts_router
 from app.reconciliation.endpoints import router as reconciliation_router
+from app.roster.endpoints import router as roster_router
 from app.rules import engine as rules_engine
 from app.rules.endpoints import router as rules_router
 from app.rules.engine import defaults as rules_defaults
@@ -207,6 +208,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(privacy_router, responses=API_ERRORS)
     app.include_router(surge_router, responses=API_ERRORS)
     app.include_router(planning_router, responses=API_ERRORS)
+    app.include_router(roster_router, responses=API_ERRORS)
     app.include_router(i18n_router, responses=API_ERRORS)
     app.include_router(web_router)
     build_openapi = app.openapi

@@ -1,6 +1,6 @@
 """Imports every table so ``Base.metadata`` is complete (Alembic and tests use it)."""
 
-from app.acd.models import Agent, AgentSession, AgentSkill, Call, Campaign, Queue, Seat, Timer
+from app.acd.models import Agent, AgentSession, AgentSkill, Call, Campaign, Queue, Seat, Site, Timer
 from app.auth.models import AuthSession, LoginThrottle, User, WsTokenUse
 from app.cti.models import ScreenPop
 from app.pledges.models import (
@@ -50,6 +50,7 @@ __all__ = [
     "RuleFile",
     "ScreenPop",
     "Seat",
+    "Site",
     "SmsMessage",
     "Standby",
     "Timer",

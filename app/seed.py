@@ -13,6 +13,8 @@ from app.acd.models import Campaign
 from app.acd.schemas import AgentIn, CampaignIn, QueueIn, SeatIn, TimeSlot
 from app.auth.service import Role, create_user
 from app.db import Database, utcnow
+from app.roster.schemas import SiteIn
+from app.roster.service import create_site
 from app.rules.engine import default_source
 from app.rules.models import RuleFile
 from app.surge.models import QueueSurge, Standby
@@ -38,6 +40,11 @@ DEMO_SURGE = {
 }
 
 # The logins `pledgeline demo` prints: (username, secret, role). Demo only.
+# The demo's partner centres: (name, organisation, address).
+DEMO_SITES = (
+    ("Caen", "Lions Club", "12 rue de la Paix, 14000 Caen"),
+    ("Paris", "Rotary", "5 avenue de l'Opéra, 75001 Paris"),
+)
 DEMO_LOGINS = (
     ("agent", "123456", Role.AGENT),
     ("supervisor", "supervisor-demo", Role.SUPERVISOR),
@@ -128,7 +135,22 @@ async def seed_demo(db: Database) -> int:
                 callback_offer_seconds=90,
             ),
         )
+        # Two partner centres (docs/roster.md): each lends its volunteers and seats.
+        sites = {
+            org: await create_site(
+                uow,
+                SiteIn(
+                    campaign_id=campaign.id,
+                    name=name,
+                    organisation=org,
+                    address=address,
+                    seats=(VOLUNTEERS + 1) // 2,
+                ),
+            )
+            for name, org, address in DEMO_SITES
+        }
         for n in range(1, VOLUNTEERS + 1):
+            partner = "Lions Club" if n % 2 else "Rotary"
             skills = {"pledges": 1 if n <= 15 else 2}
             if n in (1, 2):
                 skills["specialist"] = 1
@@ -142,7 +164,11 @@ async def seed_demo(db: Database) -> int:
                     display_name=f"Volunteer {n:02d}",
                     skills=skills,
                     languages=["fr"],
-                    partner_org="Lions Club" if n % 2 else "Rotary",
+                    partner_org=partner,
+                    site_id=sites[partner].id,
+                    # Some are lent by a company (skills volunteering).
+                    employer="Acme Assurances" if n % 5 == 0 else None,
+                    trained=True,
                 ),
             )
             await config.create_seat(
@@ -151,7 +177,8 @@ async def seed_demo(db: Database) -> int:
                     campaign_id=campaign.id,
                     name=f"seat-{n:02d}",
                     address=f"sip:seat{n:02d}@pbx.local",
-                    site="studio",
+                    site=sites[partner].name,
+                    site_id=sites[partner].id,
                 ),
             )
         # A volunteer for a person to play, next to the simulated ones.
@@ -164,6 +191,8 @@ async def seed_demo(db: Database) -> int:
                 skills={"pledges": 1},
                 languages=["fr", "en"],
                 partner_org="Lions Club",
+                site_id=sites["Lions Club"].id,
+                trained=True,
             ),
         )
         await uow.session.flush()

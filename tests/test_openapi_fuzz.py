@@ -9,7 +9,7 @@ no error or traceback.
 
 Bounded and repeatable: a fixed seed, ``deterministic`` generation (Hypothesis'
 derandomize) and ``MAX_EXAMPLES`` examples an operation for each login and
-database, on a database holding one campaign, queue, volunteer, connected call and
+database, on a database holding one campaign, queue, site, volunteer, connected call and
 pledge (so that small ids reach real records). The three phases of the pytest
 integration run: the schema's examples, coverage (boundary values of every keyword:
 the longest strings, the extreme numbers...) and fuzzing; about 90 seconds for both
@@ -105,6 +105,9 @@ async def fuzz_target(
                 json=pledge_body(call.call_id, 0),
                 headers={**agent, "Idempotency-Key": str(uuid.uuid4())},
             )
+            assert r.status_code == 201, r.text
+            site = {"campaign_id": call.campaign_id, "name": "Caen", "organisation": "Centre"}
+            r = await http.post("/sites", json=site)
             assert r.status_code == 201, r.text
         yield FuzzTarget(server, token)
     finally:

@@ -15,16 +15,19 @@ from app.auth.service import Role
 from tests.conftest import Hotline, setup_campaign
 from tests.users import user_with_token
 
-ANON, AGENT_A, AGENT_B, SUP_A, SUP_B, ORG, ADMIN = (
+ANON, AGENT_A, AGENT_B, SUP_A, SUP_SITE, SUP_B, ORG, ADMIN = (
     "anonymous",
     "agent_a",
     "agent_b",
     "supervisor_a",
+    # Campaign A's supervisor scoped to its site "Annex", where agent A and the seat
+    # are not (docs/roster.md).
+    "supervisor_a_annex",
     "supervisor_b",
     "organiser",
     "admin",
 )
-ROLES = (ANON, AGENT_A, AGENT_B, SUP_A, SUP_B, ORG, ADMIN)
+ROLES = (ANON, AGENT_A, AGENT_B, SUP_A, SUP_SITE, SUP_B, ORG, ADMIN)
 STAFF_READ = {ADMIN, SUP_A, SUP_B, ORG}  # listings, scoped to the supervisor's campaign
 CAMPAIGN_A_READ = {ADMIN, SUP_A, ORG}
 STEER_A = {ADMIN, SUP_A, AGENT_A}
@@ -139,11 +142,41 @@ POLICY: dict[tuple[str, str], set[str]] = {
     ("POST", "/queues/{queue_id}/surge/page"): {ADMIN, SUP_A},
     ("PUT", "/agents/{agent_id}/standby"): {ADMIN, SUP_A},
     ("GET", "/pages"): {ADMIN, SUP_A, SUP_B},  # each supervisor sees their campaign's
+    # The roster (app/roster, docs/roster.md): admins register and print PINs.
+    ("GET", "/sites"): STAFF_READ,
+    ("POST", "/sites"): {ADMIN},
+    ("GET", "/sites/{site_id}"): CAMPAIGN_A_READ,
+    ("PATCH", "/sites/{site_id}"): {ADMIN},
+    ("POST", "/sites/{site_id}/pin-sheet"): {ADMIN},
+    ("POST", "/roster/volunteers"): {ADMIN},
+    ("POST", "/roster/import"): {ADMIN},
+}
+# A site-scoped supervisor may do what its campaign's supervisor may, except on the
+# volunteers and seats of other sites (agent A and the seat are not at its site).
+OTHER_SITE_ROUTES = {
+    ("GET", "/agents/{agent_id}"),
+    ("POST", "/agents/{agent_id}/login"),
+    ("POST", "/agents/{agent_id}/ready"),
+    ("POST", "/agents/{agent_id}/pause"),
+    ("POST", "/agents/{agent_id}/logout"),
+    ("POST", "/agents/{agent_id}/answer"),
+    ("POST", "/agents/{agent_id}/hangup"),
+    ("POST", "/agents/{agent_id}/transfer"),
+    ("POST", "/agents/{agent_id}/wrap-up/end"),
+    ("POST", "/agents/{agent_id}/wrap-up/extend"),
+    ("GET", "/seats/{seat_id}"),
+    ("PUT", "/agents/{agent_id}/standby"),
+    ("POST", "/users/{user_id}/revoke"),
+}
+POLICY = {
+    route: roles | ({SUP_SITE} if SUP_A in roles and route not in OTHER_SITE_ROUTES else set())
+    for route, roles in POLICY.items()
 }
 # Query strings of routes that need one (formatted with the ids, like the paths).
 QUERIES: dict[tuple[str, str], str] = {
     ("GET", "/planning/rundowns/derived"): "?campaign_id={campaign_id}",
     ("GET", "/planning/handle-times"): "?campaign_id={campaign_id}",
+    ("POST", "/roster/import"): "?campaign_id={campaign_id}",
 }
 PUBLIC_PATHS = ("/healthz", "/readyz", "/auth/login", "/board/totals", "/i18n/{language}")
 ENDS_SESSIONS = {("POST", "/users/{user_id}/revoke"), ("POST", "/auth/logout")}
@@ -204,6 +237,11 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "campaign_id": 0,
         "segments": [{"start": "20:00", "end": "20:15", "calls_per_15min": 10}],
     },
+    ("POST", "/sites"): {"campaign_id": 0, "name": "Matrix", "organisation": "M"},
+    ("PATCH", "/sites/{site_id}"): {"seats": 20},
+    # A body that is no roster file: refused whole (422) where allowed.
+    ("POST", "/roster/import"): {},
+    ("POST", "/roster/volunteers"): {"campaign_id": 0, "display_name": "Matrix Volunteer"},
     ("POST", "/users"): {
         "username": "matrix",
         "display_name": "M",
@@ -220,6 +258,7 @@ async def _user(
     secret: str,
     campaign_id: int | None = None,
     agent_id: int | None = None,
+    site_id: int | None = None,
 ) -> tuple[int, str]:
     return await user_with_token(
         hotline.db,
@@ -228,6 +267,7 @@ async def _user(
         secret=secret,
         campaign_id=campaign_id,
         agent_id=agent_id,
+        site_id=site_id,
         client="matrix",
     )
 
@@ -293,6 +333,18 @@ async def test_role_by_endpoint_matrix(hotline: Hotline) -> None:
     _, tokens[SUP_A] = await _user(
         hotline, "sup-a", Role.SUPERVISOR, "supervisor-a", a["campaign_id"]
     )
+    annex = await hotline.http.post(
+        "/sites", json={"campaign_id": a["campaign_id"], "name": "Annex", "organisation": "A"}
+    )
+    assert annex.status_code == 201, annex.text
+    _, tokens[SUP_SITE] = await _user(
+        hotline,
+        "sup-a-annex",
+        Role.SUPERVISOR,
+        "supervisor-annex",
+        a["campaign_id"],
+        site_id=annex.json()["id"],
+    )
     _, tokens[SUP_B] = await _user(hotline, "sup-b", Role.SUPERVISOR, "supervisor-b", b_id)
     _, tokens[ORG] = await _user(hotline, "org", Role.ORGANISER, "organiser-x")
     _, tokens[ADMIN] = await _user(hotline, "admin2", Role.ADMIN, "admin-two-pass")
@@ -311,6 +363,7 @@ async def test_role_by_endpoint_matrix(hotline: Hotline) -> None:
         "receipt_id": 1,
         "line_id": 1,
         "name": "matrix",
+        "site_id": annex.json()["id"],
         "language": "fr",
     }
     transport = hotline.http._transport

@@ -494,3 +494,58 @@ async def test_pings_between_refused_commands_do_not_reset_the_flood_count(
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await _until(ws, lambda m: False, timeout=10)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4029
+
+
+async def test_a_site_scoped_supervisor_sees_and_steers_its_site_only(server: Server) -> None:
+    mine = await _volunteer(server)
+    admin = server.admin
+    sites = [
+        (
+            await admin.post(
+                "/sites",
+                json={"campaign_id": mine.campaign_id, "name": name, "organisation": name},
+            )
+        ).json()["id"]
+        for name in ("Caen", "Paris")
+    ]
+    caen, paris = sites
+    await admin.patch(f"/agents/{mine.agent_id}", json={"site_id": caen})
+    elsewhere = await admin.post(
+        "/agents",
+        json={
+            "campaign_id": mine.campaign_id,
+            "login": "v2",
+            "display_name": "V 2",
+            "site_id": paris,
+        },
+    )
+    other_id = elsewhere.json()["id"]
+    username = f"s{uuid.uuid4().hex[:10]}"
+    r = await admin.post(
+        "/users",
+        json={
+            "username": username,
+            "display_name": "S Caen",
+            "role": "supervisor",
+            "secret": "supervisor-pass",
+            "campaign_id": mine.campaign_id,
+            "site_id": caen,
+        },
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["site_id"] == caen
+    token = await _bearer(server.base_url, username, "supervisor-pass")
+    async with await _connect(server, "supervisor", token) as ws:
+        snapshot = json.loads(await ws.recv())
+        assert snapshot["type"] == "snapshot"
+        assert [a["id"] for a in snapshot["data"]["agents"]] == [mine.agent_id]
+        reply = await _command(ws, "force_pause", agent_id=other_id, reason="break")
+        assert reply["data"]["code"] == "forbidden"
+        # The other site's volunteer logs in first, then ours: only ours is seen.
+        await admin.post(f"/agents/{other_id}/login", json={})
+        await admin.post(f"/agents/{mine.agent_id}/login", json={})
+        seen = await _until(ws, _is("agent.state", agent_id=mine.agent_id))
+        assert [m for m in seen if m["data"].get("agent_id") == other_id] == []
+        stats = (await _until(ws, lambda m: m["type"] == "stats", timeout=5))[-1]
+        assert [a["id"] for a in stats["data"]["agents"]] == [mine.agent_id]
+        assert (await _command(ws, "force_ready", agent_id=mine.agent_id))["type"] == "ack"

@@ -17,6 +17,7 @@ async def user_with_token(
     display_name: str | None = None,
     campaign_id: int | None = None,
     agent_id: int | None = None,
+    site_id: int | None = None,
     client: str = "tests",
 ) -> tuple[int, str]:
     """Create the user and log it in (bearer, one hour): (user id, token)."""
@@ -29,6 +30,7 @@ async def user_with_token(
             secret=secret,
             campaign_id=campaign_id,
             agent_id=agent_id,
+            site_id=site_id,
         )
     async with db.unit_of_work() as uow:
         result = await auth_login(

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.acd import config_cache, repository, transfer_numbers
-from app.acd.models import Agent, AgentSkill, Campaign, Queue, Seat
+from app.acd.models import Agent, AgentSkill, Campaign, Queue, Seat, Site
 from app.acd.schemas import (
     AgentIn,
     AgentPatch,
@@ -26,6 +26,7 @@ from app.acd.schemas import (
 from app.db import Base, UnitOfWork
 from app.errors import Conflict, Invalid, NotFound
 from app.outbox import emit
+from app.phone_numbers import normalise as normalise_phone
 
 Row = TypeVar("Row", bound=Base)
 
@@ -117,6 +118,7 @@ async def create_queue(uow: UnitOfWork, data: QueueIn) -> Queue:
     config_cache.invalidate_after_commit(uow)
     await repository.get_campaign(uow.session, data.campaign_id)
     await _check_overflow(uow.session, data.campaign_id, data.overflow_queue_id)
+    await check_site(uow.session, data.campaign_id, data.site_id)
     values = data.model_dump()
     values["tiers"] = [list(t) for t in data.tiers]
     queue = await _insert(uow, Queue(**values), f"queue {data.name}")
@@ -138,6 +140,8 @@ async def update_queue(uow: UnitOfWork, queue_id: int, data: QueuePatch) -> Queu
         if changes["overflow_queue_id"] == queue_id:
             raise Invalid("a queue cannot overflow to itself", field="overflow_queue_id")
         await _check_overflow(uow.session, queue.campaign_id, changes["overflow_queue_id"])
+    if "site_id" in changes:
+        await check_site(uow.session, queue.campaign_id, changes["site_id"])
     _apply(queue, changes)
     emit(
         uow,
@@ -155,10 +159,31 @@ async def _set_skills(uow: UnitOfWork, agent_id: int, skills: dict[str, int]) ->
         uow.session.add(AgentSkill(agent_id=agent_id, skill=skill, level=level))
 
 
+async def check_site(session: AsyncSession, campaign_id: int, site_id: int | None) -> None:
+    """A volunteer, seat or login names a site of its own campaign (or none)."""
+    if site_id is None:
+        return
+    site = await session.get(Site, site_id)
+    if site is None or site.campaign_id != campaign_id:
+        raise Invalid("site must be a site of the same campaign", field="site_id")
+
+
+def phone_e164(raw: str | None, region: str) -> str | None:
+    """A volunteer's phone as typed, in E.164; a number that is not one is refused."""
+    if raw is None:
+        return None
+    number = normalise_phone(raw, region)
+    if number.e164 is None:
+        raise Invalid("not a phone number: {number}", code="bad_phone", field="phone", number=raw)
+    return number.e164
+
+
 async def create_agent(uow: UnitOfWork, data: AgentIn) -> Agent:
     config_cache.invalidate_after_commit(uow)
-    await repository.get_campaign(uow.session, data.campaign_id)
+    campaign = await repository.get_campaign(uow.session, data.campaign_id)
+    await check_site(uow.session, data.campaign_id, data.site_id)
     values = data.model_dump(exclude={"skills"})
+    values["phone"] = phone_e164(data.phone, campaign.default_region)
     agent = await _insert(uow, Agent(**values), f"agent {data.login}", field="login")
     await _set_skills(uow, agent.id, data.skills)
     emit(
@@ -176,6 +201,11 @@ async def update_agent(uow: UnitOfWork, agent_id: int, data: AgentPatch) -> Agen
     agent = await repository.get_agent(uow.session, agent_id, lock=True)
     changes = _changes(Agent, data)
     skills = changes.pop("skills", None)
+    if "site_id" in changes:
+        await check_site(uow.session, agent.campaign_id, changes["site_id"])
+    if changes.get("phone") is not None:
+        campaign = await repository.get_campaign(uow.session, agent.campaign_id)
+        changes["phone"] = phone_e164(changes["phone"], campaign.default_region)
     _apply(agent, changes)
     if skills is not None:
         await _set_skills(uow, agent.id, skills)
@@ -192,6 +222,7 @@ async def update_agent(uow: UnitOfWork, agent_id: int, data: AgentPatch) -> Agen
 async def create_seat(uow: UnitOfWork, data: SeatIn) -> Seat:
     config_cache.invalidate_after_commit(uow)
     await repository.get_campaign(uow.session, data.campaign_id)
+    await check_site(uow.session, data.campaign_id, data.site_id)
     seat = await _insert(uow, Seat(**data.model_dump()), f"seat {data.name}")
     emit(uow, "seat.created", campaign_id=seat.campaign_id, data={"seat_id": seat.id})
     return seat
@@ -201,6 +232,8 @@ async def update_seat(uow: UnitOfWork, seat_id: int, data: SeatPatch) -> Seat:
     config_cache.invalidate_after_commit(uow)
     seat = await get_seat(uow.session, seat_id)
     changes = _changes(Seat, data)
+    if "site_id" in changes:
+        await check_site(uow.session, seat.campaign_id, changes["site_id"])
     _apply(seat, changes)
     emit(uow, "seat.updated", campaign_id=seat.campaign_id, data={"seat_id": seat.id})
     return seat

@@ -84,24 +84,31 @@ class ConfigSnapshot:
             )
         return campaign
 
-    def eligible_queues(self, campaign_id: int, agent_id: int) -> list[tuple[Queue, int]]:
-        """The campaign's queues this agent may take calls of: (queue, worst tier level
-        reached by the agent's level, as seconds of wait needed: 0 = at once)."""
+    def eligible_queues(
+        self, campaign_id: int, agent_id: int, site_id: int | None = None
+    ) -> list[tuple[Queue, int]]:
+        """The campaign's queues this agent may take calls of: (queue, seconds of wait
+        a call needs before this agent may take it: 0 = at once). The wait is the
+        tier reached by the agent's level, and, for a queue preferring another site
+        than the agent's (``site_id``), its ``site_widen_seconds`` too."""
         skills = self.skills.get(agent_id, {})
         out: list[tuple[Queue, int]] = []
         for queue in self.queues_by_campaign.get(campaign_id, []):
+            site_wait = 0
+            if queue.site_id is not None and queue.site_id != site_id:
+                site_wait = queue.site_widen_seconds
             if not queue.required_skill:
-                out.append((queue, 0))
+                out.append((queue, site_wait))
                 continue
             level = skills.get(queue.required_skill)
             if level is None:
                 continue
             if level <= queue.required_level:
-                out.append((queue, 0))
+                out.append((queue, site_wait))
                 continue
             waits = [after for after, tier in (queue.tiers or []) if level <= tier]
             if waits:
-                out.append((queue, min(waits)))
+                out.append((queue, max(min(waits), site_wait)))
         return out
 
     def seat_address(self, seat_id: int | None, agent_id: int) -> str:

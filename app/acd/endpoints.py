@@ -36,7 +36,14 @@ from app.acd.schemas import (
     agent_out,
 )
 from app.acd.states import AgentState
-from app.auth.deps import check_agent, check_campaign, current_principal, require
+from app.auth.deps import (
+    check_agent,
+    check_campaign,
+    check_site,
+    current_principal,
+    require,
+    site_scope,
+)
 from app.auth.service import Principal, Role
 from app.db import Database, utcnow
 from app.deps import get_app_settings, get_db
@@ -165,6 +172,8 @@ async def list_agents(
         agents = await config.list_rows(session, Agent, _scope(principal, campaign_id))
         if state is not None:
             agents = [a for a in agents if a.state == state]
+        if (site := site_scope(principal)) is not None:
+            agents = [a for a in agents if a.site_id == site]
         skills = await config.skills_by_agent(session, [a.id for a in agents])
     return [agent_out(a, skills[a.id]) for a in agents]
 
@@ -174,6 +183,7 @@ async def get_agent(agent_id: int, db: DB, principal: Anyone) -> AgentOut:
     out = await _agent_out(db, agent_id)
     if principal.role != Role.ORGANISER:
         check_agent(principal, agent_id, out.campaign_id)
+        check_site(principal, out.site_id)
     return out
 
 
@@ -189,6 +199,7 @@ def _may_act(principal: Principal) -> actions.Authorize:
 
     def check(agent: Agent) -> None:
         check_agent(principal, agent.id, agent.campaign_id)
+        check_site(principal, agent.site_id)
 
     return check
 
@@ -214,6 +225,7 @@ async def agent_login(agent_id: int, body: LoginIn, db: DB, principal: Steering)
             seat = await config.get_seat(uow.session, body.seat_id)
             if seat.campaign_id != agent.campaign_id:
                 raise Invalid("seat belongs to another campaign", field="seat_id")
+            check_site(principal, seat.site_id)
             taken = await uow.session.execute(
                 select(Agent.id).where(
                     Agent.seat_id == seat.id,
@@ -298,7 +310,9 @@ async def create_seat(body: SeatIn, db: DB, _: Admin) -> Seat:
 @router.get("/seats", response_model=list[SeatOut], tags=["config"])
 async def list_seats(db: DB, principal: Staff, campaign_id: int | None = None) -> list[Seat]:
     async with db.read() as session:
-        return await config.list_rows(session, Seat, _scope(principal, campaign_id))
+        seats = await config.list_rows(session, Seat, _scope(principal, campaign_id))
+    site = site_scope(principal)
+    return [s for s in seats if site is None or s.site_id == site]
 
 
 @router.get("/seats/{seat_id}", response_model=SeatOut, tags=["config"])
@@ -306,6 +320,7 @@ async def get_seat(seat_id: int, db: DB, principal: Staff) -> Seat:
     async with db.read() as session:
         seat = await config.get_seat(session, seat_id)
     check_campaign(principal, seat.campaign_id)
+    check_site(principal, seat.site_id)
     return seat
 
 

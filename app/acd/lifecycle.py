@@ -181,7 +181,11 @@ async def match_call(
     waited = (now - (call.queued_at or call.received_at)).total_seconds()
     with uow.session.no_autoflush:
         agent = await matching.best_agent(
-            uow.session, queue, matching.eligible_level(queue, waited), call=call
+            uow.session,
+            queue,
+            matching.eligible_level(queue, waited),
+            call=call,
+            site_id=matching.preferred_site(queue, waited),
         )
     if agent is None:
         return False
@@ -357,7 +361,10 @@ async def enqueue(
     if queue.max_wait_seconds is not None:
         due = now + dt.timedelta(seconds=queue.max_wait_seconds)
         timers.schedule(uow, TimerKind.MAX_WAIT, due, call_id=call.id)
-    for after_seconds, _level in queue.tiers or []:
+    widen_after = [after_seconds for after_seconds, _level in queue.tiers or []]
+    if queue.site_id is not None:
+        widen_after.append(queue.site_widen_seconds)  # the site preference ends
+    for after_seconds in widen_after:
         due = now + dt.timedelta(seconds=after_seconds)
         timers.schedule(uow, TimerKind.TIER_WIDEN, due, call_id=call.id)
     _emit_call(uow, call, "call.queued", queue=queue.name, priority=priority)

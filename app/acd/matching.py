@@ -45,12 +45,20 @@ def eligible_level(queue: Queue, waited_seconds: float) -> int:
     return level
 
 
-_agent_statements: dict[tuple[str, bool, bool], Any] = {}
+def preferred_site(queue: Queue, waited_seconds: float) -> int | None:
+    """The site a call is kept to: the queue's own, until it has waited the queue's
+    ``site_widen_seconds`` (None: any site). Like the tiers, a timer wakes it then."""
+    if queue.site_id is None or waited_seconds >= queue.site_widen_seconds:
+        return None
+    return queue.site_id
 
 
-def _agent_statement(strategy: str, with_skill: bool, after_earlier: bool) -> Any:
+_agent_statements: dict[tuple[str, bool, bool, bool], Any] = {}
+
+
+def _agent_statement(strategy: str, with_skill: bool, after_earlier: bool, with_site: bool) -> Any:
     """The best-agent statement for a kind of queue, built once (bound per call)."""
-    key = (strategy, with_skill, after_earlier)
+    key = (strategy, with_skill, after_earlier, with_site)
     stmt = _agent_statements.get(key)
     if stmt is not None:
         return stmt
@@ -60,6 +68,8 @@ def _agent_statement(strategy: str, with_skill: bool, after_earlier: bool) -> An
         # Never offer to a volunteer whose screen is gone (they could not see it).
         or_(Agent.screen_seen_at.is_(None), Agent.screens_open > 0),
     )
+    if with_site:
+        stmt = stmt.where(Agent.site_id == bindparam("p_site"))
     if after_earlier:
         call_id: Any = bindparam("p_call")
         rank: Any = bindparam("p_rank")
@@ -97,16 +107,26 @@ def _agent_statement(strategy: str, with_skill: bool, after_earlier: bool) -> An
 
 
 async def best_agent(
-    session: AsyncSession, queue: Queue, max_level: int, *, call: Call | None = None
+    session: AsyncSession,
+    queue: Queue,
+    max_level: int,
+    *,
+    call: Call | None = None,
+    site_id: int | None = None,
 ) -> Agent | None:
     """The best free agent for a call of ``queue``, locked; None if there is none.
 
     Given ``call`` (a call that has just joined the queue, or the router's), an agent
     is taken only if no earlier call of the same queue is waiting: a call never
-    overtakes one ahead of it.
+    overtakes one ahead of it. Given ``site_id`` (``preferred_site``), only that
+    site's volunteers.
     """
-    stmt = _agent_statement(queue.strategy, bool(queue.required_skill), call is not None)
+    stmt = _agent_statement(
+        queue.strategy, bool(queue.required_skill), call is not None, site_id is not None
+    )
     params: dict[str, Any] = {"p_campaign": queue.campaign_id, "p_queue": queue.id}
+    if site_id is not None:
+        params["p_site"] = site_id
     if queue.required_skill:
         params["p_skill"], params["p_level"] = queue.required_skill, max_level
     if call is not None:
@@ -126,7 +146,7 @@ async def best_call_for(
     """The first waiting call, in queue order, that ``agent`` may take; locked.
 
     Queues the agent's skill fits at once, and queues whose tiers reach the agent's
-    level for calls that have waited long enough.
+    level (or that prefer another site) for calls that have waited long enough.
 
     ``head_only`` (PostgreSQL): the first such call or none. When another
     transaction holds it, ``SKIP LOCKED`` would pass it over and hand the agent the
@@ -134,7 +154,7 @@ async def best_call_for(
     the agent available for the router. Still one statement: the head is chosen by
     an unlocked sub-select, then locked (and its state checked again) by id.
     """
-    eligible = config.eligible_queues(agent.campaign_id, agent.id)
+    eligible = config.eligible_queues(agent.campaign_id, agent.id, agent.site_id)
     if not eligible:
         return None
 

@@ -131,7 +131,32 @@ class Queue(Base):
         Integer, default=7200, server_default=text("7200")
     )
 
+    # Site preference (docs/roster.md): a call is offered to volunteers of this site
+    # only, until it has waited ``site_widen_seconds``; then to any (None: no preference).
+    site_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sites.id", ondelete="SET NULL"), nullable=True
+    )
+    site_widen_seconds: Mapped[int] = mapped_column(Integer, default=30, server_default=text("30"))
+
     __table_args__ = (UniqueConstraint("campaign_id", "name", name="uq_queues_campaign_name"),)
+
+
+class Site(Base):
+    """A partner organisation's centre taking the campaign's calls (docs/roster.md)."""
+
+    __tablename__ = "sites"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    organisation: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str] = mapped_column(Text, default="")
+    timezone: Mapped[str] = mapped_column(String(64), default="Europe/Paris")
+    # How many seats the centre lends (planning; the seats themselves are rows of ``seats``).
+    seats: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (UniqueConstraint("campaign_id", "name", name="uq_sites_campaign_name"),)
 
 
 class Agent(Base):
@@ -143,6 +168,16 @@ class Agent(Base):
     display_name: Mapped[str] = mapped_column(String(200))
     languages: Mapped[list[str]] = mapped_column(Json, default=list)
     partner_org: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # The roster (app/roster, docs/roster.md): where the volunteer sits, who lends them
+    # (skills volunteering: their company counts their hours), how to reach them.
+    site_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sites.id", ondelete="SET NULL"), nullable=True
+    )
+    employer: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    email: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    phone: Mapped[str | None] = mapped_column(String(32), nullable=True)  # E.164
+    trained: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    notes: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     state: Mapped[str] = mapped_column(String(16), default=AgentState.LOGGED_OUT)
     pause_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -189,6 +224,10 @@ class Seat(Base):
     # Where the telephony platform bridges a call for this seat (SIP URI, WebRTC id...).
     address: Mapped[str] = mapped_column(String(200))
     site: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    # The partner centre the seat is in: a site-scoped supervisor steers its seats only.
+    site_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sites.id", ondelete="SET NULL"), nullable=True
+    )
 
     __table_args__ = (UniqueConstraint("campaign_id", "name", name="uq_seats_campaign_name"),)
 

@@ -73,7 +73,8 @@ async def try_offer(uow: UnitOfWork, call_id: int, now: dt.datetime) -> Outcome:
     # Not past an earlier call of the queue that another transaction holds right now
     # (SKIP LOCKED passed it over): that call goes first, once its holder commits.
     level = matching.eligible_level(queue, waited)
-    agent = await matching.best_agent(uow.session, queue, level, call=call)
+    site = matching.preferred_site(queue, waited)
+    agent = await matching.best_agent(uow.session, queue, level, call=call, site_id=site)
     if agent is None:
         return Outcome.NO_AGENT
     await lifecycle.offer_pair(uow, call, agent, queue, now, config=config)

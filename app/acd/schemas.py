@@ -31,6 +31,14 @@ TransferEntry = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)
 ]
 TransferEntries = Annotated[list[TransferEntry], Field(max_length=200)]
+# A volunteer's contact details: an address with one @ and a dotted domain; a phone as
+# typed (national or international form), stored in E.164 (app/phone_numbers.py).
+Email = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
+]
+PhoneText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
+Notes = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
 _HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")
 
 
@@ -211,6 +219,9 @@ class QueueIn(Strict):
     callback_retries: Annotated[int, Field(ge=0, le=10)] = 2
     callback_retry_seconds: Annotated[int, Field(ge=10, le=86400)] = 300
     callback_expiry_seconds: Annotated[int, Field(ge=60, le=604800)] = 7200
+    # Prefer this site's volunteers; any site's after site_widen_seconds of wait.
+    site_id: int | None = None
+    site_widen_seconds: Seconds = 30
 
 
 class QueuePatch(Strict):
@@ -235,6 +246,9 @@ class QueuePatch(Strict):
     callback_retries: Annotated[int, Field(ge=0, le=10)] | None = None
     callback_retry_seconds: Annotated[int, Field(ge=10, le=86400)] | None = None
     callback_expiry_seconds: Annotated[int, Field(ge=60, le=604800)] | None = None
+    # null: no site preference.
+    site_id: int | None = None
+    site_widen_seconds: Seconds | None = None
 
 
 class QueueOut(BaseModel):
@@ -262,6 +276,8 @@ class QueueOut(BaseModel):
     callback_retries: int
     callback_retry_seconds: int
     callback_expiry_seconds: int
+    site_id: int | None
+    site_widen_seconds: int
 
 
 class AgentIn(Strict):
@@ -273,6 +289,13 @@ class AgentIn(Strict):
         default_factory=list
     )
     partner_org: Name | None = None
+    # The roster's fields (docs/roster.md); the phone is read in the campaign's region.
+    site_id: int | None = None
+    employer: Name | None = None
+    email: Email | None = None
+    phone: PhoneText | None = None
+    trained: bool = False
+    notes: Notes | None = None
 
 
 class AgentPatch(Strict):
@@ -280,6 +303,12 @@ class AgentPatch(Strict):
     skills: dict[Skill, Annotated[int, Field(ge=1, le=10)]] | None = None
     languages: list[Annotated[str, StringConstraints(pattern=r"^[a-z]{2}$")]] | None = None
     partner_org: Name | None = None
+    site_id: int | None = None
+    employer: Name | None = None
+    email: Email | None = None
+    phone: PhoneText | None = None
+    trained: bool | None = None
+    notes: Notes | None = None
 
 
 class AgentOut(BaseModel):
@@ -290,6 +319,12 @@ class AgentOut(BaseModel):
     skills: dict[str, int]
     languages: list[str]
     partner_org: str | None
+    site_id: int | None
+    employer: str | None
+    email: str | None
+    phone: str | None
+    trained: bool
+    notes: str | None
     state: str
     pause_reason: str | None
     state_since: dt.datetime
@@ -305,11 +340,13 @@ class SeatIn(Strict):
     name: Name
     address: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     site: Name | None = None
+    site_id: int | None = None
 
 
 class SeatPatch(Strict):
     address: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
     site: Name | None = None
+    site_id: int | None = None
 
 
 class SeatOut(BaseModel):
@@ -319,6 +356,7 @@ class SeatOut(BaseModel):
     name: str
     address: str
     site: str | None
+    site_id: int | None
 
 
 class LoginIn(Strict):
@@ -436,6 +474,12 @@ def agent_out(agent: Any, skills: dict[str, int]) -> AgentOut:
         skills=skills,
         languages=agent.languages or [],
         partner_org=agent.partner_org,
+        site_id=agent.site_id,
+        employer=agent.employer,
+        email=agent.email,
+        phone=agent.phone,
+        trained=bool(agent.trained),
+        notes=agent.notes,
         state=agent.state,
         pause_reason=agent.pause_reason,
         state_since=agent.state_since,

@@ -95,3 +95,15 @@ def check_agent(principal: Principal, agent_id: int, campaign_id: int) -> None:
     if principal.role == Role.ORGANISER:
         raise Forbidden("organisers do not act on agents")
     check_campaign(principal, campaign_id)
+
+
+def site_scope(principal: Principal) -> int | None:
+    """The site a supervisor is scoped to (docs/roster.md); None: the whole campaign."""
+    return principal.site_id if principal.role == Role.SUPERVISOR else None
+
+
+def check_site(principal: Principal, site_id: int | None) -> None:
+    """A site-scoped supervisor sees and steers its own site's volunteers and seats."""
+    scope = site_scope(principal)
+    if scope is not None and site_id != scope:
+        raise Forbidden("this belongs to another site", code="other_site")

@@ -8,9 +8,16 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy import select
 
+from app.acd.models import Agent
 from app.auth import service
 from app.auth.addresses import client_address
-from app.auth.deps import SESSION_COOKIE, check_campaign, current_principal, require
+from app.auth.deps import (
+    SESSION_COOKIE,
+    check_campaign,
+    check_site,
+    current_principal,
+    require,
+)
 from app.auth.models import AuthSession, User
 from app.auth.schemas import LoginIn, LoginOut, MeOut, UserIn, UserOut, UserPatch, WsTokenOut
 from app.auth.service import Principal, Role
@@ -31,6 +38,7 @@ def _me(principal: Principal) -> MeOut:
         role=principal.role,
         campaign_id=principal.campaign_id,
         agent_id=principal.agent_id,
+        site_id=principal.site_id,
         csrf_token=principal.csrf_token,
         language=principal.language,
     )
@@ -112,6 +120,7 @@ async def create_user(body: UserIn, db: DB, _: Annotated[Principal, Depends(requ
             secret=body.secret,
             campaign_id=body.campaign_id,
             agent_id=body.agent_id,
+            site_id=body.site_id,
         )
 
 
@@ -143,6 +152,10 @@ async def revoke_user(
             raise NotFound("user {user_id} not found", field="user_id", user_id=user_id)
         if principal.role != Role.ADMIN:
             check_campaign(principal, user.campaign_id or -1)
+            if principal.site_id is not None:
+                # A site-scoped supervisor ends only its own site's volunteers' sessions.
+                agent = await uow.session.get(Agent, user.agent_id) if user.agent_id else None
+                check_site(principal, agent.site_id if agent else None)
         revoked = await service.revoke_user(uow, user_id)
     return {"revoked_sessions": revoked}
 

@@ -26,6 +26,11 @@ class User(Base):
     agent_id: Mapped[int | None] = mapped_column(
         ForeignKey("agents.id", ondelete="CASCADE"), nullable=True, unique=True
     )
+    # A supervisor scoped to one partner centre sees and steers its volunteers and
+    # seats only (docs/roster.md); None: the whole campaign.
+    site_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sites.id", ondelete="SET NULL"), nullable=True
+    )
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     # The language the user reads (``fr``, ``en``); None: their browser's, else the
     # campaign's (app/i18n/negotiation.py).

@@ -30,6 +30,8 @@ class UserIn(CardGuarded):
     secret: Annotated[str, StringConstraints(min_length=4, max_length=200)]
     campaign_id: int | None = None
     agent_id: int | None = None
+    # A supervisor scoped to one site of the campaign (docs/roster.md).
+    site_id: int | None = None
 
 
 class UserPatch(CardGuarded):
@@ -42,6 +44,7 @@ class UserPatch(CardGuarded):
     secret: Annotated[str, StringConstraints(min_length=4, max_length=200)] | None = None
     campaign_id: int | None = None
     agent_id: int | None = None
+    site_id: int | None = None
     active: bool | None = None
     language: Language | None = Field(
         default=None, description="the language the user reads; null: their browser's"
@@ -56,6 +59,7 @@ class UserOut(BaseModel):
     role: str
     campaign_id: int | None
     agent_id: int | None
+    site_id: int | None
     active: bool
     language: str | None = None
 
@@ -66,6 +70,7 @@ class MeOut(BaseModel):
     role: str
     campaign_id: int | None
     agent_id: int | None
+    site_id: int | None = None
     csrf_token: str
     language: str | None = Field(default=None, description="the user's own language setting")
 

@@ -21,7 +21,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.acd.models import Agent, Campaign
+from app.acd.models import Agent, Campaign, Site
 from app.auth.models import AuthSession, LoginThrottle, User, WsTokenUse
 from app.auth.secrets import DUMMY_HASH, hash_secret, new_token, token_digest, verify_secret
 from app.db import Database, UnitOfWork, utcnow
@@ -68,6 +68,8 @@ class Principal:
     via_cookie: bool
     expires_at: dt.datetime | None = None  # the session's end (None: not known)
     session_public_id: str = ""  # names the session in websocket tokens
+    # A supervisor scoped to one partner centre (docs/roster.md); None: the campaign.
+    site_id: int | None = None
     language: str | None = None  # the user's own setting (app/i18n)
     campaign_language: str | None = None  # their campaign's default language
 
@@ -91,11 +93,23 @@ def check_secret_strength(role: Role, secret: str, pin_min_digits: int = 6) -> N
         raise Invalid("a staff password has at least 10 characters", field="secret")
 
 
-def _check_ties(role: Role, campaign_id: int | None, agent_id: int | None) -> None:
+def _check_ties(
+    role: Role, campaign_id: int | None, agent_id: int | None, site_id: int | None = None
+) -> None:
     if role in (Role.AGENT, Role.SUPERVISOR) and campaign_id is None:
         raise Invalid("a {role} belongs to a campaign", field="campaign_id", role=role)
     if role == Role.AGENT and agent_id is None:
         raise Invalid("a volunteer login is tied to an agent", field="agent_id")
+    if site_id is not None and role != Role.SUPERVISOR:
+        raise Invalid("only a supervisor is scoped to a site", field="site_id")
+
+
+async def _check_site(session: AsyncSession, campaign_id: int | None, site_id: int | None) -> None:
+    if site_id is None:
+        return
+    site = await session.get(Site, site_id)
+    if site is None or site.campaign_id != campaign_id:
+        raise Invalid("site must be a site of the login's campaign", field="site_id")
 
 
 async def _check_tied_rows(
@@ -145,17 +159,23 @@ async def create_user(
     campaign_id: int | None = None,
     agent_id: int | None = None,
     pin_min_digits: int | None = None,
+    site_id: int | None = None,
+    secret_hash: str | None = None,
 ) -> User:
+    """A new login. ``secret_hash``: the secret hashed already (off the event loop, as
+    the roster import does for hundreds of PINs at once)."""
     check_secret_strength(role, secret, _pin_min_digits(uow, pin_min_digits))
-    _check_ties(role, campaign_id, agent_id)
+    _check_ties(role, campaign_id, agent_id, site_id)
     await _check_tied_rows(uow.session, campaign_id, agent_id)
+    await _check_site(uow.session, campaign_id, site_id)
     user = User(
         username=username,
         display_name=display_name,
         role=role.value,
-        secret_hash=hash_secret(secret),
+        secret_hash=secret_hash or hash_secret(secret),
         campaign_id=campaign_id,
         agent_id=agent_id,
+        site_id=site_id,
     )
     uow.session.add(user)
     try:
@@ -183,7 +203,10 @@ async def update_user(
     role = Role(changes.get("role", user.role))
     campaign_id = changes.get("campaign_id", user.campaign_id)
     agent_id = changes.get("agent_id", user.agent_id)
-    _check_ties(role, campaign_id, agent_id)
+    site_id = changes.get("site_id", user.site_id)
+    _check_ties(role, campaign_id, agent_id, site_id)
+    if "site_id" in changes or "campaign_id" in changes:
+        await _check_site(uow.session, campaign_id, site_id)
     if "campaign_id" in changes or "agent_id" in changes:
         await _check_tied_rows(
             uow.session,
@@ -197,6 +220,7 @@ async def update_user(
         check_secret_strength(role, secret, _pin_min_digits(uow, pin_min_digits))
         user.secret_hash = await asyncio.to_thread(hash_secret, secret)
     user.role, user.campaign_id, user.agent_id = role.value, campaign_id, agent_id
+    user.site_id = site_id
     if "display_name" in changes:
         user.display_name = changes["display_name"]
     if "active" in changes:
@@ -390,6 +414,7 @@ def _principal(user: User, row: AuthSession, campaign_language: str | None = Non
         via_cookie=row.kind == "cookie",
         expires_at=row.expires_at,
         session_public_id=row.public_id,
+        site_id=user.site_id,
         language=user.language,
         campaign_language=campaign_language,
     )

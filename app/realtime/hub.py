@@ -95,6 +95,10 @@ class Screen:
     agent_id: int | None
     session_id: int
     queue_size: int = QUEUE_SIZE
+    # A site-scoped supervisor (docs/roster.md): the site, and its volunteers' ids
+    # (loaded with each snapshot), whose events alone of all agent events it gets.
+    site_id: int | None = None
+    site_agents: frozenset[int] = frozenset()
     queue: asyncio.Queue[Outgoing] = field(init=False)
     closing: CloseCode | None = None
     id: int = field(default_factory=itertools.count(1).__next__)
@@ -107,6 +111,10 @@ class Screen:
         if message["type"] == "auth.revoked":
             return bool(data.get("session_id") == self.session_id)
         if self.kind == "supervisor":
+            if self.site_id is not None:
+                agent_id = data.get("agent_id")
+                if agent_id is not None and agent_id not in self.site_agents:
+                    return False
             return self.campaign_id is None or data.get("campaign_id") == self.campaign_id
         if message["type"] in CAMPAIGN_WIDE:
             return bool(data.get("campaign_id") == self.campaign_id)
@@ -200,7 +208,13 @@ class Hub:
         campaign_id = data.get("campaign_id")
         found = list(self._supervisors.get(None, ()))
         if campaign_id is not None:
-            found.extend(self._supervisors.get(campaign_id, ()))
+            agent_id = data.get("agent_id")
+            found.extend(
+                s
+                for s in self._supervisors.get(campaign_id, ())
+                # A site-scoped supervisor gets its own site's volunteers' events only.
+                if s.site_id is None or agent_id is None or agent_id in s.site_agents
+            )
         if message["type"] in CAMPAIGN_WIDE:
             found.extend(self._agents_by_campaign.get(campaign_id, ()))
         else:

@@ -48,6 +48,7 @@ def agent_view(agent: Agent) -> dict[str, Any]:
         "current_call_id": agent.current_call_id,
         "calls_taken": agent.calls_taken,
         "screen": agent.screens_open > 0,
+        "site_id": agent.site_id,
     }
 
 
@@ -98,16 +99,22 @@ async def supervisor_snapshot(
     *,
     window_seconds: int,
     short_abandon_seconds: int,
+    site_id: int | None = None,
 ) -> dict[str, Any]:
+    """The supervisor's screen: the queues, and the volunteers (of one site, for a
+    site-scoped supervisor: ``site_id``)."""
     queue_stmt = select(Queue).order_by(Queue.id)
     agent_stmt = select(Agent).order_by(Agent.id)
     if campaign_id is not None:
         queue_stmt = queue_stmt.where(Queue.campaign_id == campaign_id)
         agent_stmt = agent_stmt.where(Agent.campaign_id == campaign_id)
+    if site_id is not None:
+        agent_stmt = agent_stmt.where(Agent.site_id == site_id)
     queues = list((await session.execute(queue_stmt)).scalars())
     agents = list((await session.execute(agent_stmt)).scalars())
     return {
         "campaign_id": campaign_id,
+        "site_id": site_id,
         "queues": [
             await stats.queue_stats(
                 session,

@@ -30,6 +30,7 @@ from sqlalchemy import and_, or_, select
 
 from app import cardguard
 from app.acd import actions, lifecycle, repository
+from app.acd.models import Agent
 from app.auth.service import Principal, Role, consume_ws_token
 from app.background import BackgroundTask, FailedPasses
 from app.db import Database, utcnow
@@ -226,9 +227,12 @@ class ScreenConnection:
             agent_id=principal.agent_id,
             session_id=principal.session_id,
             queue_size=self.settings.screen_queue_size,
+            site_id=principal.site_id if self.kind == "supervisor" else None,
         )
         self.hub.add(screen)  # first, so nothing published from now on is missed
         try:
+            if screen.site_id is not None:
+                screen.site_agents = await _site_agents(self.db, screen.site_id)
             if principal.agent_id is not None and self.kind == "agent":
                 await self._presence(principal.agent_id, opened=True)
             await self._catch_up(screen)
@@ -266,7 +270,15 @@ class ScreenConnection:
 
     def _filter(self, screen: Screen) -> Any:
         if self.kind == "supervisor":
-            return True if screen.campaign_id is None else Event.campaign_id == screen.campaign_id
+            if screen.campaign_id is None:
+                return True  # an admin's screen: every campaign
+            campaign: Any = Event.campaign_id == screen.campaign_id
+            if screen.site_id is None:
+                return campaign
+            return and_(
+                campaign,
+                or_(Event.agent_id.is_(None), Event.agent_id.in_(sorted(screen.site_agents))),
+            )
         return or_(
             Event.agent_id == screen.agent_id,
             and_(Event.type.in_(CAMPAIGN_WIDE), Event.campaign_id == screen.campaign_id),
@@ -282,6 +294,7 @@ class ScreenConnection:
                 utcnow(),
                 window_seconds=self.settings.stats_window_seconds,
                 short_abandon_seconds=self.settings.short_abandon_seconds,
+                site_id=screen.site_id,
             )
 
     async def _catch_up(self, screen: Screen) -> None:
@@ -463,7 +476,16 @@ async def _target_agent(db: Database, principal: Principal, agent_id: int | None
         agent = await repository.get_agent(session, agent_id)
     if principal.role != Role.ADMIN and agent.campaign_id != principal.campaign_id:
         raise Forbidden("this agent belongs to another campaign", field="args.agent_id")
+    if principal.site_id is not None and agent.site_id != principal.site_id:
+        raise Forbidden("this agent is at another site", field="args.agent_id")
     return agent.id
+
+
+async def _site_agents(db: Database, site_id: int) -> frozenset[int]:
+    """The volunteers of a site, whose events its scoped supervisors get."""
+    async with db.read() as session:
+        rows = await session.scalars(select(Agent.id).where(Agent.site_id == site_id))
+        return frozenset(rows)
 
 
 async def _supervisor_command(
@@ -530,10 +552,10 @@ class StatsTicker(BackgroundTask):
                 await asyncio.sleep(failures.failed())
 
     async def tick(self) -> None:
-        by_campaign: dict[int | None, list[Screen]] = {}
+        by_view: dict[tuple[int | None, int | None], list[Screen]] = {}
         for screen in self.hub.supervisors():
-            by_campaign.setdefault(screen.campaign_id, []).append(screen)
-        for campaign_id, screens in by_campaign.items():
+            by_view.setdefault((screen.campaign_id, screen.site_id), []).append(screen)
+        for (campaign_id, site_id), screens in by_view.items():
             async with self.db.read() as session:
                 data = await supervisor_snapshot(
                     session,
@@ -541,7 +563,13 @@ class StatsTicker(BackgroundTask):
                     utcnow(),
                     window_seconds=self.settings.stats_window_seconds,
                     short_abandon_seconds=self.settings.short_abandon_seconds,
+                    site_id=site_id,
                 )
+            if site_id is not None:
+                # The site's volunteers as of now (one added since is followed too).
+                site_agents = frozenset(a["id"] for a in data["agents"])
+                for screen in screens:
+                    screen.site_agents = site_agents
             item = encode("supervisor", _message("stats", None, data))  # once for all
             for screen in screens:
                 screen.offer(item)

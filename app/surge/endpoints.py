@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query
 
 from app.acd import repository
 from app.acd.models import Queue
-from app.auth.deps import check_campaign, require
+from app.auth.deps import check_campaign, check_site, require
 from app.auth.service import Principal, Role
 from app.db import Database, utcnow
 from app.deps import get_db
@@ -73,6 +73,7 @@ async def put_standby(agent_id: int, body: StandbyIn, db: DB, principal: Supervi
     async with db.read() as session:
         agent = await repository.get_agent(session, agent_id)
     check_campaign(principal, agent.campaign_id)
+    check_site(principal, agent.site_id)
     return await service.set_standby(db, agent, body, principal.username)
 
 
