@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 from app.cardguard import looks_like_card_data
 from app.errors import Invalid
+from app.text_files import LineProblem, decode_upload
 
 INTERVAL_MINUTES = 15
 DAY_MINUTES = 24 * 60
@@ -42,7 +43,6 @@ MAX_PROBLEMS = 100
 COLUMNS = ("start", "end", "calls_per_15min", "label", "seats")
 REQUIRED_COLUMNS = ("start", "end", "calls_per_15min")
 _CLOCK = re.compile(r"^(\d{1,2}):(\d{2})$")
-_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(frozen=True)
@@ -71,24 +71,14 @@ class Interval:
         return self.start + INTERVAL_MINUTES
 
 
-@dataclass(frozen=True)
-class Problem:
-    line: int | None
-    column: str | None
-    reason: str
-
-    def as_dict(self) -> dict[str, object]:
-        return {"line": self.line, "column": self.column, "reason": self.reason}
-
-
 @dataclass
 class Problems:
-    found: list[Problem] = field(default_factory=list)
+    found: list[LineProblem] = field(default_factory=list)
     more: int = 0
 
     def add(self, line: int | None, column: str | None, reason: str) -> None:
         if len(self.found) < MAX_PROBLEMS:
-            self.found.append(Problem(line, column, reason))
+            self.found.append(LineProblem(line, column, reason))
         else:
             self.more += 1
 
@@ -210,15 +200,6 @@ def intervals(segments: Sequence[Segment]) -> list[Interval]:
     ]
 
 
-def _decode(data: bytes) -> str:
-    if data.startswith(_BOM):
-        return data[len(_BOM) :].decode("utf-8")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("cp1252", errors="replace")
-
-
 def _header_map(cells: list[str], problems: Problems) -> dict[str, int]:
     names = [c.strip().lower().replace(" ", "_") for c in cells]
     found: dict[str, int] = {}
@@ -240,7 +221,7 @@ def parse_csv(data: bytes) -> list[Segment]:
     if b"\x00" in data:
         problems.add(data[: data.index(b"\x00")].count(b"\n") + 1, None, "not a text file")
         raise RundownRefused(problems)
-    text = _decode(data)
+    text = decode_upload(data)
     first_line = text.split("\n", 1)[0]
     delimiter = ";" if first_line.count(";") > first_line.count(",") else ","
     rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))

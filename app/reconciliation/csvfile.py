@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 from app.cardguard import card_spans, has_security_code_near_card_words
 from app.reconciliation.amounts import AmountError, parse_amount
+from app.text_files import UTF8_BOM, LineProblem
 
 HEADER_SEARCH_LINES = 20
 MAX_LINES = 100_000
@@ -54,7 +55,6 @@ DATE_FORMATS = (
 )
 ENCODINGS = ("utf-8", "cp1252")
 DELIMITERS = (",", ";", "\t", "|")
-_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(frozen=True)
@@ -69,16 +69,6 @@ class Mapping_:
     date_format: str
     currency: str
     columns: Mapping[str, str]
-
-
-@dataclass(frozen=True)
-class Problem:
-    line: int | None
-    column: str | None
-    reason: str
-
-    def as_dict(self) -> dict[str, object]:
-        return {"line": self.line, "column": self.column, "reason": self.reason}
 
 
 @dataclass
@@ -99,19 +89,19 @@ class Line:
 @dataclass
 class ParsedFile:
     lines: list[Line] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
+    problems: list[LineProblem] = field(default_factory=list)
     more_problems: int = 0
 
     def problem(self, line: int | None, column: str | None, reason: str) -> None:
         if len(self.problems) < MAX_PROBLEMS:
-            self.problems.append(Problem(line, column, reason))
+            self.problems.append(LineProblem(line, column, reason))
         else:
             self.more_problems += 1
 
 
 def _decode(data: bytes, encoding: str, parsed: ParsedFile) -> str | None:
-    if data.startswith(_BOM):
-        encoding, data = "utf-8", data[len(_BOM) :]
+    if data.startswith(UTF8_BOM):
+        encoding, data = "utf-8", data[len(UTF8_BOM) :]
     if b"\x00" in data:
         parsed.problem(data[: data.index(b"\x00")].count(b"\n") + 1, None, "not a text file")
         return None

@@ -21,8 +21,9 @@ import unicodedata
 import zipfile
 from dataclasses import dataclass, field
 
+from app.text_files import decode_upload
+
 MAX_ROWS = 5000
-_BOM = b"\xef\xbb\xbf"
 DELIMITERS = (",", ";", "\t")
 
 # Each field and the header names that mean it (compared in their folded form).
@@ -89,15 +90,6 @@ def _rows(table: list[tuple[int, list[str]]]) -> list[RosterRow]:
     return rows
 
 
-def decode(data: bytes) -> str:
-    if data.startswith(_BOM):
-        return data[len(_BOM) :].decode("utf-8")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("cp1252", errors="replace")
-
-
 def _delimiter(first_line: str) -> str:
     def known(delimiter: str) -> int:
         header = next(csv.reader([first_line], delimiter=delimiter), [])
@@ -108,7 +100,7 @@ def _delimiter(first_line: str) -> str:
 
 def read_csv(data: bytes) -> list[RosterRow]:
     try:
-        text = decode(data)
+        text = decode_upload(data)
     except UnicodeDecodeError as exc:
         raise FileUnreadable("the file's byte-order mark says UTF-8, but it is not") from exc
     if "\x00" in text:
