@@ -134,14 +134,16 @@ class _SQLiteConnection(sqlite3.Connection):
         super().close()
 
 
-def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int, synchronous: str) -> None:
+def _configure_sqlite(
+    engine: AsyncEngine, busy_timeout_ms: int, synchronous: str, foreign_keys: bool
+) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy, not the driver, decide when a transaction begins.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         # WAL + NORMAL survives an application crash; FULL also a power cut, at one
         # fsync per commit (see the PLEDGELINE_SQLITE_SYNCHRONOUS setting).
@@ -155,8 +157,17 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int, synchronous: st
 
 
 def make_engine(
-    url: str, *, pool_size: int = 10, busy_timeout_ms: int = 5000, synchronous: str = "NORMAL"
+    url: str,
+    *,
+    pool_size: int = 10,
+    busy_timeout_ms: int = 5000,
+    synchronous: str = "NORMAL",
+    foreign_keys: bool = True,
 ) -> AsyncEngine:
+    """The engine for ``url``. ``foreign_keys=False`` is for migrations on SQLite only
+    (migrations/env.py): there a table altered in batch mode is copied, dropped and
+    renamed, and with foreign keys enforced dropping it would delete, by cascade,
+    every row of the tables that refer to it."""
     url = async_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -166,7 +177,7 @@ def make_engine(
             url,
             connect_args={"timeout": busy_timeout_ms / 1000, "factory": _SQLiteConnection},
         )
-        _configure_sqlite(engine, busy_timeout_ms, synchronous)
+        _configure_sqlite(engine, busy_timeout_ms, synchronous, foreign_keys)
         return engine
     engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
     _ping_idle_connections(engine)

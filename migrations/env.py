@@ -1,7 +1,8 @@
 """Alembic environment: one history for SQLite and PostgreSQL.
 
 The URL comes from ``PLEDGELINE_DATABASE_URL`` (or ``-x url=...``); SQLite uses batch
-mode so ALTERs work by copying tables.
+mode so ALTERs work by copying tables, with foreign keys off while it does (a copied
+table is dropped: enforced, that would delete the rows referring to it).
 """
 
 from __future__ import annotations
@@ -36,10 +37,20 @@ def _run(connection: Connection) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+        if connection.dialect.name == "sqlite":
+            _check_foreign_keys(connection)
+
+
+def _check_foreign_keys(connection: Connection) -> None:
+    """Foreign keys are off while SQLite migrates (see ``make_engine``): a migration
+    must still leave every reference whole, or the upgrade is rolled back."""
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+    if broken:
+        raise RuntimeError(f"migration left broken references (table, rowid, parent): {broken}")
 
 
 async def _run_async() -> None:
-    engine = make_engine(_url())
+    engine = make_engine(_url(), foreign_keys=False)
     async with engine.connect() as connection:
         await connection.run_sync(_run)
         await connection.commit()

@@ -169,7 +169,7 @@ def expression(kind: str, depth: int = 3) -> st.SearchStrategy[str]:
             binary("bool", ["==", "!="], "bool"),
             st.tuples(
                 e("string"), st.sampled_from(["startsWith", "endsWith", "contains"]), e("string")
-            ).map(lambda t: f"{t[0]}.{t[1]}({t[2]})"),
+            ).map(_string_method),
             binary("string", ["in"], "list<string>"),
             st.tuples(e("int"), st.lists(INT_LITERAL.map(_int_literal), max_size=3)).map(
                 lambda t: f"({t[0]} in [{', '.join(t[1])}])"
@@ -228,6 +228,16 @@ def _ours(source: str, facts: Facts) -> tuple[str, Any]:
         return "value", compiled.evaluate(facts)
     except EvaluationError:
         return "error", None
+
+
+def _string_method(call: tuple[str, str, str]) -> str:
+    receiver, method, argument = call
+    if method == "contains":
+        # cel-python's ``+`` of two strings gives a bare Python str, which has no
+        # ``contains`` ("no such overload"; CEL says ("a" + "b").contains("0") is
+        # false, as we do): its receiver goes through string(), a no-op in CEL.
+        receiver = f"string({receiver})"
+    return f"{receiver}.{method}({argument})"
 
 
 KINDS = ["bool", "int", "double", "string", "list<string>"]
