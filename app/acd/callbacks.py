@@ -48,15 +48,7 @@ CALLBACK_ID_PREFIX = "callback-"
 
 
 def _emit(uow: UnitOfWork, call: Call, type: str, **data: Any) -> None:
-    emit(
-        uow,
-        type,
-        campaign_id=call.campaign_id,
-        queue_id=call.queue_id,
-        call_id=call.id,
-        agent_id=call.agent_id,
-        data={"state": call.state, "kind": call.kind, **data},
-    )
+    lifecycle.emit_call(uow, call, type, kind=call.kind, **data)
 
 
 def _alert(uow: UnitOfWork, call: Call, reason: str, text: str) -> None:

@@ -221,7 +221,7 @@ async def offer_pair(
 # --- call path -------------------------------------------------------------------
 
 
-def _emit_call(uow: UnitOfWork, call: Call, type: str, **data: object) -> None:
+def emit_call(uow: UnitOfWork, call: Call, type: str, **data: object) -> None:
     emit(
         uow,
         type,
@@ -280,7 +280,7 @@ async def receive(
     uow.session.add(call)
     await uow.session.flush()
     uow.memo.setdefault("calls_received", set()).add(call.id)
-    _emit_call(uow, call, "call.received", caller=number.e164, caller_issue=number.issue)
+    emit_call(uow, call, "call.received", caller=number.e164, caller_issue=number.issue)
     decided = await hooks.received(uow, call, campaign, now)
     if decided.rejected:
         return call
@@ -333,7 +333,7 @@ async def reject(
     issue_command(uow, CommandName.ANSWER, call.provider_call_id)  # to play the message
     issue_command(uow, CommandName.PLAY, call.provider_call_id, message=message)
     issue_command(uow, CommandName.HANGUP, call.provider_call_id)
-    _emit_call(uow, call, "call.rejected", reason=reason)
+    emit_call(uow, call, "call.rejected", reason=reason)
 
 
 async def enqueue(
@@ -367,7 +367,7 @@ async def enqueue(
     for after_seconds in widen_after:
         due = now + dt.timedelta(seconds=after_seconds)
         timers.schedule(uow, TimerKind.TIER_WIDEN, due, call_id=call.id)
-    _emit_call(uow, call, "call.queued", queue=queue.name, priority=priority)
+    emit_call(uow, call, "call.queued", queue=queue.name, priority=priority)
     await hooks.step(uow, "call_queued", call, now)
     if call.state != CallState.QUEUED or call.queue_id != queue.id or not route:
         return  # a rule moved or ended it, or nobody is to be offered it
@@ -412,7 +412,7 @@ async def overflow(
     await timers.cancel_all_for_call(uow, call.id)
     issue_command(uow, CommandName.PLAY, call.provider_call_id, message=queue.overflow_message)
     issue_command(uow, CommandName.HANGUP, call.provider_call_id)
-    _emit_call(uow, call, "call.overflowed", reason=reason, wait_seconds=call.wait_seconds)
+    emit_call(uow, call, "call.overflowed", reason=reason, wait_seconds=call.wait_seconds)
 
 
 async def move_queued(
@@ -428,7 +428,7 @@ async def move_queued(
     """A waiting call goes to another queue (overflow, a rule): its wait timers start
     afresh there, with its priority unless another is given."""
     await timers.cancel_all_for_call(uow, call.id)
-    _emit_call(uow, call, "call.moved", reason=reason, to_queue=target.name)
+    emit_call(uow, call, "call.moved", reason=reason, to_queue=target.name)
     call.state = next_call_state(call.state, "move")  # re-enters through enqueue
     chosen = call.priority if priority is None else priority
     await enqueue(uow, call, target, now, priority=chosen, tried=tried)
@@ -470,7 +470,7 @@ async def offer(
             auto_answer=queue.auto_answer,
         )
     pop = await hooks.pop_for_offer(uow, call.id) if pop_may_exist else None
-    _emit_call(
+    emit_call(
         uow,
         call,
         "call.offered",
@@ -494,7 +494,7 @@ async def _requeue_at_head(uow: UnitOfWork, call: Call, now: dt.datetime, reason
     call.state = next_call_state(call.state, "requeue")
     call.agent_id = None
     call.rank_key = min(call.rank_key, now.timestamp()) - HEAD_OF_QUEUE_BOOST
-    _emit_call(uow, call, "call.requeued", reason=reason)
+    emit_call(uow, call, "call.requeued", reason=reason)
     queue = (await config_cache.snapshot(uow)).queues.get(call.queue_id or 0)
     if queue is None or not await match_call(uow, call, queue, now):
         request_dispatch(uow, call.campaign_id)
@@ -580,7 +580,7 @@ async def connect_callback(uow: UnitOfWork, call: Call, agent: Agent, now: dt.da
 
 async def _connected(uow: UnitOfWork, call: Call, agent: Agent, now: dt.datetime) -> None:
     await timers.cancel_all_for_call(uow, call.id)
-    _emit_call(uow, call, "call.connected", wait_seconds=call.wait_seconds)
+    emit_call(uow, call, "call.connected", wait_seconds=call.wait_seconds)
     await hooks.step(uow, "call_connected", call, now, agent.id)
 
 
@@ -784,7 +784,7 @@ async def finish_wrap_up(
     if authorize is not None:
         authorize(agent)  # before anything is committed
     if call is not None and call.state == CallState.COMPLETED:
-        _emit_call(uow, call, "call.completed", disposition=call.disposition)
+        emit_call(uow, call, "call.completed", disposition=call.disposition)
     await timers.cancel(uow, TimerKind.WRAPUP_END, agent_id=agent.id)
     _announce_agent(uow, agent, "end_wrap_up", AgentState.AVAILABLE, None)
     if agent.state == AgentState.PAUSED:
@@ -833,7 +833,7 @@ async def _wrap_up_started(
     if by == "agent":
         issue_command(uow, CommandName.HANGUP, call.provider_call_id)
     talk = round((now - (call.answered_at or now)).total_seconds(), 3)
-    _emit_call(uow, call, "call.wrap_up", by=by, talk_seconds=talk, wrapup_until=due.isoformat())
+    emit_call(uow, call, "call.wrap_up", by=by, talk_seconds=talk, wrapup_until=due.isoformat())
     await hooks.step(uow, "call_ended", call, now, agent.id)
 
 
@@ -867,8 +867,8 @@ async def transfer_to_queue(
     )
     uow.session.add(leg)
     await uow.session.flush()
-    _emit_call(uow, call, "call.transferred", to_queue=target.name, next_call_id=leg.id)
-    _emit_call(uow, leg, "call.received", caller=leg.caller_number, parent_call_id=call.id)
+    emit_call(uow, call, "call.transferred", to_queue=target.name, next_call_id=leg.id)
+    emit_call(uow, leg, "call.received", caller=leg.caller_number, parent_call_id=call.id)
     if not await hooks.leg_created(uow, call, leg):
         _committed(uow, leg)  # nothing carried over (no finished look-up): look up anew
     await enqueue(uow, leg, target, now, priority=call.priority)
@@ -884,7 +884,7 @@ async def transfer_out(
     call.end_reason = "transferred_out"
     await _agent_wrap_up(uow, call, agent, now)
     issue_command(uow, CommandName.TRANSFER, call.provider_call_id, number=number)
-    _emit_call(uow, call, "call.transferred", to_number=number)
+    emit_call(uow, call, "call.transferred", to_number=number)
 
 
 async def end_wrap_up(
@@ -898,7 +898,7 @@ async def end_wrap_up(
     if call.state == CallState.WRAP_UP:
         call.state = next_call_state(call.state, "complete")
         call.ended_at = now
-        _emit_call(uow, call, "call.completed", disposition=call.disposition)
+        emit_call(uow, call, "call.completed", disposition=call.disposition)
     await timers.cancel(uow, TimerKind.WRAPUP_END, agent_id=agent.id)
     await _free_agent(uow, agent, "end_wrap_up", now)
 
@@ -943,7 +943,7 @@ async def abandon(uow: UnitOfWork, call: Call, now: dt.datetime) -> None:
     call.end_reason = "caller_hangup"
     call.wait_seconds = _wait(call, now)
     await timers.cancel_all_for_call(uow, call.id)
-    _emit_call(uow, call, "call.abandoned", wait_seconds=call.wait_seconds)
+    emit_call(uow, call, "call.abandoned", wait_seconds=call.wait_seconds)
     if was_offered_to is not None:
         agent = await repository.get_agent(uow.session, was_offered_to, lock=True)
         if agent.current_call_id == call.id and agent.state == AgentState.RESERVED:
