@@ -14,6 +14,7 @@ from app.privacy.models import PrivacyAction, PurgedCampaign
 from app.realtime.models import Event
 from app.receipts.models import Receipt, ReceiptCampaign, ReceiptCounter, ReceiptOrganisation
 from app.reconciliation.models import PaymentImport, PaymentLine, PaymentSource
+from app.roster.models import Shift, ShiftSignup
 from app.rules.models import NumberBlock, RuleFile
 from app.surge.models import Page, QueueSurge, SmsMessage, Standby
 from app.telephony.models import Command, InboundEvent
@@ -50,6 +51,8 @@ __all__ = [
     "RuleFile",
     "ScreenPop",
     "Seat",
+    "Shift",
+    "ShiftSignup",
     "Site",
     "SmsMessage",
     "Standby",
