@@ -290,6 +290,14 @@ class Settings(BaseSettings):
             "after the pledge last changed (the legal period), then pseudonymised."
         ),
     )
+    idempotency_key_hours: int = Field(
+        default=24,
+        ge=1,
+        description=(
+            "Stored first answers to requests with an Idempotency-Key are removed this many "
+            "hours after the request (a retry after that is a new request)."
+        ),
+    )
     retention_purge_seconds: float = Field(
         default=3600.0,
         ge=0,

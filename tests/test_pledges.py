@@ -258,6 +258,25 @@ async def test_same_key_same_body_returns_the_first_answer(hotline: Hotline) -> 
     assert r.status_code == 201 and r.json()["reference"] != first.json()["reference"]
 
 
+async def test_stored_answers_are_purged_after_a_day(hotline: Hotline) -> None:
+    setup = await pledge_setup(hotline)
+    r = await save(hotline, setup)
+    assert r.status_code == 201, r.text
+    now = dt.datetime.now(dt.UTC)
+
+    async def purge(hours: int) -> int:
+        as_of = (now + dt.timedelta(hours=hours)).isoformat()
+        r = await hotline.http.post("/privacy/purge", json={"as_of": as_of})
+        assert r.status_code == 200, r.text
+        return int(r.json()["changed"]["idempotency_keys"])
+
+    # Kept through any retry (a day by default), then only weight: removed, and the
+    # pledge itself stays.
+    assert await purge(23) == 0 and await count(hotline, "idempotency_keys") == 1
+    assert await purge(25) == 1 and await count(hotline, "idempotency_keys") == 0
+    assert await count(hotline, "pledges") == 1
+
+
 async def test_a_refused_request_leaves_its_key_free(hotline: Hotline) -> None:
     setup = await pledge_setup(hotline)
     headers = {**setup["agent_headers"], **key()}

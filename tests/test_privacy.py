@@ -415,6 +415,7 @@ async def test_the_purge_removes_what_is_due_and_keeps_totals_and_statistics(
         "screen_pops",
         "caller_numbers",
         "pledges",
+        "idempotency_keys",
         "receipts",
         "sms_pages",
     ]
@@ -426,6 +427,7 @@ async def test_the_purge_removes_what_is_due_and_keeps_totals_and_statistics(
         "screen_pops": 0,
         "caller_numbers": 0,
         "pledges": 0,
+        "idempotency_keys": 0,
         "receipts": 0,
         "sms_pages": 0,
     }
@@ -456,11 +458,17 @@ async def test_the_purge_removes_what_is_due_and_keeps_totals_and_statistics(
         "screen_pops": 0,
         "caller_numbers": 0,
         "pledges": 0,
+        "idempotency_keys": 0,
         "receipts": 0,
         "sms_pages": 0,
     }
     purges = await hotline.sql("SELECT looked_up_by FROM privacy_actions WHERE action = 'purge'")
-    assert sorted(p for (p,) in purges) == ["caller_numbers", "pledges", "screen_pops"]
+    assert sorted(p for (p,) in purges) == [
+        "caller_numbers",
+        "idempotency_keys",
+        "pledges",
+        "screen_pops",
+    ]
 
 
 async def test_a_purge_as_of_the_past_is_refused(hotline: Hotline) -> None:
@@ -521,7 +529,14 @@ def test_the_purge_command(database_url: str) -> None:
     )
     assert done.returncode == 0, done.stderr
     kinds = [line.split(":")[0] for line in done.stdout.splitlines()]
-    assert kinds == ["screen_pops", "caller_numbers", "pledges", "receipts", "sms_pages"]
+    assert kinds == [
+        "screen_pops",
+        "caller_numbers",
+        "pledges",
+        "idempotency_keys",
+        "receipts",
+        "sms_pages",
+    ]
     bad = subprocess.run(
         [sys.executable, "-m", "app.cli", "privacy", "purge", "--as-of", "soon"],
         cwd=ROOT,

@@ -275,13 +275,18 @@ async def purge_pledges(
             )
         ).all()
     )
-    changed = await blank_pledges(uow, ids)
-    # First answers kept for retried requests: long past any retry, and they hold
-    # the pledge as it was saved.
+    return await blank_pledges(uow, ids)
+
+
+async def purge_idempotency_keys(
+    uow: UnitOfWork, before: dt.datetime, now: dt.datetime, settings: Settings
+) -> int:
+    """First answers kept for retried requests: they hold the pledge as it was saved,
+    and a client retries within minutes, so a day on they are only weight."""
     result = await uow.session.execute(
         delete(IdempotencyRecord).where(IdempotencyRecord.created_at < before)
     )
-    return changed + _rowcount(result)
+    return _rowcount(result)
 
 
 register(
@@ -306,6 +311,14 @@ register(
         "donors' details on pledges and in their audit trail (the legal period)",
         lambda now, s: months_before(now, 12 * s.retention_pledge_years),
         purge_pledges,
+    )
+)
+register(
+    RetentionKind(
+        "idempotency_keys",
+        "stored first answers to requests with an Idempotency-Key (a day by default)",
+        lambda now, s: now - dt.timedelta(hours=s.idempotency_key_hours),
+        purge_idempotency_keys,
     )
 )
 
