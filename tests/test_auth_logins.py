@@ -10,6 +10,7 @@ import asyncio
 import datetime as dt
 from collections.abc import Awaitable, Callable
 
+import httpx
 import pytest
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -298,3 +299,41 @@ async def test_four_digit_pins_are_allowed_by_the_setting(
     setup = await setup_campaign(hotline, agents=1)
     assert await _new_volunteer(hotline, setup["agent_ids"][0], setup["campaign_id"], "123") == 422
     assert await _new_volunteer(hotline, setup["agent_ids"][0], setup["campaign_id"], "1234") == 201
+
+
+async def test_a_missing_or_unknown_campaign_number_is_said_and_not_counted(
+    hotline: Hotline,
+) -> None:
+    setup = await setup_campaign(hotline, agents=1)
+    campaign, agent = setup["campaign_id"], setup["agent_ids"][0]
+    assert await _new_volunteer(hotline, agent, campaign, "246810") == 201
+    name = f"vol-{agent}-246810"
+
+    async def log_in(secret: str, campaign_id: int | None) -> httpx.Response:
+        body = {"username": name, "secret": secret, "mode": "bearer"}
+        if campaign_id is not None:
+            body["campaign_id"] = campaign_id
+        return await hotline.http.post("/auth/login", json=body)
+
+    # Far more slips than the lockout allows: each is told, none counts.
+    for _ in range(LIMIT + 2):
+        r = await log_in("246810", None)
+        assert (r.status_code, r.json()["code"], r.json()["field"]) == (
+            422,
+            "campaign_required",
+            "campaign_id",
+        )
+        r = await log_in("246810", campaign + 1000)
+        assert (r.status_code, r.json()["code"], r.json()["field"]) == (
+            422,
+            "unknown_campaign",
+            "campaign_id",
+        )
+        assert "numéro" in r.json()["message"]  # French by default
+    assert await hotline.sql("SELECT count(*) FROM login_throttles") == [(0,)]
+    # A wrong PIN without the number says nothing of the name: a wrong login, counted.
+    r = await log_in("135790", None)
+    assert (r.status_code, r.json()["code"]) == (401, "bad_credentials")
+    assert await hotline.sql("SELECT attempts FROM login_throttles") == [(1,)]
+    r = await log_in("246810", campaign)
+    assert r.status_code == 200, r.text

@@ -9,6 +9,11 @@ from typing import Any
 from app.i18n.formats import format_datetime, format_money, format_percent
 from tests.browser import Hotline
 
+try:
+    from playwright.async_api import expect
+except ImportError:  # the browser fixture says so: the tests skip, or fail with CI=true
+    expect = None
+
 
 async def _french_page(browser: Any, hotline: Hotline) -> Any:
     context = await browser.new_context(locale="fr-FR", timezone_id="Europe/Paris")
@@ -78,3 +83,34 @@ async def test_i18n_js_in_english(browser: Any, browser_hotline: Hotline) -> Non
     finally:
         await context.close()
     assert got == ["€1,234.50", "53.2%", "06/12/2026, 21:05", "log in first"]
+
+
+async def test_a_french_volunteer_signs_in_on_a_french_page(
+    browser: Any, browser_hotline: Hotline
+) -> None:
+    hotline = browser_hotline
+    name = (await hotline.get(f"/agents?campaign_id={hotline.campaign_id}"))[0]["display_name"]
+    username, pin = await hotline.volunteer_login(name)
+    context = await browser.new_context(locale="fr-FR", timezone_id="Europe/Paris")
+    page = await context.new_page()
+    try:
+        await page.goto(f"{hotline.base_url}/login")
+        assert await page.title() == "Connexion — Pledgeline"
+        await page.get_by_label("Nom").fill(username)
+        # The script's own messages come from the catalogue too.
+        await page.get_by_role("button", name="Se connecter").click()
+        await expect(page.locator("#login-error")).to_have_text(
+            "Saisissez votre PIN ou votre mot de passe."
+        )
+        await page.get_by_label("PIN ou mot de passe").fill("999999")
+        await page.get_by_label("Numéro de campagne").fill(str(hotline.campaign_id))
+        await page.get_by_role("button", name="Se connecter").click()
+        await expect(page.locator("#login-error")).to_contain_text("Nom, PIN ou mot de passe")
+        await page.get_by_label("PIN ou mot de passe").fill(pin)
+        await page.get_by_role("button", name="Se connecter").click()
+        await page.wait_for_url(lambda url: "/agent" in url, timeout=10_000)
+        await expect(page.get_by_role("heading", name="Votre état")).to_be_visible()
+        await expect(page.locator("#ready-btn")).to_contain_text("Prêt")
+        assert await page.evaluate("document.documentElement.lang") == "fr"
+    finally:
+        await context.close()

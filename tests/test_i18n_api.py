@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 import openpyxl
 
@@ -114,6 +115,33 @@ async def test_pages_carry_the_negotiated_language(hotline: Hotline) -> None:
         assert '<html lang="en">' in english.text
         assert "Accept-Language" in english.headers["vary"]
         assert "default-src 'self'" in english.headers["content-security-policy"]
+
+
+def scripts(page: str) -> list[str]:
+    return re.findall(r"<script[^>]*>", page)
+
+
+async def test_pages_are_served_in_french_unless_asked(hotline: Hotline) -> None:
+    pages = {
+        "/": "Écran bénévole",
+        "/login": "Se connecter",
+        "/agent": "Raccrocher",
+        "/supervisor": "Bénévoles d&#x27;astreinte",
+        "/organiser": "Exporter les promesses",
+        "/board": "Promis à ce jour",
+    }
+    english = {"/": "Volunteer screen", "/login": "Sign in", "/agent": "Hang up"}
+    for path, text in pages.items():
+        french = await hotline.http.get(path)
+        assert french.status_code == 200 and text in french.text, path
+        # The scripts are served as written: only the page's texts change.
+        english_page = await hotline.http.get(path, headers={"Accept-Language": "en"})
+        assert scripts(french.text) == scripts(english_page.text), path
+    for path, text in english.items():
+        r = await hotline.http.get(path, headers={"Accept-Language": "en"})
+        assert text in r.text and pages[path] not in r.text, path
+    login = (await hotline.http.get("/login")).text
+    assert ">Sign in<" not in login and 'aria-describedby="secret-hint"' in login
 
 
 async def test_the_page_catalogue_is_public_and_cacheable(hotline: Hotline) -> None:

@@ -359,6 +359,15 @@ async def login(
     """
     now = now or utcnow()
     session = uow.session
+    # A mistyped campaign number is a slip, not a guess: said as such and not counted
+    # (campaign numbers are handed out with the time slots; naming one reveals nothing).
+    if campaign_id is not None and await session.get(Campaign, campaign_id) is None:
+        raise Invalid(
+            "there is no campaign {campaign_id}: check the number given with your time slot",
+            field="campaign_id",
+            code="unknown_campaign",
+            campaign_id=campaign_id,
+        )
     taken = await _take_attempt(uow, username, client, max_failures, now)
     if taken is None:
         until = await _locked_until(session, username, client)
@@ -374,6 +383,15 @@ async def login(
     ).scalar_one_or_none()
     # argon2 off the event loop; a wrong name costs as much as a wrong secret.
     ok = await asyncio.to_thread(verify_secret, user.secret_hash if user else DUMMY_HASH, secret)
+    if ok and user is not None and user.role == Role.AGENT and campaign_id is None and user.active:
+        # The right PIN without the campaign number: told only once the PIN is right
+        # (so it says nothing of a name to a guesser), and the attempt taken above is
+        # rolled back with the refusal, so it does not count toward the lockout.
+        raise Invalid(
+            "volunteers sign in with their campaign number too",
+            field="campaign_id",
+            code="campaign_required",
+        )
     if user is not None and user.role == Role.AGENT and user.campaign_id != campaign_id:
         ok = False
     if user is None or not ok or not user.active:

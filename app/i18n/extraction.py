@@ -13,6 +13,8 @@ from pathlib import Path
 from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_dir
 
+from app.i18n.html import segments
+
 APP_DIR = Path(__file__).resolve().parent.parent
 STATIC_DIR = APP_DIR / "web" / "static"
 
@@ -51,8 +53,14 @@ def code_message_ids() -> dict[str, list[str]]:
 
 
 def page_message_ids() -> dict[str, list[str]]:
-    """Message id -> where, from the pages' scripts that call ``t(...)`` (i18n.js)."""
+    """Message id -> where, from the pages' HTML (every text: ``html.py``) and their
+    scripts that call ``t(...)`` (i18n.js)."""
     found: dict[str, list[str]] = {}
+    for path in sorted(STATIC_DIR.glob("*.html")):
+        page = path.read_text(encoding="utf-8")
+        for segment in segments(page):
+            number = page.count("\n", 0, segment.start) + 1
+            found.setdefault(segment.message_id, []).append(f"app/web/static/{path.name}:{number}")
     for path in sorted(STATIC_DIR.glob("*.js")) + sorted(STATIC_DIR.glob("*.html")):
         text = path.read_text(encoding="utf-8")
         if "i18n.js" not in text and path.name != "i18n.js":

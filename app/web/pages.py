@@ -10,12 +10,14 @@ no external fonts. A strict Content-Security-Policy keeps it that way.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response
 
 from app.errors import NotFound
+from app.i18n.html import translate_page
 from app.i18n.negotiation import request_language
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -77,14 +79,24 @@ def _file(path: Path, host: str | None = None) -> FileResponse:
     return FileResponse(path, media_type=MEDIA_TYPES[path.suffix.lower()], headers=headers)
 
 
-_HTML_LANG = re.compile(rb'<html lang="[A-Za-z-]*"')
+_HTML_LANG = re.compile(r'<html lang="[A-Za-z-]*"')
+
+
+@lru_cache(maxsize=64)
+def _translated(name: str, language: str, modified_ns: int) -> bytes:
+    """The page in ``language``: its texts translated (app/i18n/html.py) and ``<html
+    lang>`` set. Cached per file version (``modified_ns``), so an edited page is read
+    again."""
+    page = (STATIC_DIR / name).read_text(encoding="utf-8")
+    page = _HTML_LANG.sub(f'<html lang="{language}"', translate_page(page, language), count=1)
+    return page.encode()
 
 
 def _page(name: str, request: Request) -> Response:
-    """The page with ``<html lang>`` set to the caller's language (``Accept-Language``;
-    app/i18n/negotiation.py), which its script then loads the catalogue of."""
+    """The page in the caller's language (``Accept-Language``; app/i18n/negotiation.py),
+    whose script then loads the catalogue of ``<html lang>`` for what it writes."""
     language = request_language(request)
-    html = _HTML_LANG.sub(f'<html lang="{language}"'.encode(), (STATIC_DIR / name).read_bytes(), 1)
+    html = _translated(name, language, (STATIC_DIR / name).stat().st_mtime_ns)
     headers = {
         **SECURITY_HEADERS,
         "Content-Security-Policy": content_security_policy(request.headers.get("host")),

@@ -2,6 +2,8 @@
 // screen. No login and no personal data: it reads the public /board/totals once a
 // second (the figures move within a second of a pledge being saved).
 
+import { formatDecimal, formatMoney, loadCatalogue, t } from "/static/i18n.js";
+
 const params = new URLSearchParams(location.search);
 const campaign = params.get("campaign") || params.get("campaign_id");
 const POLL_MS = 1000;
@@ -9,20 +11,15 @@ const $ = (id) => document.getElementById(id);
 
 function money(minor, currency) {
   if (minor === null || minor === undefined) return "–";
-  const digits = new Intl.NumberFormat("en", { style: "currency", currency }).resolvedOptions()
-    .maximumFractionDigits;
-  return new Intl.NumberFormat(undefined, {
-    style: "currency",
-    currency,
-    maximumFractionDigits: 0,
-  }).format(minor / 10 ** digits);
+  // Whole units on a studio screen: "12 346 €".
+  return formatMoney(minor, currency, 0);
 }
 
 let lastTotal = null;
 
 function show(data) {
   $("board-campaign").textContent = data.campaign;
-  document.title = `${data.campaign} — tote board`;
+  document.title = t("{campaign} — tote board", { campaign: data.campaign });
   const total = $("board-total");
   total.textContent = money(data.promised_minor, data.currency);
   total.dataset.minor = String(data.promised_minor);
@@ -32,7 +29,7 @@ function show(data) {
     total.classList.add("board-bump");
   }
   lastTotal = data.promised_minor;
-  $("board-count").textContent = new Intl.NumberFormat().format(data.count);
+  $("board-count").textContent = formatDecimal(data.count, 0);
   $("board-count").dataset.count = String(data.count);
   $("board-average").textContent = money(data.average_minor, data.currency);
   $("board-paid").textContent = money(data.paid_minor, data.currency);
@@ -46,11 +43,14 @@ async function poll() {
     const response = await fetch(`/board/totals${query}`, { cache: "no-store" });
     const data = await response.json();
     if (response.ok) show(data);
-    else $("board-status").textContent = data.message || "No figures yet.";
+    else $("board-status").textContent = data.message || t("No figures yet.");
   } catch {
-    $("board-status").textContent = "Reconnecting…";
+    $("board-status").textContent = t("Reconnecting…");
   }
   setTimeout(poll, POLL_MS);
 }
 
+// The catalogue first (the status lines are in the page's language); the figures
+// come anyway if it cannot be had.
+await loadCatalogue().catch(() => {});
 poll();

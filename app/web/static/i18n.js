@@ -60,13 +60,15 @@ export function formatDecimal(value, maxPlaces = 3) {
   return digits(value, 0, maxPlaces);
 }
 
-// An amount in minor units (cents): 123450 EUR is "1 234,50 €" in French.
-export function formatMoney(minor, currency) {
+// An amount in minor units (cents): 123450 EUR is "1 234,50 €" in French; with
+// shownPlaces 0, "1 235 €" (a studio board's whole units).
+export function formatMoney(minor, currency, shownPlaces = undefined) {
   const f = formats();
   const known = f.currencies[currency];
   const places = known ? known.places : 2;
   const symbol = known ? known.symbol : currency;
-  const number = digits(minor / 10 ** places, places, places);
+  const shown = shownPlaces === undefined ? places : shownPlaces;
+  const number = digits(minor / 10 ** places, shown, shown);
   return applyPattern(f.currency_pattern, number, symbol);
 }
 

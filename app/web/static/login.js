@@ -1,6 +1,7 @@
 // The sign-in page: POST /auth/login (cookie mode), then on to the page of the role.
 
 import { api, pageForRole, signOut, whoAmI } from "/static/common.js";
+import { loadCatalogue, t } from "/static/i18n.js";
 
 const params = new URLSearchParams(location.search);
 const form = document.getElementById("login-form");
@@ -41,7 +42,7 @@ async function showSignedIn() {
   if (!me) return;
   const box = document.getElementById("signed-in");
   document.getElementById("signed-in-text").textContent =
-    `Signed in as ${me.username} (${me.role}).`;
+    t("Signed in as {username} ({role}).", { username: me.username, role: me.role });
   document.getElementById("continue-link").href = nextPage(me.role);
   document.getElementById("switch-btn").addEventListener("click", () => signOut(me.csrf_token));
   box.hidden = false;
@@ -50,12 +51,12 @@ async function showSignedIn() {
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
   const name = username.value.trim();
-  if (!name) return fail("Enter your name.", username);
-  if (!secret.value) return fail("Enter your PIN or password.", secret);
+  if (!name) return fail(t("Enter your name."), username);
+  if (!secret.value) return fail(t("Enter your PIN or password."), secret);
   const body = { username: name, secret: secret.value, mode: "cookie" };
   if (campaign.value.trim()) {
     const id = Number(campaign.value);
-    if (!Number.isInteger(id) || id < 1) return fail("The campaign number is a whole number.", campaign);
+    if (!Number.isInteger(id) || id < 1) return fail(t("The campaign number is a whole number."), campaign);
     body.campaign_id = id;
   }
   button.disabled = true;
@@ -67,19 +68,24 @@ form.addEventListener("submit", async (event) => {
       return;
     }
     if (r.status === 401) {
-      fail("Wrong name, PIN or password — or, for volunteers, the wrong campaign number.", secret);
+      fail(t("Wrong name, PIN or password — or, for volunteers, the wrong campaign number."), secret);
+    } else if (r.status === 422 && r.data && r.data.field === "campaign_id") {
+      // A missing or unknown campaign number: said as such, not counted as a failure.
+      fail(r.data.message, campaign);
     } else if (r.status === 429) {
-      fail("Too many attempts. Wait a few minutes, then try again.", null);
+      fail(t("Too many attempts. Wait a few minutes, then try again."), null);
     } else {
-      fail((r.data && r.data.message) || `Sign-in failed (${r.status}).`, null);
+      fail((r.data && r.data.message) || t("Sign-in failed ({status}).", { status: r.status }), null);
     }
   } catch {
-    fail("The server cannot be reached. Check the connection and try again.", null);
+    fail(t("The server cannot be reached. Check the connection and try again."), null);
   } finally {
     button.disabled = false;
   }
 });
 
+// The catalogue first: the messages above are written in the page's language.
+await loadCatalogue().catch(() => {});
 if (params.get("campaign")) campaign.value = params.get("campaign");
 if (params.get("username")) username.value = params.get("username");
 showSignedIn();
