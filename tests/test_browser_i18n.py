@@ -7,7 +7,7 @@ import datetime as dt
 from typing import Any
 
 from app.i18n.formats import format_datetime, format_money, format_percent
-from tests.browser import Hotline
+from tests.browser import ORGANISER, SUPERVISOR, Hotline
 
 try:
     from playwright.async_api import expect
@@ -112,5 +112,43 @@ async def test_a_french_volunteer_signs_in_on_a_french_page(
         await expect(page.get_by_role("heading", name="Votre état")).to_be_visible()
         await expect(page.locator("#ready-btn")).to_contain_text("Prêt")
         assert await page.evaluate("document.documentElement.lang") == "fr"
+    finally:
+        await context.close()
+
+
+async def _french_sign_in(browser: Any, hotline: Hotline, who: tuple[str, str]) -> Any:
+    context = await browser.new_context(locale="fr-FR", timezone_id="Europe/Paris")
+    page = await context.new_page()
+    await page.goto(f"{hotline.base_url}/login")
+    await page.get_by_label("Nom").fill(who[0])
+    await page.get_by_label("PIN ou mot de passe").fill(who[1])
+    await page.get_by_role("button", name="Se connecter").click()
+    await page.wait_for_url(lambda url: "/login" not in url, timeout=10_000)
+    return context, page
+
+
+async def test_the_supervisor_screen_speaks_french(browser: Any, browser_hotline: Hotline) -> None:
+    context, page = await _french_sign_in(browser, browser_hotline, SUPERVISOR)
+    try:
+        # The page's HTML (server), its scripts' texts (t()) and a script's own markup
+        # (the planner's, translateTree) are all French.
+        await expect(page.locator("#conn-status")).to_have_text("Connecté")
+        await expect(page.get_by_role("heading", name="Plan de charge")).to_be_visible()
+        await expect(page.locator("#agent-counts")).to_contain_text("bénévoles :")
+        row = page.locator("#agents-body tr").first
+        await expect(row.locator('[data-action="log-out"]')).to_have_text("Déconnecter")
+        await expect(page.get_by_role("button", name="Envoyer aux bénévoles")).to_be_visible()
+    finally:
+        await context.close()
+
+
+async def test_the_organiser_screen_speaks_french(browser: Any, browser_hotline: Hotline) -> None:
+    context, page = await _french_sign_in(browser, browser_hotline, ORGANISER)
+    try:
+        await expect(page.locator("body")).to_have_attribute("data-loaded", "true")
+        await expect(page.get_by_role("heading", name="Exporter les promesses")).to_be_visible()
+        await expect(page.locator("#table-by_slot-title")).to_have_text("Par tranche horaire")
+        # Money as the server's Babel writes it: "0,00 €" with its no-break space.
+        await expect(page.locator("#overall-promised")).to_have_text(format_money(0, "EUR", "fr"))
     finally:
         await context.close()

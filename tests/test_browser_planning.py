@@ -139,7 +139,7 @@ async def test_supervisor_types_a_rundown_in(hotline: Hotline, page: Any) -> Non
     # 10 erlangs: 14 seats for 80 % in 20 s, 15 for an average wait of 5 s at most.
     await expect(rows.nth(0).locator('[data-col="needed"]')).to_have_text("15")
     await expect(rows.nth(0).locator('[data-col="gap"]')).to_have_text("+2 short")
-    await expect(rows.nth(0).locator('[data-col="level"]')).to_have_text("79.6 %")
+    await expect(rows.nth(0).locator('[data-col="level"]')).to_have_text("79.6%")
     await expect(page.locator("#planner-chart svg rect.planner-needed")).to_have_count(4)
     await expect(page.locator("#planner-summary")).to_contain_text("Peak 15 seats needed")
     assert not hotline.server_errors(), hotline.server_errors()

@@ -36,8 +36,11 @@ KEYWORDS: dict[str, tuple[int, ...] | None] = {
     "translate": (2,),
     "translated_body": (3,),
 }
-# The pages' script: t("...") and t('...') with i18n.js.
-_PAGE_CALL = re.compile(r"""\bt\(\s*(["'])((?:\\.|(?!\1).)+)\1""")
+# The pages' script: t("...") and t('...') with i18n.js, and N_("...") marking an id
+# written before it is shown.
+# A script's own markup: a template literal after /* html */ (translateTree in i18n.js).
+_SCRIPT_MARKUP = re.compile(r"/\*\s*html\s*\*/\s*`([^`]*)`")
+_PAGE_CALL = re.compile(r"""\b(?:t|N_)\(\s*(["'])((?:\\.|(?!\1).)+)\1""")
 
 
 def code_message_ids() -> dict[str, list[str]]:
@@ -65,6 +68,13 @@ def page_message_ids() -> dict[str, list[str]]:
         text = path.read_text(encoding="utf-8")
         if "i18n.js" not in text and path.name != "i18n.js":
             continue
+        # Markup a script writes itself, marked /* html */, read as a page is.
+        for template in _SCRIPT_MARKUP.finditer(text):
+            for segment in segments(template.group(1)):
+                number = text.count("\n", 0, template.start(1) + segment.start) + 1
+                found.setdefault(segment.message_id, []).append(
+                    f"app/web/static/{path.name}:{number}"
+                )
         for number, line in enumerate(text.splitlines(), start=1):
             for match in _PAGE_CALL.finditer(line):
                 found.setdefault(match.group(2), []).append(f"app/web/static/{path.name}:{number}")

@@ -16,6 +16,7 @@ import {
   stateLabel,
   signedInUser,
 } from "/static/common.js";
+import { N_ } from "/static/i18n.js";
 import { publish, screen } from "/static/agent-bus.js";
 
 const $ = (id) => document.getElementById(id);
@@ -501,7 +502,7 @@ async function main() {
   setText(ui.who, me.username);
   $("signout-btn").addEventListener("click", signOutClicked);
   if (me.role !== "agent" || me.agent_id === null) {
-    showNotAllowed($("main"), { me, wanted: "volunteers" });
+    showNotAllowed($("main"), { me, wanted: N_("volunteers") });
     return;
   }
   const banner = connectionBanner(ui.banners, ui.conn);
@@ -514,7 +515,7 @@ async function main() {
       render();
     },
     onFatal: (kind) => {
-      if (kind === "forbidden") showNotAllowed($("main"), { me, wanted: "volunteers" });
+      if (kind === "forbidden") showNotAllowed($("main"), { me, wanted: N_("volunteers") });
       else goToLogin();
     },
   });

@@ -1,33 +1,37 @@
 // Shared by the pages: HTTP helpers, who is signed in, formatting, and the screen
 // socket (ws-token handshake, heartbeat, command acks, reconnection with resume).
+// Texts go through t() (i18n.js); the catalogue is loaded by whoAmI, where every
+// signed-in panel starts, and N_() marks an id written before it is loaded.
+
+import { loadCatalogue, N_, t } from "/static/i18n.js";
 
 export const STATE_LABELS = {
-  logged_out: "Logged out",
-  available: "Ready",
-  reserved: "Incoming call",
-  on_call: "On call",
-  wrap_up: "Wrap-up",
-  paused: "Paused",
+  logged_out: N_("Logged out"),
+  available: N_("Ready"),
+  reserved: N_("Incoming call"),
+  on_call: N_("On call"),
+  wrap_up: N_("Wrap-up"),
+  paused: N_("Paused"),
 };
 
 export const REASON_LABELS = {
-  break: "Break",
-  training: "Training",
-  technical: "Technical problem",
-  other: "Other",
-  not_ready: "Not ready yet",
-  missed: "Missed a call",
-  disconnected: "Screen disconnected",
-  supervisor: "Paused by supervisor",
+  break: N_("Break"),
+  training: N_("Training"),
+  technical: N_("Technical problem"),
+  other: N_("Other"),
+  not_ready: N_("Not ready yet"),
+  missed: N_("Missed a call"),
+  disconnected: N_("Screen disconnected"),
+  supervisor: N_("Paused by supervisor"),
 };
 
 export function reasonLabel(reason) {
   if (!reason) return "";
-  return REASON_LABELS[reason] || reason.replaceAll("_", " ");
+  return REASON_LABELS[reason] ? t(REASON_LABELS[reason]) : reason.replaceAll("_", " ");
 }
 
 export function stateLabel(state) {
-  return STATE_LABELS[state] || String(state || "").replaceAll("_", " ");
+  return STATE_LABELS[state] ? t(STATE_LABELS[state]) : String(state || "").replaceAll("_", " ");
 }
 
 /** fetch + JSON; never throws on HTTP errors (network errors do throw). */
@@ -56,6 +60,9 @@ export async function api(path, { method = "GET", body, csrf } = {}) {
 
 /** The signed-in user (with csrf_token), or null without a session. */
 export async function whoAmI() {
+  // Every panel starts here: the page's catalogue (<html lang>) first, fetched once
+  // for all of them, so all they write is in that language (English without it).
+  await loadCatalogue().catch(() => {});
   const r = await api("/auth/me");
   if (r.status === 401) return null;
   if (!r.ok) throw new Error(`/auth/me answered ${r.status}`);
@@ -71,7 +78,7 @@ export async function signedInUser(report) {
   try {
     me = await whoAmI();
   } catch {
-    report("The server cannot be reached. Reload the page to try again.");
+    report(t("The server cannot be reached. Reload the page to try again."));
     return null;
   }
   if (!me) {
@@ -122,8 +129,8 @@ export function fmtClock(iso) {
 
 export function callerText(caller, issue) {
   if (caller) return caller;
-  if (issue === "invalid") return "unrecognised number";
-  return "withheld number";
+  if (issue === "invalid") return t("unrecognised number");
+  return t("withheld number");
 }
 
 /** Server time, estimated from the ``at`` of live messages (not replayed events). */
@@ -165,25 +172,25 @@ export function connectionBanner(container, statusEl) {
     clearTimeout(hideTimer);
     statusEl.dataset.conn = status === "reconnected" ? "open" : status;
     if (status === "open") {
-      setText(statusEl, "Connected");
+      setText(statusEl, t("Connected"));
       banner.hidden = true;
     } else if (status === "reconnected") {
-      setText(statusEl, "Connected");
+      setText(statusEl, t("Connected"));
       banner.className = "banner back";
-      setText(text, "Reconnected — you are up to date.");
+      setText(text, t("Reconnected — you are up to date."));
       banner.hidden = false;
       hideTimer = setTimeout(() => (banner.hidden = true), 6000);
     } else if (status === "lost") {
-      setText(statusEl, "Offline");
+      setText(statusEl, t("Offline"));
       banner.className = "banner lost";
-      setText(text, "Connection lost — reconnecting…");
+      setText(text, t("Connection lost — reconnecting…"));
       banner.hidden = false;
     } else if (status === "connecting") {
-      setText(statusEl, "Connecting…");
+      setText(statusEl, t("Connecting…"));
     } else if (status === "fatal") {
-      setText(statusEl, "Disconnected");
+      setText(statusEl, t("Disconnected"));
       banner.className = "banner fatal";
-      setText(text, detail || "Disconnected.");
+      setText(text, detail || t("Disconnected."));
       banner.hidden = false;
     }
   };
@@ -345,7 +352,7 @@ export class ScreenSocket {
     this._stopPing();
     for (const [, waiting] of this.pending) {
       clearTimeout(waiting.timer);
-      waiting.reject({ code: "disconnected", message: "The connection dropped; try again." });
+      waiting.reject({ code: "disconnected", message: t("The connection dropped; try again.") });
     }
     this.pending.clear();
     if (this.stopped) return;
@@ -374,7 +381,7 @@ export class ScreenSocket {
   _fatal(kind, reason) {
     this.stopped = true;
     clearTimeout(this.retryTimer);
-    this.onStatus("fatal", kind === "forbidden" ? "Not allowed here." : "Signed out.");
+    this.onStatus("fatal", kind === "forbidden" ? t("Not allowed here.") : t("Signed out."));
     this.onFatal(kind, reason);
   }
 
@@ -423,13 +430,13 @@ export class ScreenSocket {
   command(command, args = {}) {
     return new Promise((resolve, reject) => {
       if (!this.isOpen) {
-        reject({ code: "offline", message: "Not connected — try again when the connection is back." });
+        reject({ code: "offline", message: t("Not connected — try again when the connection is back.") });
         return;
       }
       const id = clientId();
       const timer = setTimeout(() => {
         if (this.pending.delete(id)) {
-          reject({ code: "timeout", message: "No answer from the server; try again." });
+          reject({ code: "timeout", message: t("No answer from the server; try again.") });
         }
       }, 10000);
       this.pending.set(id, { resolve, reject, timer });
@@ -448,24 +455,28 @@ export function showNotAllowed(main, { me, wanted }) {
   box.id = "not-allowed";
   box.setAttribute("role", "alert");
   const h = document.createElement("h2");
-  h.textContent = "Not allowed";
+  h.textContent = t("Not allowed");
   const p = document.createElement("p");
   p.textContent = me
-    ? `This page is for ${wanted}. You are signed in as ${me.username} (${me.role}).`
-    : `This page is for ${wanted}.`;
+    ? t("This page is for {wanted}. You are signed in as {username} ({role}).", {
+        wanted: t(wanted),
+        username: me.username,
+        role: me.role,
+      })
+    : t("This page is for {wanted}.", { wanted: t(wanted) });
   const links = document.createElement("p");
   links.className = "actions";
   if (me) {
     const own = document.createElement("a");
     own.className = "button secondary";
     own.href = pageForRole(me.role);
-    own.textContent = "Go to your page";
+    own.textContent = t("Go to your page");
     links.append(own);
   }
   const other = document.createElement("a");
   other.className = "button secondary";
   other.href = "/login";
-  other.textContent = "Sign in as someone else";
+  other.textContent = t("Sign in as someone else");
   links.append(other);
   box.append(h, p, links);
   main.append(box);

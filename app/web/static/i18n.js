@@ -11,18 +11,33 @@
 
 const state = { language: "fr", messages: {}, formats: null };
 
-export async function loadCatalogue(language = document.documentElement.lang || "fr") {
-  const response = await fetch(`/i18n/${encodeURIComponent(language)}`);
-  if (!response.ok) throw new Error(`no catalogue for ${language}: ${response.status}`);
-  const body = await response.json();
-  state.language = body.language;
-  state.messages = body.messages;
-  state.formats = body.formats;
-  return body;
+let loading = null; // the catalogue's fetch, shared by every script of the page
+
+export function loadCatalogue(language = document.documentElement.lang || "fr") {
+  if (loading && loading.language === language) return loading.promise;
+  const promise = fetch(`/i18n/${encodeURIComponent(language)}`).then(async (response) => {
+    if (!response.ok) throw new Error(`no catalogue for ${language}: ${response.status}`);
+    const body = await response.json();
+    state.language = body.language;
+    state.messages = body.messages;
+    state.formats = body.formats;
+    return body;
+  });
+  loading = { language, promise };
+  promise.catch(() => {
+    if (loading && loading.promise === promise) loading = null; // a later call tries again
+  });
+  return promise;
 }
 
 export function language() {
   return state.language;
+}
+
+// Marks a message id for the catalogue where it is written before it is shown
+// (a table of labels): the id as it is; t() translates it where it is shown.
+export function N_(id) {
+  return id;
 }
 
 // A message id (the English text) in the page's language, its {placeholders}
@@ -32,6 +47,49 @@ export function t(id, params = {}) {
   return text.replace(/\{(\w+)(![rsa])?\}/g, (whole, name) =>
     Object.prototype.hasOwnProperty.call(params, name) ? String(params[name]) : whole,
   );
+}
+
+const TRANSLATED_ATTRIBUTES = ["title", "placeholder", "aria-label", "alt"];
+const HAS_LETTER = /\p{L}/u;
+
+function translatedText(raw) {
+  const id = raw.split(/\s+/).filter(Boolean).join(" ");
+  if (!HAS_LETTER.test(id) || !Object.prototype.hasOwnProperty.call(state.messages, id)) return null;
+  return state.messages[id];
+}
+
+// Markup a script writes itself (marked /* html */ for the catalogue) translated by
+// the rules the server applies to the pages (app/i18n/html.py): each text and each
+// title, placeholder, aria-label and alt is an id, whitespace folded; what an
+// element marked translate="no" holds, scripts and styles are left alone.
+export function translateTree(root) {
+  const walker = document.createTreeWalker(root, NodeFilter.SHOW_ELEMENT | NodeFilter.SHOW_TEXT, {
+    acceptNode(node) {
+      if (node.nodeType !== Node.ELEMENT_NODE) return NodeFilter.FILTER_ACCEPT;
+      const tag = node.localName;
+      if (node.getAttribute("translate") === "no" || tag === "script" || tag === "style") {
+        return NodeFilter.FILTER_REJECT;
+      }
+      return NodeFilter.FILTER_ACCEPT;
+    },
+  });
+  for (let node = walker.currentNode; node; node = walker.nextNode()) {
+    if (node.nodeType === Node.TEXT_NODE) {
+      const text = translatedText(node.data);
+      if (text !== null) {
+        const lead = node.data.match(/^\s*/)[0];
+        const trail = node.data.match(/\s*$/)[0];
+        node.data = lead + text + trail;
+      }
+    } else if (node.nodeType === Node.ELEMENT_NODE) {
+      for (const name of TRANSLATED_ATTRIBUTES) {
+        const value = node.getAttribute(name);
+        const text = value === null ? null : translatedText(value);
+        if (text !== null) node.setAttribute(name, text);
+      }
+    }
+  }
+  return root;
 }
 
 function formats() {

@@ -3,6 +3,7 @@
 // to each PDF. Reads the campaign from the screen's campaign selector.
 
 import { api, setText, whoAmI } from "/static/common.js";
+import { t } from "/static/i18n.js";
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -46,16 +47,16 @@ function row(receipt) {
     cell(receipt.pledge_reference),
     cell(receipt.donor_name),
     cell(money(receipt.amount_minor, receipt.currency)),
-    cell(receipt.status === "cancelled" ? "Cancelled" : "Issued"),
+    cell(receipt.status === "cancelled" ? t("Cancelled") : t("Issued")),
     cell(receipt.sent_to || "–"),
   );
   const pdf = document.createElement("td");
   if (receipt.status === "issued") {
     const link = document.createElement("a");
     link.href = `/receipts/${encodeURIComponent(receipt.id)}/pdf`;
-    link.textContent = "Download";
+    link.textContent = t("Download");
     link.setAttribute("download", "");
-    link.setAttribute("aria-label", `Download receipt ${receipt.number}`);
+    link.setAttribute("aria-label", t("Download receipt {number}", { number: receipt.number }));
     pdf.append(link);
   }
   tr.append(pdf);
@@ -66,7 +67,7 @@ async function loadReceipts() {
   if (!ui.campaign.value) return;
   const r = await api(`/receipts?campaign_id=${encodeURIComponent(ui.campaign.value)}&limit=1000`);
   if (!r.ok) {
-    status((r.data && r.data.message) || `The receipts could not be read (${r.status}).`, true);
+    status((r.data && r.data.message) || t("The receipts could not be read ({status}).", { status: r.status }), true);
     return;
   }
   ui.rows.replaceChildren(...r.data.map(row));
@@ -74,7 +75,7 @@ async function loadReceipts() {
 
 async function issue() {
   ui.issue.disabled = true;
-  status("Issuing…");
+  status(t("Issuing…"));
   try {
     const r = await api("/receipts/issue", {
       method: "POST",
@@ -82,15 +83,21 @@ async function issue() {
       body: { campaign_id: Number(ui.campaign.value), send: ui.send.checked },
     });
     if (!r.ok) {
-      status((r.data && r.data.message) || `The receipts could not be issued (${r.status}).`, true);
+      status((r.data && r.data.message) || t("The receipts could not be issued ({status}).", { status: r.status }), true);
       return;
     }
     const d = r.data;
-    let text = `${d.issued} receipts issued`;
-    if (d.numbers.length) text += ` (${d.numbers[0]} to ${d.numbers[d.numbers.length - 1]})`;
+    let text = t("{count} receipts issued", { count: d.issued });
+    if (d.numbers.length) {
+      const range = { first: d.numbers[0], last: d.numbers[d.numbers.length - 1] };
+      text += t(" ({first} to {last})", range);
+    }
     if (ui.send.checked) {
-      text += `; ${d.sent} e-mailed, ${d.without_email} without an e-mail address (download them)`;
-      if (d.send_failed) text += `, ${d.send_failed} not sent (mail server)`;
+      text += t("; {sent} e-mailed, {without} without an e-mail address (download them)", {
+        sent: d.sent,
+        without: d.without_email,
+      });
+      if (d.send_failed) text += t(", {count} not sent (mail server)", { count: d.send_failed });
     }
     status(`${text}.`, d.send_failed > 0);
     await loadReceipts();

@@ -11,16 +11,17 @@ import {
   signedInUser,
   signOut,
 } from "/static/common.js";
+import { formatMoney, formatPercent, N_, t } from "/static/i18n.js";
 
 const $ = (id) => document.getElementById(id);
 const REFRESH_MS = 30000;
 const TABLES = [
-  ["by_slot", "By time slot", "Time slot"],
-  ["by_hour", "By hour (campaign time)", "Hour"],
-  ["by_queue", "By queue", "Queue"],
-  ["by_agent", "By volunteer", "Volunteer"],
-  ["by_partner", "By partner organisation", "Partner"],
-  ["by_departement", "By département", "Département"],
+  ["by_slot", N_("By time slot"), N_("Time slot")],
+  ["by_hour", N_("By hour (campaign time)"), N_("Hour")],
+  ["by_queue", N_("By queue"), N_("Queue")],
+  ["by_agent", N_("By volunteer"), N_("Volunteer")],
+  ["by_partner", N_("By partner organisation"), N_("Partner")],
+  ["by_departement", N_("By département"), N_("Département")],
 ];
 
 const ui = {
@@ -51,12 +52,10 @@ function moneyFormat(currency) {
   }
 }
 
-/** Minor units to a display amount, with the currency's own number of decimals. */
+/** Minor units to a display amount in the page's language ("1 234,50 €"). */
 function money(minor, currency) {
   if (minor === null || minor === undefined) return "–";
-  const format = moneyFormat(currency);
-  const digits = format.resolvedOptions().maximumFractionDigits ?? 2;
-  return format.format(Number(minor) / 10 ** digits);
+  return formatMoney(Number(minor), currency);
 }
 
 function major(minor, currency) {
@@ -66,7 +65,7 @@ function major(minor, currency) {
 
 function percent(rate) {
   if (rate === null || rate === undefined) return "–";
-  return `${(Number(rate) * 100).toFixed(1)} %`;
+  return formatPercent(Number(rate));
 }
 
 function status(text, isError = false) {
@@ -119,7 +118,7 @@ async function loadQueues() {
   fillSelect(
     ui.exportQueue,
     r.data.map((q) => [String(q.id), q.name]),
-    "Any queue",
+    t("Any queue"),
   );
 }
 
@@ -132,14 +131,14 @@ function chartFor(key, canvasId, rows, currency) {
     datasets: [
       {
         type: "bar",
-        label: "Pledges",
+        label: t("Pledges"),
         data: rows.map((row) => row.count),
         backgroundColor: "#2f5fb3",
         yAxisID: "count",
       },
       {
         type: "line",
-        label: `Promised (${currency})`,
+        label: t("Promised ({currency})", { currency }),
         data: rows.map((row) => major(row.promised_minor, currency)),
         borderColor: "#c2571a",
         backgroundColor: "#c2571a",
@@ -161,7 +160,7 @@ function chartFor(key, canvasId, rows, currency) {
       maintainAspectRatio: false,
       interaction: { mode: "index", intersect: false },
       scales: {
-        count: { type: "linear", position: "left", beginAtZero: true, title: { display: true, text: "pledges" } },
+        count: { type: "linear", position: "left", beginAtZero: true, title: { display: true, text: t("pledges") } },
         amount: {
           type: "linear",
           position: "right",
@@ -182,13 +181,13 @@ function totalsTable(key, title, keyHeader, rows, currency) {
   section.id = `table-${key}`;
   const h = document.createElement("h2");
   h.id = `table-${key}-title`;
-  h.textContent = title;
+  h.textContent = t(title);
   section.setAttribute("aria-labelledby", h.id);
   section.append(h);
   if (!rows.length) {
     const p = document.createElement("p");
     p.className = "hint";
-    p.textContent = "No pledges in this period.";
+    p.textContent = t("No pledges in this period.");
     section.append(p);
     return section;
   }
@@ -197,10 +196,11 @@ function totalsTable(key, title, keyHeader, rows, currency) {
   const table = document.createElement("table");
   const thead = document.createElement("thead");
   const headRow = document.createElement("tr");
-  for (const text of [keyHeader, "Pledges", "Promised", "Paid", "Average", "Paid / promised"]) {
+  const headers = [keyHeader, N_("Pledges"), N_("Promised"), N_("Paid"), N_("Average"), N_("Paid / promised")];
+  for (const text of headers) {
     const th = document.createElement("th");
     th.scope = "col";
-    th.textContent = text;
+    th.textContent = t(text);
     headRow.append(th);
   }
   thead.append(headRow);
@@ -249,7 +249,7 @@ function showTotals(totals) {
   fillSelect(
     ui.exportSlot,
     (totals.by_slot || []).filter((row) => row.key).map((row) => [String(row.key), row.label ?? row.key]),
-    "Any slot",
+    t("Any slot"),
   );
   updateExportLinks();
 }
@@ -259,7 +259,7 @@ async function loadTotals() {
   const since = isoUtc(ui.since);
   const until = isoUtc(ui.until);
   if (since && until && since >= until) {
-    status("“From” must be before “Until”.", true);
+    status(t("“From” must be before “Until”."), true);
     return;
   }
   const r = await api(`/pledges/totals?${periodParams()}`);
@@ -268,11 +268,11 @@ async function loadTotals() {
     return;
   }
   if (!r.ok) {
-    status((r.data && r.data.message) || `The totals could not be read (${r.status}).`, true);
+    status((r.data && r.data.message) || t("The totals could not be read ({status}).", { status: r.status }), true);
     return;
   }
   showTotals(r.data);
-  status(`Updated at ${new Date().toLocaleTimeString([], { hour12: false })}.`);
+  status(t("Updated at {time}.", { time: new Date().toLocaleTimeString([], { hour12: false }) }));
   document.body.dataset.loaded = "true";
 }
 
@@ -291,18 +291,18 @@ async function main() {
   setText($("who"), me.username);
   $("signout-btn").addEventListener("click", () => signOut(me.csrf_token));
   if (me.role !== "organiser" && me.role !== "admin") {
-    showNotAllowed($("main"), { me, wanted: "organisers" });
+    showNotAllowed($("main"), { me, wanted: N_("organisers") });
     return;
   }
   const campaigns = await api("/campaigns");
   if (!campaigns.ok || !campaigns.data.length) {
-    status("No campaign to show yet.", true);
+    status(t("No campaign to show yet."), true);
     return;
   }
   fillSelect(
     ui.campaign,
     campaigns.data.map((c) => [String(c.id), `${c.name} (#${c.id})`]),
-    "Choose a campaign",
+    t("Choose a campaign"),
   );
   const wanted = new URLSearchParams(location.search).get("campaign_id");
   const first = campaigns.data.find((c) => String(c.id) === wanted) || campaigns.data[0];

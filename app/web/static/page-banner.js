@@ -4,6 +4,7 @@
 // the socket (`answer_page`); the answer is recorded and shown to supervisors.
 
 import { bus, screen } from "/static/agent-bus.js";
+import { t } from "/static/i18n.js";
 
 const $ = (id) => document.getElementById(id);
 const shown = new Map(); // page id -> banner element
@@ -15,24 +16,24 @@ function show(page) {
   banner.setAttribute("role", "alert");
   banner.dataset.pageId = String(page.page_id);
   const text = document.createElement("p");
-  text.textContent = page.message || "Appeal on air: calls waiting, please come back";
+  text.textContent = page.message || t("Appeal on air: calls waiting, please come back");
   const button = document.createElement("button");
   button.type = "button";
-  button.textContent = "I'm coming";
+  button.textContent = t("I'm coming");
   const note = document.createElement("span");
   note.className = "page-note";
   button.addEventListener("click", async () => {
     button.disabled = true;
     try {
       await screen.command("answer_page", { page_id: page.page_id });
-      text.textContent = "Thank you! The supervisors know you are on your way.";
+      text.textContent = t("Thank you! The supervisors know you are on your way.");
       button.remove();
       setTimeout(() => {
         banner.remove();
         shown.delete(page.page_id);
       }, 5000);
     } catch (err) {
-      note.textContent = (err && err.message) || "Not sent; try again.";
+      note.textContent = (err && err.message) || t("Not sent; try again.");
       button.disabled = false;
     }
   });

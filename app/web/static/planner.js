@@ -8,6 +8,7 @@
 // else the first campaign the login may see. docs/surge.md, "The staffing planner".
 
 import { api, setText, whoAmI } from "/static/common.js";
+import { formatPercent, t, translateTree } from "/static/i18n.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const EXAMPLE = [
@@ -17,10 +18,10 @@ const EXAMPLE = [
   "20:45,21:30,60,,15",
 ].join("\n");
 
-const MARKUP = `
+const MARKUP = /* html */ `
   <h2 id="planner-title">Staffing plan</h2>
   <p class="hint">Seats needed every 15 minutes for the show's rundown (Erlang C). One segment a line:
-    <code>start,end,calls_per_15min,label,seats</code>, times HH:MM on quarter hours in the campaign's time zone;
+    <code translate="no">start,end,calls_per_15min,label,seats</code>, times HH:MM on quarter hours in the campaign's time zone;
     label and seats may be left empty.</p>
   <form id="planner-form" novalidate>
     <div class="field">
@@ -106,7 +107,7 @@ function showProblems(problems) {
   list.replaceChildren();
   for (const p of problems || []) {
     const li = document.createElement("li");
-    const where = p.line ? `Line ${p.line}` : "File";
+    const where = p.line ? t("Line {line}", { line: p.line }) : t("File");
     li.textContent = `${where}${p.column ? `, ${p.column}` : ""}: ${p.reason}`;
     list.append(li);
   }
@@ -154,7 +155,7 @@ async function readRundown(body) {
   });
   const data = await response.json().catch(() => ({}));
   if (!response.ok) {
-    status(data.message || `The rundown was refused (${response.status}).`, true);
+    status(data.message || t("The rundown was refused ({status}).", { status: response.status }), true);
     showProblems(data.problems);
     return null;
   }
@@ -183,7 +184,7 @@ async function planBody() {
 }
 
 function percent(value) {
-  return value === null || value === undefined ? "–" : `${(value * 100).toFixed(1)} %`;
+  return value === null || value === undefined ? "–" : formatPercent(value);
 }
 
 function row(interval) {
@@ -199,11 +200,15 @@ function row(interval) {
     interval.probability_waiting === null ? "–" : interval.probability_waiting.toFixed(3),
     percent(interval.service_level),
     interval.overloaded
-      ? "no limit"
+      ? t("no limit")
       : interval.average_wait_seconds === null
         ? "–"
-        : `${interval.average_wait_seconds.toFixed(1)} s`,
-    interval.gap === null ? "–" : interval.gap > 0 ? `+${interval.gap} short` : String(interval.gap),
+        : t("{seconds} s", { seconds: interval.average_wait_seconds.toFixed(1) }),
+    interval.gap === null
+      ? "–"
+      : interval.gap > 0
+        ? t("+{gap} short", { gap: interval.gap })
+        : String(interval.gap),
   ];
   const columns = ["interval", "label", "calls", "load", "needed", "scheduled", "wait", "level", "asa", "gap"];
   cells.forEach((text, i) => {
@@ -254,7 +259,11 @@ function drawChart(intervals) {
     class: "planner-svg",
   });
   chart.append(
-    svg("title", { id: "planner-chart-title" }, "Seats needed (bars) and seats scheduled (line) per 15 minutes; the table below has the same figures"),
+    svg(
+      "title",
+      { id: "planner-chart-title" },
+      t("Seats needed (bars) and seats scheduled (line) per 15 minutes; the table below has the same figures"),
+    ),
   );
   for (let v = 0; v <= ceiling; v += step) {
     chart.append(svg("line", { x1: left, x2: width - right, y1: y(v), y2: y(v), class: "planner-grid" }));
@@ -273,7 +282,8 @@ function drawChart(intervals) {
       "data-start": interval.start,
       "data-needed": interval.seats_needed,
     });
-    bar.append(svg("title", {}, `${interval.start}: ${interval.seats_needed} seats needed`));
+    const needed = { start: interval.start, seats: interval.seats_needed };
+    bar.append(svg("title", {}, t("{start}: {seats} seats needed", needed)));
     chart.append(bar);
     if (interval.seats_scheduled !== null) {
       const level = y(interval.seats_scheduled);
@@ -301,30 +311,42 @@ function render(plan) {
   drawChart(plan.intervals);
   const s = plan.summary;
   const h = plan.handle;
-  const source = h.talk_source === "measured" ? `measured on ${h.answered_calls} answered calls` : h.talk_source;
+  const source = h.talk_source === "measured"
+    ? t("measured on {count} answered calls", { count: h.answered_calls })
+    : h.talk_source;
+  const short = s.intervals_short === 1
+    ? t("1 interval short of seats")
+    : t("{count} intervals short of seats", { count: s.intervals_short });
   setText(
     $("planner-summary"),
-    `Peak ${s.peak_seats_needed} seats needed; ${s.seat_hours_needed} seat-hours; ` +
-      `${s.intervals_short} interval${s.intervals_short === 1 ? "" : "s"} short of seats. ` +
-      `Handle time ${h.handle_seconds} s (talk ${h.talk_seconds} s ${source}, wrap-up ${h.wrapup_seconds} s).`,
+    t("Peak {peak} seats needed; {hours} seat-hours; {short}. Handle time {handle} s (talk {talk} s {source}, wrap-up {wrapup} s).", {
+      peak: s.peak_seats_needed,
+      hours: s.seat_hours_needed,
+      short,
+      handle: h.handle_seconds,
+      talk: h.talk_seconds,
+      source,
+      wrapup: h.wrapup_seconds,
+    }),
   );
 }
 
 async function compute() {
-  status("Computing…");
+  status(t("Computing…"));
   const body = await planBody();
   if (!body) return;
   const r = await api("/planning/plan", { method: "POST", body, csrf: me.csrf_token });
   if (!r.ok) {
     const field = r.data && r.data.field ? ` (${r.data.field})` : "";
-    status(`${(r.data && r.data.message) || `Refused (${r.status})`}${field}`, true);
+    const why = (r.data && r.data.message) || t("Refused ({status})", { status: r.status });
+    status(`${why}${field}`, true);
     return;
   }
   lastBody = body;
   $("planner-csv").disabled = false;
   render(r.data);
   section.dataset.planned = "true";
-  status(`Plan of ${r.data.intervals.length} intervals.`);
+  status(t("Plan of {count} intervals.", { count: r.data.intervals.length }));
 }
 
 async function downloadCsv() {
@@ -336,7 +358,7 @@ async function downloadCsv() {
     body: JSON.stringify(lastBody),
   });
   if (!response.ok) {
-    status(`The CSV was refused (${response.status}).`, true);
+    status(t("The CSV was refused ({status}).", { status: response.status }), true);
     return;
   }
   const url = URL.createObjectURL(await response.blob());
@@ -360,9 +382,9 @@ async function importFile() {
 
 async function derive() {
   const id = await campaignId();
-  if (id === null) return status("No campaign to derive from.", true);
+  if (id === null) return status(t("No campaign to derive from."), true);
   const r = await api(`/planning/rundowns/derived?campaign_id=${encodeURIComponent(id)}`);
-  if (!r.ok) return status((r.data && r.data.message) || `Refused (${r.status}).`, true);
+  if (!r.ok) return status((r.data && r.data.message) || t("Refused ({status}).", { status: r.status }), true);
   $("planner-rundown").value = segmentsAsCsv(r.data.segments);
   await compute();
 }
@@ -377,8 +399,15 @@ async function showDefaults() {
   setText(
     $("planner-defaults"),
     r.data.source === "measured"
-      ? `Empty: the campaign's own means over ${r.data.answered_calls} answered calls (talk ${r.data.talk_seconds} s, wrap-up ${r.data.wrapup_seconds} s).`
-      : `Empty: ${r.data.talk_seconds} s of talk and ${r.data.wrapup_seconds} s of wrap-up (the campaign has no answered call yet).`,
+      ? t("Empty: the campaign's own means over {count} answered calls (talk {talk} s, wrap-up {wrapup} s).", {
+          count: r.data.answered_calls,
+          talk: r.data.talk_seconds,
+          wrapup: r.data.wrapup_seconds,
+        })
+      : t("Empty: {talk} s of talk and {wrapup} s of wrap-up (the campaign has no answered call yet).", {
+          talk: r.data.talk_seconds,
+          wrapup: r.data.wrapup_seconds,
+        }),
   );
 }
 
@@ -387,6 +416,7 @@ async function main() {
   me = await whoAmI().catch(() => null);
   if (!me || !["organiser", "supervisor", "admin"].includes(me.role)) return;
   section.innerHTML = MARKUP; // fixed markup, no data in it
+  translateTree(section);
   $("planner-rundown").value = EXAMPLE;
   $("planner-form").addEventListener("submit", (event) => {
     event.preventDefault();

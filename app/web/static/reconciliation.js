@@ -6,6 +6,7 @@
 // (mark them checked). Reads the campaign from organiser.js's #campaign select.
 
 import { api, setText, whoAmI } from "/static/common.js";
+import { formatMoney, t } from "/static/i18n.js";
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -23,14 +24,7 @@ const ui = {
 let csrf = "";
 
 function money(minor, currency) {
-  let format;
-  try {
-    format = new Intl.NumberFormat(undefined, { style: "currency", currency });
-  } catch {
-    format = new Intl.NumberFormat(undefined, { minimumFractionDigits: 2 });
-  }
-  const digits = format.resolvedOptions().maximumFractionDigits ?? 2;
-  return format.format(Number(minor) / 10 ** digits);
+  return formatMoney(Number(minor), currency);
 }
 
 function day(iso) {
@@ -63,7 +57,7 @@ function button(label, onClick, secondary = false) {
 async function act(path, body) {
   const r = await api(path, { method: "POST", body, csrf });
   if (!r.ok) {
-    status((r.data && r.data.message) || `Refused (${r.status}).`, true);
+    status((r.data && r.data.message) || t("Refused ({status}).", { status: r.status }), true);
     return false;
   }
   return true;
@@ -80,36 +74,43 @@ function unmatchedRow(line) {
   const suggestion = cell(tr, "");
   if (best) {
     const owed = best.pledge.amount_minor - best.pledge.paid_minor;
-    suggestion.textContent = `${best.pledge.reference} ${best.pledge.name} (owes ${money(owed, best.pledge.currency)}) `;
+    const owes = t("owes {amount}", { amount: money(owed, best.pledge.currency) });
+    suggestion.textContent = `${best.pledge.reference} ${best.pledge.name} (${owes}) `;
     const sure = document.createElement("span");
     sure.className = "recon-confidence";
-    sure.textContent = `${best.confidence} % sure`;
+    sure.textContent = t("{percent} % sure", { percent: best.confidence });
     suggestion.append(sure);
   } else {
-    suggestion.textContent = line.note || "no pledge found";
+    suggestion.textContent = line.note || t("no pledge found");
   }
   const refCell = cell(tr, "");
   const input = document.createElement("input");
   input.className = "recon-ref";
   input.value = best ? best.pledge.reference : "";
-  input.setAttribute("aria-label", `Pledge reference for the line of ${money(line.amount_minor, line.currency)} from ${line.payer || "an unknown payer"}`);
+  input.setAttribute(
+    "aria-label",
+    t("Pledge reference for the line of {amount} from {payer}", {
+      amount: money(line.amount_minor, line.currency),
+      payer: line.payer || t("an unknown payer"),
+    }),
+  );
   refCell.append(input);
   const actions = cell(tr, "", "row-actions");
   actions.append(
-    button("Record payment", async () => {
+    button(t("Record payment"), async () => {
       if (!input.value.trim()) {
-        status("Type the pledge's reference first.", true);
+        status(t("Type the pledge's reference first."), true);
         input.focus();
         return;
       }
       if (await act(`/payments/lines/${line.id}/match`, { reference: input.value.trim() })) {
-        status(`Payment recorded on ${input.value.trim().toUpperCase()}.`);
+        status(t("Payment recorded on {reference}.", { reference: input.value.trim().toUpperCase() }));
         refresh();
       }
     }),
-    button("Not a pledge", async () => {
+    button(t("Not a pledge"), async () => {
       if (await act(`/payments/lines/${line.id}/dismiss`)) {
-        status("Line set aside.");
+        status(t("Line set aside."));
         refresh();
       }
     }, true),
@@ -126,11 +127,11 @@ function differenceRow(line) {
   cell(tr, line.pledge ? money(line.pledge.amount_minor, line.pledge.currency) : "", "num");
   const diff = line.difference_minor;
   const text = diff > 0
-    ? `${money(diff, line.currency)} over`
-    : `${money(-diff, line.currency)} under`;
+    ? t("{amount} over", { amount: money(diff, line.currency) })
+    : t("{amount} under", { amount: money(-diff, line.currency) });
   cell(tr, text, "num");
   cell(tr, "", "row-actions").append(
-    button("Checked", async () => {
+    button(t("Checked"), async () => {
       if (await act(`/payments/lines/${line.id}/reviewed`)) refresh();
     }, true),
   );
@@ -159,20 +160,20 @@ async function loadSources() {
   if (!r.ok) return;
   const options = r.data.map((s) => new Option(`${s.name} (${s.kind})`, s.name));
   ui.source.replaceChildren(...options);
-  if (!options.length) status("No payment source saved yet: see docs/reconciliation.md.", true);
+  if (!options.length) status(t("No payment source saved yet: see docs/reconciliation.md."), true);
 }
 
 function showProblems(body) {
   const items = (body.problems || []).map((p) => {
     const li = document.createElement("li");
-    const where = p.line === null ? "File" : `Line ${p.line}`;
-    const column = p.column ? `, column “${p.column}”` : "";
+    const where = p.line === null ? t("File") : t("Line {line}", { line: p.line });
+    const column = p.column ? t(", column “{column}”", { column: p.column }) : "";
     li.textContent = `${where}${column}: ${p.reason}`;
     return li;
   });
   if (body.more_problems) {
     const li = document.createElement("li");
-    li.textContent = `… and ${body.more_problems} more.`;
+    li.textContent = t("… and {count} more.", { count: body.more_problems });
     items.push(li);
   }
   ui.problems.replaceChildren(...items);
@@ -182,11 +183,11 @@ async function upload(event) {
   event.preventDefault();
   const file = ui.file.files[0];
   if (!file || !ui.source.value || !ui.campaign.value) {
-    status("Choose a source and a file.", true);
+    status(t("Choose a source and a file."), true);
     return;
   }
   ui.problems.replaceChildren();
-  status("Importing…");
+  status(t("Importing…"));
   const params = new URLSearchParams({
     source: ui.source.value,
     campaign_id: ui.campaign.value,
@@ -203,18 +204,27 @@ async function upload(event) {
   try {
     body = await response.json();
   } catch {
-    body = { message: `The server answered ${response.status}.` };
+    body = { message: t("The server answered {status}.", { status: response.status }) };
   }
   if (!response.ok) {
-    status(body.message || `Refused (${response.status}).`, true);
+    status(body.message || t("Refused ({status}).", { status: response.status }), true);
     if (body.code === "bad_file") showProblems(body);
     return;
   }
-  const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+  const lines = body.lines === 1 ? t("1 line") : t("{count} lines", { count: body.lines });
+  const recorded = body.recorded === 1
+    ? t("1 payment recorded")
+    : t("{count} payments recorded", { count: body.recorded });
   status(
-    `Import ${body.id}: ${plural(body.lines, "line")}, ${plural(body.recorded, "payment")} recorded, ` +
-      `${body.already_recorded} already recorded, ${body.unmatched} to match, ` +
-      `${body.ignored} ignored, ${body.duplicates} imported before.`,
+    t("Import {id}: {lines}, {recorded}, {already} already recorded, {unmatched} to match, {ignored} ignored, {duplicates} imported before.", {
+      id: body.id,
+      lines,
+      recorded,
+      already: body.already_recorded,
+      unmatched: body.unmatched,
+      ignored: body.ignored,
+      duplicates: body.duplicates,
+    }),
   );
   ui.form.reset();
   refresh();

@@ -3,6 +3,7 @@
 // kept through the REST API (GET/POST/DELETE /campaigns/{id}/blocklist).
 
 import { api, whoAmI } from "/static/common.js";
+import { t } from "/static/i18n.js";
 
 const $ = (id) => document.getElementById(id);
 const MAX_ALERTS = 30;
@@ -38,7 +39,7 @@ function row(entry) {
   const cells = [
     entry.number,
     String(entry.strikes),
-    entry.blocked ? new Date(entry.blocked_until).toLocaleString([], { hour12: false }) : "not blocked",
+    entry.blocked ? new Date(entry.blocked_until).toLocaleString([], { hour12: false }) : t("not blocked"),
     `${entry.calls_total} (${entry.distinct_days})`,
     entry.updated_by,
   ];
@@ -52,7 +53,7 @@ function row(entry) {
   const button = document.createElement("button");
   button.type = "button";
   button.className = "secondary small";
-  button.textContent = entry.blocked ? "Unblock" : "Clear strikes";
+  button.textContent = entry.blocked ? t("Unblock") : t("Clear strikes");
   button.addEventListener("click", () => unblock(entry.number));
   action.append(button);
   tr.append(action);
@@ -63,7 +64,7 @@ async function refresh() {
   if (!me || !me.campaign_id) return;
   const r = await api(`/campaigns/${me.campaign_id}/blocklist`);
   if (!r.ok) {
-    blockStatus((r.data && r.data.message) || "The blocklist could not be read.", true);
+    blockStatus((r.data && r.data.message) || t("The blocklist could not be read."), true);
     return;
   }
   $("blocklist").replaceChildren(...r.data.map(row));
@@ -76,7 +77,8 @@ async function unblock(number) {
     method: "DELETE",
     csrf: me.csrf_token,
   });
-  blockStatus(r.ok ? `${number} can call again.` : (r.data && r.data.message) || "Refused.", !r.ok);
+  const refused = (r.data && r.data.message) || t("Refused.");
+  blockStatus(r.ok ? t("{number} can call again.", { number }) : refused, !r.ok);
   await refresh();
 }
 
@@ -84,7 +86,7 @@ $("block-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const number = $("block-number").value.trim();
   if (!number) {
-    blockStatus("Type the number to block.", true);
+    blockStatus(t("Type the number to block."), true);
     $("block-number").focus();
     return;
   }
@@ -95,9 +97,9 @@ $("block-form").addEventListener("submit", async (event) => {
   });
   if (r.ok) {
     $("block-number").value = "";
-    blockStatus(`${r.data.number} is blocked.`);
+    blockStatus(t("{number} is blocked.", { number: r.data.number }));
   } else {
-    blockStatus((r.data && r.data.message) || "Refused.", true);
+    blockStatus((r.data && r.data.message) || t("Refused."), true);
   }
   await refresh();
 });

@@ -5,12 +5,13 @@
 // once-a-second ``stats`` messages as the rest of the screen.
 
 import { fmtSeconds, setText } from "/static/common.js";
+import { t } from "/static/i18n.js";
 
 const $ = (id) => document.getElementById(id);
 
 /** An expected wait in words: null means nobody serves the queue. */
 export function waitText(seconds) {
-  return seconds === null || seconds === undefined ? "unknown" : fmtSeconds(seconds);
+  return seconds === null || seconds === undefined ? t("unknown") : fmtSeconds(seconds);
 }
 
 /** The expected-wait cell of a queue row (added after "Longest wait"). */
@@ -31,7 +32,12 @@ export function addWaitCell(tr, before) {
 export function renderWaitCell(cells, q) {
   setText(cells.expected, waitText(q.expected_wait_seconds));
   const handle = Math.round(q.handle_seconds || 0);
-  setText(cells.basis, `${q.serving_agents || 0} serving · ${q.free_agents || 0} free · ${handle} s a call`);
+  const basis = t("{serving} serving · {free} free · {handle} s a call", {
+    serving: q.serving_agents || 0,
+    free: q.free_agents || 0,
+    handle,
+  });
+  setText(cells.basis, basis);
 }
 
 function row(cells) {

@@ -18,6 +18,7 @@ import {
   stateLabel,
   signedInUser,
 } from "/static/common.js";
+import { N_, t } from "/static/i18n.js";
 import { addWaitCell, renderWaitCell, renderWaiting } from "/static/supervisor-waits.js";
 
 const $ = (id) => document.getElementById(id);
@@ -27,12 +28,12 @@ const SL_WARN_BELOW = 0.1; // up to 10 points under the target: a warning, not a
 const FEED_MAX = 50;
 const BUSY = new Set(["reserved", "on_call", "wrap_up"]);
 const FEED_STATES = {
-  available: "ready",
-  reserved: "receiving a call",
-  on_call: "on a call",
-  wrap_up: "in wrap-up",
-  paused: "paused",
-  logged_out: "logged out",
+  available: N_("ready"),
+  reserved: N_("receiving a call"),
+  on_call: N_("on a call"),
+  wrap_up: N_("in wrap-up"),
+  paused: N_("paused"),
+  logged_out: N_("logged out"),
 };
 
 const ui = {
@@ -57,11 +58,12 @@ let socket = null;
 
 function agentName(id) {
   const a = agents.get(id);
-  return a ? a.view.display_name : id === null || id === undefined ? "–" : `volunteer #${id}`;
+  if (a) return a.view.display_name;
+  return id === null || id === undefined ? "–" : t("volunteer #{id}", { id });
 }
 
 function stateText(state) {
-  return state === "available" ? "Ready" : stateLabel(state);
+  return state === "available" ? t("Ready") : stateLabel(state);
 }
 
 // --- queues -------------------------------------------------------------------------
@@ -110,19 +112,22 @@ function queueRow(q) {
 }
 
 function serviceLevel(q) {
-  const target = `target ${Math.round(SL_TARGET * 100)} %`;
-  const within = `answered within ${q.service_level_threshold_seconds} s`;
+  const target = t("target {percent} %", { percent: Math.round(SL_TARGET * 100) });
+  const seconds = q.service_level_threshold_seconds;
   if (q.service_level === null || q.service_level === undefined) {
-    return { level: "none", text: `– (${target})`, note: "no answered calls yet" };
+    return { level: "none", text: `– (${target})`, note: t("no answered calls yet") };
   }
   const pct = Math.round(q.service_level * 100);
   if (q.service_level >= SL_TARGET) {
-    return { level: "ok", text: `\u2714 ${pct} % (${target})`, note: `${within}: on target` };
+    const note = t("answered within {seconds} s: on target", { seconds });
+    return { level: "ok", text: `\u2714 ${pct} % (${target})`, note };
   }
   if (q.service_level >= SL_TARGET - SL_WARN_BELOW) {
-    return { level: "warn", text: `\u26A0 ${pct} % (${target})`, note: `${within}: slightly below` };
+    const note = t("answered within {seconds} s: slightly below", { seconds });
+    return { level: "warn", text: `\u26A0 ${pct} % (${target})`, note };
   }
-  return { level: "bad", text: `\u2716 ${pct} % (${target})`, note: `${within}: below target` };
+  const note = t("answered within {seconds} s: below target", { seconds });
+  return { level: "bad", text: `\u2716 ${pct} % (${target})`, note };
 }
 
 function renderQueues(list) {
@@ -137,7 +142,7 @@ function renderQueues(list) {
     }
     const c = entry.cells;
     setText(c.waiting, q.calls_waiting);
-    setText(c.ringing, q.calls_ringing ? `${q.calls_ringing} ringing` : "");
+    setText(c.ringing, q.calls_ringing ? t("{count} ringing", { count: q.calls_ringing }) : "");
     setText(c.longest, q.calls_waiting ? fmtSeconds(q.longest_wait_seconds) : "–");
     renderWaitCell(c.wait, q);
     const sl = serviceLevel(q);
@@ -147,10 +152,17 @@ function renderQueues(list) {
     setText(c.asa, fmtSeconds(q.average_speed_of_answer_seconds));
     setText(c.answered, q.answered);
     setText(c.abandoned, q.abandoned);
-    setText(c.short, q.abandoned_short ? `${q.abandoned_short} very short` : "");
+    setText(c.short, q.abandoned_short ? t("{count} very short", { count: q.abandoned_short }) : "");
     const by = q.agents_by_state || {};
     const busy = (by.reserved || 0) + (by.on_call || 0) + (by.wrap_up || 0);
-    setText(c.staff, `${by.available || 0} ready · ${busy} busy · ${by.paused || 0} paused`);
+    setText(
+      c.staff,
+      t("{ready} ready · {busy} busy · {paused} paused", {
+        ready: by.available || 0,
+        busy,
+        paused: by.paused || 0,
+      }),
+    );
   }
   for (const [id, entry] of queueCards) {
     if (!seen.has(id)) {
@@ -163,12 +175,12 @@ function renderQueues(list) {
 
 // --- volunteers -----------------------------------------------------------------------
 
-function actionButton(label, name, onClick, cls = "secondary small") {
+function actionButton(action, label, name, onClick, cls = "secondary small") {
   const b = document.createElement("button");
   b.type = "button";
   b.className = cls;
   b.textContent = label;
-  b.dataset.action = label.toLowerCase().replaceAll(" ", "-");
+  b.dataset.action = action;
   b.addEventListener("click", onClick);
   b.setAttribute("aria-label", `${label}: ${name}`);
   return b;
@@ -197,17 +209,21 @@ function makeRow(view) {
   actions.className = "row-actions";
   const id = view.id;
   const buttons = {
-    pause: actionButton("Pause", view.display_name, () =>
-      act("force_pause", { agent_id: id, reason: ui.reason.value }, `${agentName(id)}: pause asked.`),
+    pause: actionButton("pause", t("Pause"), view.display_name, () =>
+      act(
+        "force_pause",
+        { agent_id: id, reason: ui.reason.value },
+        t("{name}: pause asked.", { name: agentName(id) }),
+      ),
     ),
-    ready: actionButton("Ready", view.display_name, () =>
-      act("force_ready", { agent_id: id }, `${agentName(id)}: ready asked.`),
+    ready: actionButton("ready", t("Ready"), view.display_name, () =>
+      act("force_ready", { agent_id: id }, t("{name}: ready asked.", { name: agentName(id) })),
     ),
-    logout: actionButton("Log out", view.display_name, () =>
-      act("force_logout", { agent_id: id }, `${agentName(id)}: log-out asked.`),
+    logout: actionButton("log-out", t("Log out"), view.display_name, () =>
+      act("force_logout", { agent_id: id }, t("{name}: log-out asked.", { name: agentName(id) })),
     ),
-    endWrap: actionButton("End wrap-up", view.display_name, () =>
-      act("end_wrap_up", { agent_id: id }, `${agentName(id)}: wrap-up ended.`),
+    endWrap: actionButton("end-wrap-up", t("End wrap-up"), view.display_name, () =>
+      act("end_wrap_up", { agent_id: id }, t("{name}: wrap-up ended.", { name: agentName(id) })),
     ),
   };
   actions.append(buttons.pause, buttons.ready, buttons.logout, buttons.endWrap);
@@ -223,11 +239,11 @@ function updateRow(entry) {
   setText(r.badge, stateText(v.state));
   setText(
     r.pending,
-    v.pending_state && BUSY.has(v.state) ? `then ${stateText(v.pending_state).toLowerCase()}` : "",
+    v.pending_state && BUSY.has(v.state) ? t("then {state}", { state: stateText(v.pending_state).toLowerCase() }) : "",
   );
   setText(r.reason, v.state === "paused" ? reasonLabel(v.pause_reason) : "");
   setText(r.calls, v.calls_taken ?? "");
-  setText(r.screen, v.screen ? "Open" : "Closed");
+  setText(r.screen, v.screen ? t("Open") : t("Closed"));
   const busy = BUSY.has(v.state);
   r.buttons.pause.hidden = !(v.state === "available" || (busy && v.pending_state !== "paused"));
   r.buttons.ready.hidden = !(v.state === "paused" || (busy && v.pending_state));
@@ -247,7 +263,7 @@ function renderCounts() {
   const parts = ["available", "on_call", "reserved", "wrap_up", "paused", "logged_out"]
     .filter((s) => counts[s])
     .map((s) => `${counts[s]} ${stateText(s).toLowerCase()}`);
-  setText(ui.counts, `${agents.size} volunteers: ${parts.join(", ")}`);
+  setText(ui.counts, t("{count} volunteers: {states}", { count: agents.size, states: parts.join(", ") }));
 }
 
 function applyAgents(list, seq) {
@@ -299,52 +315,72 @@ function applyFigures(data, seq) {
 
 function describe(msg) {
   const d = msg.data || {};
-  const call = d.call_id ? `Call ${d.call_id}` : "A call";
+  const call = d.call_id ? t("Call {call_id}", { call_id: d.call_id }) : t("A call");
+  const agent = agentName(d.agent_id);
+  const wait = fmtSeconds(d.wait_seconds);
+  const reason = (d.reason || "").replaceAll("_", " ");
   switch (msg.type) {
     case "call.received":
-      return `${call} from ${callerText(d.caller, d.caller_issue)}`;
+      return t("{call} from {caller}", { call, caller: callerText(d.caller, d.caller_issue) });
     case "call.queued":
-      return `${call} queued in ${d.queue}`;
+      return t("{call} queued in {queue}", { call, queue: d.queue });
     case "call.offered":
-      return `${call} offered to ${agentName(d.agent_id)} after ${fmtSeconds(d.wait_seconds)}`;
+      return t("{call} offered to {agent} after {wait}", { call, agent, wait });
     case "call.connected":
-      return `${call} answered by ${agentName(d.agent_id)} after ${fmtSeconds(d.wait_seconds)}`;
-    case "call.wrap_up":
-      return `${call} ended by the ${d.by === "caller" ? "caller" : "volunteer"}, talk ${fmtSeconds(d.talk_seconds)}`;
+      return t("{call} answered by {agent} after {wait}", { call, agent, wait });
+    case "call.wrap_up": {
+      const talk = fmtSeconds(d.talk_seconds);
+      return d.by === "caller"
+        ? t("{call} ended by the caller, talk {talk}", { call, talk })
+        : t("{call} ended by the volunteer, talk {talk}", { call, talk });
+    }
     case "call.completed":
-      return `${call} completed${d.disposition ? ` (${d.disposition.replaceAll("_", " ")})` : ""}`;
+      return d.disposition
+        ? t("{call} completed ({disposition})", {
+            call,
+            disposition: d.disposition.replaceAll("_", " "),
+          })
+        : t("{call} completed", { call });
     case "call.abandoned":
-      return `${call} abandoned after ${fmtSeconds(d.wait_seconds)}`;
+      return t("{call} abandoned after {wait}", { call, wait });
     case "callback.requested":
-      return `${call}: callback requested by ${d.caller || "a caller"}, keeping the place of call ${d.from_call_id}`;
+      return t("{call}: callback requested by {caller}, keeping the place of call {from_call_id}", {
+        call,
+        caller: d.caller || t("a caller"),
+        from_call_id: d.from_call_id,
+      });
     case "callback.failed":
-      return `${call}: callback failed after ${d.attempts} attempts`;
+      return t("{call}: callback failed after {attempts} attempts", { call, attempts: d.attempts });
     case "callback.expired":
-      return `${call}: callback expired`;
+      return t("{call}: callback expired", { call });
     case "call.requeued":
-      return `${call} back to the head of the queue (${(d.reason || "").replaceAll("_", " ")})`;
+      return t("{call} back to the head of the queue ({reason})", { call, reason });
     case "call.overflowed":
-      return `${call} overflowed (${(d.reason || "").replaceAll("_", " ")})`;
+      return t("{call} overflowed ({reason})", { call, reason });
     case "call.moved":
-      return `${call} moved to ${d.to_queue}`;
+      return t("{call} moved to {queue}", { call, queue: d.to_queue });
     case "call.rejected":
-      return `${call} rejected (${d.reason})`;
+      return t("{call} rejected ({reason})", { call, reason: d.reason });
     case "call.transferred":
-      return `${call} transferred to ${d.to_queue || d.to_number}`;
+      return t("{call} transferred to {target}", { call, target: d.to_queue || d.to_number });
     case "agent.state": {
-      const reason = d.state === "paused" && d.reason ? ` (${reasonLabel(d.reason)})` : "";
-      return `${agentName(d.agent_id)} is ${FEED_STATES[d.state] || d.state}${reason}`;
+      const why = d.state === "paused" && d.reason ? ` (${reasonLabel(d.reason)})` : "";
+      const state = FEED_STATES[d.state] ? t(FEED_STATES[d.state]) : d.state;
+      return t("{agent} is {state}", { agent, state }) + why;
     }
     case "agent.wrap_up_extended":
-      return `${agentName(d.agent_id)} extended the wrap-up`;
+      return t("{agent} extended the wrap-up", { agent });
     case "supervisor.alert":
-      return `Alert: ${d.text}`;
+      return t("Alert: {text}", { text: d.text });
     case "number.blocked":
-      return `Number ${d.number} blocked (${d.strikes} strikes)`;
+      return t("Number {number} blocked ({strikes} strikes)", {
+        number: d.number,
+        strikes: d.strikes,
+      });
     case "supervisor.broadcast":
-      return `Message from ${d.from}: ${d.text}`;
+      return t("Message from {sender}: {text}", { sender: d.from, text: d.text });
     default:
-      return [d.call_id && `call ${d.call_id}`, d.agent_id && agentName(d.agent_id)]
+      return [d.call_id && t("call {call_id}", { call_id: d.call_id }), d.agent_id && agent]
         .filter(Boolean)
         .join(", ");
   }
@@ -392,7 +428,7 @@ function onMessage(msg) {
     case "resync":
       return;
     case "error":
-      status((msg.data && msg.data.message) || "Refused.", true);
+      status((msg.data && msg.data.message) || t("Refused."), true);
       return;
     default:
       onAgentEvent(msg);
@@ -413,7 +449,8 @@ async function act(command, args, done) {
     await socket.command(command, args);
     status(done);
   } catch (err) {
-    status(`${agentName(args.agent_id)}: ${(err && err.message) || "refused"}`, true);
+    const why = (err && err.message) || t("refused");
+    status(t("{name}: {why}", { name: agentName(args.agent_id), why }), true);
   }
 }
 
@@ -423,17 +460,18 @@ ui.broadcastForm.addEventListener("submit", async (event) => {
   ui.broadcastStatus.classList.remove("error");
   if (!text) {
     ui.broadcastStatus.classList.add("error");
-    setText(ui.broadcastStatus, "Write a message first.");
+    setText(ui.broadcastStatus, t("Write a message first."));
     ui.broadcastText.focus();
     return;
   }
   try {
     await socket.command("broadcast", { text });
     ui.broadcastText.value = "";
-    setText(ui.broadcastStatus, `Sent at ${new Date().toLocaleTimeString([], { hour12: false })}.`);
+    const at = new Date().toLocaleTimeString([], { hour12: false });
+    setText(ui.broadcastStatus, t("Sent at {time}.", { time: at }));
   } catch (err) {
     ui.broadcastStatus.classList.add("error");
-    setText(ui.broadcastStatus, (err && err.message) || "Not sent.");
+    setText(ui.broadcastStatus, (err && err.message) || t("Not sent."));
   }
 });
 
@@ -442,13 +480,21 @@ ui.broadcastForm.addEventListener("submit", async (event) => {
 async function main() {
   const me = await signedInUser((text) => status(text, true));
   if (!me) return;
-  setText(ui.who, me.campaign_id ? `${me.username} · campaign ${me.campaign_id}` : me.username);
+  setText(
+    ui.who,
+    me.campaign_id
+      ? t("{username} · campaign {campaign_id}", {
+          username: me.username,
+          campaign_id: me.campaign_id,
+        })
+      : me.username,
+  );
   $("signout-btn").addEventListener("click", () => {
     if (socket) socket.stop();
     signOut(me.csrf_token);
   });
   if (me.role !== "supervisor" && me.role !== "admin") {
-    showNotAllowed($("main"), { me, wanted: "supervisors" });
+    showNotAllowed($("main"), { me, wanted: N_("supervisors") });
     return;
   }
   const banner = connectionBanner(ui.banners, ui.conn);
@@ -457,7 +503,7 @@ async function main() {
     onMessage,
     onStatus: banner,
     onFatal: (kind) => {
-      if (kind === "forbidden") showNotAllowed($("main"), { me, wanted: "supervisors" });
+      if (kind === "forbidden") showNotAllowed($("main"), { me, wanted: N_("supervisors") });
       else goToLogin();
     },
   });

@@ -6,12 +6,13 @@
 // (supervisor.js re-dispatches every message as `pledgeline:message`).
 
 import { api, whoAmI } from "/static/common.js";
+import { N_, t } from "/static/i18n.js";
 
 const $ = (id) => document.getElementById(id);
 const REASONS = {
-  waiting: "calls waiting",
-  expected_wait: "expected wait",
-  service_level: "service level (5 min)",
+  waiting: N_("calls waiting"),
+  expected_wait: N_("expected wait"),
+  service_level: N_("service level (5 min)"),
 };
 const REFRESH_EVENTS = new Set([
   "queue.surge_started",
@@ -42,7 +43,7 @@ function td(text) {
 }
 
 function fmtWait(seconds) {
-  if (seconds === null || seconds === undefined) return "unknown";
+  if (seconds === null || seconds === undefined) return t("unknown");
   return `${Math.round(seconds)} s`;
 }
 
@@ -56,19 +57,20 @@ function queueRow(s) {
   const badge = document.createElement("span");
   badge.className = "surge-state";
   badge.dataset.surge = String(Boolean(s.surge));
-  if (!s.configured) badge.textContent = "no thresholds";
-  else if (s.surge) badge.textContent = `SURGE since ${clock(s.since)} (${REASONS[s.reason] || s.reason})`;
-  else badge.textContent = s.since ? `normal since ${clock(s.since)}` : "normal";
+  const reason = REASONS[s.reason] ? t(REASONS[s.reason]) : s.reason;
+  if (!s.configured) badge.textContent = t("no thresholds");
+  else if (s.surge) badge.textContent = t("SURGE since {time} ({reason})", { time: clock(s.since), reason });
+  else badge.textContent = s.since ? t("normal since {time}", { time: clock(s.since) }) : t("normal");
   state.append(badge);
   const now = s.measures_now || {};
   const sl = now.service_level === null || now.service_level === undefined
     ? "—" : `${Math.round(now.service_level * 100)} %`;
-  const standby = s.standby.map((v) => `${v.name} (${v.standby_as})`).join(", ") || "none";
+  const standby = s.standby.map((v) => `${v.name} (${v.standby_as})`).join(", ") || t("none");
   const action = document.createElement("td");
   const button = document.createElement("button");
   button.type = "button";
   button.className = "small";
-  button.textContent = "Page standby volunteers";
+  button.textContent = t("Page standby volunteers");
   button.disabled = s.standby.length === 0;
   button.addEventListener("click", () => pageQueue(s));
   action.append(button);
@@ -84,7 +86,7 @@ function pageRow(p) {
   tr.dataset.pageId = String(p.id);
   tr.append(
     td(p.agent_name), td(clock(p.paged_at)), td(p.paged_by), td(p.standby_as), td(p.sms),
-    td(p.answered_at ? `coming (${clock(p.answered_at)})` : "no answer yet"),
+    td(p.answered_at ? t("coming ({time})", { time: clock(p.answered_at) }) : t("no answer yet")),
   );
   tr.dataset.answered = String(Boolean(p.answered_at));
   return tr;
@@ -97,10 +99,10 @@ function standbyRow(agent, signedUp) {
   const button = document.createElement("button");
   button.type = "button";
   button.className = "secondary small";
-  button.textContent = signedUp ? "Take off standby" : "Put on standby";
+  button.textContent = signedUp ? t("Take off standby") : t("Put on standby");
   button.addEventListener("click", () => setStandby(agent, !signedUp));
   action.append(button);
-  tr.append(td(agent.display_name), td(signedUp ? "standby" : "—"), action);
+  tr.append(td(agent.display_name), td(signedUp ? t("standby") : "—"), action);
   return tr;
 }
 
@@ -109,11 +111,19 @@ async function pageQueue(s) {
     method: "POST", body: {}, csrf: me.csrf_token,
   });
   if (!r.ok) {
-    say((r.data && r.data.message) || "Refused.", true);
+    say((r.data && r.data.message) || t("Refused."), true);
   } else {
     const n = r.data.paged_agent_ids.length;
     const quiet = r.data.quiet_agent_ids.length;
-    say(`${s.queue}: ${n} volunteer(s) paged${quiet ? `, ${quiet} paged recently (quiet period)` : ""}.`);
+    say(
+      quiet
+        ? t("{queue}: {count} volunteer(s) paged, {quiet} paged recently (quiet period).", {
+            queue: s.queue,
+            count: n,
+            quiet,
+          })
+        : t("{queue}: {count} volunteer(s) paged.", { queue: s.queue, count: n }),
+    );
   }
   await refresh();
 }
@@ -122,8 +132,10 @@ async function setStandby(agent, standby) {
   const r = await api(`/agents/${agent.id}/standby`, {
     method: "PUT", body: { standby }, csrf: me.csrf_token,
   });
-  say(r.ok ? `${agent.display_name}: ${standby ? "on standby" : "off standby"}.`
-    : (r.data && r.data.message) || "Refused.", !r.ok);
+  const done = standby
+    ? t("{name}: on standby.", { name: agent.display_name })
+    : t("{name}: off standby.", { name: agent.display_name });
+  say(r.ok ? done : (r.data && r.data.message) || t("Refused."), !r.ok);
   await refresh();
 }
 
@@ -134,7 +146,7 @@ async function refresh() {
     api(`/queues${scope}`), api(`/pages${scope}`), api(`/agents${scope}`),
   ]);
   if (!queues.ok || !pages.ok || !agents.ok) {
-    say("The surge panel could not be read.", true);
+    say(t("The surge panel could not be read."), true);
     return;
   }
   const states = await Promise.all(queues.data.map((q) => api(`/queues/${q.id}/surge`)));
