@@ -258,12 +258,16 @@ async def test_hours_per_volunteer_employer_and_site_across_midnight_and_dst(
     assert rows["Tom Durand"]["employer"] is None
 
     # Per employer and per site: the sums of their volunteers, the totals the same.
-    for group, key, expected in (
-        ("employer", "employer", {"Acme": ("Zoé Le Gall", "Marc Petit"), "Globex": ("Lina Haddad",), None: ("Tom Durand",)}),
-        ("site", "site", {"Caen": ("Zoé Le Gall", "Marc Petit"), "Paris": ("Lina Haddad", "Tom Durand")}),
-    ):  # fmt: skip
+    acme, caen = ("Zoé Le Gall", "Marc Petit"), ("Zoé Le Gall", "Marc Petit")
+    by_employer = {"Acme": acme, "Globex": ("Lina Haddad",), None: ("Tom Durand",)}
+    by_site = {"Caen": caen, "Paris": ("Lina Haddad", "Tom Durand")}
+    expectations: list[tuple[str, dict[Any, tuple[str, ...]]]] = [
+        ("employer", by_employer),
+        ("site", by_site),
+    ]
+    for group, expected in expectations:
         grouped = (await _report(hotline, cid, f"&group={group}")).json()
-        lines = {line[key]: line for line in grouped["rows"]}
+        lines = {line[group]: line for line in grouped["rows"]}
         assert list(lines) == list(expected)
         for name, members in expected.items():
             summed = tuple(sum(m) for m in zip(*(_metrics(rows[v]) for v in members), strict=True))
