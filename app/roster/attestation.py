@@ -129,15 +129,11 @@ def render(report: HoursReport, employer: str, language: str, *, font_path: str 
     )
     cell = ParagraphStyle("cell", parent=body, fontSize=9.5, leading=12)
     bold_cell = ParagraphStyle("bold_cell", parent=cell, fontName=bold)
-    # Names wrap (paragraphs); the header and the total row in bold.
-    table_rows: list[list[Paragraph | str]] = [
-        [
-            Paragraph(escape(text), bold_cell if n in (0, len(lines) - 1) else cell)
-            for text in line[:2]
-        ]
-        + list(line[2:])
-        for n, line in enumerate(lines)
-    ]
+    # Names and headers wrap (paragraphs); the header and the total row in bold.
+    table_rows: list[list[Paragraph | str]] = [[Paragraph(escape(h), bold_cell) for h in header]]
+    for n, line in enumerate(lines[1:], start=1):
+        style = bold_cell if n == len(lines) - 1 else cell
+        table_rows.append([Paragraph(escape(text), style) for text in line[:2]] + list(line[2:]))
     table = Table(
         table_rows,
         colWidths=[62 * mm, 40 * mm, 24 * mm, 24 * mm, 24 * mm],
