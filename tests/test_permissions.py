@@ -150,6 +150,9 @@ POLICY: dict[tuple[str, str], set[str]] = {
     ("POST", "/sites/{site_id}/pin-sheet"): {ADMIN},
     ("POST", "/roster/volunteers"): {ADMIN},
     ("POST", "/roster/import"): {ADMIN},
+    # The hours report (docs/roster.md#hours-report): organisers and admins.
+    ("GET", "/reports/hours"): {ADMIN, ORG},
+    ("GET", "/reports/hours/attestation.pdf"): {ADMIN, ORG},
 }
 # A site-scoped supervisor may do what its campaign's supervisor may, except on the
 # volunteers and seats of other sites (agent A and the seat are not at its site).
@@ -177,6 +180,9 @@ QUERIES: dict[tuple[str, str], str] = {
     ("GET", "/planning/rundowns/derived"): "?campaign_id={campaign_id}",
     ("GET", "/planning/handle-times"): "?campaign_id={campaign_id}",
     ("POST", "/roster/import"): "?campaign_id={campaign_id}",
+    ("GET", "/reports/hours"): "?campaign_id={campaign_id}",
+    # No volunteer of campaign A is lent by a company: 404 where allowed.
+    ("GET", "/reports/hours/attestation.pdf"): "?campaign_id={campaign_id}&employer=Acme",
 }
 PUBLIC_PATHS = ("/healthz", "/readyz", "/auth/login", "/board/totals", "/i18n/{language}")
 ENDS_SESSIONS = {("POST", "/users/{user_id}/revoke"), ("POST", "/auth/logout")}

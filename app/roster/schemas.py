@@ -102,3 +102,41 @@ class PinSheetIn(Strict):
     all of them (their old PINs stop working and their sessions end)."""
 
     volunteers: Literal["without_login", "all"] = "without_login"
+
+
+# --- the hours report (app/roster/hours.py) ------------------------------------------
+
+
+class HoursTotalsOut(BaseModel):
+    shifts: int = Field(description="sign-ups to shifts starting in the period")
+    shift_seconds: int = Field(description="those shifts' total length")
+    logged_in_seconds: int = Field(description="seat sessions, login to logout, in the period")
+    call_seconds: int = Field(description="answered calls, answer to end of wrap-up")
+    calls: int = Field(description="calls answered in the period")
+    pledges: int = Field(description="pledges taken in the period, cancelled ones excepted")
+    pledged_minor: int = Field(description="their total, in minor units of the currency")
+
+
+class HoursRowOut(HoursTotalsOut):
+    """A volunteer's line (all keys), an employer's (``employer``; null: lent by no
+    company) or a site's (``site_id``, ``site``; null: no site)."""
+
+    agent_id: int | None = None
+    volunteer: str | None = None
+    employer: str | None = None
+    site_id: int | None = None
+    site: str | None = None
+    volunteers: int = Field(description="how many volunteers the line sums (1 for a volunteer)")
+
+
+class HoursReportOut(BaseModel):
+    campaign_id: int
+    campaign: str
+    group: Literal["volunteer", "employer", "site"]
+    currency: str
+    timezone: str
+    since: dt.datetime | None = Field(description="the period's start; null: the campaign's")
+    until: dt.datetime | None = Field(description="the period's end; null: now")
+    generated_at: dt.datetime
+    rows: list[HoursRowOut]
+    totals: HoursTotalsOut
