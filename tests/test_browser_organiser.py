@@ -129,3 +129,52 @@ async def test_supervisors_are_turned_away_from_the_organiser_screen(
     await sign_in(page, hotline.base_url, *SUPERVISOR, campaign_id=hotline.campaign_id)
     await page.goto(f"{hotline.base_url}/organiser")
     await expect(page.locator("#not-allowed")).to_contain_text("This page is for organisers")
+
+
+async def test_organiser_sends_payment_links_and_records_a_payment_once(
+    hotline: Hotline, page: Any
+) -> None:
+    assert expect is not None
+    by_link = await _pledge(hotline, first_name="Inès", channel="web_link", amount_minor=4000)
+    ref = by_link["reference"]
+    await sign_in(page, hotline.base_url, *ORGANISER)
+    section = page.locator("#payments")
+    await expect(section).to_have_attribute("data-loaded", "true")
+    row = section.locator(f'#links-table tr[data-reference="{ref}"]')
+    await expect(row).to_contain_text("Inès")
+    await expect(row.locator("a")).to_have_attribute("href", by_link["payment_link"])
+    await row.get_by_role("button", name=f"Mark the link of {ref} as sent").click()
+    await expect(page.locator("#payments-status")).to_have_text(
+        f"Payment link of {ref} marked as sent."
+    )
+    await expect(row).to_have_count(0)
+    assert (await hotline.get(f"/pledges/{ref}"))["status"] == "link_sent"
+
+    # A transfer received: typed in French style, sent twice (a double submit).
+    await page.get_by_label("Pledge reference").fill(ref.lower())
+    await page.get_by_label("Amount", exact=True).fill("15,50")
+    await page.evaluate(
+        "() => { const f = document.getElementById('payment-form');"
+        " f.requestSubmit(); f.requestSubmit(); }"
+    )
+    await expect(page.locator("#payments-status")).to_contain_text(f"recorded on {ref}")
+    payments = await hotline.get(f"/pledges/{ref}/payments")
+    assert [p["amount_minor"] for p in payments] == [1550]
+    assert (await hotline.get(f"/pledges/{ref}"))["status"] == "partially_paid"
+    # A bad amount is said, and nothing is sent.
+    await page.get_by_label("Pledge reference").fill(ref)
+    await page.get_by_label("Amount", exact=True).fill("douze")
+    await page.get_by_role("button", name="Record the payment").click()
+    await expect(page.locator("#payments-status")).to_contain_text("Type the amount")
+    assert len(await hotline.get(f"/pledges/{ref}/payments")) == 1
+
+
+async def test_each_totals_table_downloads_as_csv(hotline: Hotline, page: Any) -> None:
+    assert expect is not None
+    await _pledge(hotline, first_name="Zoé", amount_minor=2000)
+    await sign_in(page, hotline.base_url, *ORGANISER)
+    await expect(page.locator("body")).to_have_attribute("data-loaded", "true")
+    name, body = await _download(page, '#table-by_queue a[data-format="csv"]')
+    assert name.startswith("totals-") and name.endswith(".csv")
+    header, *rows = list(csv.reader(io.StringIO(body.decode("utf-8"), newline="")))
+    assert header[1] == "pledges" and sum(int(r[1]) for r in rows) >= 1

@@ -76,6 +76,8 @@ POLICY: dict[tuple[str, str], set[str]] = {
     # Pledge exports (campaign_id is a query parameter: the matrix gets 422 where allowed).
     ("GET", "/pledges/export.csv"): {ADMIN, ORG},
     ("GET", "/pledges/export.xlsx"): {ADMIN, ORG},
+    ("GET", "/pledges/totals.csv"): {ADMIN, ORG},
+    ("GET", "/pledges/totals.xlsx"): {ADMIN, ORG},
     # Rules and scripts: staff read, admins replace; supervisors keep the blocklist.
     ("GET", "/campaigns/{campaign_id}/rules"): CAMPAIGN_A_READ,
     ("PUT", "/campaigns/{campaign_id}/rules"): {ADMIN},
@@ -181,6 +183,8 @@ QUERIES: dict[tuple[str, str], str] = {
     ("GET", "/planning/handle-times"): "?campaign_id={campaign_id}",
     ("POST", "/roster/import"): "?campaign_id={campaign_id}",
     ("GET", "/reports/hours"): "?campaign_id={campaign_id}",
+    ("GET", "/pledges/totals.csv"): "?campaign_id={campaign_id}&table=by_slot",
+    ("GET", "/pledges/totals.xlsx"): "?campaign_id={campaign_id}&table=by_slot",
     # No volunteer of campaign A is lent by a company: 404 where allowed.
     ("GET", "/reports/hours/attestation.pdf"): "?campaign_id={campaign_id}&employer=Acme",
 }

@@ -1,4 +1,5 @@
-"""``GET /pledges/export.csv`` and ``GET /pledges/export.xlsx``: organisers' pledge lists.
+"""``GET /pledges/export.csv`` and ``GET /pledges/export.xlsx``: organisers' pledge lists;
+``GET /pledges/totals.csv|xlsx``: one table of their totals.
 
 Thin: the filter is checked and the export's bounds fixed before the first byte
 (so a refusal is a plain JSON error), then the file streams chunk by chunk.
@@ -6,17 +7,19 @@ Thin: the filter is checked and the export's bounds fixed before the first byte
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from app.auth.deps import check_campaign, require
 from app.auth.service import Principal, Role
 from app.db import Database, utcnow
 from app.deps import get_db
+from app.errors import Invalid
 from app.i18n.negotiation import request_language
-from app.pledges import exports
+from app.pledges import exports, totals, totals_files
 from app.pledges.export_formats import MEDIA_TYPES
 from app.pledges.schemas import Moment
 
@@ -121,3 +124,63 @@ async def export_xlsx(
 ) -> StreamingResponse:
     """The campaign's pledges as an XLSX workbook, streamed."""
     return await _stream(request, db, principal, "xlsx", wanted)
+
+
+TableName = Annotated[
+    totals_files.Table,
+    Query(description="which table of GET /pledges/totals (by_slot, by_hour, by_queue...)"),
+]
+
+
+async def _totals_file(
+    request: Request,
+    db: Database,
+    principal: Principal,
+    fmt: str,
+    campaign_id: int,
+    table: str,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+) -> Response:
+    check_campaign(principal, campaign_id)
+    for name, moment in (("since", since), ("until", until)):
+        if moment is not None and moment.tzinfo is None:
+            raise Invalid("a time with an offset (Z or +01:00)", field=name)
+    async with db.read() as session:
+        figures = await totals.campaign_totals(session, campaign_id, since, until)
+    data = totals_files.spreadsheet(figures, table, fmt, request_language(request))
+    name = totals_files.file_name(campaign_id, table, fmt, utcnow().strftime("%Y%m%dT%H%MZ"))
+    headers = {
+        "Content-Disposition": f'attachment; filename="{name}"',
+        "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff",
+    }
+    return Response(data, media_type=MEDIA_TYPES[fmt], headers=headers)
+
+
+@router.get("/pledges/totals.csv", responses={200: {"content": {MEDIA_TYPES["csv"]: {}}}})
+async def totals_csv(
+    request: Request,
+    db: DB,
+    principal: Organiser,
+    campaign_id: CampaignId,
+    table: TableName,
+    since: Since = None,
+    until: Until = None,
+) -> Response:
+    """One table of the campaign's totals (the organiser screen's) as CSV (RFC 4180)."""
+    return await _totals_file(request, db, principal, "csv", campaign_id, table, since, until)
+
+
+@router.get("/pledges/totals.xlsx", responses={200: {"content": {MEDIA_TYPES["xlsx"]: {}}}})
+async def totals_xlsx(
+    request: Request,
+    db: DB,
+    principal: Organiser,
+    campaign_id: CampaignId,
+    table: TableName,
+    since: Since = None,
+    until: Until = None,
+) -> Response:
+    """One table of the campaign's totals (the organiser screen's) as an XLSX workbook."""
+    return await _totals_file(request, db, principal, "xlsx", campaign_id, table, since, until)

@@ -175,6 +175,24 @@ function chartFor(key, canvasId, rows, currency) {
 
 // --- tables ---------------------------------------------------------------------------
 
+/** The table's own CSV and XLSX (GET /pledges/totals.csv|xlsx), for the period shown. */
+function tableDownloads(key) {
+  const links = document.createElement("p");
+  links.className = "actions table-downloads";
+  for (const format of ["csv", "xlsx"]) {
+    const params = periodParams();
+    params.set("table", key);
+    const a = document.createElement("a");
+    a.className = "button secondary small";
+    a.href = `/pledges/totals.${format}?${params}`;
+    a.setAttribute("download", "");
+    a.dataset.format = format;
+    a.textContent = format === "csv" ? t("Download CSV") : t("Download XLSX");
+    links.append(a);
+  }
+  return links;
+}
+
 function totalsTable(key, title, keyHeader, rows, currency) {
   const section = document.createElement("section");
   section.className = "card";
@@ -184,6 +202,7 @@ function totalsTable(key, title, keyHeader, rows, currency) {
   h.textContent = t(title);
   section.setAttribute("aria-labelledby", h.id);
   section.append(h);
+  section.append(tableDownloads(key));
   if (!rows.length) {
     const p = document.createElement("p");
     p.className = "hint";
