@@ -16,6 +16,7 @@ from app.acd.endpoints import router as acd_router
 from app.acd.router import Dispatcher
 from app.acd.stale import StaleSweeper
 from app.acd.worker import TimerWorker
+from app.alerts.endpoints import router as alerts_router
 from app.auth.cache import PrincipalCache
 from app.auth.endpoints import router as auth_router
 from app.cti.service import CallerLookup
@@ -208,6 +209,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(reconciliation_router, responses=API_ERRORS)
     app.include_router(privacy_router, responses=API_ERRORS)
     app.include_router(surge_router, responses=API_ERRORS)
+    app.include_router(alerts_router, responses=API_ERRORS)
     app.include_router(planning_router, responses=API_ERRORS)
     app.include_router(roster_router, responses=API_ERRORS)
     app.include_router(hours_router, responses=API_ERRORS)

@@ -1,6 +1,7 @@
 """Imports every table so ``Base.metadata`` is complete (Alembic and tests use it)."""
 
 from app.acd.models import Agent, AgentSession, AgentSkill, Call, Campaign, Queue, Seat, Site, Timer
+from app.alerts.models import AlertAcknowledgement
 from app.auth.models import AuthSession, LoginThrottle, User, WsTokenUse
 from app.cti.models import ScreenPop
 from app.pledges.models import (
@@ -23,6 +24,7 @@ __all__ = [
     "Agent",
     "AgentSession",
     "AgentSkill",
+    "AlertAcknowledgement",
     "AuthSession",
     "Call",
     "Campaign",

@@ -70,3 +70,29 @@ async def test_prank_button_closes_the_call_and_strikes_the_number(
     await expect(boss.locator("#no-blocks")).to_be_visible()
     errors = hotline.server_errors()
     assert not errors, "the server logged errors:\n" + "\n---\n".join(errors)
+
+
+async def test_alerts_are_kept_and_acknowledged_across_a_reload(
+    hotline: Hotline, new_page: Any
+) -> None:
+    # The previous test's prank alert was raised before this page opened: it is listed.
+    boss = await new_page()
+    await sign_in(boss, hotline.base_url, *SUPERVISOR)
+    await expect(boss.locator("#alerts-card")).to_have_attribute("data-loaded", "true")
+    alert = boss.locator("#alerts li", has_text="Prank call flagged by You")
+    await expect(alert).to_have_count(1)
+    await expect(alert.locator(".alert-kind")).to_have_text("rules")
+    await alert.get_by_role("button", name="Acknowledge").click()
+    await expect(alert.locator(".alert-ack")).to_contain_text("Acknowledged by supervisor at")
+
+    await boss.reload()
+    await expect(boss.locator("#alerts-card")).to_have_attribute("data-loaded", "true")
+    await expect(alert.locator(".alert-ack")).to_contain_text("Acknowledged by supervisor at")
+    await expect(alert.get_by_role("button", name="Acknowledge")).to_have_count(0)
+    await boss.get_by_label("Not acknowledged only").check()
+    await expect(alert).to_have_count(0)
+    await boss.get_by_label("Not acknowledged only").uncheck()
+    await boss.get_by_label("Show").select_option("rule")
+    await expect(alert).to_have_count(1)
+    errors = hotline.server_errors()
+    assert not errors, "the server logged errors:\n" + "\n---\n".join(errors)

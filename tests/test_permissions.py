@@ -143,6 +143,10 @@ POLICY: dict[tuple[str, str], set[str]] = {
     ("PUT", "/queues/{queue_id}/surge"): {ADMIN, SUP_A},
     ("POST", "/queues/{queue_id}/surge/page"): {ADMIN, SUP_A},
     ("PUT", "/agents/{agent_id}/standby"): {ADMIN, SUP_A},
+    ("GET", "/alerts"): {ADMIN, SUP_A},
+    ("GET", "/alerts/kinds"): {ADMIN, SUP_A},
+    # seq 1 is no alert: 404 where allowed (a refusal for the others too).
+    ("POST", "/alerts/{seq}/acknowledge"): {ADMIN, SUP_A},
     ("GET", "/pages"): {ADMIN, SUP_A, SUP_B},  # each supervisor sees their campaign's
     # The roster (app/roster, docs/roster.md): admins register and print PINs.
     ("GET", "/sites"): STAFF_READ,
@@ -183,6 +187,8 @@ QUERIES: dict[tuple[str, str], str] = {
     ("GET", "/planning/handle-times"): "?campaign_id={campaign_id}",
     ("POST", "/roster/import"): "?campaign_id={campaign_id}",
     ("GET", "/reports/hours"): "?campaign_id={campaign_id}",
+    ("GET", "/alerts"): "?campaign_id={campaign_id}",
+    ("GET", "/alerts/kinds"): "?campaign_id={campaign_id}",
     ("GET", "/pledges/totals.csv"): "?campaign_id={campaign_id}&table=by_slot",
     ("GET", "/pledges/totals.xlsx"): "?campaign_id={campaign_id}&table=by_slot",
     # No volunteer of campaign A is lent by a company: 404 where allowed.
@@ -375,6 +381,7 @@ async def test_role_by_endpoint_matrix(hotline: Hotline) -> None:
         "name": "matrix",
         "site_id": annex.json()["id"],
         "language": "fr",
+        "seq": 1,
     }
     transport = hotline.http._transport
     failures: list[str] = []

@@ -372,6 +372,8 @@ function describe(msg) {
       return t("{agent} extended the wrap-up", { agent });
     case "supervisor.alert":
       return t("Alert: {text}", { text: d.text });
+    case "supervisor.alert_acknowledged":
+      return t("Alert acknowledged by {name}", { name: d.by });
     case "number.blocked":
       return t("Number {number} blocked ({strikes} strikes)", {
         number: d.number,

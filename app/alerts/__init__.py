@@ -1,0 +1,1 @@
+"""Supervisor alerts kept and acknowledged (docs/realtime.md, Supervisor alerts)."""
