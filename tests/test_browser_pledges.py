@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tests.browser import Hotline
+from tests.browser import SUPERVISOR, Hotline, sign_in
 from tests.browser_fixtures import end_call, volunteer_ready
 
 try:
@@ -75,3 +75,45 @@ async def test_volunteer_saves_a_pledge_and_the_board_moves(
     await expect(form.locator("#pf-reference")).to_have_count(0)
     await end_call(page, "Pledge")
     assert not hotline.server_errors()
+
+
+async def test_supervisor_reviews_a_large_pledge(browser_hotline: Hotline, new_page: Any) -> None:
+    hotline = browser_hotline
+    campaign = await hotline.get(f"/campaigns/{hotline.campaign_id}")
+    large = campaign["pledge_review_minor"] + 1
+    headers = {**await hotline.admin_headers(), "Idempotency-Key": "review-a"}
+    saved = []
+    for key, name in (("review-a", "Grand"), ("review-b", "Gros")):
+        headers["Idempotency-Key"] = key
+        r = await hotline.http.post(
+            "/pledges",
+            json={
+                "campaign_id": hotline.campaign_id,
+                "amount_minor": large,
+                "last_name": name,
+                "email": "d@example.org",
+            },
+            headers=headers,
+        )
+        assert r.status_code == 201 and r.json()["flagged_for_review"], r.text
+        saved.append(r.json()["reference"])
+    approved, corrected = saved
+
+    boss = await new_page()
+    await sign_in(boss, hotline.base_url, *SUPERVISOR)
+    card = boss.locator("#review-card")
+    await expect(card).to_have_attribute("data-loaded", "true")
+    row = card.locator(f'tr[data-reference="{approved}"]')
+    await row.get_by_label("Note").fill("Confirmed with the donor")
+    await row.get_by_role("button", name="Approve").click()
+    await expect(boss.locator("#review-status")).to_have_text(f"{approved} approved.")
+    await expect(row).to_have_count(0)
+    other = card.locator(f'tr[data-reference="{corrected}"]')
+    await other.get_by_label("Right amount").fill("80")
+    await other.get_by_role("button", name="Correct").click()
+    await expect(boss.locator("#review-status")).to_contain_text(f"{corrected} corrected to")
+    await expect(other).to_have_count(0)
+    audit = await hotline.get(f"/pledges/{approved}/audit")
+    assert audit[-1]["action"] == "approved"
+    assert audit[-1]["after"]["review_note"] == "Confirmed with the donor"
+    assert (await hotline.get(f"/pledges/{corrected}"))["amount_minor"] == 8000

@@ -94,6 +94,8 @@ POLICY: dict[tuple[str, str], set[str]] = {
     ("GET", "/pledges/{reference}/audit"): CAMPAIGN_A_READ,
     ("PATCH", "/pledges/{reference}"): CAMPAIGN_A_READ,
     ("POST", "/pledges/{reference}/link-sent"): CAMPAIGN_A_READ,
+    # The matrix's pledge is not flagged: 409 where allowed.
+    ("POST", "/pledges/{reference}/approve"): CAMPAIGN_A_READ,
     ("POST", "/pledges/{reference}/cancel"): CAMPAIGN_A_READ,
     ("POST", "/pledges/{reference}/payments"): {ADMIN, ORG},
     ("GET", "/pledges/{reference}/payments"): {ADMIN, ORG},

@@ -33,6 +33,7 @@ from app.errors import (
 from app.pledges import cardguard, idempotency, repository, service, totals
 from app.pledges.models import CancelReason, Pledge, PledgeAudit
 from app.pledges.schemas import (
+    ApproveIn,
     AuditOut,
     BoardOut,
     CancelIn,
@@ -270,6 +271,21 @@ async def correct_pledge(
 async def pledge_link_sent(reference: str, db: DB, principal: Changers) -> dict[str, Any]:
     async with db.unit_of_work() as uow:
         pledge = await service.mark_link_sent(uow, principal, reference)
+    return await _out(db, pledge)
+
+
+@router.post(
+    "/pledges/{reference}/approve",
+    dependencies=[CardGuard],
+    response_model=PledgeOut,
+    tags=["pledges"],
+    summary="Approve a pledge flagged for review (audited, with the reviewer's note)",
+)
+async def pledge_approve(
+    reference: str, body: ApproveIn, db: DB, principal: Staff
+) -> dict[str, Any]:
+    async with db.unit_of_work() as uow:
+        pledge = await service.approve(uow, principal, reference, body.note)
     return await _out(db, pledge)
 
 

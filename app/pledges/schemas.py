@@ -107,6 +107,12 @@ class PledgePatch(Strict):
     note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = None
 
 
+class ApproveIn(Strict):
+    """A reviewer's approval of a pledge flagged for review, with what they checked."""
+
+    note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None = None
+
+
 class CancelIn(Strict):
     reason: CancelReasonIn
 

@@ -445,7 +445,10 @@ async def correct(
     pledge.country = derived["country"]
     pledge.phone_e164 = derived["phone_e164"]
     pledge.departement = derived["departement"]
-    pledge.flagged_for_review = pledge.amount_minor > campaign.pledge_review_minor
+    if "amount_minor" in changes:
+        # A new amount is looked at again; an approved pledge whose address is
+        # corrected stays approved.
+        pledge.flagged_for_review = pledge.amount_minor > campaign.pledge_review_minor
     if pledge.paid_minor > 0:
         pledge.status = _status_after_payment(pledge)
     old, new = _diff(before, snapshot(pledge))
@@ -460,6 +463,36 @@ async def correct(
         pledge,
         fields=sorted(new),
         flagged_for_review=pledge.flagged_for_review,
+    )
+    return pledge
+
+
+async def approve(
+    uow: UnitOfWork, principal: Principal, reference: str, note: str | None
+) -> Pledge:
+    """A reviewer approves a pledge flagged for review (a large amount): audited with
+    their note, and off the review list."""
+    cardguard.check_fields({"note": note})
+    pledge = await repository.get_by_reference(
+        uow.session, normalise_reference(reference), lock=True
+    )
+    await check_may_change(uow, principal, pledge)
+    if pledge.status == PledgeStatus.CANCELLED:
+        raise Conflict("a cancelled pledge is not reviewed", code="pledge_cancelled")
+    if not pledge.flagged_for_review:
+        raise Conflict("this pledge is not waiting for review", code="not_flagged")
+    pledge.flagged_for_review = False
+    pledge.updated_at = utcnow()
+    _audit(
+        uow,
+        pledge,
+        principal,
+        "approved",
+        {"flagged_for_review": True},
+        {"flagged_for_review": False, "review_note": note or ""},
+    )
+    _emit_pledge(
+        uow, "pledge.updated", pledge, fields=["flagged_for_review"], flagged_for_review=False
     )
     return pledge
 
