@@ -291,9 +291,27 @@ async def test_queue_patch_validation(hotline: Hotline) -> None:
         ({"tiers": None}, "tiers"),
         ({"name": "renamed"}, "name"),
         ({"overflow_queue_id": queue["id"]}, "overflow_queue_id"),
+        ({"sl_target_percent": 101}, "sl_target_percent"),
+        # Amber above the target (80 by default): the colours would be upside down.
+        ({"sl_amber_percent": 85}, "sl_amber_percent"),
+        ({"sl_target_percent": 60}, "sl_amber_percent"),
     ]:
         assert_error(await hotline.http.patch(url, json=body), 422, "invalid", field)
     assert (await hotline.http.get(url)).json() == queue
+
+
+async def test_a_queue_names_its_service_level_colours(hotline: Hotline) -> None:
+    campaign = await new_campaign(hotline)
+    queue = await new_queue(hotline, campaign["id"])
+    assert (queue["sl_target_percent"], queue["sl_amber_percent"]) == (80, 70)
+    url = f"/queues/{queue['id']}"
+    r = await hotline.http.patch(url, json={"sl_target_percent": 90, "sl_amber_percent": 75})
+    assert r.status_code == 200, r.text
+    stats = (await hotline.http.get(f"{url}/stats")).json()
+    assert (stats["service_level_target_percent"], stats["service_level_amber_percent"]) == (
+        90,
+        75,
+    )
 
 
 async def test_duplicate_queue_name_is_409(hotline: Hotline) -> None:

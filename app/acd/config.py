@@ -114,11 +114,22 @@ async def _check_overflow(session: AsyncSession, campaign_id: int, queue_id: int
         )
 
 
+def _check_service_level(target: int, amber: int) -> None:
+    if amber > target:
+        raise Invalid(
+            "the amber level ({amber} %) must not be above the target ({target} %)",
+            field="sl_amber_percent",
+            amber=amber,
+            target=target,
+        )
+
+
 async def create_queue(uow: UnitOfWork, data: QueueIn) -> Queue:
     config_cache.invalidate_after_commit(uow)
     await repository.get_campaign(uow.session, data.campaign_id)
     await _check_overflow(uow.session, data.campaign_id, data.overflow_queue_id)
     await check_site(uow.session, data.campaign_id, data.site_id)
+    _check_service_level(data.sl_target_percent, data.sl_amber_percent)
     values = data.model_dump()
     values["tiers"] = [list(t) for t in data.tiers]
     queue = await _insert(uow, Queue(**values), f"queue {data.name}")
@@ -142,6 +153,10 @@ async def update_queue(uow: UnitOfWork, queue_id: int, data: QueuePatch) -> Queu
         await _check_overflow(uow.session, queue.campaign_id, changes["overflow_queue_id"])
     if "site_id" in changes:
         await check_site(uow.session, queue.campaign_id, changes["site_id"])
+    _check_service_level(
+        changes.get("sl_target_percent", queue.sl_target_percent),
+        changes.get("sl_amber_percent", queue.sl_amber_percent),
+    )
     _apply(queue, changes)
     emit(
         uow,

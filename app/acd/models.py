@@ -98,6 +98,10 @@ class Queue(Base):
     # Priority ageing: one priority point gained per this many seconds waited.
     ageing_seconds: Mapped[int] = mapped_column(Integer, default=60)
     sl_threshold_seconds: Mapped[int] = mapped_column(Integer, default=20)
+    # The supervisor screen's colours: green at or above the target share answered
+    # within the threshold, amber down to ``sl_amber_percent``, red below.
+    sl_target_percent: Mapped[int] = mapped_column(Integer, default=80, server_default=text("80"))
+    sl_amber_percent: Mapped[int] = mapped_column(Integer, default=70, server_default=text("70"))
     ring_timeout_seconds: Mapped[int] = mapped_column(Integer, default=15)
     wrapup_seconds: Mapped[int] = mapped_column(Integer, default=30)
     max_wait_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -188,6 +188,7 @@ class CampaignOut(BaseModel):
 
 Strategy = Annotated[str, StringConstraints(pattern=r"^(longest_idle|round_robin|fewest_calls)$")]
 Seconds = Annotated[int, Field(ge=0, le=86400)]
+Percent = Annotated[int, Field(ge=0, le=100)]
 # Expected-wait announcements: every this many seconds while waiting; 0 is off.
 AnnounceSeconds = Annotated[int, Field(ge=0, le=3600)]
 # A telephone keypad key.
@@ -203,6 +204,8 @@ class QueueIn(Strict):
     tiers: list[tuple[Seconds, Annotated[int, Field(ge=1, le=10)]]] = Field(default_factory=list)
     ageing_seconds: Annotated[int, Field(ge=1, le=86400)] = 60
     sl_threshold_seconds: Seconds = 20
+    sl_target_percent: Percent = 80
+    sl_amber_percent: Percent = 70
     ring_timeout_seconds: Annotated[int, Field(ge=1, le=600)] = 15
     wrapup_seconds: Seconds = 30
     max_wait_seconds: Annotated[int, Field(ge=1, le=86400)] | None = None
@@ -231,6 +234,8 @@ class QueuePatch(Strict):
     tiers: list[tuple[Seconds, Annotated[int, Field(ge=1, le=10)]]] | None = None
     ageing_seconds: Annotated[int, Field(ge=1, le=86400)] | None = None
     sl_threshold_seconds: Seconds | None = None
+    sl_target_percent: Percent | None = None
+    sl_amber_percent: Percent | None = None
     ring_timeout_seconds: Annotated[int, Field(ge=1, le=600)] | None = None
     wrapup_seconds: Seconds | None = None
     max_wait_seconds: Annotated[int, Field(ge=1, le=86400)] | None = None
@@ -262,6 +267,8 @@ class QueueOut(BaseModel):
     tiers: list[list[int]]
     ageing_seconds: int
     sl_threshold_seconds: int
+    sl_target_percent: int
+    sl_amber_percent: int
     ring_timeout_seconds: int
     wrapup_seconds: int
     max_wait_seconds: int | None
@@ -449,6 +456,9 @@ class StatsOut(BaseModel):
     answered: int
     answered_within_threshold: int
     service_level_threshold_seconds: int
+    # The queue's colours (percent answered within the threshold): green, amber.
+    service_level_target_percent: int
+    service_level_amber_percent: int
     service_level: float | None
     service_level_with_abandons: float | None
     average_speed_of_answer_seconds: float | None

@@ -103,6 +103,8 @@ async def queue_stats(
         "answered": answered,
         "answered_within_threshold": within,
         "service_level_threshold_seconds": threshold,
+        "service_level_target_percent": queue.sl_target_percent,
+        "service_level_amber_percent": queue.sl_amber_percent,
         "service_level": round(within / answered, 4) if answered else None,
         "service_level_with_abandons": (
             round(within / (answered + counted_abandons), 4)

@@ -22,9 +22,10 @@ import { N_, t } from "/static/i18n.js";
 import { addWaitCell, renderWaitCell, renderWaiting } from "/static/supervisor-waits.js";
 
 const $ = (id) => document.getElementById(id);
-// Service level target: 80 % of calls answered within the queue's threshold.
-const SL_TARGET = 0.8;
-const SL_WARN_BELOW = 0.1; // up to 10 points under the target: a warning, not an alarm
+// Service level colours when the server names none: 80 % of calls answered within the
+// queue's threshold is on target, down to 70 % a warning, below an alarm.
+const SL_TARGET_PERCENT = 80;
+const SL_AMBER_PERCENT = 70;
 const FEED_MAX = 50;
 const BUSY = new Set(["reserved", "on_call", "wrap_up"]);
 const FEED_STATES = {
@@ -111,22 +112,27 @@ function queueRow(q) {
   return { card: tr, cells };
 }
 
+// Green at or above the queue's target share answered in time, amber down to its
+// amber level, red below; the figure said in words beside the colour.
 function serviceLevel(q) {
-  const target = t("target {percent} %", { percent: Math.round(SL_TARGET * 100) });
+  const targetPercent = q.service_level_target_percent ?? SL_TARGET_PERCENT;
+  const amberPercent = q.service_level_amber_percent ?? SL_AMBER_PERCENT;
+  const target = t("target {percent} %", { percent: targetPercent });
   const seconds = q.service_level_threshold_seconds;
   if (q.service_level === null || q.service_level === undefined) {
     return { level: "none", text: `– (${target})`, note: t("no answered calls yet") };
   }
   const pct = Math.round(q.service_level * 100);
-  if (q.service_level >= SL_TARGET) {
-    const note = t("answered within {seconds} s: on target", { seconds });
+  const words = { percent: pct, seconds, target: targetPercent, amber: amberPercent };
+  if (pct >= targetPercent) {
+    const note = t("{percent} % answered within {seconds} s: on target ({target} %)", words);
     return { level: "ok", text: `\u2714 ${pct} % (${target})`, note };
   }
-  if (q.service_level >= SL_TARGET - SL_WARN_BELOW) {
-    const note = t("answered within {seconds} s: slightly below", { seconds });
+  if (pct >= amberPercent) {
+    const note = t("{percent} % answered within {seconds} s: below the target of {target} %", words);
     return { level: "warn", text: `\u26A0 ${pct} % (${target})`, note };
   }
-  const note = t("answered within {seconds} s: below target", { seconds });
+  const note = t("{percent} % answered within {seconds} s: under the alarm level of {amber} %", words);
   return { level: "bad", text: `\u2716 ${pct} % (${target})`, note };
 }
 
