@@ -46,20 +46,22 @@ async def test_prank_button_closes_the_call_and_strikes_the_number(
 
     call_id = await hotline.incoming("web-prank-1", caller=PRANKSTER)
     await expect(page.locator("#state-badge")).to_have_text("On call")
-    await expect(panel.locator(".script-title")).to_have_text("Pledge call")
-    await expect(panel).to_contain_text("How much would you like to pledge?")
+    # The script in the volunteer's language: no setting of their own, so the
+    # campaign's (French), whatever the page's.
+    await expect(panel.locator(".script-title")).to_have_text("Appel de promesse")
+    await expect(panel).to_contain_text("Quel montant souhaitez-vous promettre ?")
 
     await prank.click()
-    await expect(panel.locator(".script-title")).to_have_text("Polite close")
+    await expect(panel.locator(".script-title")).to_have_text("Fin d'appel polie")
     await expect(panel.locator("#script-status")).to_have_text("Prank call noted.")
     await expect(boss.locator("#alerts li").first).to_contain_text(
-        f"Prank call flagged by You (demo volunteer) from {PRANKSTER}"
+        f"Canular signalé par You (demo volunteer), appel du {PRANKSTER}"
     )
     row = boss.locator(f'#blocklist tr[data-number="{PRANKSTER}"]')
     await expect(row.locator("td").first).to_have_text("1")  # strikes
     await expect(row).to_contain_text("not blocked")
 
-    await panel.get_by_role("button", name="End call").click()
+    await panel.get_by_role("button", name="Terminer l'appel").click()
     await expect(page.locator("#state-badge")).to_have_text("Wrap-up")
     call = await hotline.wait_for(f"/calls/{call_id}", "state", "wrap_up")
     assert "prank" in call["tags"]
@@ -79,7 +81,7 @@ async def test_alerts_are_kept_and_acknowledged_across_a_reload(
     boss = await new_page()
     await sign_in(boss, hotline.base_url, *SUPERVISOR)
     await expect(boss.locator("#alerts-card")).to_have_attribute("data-loaded", "true")
-    alert = boss.locator("#alerts li", has_text="Prank call flagged by You")
+    alert = boss.locator("#alerts li", has_text="Canular signalé par You")
     await expect(alert).to_have_count(1)
     await expect(alert.locator(".alert-kind")).to_have_text("rules")
     await alert.get_by_role("button", name="Acknowledge").click()

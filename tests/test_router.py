@@ -768,7 +768,7 @@ async def test_closed_campaign_rejects_calls(hotline: Hotline) -> None:
     # Answered only to play the closed message, then hung up; never bridged.
     assert [name for name, _args in commands] == ["answer", "play", "hangup"]
     assert commands[1][1]["message"].startswith("We are closed.")
-    assert "Opening hours" in commands[1][1]["message"]
+    assert "Horaires d'ouverture" in commands[1][1]["message"]
     await asyncio.sleep(0.3)
     assert (await get_agent(hotline, setup["agent_ids"][0]))["state"] == "available"
 

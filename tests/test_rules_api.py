@@ -278,7 +278,8 @@ async def test_repeat_prank_caller_is_struck_then_blocked_for_a_day(hotline: Hot
     alerts = await events_of(hotline, "supervisor.alert")
     assert len(alerts) == 3
     assert alerts[0].data["rule"] == "repeat-prank-caller"
-    assert "+33611223344 called 3 times in 10 minutes" in alerts[0].data["text"]
+    # In the campaign's language (French by default).
+    assert "+33611223344 a appelé 3 fois en 10 minutes" in alerts[0].data["text"]
     struck = await events_of(hotline, "number.struck")
     assert [e.data["strikes"] for e in struck] == [1, 2, 3]
     blocked = await events_of(hotline, "number.blocked")
@@ -318,10 +319,51 @@ async def test_withheld_number_is_routed_with_the_adapted_script(hotline: Hotlin
     assert script.agent_id == agent_id
     assert script.data["script"]["name"] == "pledge-withheld"
     texts = " ".join(s["text"] for s in script.data["script"]["steps"])
-    assert "Your number is not shown to us" in texts
+    assert "Votre numéro ne s'affiche pas" in texts
     assert "Vol 0" in texts  # {agent.name}
     pops = await hotline.sql("SELECT call_id FROM screen_pops WHERE call_id = :c", c=call["id"])
     assert pops == []  # no directory look-up for a withheld number
+
+
+async def test_a_volunteer_reads_the_script_in_their_language(hotline: Hotline) -> None:
+    setup = await setup_campaign(hotline, agents=1)
+    agent_id = setup["agent_ids"][0]
+    r = await hotline.http.post(
+        "/users",
+        json={
+            "username": "vol-en",
+            "display_name": "Vol 0",
+            "role": "agent",
+            "secret": "246810",
+            "campaign_id": setup["campaign_id"],
+            "agent_id": agent_id,
+        },
+    )
+    assert r.status_code == 201, r.text
+    r = await hotline.http.patch(f"/users/{r.json()['id']}", json={"language": "en"})
+    assert r.status_code == 200, r.text
+    _, call = await incoming(hotline, "anonymous")
+    await hotline.http.post(f"/agents/{agent_id}/ready")
+
+    async def shown() -> list[Event]:
+        return await events_of(hotline, "script.show", call_id=call["id"])
+
+    script = (await wait_for(shown))[0].data["script"]
+    # The campaign speaks French; this volunteer's login says English.
+    assert script["title"] == "Pledge call (number withheld)"
+    texts = " ".join(s["text"] for s in script["steps"])
+    assert "Your number is not shown to us" in texts and "My name is Vol 0" in texts
+
+
+async def test_callers_hear_the_campaigns_language(hotline: Hotline) -> None:
+    closed_all_week = {day: [] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+    closed_all_week["mon"] = [["03:00", "03:01"]]
+    await setup_campaign(
+        hotline, agents=0, campaign={"opening_hours": closed_all_week, "language": "en"}
+    )
+    provider_id, _ = await incoming(hotline, "06 12 34 56 78")
+    sent = await commands_for(hotline, provider_id)
+    assert "Opening hours: " in sent[1][1]["message"]
 
 
 async def test_after_hours_callers_hear_the_opening_hours(hotline: Hotline) -> None:
@@ -334,7 +376,7 @@ async def test_after_hours_callers_hear_the_opening_hours(hotline: Hotline) -> N
     assert rejected[0].data["reason"] == "closed"
     sent = await commands_for(hotline, provider_id)
     assert [c for c, _ in sent] == ["answer", "play", "hangup"]
-    assert "Opening hours: " in sent[1][1]["message"]
+    assert "Horaires d'ouverture : " in sent[1][1]["message"]
     assert "03:00" in sent[1][1]["message"]
 
 

@@ -197,3 +197,50 @@ def test_a_bare_on_key_is_the_word_on_not_true() -> None:
     # YAML 1.1 reads an unquoted `on` as true; rules files mean the key.
     ruleset = load_for_campaign("rules:\n  - on: call.ended\n    then: [tag: done]\n", "x.yaml")
     assert ruleset.rules[0].on == "call.ended"
+
+
+def test_texts_per_language_are_read_once_per_language() -> None:
+    ruleset = load_for_campaign(
+        textwrap.dedent(
+            """\
+            rules:
+              - on: call.received
+                then:
+                  - alert_supervisors:
+                      fr: "Appel de {caller.number}"
+                      en: "Call from {caller.number}"
+            scripts:
+              - name: thanks
+                title: {fr: Merci, en: Thanks}
+                steps:
+                  - say: {fr: Merci !, en: Thank you!}
+                  - checklist: [{fr: Relire, en: Read back}, Same in both]
+            """
+        ),
+        "c.yaml",
+    )
+    french, english = ruleset.in_language("fr"), ruleset.in_language("en")
+    assert french is ruleset and ruleset.multilingual
+    assert french.rules[0].then[0].args == {"text": "Appel de {caller.number}"}
+    assert english.rules[0].then[0].args == {"text": "Call from {caller.number}"}
+    assert (french.scripts["thanks"].title, english.scripts["thanks"].title) == ("Merci", "Thanks")
+    assert english.scripts["thanks"].steps[1].items == ("Read back", "Same in both")
+    # The shipped scripts come in both languages too; an unknown language is French.
+    assert english.scripts["pledge"].title == "Pledge call"
+    assert french.scripts["pledge"].title == "Appel de promesse"
+    assert ruleset.in_language("de") is ruleset
+
+
+def test_a_text_per_language_names_known_languages_only() -> None:
+    problems = refused(
+        """\
+        scripts:
+          - name: thanks
+            steps:
+              - say: {fr: Merci, de: Danke}
+        """
+    )
+    assert (problems[0].line, problems[0].reason) == (
+        4,
+        "a text per language has the keys fr, en",
+    )

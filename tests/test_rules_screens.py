@@ -78,7 +78,7 @@ async def test_prank_button_closes_politely_strikes_and_blocks_after_three(
             close = shown["data"]["script"]
             assert close["name"] == "prank-close"
             assert [s["kind"] for s in close["steps"]] == ["say", "choice"]
-            assert close["steps"][1]["buttons"] == [{"id": "end-call", "label": "End call"}]
+            assert close["steps"][1]["buttons"] == [{"id": "end-call", "label": "Terminer l'appel"}]
             boss_seen = await _until(boss, _is("supervisor.alert", rule="prank-button"))
             alert = boss_seen[-1]
             assert CALLER in alert["data"]["text"] and "V 1" in alert["data"]["text"]
@@ -139,7 +139,7 @@ async def test_needs_support_hands_the_caller_to_the_specialists_with_the_contex
         leg_id = seen[-1]["data"]["next_call_id"]
         assert any(_is("agent.state", state="wrap_up")(m) for m in seen)
         alert = (await _until(boss, _is("supervisor.alert", rule="needs-support")))[-1]
-        assert "specialists" in alert["data"]["text"]
+        assert "spécialistes" in alert["data"]["text"]
     leg = (await server.admin.get(f"/calls/{leg_id}")).json()
     assert leg["state"] == "queued" and leg["queue_id"] == specialists
     assert leg["parent_call_id"] == call_id and leg["caller_number"] == CALLER

@@ -210,7 +210,7 @@ async def test_the_shipped_rule_pages_standby_when_surge_starts(hotline_factory:
     assert [p[0]["paged_by"] for p in paged] == ["rule:surge-page-standby"]
     assert (await hotline.sql("SELECT agent_id FROM pages")) == [(on_break,)]
     alerts = await _events(hotline, "supervisor.alert")
-    assert any("Surge on pledges" in a[0]["text"] for a in alerts)
+    assert any("Afflux sur pledges" in a[0]["text"] for a in alerts)
 
 
 async def test_rule_fact_queue_surge_chooses_the_short_script(hotline_factory: Any) -> None:

@@ -60,7 +60,7 @@ def defaults() -> RuleSet:
 
 def load_for_campaign(source: str, file: str) -> RuleSet:
     """A campaign's file: its own rules; its scripts, else the shipped ones."""
-    return load(source, file, base_scripts=defaults().scripts)
+    return load(source, file, base=defaults())
 
 
 # --- the per-process cache ---------------------------------------------------------
@@ -81,7 +81,7 @@ _bind_keys: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 _engine_numbers = itertools.count(1)
 
 
-def _db_key(session: AsyncSession) -> str:
+def db_key(session: AsyncSession) -> str:
     bind = session.bind
     if bind is None:
         return ""
@@ -126,7 +126,7 @@ async def ruleset_for(session: AsyncSession, campaign_id: int, settings: Setting
     rules file is looked at (its modification time, no query) at most every
     ``rules_recheck_seconds``.
     """
-    key = (_db_key(session), campaign_id)
+    key = (db_key(session), campaign_id)
     entry = _cache.get(key)
     now = time.monotonic()
     if entry is not None and now - entry.checked_at < settings.rules_recheck_seconds:
@@ -246,6 +246,9 @@ async def fire(
     outcome = outcome or Outcome()
     settings = settings_of(uow.db)
     ruleset = await ruleset_for(uow.session, situation.campaign.id, settings)
+    # The rules' texts (alerts...) in the campaign's language; scripts are rendered
+    # in each volunteer's (render_for).
+    ruleset = ruleset.in_language(situation.campaign.language)
     rules = ruleset.for_event(event)
     if not rules:
         return outcome
@@ -342,9 +345,12 @@ async def render_for(
     known_facts: dict[str, dict[str, Any]] | None = None,
     pop: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A script rendered for a call and a volunteer."""
+    """A script rendered for a call and a volunteer, in the volunteer's language."""
     from app.rules import scripts
 
+    if ruleset.multilingual:
+        language = await scripts.volunteer_language(session, agent_id, campaign)
+        script = ruleset.in_language(language).scripts.get(script.name, script)
     facts = known_facts
     if facts is None:
         needed = frozenset(

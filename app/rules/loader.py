@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import yaml
 
+from app.i18n import DEFAULT_LANGUAGE, LANGUAGES
 from app.rules.expressions import Compiled, ExpressionError, compile_condition
 from app.rules.facts import FACTS, is_event
 
@@ -109,6 +110,16 @@ class RuleSet:
     by_event: dict[str, tuple[Rule, ...]] = field(default_factory=dict)
     # Per event, the facts its rules read (conditions and texts): only these are read.
     needed: dict[str, frozenset[str]] = field(default_factory=dict)
+    # The same file read in another language, when it has texts per language.
+    variants: dict[str, RuleSet] = field(default_factory=dict)
+
+    def in_language(self, language: str | None) -> RuleSet:
+        """The rule set with its texts in ``language`` (itself if it has no such one)."""
+        return self.variants.get(language or "", self)
+
+    @property
+    def multilingual(self) -> bool:
+        return bool(self.variants)
 
     def for_event(self, event: str) -> tuple[Rule, ...]:
         return self.by_event.get(event, ())
@@ -198,9 +209,20 @@ def parse_duration(value: Any) -> int | None:
     return None
 
 
+def _per_language(node: yaml.Node) -> bool:
+    """A mapping whose keys are all languages (``{fr: ..., en: ...}``)."""
+    if not isinstance(node, yaml.MappingNode) or not node.value:
+        return False
+    return all(isinstance(k, yaml.ScalarNode) and k.value in LANGUAGES for k, _ in node.value)
+
+
 class _Reader:
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, language: str = DEFAULT_LANGUAGE) -> None:
         self.file = file
+        # A text may be written once, or per language ({fr: ..., en: ...}): this
+        # reading keeps the ``language`` one (else the first given).
+        self.language = language
+        self.multilingual = False
         self.problems: list[Problem] = []
         self.constructor = yaml.SafeLoader("")
 
@@ -239,8 +261,18 @@ class _Reader:
             return []
         return list(node.value)
 
+    def localized(self, node: yaml.Node, value: Any) -> Any:
+        """A text given per language (``{fr: ..., en: ...}``) as this reading's one."""
+        if not isinstance(value, dict) or not value:
+            return value
+        if not set(value) <= set(LANGUAGES) or not all(isinstance(v, str) for v in value.values()):
+            self.problem(node, f"a text per language has the keys {', '.join(LANGUAGES)}")
+            return None
+        self.multilingual = True
+        return value.get(self.language) or next(iter(value.values()))
+
     def text(self, node: yaml.Node, what: str) -> str | None:
-        value = self.value(node)
+        value = self.localized(node, self.value(node))
         if not isinstance(value, str) or not value.strip():
             self.problem(node, f"{what} must be a text")
             return None
@@ -287,6 +319,9 @@ class _Reader:
             isinstance(arg_node, yaml.ScalarNode) and self.value(arg_node) is None
         ):
             pass
+        elif _per_language(arg_node) and spec and spec[0][1] == "text":
+            # A text per language given alone: the first argument's.
+            given[spec[0][0]] = (arg_node, self.value(arg_node))
         elif isinstance(arg_node, yaml.MappingNode):
             entries = self.mapping(arg_node, f"the arguments of {name}") or {}
             for key, value_node in entries.items():
@@ -324,6 +359,7 @@ class _Reader:
                 return value
             self.problem(node, f"{action} {arg} must be a name (a-z, 0-9, _ and -), not {value!r}")
         elif kind == "text":
+            value = self.localized(node, value)
             if isinstance(value, str) and value.strip():
                 self.placeholders(node, value)
                 return value
@@ -406,7 +442,11 @@ class _Reader:
         if not isinstance(version, int) or isinstance(version, bool) or version < 1:
             self.problem(entries.get("version", node), f"script {name}: version is a number ≥ 1")
             return None
-        title = self.value(entries["title"]) if "title" in entries else name
+        title = (
+            self.localized(entries["title"], self.value(entries["title"]))
+            if "title" in entries
+            else name
+        )
         if not isinstance(title, str):
             self.problem(entries.get("title", node), f"script {name}: title is a text")
             return None
@@ -511,23 +551,41 @@ def _check_counts(top: dict[str, yaml.Node], file: str) -> None:
             raise RulesRefused([Problem(file, line, reason)])
 
 
-def load(source: str, file: str, *, base_scripts: dict[str, Script] | None = None) -> RuleSet:
+def load(source: str, file: str, *, base: RuleSet | None = None) -> RuleSet:
     """Check and build a rule set; raises ``RulesRefused`` with every problem found.
 
-    ``base_scripts`` (the shipped defaults) are available to ``show_script`` unless
-    the file defines a script of the same name. CPU-bound (up to about a second for
-    the largest file allowed): callers on the event loop run it in a thread.
+    ``base``'s scripts (the shipped defaults) are available to ``show_script``
+    unless the file defines a script of the same name. A file (or base) with texts
+    per language is read once per language: ``in_language`` gives each reading.
+    CPU-bound (up to about a second for the largest file allowed): callers on the
+    event loop run it in a thread.
     """
     if len(source.encode("utf-8")) > MAX_SOURCE_BYTES:
         raise RulesRefused([Problem(file, None, f"the file is over {MAX_SOURCE_BYTES} bytes")])
     try:
-        return _load(source, file, base_scripts)
+        first, multilingual = _load(source, file, base, DEFAULT_LANGUAGE)
+        if not multilingual and (base is None or not base.multilingual):
+            return first
+        variants = {
+            language: _load(source, file, base, language)[0]
+            for language in LANGUAGES
+            if language != DEFAULT_LANGUAGE
+        }
+        variants[DEFAULT_LANGUAGE] = first
+        # Each reading knows the others: any of them turns into another language.
+        for language, variant in list(variants.items()):
+            variants[language] = replace(variant, variants=variants)
+        return variants[DEFAULT_LANGUAGE]
     except RecursionError as exc:  # a last guard: the limits should come first
         raise RulesRefused([Problem(file, None, "the file is nested too deeply")]) from exc
 
 
-def _load(source: str, file: str, base_scripts: dict[str, Script] | None) -> RuleSet:
-    reader = _Reader(file)
+def _load(
+    source: str, file: str, base: RuleSet | None, language: str
+) -> tuple[RuleSet, bool]:
+    """The file read in ``language``, and whether it has texts per language."""
+    base_scripts = base.in_language(language).scripts if base is not None else None
+    reader = _Reader(file, language)
     _check_tokens(source, file)
     try:
         root = yaml.compose(source, Loader=_YamlLoader)
@@ -571,7 +629,7 @@ def _load(source: str, file: str, base_scripts: dict[str, Script] | None) -> Rul
         scripts=known_scripts,
         by_event={event: tuple(found) for event, found in by_event.items()},
         needed={event: facts_read(found) for event, found in by_event.items()},
-    )
+    ), reader.multilingual
 
 
 def _all_actions(rules: list[Rule], scripts: dict[str, Script]) -> Iterable[Action]:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.acd import hours
 from app.acd.models import Agent, Call, Campaign
+from app.auth.models import User
 from app.cti.service import stored_pop
 from app.db import UnitOfWork
 from app.realtime.outbox import emit
@@ -53,6 +56,36 @@ def placeholder_values(
         }
     )
     return values
+
+
+# Volunteers' own languages, per database and agent, kept a short while: asked at
+# every offer, a login's language changes seldom, and the offer's statement budget
+# (tests/test_call_budget.py) has no room for a read each time.
+LANGUAGE_TTL_SECONDS = 30.0
+_languages: dict[tuple[str, int], tuple[str | None, float]] = {}
+
+
+async def volunteer_language(
+    session: AsyncSession, agent_id: int | None, campaign: Campaign
+) -> str:
+    """The language a volunteer reads: their login's setting, else the campaign's."""
+    if agent_id is None:
+        return campaign.language
+    from app.rules.engine import db_key
+
+    key = (db_key(session), agent_id)
+    now = time.monotonic()
+    cached = _languages.get(key)
+    if cached is not None and now - cached[1] < LANGUAGE_TTL_SECONDS:
+        chosen = cached[0]
+    else:
+        chosen = await session.scalar(
+            select(User.language)
+            .where(User.agent_id == agent_id, User.language.is_not(None))
+            .limit(1)
+        )
+        _languages[key] = (chosen, now)
+    return chosen or campaign.language
 
 
 def render(script: Script, values: dict[str, Any], call_id: int | None) -> dict[str, Any]:
