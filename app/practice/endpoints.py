@@ -90,18 +90,18 @@ async def list_calls(
 
 
 @router.get(
-    "/practice/calls/{call_id}",
+    "/practice/calls/{practice_call_id}",
     response_model=PracticeCallOut,
     summary="A practice call, with its scorecard once ended",
 )
-async def get_call(call_id: int, db: DB, principal: Readers) -> dict[str, Any]:
+async def get_call(practice_call_id: int, db: DB, principal: Readers) -> dict[str, Any]:
     async with db.unit_of_work() as uow:
-        call = await service.readable(uow.session, principal, call_id)
+        call = await service.readable(uow.session, principal, practice_call_id)
         return await service.view(uow, call)
 
 
 @router.post(
-    "/practice/calls/{call_id}/pledge",
+    "/practice/calls/{practice_call_id}/pledge",
     summary="Save the practice call's pledge form: the real checks, stored in the practice only",
     openapi_extra={
         "requestBody": {
@@ -111,37 +111,40 @@ async def get_call(call_id: int, db: DB, principal: Readers) -> dict[str, Any]:
     },
 )
 async def save_pledge(
-    call_id: int,
+    practice_call_id: int,
     body: Annotated[dict[str, Any], Body()],
     db: DB,
     principal: Volunteer,
 ) -> dict[str, Any]:
-    # The card guard first, as for a real pledge; a refusal is counted on the scorecard.
-    refused = find_card_data(body)
-    if refused is not None:
-        async with db.unit_of_work() as uow:
-            await service.card_refused(uow, principal, call_id, refused.field or "")
-        raise refused
-    try:
-        pledge = PledgeIn.model_validate(body)
-    except ValidationError as exc:
-        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_input=False)]
-        raise RequestValidationError(errors) from None
     async with db.unit_of_work() as uow:
-        return await service.save_pledge(uow, principal, call_id, pledge)
+        call = await service.own_open(uow, principal, practice_call_id)
+        # The card guard first, as for a real pledge; a refusal is counted on the
+        # scorecard (committed), then answered.
+        refused = find_card_data(body)
+        if refused is None:
+            try:
+                pledge = PledgeIn.model_validate(body)
+            except ValidationError as exc:
+                errors = [
+                    {**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_input=False)
+                ]
+                raise RequestValidationError(errors) from None
+            return await service.save_pledge(uow, call, pledge)
+        service.card_refused(call, refused.field or "")
+    raise refused
 
 
 @router.post(
-    "/practice/calls/{call_id}/actions",
+    "/practice/calls/{practice_call_id}/actions",
     response_model=PracticeActionOut,
     summary="A button of the practice call: Prank, Needs support, a script's button, read-back",
 )
-async def act(call_id: int, body: PracticeActionIn, db: DB, principal: Volunteer) -> Any:
+async def act(practice_call_id: int, body: PracticeActionIn, db: DB, principal: Volunteer) -> Any:
     async with db.unit_of_work() as uow:
         return await service.act(
             uow,
             principal,
-            call_id,
+            practice_call_id,
             body.action,
             script=body.script,
             button=body.button,
@@ -150,10 +153,10 @@ async def act(call_id: int, body: PracticeActionIn, db: DB, principal: Volunteer
 
 
 @router.post(
-    "/practice/calls/{call_id}/end",
+    "/practice/calls/{practice_call_id}/end",
     response_model=PracticeEndOut,
     summary="End the practice call: its scorecard; trained after enough passes",
 )
-async def end_call(call_id: int, db: DB, principal: Volunteer) -> dict[str, Any]:
+async def end_call(practice_call_id: int, db: DB, principal: Volunteer) -> dict[str, Any]:
     async with db.unit_of_work() as uow:
-        return await service.end(uow, principal, call_id)
+        return await service.end(uow, principal, practice_call_id)

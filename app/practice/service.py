@@ -150,7 +150,7 @@ def _current_script(call: PracticeCall) -> str:
     return name
 
 
-async def _own_open(uow: UnitOfWork, principal: Principal, call_id: int) -> PracticeCall:
+async def own_open(uow: UnitOfWork, principal: Principal, call_id: int) -> PracticeCall:
     agent_id = _volunteer(principal)
     call = await uow.session.get(PracticeCall, call_id, with_for_update=True)
     if call is None:
@@ -167,20 +167,16 @@ def _log(call: PracticeCall, action: str, **data: Any) -> None:
     call.actions = [*call.actions, {"at": utcnow().isoformat(), "action": action, **data}]
 
 
-async def card_refused(uow: UnitOfWork, principal: Principal, call_id: int, field: str) -> None:
+def card_refused(call: PracticeCall, field: str) -> None:
     """The form sent card data: refused as for a real pledge, and counted (never kept)."""
-    call = await _own_open(uow, principal, call_id)
     call.card_attempts += 1
     _log(call, "card_refused", field=field)
 
 
-async def save_pledge(
-    uow: UnitOfWork, principal: Principal, call_id: int, body: PledgeIn
-) -> dict[str, Any]:
+async def save_pledge(uow: UnitOfWork, call: PracticeCall, body: PledgeIn) -> dict[str, Any]:
     """The pledge form's save on a practice call: the real checks, no pledge row."""
     if body.call_id is not None or body.campaign_id is not None:
         raise Invalid("a practice pledge names no call or campaign", field="call_id")
-    call = await _own_open(uow, principal, call_id)
     campaign = await repository.get_campaign(uow.session, call.campaign_id)
     derived = check_new_pledge(campaign, body)
     values = body.model_dump(exclude={"call_id", "campaign_id"})
@@ -202,7 +198,7 @@ async def act(
     uow: UnitOfWork, principal: Principal, call_id: int, action: str, **args: Any
 ) -> dict[str, Any]:
     """A button of the practice call: Prank, Needs support, a script's button, read-back."""
-    call = await _own_open(uow, principal, call_id)
+    call = await own_open(uow, principal, call_id)
     if action == "script_choice":
         _log(call, action, script=args.get("script") or "", button=args.get("button") or "")
     elif action == "read_back":
@@ -219,7 +215,7 @@ async def act(
 
 
 async def end(uow: UnitOfWork, principal: Principal, call_id: int) -> dict[str, Any]:
-    call = await _own_open(uow, principal, call_id)
+    call = await own_open(uow, principal, call_id)
     scenario = SCENARIOS[call.scenario]
     card = scorecard(scenario, call)
     call.scorecard = card
