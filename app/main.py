@@ -30,8 +30,8 @@ from app.planning.endpoints import router as planning_router
 from app.pledges.endpoints import router as pledges_router
 from app.pledges.export_endpoints import router as pledge_exports_router
 from app.pledges.live import TotalsPublisher
-from app.privacy import caches as privacy_caches
 from app.practice.endpoints import router as practice_router
+from app.privacy import caches as privacy_caches
 from app.privacy.endpoints import router as privacy_router
 from app.privacy.task import RetentionPurge
 from app.realtime.feed import EventFeed, Notifier

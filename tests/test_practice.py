@@ -117,7 +117,7 @@ async def _figures(hotline: Hotline, setup: dict[str, Any]) -> dict[str, Any]:
         "telephony_commands",
         "screen_pops",
     ):
-        tables[table] = (await hotline.sql(f"SELECT COUNT(*) FROM {table}"))[0][0]  # noqa: S608
+        tables[table] = (await hotline.sql(f"SELECT COUNT(*) FROM {table}"))[0][0]
     counters = await hotline.sql(
         "SELECT SUM(count), SUM(promised_minor) FROM pledge_counters WHERE campaign_id = :c", c=cid
     )
@@ -241,7 +241,12 @@ async def test_each_scenario_has_its_scorecard(hotline: Hotline) -> None:
     assert (r.status_code, r.json()["field"]) == (422, "amount_minor")
     r = await hotline.http.post(
         f"/practice/calls/{call['id']}/pledge",
-        json={"last_name": "Martin", "email": "j@example.org", "amount_minor": 3000, "postcode": "1"},
+        json={
+            "last_name": "Martin",
+            "email": "j@example.org",
+            "amount_minor": 3000,
+            "postcode": "1",
+        },
         headers=headers,
     )
     assert (r.status_code, r.json()["field"]) == (422, "postcode")
@@ -261,7 +266,9 @@ async def test_each_scenario_has_its_scorecard(hotline: Hotline) -> None:
         "reference_read_back": True,
         "card_refused": False,
     }
-    rows = await hotline.sql("SELECT actions, draft FROM practice_calls WHERE id = :i", i=call["id"])
+    rows = await hotline.sql(
+        "SELECT actions, draft FROM practice_calls WHERE id = :i", i=call["id"]
+    )
     assert "4111" not in str(rows[0])
     good = await _play_well(hotline, headers, "card")
     assert _score(good)["card_refused"] is True
@@ -292,9 +299,7 @@ async def test_practice_rules_who_when_and_what(hotline: Hotline) -> None:
     # One practice call at a time.
     again = await hotline.http.post("/practice/calls", json={"scenario": "card"}, headers=headers)
     assert (again.status_code, again.json()["code"]) == (409, "practice_open")
-    unknown = await hotline.http.post(
-        "/practice/calls", json={"scenario": "nope"}, headers=headers
-    )
+    unknown = await hotline.http.post("/practice/calls", json={"scenario": "nope"}, headers=headers)
     assert (unknown.status_code, unknown.json()["field"]) == (422, "scenario")
     # Another volunteer's practice call is not theirs; a supervisor and an admin read it.
     other = await user_headers(

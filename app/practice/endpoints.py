@@ -20,6 +20,7 @@ from app.auth.service import Principal, Role
 from app.cardguard import find_card_data
 from app.db import Database
 from app.deps import get_db
+from app.pledges.schemas import PledgeIn
 from app.practice import service
 from app.practice.models import PracticeCall
 from app.practice.scenarios import SCENARIOS
@@ -32,7 +33,6 @@ from app.practice.schemas import (
     PracticeSummaryOut,
     ScenarioOut,
 )
-from app.pledges.schemas import PledgeIn
 
 router = APIRouter(tags=["practice"])
 DB = Annotated[Database, Depends(get_db)]

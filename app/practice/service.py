@@ -207,9 +207,7 @@ async def act(
     elif action in FLAG_SCRIPTS:
         _log(call, action)
     else:
-        raise Invalid(
-            "action is one of {choices}", field="action", choices=", ".join(ACTIONS)
-        )
+        raise Invalid("action is one of {choices}", field="action", choices=", ".join(ACTIONS))
     out = await view(uow, call)
     return {"action": action, "script": out["script"], "rules": [action]}
 
