@@ -3,8 +3,9 @@
 Scenarios are data: adding one is adding a :class:`Scenario` to ``SCENARIOS``.
 Each caller arrives on the real volunteer screen with a screen pop built by the
 real pop assembler (``app.cti.screenpop.assemble``), so the caller panel shows
-it exactly as it shows a real caller's. Numbers are in the range ARCEP keeps
-for fiction (06 39 98 xx xx); e-mail addresses are ``example.org``.
+it exactly as it shows a real caller's. The numbers are valid mobile numbers (the pledge
+form checks them as a real one) of no one known; e-mail addresses are
+``example.org``.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ SCENARIOS: dict[str, Scenario] = {
             name="returning_donor",
             title="A returning donor",
             summary="Monique gave last year and pledges again; her details are on screen.",
-            number="+33639980011",
+            number="+33612345601",
             lines=(
                 "Hello! It's Monique Lefèvre, I gave last year during the telethon.",
                 "I would like to give 50 euros this time, just once.",
@@ -88,7 +89,7 @@ SCENARIOS: dict[str, Scenario] = {
                 "Could you give me the reference, so that I can note it down?",
             ),
             expected=Expected(outcome=PLEDGE, amount_minor=5000, last_name="Lefèvre"),
-            directory=DirectoryResult(status=Status.NOT_FOUND, number="+33639980011"),
+            directory=DirectoryResult(status=Status.NOT_FOUND, number="+33612345601"),
             donor=ReturningDonor(
                 first_name="Monique",
                 last_name="Lefèvre",
@@ -96,7 +97,7 @@ SCENARIOS: dict[str, Scenario] = {
                 postcode="14000",
                 city="Caen",
                 email="monique.lefevre@example.org",
-                phone="+33639980011",
+                phone="+33612345601",
                 pledges=1,
                 total_minor=3000,
                 currency="EUR",
@@ -108,7 +109,7 @@ SCENARIOS: dict[str, Scenario] = {
             name="long_name",
             title="A first-time donor with a long name",
             summary="A first pledge, monthly; the caller spells a long name letter by letter.",
-            number="+33639980022",
+            number="+33612345602",
             lines=(
                 "Good evening, I've never done this before: I'd like to give 20 euros a month.",
                 "My name is Anne-Sophie Vanderhaeghen-Oudenaarde.",
@@ -124,40 +125,40 @@ SCENARIOS: dict[str, Scenario] = {
                 last_name="Vanderhaeghen-Oudenaarde",
                 postcode="14000",
             ),
-            directory=DirectoryResult(status=Status.NOT_FOUND, number="+33639980022"),
+            directory=DirectoryResult(status=Status.NOT_FOUND, number="+33612345602"),
         ),
         Scenario(
             name="prank",
             title="A prank call",
             summary="A caller who is not calling to pledge: close the call with the script.",
-            number="+33639980033",
+            number="+33612345603",
             lines=(
                 "Hello? Is this the pizzeria? I'd like forty kilos of pizza. [laughter]",
                 "No, no, I want to pledge... one million euros! From Mister Mickey Mouse.",
                 "[more laughter in the background]",
             ),
             expected=Expected(outcome=PRANK),
-            directory=DirectoryResult(status=Status.NOT_FOUND, number="+33639980033"),
+            directory=DirectoryResult(status=Status.NOT_FOUND, number="+33612345603"),
             earlier_calls=4,
         ),
         Scenario(
             name="distress",
             title="A caller in distress",
             summary="A caller who needs help rather than a pledge form: hand them over.",
-            number="+33639980044",
+            number="+33612345604",
             lines=(
                 "Sorry... I'm not really calling about a donation.",
                 "Things have been very hard lately and I don't know who to talk to.",
                 "Is there someone there who could listen to me?",
             ),
             expected=Expected(outcome=HANDOVER),
-            directory=DirectoryResult(status=Status.NOT_FOUND, number="+33639980044"),
+            directory=DirectoryResult(status=Status.NOT_FOUND, number="+33612345604"),
         ),
         Scenario(
             name="card",
             title="A caller who wants to pay by card",
             summary="A pledge whose caller wants to read out a card number: refuse it kindly.",
-            number="+33639980055",
+            number="+33612345605",
             lines=(
                 "Hello, I'd like to give 30 euros, once.",
                 "Jean Martin, 3 place Saint-Sauveur, 14000 Caen; jean.martin@example.org.",
@@ -167,7 +168,7 @@ SCENARIOS: dict[str, Scenario] = {
             expected=Expected(outcome=PLEDGE, amount_minor=3000, last_name="Martin", card=True),
             directory=DirectoryResult(
                 status=Status.FOUND,
-                number="+33639980055",
+                number="+33612345605",
                 first_name="Jean",
                 last_name="Martin",
                 address_lines=("3 place Saint-Sauveur",),
