@@ -7,9 +7,10 @@ a pledge, a strike or a figure.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -20,6 +21,7 @@ from app.auth.service import Principal, Role
 from app.cardguard import find_card_data
 from app.db import Database
 from app.deps import get_db
+from app.errors import AppError
 from app.pledges.schemas import PledgeIn
 from app.practice import service
 from app.practice.models import PracticeCall
@@ -111,26 +113,35 @@ async def get_call(practice_call_id: int, db: DB, principal: Readers) -> dict[st
     },
 )
 async def save_pledge(
-    practice_call_id: int,
-    body: Annotated[dict[str, Any], Body()],
-    db: DB,
-    principal: Volunteer,
+    practice_call_id: int, request: Request, db: DB, principal: Volunteer
 ) -> dict[str, Any]:
-    async with db.unit_of_work() as uow:
-        call = await service.own_open(uow, principal, practice_call_id)
-        # The card guard first, as for a real pledge; a refusal is counted on the
-        # scorecard (committed), then answered.
-        refused = find_card_data(body)
-        if refused is None:
-            try:
-                pledge = PledgeIn.model_validate(body)
-            except ValidationError as exc:
-                errors = [
-                    {**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_input=False)
-                ]
-                raise RequestValidationError(errors) from None
+    """The body is read here, not by a body model: the card guard must run on it
+    first *and* count a refusal on the scorecard, which a refusing model cannot.
+    Then it is validated by ``PledgeIn`` (itself card-guarded) as ``POST /pledges``."""
+    try:
+        body = json.loads(await request.body())
+    except ValueError:
+        raise RequestValidationError(
+            [{"type": "json_invalid", "loc": ("body", 0), "msg": "JSON decode error"}]
+        ) from None
+    # The card guard first, as for a real pledge (whoever sends it); on the volunteer's
+    # own open practice call the refusal is counted on the scorecard (committed).
+    refused = find_card_data(body)
+    if refused is None:
+        try:
+            pledge = PledgeIn.model_validate(body)
+        except ValidationError as exc:
+            errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_input=False)]
+            raise RequestValidationError(errors) from None
+        async with db.unit_of_work() as uow:
+            call = await service.own_open(uow, principal, practice_call_id)
             return await service.save_pledge(uow, call, pledge)
-        service.card_refused(call, refused.field or "")
+    try:
+        async with db.unit_of_work() as uow:
+            call = await service.own_open(uow, principal, practice_call_id)
+            service.card_refused(call, refused.field or "")
+    except AppError:
+        pass  # not theirs, or over: the refusal alone
     raise refused
 
 
