@@ -31,6 +31,7 @@ from app.planning.endpoints import router as planning_router
 from app.pledges.endpoints import router as pledges_router
 from app.pledges.export_endpoints import router as pledge_exports_router
 from app.pledges.live import TotalsPublisher
+from app.practice.endpoints import router as practice_router
 from app.privacy import caches as privacy_caches
 from app.privacy.endpoints import router as privacy_router
 from app.privacy.task import RetentionPurge
@@ -213,6 +214,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(planning_router, responses=API_ERRORS)
     app.include_router(roster_router, responses=API_ERRORS)
     app.include_router(hours_router, responses=API_ERRORS)
+    app.include_router(practice_router, responses=API_ERRORS)
     app.include_router(i18n_router, responses=API_ERRORS)
     app.include_router(web_router)
     build_openapi = app.openapi

@@ -11,6 +11,7 @@ from app.pledges.models import (
     PledgeCounter,
     PledgePayment,
 )
+from app.practice.models import PracticeCall
 from app.privacy.models import PrivacyAction, PurgedCampaign
 from app.realtime.models import Event
 from app.receipts.models import Receipt, ReceiptCampaign, ReceiptCounter, ReceiptOrganisation
@@ -42,6 +43,7 @@ __all__ = [
     "PledgeAudit",
     "PledgeCounter",
     "PledgePayment",
+    "PracticeCall",
     "PrivacyAction",
     "PurgedCampaign",
     "Queue",

@@ -47,6 +47,8 @@ DEMO_SITES = (
 )
 DEMO_LOGINS = (
     ("agent", "123456", Role.AGENT),
+    # A volunteer not trained yet: practice calls on their screen (docs/roster.md).
+    ("trainee", "135790", Role.AGENT),
     ("supervisor", "supervisor-demo", Role.SUPERVISOR),
     ("organiser", "organiser-demo", Role.ORGANISER),
     ("admin", "admin-demo-pass", Role.ADMIN),
@@ -118,6 +120,8 @@ async def seed_demo(db: Database) -> int:
                 dialled_numbers=[SPECIALISTS_NUMBER],
                 max_wait_seconds=120,
                 overflow_queue_id=supervisors.id,
+                # Handed-over callers in distress: trained volunteers only.
+                trained_only=True,
             ),
         )
         pledges = await config.create_queue(
@@ -195,6 +199,21 @@ async def seed_demo(db: Database) -> int:
                 trained=True,
             ),
         )
+        # A volunteer still in training: practice calls until trained (not simulated).
+        trainee = await config.create_agent(
+            uow,
+            AgentIn(
+                campaign_id=campaign.id,
+                login="demo-trainee",
+                display_name="Trainee (demo volunteer)",
+                skills={"pledges": 1},
+                languages=["fr"],
+                partner_org="Rotary",
+                site_id=sites["Rotary"].id,
+                trained=False,
+            ),
+        )
+        logins = {"agent": you.id, "trainee": trainee.id}
         await uow.session.flush()
         uow.session.add(QueueSurge(queue_id=pledges.id, campaign_id=campaign.id, **DEMO_SURGE))
         # The person playing the demo volunteer is on standby: paged in a surge.
@@ -210,6 +229,6 @@ async def seed_demo(db: Database) -> int:
                 role=role,
                 secret=secret,
                 campaign_id=campaign.id if role in (Role.AGENT, Role.SUPERVISOR) else None,
-                agent_id=you.id if role == Role.AGENT else None,
+                agent_id=logins.get(username) if role == Role.AGENT else None,
             )
         return campaign.id

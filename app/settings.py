@@ -146,6 +146,12 @@ class Settings(BaseSettings):
             "X-Forwarded-For is believed; empty: the peer address is the client."
         ),
     )
+    practice_passes_to_train: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="Passed practice calls after which a volunteer is trained (docs/roster.md).",
+    )
     pin_min_digits: int = Field(
         default=6, ge=4, le=8, description="Fewest digits of a new volunteer PIN (4 to 8)."
     )

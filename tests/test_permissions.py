@@ -161,6 +161,14 @@ POLICY: dict[tuple[str, str], set[str]] = {
     # The hours report (docs/roster.md#hours-report): organisers and admins.
     ("GET", "/reports/hours"): {ADMIN, ORG},
     ("GET", "/reports/hours/attestation.pdf"): {ADMIN, ORG},
+    # Practice calls (app/practice): volunteers play their own; supervisors read them.
+    ("GET", "/practice/scenarios"): {ADMIN, SUP_A, SUP_B, AGENT_A, AGENT_B},
+    ("POST", "/practice/calls"): {AGENT_A, AGENT_B},
+    ("GET", "/practice/calls"): {ADMIN, SUP_A, SUP_B, AGENT_A, AGENT_B},
+    ("GET", "/practice/calls/{practice_call_id}"): {ADMIN, SUP_A, AGENT_A},
+    ("POST", "/practice/calls/{practice_call_id}/pledge"): {AGENT_A},
+    ("POST", "/practice/calls/{practice_call_id}/actions"): {AGENT_A},
+    ("POST", "/practice/calls/{practice_call_id}/end"): {AGENT_A},
 }
 # A site-scoped supervisor may do what its campaign's supervisor may, except on the
 # volunteers and seats of other sites (agent A and the seat are not at its site).
@@ -178,6 +186,7 @@ OTHER_SITE_ROUTES = {
     ("GET", "/seats/{seat_id}"),
     ("PUT", "/agents/{agent_id}/standby"),
     ("POST", "/users/{user_id}/revoke"),
+    ("GET", "/practice/calls/{practice_call_id}"),
 }
 POLICY = {
     route: roles | ({SUP_SITE} if SUP_A in roles and route not in OTHER_SITE_ROUTES else set())
@@ -260,6 +269,13 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     # A body that is no roster file: refused whole (422) where allowed.
     ("POST", "/roster/import"): {},
     ("POST", "/roster/volunteers"): {"campaign_id": 0, "display_name": "Matrix Volunteer"},
+    ("POST", "/practice/calls"): {"scenario": "card"},
+    ("POST", "/practice/calls/{practice_call_id}/pledge"): {
+        "last_name": "Matrix",
+        "email": "m@example.org",
+        "amount_minor": 2500,
+    },
+    ("POST", "/practice/calls/{practice_call_id}/actions"): {"action": "read_back"},
     ("POST", "/users"): {
         "username": "matrix",
         "display_name": "M",
@@ -366,6 +382,12 @@ async def test_role_by_endpoint_matrix(hotline: Hotline) -> None:
     _, tokens[SUP_B] = await _user(hotline, "sup-b", Role.SUPERVISOR, "supervisor-b", b_id)
     _, tokens[ORG] = await _user(hotline, "org", Role.ORGANISER, "organiser-x")
     _, tokens[ADMIN] = await _user(hotline, "admin2", Role.ADMIN, "admin-two-pass")
+    practice = await hotline.http.post(
+        "/practice/calls",
+        json={"scenario": "prank"},
+        headers={"Authorization": f"Bearer {tokens[AGENT_A]}"},
+    )
+    assert practice.status_code == 201, practice.text
 
     ids = {
         "campaign_id": a["campaign_id"],
@@ -384,6 +406,7 @@ async def test_role_by_endpoint_matrix(hotline: Hotline) -> None:
         "site_id": annex.json()["id"],
         "language": "fr",
         "seq": 1,
+        "practice_call_id": practice.json()["id"],
     }
     transport = hotline.http._transport
     failures: list[str] = []

@@ -85,15 +85,18 @@ class ConfigSnapshot:
         return campaign
 
     def eligible_queues(
-        self, campaign_id: int, agent_id: int, site_id: int | None = None
+        self, campaign_id: int, agent_id: int, site_id: int | None = None, *, trained: bool = True
     ) -> list[tuple[Queue, int]]:
         """The campaign's queues this agent may take calls of: (queue, seconds of wait
         a call needs before this agent may take it: 0 = at once). The wait is the
         tier reached by the agent's level, and, for a queue preferring another site
-        than the agent's (``site_id``), its ``site_widen_seconds`` too."""
+        than the agent's (``site_id``), its ``site_widen_seconds`` too. An untrained
+        agent (``trained`` False) may take no call of a ``trained_only`` queue."""
         skills = self.skills.get(agent_id, {})
         out: list[tuple[Queue, int]] = []
         for queue in self.queues_by_campaign.get(campaign_id, []):
+            if queue.trained_only and not trained:
+                continue
             site_wait = 0
             if queue.site_id is not None and queue.site_id != site_id:
                 site_wait = queue.site_widen_seconds

@@ -53,12 +53,14 @@ def preferred_site(queue: Queue, waited_seconds: float) -> int | None:
     return queue.site_id
 
 
-_agent_statements: dict[tuple[str, bool, bool, bool], Any] = {}
+_agent_statements: dict[tuple[str, bool, bool, bool, bool], Any] = {}
 
 
-def _agent_statement(strategy: str, with_skill: bool, after_earlier: bool, with_site: bool) -> Any:
+def _agent_statement(
+    strategy: str, with_skill: bool, after_earlier: bool, with_site: bool, trained_only: bool
+) -> Any:
     """The best-agent statement for a kind of queue, built once (bound per call)."""
-    key = (strategy, with_skill, after_earlier, with_site)
+    key = (strategy, with_skill, after_earlier, with_site, trained_only)
     stmt = _agent_statements.get(key)
     if stmt is not None:
         return stmt
@@ -70,6 +72,8 @@ def _agent_statement(strategy: str, with_skill: bool, after_earlier: bool, with_
     )
     if with_site:
         stmt = stmt.where(Agent.site_id == bindparam("p_site"))
+    if trained_only:
+        stmt = stmt.where(Agent.trained.is_(True))
     if after_earlier:
         call_id: Any = bindparam("p_call")
         rank: Any = bindparam("p_rank")
@@ -119,10 +123,14 @@ async def best_agent(
     Given ``call`` (a call that has just joined the queue, or the router's), an agent
     is taken only if no earlier call of the same queue is waiting: a call never
     overtakes one ahead of it. Given ``site_id`` (``preferred_site``), only that
-    site's volunteers.
+    site's volunteers. A ``trained_only`` queue: only trained volunteers.
     """
     stmt = _agent_statement(
-        queue.strategy, bool(queue.required_skill), call is not None, site_id is not None
+        queue.strategy,
+        bool(queue.required_skill),
+        call is not None,
+        site_id is not None,
+        queue.trained_only,
     )
     params: dict[str, Any] = {"p_campaign": queue.campaign_id, "p_queue": queue.id}
     if site_id is not None:
@@ -154,7 +162,9 @@ async def best_call_for(
     the agent available for the router. Still one statement: the head is chosen by
     an unlocked sub-select, then locked (and its state checked again) by id.
     """
-    eligible = config.eligible_queues(agent.campaign_id, agent.id, agent.site_id)
+    eligible = config.eligible_queues(
+        agent.campaign_id, agent.id, agent.site_id, trained=agent.trained
+    )
     if not eligible:
         return None
 

@@ -141,6 +141,8 @@ class Queue(Base):
         ForeignKey("sites.id", ondelete="SET NULL"), nullable=True
     )
     site_widen_seconds: Mapped[int] = mapped_column(Integer, default=30, server_default=text("30"))
+    # Only trained volunteers (``agents.trained``, set by practice calls) take its calls.
+    trained_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
     __table_args__ = (UniqueConstraint("campaign_id", "name", name="uq_queues_campaign_name"),)
 

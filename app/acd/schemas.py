@@ -225,6 +225,8 @@ class QueueIn(Strict):
     # Prefer this site's volunteers; any site's after site_widen_seconds of wait.
     site_id: int | None = None
     site_widen_seconds: Seconds = 30
+    # Only trained volunteers take its calls (docs/roster.md, practice calls).
+    trained_only: bool = False
 
 
 class QueuePatch(Strict):
@@ -254,6 +256,7 @@ class QueuePatch(Strict):
     # null: no site preference.
     site_id: int | None = None
     site_widen_seconds: Seconds | None = None
+    trained_only: bool | None = None
 
 
 class QueueOut(BaseModel):
@@ -285,6 +288,7 @@ class QueueOut(BaseModel):
     callback_expiry_seconds: int
     site_id: int | None
     site_widen_seconds: int
+    trained_only: bool
 
 
 class AgentIn(Strict):

@@ -253,6 +253,16 @@ def _check_donor(values: dict[str, Any], default_region: str) -> dict[str, Any]:
     }
 
 
+def check_new_pledge(campaign: Campaign, body: PledgeIn) -> dict[str, Any]:
+    """Every check a new pledge goes through before it is written (card guard, amount,
+    donor); returns the derived columns. Practice calls (``app/practice``) run the
+    very same checks on their form and write nothing here."""
+    values = body.model_dump()
+    cardguard.check_fields({name: values[name] for name in (*TEXT_FIELDS, "currency")})
+    _check_amount(campaign, body.amount_minor, body.currency)
+    return _check_donor(values, campaign.default_region)
+
+
 # --- who may ---------------------------------------------------------------------
 
 
@@ -357,10 +367,8 @@ async def _save(
     machine: str = "simulator",
 ) -> Pledge:
     values = body.model_dump()
-    cardguard.check_fields({name: values[name] for name in (*TEXT_FIELDS, "currency")})
     campaign, call = where.campaign, where.call
-    _check_amount(campaign, body.amount_minor, body.currency)
-    derived = _check_donor(values, campaign.default_region)
+    derived = check_new_pledge(campaign, body)
     now = utcnow()
     agent_id = call.agent_id if call is not None else None
     pledge = Pledge(

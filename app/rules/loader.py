@@ -580,9 +580,7 @@ def load(source: str, file: str, *, base: RuleSet | None = None) -> RuleSet:
         raise RulesRefused([Problem(file, None, "the file is nested too deeply")]) from exc
 
 
-def _load(
-    source: str, file: str, base: RuleSet | None, language: str
-) -> tuple[RuleSet, bool]:
+def _load(source: str, file: str, base: RuleSet | None, language: str) -> tuple[RuleSet, bool]:
     """The file read in ``language``, and whether it has texts per language."""
     base_scripts = base.in_language(language).scripts if base is not None else None
     reader = _Reader(file, language)

@@ -328,6 +328,12 @@ function onEvent(msg) {
 
 /** Tell the panels (caller details, pledge form, script) what happened. */
 function shareWithPanels(msg) {
+  if (!S.call && screen.practice) {
+    // A practice call (practice.js) holds the panels while there is no real call.
+    screen.agent = { ...S.agent };
+    publish("message", msg);
+    return;
+  }
   const before = screen.call;
   screen.call = S.call ? { ...S.call } : null;
   screen.agent = { ...S.agent };

@@ -264,7 +264,10 @@ async function save() {
   button.disabled = true;
   try {
     let result;
-    if (S.saved) {
+    if (screen.practice) {
+      // A practice call (practice.js): the same checks, kept in the practice call only.
+      result = await send("POST", `/practice/calls/${encodeURIComponent(screen.practice.id)}/pledge`, data);
+    } else if (S.saved) {
       result = await send("PATCH", `/pledges/${encodeURIComponent(S.saved.reference)}`, data);
     } else {
       // The same key for every attempt of this form: a retry returns the first answer.
