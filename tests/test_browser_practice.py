@@ -40,7 +40,9 @@ async def test_a_trainee_plays_a_practice_call_and_gets_a_scorecard(
     details = page.locator("#caller-details")
     await expect(details).to_contain_text("Returning donor")
     await expect(details).to_contain_text("Lefèvre")
-    await expect(page.locator("#script-panel")).to_contain_text("Pledge call")
+    await expect(page.locator("#script-panel")).to_contain_text(
+        "Appel de promesse"
+    )  # the campaign's language
     form = page.locator("#pledge-form")
     await expect(form.get_by_label("Last name")).to_have_value("Lefèvre")
     await expect(practice.locator("#practice-lines")).to_contain_text("Monique")
