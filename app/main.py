@@ -43,6 +43,7 @@ from app.receipts.endpoints import router as receipts_router
 from app.reconciliation.endpoints import router as reconciliation_router
 from app.roster.endpoints import router as roster_router
 from app.roster.hours_endpoints import router as hours_router
+from app.roster.shift_endpoints import router as shifts_router
 from app.rules import engine as rules_engine
 from app.rules.endpoints import router as rules_router
 from app.rules.engine import defaults as rules_defaults
@@ -215,6 +216,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(roster_router, responses=API_ERRORS)
     app.include_router(hours_router, responses=API_ERRORS)
     app.include_router(practice_router, responses=API_ERRORS)
+    app.include_router(shifts_router, responses=API_ERRORS)
     app.include_router(i18n_router, responses=API_ERRORS)
     app.include_router(web_router)
     build_openapi = app.openapi

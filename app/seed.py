@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import datetime as dt
 from importlib import resources
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
 from app.acd import config
-from app.acd.models import Campaign
+from app.acd.models import Agent, Campaign, Site
 from app.acd.schemas import AgentIn, CampaignIn, QueueIn, SeatIn, TimeSlot
 from app.auth.service import Role, create_user
-from app.db import Database, utcnow
+from app.db import Database, UnitOfWork, utcnow
+from app.roster.models import ShiftSignup
 from app.roster.schemas import SiteIn
 from app.roster.service import create_site
+from app.roster.shift_schemas import ShiftIn
+from app.roster.shifts import create_shift
 from app.rules.engine import default_source
 from app.rules.models import RuleFile
 from app.surge.models import QueueSurge, Standby
@@ -45,6 +49,8 @@ DEMO_SITES = (
     ("Caen", "Lions Club", "12 rue de la Paix, 14000 Caen"),
     ("Paris", "Rotary", "5 avenue de l'Opéra, 75001 Paris"),
 )
+# Each site's shifts, today and tomorrow on the site's clock: (start hour, hours, seats).
+DEMO_SHIFTS = ((11, 10, 6), (20, 4, 6))
 DEMO_LOGINS = (
     ("agent", "123456", Role.AGENT),
     # A volunteer not trained yet: practice calls on their screen (docs/roster.md).
@@ -88,6 +94,44 @@ def demo_time_slots(now: dt.datetime) -> list[TimeSlot]:
         )
         for name, begin, end in segments
     ]
+
+
+async def seed_demo_shifts(
+    uow: UnitOfWork, campaign_id: int, sites: list[Site], now: dt.datetime
+) -> None:
+    """Shifts at each site today and tomorrow (11:00-21:00, 20:00-00:00 local), each with
+    some of the site's volunteers signed up; the demo volunteer is left to sign up."""
+    for site in sites:
+        zone = ZoneInfo(site.timezone)
+        today = now.astimezone(zone).date()
+        volunteers = list(
+            (
+                await uow.session.execute(
+                    select(Agent.id)
+                    .where(Agent.site_id == site.id, Agent.login.like("volunteer%"))
+                    .order_by(Agent.login)
+                )
+            ).scalars()
+        )
+        # Day shift and evening shift overlap (20:00-21:00): different volunteers.
+        teams = (volunteers[:4], volunteers[4:7])
+        for day in (today, today + dt.timedelta(days=1)):
+            for (hour, hours, seats), team in zip(DEMO_SHIFTS, teams, strict=True):
+                start = dt.datetime.combine(day, dt.time(hour), zone)
+                shift = await create_shift(
+                    uow,
+                    ShiftIn(
+                        campaign_id=campaign_id,
+                        site_id=site.id,
+                        starts_at=start,
+                        ends_at=start + dt.timedelta(hours=hours),
+                        seats=seats,
+                        label="Evening" if hour >= 18 else "Day",
+                    ),
+                )
+                for agent_id in team:
+                    uow.session.add(ShiftSignup(shift_id=shift.id, agent_id=agent_id))
+        await uow.session.flush()
 
 
 async def seed_demo(db: Database) -> int:
@@ -215,6 +259,7 @@ async def seed_demo(db: Database) -> int:
         )
         logins = {"agent": you.id, "trainee": trainee.id}
         await uow.session.flush()
+        await seed_demo_shifts(uow, campaign.id, list(sites.values()), utcnow())
         uow.session.add(QueueSurge(queue_id=pledges.id, campaign_id=campaign.id, **DEMO_SURGE))
         # The person playing the demo volunteer is on standby: paged in a surge.
         uow.session.add(Standby(agent_id=you.id, campaign_id=campaign.id, standby=True))

@@ -155,6 +155,15 @@ class Settings(BaseSettings):
     pin_min_digits: int = Field(
         default=6, ge=4, le=8, description="Fewest digits of a new volunteer PIN (4 to 8)."
     )
+    shift_late_grace_seconds: int = Field(
+        default=300,
+        ge=0,
+        le=86400,
+        description=(
+            "A volunteer checking in this long after their shift's start is late; one not in "
+            "by then is a no-show (docs/roster.md, Shifts)."
+        ),
+    )
     principal_cache_seconds: float = Field(
         default=5.0,
         ge=0,

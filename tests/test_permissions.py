@@ -7,6 +7,7 @@ must be 401, 403 or 404; where it is, never 401 or 403.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import httpx
@@ -169,6 +170,18 @@ POLICY: dict[tuple[str, str], set[str]] = {
     ("POST", "/practice/calls/{practice_call_id}/pledge"): {AGENT_A},
     ("POST", "/practice/calls/{practice_call_id}/actions"): {AGENT_A},
     ("POST", "/practice/calls/{practice_call_id}/end"): {AGENT_A},
+    # Shifts (app/roster/shifts.py): admins make them, staff read them, volunteers sign
+    # themselves up; the matrix shift is at the Annex, agent A has no site.
+    ("POST", "/shifts"): {ADMIN},
+    ("GET", "/shifts"): STAFF_READ,
+    ("GET", "/shifts/{shift_id}"): CAMPAIGN_A_READ,
+    ("PATCH", "/shifts/{shift_id}"): {ADMIN},
+    ("GET", "/shifts/{shift_id}/attendance"): CAMPAIGN_A_READ,
+    ("GET", "/agents/{agent_id}/shifts"): STEER_A,
+    ("PUT", "/shifts/{shift_id}/signups/{agent_id}"): STEER_A,
+    ("DELETE", "/shifts/{shift_id}/signups/{agent_id}"): STEER_A,
+    ("POST", "/shifts/signups/import"): {ADMIN},
+    ("DELETE", "/shifts/{shift_id}"): {ADMIN},  # last of the shifts: the shift is gone
 }
 # A site-scoped supervisor may do what its campaign's supervisor may, except on the
 # volunteers and seats of other sites (agent A and the seat are not at its site).
@@ -187,6 +200,9 @@ OTHER_SITE_ROUTES = {
     ("PUT", "/agents/{agent_id}/standby"),
     ("POST", "/users/{user_id}/revoke"),
     ("GET", "/practice/calls/{practice_call_id}"),
+    ("GET", "/agents/{agent_id}/shifts"),
+    ("PUT", "/shifts/{shift_id}/signups/{agent_id}"),
+    ("DELETE", "/shifts/{shift_id}/signups/{agent_id}"),
 }
 POLICY = {
     route: roles | ({SUP_SITE} if SUP_A in roles and route not in OTHER_SITE_ROUTES else set())
@@ -204,6 +220,7 @@ QUERIES: dict[tuple[str, str], str] = {
     ("GET", "/pledges/totals.xlsx"): "?campaign_id={campaign_id}&table=by_slot",
     # No volunteer of campaign A is lent by a company: 404 where allowed.
     ("GET", "/reports/hours/attestation.pdf"): "?campaign_id={campaign_id}&employer=Acme",
+    ("POST", "/shifts/signups/import"): "?campaign_id={campaign_id}",
 }
 PUBLIC_PATHS = ("/healthz", "/readyz", "/auth/login", "/board/totals", "/i18n/{language}")
 ENDS_SESSIONS = {("POST", "/users/{user_id}/revoke"), ("POST", "/auth/logout")}
@@ -276,6 +293,16 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "amount_minor": 2500,
     },
     ("POST", "/practice/calls/{practice_call_id}/actions"): {"action": "read_back"},
+    # No such site (422 where allowed): the matrix shift is made in the set-up.
+    ("POST", "/shifts"): {
+        "campaign_id": 0,
+        "site_id": 0,
+        "starts_at": "2030-01-01T20:00:00+01:00",
+        "ends_at": "2030-01-02T00:00:00+01:00",
+    },
+    ("PATCH", "/shifts/{shift_id}"): {"label": "Matrix"},
+    # A body that is no sign-up file: refused whole (422) where allowed.
+    ("POST", "/shifts/signups/import"): {},
     ("POST", "/users"): {
         "username": "matrix",
         "display_name": "M",
@@ -379,6 +406,19 @@ async def test_role_by_endpoint_matrix(hotline: Hotline) -> None:
         a["campaign_id"],
         site_id=annex.json()["id"],
     )
+    # A shift at the Annex, tomorrow: agent A (no site) may sign up to it.
+    tomorrow = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+    shift = await hotline.http.post(
+        "/shifts",
+        json={
+            "campaign_id": a["campaign_id"],
+            "site_id": annex.json()["id"],
+            "starts_at": tomorrow.isoformat(),
+            "ends_at": (tomorrow + dt.timedelta(hours=4)).isoformat(),
+            "seats": 3,
+        },
+    )
+    assert shift.status_code == 201, shift.text
     _, tokens[SUP_B] = await _user(hotline, "sup-b", Role.SUPERVISOR, "supervisor-b", b_id)
     _, tokens[ORG] = await _user(hotline, "org", Role.ORGANISER, "organiser-x")
     _, tokens[ADMIN] = await _user(hotline, "admin2", Role.ADMIN, "admin-two-pass")
@@ -404,6 +444,7 @@ async def test_role_by_endpoint_matrix(hotline: Hotline) -> None:
         "line_id": 1,
         "name": "matrix",
         "site_id": annex.json()["id"],
+        "shift_id": shift.json()["id"],
         "language": "fr",
         "seq": 1,
         "practice_call_id": practice.json()["id"],

@@ -41,6 +41,35 @@ FIELD_NAMES: dict[str, tuple[str, ...]] = {
 }
 
 
+@dataclass(frozen=True)
+class Layout:
+    """What a file holds: its fields with their header names, and the columns of which
+    the header needs at least one (a roster needs ``name``)."""
+
+    fields: dict[str, tuple[str, ...]]
+    needs: tuple[str, ...]
+    rows: str = "volunteers"  # what a row is, for the too-many message
+
+    def by_folded(self) -> dict[str, str]:
+        return {name: key for key, names in self.fields.items() for name in names}
+
+
+ROSTER = Layout(FIELD_NAMES, ("name",))
+# Sign-ups to shifts (app/roster/shifts.py): who (login or e-mail), and which shift
+# (its id, or its site and start in the site's time).
+SIGNUPS = Layout(
+    {
+        "login": FIELD_NAMES["login"] + ("username", "utilisateur"),
+        "email": FIELD_NAMES["email"],
+        "shift": ("shift", "shiftid", "creneau", "idcreneau"),
+        "site": FIELD_NAMES["site"],
+        "start": ("start", "starts", "startsat", "debut", "heuredebut", "from"),
+    },
+    ("login", "email"),
+    "sign-ups",
+)
+
+
 class FileUnreadable(ValueError):
     """The file as a whole cannot be read (not CSV nor XLSX, no name column...)."""
 
@@ -57,25 +86,24 @@ def fold(text: str) -> str:
     return "".join(ch for ch in plain.lower() if ch.isalnum())
 
 
-_BY_FOLDED = {name: key for key, names in FIELD_NAMES.items() for name in names}
-
-
-def _columns(header: list[str]) -> dict[int, str]:
+def _columns(header: list[str], layout: Layout) -> dict[int, str]:
+    by_folded = layout.by_folded()
     columns: dict[int, str] = {}
     for index, name in enumerate(header):
-        key = _BY_FOLDED.get(fold(name or ""))
+        key = by_folded.get(fold(name or ""))
         if key is not None and key not in columns.values():
             columns[index] = key
     return columns
 
 
-def _rows(table: list[tuple[int, list[str]]]) -> list[RosterRow]:
+def _rows(table: list[tuple[int, list[str]]], layout: Layout) -> list[RosterRow]:
     if not table:
         raise FileUnreadable("the file is empty")
     header_line, header = table[0]
-    columns = _columns(header)
-    if "name" not in columns.values():
-        raise FileUnreadable(f"line {header_line}: no 'name' column in the header")
+    columns = _columns(header, layout)
+    if not set(layout.needs) & set(columns.values()):
+        names = " or ".join(f"'{name}'" for name in layout.needs)
+        raise FileUnreadable(f"line {header_line}: no {names} column in the header")
     rows = []
     for line, values in table[1:]:
         if not any((v or "").strip() for v in values):
@@ -86,19 +114,19 @@ def _rows(table: list[tuple[int, list[str]]]) -> list[RosterRow]:
         }
         rows.append(RosterRow(line, cells))
         if len(rows) > MAX_ROWS:
-            raise FileUnreadable(f"more than {MAX_ROWS} volunteers in one file")
+            raise FileUnreadable(f"more than {MAX_ROWS} {layout.rows} in one file")
     return rows
 
 
-def _delimiter(first_line: str) -> str:
+def _delimiter(first_line: str, layout: Layout) -> str:
     def known(delimiter: str) -> int:
         header = next(csv.reader([first_line], delimiter=delimiter), [])
-        return len(_columns(header))
+        return len(_columns(header, layout))
 
     return max(DELIMITERS, key=known)
 
 
-def read_csv(data: bytes) -> list[RosterRow]:
+def read_csv(data: bytes, layout: Layout = ROSTER) -> list[RosterRow]:
     try:
         text = decode_upload(data)
     except UnicodeDecodeError as exc:
@@ -106,12 +134,12 @@ def read_csv(data: bytes) -> list[RosterRow]:
     if "\x00" in text:
         raise FileUnreadable("not a CSV file (binary content)")
     first_line = text.split("\n", 1)[0]
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(first_line))
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(first_line, layout))
     try:
         table = [(reader.line_num, row) for row in reader]
     except csv.Error as exc:
         raise FileUnreadable(f"line {reader.line_num}: {exc}") from exc
-    return _rows(table)
+    return _rows(table, layout)
 
 
 def _cell_text(value: object) -> str:
@@ -122,7 +150,7 @@ def _cell_text(value: object) -> str:
     return str(value)
 
 
-def read_xlsx(data: bytes) -> list[RosterRow]:
+def read_xlsx(data: bytes, layout: Layout = ROSTER) -> list[RosterRow]:
     import openpyxl
 
     try:
@@ -135,14 +163,14 @@ def read_xlsx(data: bytes) -> list[RosterRow]:
         for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
             table.append((number, [_cell_text(v) for v in values]))
             if number > MAX_ROWS + 1:
-                raise FileUnreadable(f"more than {MAX_ROWS} volunteers in one file")
+                raise FileUnreadable(f"more than {MAX_ROWS} {layout.rows} in one file")
     finally:
         workbook.close()
-    return _rows(table)
+    return _rows(table, layout)
 
 
-def read_roster(data: bytes) -> list[RosterRow]:
-    """The file's volunteer rows, whatever its format."""
+def read_roster(data: bytes, layout: Layout = ROSTER) -> list[RosterRow]:
+    """The file's rows (volunteers, or sign-ups with ``SIGNUPS``), whatever its format."""
     if data.startswith(b"PK"):
-        return read_xlsx(data)
-    return read_csv(data)
+        return read_xlsx(data, layout)
+    return read_csv(data, layout)
