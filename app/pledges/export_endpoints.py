@@ -8,6 +8,7 @@ Thin: the filter is checked and the export's bounds fixed before the first byte
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -132,24 +133,38 @@ TableName = Annotated[
 ]
 
 
-async def _totals_file(
-    request: Request,
-    db: Database,
-    principal: Principal,
-    fmt: str,
-    campaign_id: int,
-    table: str,
-    since: dt.datetime | None,
-    until: dt.datetime | None,
-) -> Response:
-    check_campaign(principal, campaign_id)
+@dataclass(frozen=True)
+class TotalsFileQuery:
+    campaign_id: int
+    table: str
+    since: dt.datetime | None
+    until: dt.datetime | None
+
+
+async def totals_file_query(
+    campaign_id: CampaignId, table: TableName, since: Since = None, until: Until = None
+) -> TotalsFileQuery:
+    """Which table of which campaign's totals, over which period (as the page's)."""
     for name, moment in (("since", since), ("until", until)):
         if moment is not None and moment.tzinfo is None:
             raise Invalid("a time with an offset (Z or +01:00)", field=name)
+    return TotalsFileQuery(campaign_id, table, since, until)
+
+
+TotalsWanted = Annotated[TotalsFileQuery, Depends(totals_file_query)]
+
+
+async def _totals_file(
+    request: Request, db: Database, principal: Principal, fmt: str, wanted: TotalsFileQuery
+) -> Response:
+    check_campaign(principal, wanted.campaign_id)
     async with db.read() as session:
-        figures = await totals.campaign_totals(session, campaign_id, since, until)
-    data = totals_files.spreadsheet(figures, table, fmt, request_language(request))
-    name = totals_files.file_name(campaign_id, table, fmt, utcnow().strftime("%Y%m%dT%H%MZ"))
+        figures = await totals.campaign_totals(
+            session, wanted.campaign_id, wanted.since, wanted.until
+        )
+    data = totals_files.spreadsheet(figures, wanted.table, fmt, request_language(request))
+    stamp = utcnow().strftime("%Y%m%dT%H%MZ")
+    name = totals_files.file_name(wanted.campaign_id, wanted.table, fmt, stamp)
     headers = {
         "Content-Disposition": f'attachment; filename="{name}"',
         "Cache-Control": "no-store",
@@ -160,27 +175,15 @@ async def _totals_file(
 
 @router.get("/pledges/totals.csv", responses={200: {"content": {MEDIA_TYPES["csv"]: {}}}})
 async def totals_csv(
-    request: Request,
-    db: DB,
-    principal: Organiser,
-    campaign_id: CampaignId,
-    table: TableName,
-    since: Since = None,
-    until: Until = None,
+    request: Request, db: DB, principal: Organiser, wanted: TotalsWanted
 ) -> Response:
     """One table of the campaign's totals (the organiser screen's) as CSV (RFC 4180)."""
-    return await _totals_file(request, db, principal, "csv", campaign_id, table, since, until)
+    return await _totals_file(request, db, principal, "csv", wanted)
 
 
 @router.get("/pledges/totals.xlsx", responses={200: {"content": {MEDIA_TYPES["xlsx"]: {}}}})
 async def totals_xlsx(
-    request: Request,
-    db: DB,
-    principal: Organiser,
-    campaign_id: CampaignId,
-    table: TableName,
-    since: Since = None,
-    until: Until = None,
+    request: Request, db: DB, principal: Organiser, wanted: TotalsWanted
 ) -> Response:
     """One table of the campaign's totals (the organiser screen's) as an XLSX workbook."""
-    return await _totals_file(request, db, principal, "xlsx", campaign_id, table, since, until)
+    return await _totals_file(request, db, principal, "xlsx", wanted)

@@ -10,15 +10,13 @@ from __future__ import annotations
 import io
 import logging
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen import canvas
 
+from app.pdf_fonts import fonts
 from app.receipts.models import TAX_ARTICLES
 from app.receipts.wording import PAYMENT_MODES
 
@@ -57,22 +55,6 @@ class ReceiptDocument:
     signatory_title: str
     signature_place: str
     signature_date: str
-
-
-@lru_cache
-def _fonts(font_path: str) -> tuple[str, str]:
-    """(regular, bold) font names: the TrueType font and its Bold sibling, or Helvetica."""
-    regular = Path(font_path) if font_path else None
-    if regular is None or not regular.is_file():
-        if font_path:
-            log.warning("receipt font %s not found; using Helvetica", font_path)
-        return "Helvetica", "Helvetica-Bold"
-    bold = regular.with_name(regular.stem + "-Bold" + regular.suffix)
-    pdfmetrics.registerFont(TTFont("ReceiptSans", str(regular)))
-    if bold.is_file():
-        pdfmetrics.registerFont(TTFont("ReceiptSans-Bold", str(bold)))
-        return "ReceiptSans", "ReceiptSans-Bold"
-    return "ReceiptSans", "ReceiptSans"
 
 
 class _Page:
@@ -126,7 +108,7 @@ class _Page:
 
 def render(doc: ReceiptDocument, *, font_path: str = "") -> bytes:
     """The receipt as PDF bytes (one A4 page)."""
-    regular, bold = _fonts(font_path)
+    regular, bold = fonts(font_path, "ReceiptSans")
     out = io.BytesIO()
     pdf = canvas.Canvas(out, pagesize=A4, pageCompression=1)
     pdf.setTitle(f"Reçu fiscal {doc.number}")

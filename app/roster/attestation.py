@@ -12,8 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import logging
-from functools import lru_cache
-from pathlib import Path
 from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
@@ -22,33 +20,16 @@ from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from app.i18n import N_, translate
 from app.i18n.formats import format_datetime, locale_of
+from app.pdf_fonts import fonts
 from app.roster.hours import HoursReport, hh_mm
 
 log = logging.getLogger(__name__)
 
 TITLE = N_("Skills volunteering certificate")
-
-
-@lru_cache
-def _fonts(font_path: str) -> tuple[str, str]:
-    """(regular, bold): the TrueType font and its Bold sibling, or Helvetica."""
-    regular = Path(font_path) if font_path else None
-    if regular is None or not regular.is_file():
-        if font_path:
-            log.warning("attestation font %s not found; using Helvetica", font_path)
-        return "Helvetica", "Helvetica-Bold"
-    bold = regular.with_name(regular.stem + "-Bold" + regular.suffix)
-    pdfmetrics.registerFont(TTFont("HoursSans", str(regular)))
-    if bold.is_file():
-        pdfmetrics.registerFont(TTFont("HoursSans-Bold", str(bold)))
-        return "HoursSans", "HoursSans-Bold"
-    return "HoursSans", "HoursSans"
 
 
 def _when(moment: dt.datetime, language: str, timezone: str) -> str:
@@ -57,7 +38,7 @@ def _when(moment: dt.datetime, language: str, timezone: str) -> str:
 
 def render(report: HoursReport, employer: str, language: str, *, font_path: str = "") -> bytes:
     """The attestation of ``report`` (grouped by volunteer, one company's) as PDF bytes."""
-    regular, bold = _fonts(font_path)
+    regular, bold = fonts(font_path, "HoursSans")
 
     def t(message_id: str, **params: object) -> str:
         return translate(language, message_id, params)

@@ -37,7 +37,7 @@ from sqlalchemy import ColumnElement, and_, case, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.acd.models import Agent, AgentSession, Call, Campaign, Site
-from app.db import Database, UTCDateTime
+from app.db import Database, UTCDateTime, as_utc
 from app.errors import Invalid, NotFound
 from app.pledges.models import Pledge, PledgeStatus
 from app.roster.models import Shift, ShiftSignup
@@ -315,19 +315,8 @@ async def report(
         now=now,
         rows=grouped(volunteers, group),
         totals=totals,
-        first_login=_aware(first_login),
+        first_login=as_utc(first_login),
     )
-
-
-def _aware(value: Any) -> dt.datetime | None:
-    """``min()`` of a timestamp comes back as text on SQLite: a UTC datetime."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value)
-    if value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)  # type: ignore[no-any-return]
-    return value.astimezone(dt.UTC)  # type: ignore[no-any-return]
 
 
 def hh_mm(seconds: int) -> str:

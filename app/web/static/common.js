@@ -34,6 +34,19 @@ export function stateLabel(state) {
   return STATE_LABELS[state] ? t(STATE_LABELS[state]) : String(state || "").replaceAll("_", " ");
 }
 
+/** An element with properties (``text``, ``className``, attributes; true: present)
+ * and children. */
+export function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === "text") node.textContent = v;
+    else if (k === "className") node.className = v;
+    else if (v !== false && v !== null && v !== undefined) node.setAttribute(k, v === true ? "" : v);
+  }
+  node.append(...children);
+  return node;
+}
+
 /** fetch + JSON; never throws on HTTP errors (network errors do throw). */
 export async function api(path, { method = "GET", body, csrf } = {}) {
   const headers = { Accept: "application/json" };

@@ -130,6 +130,18 @@ export function formatMoney(minor, currency, shownPlaces = undefined) {
   return applyPattern(f.currency_pattern, number, symbol);
 }
 
+// An amount typed by a person ("25", "25,50", "1 234,50 €", "25.50") in the currency's
+// minor units, or null when it is not one.
+export function parseAmount(text, currency = "EUR") {
+  const known = state.formats && state.formats.currencies[currency];
+  const places = known ? known.places : 2;
+  const cleaned = String(text).replace(/[\s\u00a0\u202f€$£]/g, "").replace(",", ".");
+  const pattern = places > 0 ? new RegExp(`^\\d+(\\.\\d{1,${places}})?$`) : /^\d+$/;
+  if (!pattern.test(cleaned)) return null;
+  const [whole, fraction = ""] = cleaned.split(".");
+  return Number(whole) * 10 ** places + Number(fraction.padEnd(places, "0") || 0);
+}
+
 // A ratio: 0.532 is "53,2 %" (at most one decimal, like the server).
 export function formatPercent(ratio, places = 1) {
   const number = digits(Math.round(ratio * 100 * 10 ** places) / 10 ** places, 0, places);

@@ -7,7 +7,7 @@
 // Reads the campaign from organiser.js's #campaign select.
 
 import { api, setText, whoAmI } from "/static/common.js";
-import { formatMoney, t } from "/static/i18n.js";
+import { formatMoney, parseAmount, t } from "/static/i18n.js";
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -88,18 +88,10 @@ async function loadLinks() {
   ui.section.dataset.loaded = "true";
 }
 
-/** "25", "25,5", "1 234,50" or "25.50" in the currency's minor units, or null. */
-function minorUnits(text) {
-  const cleaned = text.replace(/[\s\u00a0\u202f€]/g, "").replace(",", ".");
-  if (!/^\d+(\.\d{1,2})?$/.test(cleaned)) return null;
-  const [whole, fraction = ""] = cleaned.split(".");
-  return Number(whole) * 100 + Number(fraction.padEnd(2, "0"));
-}
-
 async function record(event) {
   event.preventDefault();
   const reference = ui.reference.value.trim().toUpperCase();
-  const amount = minorUnits(ui.amount.value);
+  const amount = parseAmount(ui.amount.value);
   if (!reference) {
     status(t("Type the pledge's reference first."), true);
     ui.reference.focus();

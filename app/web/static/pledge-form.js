@@ -7,6 +7,7 @@
 // saves twice. After saving, the reference is shown large to read back to the caller,
 // and the pledge can be corrected (PATCH) until the wrap-up ends. Never a card field.
 
+import { el } from "/static/common.js";
 import { bus, screen } from "/static/agent-bus.js";
 
 const panel = document.getElementById("pledge-form");
@@ -23,17 +24,6 @@ const S = {
   busy: false,
   lastPop: null, // {call_id, pop}: the pop may arrive just before the call does
 };
-
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(props)) {
-    if (k === "text") node.textContent = v;
-    else if (k === "className") node.className = v;
-    else if (v !== false && v !== null && v !== undefined) node.setAttribute(k, v === true ? "" : v);
-  }
-  node.append(...children);
-  return node;
-}
 
 function newKey() {
   if (crypto.randomUUID) return crypto.randomUUID();

@@ -8,7 +8,7 @@
 // own) go to the practice call instead of the socket. A PRACTICE banner says so.
 // Nothing of it reaches a real figure: the server keeps it in the practice call only.
 
-import { api } from "/static/common.js";
+import { api, el } from "/static/common.js";
 import { bus, publish, screen } from "/static/agent-bus.js";
 
 const panel = document.getElementById("practice");
@@ -25,17 +25,6 @@ const S = {
   result: null, // the ended call, with its scorecard
   trained: null,
 };
-
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(props)) {
-    if (k === "text") node.textContent = v;
-    else if (k === "className") node.className = v;
-    else if (v !== false && v !== null && v !== undefined) node.setAttribute(k, v === true ? "" : v);
-  }
-  node.append(...children);
-  return node;
-}
 
 function csrf() {
   return screen.me ? screen.me.csrf_token : undefined;

@@ -6,7 +6,7 @@
 // (supervisor.js re-dispatches the socket's messages as `pledgeline:message`).
 
 import { api, setText, whoAmI } from "/static/common.js";
-import { formatDateTime, formatMoney, N_, t } from "/static/i18n.js";
+import { formatDateTime, formatMoney, N_, parseAmount, t } from "/static/i18n.js";
 
 const $ = (id) => document.getElementById(id);
 const REASONS = [
@@ -23,14 +23,6 @@ function status(text, isError = false) {
   const line = $("review-status");
   line.classList.toggle("error", isError);
   setText(line, text);
-}
-
-/** "800", "800,50" or "1 200" in minor units, or null. */
-function minorUnits(text) {
-  const cleaned = text.replace(/[\s\u00a0\u202f€]/g, "").replace(",", ".");
-  if (!/^\d+(\.\d{1,2})?$/.test(cleaned)) return null;
-  const [whole, fraction = ""] = cleaned.split(".");
-  return Number(whole) * 100 + Number(fraction.padEnd(2, "0"));
 }
 
 async function act(path, method, body, done) {
@@ -76,7 +68,7 @@ function actions(pledge) {
   correct.className = "secondary small";
   correct.textContent = t("Correct");
   correct.addEventListener("click", () => {
-    const minor = minorUnits(amount.value);
+    const minor = parseAmount(amount.value);
     if (!minor) {
       status(t("Type the right amount, such as 800 or 800,50."), true);
       amount.focus();
