@@ -158,6 +158,14 @@ async def test_supervisor_sees_the_queue_and_volunteers_live(
     await expect(pledges.locator('[data-metric="waiting"]')).to_have_text("0")
     await expect(row.locator('[data-col="time"]')).to_have_text(re.compile(r"^0:0\d$"))
 
+    # The supervisor asks a pause during the call: the volunteer is told it comes after
+    # this call, and who asked; Ready cancels it.
+    await row.get_by_role("button", name=f"Pause: {name}").click()
+    note = agent.locator("#pending-note")
+    await expect(note).to_have_text("Pause requested by your supervisor: after this call.")
+    await agent.get_by_role("button", name="Ready").click()
+    await expect(note).to_have_text("")
+
     # Hang up; the supervisor ends the wrap-up for the volunteer.
     await agent.get_by_role("button", name="Hang up").click()
     await expect(row.locator(".badge")).to_have_text("Wrap-up", timeout=2_000)

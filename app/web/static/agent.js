@@ -16,7 +16,7 @@ import {
   stateLabel,
   signedInUser,
 } from "/static/common.js";
-import { N_ } from "/static/i18n.js";
+import { N_, t } from "/static/i18n.js";
 import { publish, screen } from "/static/agent-bus.js";
 
 const $ = (id) => document.getElementById(id);
@@ -72,7 +72,8 @@ const S = {
   wrapupUntil: null,
   wrapCallId: null,
   queues: {},
-  pending: null, // {state, reason}: asked during a call, applied when it ends
+  pending: null, // {state, reason, mine}: asked during a call, applied when it ends
+  asking: null, // the pending state this screen asked for (else a supervisor did)
   answered: new Set(),
   live: false, // the socket is up: commands can be sent
 };
@@ -99,12 +100,22 @@ function render() {
   if (a.state === "paused" && a.pause_reason) label += `: ${reasonLabel(a.pause_reason)}`;
   setText(ui.badge, label);
   setText(ui.stateHint, HINTS[a.state] || "");
-  if (S.pending && busy) {
+  if (S.pending && busy && !S.pending.mine) {
+    // Asked by a supervisor (agent.pending): said plainly, it is not the volunteer's doing.
     setText(
       ui.pendingNote,
       S.pending.state === "logged_out"
-        ? "You will stop taking calls after this call. Press Ready to cancel."
-        : `You will be paused after this call (${reasonLabel(S.pending.reason)}). Press Ready to cancel.`,
+        ? t("Sign-out requested by your supervisor: after this call.")
+        : t("Pause requested by your supervisor: after this call."),
+    );
+  } else if (S.pending && busy) {
+    setText(
+      ui.pendingNote,
+      S.pending.state === "logged_out"
+        ? t("You will stop taking calls after this call. Press Ready to cancel.")
+        : t("You will be paused after this call ({reason}). Press Ready to cancel.", {
+            reason: reasonLabel(S.pending.reason),
+          }),
     );
   } else {
     setText(ui.pendingNote, "");
@@ -189,7 +200,9 @@ function callFromView(view) {
 function applySnapshot(data) {
   S.queues = data.queues || {};
   S.agent = { ...data.agent };
-  S.pending = data.agent.pending_state ? { state: data.agent.pending_state, reason: null } : null;
+  S.pending = data.agent.pending_state
+    ? { state: data.agent.pending_state, reason: null, mine: S.asking === data.agent.pending_state }
+    : null;
   S.call = data.call ? callFromView(data.call) : null;
   S.wrapupUntil = data.wrapup_until;
   if (S.call) {
@@ -316,6 +329,12 @@ function onEvent(msg) {
     case "supervisor.broadcast":
       showBroadcast(d.text, d.from, msg.at);
       break;
+    case "agent.pending":
+      // A pause or sign-out asked during a call, by this screen or a supervisor.
+      S.pending = d.pending_state
+        ? { state: d.pending_state, reason: d.reason, mine: S.asking === d.pending_state }
+        : null;
+      break;
     case "error":
       status(d.message || "Refused.", true);
       break;
@@ -410,6 +429,7 @@ async function run(command, args, done) {
 
 function ready() {
   const busy = BUSY.has(S.agent.state);
+  S.asking = null;
   run("ready", {}, () => {
     S.pending = null;
     status(busy ? "You will stay ready after this call." : "");
@@ -419,15 +439,17 @@ function ready() {
 function pause() {
   const reason = ui.pauseReason.value;
   const busy = BUSY.has(S.agent.state);
+  S.asking = busy ? "paused" : null;
   run("pause", { reason }, () => {
-    if (busy) S.pending = { state: "paused", reason };
+    if (busy) S.pending = { state: "paused", reason, mine: true };
   });
 }
 
 function logout() {
   const busy = BUSY.has(S.agent.state);
+  S.asking = busy ? "logged_out" : null;
   run("logout", {}, () => {
-    if (busy) S.pending = { state: "logged_out", reason: null };
+    if (busy) S.pending = { state: "logged_out", reason: null, mine: true };
   });
 }
 
