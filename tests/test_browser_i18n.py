@@ -111,6 +111,10 @@ async def test_a_french_volunteer_signs_in_on_a_french_page(
         await page.wait_for_url(lambda url: "/agent" in url, timeout=10_000)
         await expect(page.get_by_role("heading", name="Votre état")).to_be_visible()
         await expect(page.locator("#ready-btn")).to_contain_text("Prêt")
+        # The screen's script writes French too (agent.js through the catalogue).
+        await expect(page.locator("#state-hint")).to_have_text(
+            "Appuyez sur Prêt pour commencer à prendre des appels."
+        )
         assert await page.evaluate("document.documentElement.lang") == "fr"
     finally:
         await context.close()

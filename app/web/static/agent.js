@@ -23,12 +23,12 @@ const $ = (id) => document.getElementById(id);
 const BUSY = new Set(["reserved", "on_call", "wrap_up"]);
 const SHORTCUTS_KEY = "pledgeline.agent.shortcuts";
 const HINTS = {
-  logged_out: "Press Ready to start taking calls.",
-  available: "Waiting for a call. Calls are answered automatically.",
-  reserved: "A call is coming through…",
-  on_call: "Talk to the caller; press Hang up when the call is over.",
-  wrap_up: "Choose how the call ended, then press End wrap-up.",
-  paused: "You will not get calls. Press Ready when you are back.",
+  logged_out: N_("Press Ready to start taking calls."),
+  available: N_("Waiting for a call. Calls are answered automatically."),
+  reserved: N_("A call is coming through…"),
+  on_call: N_("Talk to the caller; press Hang up when the call is over."),
+  wrap_up: N_("Choose how the call ended, then press End wrap-up."),
+  paused: N_("You will not get calls. Press Ready when you are back."),
 };
 
 const ui = {
@@ -96,10 +96,10 @@ function render() {
   const a = S.agent;
   const busy = BUSY.has(a.state);
   ui.badge.dataset.state = a.state;
-  let label = a.state === "available" ? "Ready" : stateLabel(a.state);
+  let label = a.state === "available" ? t("Ready") : stateLabel(a.state);
   if (a.state === "paused" && a.pause_reason) label += `: ${reasonLabel(a.pause_reason)}`;
   setText(ui.badge, label);
-  setText(ui.stateHint, HINTS[a.state] || "");
+  setText(ui.stateHint, HINTS[a.state] ? t(HINTS[a.state]) : "");
   if (S.pending && busy && !S.pending.mine) {
     // Asked by a supervisor (agent.pending): said plainly, it is not the volunteer's doing.
     setText(
@@ -140,7 +140,7 @@ function render() {
   ui.callKind.hidden = !isCallback;
   ui.callKindTerm.hidden = !isCallback;
   ui.callKindNote.hidden = !isCallback;
-  setText(ui.answer, isCallback ? "Call back" : "Answer");
+  setText(ui.answer, isCallback ? t("Call back") : t("Answer"));
   ui.hangup.disabled = off || !(call && call.state === "connected" && a.state === "on_call");
   ui.answer.disabled = off;
   ui.endWrapup.disabled = off;
@@ -208,11 +208,11 @@ function applySnapshot(data) {
   if (S.call) {
     const who = callerText(S.call.caller, S.call.issue);
     if (S.call.state === "offered" && S.call.kind === "callback") {
-      setPop(`Callback to ${who}`, "offered");
-    } else if (S.call.state === "dialing") setPop(`Callback: dialling ${who}…`, "offered");
-    else if (S.call.state === "offered") setPop(`Incoming call from ${who}`, "offered");
-    else if (S.call.state === "connected") setPop(`On call with ${who}`, "connected");
-    else setPop(`Call with ${who} ended`, "ended");
+      setPop(t("Callback to {who}", { who }), "offered");
+    } else if (S.call.state === "dialing") setPop(t("Callback: dialling {who}…", { who }), "offered");
+    else if (S.call.state === "offered") setPop(t("Incoming call from {who}", { who }), "offered");
+    else if (S.call.state === "connected") setPop(t("On call with {who}", { who }), "connected");
+    else setPop(t("Call with {who} ended", { who }), "ended");
   } else {
     setPop("", "");
   }
@@ -229,7 +229,7 @@ function onEvent(msg) {
       applySnapshot(d);
       break;
     case "resync":
-      status("Catching up…");
+      status(t("Catching up…"));
       break;
     case "agent.state":
       S.agent.state = d.state;
@@ -256,9 +256,11 @@ function onEvent(msg) {
       };
       const who = callerText(d.caller, d.caller_issue);
       if (S.call.kind === "callback") {
-        setPop(`Callback to ${who} — asked ${fmtSeconds(d.wait_seconds)} ago`, "offered");
+        const ago = fmtSeconds(d.wait_seconds);
+        setPop(t("Callback to {who} — asked {ago} ago", { who, ago }), "offered");
       } else {
-        setPop(`Incoming call from ${who} — waited ${fmtSeconds(d.wait_seconds)}`, "offered");
+        const waited = fmtSeconds(d.wait_seconds);
+        setPop(t("Incoming call from {who} — waited {waited}", { who, waited }), "offered");
       }
       if (d.auto_answer) autoAnswer(d.call_id);
       break;
@@ -273,7 +275,7 @@ function onEvent(msg) {
       S.call.state = "connected";
       S.call.answeredAt = msg.at;
       if (d.wait_seconds !== undefined) S.call.wait = d.wait_seconds;
-      setPop(`On call with ${callerText(S.call.caller, S.call.issue)}`, "connected");
+      setPop(t("On call with {who}", { who: callerText(S.call.caller, S.call.issue) }), "connected");
       break;
     case "call.wrap_up":
       if (sameCall(d)) {
@@ -281,7 +283,9 @@ function onEvent(msg) {
         S.call.talkSeconds = d.talk_seconds;
         const who = callerText(S.call.caller, S.call.issue);
         setPop(
-          d.by === "caller" ? `${who} hung up — wrap-up` : `Call with ${who} ended — wrap-up`,
+          d.by === "caller"
+            ? t("{who} hung up — wrap-up", { who })
+            : t("Call with {who} ended — wrap-up", { who }),
           "ended",
         );
       }
@@ -291,7 +295,12 @@ function onEvent(msg) {
       if (sameCall(d)) {
         S.call.state = "transferred";
         S.call.talkSeconds = S.call.answeredAt ? clock.since(S.call.answeredAt) : 0;
-        setPop(`Call transferred${d.to_queue ? ` to ${d.to_queue}` : ""} — wrap-up`, "ended");
+        setPop(
+          d.to_queue
+            ? t("Call transferred to {queue} — wrap-up", { queue: d.to_queue })
+            : t("Call transferred — wrap-up"),
+          "ended",
+        );
       }
       break;
     case "agent.wrap_up_extended":
@@ -303,27 +312,31 @@ function onEvent(msg) {
     case "call.abandoned":
       if (sameCall(d)) {
         S.call = null;
-        setPop("The caller hung up before the call was answered.", "ended");
+        setPop(t("The caller hung up before the call was answered."), "ended");
       }
       break;
     case "callback.dialing":
       if (sameCall(d)) {
         S.call.state = "dialing";
-        setPop(`Callback: dialling ${callerText(S.call.caller, S.call.issue)}…`, "offered");
+        setPop(t("Callback: dialling {who}…", { who: callerText(S.call.caller, S.call.issue) }), "offered");
       }
       break;
     case "callback.unanswered":
       if (sameCall(d)) {
         const who = callerText(S.call.caller, S.call.issue);
         S.call = null;
-        const next = d.next === "retry" ? "it will be tried again later" : "it is reported";
-        setPop(`${who} did not answer the callback — ${next}.`, "ended");
+        setPop(
+          d.next === "retry"
+            ? t("{who} did not answer the callback — it will be tried again later.", { who })
+            : t("{who} did not answer the callback — it is reported.", { who }),
+          "ended",
+        );
       }
       break;
     case "call.requeued":
       if (sameCall(d)) {
         S.call = null;
-        setPop("The call went back to the queue.", "ended");
+        setPop(t("The call went back to the queue."), "ended");
       }
       break;
     case "supervisor.broadcast":
@@ -336,7 +349,7 @@ function onEvent(msg) {
         : null;
       break;
     case "error":
-      status(d.message || "Refused.", true);
+      status(d.message || t("Refused."), true);
       break;
     default:
       break;
@@ -378,7 +391,7 @@ function autoAnswer(callId) {
       setTimeout(() => {
         if (S.call && S.call.id === callId && S.call.state === "offered") {
           S.call.autoAnswer = false; // the Answer button shows
-          status(`Could not answer automatically: ${explain(err)}`, true);
+          status(t("Could not answer automatically: {why}", { why: explain(err) }), true);
           render();
         }
       }, 1000);
@@ -391,15 +404,16 @@ function showBroadcast(text, from, at) {
   banner.className = "banner message";
   banner.setAttribute("role", "alert");
   const p = document.createElement("p");
-  p.textContent = `Message from ${from || "a supervisor"}: ${text}`;
+  const sender = from || t("a supervisor");
+  p.textContent = t("Message from {sender}: {text}", { sender, text });
   const time = document.createElement("span");
   time.className = "hint";
   time.textContent = new Date(at).toLocaleTimeString([], { hour12: false });
   const close = document.createElement("button");
   close.type = "button";
   close.className = "secondary small";
-  close.textContent = "Dismiss";
-  close.setAttribute("aria-label", `Dismiss the message from ${from || "a supervisor"}`);
+  close.textContent = t("Dismiss");
+  close.setAttribute("aria-label", t("Dismiss the message from {sender}", { sender }));
   close.addEventListener("click", () => banner.remove());
   banner.append(p, time, close);
   ui.broadcasts.prepend(banner);
@@ -410,10 +424,11 @@ function showBroadcast(text, from, at) {
 
 function explain(err) {
   if (err && err.code === "illegal_agent_transition") {
-    return `Not possible right now (you are ${stateLabel(S.agent.state).toLowerCase()}).`;
+    const state = stateLabel(S.agent.state).toLowerCase();
+    return t("Not possible right now (you are {state}).", { state });
   }
-  if (err && err.code === "no_current_call") return "There is no call to act on.";
-  return (err && err.message) || "Refused.";
+  if (err && err.code === "no_current_call") return t("There is no call to act on.");
+  return (err && err.message) || t("Refused.");
 }
 
 async function run(command, args, done) {
@@ -432,7 +447,7 @@ function ready() {
   S.asking = null;
   run("ready", {}, () => {
     S.pending = null;
-    status(busy ? "You will stay ready after this call." : "");
+    status(busy ? t("You will stay ready after this call.") : "");
   });
 }
 
@@ -456,7 +471,7 @@ function logout() {
 function endWrapUp() {
   const chosen = document.querySelector('input[name="disposition"]:checked');
   if (!chosen) {
-    setText(ui.wrapupError, "Choose how the call ended first.");
+    setText(ui.wrapupError, t("Choose how the call ended first."));
     const first = document.querySelector('input[name="disposition"]');
     if (first) first.focus();
     return;
@@ -509,7 +524,7 @@ document.addEventListener("keydown", (event) => {
 
 async function signOutClicked() {
   if (BUSY.has(S.agent.state)) {
-    status("Finish the call and the wrap-up before signing out.", true);
+    status(t("Finish the call and the wrap-up before signing out."), true);
     return;
   }
   if (S.agent.state !== "logged_out" && socket && socket.isOpen) {
