@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from sqlalchemy import select
 
+from app import int64
 from app.acd.models import Agent
 from app.auth.deps import check_campaign, require
 from app.auth.service import Principal, Role
@@ -124,6 +125,7 @@ async def save_pledge(
         raise RequestValidationError(
             [{"type": "json_invalid", "loc": ("body", 0), "msg": "JSON decode error"}]
         ) from None
+    int64.check_body(body)  # as the app-wide check does for declared bodies
     # The card guard first, as for a real pledge (whoever sends it); on the volunteer's
     # own open practice call the refusal is counted on the scorecard (committed).
     refused = find_card_data(body)
