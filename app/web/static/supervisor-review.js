@@ -18,6 +18,7 @@ const REASONS = [
 ];
 let me = null;
 let loading = null;
+const listed = new Set(); // references on the list now
 
 function status(text, isError = false) {
   const line = $("review-status");
@@ -132,6 +133,8 @@ async function load() {
     const r = await api(`/pledges?${params}`);
     if (!r.ok) return;
     const waiting = r.data.filter((p) => p.status !== "cancelled");
+    listed.clear();
+    for (const p of waiting) listed.add(p.reference);
     $("review-table").tBodies[0].replaceChildren(...waiting.map(row));
     $("no-review").hidden = waiting.length > 0;
     $("review-card").dataset.loaded = "true";
@@ -143,11 +146,20 @@ async function load() {
   }
 }
 
-document.addEventListener("pledgeline:message", (event) => {
-  const msg = event.detail;
-  if (me && (msg.type === "pledge.saved" || msg.type === "pledge.updated" || msg.type === "pledge.status")) {
-    if (msg.data && (msg.data.flagged_for_review !== undefined || msg.type === "pledge.status")) load();
+// Reload only for what changes the list: a new flagged pledge, or a listed one or one
+// whose flag moved. Every pledge of the campaign passes here: at a studio's burst,
+// reloading for each would cost a query per pledge per supervisor screen.
+function touchesList(msg) {
+  const d = msg.data || {};
+  if (msg.type === "pledge.saved") return d.flagged_for_review === true;
+  if (msg.type === "pledge.updated") {
+    return listed.has(d.reference) || (d.fields || []).includes("amount_minor");
   }
+  return msg.type === "pledge.status" && listed.has(d.reference);
+}
+
+document.addEventListener("pledgeline:message", (event) => {
+  if (me && touchesList(event.detail)) load();
 });
 
 async function main() {
