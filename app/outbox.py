@@ -133,6 +133,15 @@ class CommandName(enum.StrEnum):
     # Call a caller back (a callback accepted by its volunteer): {number, callback_id,
     # seat, agent_id}; the platform answers with dial.answered or dial.unanswered.
     DIAL = "dial"
+    # The warm hand-over (docs/telephony.md#the-warm-hand-over): the caller on hold
+    # with a message {message}; a specialist's seat rung on the consult leg {seat,
+    # agent_id, auto_answer, leg, consult_call_id} (the caller stays on hold); the
+    # ring taken back {leg, consult_call_id}; the caller back with the volunteer.
+    # A specialist's answer is followed by ``bridge`` with {consult: true, leg}.
+    HOLD = "hold"
+    CONSULT = "consult"
+    CONSULT_CANCEL = "consult_cancel"
+    UNHOLD = "unhold"
 
 
 def issue(uow: UnitOfWork, command: CommandName, provider_call_id: str, **args: Any) -> None:

@@ -36,6 +36,7 @@ SERVING_STATES = (
     AgentState.AVAILABLE,
     AgentState.RESERVED,
     AgentState.ON_CALL,
+    AgentState.CONSULTING,
     AgentState.WRAP_UP,
 )
 

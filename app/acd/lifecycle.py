@@ -345,9 +345,15 @@ async def enqueue(
     *,
     tried: frozenset[int] = frozenset(),
     route: bool = True,
+    consult: bool = False,
 ) -> None:
-    if queue.max_length is not None and (
-        await repository.queue_length(uow.session, queue.id) >= queue.max_length
+    """``consult``: a consult leg (the caller on hold, app/acd docs: the warm hand-over).
+    It is never overflowed, announced or offered a callback: its fallback timer
+    decides when the caller stops waiting for a specialist."""
+    if (
+        not consult
+        and queue.max_length is not None
+        and (await repository.queue_length(uow.session, queue.id) >= queue.max_length)
     ):
         call.queue_id = queue.id
         await overflow(uow, call, queue, now, reason="queue_full", tried=tried)
@@ -357,8 +363,9 @@ async def enqueue(
     call.priority = priority
     call.queued_at = now
     call.rank_key = now.timestamp() - priority * queue.ageing_seconds
-    issue_command(uow, CommandName.PLAY, call.provider_call_id, message="hold")
-    if queue.max_wait_seconds is not None:
+    if not consult:
+        issue_command(uow, CommandName.PLAY, call.provider_call_id, message="hold")
+    if queue.max_wait_seconds is not None and not consult:
         due = now + dt.timedelta(seconds=queue.max_wait_seconds)
         timers.schedule(uow, TimerKind.MAX_WAIT, due, call_id=call.id)
     widen_after = [after_seconds for after_seconds, _level in queue.tiers or []]
@@ -376,6 +383,10 @@ async def enqueue(
     fresh = call.id in uow.memo.get("calls_received", ())
     if await match_call(uow, call, queue, now, pop_may_exist=not fresh):
         return
+    if consult:
+        if uow.db.is_postgres:
+            request_dispatch(uow, call.campaign_id)
+        return  # no announcement nor callback offer: the caller is on hold
     # The caller waits: tell them how long (and offer a callback if it is long).
     await callbacks.announce(uow, call, queue, now)
     if uow.db.is_postgres:
@@ -460,7 +471,21 @@ async def offer(
     # A callback has no caller on the line: the volunteer accepts it on the screen
     # (never automatically), then the platform dials (app/acd/callbacks.py).
     callback = call.kind == CALL_KIND_CALLBACK
-    if not callback:
+    consult_of = consult_parent_id(call)
+    if consult_of is not None:
+        # A consult leg: the specialist's seat rings; the caller stays on hold until
+        # the answer (then ``bridge``, in consult_answered).
+        issue_command(
+            uow,
+            CommandName.CONSULT,
+            call.provider_call_id,
+            seat=seat_address,
+            agent_id=agent.id,
+            auto_answer=queue.auto_answer,
+            leg=call.leg,
+            consult_call_id=call.id,
+        )
+    elif not callback:
         issue_command(
             uow,
             CommandName.BRIDGE,
@@ -483,6 +508,7 @@ async def offer(
         ring_until=due.isoformat(),
         # The caller's details when the look-up has finished; else call.cti_ready follows.
         screen_pop=pop,
+        **({"consult": consult_view(call)} if consult_of is not None else {}),
     )
     # Its rules, then its script on the screen (filled in with the pop when there is one).
     await hooks.offered(uow, call, agent.id, now, pop)
@@ -581,6 +607,8 @@ async def connect_callback(uow: UnitOfWork, call: Call, agent: Agent, now: dt.da
 async def _connected(uow: UnitOfWork, call: Call, agent: Agent, now: dt.datetime) -> None:
     await timers.cancel_all_for_call(uow, call.id)
     emit_call(uow, call, "call.connected", wait_seconds=call.wait_seconds)
+    if consult_parent_id(call) is not None:
+        await consult_answered(uow, call, agent, now)
     await hooks.step(uow, "call_connected", call, now, agent.id)
 
 
@@ -854,7 +882,7 @@ async def transfer_to_queue(
     leg = Call(
         campaign_id=call.campaign_id,
         provider_call_id=call.provider_call_id,
-        leg=call.leg + 1,
+        leg=next_leg(call),
         parent_call_id=call.id,
         caller_raw=call.caller_raw,
         caller_number=call.caller_number,
@@ -953,7 +981,9 @@ async def abandon(uow: UnitOfWork, call: Call, now: dt.datetime) -> None:
 
 async def caller_hangup(uow: UnitOfWork, call: Call, now: dt.datetime) -> None:
     """``call.hangup`` from the platform, in whatever state the call is."""
-    if call.state in (CallState.RECEIVED, CallState.QUEUED, CallState.OFFERED):
+    if consult_parent_id(call) is not None and call.state in _CONSULT_WAITING:
+        await _consult_party_gone(uow, call, now, by="caller")
+    elif call.state in (CallState.RECEIVED, CallState.QUEUED, CallState.OFFERED):
         await abandon(uow, call, now)
     elif call.state == CallState.CONNECTED and call.agent_id is not None:
         agent = await repository.get_agent(uow.session, call.agent_id, lock=True)
@@ -970,10 +1000,30 @@ async def seat_answered(uow: UnitOfWork, call: Call, now: dt.datetime) -> None:
     await connect(uow, call, agent, now)
 
 
-async def seat_hangup(uow: UnitOfWork, call: Call, now: dt.datetime) -> None:
-    """The volunteer's side hung up: ends the conversation, or refuses a ringing offer."""
+async def seat_hangup(
+    uow: UnitOfWork, call: Call, now: dt.datetime, seat: str | None = None
+) -> None:
+    """The volunteer's side hung up: ends the conversation, or refuses a ringing offer.
+
+    ``seat`` (when the platform names it) tells the seats of a warm hand-over apart:
+    the consulting volunteer's seat hanging up ends the call and withdraws the
+    consult leg; a seat that is not the call's agent's changes nothing."""
+    volunteer_seat = (call.context or {}).get("volunteer_seat")
+    if (
+        consult_parent_id(call) is not None
+        and call.state in _CONSULT_WAITING
+        and seat is not None
+        and seat == volunteer_seat
+    ):
+        await _consult_party_gone(uow, call, now, by="agent")
+        return
     if call.agent_id is None:
         return
+    if seat is not None and (call.context or {}).get("consulted"):
+        config = await config_cache.snapshot(uow)
+        holder = await repository.get_agent(uow.session, call.agent_id)
+        if seat != config.seat_address(holder.seat_id, holder.id):
+            return  # a specialist's seat whose consult ring was taken back
     agent = await repository.get_agent(uow.session, call.agent_id, lock=True)
     if call.state == CallState.CONNECTED:
         await start_wrap_up(uow, call, agent, now, by="agent")
@@ -1002,3 +1052,216 @@ async def agent_call(
             "agent {agent_id} call changed meanwhile", code="no_current_call", agent_id=agent_id
         )
     return call, agent
+
+
+# --- the warm hand-over (Needs support) ------------------------------------------------
+#
+# The volunteer's call (the first leg) stays ``connected`` with the caller on hold
+# and the volunteer ``consulting``; a consult leg of the same provider call joins the
+# specialists' queue and is offered there as any call (its offer rings the
+# specialist's seat with ``consult`` instead of ``bridge``). Its context names the
+# first leg (``consult_of``), the first leg's names the consult leg (``consult``).
+# Locks: the consult leg, then the first leg, then the agents (the timer and the
+# webhook take the consult leg first, so neither waits on the other in a cycle).
+
+_CONSULT_WAITING = (CallState.RECEIVED, CallState.QUEUED, CallState.OFFERED)
+
+
+def consult_parent_id(call: Call) -> int | None:
+    """The first leg a consult leg consults for; None for any other call."""
+    parent = (call.context or {}).get("consult_of")
+    return int(parent) if parent is not None else None
+
+
+def consult_view(call: Call) -> dict[str, Any]:
+    """What the specialist's screen shows of a consult leg besides the screen pop."""
+    context = call.context or {}
+    return {
+        "from_call_id": context.get("consult_of"),
+        "from_agent_id": context.get("handed_over_by"),
+        "from_agent_name": context.get("handed_over_by_name"),
+        "tags": list(call.tags or []),
+        "fallback_until": context.get("fallback_until"),
+    }
+
+
+def next_leg(call: Call) -> int:
+    """The number of a new leg of ``call``'s provider call (a consult leg counts too)."""
+    return max(call.leg, int((call.context or {}).get("last_leg", 0))) + 1
+
+
+async def consult(
+    uow: UnitOfWork,
+    call: Call,
+    agent: Agent,
+    target: Queue,
+    now: dt.datetime,
+    *,
+    fallback_seconds: int,
+    timer: str = "",
+) -> Call:
+    """Needs support: the caller on hold, a consult leg for ``target`` with the call's
+    context, the volunteer ``consulting`` until a specialist answers
+    (``consult_answered``) or ``fallback_seconds`` pass (``consult_fallback``,
+    which then fires the plugins' timer ``timer``, the rules' ``timer.<name>``)."""
+    if target.campaign_id != call.campaign_id:
+        raise Conflict("the target queue belongs to another campaign", field="queue_id")
+    if call.state != CallState.CONNECTED or call.agent_id != agent.id:
+        raise IllegalTransition("call", "consult", call.state)
+    _set_agent_state(uow, agent, "consult", now)  # only from on_call
+    config = await config_cache.snapshot(uow)
+    due = now + dt.timedelta(seconds=fallback_seconds)
+    number = next_leg(call)
+    context = {k: v for k, v in (call.context or {}).items() if k not in ("script", "consult")}
+    leg = Call(
+        campaign_id=call.campaign_id,
+        provider_call_id=call.provider_call_id,
+        leg=number,
+        parent_call_id=call.id,
+        caller_raw=call.caller_raw,
+        caller_number=call.caller_number,
+        caller_number_issue=call.caller_number_issue,
+        dialled=call.dialled,
+        state=CallState.RECEIVED,
+        received_at=now,
+        tags=list(call.tags or []),
+        context={
+            **context,
+            "consult_of": call.id,
+            "handed_over_by": agent.id,
+            "handed_over_by_name": agent.display_name,
+            "volunteer_seat": config.seat_address(agent.seat_id, agent.id),
+            "fallback_until": due.isoformat(),
+        },
+    )
+    uow.session.add(leg)
+    await uow.session.flush()
+    call.context = {
+        **(call.context or {}),
+        "last_leg": number,
+        "consulted": True,
+        "consult": {"leg_id": leg.id, "queue": target.name, "until": due.isoformat()},
+    }
+    issue_command(uow, CommandName.HOLD, call.provider_call_id, message="hold", leg=call.leg)
+    emit_call(
+        uow,
+        call,
+        "call.consulting",
+        to_queue=target.name,
+        consult_call_id=leg.id,
+        fallback_until=due.isoformat(),
+    )
+    timers.schedule(
+        uow,
+        TimerKind.CONSULT_FALLBACK,
+        due,
+        call_id=leg.id,
+        agent_id=agent.id,
+        data={"timer": timer},
+    )
+    emit_call(uow, leg, "call.received", caller=leg.caller_number, parent_call_id=call.id)
+    if not await hooks.leg_created(uow, call, leg):
+        _committed(uow, leg)  # nothing carried over (no finished look-up): look up anew
+    await enqueue(uow, leg, target, now, priority=call.priority, consult=True)
+    return leg
+
+
+def _end_consult_context(call: Call) -> None:
+    call.context = {k: v for k, v in (call.context or {}).items() if k != "consult"}
+
+
+async def _consulting_pair(uow: UnitOfWork, leg: Call) -> tuple[Call, Agent]:
+    """The first leg and its consulting volunteer, locked (after the consult leg)."""
+    parent = await repository.lock_call(uow.session, consult_parent_id(leg) or 0)
+    if parent.agent_id is None:
+        raise IllegalTransition("call", "consult", parent.state)
+    agent = await repository.get_agent(uow.session, parent.agent_id, lock=True)
+    if (
+        parent.state != CallState.CONNECTED
+        or agent.state != AgentState.CONSULTING
+        or agent.current_call_id != parent.id
+    ):
+        raise IllegalTransition("agent", "hand_over", agent.state)
+    return parent, agent
+
+
+async def _withdraw(uow: UnitOfWork, leg: Call, now: dt.datetime, reason: str) -> None:
+    """A consult leg taken back: never left queued, its ringing seat (if any) released."""
+    offered_to = leg.agent_id if leg.state == CallState.OFFERED else None
+    leg.state = next_call_state(leg.state, "withdraw")
+    leg.hangup_at = leg.ended_at = now
+    leg.end_reason = reason
+    leg.wait_seconds = _wait(leg, now)
+    await timers.cancel_all_for_call(uow, leg.id)
+    issue_command(
+        uow, CommandName.CONSULT_CANCEL, leg.provider_call_id, leg=leg.leg, consult_call_id=leg.id
+    )
+    emit_call(uow, leg, "call.withdrawn", reason=reason, wait_seconds=leg.wait_seconds)
+    if offered_to is not None:
+        specialist = await repository.get_agent(uow.session, offered_to, lock=True)
+        if specialist.current_call_id == leg.id and specialist.state == AgentState.RESERVED:
+            await _free_agent(uow, specialist, "release", now)
+
+
+async def consult_answered(uow: UnitOfWork, leg: Call, specialist: Agent, now: dt.datetime) -> None:
+    """A specialist took the consult leg (already connected to them): the caller is
+    bridged to their seat, the first leg ends ``transferred``, the volunteer wraps up."""
+    parent, volunteer = await _consulting_pair(uow, leg)
+    parent.state = next_call_state(parent.state, "transfer")
+    parent.hangup_at = parent.ended_at = now
+    parent.end_reason = "transferred"
+    _end_consult_context(parent)
+    _set_agent_state(uow, volunteer, "hand_over", now)
+    due = await _schedule_wrap_up_end(uow, parent, volunteer, now)
+    config = await config_cache.snapshot(uow)
+    issue_command(
+        uow,
+        CommandName.BRIDGE,
+        leg.provider_call_id,
+        seat=config.seat_address(specialist.seat_id, specialist.id),
+        agent_id=specialist.id,
+        consult=True,
+        leg=leg.leg,
+    )
+    queue = config.queues.get(leg.queue_id or 0)
+    emit_call(
+        uow,
+        parent,
+        "call.transferred",
+        to_queue=queue.name if queue else None,
+        next_call_id=leg.id,
+        to_agent_id=specialist.id,
+        by="consult",
+        wrapup_until=due.isoformat(),
+    )
+
+
+async def consult_fallback(uow: UnitOfWork, leg: Call, timer: str, now: dt.datetime) -> None:
+    """No specialist in time: the consult leg is withdrawn, the caller comes off hold
+    back to the volunteer (on the call again), then the plugins' ``timer`` fires on
+    the first leg (the rules show the partner-helpline script). A leg answered or
+    ended meanwhile: nothing."""
+    if consult_parent_id(leg) is None or leg.state not in _CONSULT_WAITING:
+        return
+    parent, volunteer = await _consulting_pair(uow, leg)
+    await _withdraw(uow, leg, now, "no_specialist")
+    _end_consult_context(parent)
+    issue_command(uow, CommandName.UNHOLD, parent.provider_call_id, leg=parent.leg)
+    _set_agent_state(uow, volunteer, "resume", now)
+    emit_call(uow, parent, "call.consult_ended", outcome="no_specialist", consult_call_id=leg.id)
+    if timer:
+        await hooks.timer_fired(uow, parent, timer, now)
+
+
+async def _consult_party_gone(uow: UnitOfWork, leg: Call, now: dt.datetime, *, by: str) -> None:
+    """The caller (or the volunteer's seat) hung up during the consult: the consult
+    leg is withdrawn and the volunteer wraps the call up."""
+    parent, volunteer = await _consulting_pair(uow, leg)
+    await _withdraw(uow, leg, now, f"{by}_hangup")
+    _end_consult_context(parent)
+    parent.state = next_call_state(parent.state, "start_wrap_up")
+    parent.hangup_at = now
+    parent.end_reason = f"{by}_hangup"
+    _set_agent_state(uow, volunteer, "end_consult", now)
+    emit_call(uow, parent, "call.consult_ended", outcome=f"{by}_hangup", consult_call_id=leg.id)
+    await _wrap_up_started(uow, parent, volunteer, now, by=by)

@@ -7,11 +7,11 @@ same pair (caller and volunteer hanging up at once) wait instead of deadlocking.
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.acd.models import Agent, AgentSkill, Call, Campaign, Queue
-from app.acd.states import CallState
+from app.acd.states import CALL_LIVE_STATES, CallState
 from app.errors import NotFound
 
 
@@ -56,11 +56,14 @@ async def lock_call(session: AsyncSession, call_id: int) -> Call:
 
 
 async def live_call_by_provider_id(session: AsyncSession, provider_call_id: str) -> Call | None:
-    """The current leg of a provider's call, locked (a transfer adds legs)."""
+    """The current leg of a provider's call, locked (a transfer adds legs): the
+    latest live one, else the latest (a consult leg withdrawn leaves the first leg
+    live under a later, ended one)."""
+    live = case((Call.state.in_(sorted(CALL_LIVE_STATES)), 0), else_=1)
     stmt = (
         select(Call)
         .where(Call.provider_call_id == provider_call_id)
-        .order_by(Call.leg.desc())
+        .order_by(live, Call.leg.desc())
         .limit(1)
         .with_for_update()
         .execution_options(populate_existing=True)

@@ -154,6 +154,8 @@ async def _end_stale(uow: UnitOfWork, call: Call, now: dt.datetime) -> None:
     agent = None
     if call.agent_id is not None:
         agent = await repository.get_agent(uow.session, call.agent_id, lock=True)
+    if agent is not None and agent.state == AgentState.CONSULTING:
+        return  # the caller is on hold for a specialist: the consult's fallback ends it
     if agent is not None and agent.state == AgentState.ON_CALL and agent.current_call_id == call.id:
         await lifecycle.start_wrap_up(uow, call, agent, now, by="stale")
         call.end_reason = "stale"

@@ -20,6 +20,10 @@ class AgentState(enum.StrEnum):
     ON_CALL = "on_call"
     WRAP_UP = "wrap_up"
     PAUSED = "paused"
+    # Needs support (a warm hand-over): the caller is on hold while the specialists'
+    # queue is rung; the volunteer stays on the call until a specialist answers
+    # (then wrap-up) or the fallback time passes (then on the call again).
+    CONSULTING = "consulting"
 
 
 class CallState(enum.StrEnum):
@@ -43,6 +47,9 @@ class CallState(enum.StrEnum):
     RETRY_WAIT = "retry_wait"
     # A callback not completed within its queue's expiry.
     EXPIRED = "expired"
+    # A consult leg (a warm hand-over) that no specialist answered in time, or whose
+    # caller hung up first: it ends without anyone having talked on it.
+    WITHDRAWN = "withdrawn"
 
 
 CALL_END_STATES = frozenset(
@@ -55,12 +62,15 @@ CALL_END_STATES = frozenset(
         CallState.FAILED,
         CallState.CALLBACK_REQUESTED,
         CallState.EXPIRED,
+        CallState.WITHDRAWN,
     }
 )
 CALL_LIVE_STATES = frozenset(set(CallState) - CALL_END_STATES)
 
 # The agent states in which the agent holds a call.
-AGENT_BUSY_STATES = frozenset({AgentState.RESERVED, AgentState.ON_CALL, AgentState.WRAP_UP})
+AGENT_BUSY_STATES = frozenset(
+    {AgentState.RESERVED, AgentState.ON_CALL, AgentState.CONSULTING, AgentState.WRAP_UP}
+)
 
 
 class IllegalTransition(Conflict):
@@ -91,6 +101,14 @@ AGENT_TRANSITIONS: dict[str, tuple[frozenset[AgentState], AgentState]] = {
     "connect": (frozenset({AgentState.RESERVED}), AgentState.ON_CALL),
     "start_wrap_up": (frozenset({AgentState.ON_CALL}), AgentState.WRAP_UP),
     "end_wrap_up": (frozenset({AgentState.WRAP_UP}), AgentState.AVAILABLE),
+    # The warm hand-over (lifecycle.consult): the caller on hold, a consult leg rung...
+    "consult": (frozenset({AgentState.ON_CALL}), AgentState.CONSULTING),
+    # ...a specialist answered: the caller is theirs, the volunteer wraps up...
+    "hand_over": (frozenset({AgentState.CONSULTING}), AgentState.WRAP_UP),
+    # ...or nobody in time: the caller is back with the volunteer...
+    "resume": (frozenset({AgentState.CONSULTING}), AgentState.ON_CALL),
+    # ...or the caller (or the volunteer's seat) hung up meanwhile.
+    "end_consult": (frozenset({AgentState.CONSULTING}), AgentState.WRAP_UP),
 }
 
 CALL_TRANSITIONS: dict[str, tuple[frozenset[CallState], CallState]] = {
@@ -124,6 +142,13 @@ CALL_TRANSITIONS: dict[str, tuple[frozenset[CallState], CallState]] = {
     "retry": (frozenset({CallState.RETRY_WAIT}), CallState.QUEUED),
     # ...until it is too late.
     "expire": (frozenset({CallState.QUEUED, CallState.RETRY_WAIT}), CallState.EXPIRED),
+    # A consult leg taken back (no specialist in time, or the caller gone). The leg
+    # it consults for stays connected meanwhile (caller on hold), and ends
+    # ``transferred`` (the ``transfer`` step) when a specialist answers.
+    "withdraw": (
+        frozenset({CallState.RECEIVED, CallState.QUEUED, CallState.OFFERED}),
+        CallState.WITHDRAWN,
+    ),
 }
 
 

@@ -28,6 +28,8 @@ class TimerKind:
     CALLBACK_RETRY = "callback_retry"
     CALLBACK_EXPIRY = "callback_expiry"
     DIAL_TIMEOUT = "dial_timeout"
+    # A consult leg's fallback (lifecycle.consult): no specialist answered in time.
+    CONSULT_FALLBACK = "consult_fallback"
 
 
 TIMERS = Timer.__table__

@@ -51,6 +51,8 @@ async def _on_timer(uow: UnitOfWork, timer: Timer) -> None:
         await callbacks.retry_due(uow, call, now)
     elif timer.kind == TimerKind.CALLBACK_EXPIRY and call is not None:
         await callbacks.expiry_due(uow, call, now)
+    elif timer.kind == TimerKind.CONSULT_FALLBACK and call is not None:
+        await lifecycle.consult_fallback(uow, call, str(timer.data.get("timer") or ""), now)
     elif timer.kind == TimerKind.DIAL_TIMEOUT and call is not None:
         await callbacks.dial_unanswered(uow, call, now, reason="no_answer_from_platform")
 

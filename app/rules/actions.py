@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from app.acd import callbacks, lifecycle, repository, timers
 from app.acd.models import Agent, Call, Queue
-from app.acd.states import CallState
+from app.acd.states import AgentState, CallState
 from app.acd.timers import TimerKind
 from app.realtime.outbox import emit
 from app.rules import blocklist, scripts
@@ -208,6 +208,23 @@ async def transfer(run: Run, queue: str) -> None:
         raise ActionError(f"transfer needs a connected or waiting call, this one is {call.state}")
 
 
+async def consult(run: Run, queue: str, fallback: int, timer: str) -> None:
+    """A warm hand-over (Needs support): the caller on hold, the ``queue`` rung with a
+    consult leg carrying the context; the volunteer stays on the call until a
+    specialist answers or ``fallback`` seconds pass (then the rules on
+    ``timer.<timer>`` run for the volunteer's call). Later actions act on that call."""
+    call = _call(run)
+    target = await _queue(run, queue)
+    if call.state != CallState.CONNECTED or call.agent_id is None:
+        raise ActionError(f"consult needs a connected call, this one is {call.state}")
+    agent = await repository.get_agent(run.uow.session, call.agent_id, lock=True)
+    if agent.state != AgentState.ON_CALL:
+        raise ActionError(f"consult needs a volunteer on the call, this one is {agent.state}")
+    await lifecycle.consult(
+        run.uow, call, agent, target, run.now, fallback_seconds=fallback, timer=timer
+    )
+
+
 async def start_timer(run: Run, name: str, seconds: int) -> None:
     call = _call(run)
     due = run.now + dt.timedelta(seconds=seconds)
@@ -251,6 +268,7 @@ _ACTIONS: dict[str, Any] = {
     "alert_supervisors": alert_supervisors,
     "tag": tag,
     "transfer": transfer,
+    "consult": consult,
     "start_timer": start_timer,
     "hangup": hangup,
     "page_standby": page_standby,

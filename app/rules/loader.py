@@ -144,12 +144,15 @@ def facts_read(rules: Iterable[Rule]) -> frozenset[str]:
     return frozenset(names)
 
 
+QUEUE_ACTIONS = ("route_to", "transfer", "consult")
+
+
 def queue_problems(ruleset: RuleSet, queues: set[str], file: str) -> list[Problem]:
     """Actions naming a queue the campaign does not have."""
     return [
         Problem(file, action.line, f"{action.name}: the campaign has no queue {name!r}")
         for action in ruleset.actions()
-        if action.name in ("route_to", "transfer") and (name := action.args["queue"]) not in queues
+        if action.name in QUEUE_ACTIONS and (name := action.args["queue"]) not in queues
     ]
 
 
@@ -171,6 +174,11 @@ ACTIONS: dict[str, list[tuple[str, str, bool, Any]]] = {
     "alert_supervisors": [("text", "text", True, None)],
     "tag": [("label", "name", True, None)],
     "transfer": [("queue", "name", True, None)],
+    "consult": [
+        ("queue", "name", True, None),
+        ("fallback", "duration", False, 60),
+        ("timer", "name", False, "no-specialist"),
+    ],
     "start_timer": [("name", "name", True, None), ("seconds", "int", True, None)],
     "hangup": [],
     "page_standby": [("limit", "int", False, 0)],

@@ -117,6 +117,10 @@ async def flag(db: Database, agent_id: int, kind: str) -> dict[str, Any]:
         call, agent = await lifecycle.agent_call(uow, agent_id)
         if call.state != "connected":
             raise Conflict("flag a call while talking to the caller", code="call_not_connected")
+        if agent.state == "consulting":
+            raise Conflict(
+                "the caller is on hold for a specialist already", code="agent_consulting"
+            )
         now = utcnow()
         # Only the kind is recorded: nothing about the caller's health.
         emit(

@@ -107,7 +107,7 @@ async def _apply(uow: UnitOfWork, event: Event, *, retry: bool = False) -> dict[
     elif isinstance(event, SeatAnswered):
         await lifecycle.seat_answered(uow, call, now)
     else:
-        await lifecycle.seat_hangup(uow, call, now)
+        await lifecycle.seat_hangup(uow, call, now, seat=event.seat)
     # Events out of order (a late answer, a repeated hang-up) change nothing; say so.
     return _call_answer(call, None if call.state != before else f"no change: call is {before}")
 

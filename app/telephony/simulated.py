@@ -173,8 +173,19 @@ class SimulatedPlatform(TelephonyPlatform):
     # --- the platform side ----------------------------------------------------------
 
     async def send(self, command: dict[str, Any]) -> None:
-        if command["command"] == "bridge":
+        args = command.get("args") or {}
+        if command["command"] == "bridge" and args.get("consult"):
+            # A specialist answered a consult leg: the caller comes off hold to them.
+            # A simulated specialist is talking already (it answered the ``consult``
+            # ring); a person at a web softphone is played by the simulated caller.
+            if int(args["agent_id"]) not in self._agents:
+                self._spawn(self._caller_talks_to_person(command["call_id"]))
+        elif command["command"] in ("bridge", "consult"):
+            # ``consult`` rings a specialist's seat while the caller is on hold: a
+            # simulated specialist answers it as it answers a bridge.
             agent_id = int(command["args"]["agent_id"])
+            if command["command"] == "consult" and agent_id not in self._agents:
+                return  # a person's screen answers; the caller stays on hold
             if agent_id in self._agents:
                 bridge = (command["call_id"], agent_id)
                 if bridge not in self._answering:
@@ -187,8 +198,9 @@ class SimulatedPlatform(TelephonyPlatform):
             live = self._calls.pop(command["call_id"], None)
             if live is not None:
                 live.connected.set()  # the caller's wait is over either way
+        elif command["command"] in ("hold", "unhold", "consult_cancel"):
+            log.debug("simulated %s on %s: %s", command["command"], command["call_id"], args)
         elif command["command"] == "play":
-            args = command.get("args") or {}
             log.debug("simulated play to %s: %s", command["call_id"], args)
             # Some callers take a callback offer: they press its digit after a moment.
             if (
@@ -197,16 +209,12 @@ class SimulatedPlatform(TelephonyPlatform):
                 and self.rng.random() < self.settings.sim_callback_accept
             ):
                 self._spawn(self._press(command["call_id"], str(args.get("digit", "1"))))
-        elif command["command"] == "dial":
-            args = command.get("args") or {}
+        elif command["command"] == "dial" and command["call_id"] not in self._dialling:
             # A dial delivered twice rings the caller once.
-            if command["call_id"] not in self._dialling:
-                self._dialling.add(command["call_id"])
-                self._spawn(
-                    self._callee(
-                        command["call_id"], int(args["callback_id"]), int(args["agent_id"])
-                    )
-                )
+            self._dialling.add(command["call_id"])
+            self._spawn(
+                self._callee(command["call_id"], int(args["callback_id"]), int(args["agent_id"]))
+            )
 
     async def _event(self, event: Any, backoff: Backoff = RETRY) -> dict[str, Any] | None:
         """Deliver one event as the webhook would, retried on failure with the same
