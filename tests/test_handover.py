@@ -270,7 +270,8 @@ async def test_no_specialist_in_time_the_volunteer_reads_the_partner_helpline(
     leg = (await server.admin.get(f"/calls/{leg_id}")).json()
     assert leg["state"] == "withdrawn" and leg["end_reason"] == "no_specialist"
     stats = (await server.admin.get(f"/queues/{desk.specialists_id}/stats")).json()
-    assert stats["calls_waiting"] == 0 and stats["calls_ringing"] == 0  # nobody left in the specialists' queue
+    # Nobody left in the specialists' queue.
+    assert stats["calls_waiting"] == 0 and stats["calls_ringing"] == 0
     names = [c for c, _ in await _commands(server, provider_id)]
     assert names.index("hold") < names.index("consult_cancel") < names.index("unhold")
     assert "consult" not in names  # no specialist's seat was rung
