@@ -406,7 +406,9 @@ async def test_a_large_pledge_alerts_the_supervisors(hotline: Hotline) -> None:
 
 
 async def test_no_specialist_in_time_gives_the_partner_helpline(hotline: Hotline) -> None:
-    """The needs-support timer, fired by moving its due time (no waiting in tests)."""
+    """The hand-over's fallback, fired by moving its due time (no waiting in tests):
+    the consult leg is withdrawn, the caller is back with the volunteer, who is shown
+    the partner helpline's number to read (tests/test_handover.py: the screens)."""
     setup = await setup_campaign(hotline, agents=1)
     await hotline.http.post(
         "/queues",
@@ -426,25 +428,27 @@ async def test_no_specialist_in_time_gives_the_partner_helpline(hotline: Hotline
     ack = await service.flag(hotline.db, agent_id, "needs_support")
     assert ack["rules"] == ["needs-support"]
     leg = (await hotline.sql("SELECT id FROM calls WHERE parent_call_id = :c", c=call["id"]))[0][0]
+    assert await call_state(hotline, leg) == "queued"
     async with hotline.db.unit_of_work() as uow:
         await uow.session.execute(
             update(Timer)
-            .where(Timer.call_id == leg, Timer.kind == TimerKind.RULE)
+            .where(Timer.call_id == leg, Timer.kind == TimerKind.CONSULT_FALLBACK)
             .values(due_at=utcnow())
         )
 
     async def helpline() -> list[Event]:
-        return await events_of(hotline, "script.show", call_id=leg)
+        return await events_of(hotline, "script.show", call_id=call["id"])
 
-    shown = (await wait_for(helpline))[0]
-    assert shown.agent_id == agent_id  # the volunteer who handed over
-    assert shown.data["script"]["name"] == "partner-helpline"
+    async def shown_helpline() -> list[Event]:
+        return [e for e in await helpline() if e.data["script"]["name"] == "partner-helpline"]
+
+    shown = (await wait_for(shown_helpline))[0]
+    assert shown.agent_id == agent_id  # the volunteer, with the caller again
     assert hotline.settings.rules_partner_helpline in shown.data["script"]["steps"][0]["text"]
-    sent = await commands_for(hotline, provider_id)
-    assert any(
-        c == "play" and hotline.settings.rules_partner_helpline in a.get("message", "")
-        for c, a in sent
-    )
+    assert await call_state(hotline, leg) == "withdrawn"
+    assert await call_state(hotline, call["id"]) == "connected"
+    sent = [c for c, _ in await commands_for(hotline, provider_id)]
+    assert "hold" in sent and "consult_cancel" in sent and "unhold" in sent
     alerts = [e.data["rule"] for e in await events_of(hotline, "supervisor.alert")]
     assert alerts == ["needs-support", "no-specialist"]
 

@@ -130,14 +130,16 @@ async def test_needs_support_hands_the_caller_to_the_specialists_with_the_contex
         ack = await _command(ws, "needs_support")
         assert ack["type"] == "ack", ack
         assert ack["data"]["rules"] == ["needs-support"]
-        seen = await _until(ws, _is("call.transferred", call_id=call_id))
+        # A warm hand-over (tests/test_handover.py: the rest): the volunteer stays on
+        # the call, the caller on hold, while the specialists' queue is rung.
+        seen = await _until(ws, _is("call.consulting", call_id=call_id))
         handover = next(m for m in seen if m["type"] == "script.show")
         assert handover["data"]["script"]["name"] == "handover"
         flagged = next(m for m in seen if m["type"] == "agent.flagged")
         # Only that support was asked for: nothing about the caller's health.
         assert set(flagged["data"]) - {"campaign_id", "queue_id", "call_id", "agent_id"} == {"kind"}
-        leg_id = seen[-1]["data"]["next_call_id"]
-        assert any(_is("agent.state", state="wrap_up")(m) for m in seen)
+        leg_id = seen[-1]["data"]["consult_call_id"]
+        assert any(_is("agent.state", state="consulting")(m) for m in seen)
         alert = (await _until(boss, _is("supervisor.alert", rule="needs-support")))[-1]
         assert "spécialistes" in alert["data"]["text"]
     leg = (await server.admin.get(f"/calls/{leg_id}")).json()

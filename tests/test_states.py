@@ -46,6 +46,8 @@ def test_states_are_the_designed_ones() -> None:
         "on_call",
         "wrap_up",
         "paused",
+        # The warm hand-over (docs/telephony.md#the-warm-hand-over).
+        "consulting",
     }
     assert {s.value for s in CallState} == {
         "received",
@@ -64,6 +66,8 @@ def test_states_are_the_designed_ones() -> None:
         "dialing",
         "retry_wait",
         "expired",
+        # A consult leg taken back (no specialist in time, or the caller gone).
+        "withdrawn",
     }
     assert {s.value for s in CALL_END_STATES} == {
         "completed",
@@ -74,9 +78,10 @@ def test_states_are_the_designed_ones() -> None:
         "failed",
         "callback_requested",
         "expired",
+        "withdrawn",
     }
     assert frozenset(CallState) - CALL_END_STATES == CALL_LIVE_STATES
-    assert {s.value for s in AGENT_BUSY_STATES} == {"reserved", "on_call", "wrap_up"}
+    assert {s.value for s in AGENT_BUSY_STATES} == {"reserved", "on_call", "consulting", "wrap_up"}
 
 
 def test_tables_only_name_known_states() -> None:
@@ -165,6 +170,11 @@ def test_the_product_has_both_outcomes() -> None:
         ("on_call", "start_wrap_up", "wrap_up"),
         ("wrap_up", "end_wrap_up", "available"),
         ("available", "logout", "logged_out"),
+        # Needs support: consulting, then handed over, back on the call, or hung up on.
+        ("on_call", "consult", "consulting"),
+        ("consulting", "hand_over", "wrap_up"),
+        ("consulting", "resume", "on_call"),
+        ("consulting", "end_consult", "wrap_up"),
     ],
 )
 def test_agent_path_of_a_shift(current: str, action: str, expected: str) -> None:
@@ -197,6 +207,9 @@ def test_agent_path_of_a_shift(current: str, action: str, expected: str) -> None
         ("retry_wait", "expire", "expired"),
         ("queued", "expire", "expired"),
         ("dialing", "fail", "failed"),
+        # A consult leg taken back, waiting or ringing.
+        ("queued", "withdraw", "withdrawn"),
+        ("offered", "withdraw", "withdrawn"),
     ],
 )
 def test_call_path_by_hand(current: str, action: str, expected: str) -> None:
@@ -212,6 +225,9 @@ def test_call_path_by_hand(current: str, action: str, expected: str) -> None:
         ("available", "connect"),
         ("wrap_up", "ready"),
         ("paused", "reserve"),
+        # A volunteer whose caller is on hold neither hangs up nor consults again.
+        ("consulting", "start_wrap_up"),
+        ("consulting", "consult"),
     ],
 )
 def test_agent_refusals_by_hand(current: str, action: str) -> None:
