@@ -34,6 +34,8 @@ def call_view(call: Call) -> dict[str, Any]:
         "wait_seconds": call.wait_seconds,
         "tags": call.tags or [],
         "kind": call.kind,
+        # A warm hand-over in progress: {leg_id, queue, until} (the fallback's time).
+        "consult": (call.context or {}).get("consult"),
     }
 
 

@@ -18,15 +18,17 @@ import {
 } from "/static/common.js";
 import { N_, t } from "/static/i18n.js";
 import { publish, screen } from "/static/agent-bus.js";
+import "/static/consult-panel.js"; // the warm hand-over's panel (Needs support)
 
 const $ = (id) => document.getElementById(id);
-const BUSY = new Set(["reserved", "on_call", "wrap_up"]);
+const BUSY = new Set(["reserved", "on_call", "consulting", "wrap_up"]);
 const SHORTCUTS_KEY = "pledgeline.agent.shortcuts";
 const HINTS = {
   logged_out: N_("Press Ready to start taking calls."),
   available: N_("Waiting for a call. Calls are answered automatically."),
   reserved: N_("A call is coming through…"),
   on_call: N_("Talk to the caller; press Hang up when the call is over."),
+  consulting: N_("Waiting for a specialist…"),
   wrap_up: N_("Choose how the call ended, then press End wrap-up."),
   paused: N_("You will not get calls. Press Ready when you are back."),
 };

@@ -10,6 +10,7 @@ export const STATE_LABELS = {
   available: N_("Ready"),
   reserved: N_("Incoming call"),
   on_call: N_("On call"),
+  consulting: N_("Consulting"),
   wrap_up: N_("Wrap-up"),
   paused: N_("Paused"),
 };

@@ -27,11 +27,12 @@ const $ = (id) => document.getElementById(id);
 const SL_TARGET_PERCENT = 80;
 const SL_AMBER_PERCENT = 70;
 const FEED_MAX = 50;
-const BUSY = new Set(["reserved", "on_call", "wrap_up"]);
+const BUSY = new Set(["reserved", "on_call", "consulting", "wrap_up"]);
 const FEED_STATES = {
   available: N_("ready"),
   reserved: N_("receiving a call"),
   on_call: N_("on a call"),
+  consulting: N_("consulting a specialist"),
   wrap_up: N_("in wrap-up"),
   paused: N_("paused"),
   logged_out: N_("logged out"),
@@ -160,7 +161,7 @@ function renderQueues(list) {
     setText(c.abandoned, q.abandoned);
     setText(c.short, q.abandoned_short ? t("{count} very short", { count: q.abandoned_short }) : "");
     const by = q.agents_by_state || {};
-    const busy = (by.reserved || 0) + (by.on_call || 0) + (by.wrap_up || 0);
+    const busy = (by.reserved || 0) + (by.on_call || 0) + (by.consulting || 0) + (by.wrap_up || 0);
     setText(
       c.staff,
       t("{ready} ready · {busy} busy · {paused} paused", {
@@ -266,7 +267,7 @@ function tickRow(entry) {
 function renderCounts() {
   const counts = {};
   for (const { view } of agents.values()) counts[view.state] = (counts[view.state] || 0) + 1;
-  const parts = ["available", "on_call", "reserved", "wrap_up", "paused", "logged_out"]
+  const parts = ["available", "on_call", "consulting", "reserved", "wrap_up", "paused", "logged_out"]
     .filter((s) => counts[s])
     .map((s) => `${counts[s]} ${stateText(s).toLowerCase()}`);
   setText(ui.counts, t("{count} volunteers: {states}", { count: agents.size, states: parts.join(", ") }));
