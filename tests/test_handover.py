@@ -351,3 +351,34 @@ async def test_the_caller_hangs_up_while_on_hold(server: Server) -> None:
     assert "consult_cancel" in names and "unhold" not in names
     stats = (await server.admin.get(f"/queues/{desk.specialists_id}/stats")).json()
     assert stats["calls_waiting"] == 0 and stats["calls_ringing"] == 0
+
+
+async def test_the_volunteers_seat_hanging_up_while_on_hold_ends_the_call(
+    server: Server,
+) -> None:
+    desk = await _desk(server)
+    async with (
+        await _connect(server, "agent", desk.volunteer.token) as ws,
+        await _connect(server, "agent", desk.specialist_token) as spec,
+    ):
+        await ws.recv()
+        await spec.recv()
+        await _command(ws, "ready")
+        provider_id, call_id = await _talking(server, desk, ws)
+        await _command(spec, "ready")
+        await _until(spec, _is("agent.state", state="available"))
+        leg_id, _ = await _consulting(ws)
+        await _until(spec, _is("call.offered", call_id=leg_id))
+        # The volunteer's own seat goes down (a platform event naming it).
+        seat = f"agent:{desk.volunteer.agent_id}"
+        await _telephony(server, {"type": "seat.hangup", "call_id": provider_id, "seat": seat})
+        seen = await _until(ws, _is("call.consult_ended", outcome="agent_hangup"))
+        assert any(_is("agent.state", state="wrap_up", action="end_consult")(m) for m in seen)
+        # The ringing specialist is released.
+        withdrawn = (await _until(spec, _is("call.withdrawn", call_id=leg_id)))[-1]
+        assert withdrawn["data"]["reason"] == "agent_hangup"
+        await _until(spec, _is("agent.state", state="available"))
+    sent = [c for c, _ in await _commands(server, provider_id)]
+    assert "consult_cancel" in sent and sent[-1] == "hangup"
+    assert (await server.admin.get(f"/calls/{call_id}")).json()["state"] == "wrap_up"
+    assert (await server.admin.get(f"/calls/{leg_id}")).json()["state"] == "withdrawn"
