@@ -15,8 +15,8 @@ one database (one app), so two apps in one process keep theirs apart.
 | ``call_offered`` | a call rings for an agent | rules, then the script (rules) |
 | ``call_connected`` | the conversation starts | rules on ``call.connected`` |
 | ``call_ended`` | hang-up, abandon | rules on ``call.ended`` |
-| ``leg_created`` | a transfer opened a new leg | carry the first leg's pop (CTI) |
-| ``timer_fired`` | a plugin's timer is due | rules on ``timer.<name>`` |
+| ``leg_created`` | a transfer or consult opened a leg | carry the first leg's pop (CTI) |
+| ``timer_fired`` | a plugin's timer, a consult's fallback | rules on ``timer.<name>`` |
 | ``agent_state_changed`` | an agent's state changed | (none shipped) |
 """
 

@@ -347,7 +347,7 @@ async def enqueue(
     route: bool = True,
     consult: bool = False,
 ) -> None:
-    """``consult``: a consult leg (the caller on hold, app/acd docs: the warm hand-over).
+    """``consult``: a consult leg (the caller on hold: docs/telephony.md, the warm hand-over).
     It is never overflowed, announced or offered a callback: its fallback timer
     decides when the caller stops waiting for a specialist."""
     if (
@@ -1019,12 +1019,11 @@ async def seat_hangup(
         return
     if call.agent_id is None:
         return
+    agent = await repository.get_agent(uow.session, call.agent_id, lock=True)
     if seat is not None and (call.context or {}).get("consulted"):
         config = await config_cache.snapshot(uow)
-        holder = await repository.get_agent(uow.session, call.agent_id)
-        if seat != config.seat_address(holder.seat_id, holder.id):
+        if seat != config.seat_address(agent.seat_id, agent.id):
             return  # a specialist's seat whose consult ring was taken back
-    agent = await repository.get_agent(uow.session, call.agent_id, lock=True)
     if call.state == CallState.CONNECTED:
         await start_wrap_up(uow, call, agent, now, by="agent")
     elif call.state == CallState.OFFERED:
