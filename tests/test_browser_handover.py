@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from app import signing
-from tests.browser import AGENT, SECRET, Hotline
+from tests.browser import AGENT, AGENT_NAME, SECRET, SUPERVISOR, Hotline
 
 try:
     from playwright.async_api import expect
@@ -75,9 +75,22 @@ async def _french_volunteer(browser: Any, hotline: Hotline) -> tuple[Any, Any]:
     return context, page
 
 
+async def _french_supervisor(browser: Any, hotline: Hotline) -> tuple[Any, Any]:
+    context = await browser.new_context(locale="fr-FR", timezone_id="Europe/Paris")
+    context.set_default_timeout(10_000)
+    page = await context.new_page()
+    await page.goto(f"{hotline.base_url}/login")
+    await page.get_by_label("Nom").fill(SUPERVISOR[0])
+    await page.get_by_label("PIN ou mot de passe").fill(SUPERVISOR[1])
+    await page.get_by_role("button", name="Se connecter").click()
+    await page.wait_for_url(lambda url: "/supervisor" in url, timeout=10_000)
+    return context, page
+
+
 async def test_the_volunteer_waits_on_the_line_then_a_specialist_takes_the_caller(
     browser: Any, hotline: Hotline
 ) -> None:
+    boss_context, boss = await _french_supervisor(browser, hotline)
     context, page = await _french_volunteer(browser, hotline)
     try:
         provider_id = "web-handover-1"
@@ -95,6 +108,11 @@ async def test_the_volunteer_waits_on_the_line_then_a_specialist_takes_the_calle
         await expect(panel).to_contain_text("L'appelant est en attente")
         await expect(page.locator("#state-badge")).to_have_text("En consultation")
         await expect(page.locator("#hangup-btn")).to_be_disabled()
+        # The supervisors' live view shows the volunteer consulting.
+        row = boss.locator("#agents-body tr").filter(
+            has=boss.get_by_role("rowheader", name=AGENT_NAME)
+        )
+        await expect(row).to_contain_text("En consultation")
 
         leg = await hotline.wait_for(f"/agents/{specialist}", "state", "reserved")
         await _event(
@@ -117,6 +135,7 @@ async def test_the_volunteer_waits_on_the_line_then_a_specialist_takes_the_calle
         await hotline.post(f"/agents/{volunteer}/pause", {"reason": "break"})
     finally:
         await context.close()
+        await boss_context.close()
     errors = hotline.server_errors()
     assert not errors, "the server logged errors:\n" + "\n---\n".join(errors)
 
