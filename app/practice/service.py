@@ -36,7 +36,7 @@ from app.rules import engine, scripts
 from app.settings import settings_of
 
 PAUSE_REASON = "practice"
-BUSY = {AgentState.RESERVED, AgentState.ON_CALL, AgentState.WRAP_UP}
+BUSY = {AgentState.RESERVED, AgentState.ON_CALL, AgentState.CONSULTING, AgentState.WRAP_UP}
 FLAG_SCRIPTS = {"flag_prank": "prank-close", "needs_support": "handover"}
 ACTIONS = ("flag_prank", "needs_support", "script_choice", "read_back")
 PRANK_CLOSE = ("prank-close", "end-call")

@@ -13,7 +13,7 @@ import { bus, publish, screen } from "/static/agent-bus.js";
 
 const panel = document.getElementById("practice");
 const bannerBox = document.getElementById("practice-banner");
-const BUSY = new Set(["reserved", "on_call", "wrap_up"]);
+const BUSY = new Set(["reserved", "on_call", "consulting", "wrap_up"]);
 
 const S = {
   scenarios: [],
