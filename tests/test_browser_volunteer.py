@@ -266,7 +266,9 @@ async def test_a_supervisor_message_stays_until_dismissed(browser: Any, hotline:
     assert not hotline.server_errors()
 
 
-async def test_a_withheld_number_is_described_alike(browser: Any, hotline: Hotline) -> None:
+async def test_withheld_and_unrecognised_numbers_are_described_alike(
+    browser: Any, hotline: Hotline
+) -> None:
     context, page = await _french_volunteer(browser, hotline, "Volunteer 10")
     try:
         await hotline.incoming("vol-withheld", caller=None)
@@ -279,6 +281,23 @@ async def test_a_withheld_number_is_described_alike(browser: Any, hotline: Hotli
         )
         await expect(page.locator("#script-panel .script-title")).to_have_text(
             "Appel de promesse (numéro masqué)"
+        )
+        await expect(page.locator("#script-panel .script-steps")).to_contain_text(
+            "Je m'appelle Volunteer 10."
+        )
+        await _end_call(page)
+
+        # A number that came but is no phone number: "non reconnu" in all three.
+        await hotline.incoming("vol-invalid", caller="12")
+        await expect(page.locator("#state-badge")).to_have_attribute(
+            "data-state", "on_call", timeout=15_000
+        )
+        await expect(page.locator("#call-caller")).to_have_text("numéro non reconnu")
+        await expect(page.locator("#caller-details .pop-note")).to_have_text(
+            "Numéro non reconnu : demandez ses coordonnées à l'appelant."
+        )
+        await expect(page.locator("#script-panel .script-title")).to_have_text(
+            "Appel de promesse (numéro non reconnu)"
         )
         await expect(page.locator("#script-panel .script-steps")).to_contain_text(
             "Je m'appelle Volunteer 10."
