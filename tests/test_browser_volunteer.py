@@ -403,3 +403,52 @@ async def test_on_a_phone_nothing_scrolls_sideways_and_save_is_near(
         await _end_call(page)
     finally:
         await context.close()
+
+
+async def test_a_practice_call_speaks_french(browser: Any, hotline: Hotline) -> None:
+    """The practice panel, the caller panel and the form in French, scenario texts too."""
+    context = await browser.new_context(
+        locale="fr-FR", timezone_id="Europe/Paris", viewport=DESKTOP
+    )
+    context.set_default_timeout(10_000)
+    try:
+        page = await context.new_page()
+        await page.goto(f"{hotline.base_url}/login")
+        await page.get_by_label("Nom").fill("trainee")
+        await page.get_by_label("PIN ou mot de passe").fill("135790")
+        await page.get_by_label("Numéro de campagne").fill(str(hotline.campaign_id))
+        await page.get_by_role("button", name="Se connecter").click()
+        await page.wait_for_url(lambda url: "/agent" in url, timeout=10_000)
+        practice = page.locator("#practice")
+        await expect(practice.locator("#practice-trained")).to_have_text("Pas encore formé.")
+        await practice.get_by_label("Appelant").select_option("returning_donor")
+        await practice.get_by_role("button", name="Commencer un appel d'entraînement").click()
+        await expect(page.locator("#practice-banner")).to_contain_text(
+            "APPEL D'ENTRAÎNEMENT : Une donatrice fidèle."
+        )
+        await expect(practice.locator("#practice-lines")).to_contain_text(
+            "Appelant : « Bonjour ! C'est Monique Lefèvre"
+        )
+        await expect(page.locator("#caller-details .pop-note")).to_have_text(
+            "Donateur connu : vérifiez que vous parlez à Monique Lefèvre."
+        )
+        await expect(page.locator("#caller-details")).to_contain_text("à confirmer")
+        form = page.locator("#pledge-form")
+        await expect(form.get_by_label("Nom", exact=True)).to_have_value("Lefèvre")
+        await expect(form.get_by_role("button", name="Enregistrer la promesse")).to_be_visible()
+        await form.get_by_role("button", name="Enregistrer la promesse").click()
+        await expect(form.locator("#pf-amount-error")).to_have_text(
+            "Saisissez le montant, par exemple 25 ou 25,50"
+        )
+        await practice.get_by_role("button", name="Terminer l'appel d'entraînement").click()
+        await expect(practice.locator("#practice-verdict")).to_have_text("Non réussi : recommencez")
+        await expect(practice).to_contain_text("Bilan : Une donatrice fidèle")
+        await expect(practice).to_contain_text(
+            "La référence de la promesse n'a pas été relue (ou pas la bonne)."
+        )
+        # Ended: the panels are cleared as after a real call.
+        await expect(page.locator("#caller-details [data-field]")).to_have_count(0)
+        await expect(form.locator("input")).to_have_count(0)
+    finally:
+        await context.close()
+    assert not hotline.server_errors()

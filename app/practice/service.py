@@ -27,6 +27,7 @@ from app.acd.states import AgentState
 from app.auth.service import Principal, Role
 from app.db import UnitOfWork, utcnow
 from app.errors import Conflict, Forbidden, Invalid, NotFound
+from app.i18n import N_
 from app.outbox import emit
 from app.pledges.schemas import PledgeIn
 from app.pledges.service import check_new_pledge, new_reference, normalise_reference
@@ -292,7 +293,7 @@ def scorecard(scenario: Scenario, call: PracticeCall) -> list[dict[str, Any]]:
             _item(
                 "form_complete",
                 not problems,
-                "Pledge form complete and right."
+                N_("Pledge form complete and right.")
                 if not problems
                 else "Form: " + "; ".join(problems) + ".",
             )
@@ -304,9 +305,9 @@ def scorecard(scenario: Scenario, call: PracticeCall) -> list[dict[str, Any]]:
             _item(
                 "reference_read_back",
                 right,
-                "Reference read back to the caller."
+                N_("Reference read back to the caller.")
                 if right
-                else "The pledge reference was not read back (or not the right one).",
+                else N_("The pledge reference was not read back (or not the right one)."),
             )
         )
     if expected.card or call.card_attempts:
@@ -315,7 +316,7 @@ def scorecard(scenario: Scenario, call: PracticeCall) -> list[dict[str, Any]]:
             _item(
                 "card_refused",
                 ok,
-                "Card number refused: the donor pays through the link."
+                N_("Card number refused: the donor pays through the link.")
                 if ok
                 else f"A card number was typed into the form {call.card_attempts} time(s): "
                 "never take card details by phone.",
@@ -333,10 +334,14 @@ def scorecard(scenario: Scenario, call: PracticeCall) -> list[dict[str, Any]]:
             _item(
                 "prank_closed",
                 ok,
-                "Prank flagged and closed with the script."
+                N_("Prank flagged and closed with the script.")
                 if ok
-                else "Flag the prank, then close the call with the script's End call button"
-                + (" (and save no pledge)." if draft is not None else "."),
+                else N_(
+                    "Flag the prank, then close the call with the script's End call button "
+                    "(and save no pledge)."
+                )
+                if draft is not None
+                else N_("Flag the prank, then close the call with the script's End call button."),
             )
         )
     if expected.outcome == HANDOVER:
@@ -345,14 +350,15 @@ def scorecard(scenario: Scenario, call: PracticeCall) -> list[dict[str, Any]]:
             _item(
                 "handover_used",
                 ok,
-                "Handed over to the specialists."
+                N_("Handed over to the specialists.")
                 if ok
-                else "This caller needed the hand-over (Needs support)"
-                + (", not a pledge." if draft is not None else "."),
+                else N_("This caller needed the hand-over (Needs support), not a pledge.")
+                if draft is not None
+                else N_("This caller needed the hand-over (Needs support)."),
             )
         )
     elif "needs_support" in done:
-        items.append(_item("handover_used", False, "This caller did not need a hand-over."))
+        items.append(_item("handover_used", False, N_("This caller did not need a hand-over.")))
     return items
 
 

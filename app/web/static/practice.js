@@ -7,6 +7,8 @@
 // the practice call, and the script panel's buttons (Prank, Needs support, a script's
 // own) go to the practice call instead of the socket. A PRACTICE banner says so.
 // Nothing of it reaches a real figure: the server keeps it in the practice call only.
+// The scenarios' titles, summaries, lines and the scorecard's sentences are message ids
+// of the catalogue (app/practice, N_()): shown through t().
 
 import { api, el } from "/static/common.js";
 import { bus, publish, screen } from "/static/agent-bus.js";
@@ -79,7 +81,7 @@ function putOnScreen(call) {
       { className: "banner practice", role: "status", id: "practice-banner-text" },
       el("p", {
         text: t("PRACTICE CALL: {title}. Not a real caller; nothing you save counts.", {
-          title: call.scenario.title,
+          title: t(call.scenario.title),
         }),
       }),
     ),
@@ -165,13 +167,13 @@ function scorecard(result) {
   const list = el("ul", { className: "practice-scorecard", id: "practice-scorecard" });
   for (const item of result.scorecard || []) {
     const line = el("li", { "data-criterion": item.criterion, "data-passed": String(item.passed) });
-    line.append(el("span", { className: "badge", text: item.passed ? t("✓ Passed") : t("✗ Not yet") }), ` ${item.words}`);
+    line.append(el("span", { className: "badge", text: item.passed ? t("✓ Passed") : t("✗ Not yet") }), ` ${t(item.words)}`);
     list.append(line);
   }
   return el(
     "div",
     { className: "practice-result", "aria-live": "polite" },
-    el("h3", { text: t("Scorecard: {title}", { title: result.scenario.title }) }),
+    el("h3", { text: t("Scorecard: {title}", { title: t(result.scenario.title) }) }),
     el("p", {
       id: "practice-verdict",
       className: "practice-verdict",
@@ -195,11 +197,11 @@ function render() {
   if (!panel) return;
   const nodes = [el("h2", { id: "practice-title", text: t("Practice calls") })];
   if (S.call) {
-    nodes.push(el("p", { className: "hint", text: S.call.scenario.summary }));
+    nodes.push(el("p", { className: "hint", text: t(S.call.scenario.summary) }));
     const lines = el("ol", { className: "practice-lines", id: "practice-lines", "aria-live": "polite" });
     S.call.lines
       .slice(0, S.shownLines)
-      .forEach((text) => lines.append(el("li", { text: t("Caller: “{line}”", { line: text }) })));
+      .forEach((text) => lines.append(el("li", { text: t("Caller: “{line}”", { line: t(text) }) })));
     nodes.push(lines);
     const actions = el("div", { className: "actions" });
     if (S.shownLines < S.call.lines.length) {
@@ -238,7 +240,7 @@ function render() {
       nodes.push(el("p", { id: "practice-trained", text: S.trained ? t("You are trained.") : t("Not trained yet.") }));
     }
     const select = el("select", { id: "practice-scenario" });
-    for (const scenario of S.scenarios) select.append(el("option", { value: scenario.name, text: scenario.title }));
+    for (const scenario of S.scenarios) select.append(el("option", { value: scenario.name, text: t(scenario.title) }));
     const startButton = el("button", { type: "button", id: "practice-start", text: t("Start a practice call") });
     startButton.disabled = S.busy || !S.scenarios.length || (screen.agent && BUSY.has(screen.agent.state));
     startButton.addEventListener("click", start);
