@@ -446,6 +446,7 @@ async def test_a_practice_call_speaks_french(browser: Any, hotline: Hotline) -> 
         await expect(practice).to_contain_text(
             "La référence de la promesse n'a pas été relue (ou pas la bonne)."
         )
+        await expect(practice).to_contain_text("Aucune promesse n'a été enregistrée.")
         # Ended: the panels are cleared as after a real call.
         await expect(page.locator("#caller-details [data-field]")).to_have_count(0)
         await expect(form.locator("input")).to_have_count(0)

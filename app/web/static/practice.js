@@ -163,11 +163,17 @@ async function end() {
 
 // --- drawing --------------------------------------------------------------------------
 
+/** A criterion's sentences in the page's language (older scorecards: the English). */
+function scoreWords(item) {
+  if (!Array.isArray(item.say)) return t(item.words);
+  return item.say.map(([id, params]) => t(id, params || {})).join(" ");
+}
+
 function scorecard(result) {
   const list = el("ul", { className: "practice-scorecard", id: "practice-scorecard" });
   for (const item of result.scorecard || []) {
     const line = el("li", { "data-criterion": item.criterion, "data-passed": String(item.passed) });
-    line.append(el("span", { className: "badge", text: item.passed ? t("✓ Passed") : t("✗ Not yet") }), ` ${t(item.words)}`);
+    line.append(el("span", { className: "badge", text: item.passed ? t("✓ Passed") : t("✗ Not yet") }), ` ${scoreWords(item)}`);
     list.append(line);
   }
   return el(
