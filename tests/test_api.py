@@ -295,9 +295,31 @@ async def test_queue_patch_validation(hotline: Hotline) -> None:
         # Amber above the target (80 by default): the colours would be upside down.
         ({"sl_amber_percent": 85}, "sl_amber_percent"),
         ({"sl_target_percent": 60}, "sl_amber_percent"),
+        # The volunteer screen's breath before auto-answer: 0 to 5 seconds.
+        ({"auto_answer_seconds": 6}, "auto_answer_seconds"),
+        ({"auto_answer_seconds": -1}, "auto_answer_seconds"),
+        ({"auto_answer_seconds": None}, "auto_answer_seconds"),
     ]:
         assert_error(await hotline.http.patch(url, json=body), 422, "invalid", field)
     assert (await hotline.http.get(url)).json() == queue
+
+
+async def test_a_queue_sets_the_breath_before_auto_answer(hotline: Hotline) -> None:
+    campaign = await new_campaign(hotline)
+    queue = await new_queue(hotline, campaign["id"])
+    assert (queue["auto_answer"], queue["auto_answer_seconds"]) == (True, 2)
+    url = f"/queues/{queue['id']}"
+    for seconds in (0, 5):
+        r = await hotline.http.patch(url, json={"auto_answer_seconds": seconds})
+        assert r.status_code == 200, r.text
+        assert r.json()["auto_answer_seconds"] == seconds
+    r = await hotline.http.patch(url, json={"auto_answer": False})
+    assert (r.json()["auto_answer"], r.json()["auto_answer_seconds"]) == (False, 5)
+    r = await hotline.http.post(
+        "/queues",
+        json={"campaign_id": campaign["id"], "name": "slow", "auto_answer_seconds": 9},
+    )
+    assert_error(r, 422, "invalid", "auto_answer_seconds")
 
 
 async def test_a_queue_names_its_service_level_colours(hotline: Hotline) -> None:

@@ -67,7 +67,9 @@ async def test_volunteer_saves_a_pledge_and_the_board_moves(
     await expect(form.locator(".pf-saved")).to_contain_text("corrected")
     await expect(total).to_have_attribute("data-minor", str(before + 6000))
     await end_call(page, "Pledge")
-    await expect(form.get_by_role("button", name="Save changes")).to_be_disabled()
+    # The call is over: the form and the caller's details leave the screen.
+    await expect(form.locator("input")).to_have_count(0)
+    await expect(form).to_contain_text("The pledge form opens with a call.")
 
     # A withheld caller: an empty form.
     await hotline.incoming("pledge-withheld", caller=None)

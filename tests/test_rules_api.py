@@ -325,6 +325,26 @@ async def test_withheld_number_is_routed_with_the_adapted_script(hotline: Hotlin
     assert pops == []  # no directory look-up for a withheld number
 
 
+async def test_an_unrecognised_number_gets_a_script_that_says_so(hotline: Hotline) -> None:
+    setup = await setup_campaign(hotline, agents=1)
+    agent_id = setup["agent_ids"][0]
+    _, call = await incoming(hotline, "12")
+    assert call["caller_number_issue"] == "invalid"
+    assert call["tags"] == ["unrecognised_number"]
+    await hotline.http.post(f"/agents/{agent_id}/ready")
+
+    async def shown() -> list[Event]:
+        return await events_of(hotline, "script.show", call_id=call["id"])
+
+    script = (await wait_for(shown))[0]
+    # Described as the caller panel and the call line describe it: not "withheld".
+    assert script.data["script"]["name"] == "pledge-unrecognised"
+    assert script.data["script"]["title"] == "Appel de promesse (numéro non reconnu)"
+    texts = " ".join(s["text"] for s in script.data["script"]["steps"])
+    assert "Votre numéro ne nous parvient pas correctement" in texts
+    assert "Je m'appelle Vol 0" in texts
+
+
 async def test_a_volunteer_reads_the_script_in_their_language(hotline: Hotline) -> None:
     setup = await setup_campaign(hotline, agents=1)
     agent_id = setup["agent_ids"][0]

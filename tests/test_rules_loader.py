@@ -244,3 +244,13 @@ def test_a_text_per_language_names_known_languages_only() -> None:
         4,
         "a text per language has the keys fr, en",
     )
+
+
+def test_an_empty_placeholder_leaves_no_space_before_a_comma() -> None:
+    from app.rules.scripts import fill
+
+    text = "Bonjour {caller.first_name}, merci. Je m'appelle {agent.name}."
+    assert fill(text, {"agent.name": "Camille"}) == "Bonjour, merci. Je m'appelle Camille."
+    assert fill(text, {"caller.first_name": "Marie", "agent.name": "Camille"}) == (
+        "Bonjour Marie, merci. Je m'appelle Camille."
+    )

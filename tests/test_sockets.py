@@ -239,6 +239,8 @@ async def test_volunteer_takes_a_call_over_the_socket(server: Server) -> None:
         offered = (await _until(ws, _is("call.offered")))[-1]
         assert offered["data"]["caller"] == "+33123456789"
         assert offered["data"]["auto_answer"] is True
+        # The screen's breath before it answers (the queue's, 2 s by default).
+        assert offered["data"]["auto_answer_seconds"] == 2
         assert (await _command(ws, "answer"))["type"] == "ack"
         await _until(ws, _is("agent.state", state="on_call"))
         assert (await _command(ws, "hangup"))["type"] == "ack"

@@ -493,6 +493,7 @@ async def offer(
             seat=seat_address,
             agent_id=agent.id,
             auto_answer=queue.auto_answer,
+            auto_answer_seconds=queue.auto_answer_seconds,
         )
     pop = await hooks.pop_for_offer(uow, call.id) if pop_may_exist else None
     emit_call(
@@ -504,6 +505,8 @@ async def offer(
         caller=call.caller_number,
         caller_issue=call.caller_number_issue,
         auto_answer=queue.auto_answer and not callback,
+        # The screen's breath before it answers: it flashes, rings and shows the caller.
+        auto_answer_seconds=queue.auto_answer_seconds,
         kind=call.kind,
         ring_until=due.isoformat(),
         # The caller's details when the look-up has finished; else call.cti_ready follows.

@@ -112,7 +112,11 @@ class Queue(Base):
     overflow_message: Mapped[str] = mapped_column(
         Text, default="All our volunteers are busy. Please pledge online or call back shortly."
     )
+    # Auto-answer (false: the volunteer presses Answer). The volunteer's screen takes
+    # a breath of ``auto_answer_seconds`` (0 to 5) first: it flashes, plays a tone and
+    # shows the caller, with an Answer-now button; then it answers by itself.
     auto_answer: Mapped[bool] = mapped_column(Boolean, default=True)
+    auto_answer_seconds: Mapped[int] = mapped_column(Integer, default=2, server_default=text("2"))
     dialled_numbers: Mapped[list[str]] = mapped_column(Json, default=list)
     # Round robin: the last agent offered a call from this queue.
     rr_last_agent_id: Mapped[int | None] = mapped_column(BigId, nullable=True)

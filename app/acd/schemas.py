@@ -189,6 +189,8 @@ class CampaignOut(BaseModel):
 Strategy = Annotated[str, StringConstraints(pattern=r"^(longest_idle|round_robin|fewest_calls)$")]
 Seconds = Annotated[int, Field(ge=0, le=86400)]
 Percent = Annotated[int, Field(ge=0, le=100)]
+# The volunteer screen's breath before it answers by itself.
+AutoAnswerSeconds = Annotated[int, Field(ge=0, le=5)]
 # Expected-wait announcements: every this many seconds while waiting; 0 is off.
 AnnounceSeconds = Annotated[int, Field(ge=0, le=3600)]
 # A telephone keypad key.
@@ -215,6 +217,7 @@ class QueueIn(Strict):
         "All our volunteers are busy. Please pledge online or call back shortly."
     )
     auto_answer: bool = True
+    auto_answer_seconds: AutoAnswerSeconds = 2
     dialled_numbers: list[E164] = Field(default_factory=list)
     wait_announce_seconds: AnnounceSeconds = 60
     callback_offer_seconds: Seconds | None = None
@@ -245,6 +248,7 @@ class QueuePatch(Strict):
     overflow_queue_id: int | None = None
     overflow_message: str | None = None
     auto_answer: bool | None = None
+    auto_answer_seconds: AutoAnswerSeconds | None = None
     dialled_numbers: list[E164] | None = None
     wait_announce_seconds: AnnounceSeconds | None = None
     # null turns the callback offer off.
@@ -279,6 +283,7 @@ class QueueOut(BaseModel):
     overflow_queue_id: int | None
     overflow_message: str
     auto_answer: bool
+    auto_answer_seconds: int
     dialled_numbers: list[str]
     wait_announce_seconds: int
     callback_offer_seconds: int | None

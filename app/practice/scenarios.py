@@ -16,6 +16,7 @@ from typing import Any
 
 from app.cti.directory import DirectoryResult, Status
 from app.cti.screenpop import CallHistory, ReturningDonor, assemble
+from app.i18n import N_
 
 PLEDGE = "pledge"
 PRANK = "prank"
@@ -79,14 +80,14 @@ SCENARIOS: dict[str, Scenario] = {
     for s in (
         Scenario(
             name="returning_donor",
-            title="A returning donor",
-            summary="Monique gave last year and pledges again; her details are on screen.",
+            title=N_("A returning donor"),
+            summary=N_("Monique gave last year and pledges again; her details are on screen."),
             number="+33612345601",
             lines=(
-                "Hello! It's Monique Lefèvre, I gave last year during the telethon.",
-                "I would like to give 50 euros this time, just once.",
-                "Same address as last year, yes. And the link by e-mail, please.",
-                "Could you give me the reference, so that I can note it down?",
+                N_("Hello! It's Monique Lefèvre, I gave last year during the telethon."),
+                N_("I would like to give 50 euros this time, just once."),
+                N_("Same address as last year, yes. And the link by e-mail, please."),
+                N_("Could you give me the reference, so that I can note it down?"),
             ),
             expected=Expected(outcome=PLEDGE, amount_minor=5000, last_name="Lefèvre"),
             directory=DirectoryResult(status=Status.NOT_FOUND, number="+33612345601"),
@@ -107,16 +108,18 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             name="long_name",
-            title="A first-time donor with a long name",
-            summary="A first pledge, monthly; the caller spells a long name letter by letter.",
+            title=N_("A first-time donor with a long name"),
+            summary=N_("A first pledge, monthly; the caller spells a long name letter by letter."),
             number="+33612345602",
             lines=(
-                "Good evening, I've never done this before: I'd like to give 20 euros a month.",
-                "My name is Anne-Sophie Vanderhaeghen-Oudenaarde.",
-                "I'll spell it: V, A, N, D, E, R, H, A, E, G, H, E, N, hyphen, "
-                "O, U, D, E, N, A, A, R, D, E.",
-                "12 rue des Tanneurs, 14000 Caen. My e-mail is as.vdh@example.org.",
-                "What is my reference, please?",
+                N_("Good evening, I've never done this before: I'd like to give 20 euros a month."),
+                N_("My name is Anne-Sophie Vanderhaeghen-Oudenaarde."),
+                N_(
+                    "I'll spell it: V, A, N, D, E, R, H, A, E, G, H, E, N, hyphen, "
+                    "O, U, D, E, N, A, A, R, D, E."
+                ),
+                N_("12 rue des Tanneurs, 14000 Caen. My e-mail is as.vdh@example.org."),
+                N_("What is my reference, please?"),
             ),
             expected=Expected(
                 outcome=PLEDGE,
@@ -129,13 +132,13 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             name="prank",
-            title="A prank call",
-            summary="A caller who is not calling to pledge: close the call with the script.",
+            title=N_("A prank call"),
+            summary=N_("A caller who is not calling to pledge: close the call with the script."),
             number="+33612345603",
             lines=(
-                "Hello? Is this the pizzeria? I'd like forty kilos of pizza. [laughter]",
-                "No, no, I want to pledge... one million euros! From Mister Mickey Mouse.",
-                "[more laughter in the background]",
+                N_("Hello? Is this the pizzeria? I'd like forty kilos of pizza. [laughter]"),
+                N_("No, no, I want to pledge... one million euros! From Mister Mickey Mouse."),
+                N_("[more laughter in the background]"),
             ),
             expected=Expected(outcome=PRANK),
             directory=DirectoryResult(status=Status.NOT_FOUND, number="+33612345603"),
@@ -143,27 +146,27 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             name="distress",
-            title="A caller in distress",
-            summary="A caller who needs help rather than a pledge form: hand them over.",
+            title=N_("A caller in distress"),
+            summary=N_("A caller who needs help rather than a pledge form: hand them over."),
             number="+33612345604",
             lines=(
-                "Sorry... I'm not really calling about a donation.",
-                "Things have been very hard lately and I don't know who to talk to.",
-                "Is there someone there who could listen to me?",
+                N_("Sorry... I'm not really calling about a donation."),
+                N_("Things have been very hard lately and I don't know who to talk to."),
+                N_("Is there someone there who could listen to me?"),
             ),
             expected=Expected(outcome=HANDOVER),
             directory=DirectoryResult(status=Status.NOT_FOUND, number="+33612345604"),
         ),
         Scenario(
             name="card",
-            title="A caller who wants to pay by card",
-            summary="A pledge whose caller wants to read out a card number: refuse it kindly.",
+            title=N_("A caller who wants to pay by card"),
+            summary=N_("A pledge whose caller wants to read out a card number: refuse it kindly."),
             number="+33612345605",
             lines=(
-                "Hello, I'd like to give 30 euros, once.",
-                "Jean Martin, 3 place Saint-Sauveur, 14000 Caen; jean.martin@example.org.",
-                "I have my card here, shall I read you the number? It's a Visa...",
-                "Oh, a link by e-mail? All right then. What's the reference?",
+                N_("Hello, I'd like to give 30 euros, once."),
+                N_("Jean Martin, 3 place Saint-Sauveur, 14000 Caen; jean.martin@example.org."),
+                N_("I have my card here, shall I read you the number? It's a Visa..."),
+                N_("Oh, a link by e-mail? All right then. What's the reference?"),
             ),
             expected=Expected(outcome=PLEDGE, amount_minor=3000, last_name="Martin", card=True),
             directory=DirectoryResult(

@@ -44,7 +44,10 @@ class ScoreItemOut(BaseModel):
     # form_complete, reference_read_back, card_refused, prank_closed, handover_used
     criterion: str
     passed: bool
+    # In English; ``say`` gives its sentences as message ids with their parameters
+    # (absent from scorecards stored before it).
     words: str
+    say: list[tuple[str, dict[str, str]]] | None = None
 
 
 class PracticeCallOut(BaseModel):

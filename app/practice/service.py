@@ -27,6 +27,7 @@ from app.acd.states import AgentState
 from app.auth.service import Principal, Role
 from app.db import UnitOfWork, utcnow
 from app.errors import Conflict, Forbidden, Invalid, NotFound
+from app.i18n import N_, translate
 from app.outbox import emit
 from app.pledges.schemas import PledgeIn
 from app.pledges.service import check_new_pledge, new_reference, normalise_reference
@@ -265,8 +266,14 @@ def _plain(text: str) -> str:
     return "".join(bare.casefold().replace(" -", "-").replace("- ", "-").split())
 
 
-def _item(criterion: str, passed: bool, words: str) -> dict[str, Any]:
-    return {"criterion": criterion, "passed": passed, "words": words}
+def _item(
+    criterion: str, passed: bool, words: str, say: list[tuple[str, dict[str, str]]] | None = None
+) -> dict[str, Any]:
+    """A criterion, with its sentences: ``words`` in English, ``say`` as message ids and
+    their parameters for the page to translate (one sentence: ``words`` is the id)."""
+    say = say or [(words, {})]
+    english = " ".join(translate("en", id_, params) for id_, params in say)
+    return {"criterion": criterion, "passed": passed, "words": english, "say": say}
 
 
 def scorecard(scenario: Scenario, call: PracticeCall) -> list[dict[str, Any]]:
@@ -276,25 +283,31 @@ def scorecard(scenario: Scenario, call: PracticeCall) -> list[dict[str, Any]]:
     done = [a.get("action") for a in call.actions]
     items: list[dict[str, Any]] = []
     if expected.outcome == PLEDGE:
-        problems = []
+        problems: list[tuple[str, dict[str, str]]] = []
         if draft is None:
-            problems.append("no pledge was saved")
+            problems.append((N_("No pledge was saved."), {}))
         else:
             if draft.get("amount_minor") != expected.amount_minor:
-                problems.append(f"the amount should be {expected.amount_minor / 100:.2f}")
+                amount = f"{expected.amount_minor / 100:.2f}"
+                problems.append((N_("The amount should be {amount}."), {"amount": amount}))
             if draft.get("frequency") != expected.frequency:
-                problems.append(f"the pledge should be {expected.frequency.replace('_', '-')}")
+                problems.append(
+                    (N_("The pledge should be monthly."), {})
+                    if expected.frequency == "monthly"
+                    else (N_("The pledge should be one-off."), {})
+                )
             if _plain(str(draft.get("last_name") or "")) != _plain(expected.last_name):
-                problems.append(f"the last name should be {expected.last_name}")
+                name = expected.last_name
+                problems.append((N_("The last name should be {name}."), {"name": name}))
             if expected.postcode and draft.get("postcode") != expected.postcode:
-                problems.append(f"the postcode should be {expected.postcode}")
+                code = expected.postcode
+                problems.append((N_("The postcode should be {postcode}."), {"postcode": code}))
         items.append(
             _item(
                 "form_complete",
                 not problems,
-                "Pledge form complete and right."
-                if not problems
-                else "Form: " + "; ".join(problems) + ".",
+                N_("Pledge form complete and right."),
+                problems or None,
             )
         )
         read = [a.get("reference") for a in call.actions if a.get("action") == "read_back"]
@@ -304,9 +317,9 @@ def scorecard(scenario: Scenario, call: PracticeCall) -> list[dict[str, Any]]:
             _item(
                 "reference_read_back",
                 right,
-                "Reference read back to the caller."
+                N_("Reference read back to the caller.")
                 if right
-                else "The pledge reference was not read back (or not the right one).",
+                else N_("The pledge reference was not read back (or not the right one)."),
             )
         )
     if expected.card or call.card_attempts:
@@ -315,10 +328,18 @@ def scorecard(scenario: Scenario, call: PracticeCall) -> list[dict[str, Any]]:
             _item(
                 "card_refused",
                 ok,
-                "Card number refused: the donor pays through the link."
+                N_("Card number refused: the donor pays through the link."),
+                None
                 if ok
-                else f"A card number was typed into the form {call.card_attempts} time(s): "
-                "never take card details by phone.",
+                else [
+                    (
+                        N_(
+                            "A card number was typed into the form {count} time(s): "
+                            "never take card details by phone."
+                        ),
+                        {"count": str(call.card_attempts)},
+                    )
+                ],
             )
         )
     if expected.outcome == PRANK:
@@ -333,10 +354,14 @@ def scorecard(scenario: Scenario, call: PracticeCall) -> list[dict[str, Any]]:
             _item(
                 "prank_closed",
                 ok,
-                "Prank flagged and closed with the script."
+                N_("Prank flagged and closed with the script.")
                 if ok
-                else "Flag the prank, then close the call with the script's End call button"
-                + (" (and save no pledge)." if draft is not None else "."),
+                else N_(
+                    "Flag the prank, then close the call with the script's End call button "
+                    "(and save no pledge)."
+                )
+                if draft is not None
+                else N_("Flag the prank, then close the call with the script's End call button."),
             )
         )
     if expected.outcome == HANDOVER:
@@ -345,14 +370,15 @@ def scorecard(scenario: Scenario, call: PracticeCall) -> list[dict[str, Any]]:
             _item(
                 "handover_used",
                 ok,
-                "Handed over to the specialists."
+                N_("Handed over to the specialists.")
                 if ok
-                else "This caller needed the hand-over (Needs support)"
-                + (", not a pledge." if draft is not None else "."),
+                else N_("This caller needed the hand-over (Needs support), not a pledge.")
+                if draft is not None
+                else N_("This caller needed the hand-over (Needs support)."),
             )
         )
     elif "needs_support" in done:
-        items.append(_item("handover_used", False, "This caller did not need a hand-over."))
+        items.append(_item("handover_used", False, N_("This caller did not need a hand-over.")))
     return items
 
 

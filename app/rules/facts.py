@@ -34,6 +34,10 @@ TIMER_PREFIX = "timer."
 FACTS: dict[str, tuple[str, str]] = {
     "caller.number": ("string", "E.164 number; empty when withheld or invalid"),
     "caller.withheld": ("bool", "the number is withheld, anonymous or invalid"),
+    "caller.unrecognised": (
+        "bool",
+        "a number came but is not a phone number (invalid; caller.withheld is true too)",
+    ),
     "caller.calls_last_10_minutes": ("int", "calls from this number in 10 minutes, this one too"),
     "caller.calls_last_hour": ("int", "calls from this number in the last hour, this one too"),
     "caller.calls_today": ("int", "calls today (campaign time zone), this one too"),
@@ -138,6 +142,7 @@ async def gather(
     caller: dict[str, Any] = {
         "number": number or "",
         "withheld": number is None,
+        "unrecognised": call is not None and call.caller_number_issue == "invalid",
         "calls_last_10_minutes": 0,
         "calls_last_hour": 0,
         "calls_today": 0,

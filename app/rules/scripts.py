@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -20,14 +21,20 @@ from app.settings import Settings
 DEFAULT_SCRIPT = "pledge"
 
 
+# The space an empty placeholder leaves before a comma or full stop ("Bonjour , merci").
+_SPACE_BEFORE_STOP = re.compile(r"\s+([,.])")
+
+
 def fill(text: str, values: dict[str, Any]) -> str:
-    """Replace ``{group.name}`` placeholders; unknown or missing ones become empty."""
+    """Replace ``{group.name}`` placeholders; unknown or missing ones become empty (and
+    leave no space before a comma or full stop: "Hello {caller.first_name}, thank you"
+    reads "Hello, thank you" for a caller whose name is not known)."""
 
     def one(match: Any) -> str:
         value = values.get(match.group(1))
         return "" if value is None else str(value)
 
-    return " ".join(PLACEHOLDER.sub(one, text).split())
+    return _SPACE_BEFORE_STOP.sub(r"\1", " ".join(PLACEHOLDER.sub(one, text).split()))
 
 
 def placeholder_values(

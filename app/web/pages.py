@@ -30,6 +30,7 @@ MEDIA_TYPES = {
     ".png": "image/png",
     ".ico": "image/x-icon",
     ".json": "application/json",
+    ".wav": "audio/wav",
 }
 
 CONTENT_SECURITY_POLICY = [

@@ -1,5 +1,8 @@
-// The volunteer screen: state, incoming-call pop (auto-answer), call timer,
-// hang-up, wrap-up with a disposition, supervisor messages, shortcuts, reconnection.
+// The volunteer screen: state, incoming-call pop (auto-answer after the queue's
+// breath: flash, tone, countdown, Answer now), call timer, hang-up, wrap-up with a
+// disposition, supervisor messages (kept until dismissed), shortcuts, reconnection.
+// When the call is over (wrap-up ended or timed out, or the call transferred) the
+// caller's details leave the screen: the panels are told through the bus.
 
 import {
   ScreenSocket,
@@ -23,6 +26,8 @@ import "/static/consult-panel.js"; // the warm hand-over's panel (Needs support)
 const $ = (id) => document.getElementById(id);
 const BUSY = new Set(["reserved", "on_call", "consulting", "wrap_up"]);
 const SHORTCUTS_KEY = "pledgeline.agent.shortcuts";
+// Supervisors' messages not yet dismissed: shown again after a reload (this tab only).
+const BROADCASTS_KEY = "pledgeline.agent.broadcasts";
 const HINTS = {
   logged_out: N_("Press Ready to start taking calls."),
   available: N_("Waiting for a call. Calls are answered automatically."),
@@ -51,6 +56,11 @@ const ui = {
   queue: $("call-queue"),
   timer: $("call-timer"),
   answer: $("answer-btn"),
+  callCard: $("call-card"),
+  breath: $("breath"),
+  breathCountdown: $("breath-countdown"),
+  answerNow: $("answer-now-btn"),
+  tone: $("offer-tone"),
   callKind: $("call-kind"),
   callKindTerm: $("call-kind-term"),
   callKindNote: $("call-kind-note"),
@@ -70,7 +80,9 @@ const ui = {
 const S = {
   me: null,
   agent: { state: "logged_out", pause_reason: null, state_since: null, display_name: "" },
-  call: null, // {id, state, caller, issue, wait, queue, answeredAt, talkSeconds, autoAnswer}
+  // {id, state, caller, issue, wait, queue, answeredAt, talkSeconds, autoAnswer,
+  //  answerAt (the breath's end, this browser's clock), cleared (no caller data left)}
+  call: null,
   wrapupUntil: null,
   wrapCallId: null,
   queues: {},
@@ -132,11 +144,16 @@ function render() {
   ui.noCall.hidden = Boolean(call);
   ui.callBody.hidden = !call;
   if (call) {
-    setText(ui.caller, callerText(call.caller, call.issue));
+    setText(ui.caller, call.cleared ? "–" : callerText(call.caller, call.issue));
     setText(ui.wait, fmtSeconds(call.wait));
     setText(ui.queue, call.queue || "–");
   }
   ui.answer.hidden = !(call && call.state === "offered" && !call.autoAnswer);
+  // The breath before auto-answer: the card flashes, a countdown, Answer now.
+  const breathing = inBreath();
+  ui.breath.hidden = !breathing;
+  ui.callCard.dataset.breath = breathing ? "on" : "";
+  ui.answerNow.disabled = off;
   // A callback: no caller on the line yet; the volunteer's click makes the line dial.
   const isCallback = Boolean(call && call.kind === "callback");
   ui.callKind.hidden = !isCallback;
@@ -161,7 +178,10 @@ function render() {
 
 function tick() {
   const a = S.agent;
-  setText(ui.stateTime, a.state_since ? `for ${fmtDuration(clock.since(a.state_since))}` : "");
+  setText(
+    ui.stateTime,
+    a.state_since ? t("for {duration}", { duration: fmtDuration(clock.since(a.state_since)) }) : "",
+  );
   const call = S.call;
   if (call) {
     let talk = 0;
@@ -169,10 +189,14 @@ function tick() {
     else if (call.answeredAt) talk = clock.since(call.answeredAt);
     setText(ui.timer, fmtDuration(talk));
   }
+  if (inBreath()) {
+    const left = Math.max(0, Math.ceil((call.answerAt - Date.now()) / 1000));
+    setText(ui.breathCountdown, t("Answering automatically in {seconds} s", { seconds: left }));
+  }
   if (a.state === "wrap_up") {
     if (S.wrapupUntil) {
       const left = clock.until(S.wrapupUntil);
-      setText(ui.countdown, left > 0 ? fmtDuration(Math.ceil(left)) : "0:00 — ending…");
+      setText(ui.countdown, left > 0 ? fmtDuration(Math.ceil(left)) : t("0:00 — ending…"));
     } else {
       setText(ui.countdown, "–");
     }
@@ -245,6 +269,7 @@ function onEvent(msg) {
       }
       break;
     case "call.offered": {
+      const seconds = Number.isInteger(d.auto_answer_seconds) ? d.auto_answer_seconds : 0;
       S.call = {
         id: d.call_id,
         state: "offered",
@@ -254,8 +279,10 @@ function onEvent(msg) {
         queue: d.queue,
         answeredAt: null,
         autoAnswer: Boolean(d.auto_answer),
+        answerAt: Date.now() + Math.min(Math.max(seconds, 0), 5) * 1000,
         kind: d.kind || "inbound",
       };
+      ring();
       const who = callerText(d.caller, d.caller_issue);
       if (S.call.kind === "callback") {
         const ago = fmtSeconds(d.wait_seconds);
@@ -264,7 +291,7 @@ function onEvent(msg) {
         const waited = fmtSeconds(d.wait_seconds);
         setPop(t("Incoming call from {who} — waited {waited}", { who, waited }), "offered");
       }
-      if (d.auto_answer) autoAnswer(d.call_id);
+      if (d.auto_answer) autoAnswer(d.call_id, S.call.answerAt - Date.now());
       break;
     }
     case "call.connected":
@@ -297,6 +324,10 @@ function onEvent(msg) {
       if (sameCall(d)) {
         S.call.state = "transferred";
         S.call.talkSeconds = S.call.answeredAt ? clock.since(S.call.answeredAt) : 0;
+        // The caller is someone else's now: their details leave this screen.
+        S.call.caller = null;
+        S.call.issue = null;
+        S.call.cleared = true;
         setPop(
           d.to_queue
             ? t("Call transferred to {queue} — wrap-up", { queue: d.to_queue })
@@ -325,12 +356,12 @@ function onEvent(msg) {
       break;
     case "callback.unanswered":
       if (sameCall(d)) {
-        const who = callerText(S.call.caller, S.call.issue);
         S.call = null;
+        // Said without the number: this line stays on an idle screen.
         setPop(
           d.next === "retry"
-            ? t("{who} did not answer the callback — it will be tried again later.", { who })
-            : t("{who} did not answer the callback — it is reported.", { who }),
+            ? t("The callback was not answered — it will be tried again later.")
+            : t("The callback was not answered — it is reported."),
           "ended",
         );
       }
@@ -378,12 +409,40 @@ function shareWithPanels(msg) {
   if (changed) publish("call", { call: screen.call });
 }
 
+/** The offer's breath is on: auto-answer is coming and nobody answered yet. */
+function inBreath() {
+  const call = S.call;
+  return Boolean(
+    call && call.state === "offered" && call.autoAnswer && call.answerAt && !S.answered.has(call.id),
+  );
+}
+
+/** The offer's tone (a file of the app); a browser that refuses to play stays silent. */
+function ring() {
+  const tone = ui.tone;
+  if (!tone || typeof tone.play !== "function") return;
+  tone.dataset.played = "";
+  try {
+    tone.currentTime = 0;
+    const playing = tone.play();
+    if (playing && playing.then) {
+      playing.then(
+        () => (tone.dataset.played = "yes"),
+        () => (tone.dataset.played = "blocked"),
+      );
+    }
+  } catch {
+    tone.dataset.played = "blocked";
+  }
+}
+
 /**
- * Auto-answer: the screen takes the offer itself. Deferred a tick so that a replay
- * after a reconnection (offer, then requeue or hang-up) does not answer a stale offer;
- * ``answer`` acts on whatever call the volunteer holds now.
+ * Auto-answer: the screen takes the offer itself once the queue's breath is over
+ * (``delay`` ms; at least a tick, so that a replay after a reconnection, an offer then
+ * a requeue or hang-up, does not answer a stale offer); ``answer`` acts on whatever
+ * call the volunteer holds now. Answer now (or Answer) during the breath wins.
  */
-function autoAnswer(callId) {
+function autoAnswer(callId, delay = 0) {
   setTimeout(() => {
     const call = S.call;
     if (!call || call.id !== callId || call.state !== "offered" || S.answered.has(callId)) return;
@@ -398,11 +457,59 @@ function autoAnswer(callId) {
         }
       }, 1000);
     });
-  }, 0);
+    render();
+  }, Math.max(0, delay));
 }
 
-function showBroadcast(text, from, at) {
+async function answerNow() {
+  const call = S.call;
+  if (!call || call.state !== "offered" || S.answered.has(call.id)) return;
+  S.answered.add(call.id);
+  status("");
+  render();
+  try {
+    await socket.command("answer");
+  } catch (err) {
+    status(explain(err), true);
+    if (S.call && S.call.id === call.id && S.call.state === "offered") {
+      S.answered.delete(call.id);
+      S.call.autoAnswer = false; // the Answer button shows
+    }
+  }
+  render();
+}
+
+function keptBroadcasts() {
+  try {
+    const kept = JSON.parse(sessionStorage.getItem(BROADCASTS_KEY) || "[]");
+    return Array.isArray(kept) ? kept : [];
+  } catch {
+    return [];
+  }
+}
+
+function keepBroadcasts(list) {
+  try {
+    sessionStorage.setItem(BROADCASTS_KEY, JSON.stringify(list));
+  } catch {
+    /* storage full or off: the banner still shows until dismissed or reloaded */
+  }
+}
+
+/**
+ * A supervisor's message: a banner that stays until the volunteer dismisses it, also
+ * across calls, reconnections and a reload of the page (kept in this tab's storage).
+ */
+function showBroadcast(text, from, at, { keep = true } = {}) {
+  const key = `${at}|${from || ""}|${text}`;
+  if ([...ui.broadcasts.children].some((node) => node.dataset.key === key)) return;
+  if (keep) {
+    const kept = keptBroadcasts().filter((b) => b.key !== key);
+    kept.push({ key, text, from, at });
+    keepBroadcasts(kept);
+  }
   const banner = document.createElement("div");
+  banner.dataset.key = key;
   banner.className = "banner message";
   banner.setAttribute("role", "alert");
   const p = document.createElement("p");
@@ -416,10 +523,12 @@ function showBroadcast(text, from, at) {
   close.className = "secondary small";
   close.textContent = t("Dismiss");
   close.setAttribute("aria-label", t("Dismiss the message from {sender}", { sender }));
-  close.addEventListener("click", () => banner.remove());
+  close.addEventListener("click", () => {
+    banner.remove();
+    keepBroadcasts(keptBroadcasts().filter((b) => b.key !== key));
+  });
   banner.append(p, time, close);
   ui.broadcasts.prepend(banner);
-  while (ui.broadcasts.children.length > 5) ui.broadcasts.lastElementChild.remove();
 }
 
 // --- commands ---------------------------------------------------------------------
@@ -485,7 +594,8 @@ function endWrapUp() {
 ui.ready.addEventListener("click", ready);
 ui.pause.addEventListener("click", pause);
 ui.logout.addEventListener("click", logout);
-ui.answer.addEventListener("click", () => run("answer", {}));
+ui.answer.addEventListener("click", answerNow);
+ui.answerNow.addEventListener("click", answerNow);
 ui.hangup.addEventListener("click", () => run("hangup", {}));
 ui.endWrapup.addEventListener("click", endWrapUp);
 ui.extend.addEventListener("click", () => run("extend_wrap_up", { seconds: 30 }));
@@ -537,6 +647,7 @@ async function signOutClicked() {
     }
   }
   if (socket) socket.stop();
+  keepBroadcasts([]);
   signOut(S.me.csrf_token);
 }
 
@@ -550,6 +661,7 @@ async function main() {
     showNotAllowed($("main"), { me, wanted: N_("volunteers") });
     return;
   }
+  for (const kept of keptBroadcasts()) showBroadcast(kept.text, kept.from, kept.at, { keep: false });
   const banner = connectionBanner(ui.banners, ui.conn);
   socket = new ScreenSocket("agent", {
     csrf: me.csrf_token,

@@ -6,14 +6,21 @@
 // when a save is retried after a network error, so a double click or a retry never
 // saves twice. After saving, the reference is shown large to read back to the caller,
 // and the pledge can be corrected (PATCH) until the wrap-up ends. Never a card field.
+// When the call is over (wrap-up ended or timed out, or the call transferred) the form
+// is cleared: no personal data stays on an idle screen. Texts through i18n.js.
 
 import { el } from "/static/common.js";
 import { bus, screen } from "/static/agent-bus.js";
+import { N_, formatMoney, t } from "/static/i18n.js";
 
 const panel = document.getElementById("pledge-form");
 const PRESETS = [10, 20, 50, 100];
 const FIELDS = ["first_name", "last_name", "address", "postcode", "city", "country", "email", "phone", "amount", "note"];
-const SOURCE_LABELS = { directory: "phone directory", pledges: "earlier pledge", caller_id: "caller ID" };
+const SOURCE_LABELS = {
+  directory: N_("from phone directory"),
+  pledges: N_("from earlier pledge"),
+  caller_id: N_("from caller ID"),
+};
 
 const S = {
   callId: null,
@@ -65,7 +72,7 @@ function build() {
     autocomplete: "off",
     required: true,
   });
-  const presets = el("div", { className: "pf-presets", role: "group", "aria-label": "Amount presets" });
+  const presets = el("div", { className: "pf-presets", role: "group", "aria-label": t("Amount presets") });
   for (const value of PRESETS) {
     const button = el("button", { type: "button", className: "secondary small", "data-amount": value, text: `${value}` });
     button.addEventListener("click", () => {
@@ -78,49 +85,48 @@ function build() {
   }
   const frequency = el(
     "fieldset",
-    { className: "pf-choice" },
-    el("legend", { text: "How often" }),
-    el("label", {}, el("input", { type: "radio", name: "frequency", value: "one_off", checked: true }), " Once"),
-    el("label", {}, el("input", { type: "radio", name: "frequency", value: "monthly" }), " Monthly"),
+    { className: "pf-choice pf-frequency" },
+    el("legend", { text: t("How often") }),
+    el("label", {}, el("input", { type: "radio", name: "frequency", value: "one_off", checked: true }), ` ${t("Once")}`),
+    el("label", {}, el("input", { type: "radio", name: "frequency", value: "monthly" }), ` ${t("Monthly")}`),
   );
   const channel = el(
     "select",
     {},
-    el("option", { value: "web_link", text: "Payment link (e-mail or SMS)" }),
-    el("option", { value: "cheque", text: "Cheque by post" }),
-    el("option", { value: "bank_transfer", text: "Bank transfer" }),
+    el("option", { value: "web_link", text: t("Payment link (e-mail or SMS)") }),
+    el("option", { value: "cheque", text: t("Cheque by post") }),
+    el("option", { value: "bank_transfer", text: t("Bank transfer") }),
   );
+  // The amount and its presets on one line, the hint under them.
+  const amountField = field("amount", t("Amount (€)"), amount, t("Whole euros or with cents, e.g. 25 or 25,50"));
+  const amountRow = el("div", { className: "pf-amount-row" });
+  amount.replaceWith(amountRow);
+  amountRow.append(amount, presets);
   const form = el(
     "form",
     { id: "pf-form", novalidate: true, autocomplete: "off" },
-    el(
-      "div",
-      { className: "pf-amount" },
-      field("amount", "Amount (€)", amount, "Whole euros or with cents, e.g. 25 or 25,50"),
-      presets,
-    ),
-    frequency,
+    el("div", { className: "pf-amount" }, amountField),
+    el("div", { className: "pf-row" }, frequency, field("channel", t("Payment by"), channel)),
     el("div", { className: "pf-grid" },
-      text("first_name", "First name"),
-      text("last_name", "Last name"),
-      text("address", "Address"),
-      text("postcode", "Postcode", { inputmode: "numeric" }),
-      text("city", "City"),
-      text("country", "Country", { maxlength: "2", value: "FR" }),
-      text("email", "E-mail", { inputmode: "email", spellcheck: "false" }),
-      text("phone", "Phone", { inputmode: "tel" }),
+      text("first_name", t("First name")),
+      text("last_name", t("Last name")),
+      text("phone", t("Phone"), { inputmode: "tel" }),
+      text("address", t("Address")),
+      text("postcode", t("Postcode"), { inputmode: "numeric" }),
+      text("city", t("City")),
+      text("country", t("Country"), { maxlength: "2", value: "FR" }),
+      text("email", t("E-mail"), { inputmode: "email", spellcheck: "false" }),
     ),
-    field("channel", "Payment by", channel),
-    el("fieldset", { className: "pf-choice" },
-      el("legend", { text: "Consents" }),
-      el("label", {}, el("input", { type: "checkbox", name: "consent_contact", id: "pf-consent_contact" }), " We may contact them"),
-      el("label", {}, el("input", { type: "checkbox", name: "consent_tax_receipt", id: "pf-consent_tax_receipt" }), " Tax receipt wanted"),
+    el("fieldset", { className: "pf-choice pf-consents" },
+      el("legend", { text: t("Consents") }),
+      el("label", {}, el("input", { type: "checkbox", name: "consent_contact", id: "pf-consent_contact" }), ` ${t("We may contact them")}`),
+      el("label", {}, el("input", { type: "checkbox", name: "consent_tax_receipt", id: "pf-consent_tax_receipt" }), ` ${t("Tax receipt wanted")}`),
     ),
-    text("note", "Note", {}, "Never write card details: the donor pays on the website."),
+    text("note", t("Note"), {}, t("Never write card details: the donor pays on the website.")),
     el("p", { className: "error", id: "pf-error", role: "alert" }),
-    el("div", { className: "actions" },
-      el("button", { type: "submit", id: "pf-save", text: "Save pledge" }),
-      el("span", { className: "hint", text: "Enter saves" }),
+    el("div", { className: "actions pf-actions" },
+      el("button", { type: "submit", id: "pf-save", text: t("Save pledge") }),
+      el("span", { className: "hint", text: t("Enter saves") }),
     ),
   );
   form.addEventListener("submit", (event) => {
@@ -128,7 +134,7 @@ function build() {
     save();
   });
   const saved = el("div", { id: "pf-saved", className: "pf-saved", "aria-live": "polite", hidden: true });
-  panel.replaceChildren(el("h2", { id: "pledge-title", text: "Pledge" }), saved, form);
+  panel.replaceChildren(el("h2", { id: "pledge-title", text: t("Pledge") }), saved, form);
 }
 
 function input(name) {
@@ -137,7 +143,7 @@ function input(name) {
 
 function placeholder(message) {
   panel.replaceChildren(
-    el("h2", { id: "pledge-title", text: "Pledge" }),
+    el("h2", { id: "pledge-title", text: t("Pledge") }),
     el("p", { className: "placeholder", text: message }),
   );
 }
@@ -160,11 +166,15 @@ function prefill(name, value, source) {
   node.value = value;
   const confirm = document.getElementById(`pf-${name}-confirm`);
   confirm.replaceChildren(
-    el("span", { className: "badge confirm-badge", text: "to confirm" }),
-    el("span", { className: "pop-source", text: source ? ` from ${SOURCE_LABELS[source] || source}` : "" }),
+    el("span", { className: "badge confirm-badge", text: t("to confirm") }),
+    el("span", { className: "pop-source", text: source ? ` ${sourceText(source)}` : "" }),
   );
   confirm.hidden = false;
   node.dataset.prefilled = source || "";
+}
+
+function sourceText(source) {
+  return SOURCE_LABELS[source] ? t(SOURCE_LABELS[source]) : t("from {source}", { source });
 }
 
 function applyPop(pop) {
@@ -246,7 +256,7 @@ async function save() {
   clearErrors();
   const data = body();
   if (data.amount_minor === null) {
-    showError("amount", "Enter the amount, e.g. 25 or 25,50");
+    showError("amount", t("Enter the amount, e.g. 25 or 25,50"));
     return;
   }
   S.busy = true;
@@ -266,12 +276,12 @@ async function save() {
     if (result.ok) {
       showSaved(result.data, Boolean(S.saved));
     } else if (result.data && result.data.code === "not_editable") {
-      lock("The wrap-up is over: ask a supervisor to correct this pledge.");
+      lock(t("The wrap-up is over: ask a supervisor to correct this pledge."));
     } else {
-      showError(result.data && result.data.field, (result.data && result.data.message) || "Not saved.");
+      showError(result.data && result.data.field, (result.data && result.data.message) || t("Not saved."));
     }
   } catch {
-    showError(null, "Network problem: nothing lost, press Save again.");
+    showError(null, t("Network problem: nothing lost, press Save again."));
   } finally {
     S.busy = false;
     if (!S.locked) button.disabled = false;
@@ -280,7 +290,7 @@ async function save() {
 
 function money(minor, currency) {
   try {
-    return new Intl.NumberFormat(undefined, { style: "currency", currency }).format(minor / 100);
+    return formatMoney(minor, currency);
   } catch {
     return `${(minor / 100).toFixed(2)} ${currency}`;
   }
@@ -291,16 +301,21 @@ function showSaved(pledge, corrected) {
   const box = document.getElementById("pf-saved");
   box.hidden = false;
   box.replaceChildren(
-    el("p", { className: "pf-saved-line", text: corrected ? "Pledge corrected. Reference:" : "Pledge saved. Read the reference back:" }),
-    el("p", { className: "pf-reference", id: "pf-reference", text: pledge.reference }),
     el("p", {
-      className: "hint",
-      text: `${money(pledge.amount_minor, pledge.currency)}${pledge.frequency === "monthly" ? " a month" : ""}` +
-        (pledge.flagged_for_review ? " — a supervisor will check this amount." : ""),
+      className: "pf-saved-line",
+      text: corrected ? t("Pledge corrected. Reference:") : t("Pledge saved. Read the reference back:"),
     }),
+    el("p", { className: "pf-reference", id: "pf-reference", translate: "no", text: pledge.reference }),
+    el("p", { className: "hint", text: savedAmount(pledge) }),
   );
-  document.getElementById("pf-save").textContent = "Save changes";
+  document.getElementById("pf-save").textContent = t("Save changes");
   for (const node of panel.querySelectorAll(".pf-confirm")) node.hidden = true;
+}
+
+function savedAmount(pledge) {
+  const amount = money(pledge.amount_minor, pledge.currency);
+  const line = pledge.frequency === "monthly" ? t("{amount} a month", { amount }) : amount;
+  return pledge.flagged_for_review ? t("{amount} — a supervisor will check this amount.", { amount: line }) : line;
 }
 
 function lock(message) {
@@ -313,14 +328,27 @@ function lock(message) {
 
 // --- the call on screen ----------------------------------------------------------------
 
+function clear() {
+  // The call is over: the form and what it held leave the screen (and this page).
+  S.callId = null;
+  S.key = null;
+  S.saved = null;
+  S.locked = false;
+  S.touched = new Set();
+  S.lastPop = null;
+  placeholder(t("The pledge form opens with a call."));
+}
+
 bus.addEventListener("call", ({ detail }) => {
   const call = detail.call;
-  if (call && call.id !== S.callId) {
+  if (call && call.state === "transferred") {
+    clear(); // the caller is someone else's now
+  } else if (call && call.id !== S.callId) {
     reset(call.id);
   } else if (!call && S.callId !== null) {
-    // Wrap-up over: a saved pledge is no longer corrected from here; an unsaved one
-    // can still be saved (nothing typed is lost).
-    if (S.saved) lock("The call is over. The reference stays shown until the next call.");
+    // Wrap-up ended (by the volunteer, a supervisor or its timer): no personal data
+    // stays on an idle screen. A pledge is saved during the call or the wrap-up.
+    clear();
   }
 });
 
@@ -330,7 +358,7 @@ bus.addEventListener("pop", ({ detail }) => {
 });
 
 bus.addEventListener("ready", () => {
-  if (!S.callId) placeholder("The pledge form opens with a call.");
+  if (!S.callId) placeholder(t("The pledge form opens with a call."));
 });
 
-placeholder("The pledge form opens with a call.");
+placeholder(t("The pledge form opens with a call."));

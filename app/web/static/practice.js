@@ -7,9 +7,12 @@
 // the practice call, and the script panel's buttons (Prank, Needs support, a script's
 // own) go to the practice call instead of the socket. A PRACTICE banner says so.
 // Nothing of it reaches a real figure: the server keeps it in the practice call only.
+// The scenarios' titles, summaries, lines and the scorecard's sentences are message ids
+// of the catalogue (app/practice, N_()): shown through t().
 
 import { api, el } from "/static/common.js";
 import { bus, publish, screen } from "/static/agent-bus.js";
+import { t } from "/static/i18n.js";
 
 const panel = document.getElementById("practice");
 const bannerBox = document.getElementById("practice-banner");
@@ -76,7 +79,11 @@ function putOnScreen(call) {
     el(
       "div",
       { className: "banner practice", role: "status", id: "practice-banner-text" },
-      el("p", { text: `PRACTICE CALL: ${call.scenario.title}. Not a real caller; nothing you save counts.` }),
+      el("p", {
+        text: t("PRACTICE CALL: {title}. Not a real caller; nothing you save counts.", {
+          title: t(call.scenario.title),
+        }),
+      }),
     ),
   );
 }
@@ -113,7 +120,7 @@ async function start() {
     if (r.ok) putOnScreen(r.data);
     else S.note = failure(r);
   } catch {
-    S.note = "Network problem: try again.";
+    S.note = t("Network problem: try again.");
   } finally {
     S.busy = false;
     render();
@@ -128,7 +135,7 @@ async function readBack() {
     body: { action: "read_back", reference: input.value },
     csrf: csrf(),
   });
-  S.note = r.ok ? "Read-back noted." : failure(r);
+  S.note = r.ok ? t("Read-back noted.") : failure(r);
   render();
 }
 
@@ -147,7 +154,7 @@ async function end() {
       S.note = failure(r);
     }
   } catch {
-    S.note = "Network problem: try again.";
+    S.note = t("Network problem: try again.");
   } finally {
     S.busy = false;
     render();
@@ -156,44 +163,55 @@ async function end() {
 
 // --- drawing --------------------------------------------------------------------------
 
+/** A criterion's sentences in the page's language (older scorecards: the English). */
+function scoreWords(item) {
+  if (!Array.isArray(item.say)) return t(item.words);
+  return item.say.map(([id, params]) => t(id, params || {})).join(" ");
+}
+
 function scorecard(result) {
   const list = el("ul", { className: "practice-scorecard", id: "practice-scorecard" });
   for (const item of result.scorecard || []) {
     const line = el("li", { "data-criterion": item.criterion, "data-passed": String(item.passed) });
-    line.append(el("span", { className: "badge", text: item.passed ? "✓ Passed" : "✗ Not yet" }), ` ${item.words}`);
+    line.append(el("span", { className: "badge", text: item.passed ? t("✓ Passed") : t("✗ Not yet") }), ` ${scoreWords(item)}`);
     list.append(line);
   }
   return el(
     "div",
     { className: "practice-result", "aria-live": "polite" },
-    el("h3", { text: `Scorecard: ${result.scenario.title}` }),
+    el("h3", { text: t("Scorecard: {title}", { title: t(result.scenario.title) }) }),
     el("p", {
       id: "practice-verdict",
       className: "practice-verdict",
       "data-passed": String(result.passed),
-      text: result.passed ? "Passed" : "Not passed: try it again",
+      text: result.passed ? t("Passed") : t("Not passed: try it again"),
     }),
     list,
     el("p", {
       className: "hint",
       text: result.trained
-        ? "You are trained: you may take calls on every line."
-        : `${result.passes} of ${result.passes_needed} passed practice calls needed to be trained.`,
+        ? t("You are trained: you may take calls on every line.")
+        : t("{passes} of {needed} passed practice calls needed to be trained.", {
+            passes: result.passes,
+            needed: result.passes_needed,
+          }),
     }),
   );
 }
 
 function render() {
   if (!panel) return;
-  const nodes = [el("h2", { id: "practice-title", text: "Practice calls" })];
+  const nodes = [el("h2", { id: "practice-title", text: t("Practice calls") })];
   if (S.call) {
-    nodes.push(el("p", { className: "hint", text: S.call.scenario.summary }));
+    nodes.push(el("p", { className: "hint", text: t(S.call.scenario.summary) }));
     const lines = el("ol", { className: "practice-lines", id: "practice-lines", "aria-live": "polite" });
-    S.call.lines.slice(0, S.shownLines).forEach((text) => lines.append(el("li", { text: `Caller: “${text}”` })));
+    S.call.lines
+      .slice(0, S.shownLines)
+      .forEach((text) => lines.append(el("li", { text: t("Caller: “{line}”", { line: t(text) }) })));
     nodes.push(lines);
     const actions = el("div", { className: "actions" });
     if (S.shownLines < S.call.lines.length) {
-      const next = el("button", { type: "button", className: "secondary", id: "practice-next", text: "Caller's next line" });
+      const next = el("button", { type: "button", className: "secondary", id: "practice-next", text: t("Caller's next line") });
       next.addEventListener("click", () => {
         S.shownLines += 1;
         render();
@@ -202,18 +220,18 @@ function render() {
     }
     nodes.push(actions);
     const input = el("input", { type: "text", id: "practice-readback", autocomplete: "off" });
-    const readButton = el("button", { type: "button", className: "secondary", id: "practice-readback-btn", text: "I read it back" });
+    const readButton = el("button", { type: "button", className: "secondary", id: "practice-readback-btn", text: t("I read it back") });
     readButton.addEventListener("click", readBack);
     nodes.push(
       el(
         "div",
         { className: "field" },
-        el("label", { for: "practice-readback", text: "Pledge reference, as you read it back to the caller" }),
+        el("label", { for: "practice-readback", text: t("Pledge reference, as you read it back to the caller") }),
         input,
       ),
       el("div", { className: "actions" }, readButton),
     );
-    const endButton = el("button", { type: "button", id: "practice-end", text: "End practice call" });
+    const endButton = el("button", { type: "button", id: "practice-end", text: t("End practice call") });
     endButton.disabled = S.busy;
     endButton.addEventListener("click", end);
     nodes.push(el("div", { className: "actions" }, endButton));
@@ -221,19 +239,19 @@ function render() {
     nodes.push(
       el("p", {
         className: "hint",
-        text: "Practise on the training line: scripted callers on this screen. Nothing reaches the real figures.",
+        text: t("Practise on the training line: scripted callers on this screen. Nothing reaches the real figures."),
       }),
     );
     if (S.trained !== null) {
-      nodes.push(el("p", { id: "practice-trained", text: S.trained ? "You are trained." : "Not trained yet." }));
+      nodes.push(el("p", { id: "practice-trained", text: S.trained ? t("You are trained.") : t("Not trained yet.") }));
     }
     const select = el("select", { id: "practice-scenario" });
-    for (const scenario of S.scenarios) select.append(el("option", { value: scenario.name, text: scenario.title }));
-    const startButton = el("button", { type: "button", id: "practice-start", text: "Start a practice call" });
+    for (const scenario of S.scenarios) select.append(el("option", { value: scenario.name, text: t(scenario.title) }));
+    const startButton = el("button", { type: "button", id: "practice-start", text: t("Start a practice call") });
     startButton.disabled = S.busy || !S.scenarios.length || (screen.agent && BUSY.has(screen.agent.state));
     startButton.addEventListener("click", start);
     nodes.push(
-      el("div", { className: "field" }, el("label", { for: "practice-scenario", text: "Caller" }), select),
+      el("div", { className: "field" }, el("label", { for: "practice-scenario", text: t("Caller") }), select),
       el("div", { className: "actions" }, startButton),
     );
     if (S.result) nodes.push(scorecard(S.result));
@@ -250,7 +268,7 @@ bus.addEventListener("call", ({ detail }) => {
     if (S.realCommand) screen.command = S.realCommand;
     S.call = null;
     bannerBox.replaceChildren();
-    S.note = "A real call came in: the practice call was ended.";
+    S.note = t("A real call came in: the practice call was ended.");
     api(`/practice/calls/${id}/end`, { method: "POST", csrf: csrf() }).then(render);
   }
   render();

@@ -1,9 +1,12 @@
 // The call script on the volunteer screen (#script-panel), pushed by the rules as
 // `script.show` (or found in the snapshot after a reconnection), with the Prank and
 // Needs-support buttons. A script's own buttons go back as `script_choice`; what
-// they do is decided by the campaign's rules (docs/rules.md).
+// they do is decided by the campaign's rules (docs/rules.md). The script's own texts
+// come from the server in the volunteer's language; the panel's through i18n.js.
+// When the call is over (no call, or transferred) the script leaves the screen.
 
 import { bus, screen } from "/static/agent-bus.js";
+import { t } from "/static/i18n.js";
 
 const panel = document.getElementById("script-panel");
 
@@ -29,9 +32,9 @@ async function send(name, args, done) {
     const ack = await screen.command(name, args);
     // The campaign's rules decide what a button does; none acting is worth saying.
     const acted = !ack || !Array.isArray(ack.rules) || ack.rules.length > 0;
-    current.note = acted ? done : "Nothing was set up for this: ask a supervisor.";
+    current.note = acted ? done : t("Nothing was set up for this: ask a supervisor.");
   } catch (err) {
-    current.note = `Not done: ${err && err.message ? err.message : err}`;
+    current.note = t("Not done: {why}", { why: err && err.message ? err.message : String(err) });
   } finally {
     current.busy = false;
     render();
@@ -65,7 +68,11 @@ function stepNode(step, index) {
       });
       node.disabled = current.busy || !talking();
       node.addEventListener("click", () =>
-        send("script_choice", { script: current.script.name, button: button.id }, `${button.label}: done.`),
+        send(
+          "script_choice",
+          { script: current.script.name, button: button.id },
+          t("{button}: done.", { button: button.label }),
+        ),
       );
       row.append(node);
     }
@@ -75,10 +82,11 @@ function stepNode(step, index) {
 }
 
 function render() {
-  const children = [el("h2", { text: "Script", attrs: { id: "script-title" } })];
+  const children = [el("h2", { text: t("Script"), attrs: { id: "script-title" } })];
   const script = current.script;
-  if (!script || !screen.call || script.call_id !== screen.call.id) {
-    children.push(el("p", { text: "The call script appears here.", className: "placeholder" }));
+  const over = !screen.call || screen.call.state === "transferred";
+  if (!script || over || script.call_id !== screen.call.id) {
+    children.push(el("p", { text: t("The call script appears here."), className: "placeholder" }));
   } else {
     children.push(el("h3", { text: script.title, className: "script-title" }));
     const steps = el("ol", { className: "script-steps", attrs: { "aria-live": "polite" } });
@@ -88,19 +96,19 @@ function render() {
   }
   const flags = el("div", { className: "actions script-flags" });
   const prank = el("button", {
-    text: "Prank call",
+    text: t("Prank call"),
     className: "secondary",
     attrs: { type: "button", id: "flag-prank-btn" },
   });
   const support = el("button", {
-    text: "Needs support",
+    text: t("Needs support"),
     className: "secondary",
     attrs: { type: "button", id: "needs-support-btn" },
   });
   prank.disabled = support.disabled = current.busy || !talking();
-  prank.addEventListener("click", () => send("flag_prank", {}, "Prank call noted."));
+  prank.addEventListener("click", () => send("flag_prank", {}, t("Prank call noted.")));
   support.addEventListener("click", () =>
-    send("needs_support", {}, "Handing over to the specialists."),
+    send("needs_support", {}, t("Handing over to the specialists.")),
   );
   flags.append(prank, support);
   children.push(flags);
@@ -123,8 +131,13 @@ bus.addEventListener("message", (event) => {
 });
 
 bus.addEventListener("call", () => {
-  if (!screen.call) current.note = "";
+  if (!screen.call || screen.call.state === "transferred") {
+    // Over: nothing of this call stays (the script may name the caller).
+    current = { ...current, callId: null, script: null, note: "" };
+  }
   render();
 });
+
+bus.addEventListener("ready", render); // the catalogue is loaded by then
 
 render();
