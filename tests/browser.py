@@ -399,7 +399,7 @@ async def sign_in(
     if campaign_id is not None:
         await page.locator("#campaign").fill(str(campaign_id))
     await page.locator("#login-btn").click()
-    await page.wait_for_url(lambda url: "/login" not in url, timeout=10_000)
+    await page.wait_for_url(lambda url: "/login" not in url, timeout=30_000)
 
 
 # A page script recording the page's websockets (window.__sockets) and the types of

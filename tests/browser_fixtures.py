@@ -32,6 +32,11 @@ except ImportError:  # chromium_problem() says so: the tests skip, or fail with 
     Page = async_playwright = expect = None  # type: ignore[assignment,misc]
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+# expect() waits for what it checks; on a loaded machine (two cores, several suites)
+# a page can take more than Playwright's 5 s default to get there. A longer wait is
+# not a slower test: expect returns as soon as the check holds.
+if expect is not None:
+    expect.set_options(timeout=15_000)
 _problem = chromium_problem()
 
 
@@ -70,7 +75,7 @@ async def new_page(browser: Any) -> AsyncIterator[Any]:
     async def _new(init_script: str | None = None, locale: str | None = None) -> Page:
         options = context_options(locale) if locale else context_options()
         context = await browser.new_context(**options)
-        context.set_default_timeout(10_000)
+        context.set_default_timeout(20_000)
         contexts.append(context)
         if init_script:
             await context.add_init_script(init_script)
@@ -107,7 +112,11 @@ async def end_call(page: Page, disposition: str) -> None:
     """Hang up, choose how the call ended (its English label or its value), end the
     wrap-up: the volunteer is Ready again."""
     await page.locator("#hangup-btn").click()
+    # In wrap-up first: the screen clears the choice as the wrap-up starts.
+    await expect(page.locator("#state-badge")).to_have_attribute("data-state", "wrap_up")
     value = DISPOSITIONS.get(disposition, disposition)
-    await page.locator(f'#dispositions input[name="disposition"][value="{value}"]').check()
+    choice = page.locator(f'#dispositions input[name="disposition"][value="{value}"]')
+    await choice.check()
+    await expect(choice).to_be_checked()
     await page.locator("#end-wrapup-btn").click()
     await expect(page.locator("#state-badge")).to_have_text("Prêt")
