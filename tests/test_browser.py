@@ -3,8 +3,9 @@
 One uvicorn process on a fresh SQLite file seeded with the demo campaign
 (simulation off) serves the whole module; calls come in through the signed
 telephony webhook. Each test signs in through the sign-in page, as a person
-would, in its own browser context, in French (fr-FR: the texts are the French ones). Waits are Playwright's ``expect`` with a
-timeout: functional waits, not timing assertions.
+would, in its own browser context, in French (fr-FR: the texts checked are the
+French ones). Waits are Playwright's ``expect`` with a timeout: functional waits,
+not timing assertions.
 
 Without ``/usr/bin/chromium`` the module is skipped (it fails with ``CI=true``).
 No browser is ever downloaded.
@@ -98,7 +99,9 @@ async def test_volunteer_takes_a_call_from_pop_to_wrap_up(hotline: Hotline, new_
     await expect(page.locator("#wrapup-countdown")).to_have_text(re.compile(r"^0:[45]\d$"))
     # A disposition is needed to end the wrap-up.
     await page.get_by_role("button", name="Terminer le post-appel").click()
-    await expect(page.locator("#wrapup-error")).to_have_text("Choisissez d'abord comment l'appel s'est terminé.")
+    await expect(page.locator("#wrapup-error")).to_have_text(
+        "Choisissez d'abord comment l'appel s'est terminé."
+    )
     await page.get_by_role("radio", name="Promesse", exact=True).check()
     await page.get_by_role("button", name="Terminer le post-appel").click()
     await expect(badge).to_have_text("Prêt")
@@ -162,9 +165,7 @@ async def test_supervisor_sees_the_queue_and_volunteers_live(
     # this call, and who asked; Ready cancels it.
     await row.get_by_role("button", name=f"Pause: {name}").click()
     note = agent.locator("#pending-note")
-    await expect(note).to_have_text(
-        "Pause demandée par votre superviseur : après cet appel."
-    )
+    await expect(note).to_have_text("Pause demandée par votre superviseur : après cet appel.")
     await agent.get_by_role("button", name="Prêt").click()
     await expect(note).to_have_text("")
 
@@ -188,7 +189,9 @@ async def test_supervisor_sees_the_queue_and_volunteers_live(
     # Pause then log out from the supervisor screen.
     await boss.get_by_label("Motif de la pause", exact=True).select_option("technical")
     await row.get_by_role("button", name=f"Pause: {name}").click()
-    await expect(agent.locator("#state-badge")).to_have_text(re.compile(r"^En pause\s?: Problème technique$"))
+    await expect(agent.locator("#state-badge")).to_have_text(
+        re.compile(r"^En pause\s?: Problème technique$")
+    )
     await expect(row.locator('[data-col="reason"]')).to_have_text("Problème technique")
     await row.get_by_role("button", name=f"Déconnecter: {name}").click()
     await expect(agent.locator("#state-badge")).to_have_text("Déconnecté")
