@@ -56,6 +56,31 @@ MEASURE = """() => {
 }"""
 
 
+@pytest.fixture(scope="module")
+async def busy_line(browser_hotline: Hotline) -> dict[str, Any]:
+    """The figures a live evening has, so the tables hold real widths: in the pledges
+    queue a call answered (the demo volunteer is on it), one given up in the queue (a
+    very short abandon) and one waiting; a blocked number. Returns the pledges queue."""
+    hotline = browser_hotline
+    queues = await hotline.get(f"/queues?campaign_id={hotline.campaign_id}")
+    pledges: dict[str, Any] = next(q for q in queues if q["name"] == "pledges")
+    agent_id = await hotline.agent_id(AGENT_NAME)
+    await hotline.post(f"/agents/{agent_id}/login")
+    await hotline.post(f"/agents/{agent_id}/ready")
+    call_id = await hotline.incoming("busy-answered")
+    await hotline.wait_for(f"/calls/{call_id}", "state", "offered")
+    await hotline.telephony("seat.answered", "busy-answered")
+    await hotline.wait_for(f"/calls/{call_id}", "state", "connected")
+    gone = await hotline.incoming("busy-abandoned", caller="+33612345611")
+    await hotline.wait_for(f"/calls/{gone}", "state", "queued")
+    await hotline.telephony("call.hangup", "busy-abandoned")
+    await hotline.wait_for(f"/calls/{gone}", "state", "abandoned")
+    waiting = await hotline.incoming("busy-waiting", caller="+33612345622")
+    await hotline.wait_for(f"/calls/{waiting}", "state", "queued")
+    await _block_a_number(hotline)
+    return pledges
+
+
 async def _page(
     new_page: Any, hotline: Hotline, who: tuple[str, str], size: tuple[int, int]
 ) -> Page:
@@ -106,13 +131,16 @@ async def _supervisor_ready(page: Page) -> None:
 
 @pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
 async def test_the_supervisor_screen_fits(
-    new_page: Any, browser_hotline: Hotline, size: tuple[int, int]
+    new_page: Any, browser_hotline: Hotline, busy_line: dict[str, Any], size: tuple[int, int]
 ) -> None:
     hotline = browser_hotline
-    if not (await hotline.get(f"/campaigns/{hotline.campaign_id}/blocklist")):
-        await _block_a_number(hotline)
     page = await _page(new_page, hotline, SUPERVISOR, size)
     await _supervisor_ready(page)
+    # The live figures are in: an answered call, a very short abandon, a caller waiting.
+    row = page.locator(f'#queues-body tr[data-queue-id="{busy_line["id"]}"]')
+    await expect(row.locator('[data-metric="sl"]')).to_have_attribute("data-level", "ok")
+    await expect(row.locator('[data-metric="abandoned-short"]')).to_have_text("1 très court")
+    await expect(row.locator('[data-metric="waiting"]')).to_have_text("1")
     heading = page.get_by_role("heading", name="Numéros bloqués et appels malveillants")
     await expect(heading).to_be_visible()
     await _check_fit(
@@ -145,7 +173,7 @@ async def _organiser_ready(page: Page, admin: bool) -> None:
 @pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
 @pytest.mark.parametrize("who", ["admin", "organiser"])
 async def test_the_organiser_screen_fits(
-    new_page: Any, browser_hotline: Hotline, size: tuple[int, int], who: str
+    new_page: Any, browser_hotline: Hotline, busy_line: Any, size: tuple[int, int], who: str
 ) -> None:
     page = await _page(new_page, browser_hotline, ADMIN if who == "admin" else ORGANISER, size)
     if "/organiser" not in page.url:
@@ -158,21 +186,13 @@ async def test_the_organiser_screen_fits(
 
 
 async def test_each_queue_s_service_level_has_its_colour_and_its_words(
-    new_page: Any, browser_hotline: Hotline
+    new_page: Any, browser_hotline: Hotline, busy_line: dict[str, Any]
 ) -> None:
     """Green at or above the queue's target, amber down to its alarm level, red below,
-    each with the figure said in French; the thresholds are the queue's own."""
+    each with the figure said in French; the thresholds are the queue's own. One call
+    answered in the pledges queue (``busy_line``): 100 % or 0 %, by the threshold."""
     hotline = browser_hotline
-    queues = await hotline.get(f"/queues?campaign_id={hotline.campaign_id}")
-    pledges = next(q for q in queues if q["name"] == "pledges")
-    # One answered call in the pledges queue: the demo volunteer takes it.
-    agent_id = await hotline.agent_id(AGENT_NAME)
-    await hotline.post(f"/agents/{agent_id}/login")
-    await hotline.post(f"/agents/{agent_id}/ready")
-    call_id = await hotline.incoming("sl-call-1")
-    await hotline.wait_for(f"/calls/{call_id}", "state", "offered")
-    await hotline.telephony("seat.answered", "sl-call-1")
-    await hotline.wait_for(f"/calls/{call_id}", "state", "connected")
+    pledges = busy_line
 
     page = await _page(new_page, hotline, SUPERVISOR, WIDE[0])
     row = page.locator(f'#queues-body tr[data-queue-id="{pledges["id"]}"]')

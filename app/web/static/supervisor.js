@@ -158,7 +158,8 @@ function renderQueues(list) {
     setText(c.asa, fmtSeconds(q.average_speed_of_answer_seconds));
     setText(c.answered, q.answered);
     setText(c.abandoned, q.abandoned);
-    setText(c.short, q.abandoned_short ? t("{count} very short", { count: q.abandoned_short }) : "");
+    const short = q.abandoned_short || 0;
+    setText(c.short, short === 1 ? t("1 very short") : short ? t("{count} very short", { count: short }) : "");
     const by = q.agents_by_state || {};
     const busy = (by.reserved || 0) + (by.on_call || 0) + (by.wrap_up || 0);
     setText(
