@@ -20,6 +20,7 @@ import re
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,37 @@ async def _take_a_call_with_a_pop(agent: Any, expect: Any) -> None:
         await expect(badge).not_to_have_attribute("data-state", "wrap_up")
 
 
+# Pledges saved through the API (as the volunteers' form saves them), so the
+# organiser's totals and the board show figures: (first name, last name, postcode,
+# amount in cents).
+PLEDGES = [
+    ("Marie", "Dupont", "75004", 5000),
+    ("Jean", "Martin", "69003", 2500),
+    ("Chloé", "Bernard", "13001", 10000),
+    ("Louis", "Petit", "33000", 3000),
+    ("Inès", "Robert", "59000", 1500),
+    ("Hugo", "Richard", "44000", 7500),
+]
+
+
+async def _pledges(hotline: Any) -> None:
+    headers = await hotline.admin_headers()
+    for first, last, postcode, amount in PLEDGES:
+        r = await hotline.http.post(
+            "/pledges",
+            json={
+                "campaign_id": hotline.campaign_id,
+                "first_name": first,
+                "last_name": last,
+                "postcode": postcode,
+                "email": f"{first.lower()}.{last.lower()}@example.org",
+                "amount_minor": amount,
+            },
+            headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
+        )
+        r.raise_for_status()
+
+
 async def take(out: Path, warmup: float) -> list[Path]:
     from playwright.async_api import async_playwright, expect
 
@@ -115,7 +147,8 @@ async def take(out: Path, warmup: float) -> list[Path]:
             running_hotline(Path(tmp), settings=settings) as hotline,
             async_playwright() as pw,
         ):
-            browser = await launch_chromium(pw)
+            # The browser's own widgets (date pickers) in French too.
+            browser = await launch_chromium(pw, ("--lang=fr-FR",))
             try:
                 boss = await _new_page(browser)
                 await sign_in(boss, hotline.base_url, *SUPERVISOR)
@@ -136,6 +169,7 @@ async def take(out: Path, warmup: float) -> list[Path]:
                 await expect(boss.locator("#queues-body tr").first).to_be_visible()
                 saved += await shoot(boss, out, "supervisor")
 
+                await _pledges(hotline)
                 organiser = await _new_page(browser)
                 await sign_in(organiser, hotline.base_url, *ORGANISER)
                 await expect(organiser.locator("body")).to_have_attribute("data-loaded", "true")

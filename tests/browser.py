@@ -87,10 +87,10 @@ def chromium_problem() -> str | None:
     return None
 
 
-async def launch_chromium(playwright: Any) -> Any:
+async def launch_chromium(playwright: Any, extra_args: tuple[str, ...] = ()) -> Any:
     """The system Chromium, headless. Never ``playwright install``."""
     return await playwright.chromium.launch(
-        executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        executable_path=CHROMIUM, headless=True, args=[*CHROMIUM_ARGS, *extra_args]
     )
 
 
