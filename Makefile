@@ -45,7 +45,8 @@ test: lint typecheck pytest
 bench: install
 	$(BIN)/pledgeline bench routing --json
 
-# Saves docs/screenshots/{agent,supervisor,organiser,board}.png (a demo server, Chromium).
+# Saves docs/screenshots/{agent,supervisor,organiser,board}-{1366,390}.png, in French
+# (a demo server, Chromium).
 screenshots: install browser
 	$(BIN)/python -m bench.screenshots
 

@@ -163,6 +163,14 @@ def translated_body(
     return error_body(code, translate(request_language(request), message_id, params), field)
 
 
+def refused_file_response(request: Request, exc: AppError) -> JSONResponse:
+    """422 for a refused file: the error's own body (its problems, line by line) with
+    its message in the request's language, as every other refusal has it."""
+    body: dict[str, Any] = exc.body()  # type: ignore[attr-defined]
+    body["message"] = translate(request_language(request), exc.message_id, exc.params)
+    return JSONResponse(body, status_code=422)
+
+
 def _unreachable(request: Request) -> JSONResponse:
     return JSONResponse(
         translated_body(

@@ -45,6 +45,26 @@ CHROMIUM_ARGS = [
 ]
 SECRET = "browser-telephony-Gt5yB1mQ7wLc3kVr9xNd"
 VIEWPORT = {"width": 1280, "height": 800}
+# The browser tests and the screenshots run as a French user would (docs/i18n.md): the
+# pages are served in French (Accept-Language) and Chromium formats in fr-FR. A test of
+# the English screens passes ``locale="en-GB"`` to ``context_options``.
+LOCALE = "fr-FR"
+TIMEZONE = "Europe/Paris"
+
+
+def context_options(locale: str = LOCALE, **more: Any) -> dict[str, Any]:
+    """``browser.new_context(**context_options())``: the viewport, locale, time zone and
+    Accept-Language (``fr-FR,fr`` by default) the browser tests share."""
+    language = locale.split("-")[0]
+    options: dict[str, Any] = {
+        "viewport": VIEWPORT,
+        "locale": locale,
+        "timezone_id": TIMEZONE,
+        "extra_http_headers": {"Accept-Language": f"{locale},{language};q=0.9"},
+    }
+    options.update(more)
+    return options
+
 
 # The demo logins (app/seed.py).
 AGENT = ("agent", "123456")
@@ -67,10 +87,10 @@ def chromium_problem() -> str | None:
     return None
 
 
-async def launch_chromium(playwright: Any) -> Any:
+async def launch_chromium(playwright: Any, extra_args: tuple[str, ...] = ()) -> Any:
     """The system Chromium, headless. Never ``playwright install``."""
     return await playwright.chromium.launch(
-        executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        executable_path=CHROMIUM, headless=True, args=[*CHROMIUM_ARGS, *extra_args]
     )
 
 
@@ -121,6 +141,18 @@ class Hotline:
         assert response.status_code == 200, response.text
         call_id_: int = response.json()["call"]["id"]
         return call_id_
+
+    async def telephony(self, event_type: str, call_id: str, **fields: Any) -> Any:
+        """Another signed telephony event for a call (``seat.answered``, ``call.hangup``...)."""
+        event = {"event_id": f"evt-{uuid.uuid4().hex}", "type": event_type, "call_id": call_id}
+        body = json.dumps({**event, **fields}).encode()
+        response = await self.http.post(
+            "/telephony/events",
+            content=body,
+            headers={"Content-Type": "application/json", **signing.signed_headers(SECRET, body)},
+        )
+        assert response.status_code == 200, response.text
+        return response.json()
 
     async def admin_headers(self) -> dict[str, str]:
         if self._admin_token is None:
@@ -358,14 +390,16 @@ async def _running_server(
 async def sign_in(
     page: Any, base_url: str, username: str, secret: str, campaign_id: int | None = None
 ) -> None:
-    """Through the sign-in form, as a person would; waits for the page of the role."""
+    """Through the sign-in form, as a person would; waits for the page of the role.
+
+    The form's fields are found by their ids, so it works in either language."""
     await page.goto(f"{base_url}/login")
-    await page.get_by_label("Name").fill(username)
-    await page.get_by_label("PIN or password").fill(secret)
+    await page.locator("#username").fill(username)
+    await page.locator("#secret").fill(secret)
     if campaign_id is not None:
-        await page.get_by_label("Campaign number").fill(str(campaign_id))
-    await page.get_by_role("button", name="Sign in").click()
-    await page.wait_for_url(lambda url: "/login" not in url, timeout=10_000)
+        await page.locator("#campaign").fill(str(campaign_id))
+    await page.locator("#login-btn").click()
+    await page.wait_for_url(lambda url: "/login" not in url, timeout=30_000)
 
 
 # A page script recording the page's websockets (window.__sockets) and the types of

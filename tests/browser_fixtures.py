@@ -18,9 +18,9 @@ import pytest
 
 from tests.browser import (
     AGENT,
-    VIEWPORT,
     Hotline,
     chromium_problem,
+    context_options,
     launch_chromium,
     running_hotline,
     sign_in,
@@ -32,6 +32,11 @@ except ImportError:  # chromium_problem() says so: the tests skip, or fail with 
     Page = async_playwright = expect = None  # type: ignore[assignment,misc]
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+# expect() waits for what it checks; on a loaded machine (two cores, several suites)
+# a page can take more than Playwright's 5 s default to get there. A longer wait is
+# not a slower test: expect returns as soon as the check holds.
+if expect is not None:
+    expect.set_options(timeout=15_000)
 _problem = chromium_problem()
 
 
@@ -63,12 +68,14 @@ async def browser() -> AsyncIterator[Any]:
 
 @pytest.fixture
 async def new_page(browser: Any) -> AsyncIterator[Any]:
-    """Pages in contexts of their own (separate cookies), closed after the test."""
+    """Pages in contexts of their own (separate cookies), closed after the test; in
+    French (fr-FR) unless ``locale`` says otherwise."""
     contexts: list[Any] = []
 
-    async def _new(init_script: str | None = None) -> Page:
-        context = await browser.new_context(viewport=VIEWPORT)
-        context.set_default_timeout(10_000)
+    async def _new(init_script: str | None = None, locale: str | None = None) -> Page:
+        options = context_options(locale) if locale else context_options()
+        context = await browser.new_context(**options)
+        context.set_default_timeout(20_000)
         contexts.append(context)
         if init_script:
             await context.add_init_script(init_script)
@@ -83,17 +90,33 @@ async def new_page(browser: Any) -> AsyncIterator[Any]:
 # --- steps the browser tests share ----------------------------------------------------
 
 
+# How a call ended: the radio's label in English (the message id) -> its value.
+DISPOSITIONS = {
+    "Pledge": "pledge",
+    "No pledge": "no_pledge",
+    "Information only": "information",
+    "Prank call": "prank",
+    "Other": "other",
+}
+
+
 async def volunteer_ready(page: Page, hotline: Hotline) -> None:
-    """Sign in as the demo volunteer and press Ready."""
+    """Sign in as the demo volunteer and press Ready (the French screen)."""
     await sign_in(page, hotline.base_url, *AGENT, campaign_id=hotline.campaign_id)
-    await expect(page.locator("#conn-status")).to_have_text("Connected")
-    await page.get_by_role("button", name="Ready").click()
-    await expect(page.locator("#state-badge")).to_have_text("Ready")
+    await expect(page.locator("#conn-status")).to_have_text("Connecté")
+    await page.locator("#ready-btn").click()
+    await expect(page.locator("#state-badge")).to_have_text("Prêt")
 
 
 async def end_call(page: Page, disposition: str) -> None:
-    """Hang up, choose how the call ended, end the wrap-up: the volunteer is Ready again."""
-    await page.get_by_role("button", name="Hang up").click()
-    await page.get_by_role("radio", name=disposition, exact=True).check()
-    await page.get_by_role("button", name="End wrap-up").click()
-    await expect(page.locator("#state-badge")).to_have_text("Ready")
+    """Hang up, choose how the call ended (its English label or its value), end the
+    wrap-up: the volunteer is Ready again."""
+    await page.locator("#hangup-btn").click()
+    # In wrap-up first: the screen clears the choice as the wrap-up starts.
+    await expect(page.locator("#state-badge")).to_have_attribute("data-state", "wrap_up")
+    value = DISPOSITIONS.get(disposition, disposition)
+    choice = page.locator(f'#dispositions input[name="disposition"][value="{value}"]')
+    await choice.check()
+    await expect(choice).to_be_checked()
+    await page.locator("#end-wrapup-btn").click()
+    await expect(page.locator("#state-badge")).to_have_text("Prêt")

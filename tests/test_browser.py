@@ -3,8 +3,9 @@
 One uvicorn process on a fresh SQLite file seeded with the demo campaign
 (simulation off) serves the whole module; calls come in through the signed
 telephony webhook. Each test signs in through the sign-in page, as a person
-would, in its own browser context. Waits are Playwright's ``expect`` with a
-timeout: functional waits, not timing assertions.
+would, in its own browser context, in French (fr-FR: the texts checked are the
+French ones). Waits are Playwright's ``expect`` with a timeout: functional waits,
+not timing assertions.
 
 Without ``/usr/bin/chromium`` the module is skipped (it fails with ``CI=true``).
 No browser is ever downloaded.
@@ -78,35 +79,37 @@ async def test_volunteer_takes_a_call_from_pop_to_wrap_up(hotline: Hotline, new_
     await sign_in(page, hotline.base_url, *AGENT, campaign_id=hotline.campaign_id)
     assert page.url.endswith("/agent")
     badge = page.locator("#state-badge")
-    await expect(page.locator("#conn-status")).to_have_text("Connected")
-    await expect(badge).to_have_text("Logged out")
+    await expect(page.locator("#conn-status")).to_have_text("Connecté")
+    await expect(badge).to_have_text("Déconnecté")
 
-    await page.get_by_role("button", name="Ready").click()
-    await expect(badge).to_have_text("Ready")
+    await page.get_by_role("button", name="Prêt").click()
+    await expect(badge).to_have_text("Prêt")
 
     call_id = await hotline.incoming("web-call-1", caller="+33612345678")
     pop = page.locator("#call-pop")
     await expect(pop).to_have_attribute("aria-live", "assertive")
     await expect(pop).to_contain_text("+33612345678")
     # Auto-answer: the page sent `answer` by itself, nobody clicked.
-    await expect(badge).to_have_text("On call")
+    await expect(badge).to_have_text("En appel")
     await hotline.wait_for(f"/calls/{call_id}", "state", "connected")
     await expect(page.locator("#call-caller")).to_have_text("+33612345678")
     await expect(page.locator("#call-timer")).to_have_text(re.compile(r"^\d+:\d\d$"))
 
-    await page.get_by_role("button", name="Hang up").click()
-    await expect(badge).to_have_text("Wrap-up")
+    await page.get_by_role("button", name="Raccrocher").click()
+    await expect(badge).to_have_text("Post-appel")
     await expect(page.locator("#wrapup")).to_be_visible()
     await expect(page.locator("#wrapup-countdown")).to_have_text(re.compile(r"^\d+:\d\d$"))
 
-    await page.get_by_role("button", name="Extend (+30 s)").click()
+    await page.get_by_role("button", name="Prolonger (+30 s)").click()
     await expect(page.locator("#wrapup-countdown")).to_have_text(re.compile(r"^0:[45]\d$"))
     # A disposition is needed to end the wrap-up.
-    await page.get_by_role("button", name="End wrap-up").click()
-    await expect(page.locator("#wrapup-error")).to_have_text("Choose how the call ended first.")
-    await page.get_by_role("radio", name="Pledge", exact=True).check()
-    await page.get_by_role("button", name="End wrap-up").click()
-    await expect(badge).to_have_text("Ready")
+    await page.get_by_role("button", name="Terminer le post-appel").click()
+    await expect(page.locator("#wrapup-error")).to_have_text(
+        "Choisissez d'abord comment l'appel s'est terminé."
+    )
+    await page.get_by_role("radio", name="Promesse", exact=True).check()
+    await page.get_by_role("button", name="Terminer le post-appel").click()
+    await expect(badge).to_have_text("Prêt")
     await expect(page.locator("#wrapup")).to_be_hidden()
     call = await hotline.wait_for(f"/calls/{call_id}", "state", "completed")
     assert call["disposition"] == "pledge"
@@ -114,21 +117,21 @@ async def test_volunteer_takes_a_call_from_pop_to_wrap_up(hotline: Hotline, new_
     assert agent["state"] == "available"
 
     # Keyboard shortcuts: P pauses (with the chosen reason), R makes ready...
-    await page.get_by_label("Pause reason").select_option("training")
+    await page.get_by_label("Motif de la pause").select_option("training")
     await page.evaluate("document.activeElement.blur()")  # shortcuts wait while in a field
     await page.keyboard.press("p")
-    await expect(badge).to_have_text("Paused: Training")
+    await expect(badge).to_have_text(re.compile(r"^En pause\s?: Formation$"))
     await page.keyboard.press("r")
-    await expect(badge).to_have_text("Ready")
+    await expect(badge).to_have_text("Prêt")
     # ...and can be turned off, which is remembered.
-    await page.get_by_label("Keyboard shortcuts").uncheck()
+    await page.get_by_label("Raccourcis clavier").uncheck()
     await page.reload()
-    await expect(page.locator("#conn-status")).to_have_text("Connected")
-    await expect(page.get_by_label("Keyboard shortcuts")).not_to_be_checked()
-    await page.get_by_label("Keyboard shortcuts").check()
+    await expect(page.locator("#conn-status")).to_have_text("Connecté")
+    await expect(page.get_by_label("Raccourcis clavier")).not_to_be_checked()
+    await page.get_by_label("Raccourcis clavier").check()
 
-    await page.get_by_role("button", name="Stop taking calls").click()
-    await expect(badge).to_have_text("Logged out")
+    await page.get_by_role("button", name="Arrêter de prendre des appels").click()
+    await expect(badge).to_have_text("Déconnecté")
     _no_server_errors(hotline)
 
 
@@ -140,13 +143,13 @@ async def test_supervisor_sees_the_queue_and_volunteers_live(
     boss = await new_page()
     await sign_in(boss, hotline.base_url, *SUPERVISOR)
     assert boss.url.endswith("/supervisor")
-    await expect(boss.locator("#conn-status")).to_have_text("Connected")
+    await expect(boss.locator("#conn-status")).to_have_text("Connecté")
     row = _row(boss, name)
-    await expect(row.locator(".badge")).to_have_text("Logged out")
+    await expect(row.locator(".badge")).to_have_text("Déconnecté")
 
     agent = await new_page()
     await sign_in(agent, hotline.base_url, username, pin, campaign_id=hotline.campaign_id)
-    await expect(agent.locator("#state-badge")).to_have_text("Logged out")
+    await expect(agent.locator("#state-badge")).to_have_text("Déconnecté")
 
     # Nobody is ready: the call waits, and the supervisor sees it.
     await hotline.incoming("web-call-2", caller="+33698765432")
@@ -154,15 +157,15 @@ async def test_supervisor_sees_the_queue_and_volunteers_live(
     await expect(pledges.locator('[data-metric="waiting"]')).to_have_text(re.compile(r"^[1-9]\d*$"))
     await expect(pledges.locator('[data-metric="longest"]')).not_to_have_text("\u2013")
     await expect(boss.locator('#feed li[data-type="call.queued"]').first).to_contain_text("pledges")
-    await expect(pledges.locator(".sl")).to_contain_text("target 80 %")
+    await expect(pledges.locator(".sl")).to_contain_text("objectif 80 %")
 
     # The volunteer goes ready, gets the call at once; the table follows within 2 s.
     # The screen answers after the queue's breath (auto_answer_seconds, 2 by default).
-    await agent.get_by_role("button", name="Ready").click()
+    await agent.get_by_role("button", name="Prêt").click()
     await expect(row.locator(".badge")).to_have_text(
-        re.compile("^(Incoming call|On call)$"), timeout=2_000
+        re.compile("^(Appel entrant|En appel)$"), timeout=2_000
     )
-    await expect(row.locator(".badge")).to_have_text("On call")
+    await expect(row.locator(".badge")).to_have_text("En appel")
     await expect(agent.locator("#call-pop")).to_contain_text("+33698765432")
     await expect(pledges.locator('[data-metric="waiting"]')).to_have_text("0")
     await expect(row.locator('[data-col="time"]')).to_have_text(re.compile(r"^0:0\d$"))
@@ -171,35 +174,37 @@ async def test_supervisor_sees_the_queue_and_volunteers_live(
     # this call, and who asked; Ready cancels it.
     await row.get_by_role("button", name=f"Pause: {name}").click()
     note = agent.locator("#pending-note")
-    await expect(note).to_have_text("Pause requested by your supervisor: after this call.")
-    await agent.get_by_role("button", name="Ready").click()
+    await expect(note).to_have_text("Pause demandée par votre superviseur : après cet appel.")
+    await agent.get_by_role("button", name="Prêt").click()
     await expect(note).to_have_text("")
 
     # Hang up; the supervisor ends the wrap-up for the volunteer.
-    await agent.get_by_role("button", name="Hang up").click()
-    await expect(row.locator(".badge")).to_have_text("Wrap-up", timeout=2_000)
-    await row.get_by_role("button", name=f"End wrap-up: {name}").click()
-    await expect(agent.locator("#state-badge")).to_have_text("Ready")
-    await expect(row.locator(".badge")).to_have_text("Ready", timeout=2_000)
+    await agent.get_by_role("button", name="Raccrocher").click()
+    await expect(row.locator(".badge")).to_have_text("Post-appel", timeout=2_000)
+    await row.get_by_role("button", name=f"Terminer le post-appel: {name}").click()
+    await expect(agent.locator("#state-badge")).to_have_text("Prêt")
+    await expect(row.locator(".badge")).to_have_text("Prêt", timeout=2_000)
 
     # A message to the volunteers, shown as a banner they can dismiss.
     await boss.get_by_label("Message", exact=True).fill("Big appeal on air in 2 minutes!")
-    await boss.get_by_role("button", name="Send to volunteers").click()
-    await expect(boss.locator("#broadcast-status")).to_contain_text("Sent")
+    await boss.get_by_role("button", name="Envoyer aux bénévoles").click()
+    await expect(boss.locator("#broadcast-status")).to_contain_text("Envoyé")
     banner = agent.locator("#broadcasts .banner")
     await expect(banner).to_contain_text("Big appeal on air in 2 minutes!")
     await expect(banner).to_contain_text("supervisor")
-    await banner.get_by_role("button", name=re.compile("^Dismiss")).click()
+    await banner.get_by_role("button", name=re.compile("^Fermer")).click()
     await expect(banner).to_have_count(0)
 
     # Pause then log out from the supervisor screen.
-    await boss.get_by_label("Reason when pausing").select_option("technical")
+    await boss.get_by_label("Motif de la pause", exact=True).select_option("technical")
     await row.get_by_role("button", name=f"Pause: {name}").click()
-    await expect(agent.locator("#state-badge")).to_have_text("Paused: Technical problem")
-    await expect(row.locator('[data-col="reason"]')).to_have_text("Technical problem")
-    await row.get_by_role("button", name=f"Log out: {name}").click()
-    await expect(agent.locator("#state-badge")).to_have_text("Logged out")
-    await expect(row.locator(".badge")).to_have_text("Logged out", timeout=2_000)
+    await expect(agent.locator("#state-badge")).to_have_text(
+        re.compile(r"^En pause\s?: Problème technique$")
+    )
+    await expect(row.locator('[data-col="reason"]')).to_have_text("Problème technique")
+    await row.get_by_role("button", name=f"Déconnecter: {name}").click()
+    await expect(agent.locator("#state-badge")).to_have_text("Déconnecté")
+    await expect(row.locator(".badge")).to_have_text("Déconnecté", timeout=2_000)
     _no_server_errors(hotline)
 
 
@@ -215,36 +220,36 @@ async def test_events_missed_while_disconnected_arrive_after_reconnecting(
     agent = await new_page(init_script=RECORD_SOCKETS)
     await sign_in(agent, hotline.base_url, username, pin, campaign_id=hotline.campaign_id)
     badge = agent.locator("#state-badge")
-    await expect(agent.locator("#conn-status")).to_have_text("Connected")
-    await agent.get_by_role("button", name="Ready").click()
-    await expect(badge).to_have_text("Ready")
-    await expect(row.locator(".badge")).to_have_text("Ready")
+    await expect(agent.locator("#conn-status")).to_have_text("Connecté")
+    await agent.get_by_role("button", name="Prêt").click()
+    await expect(badge).to_have_text("Prêt")
+    await expect(row.locator(".badge")).to_have_text("Prêt")
 
     # The network goes and the socket with it.
     await agent.context.set_offline(True)
     await agent.evaluate("window.__sockets.forEach((s) => s.close())")
-    await expect(agent.locator("#conn-banner")).to_have_text("Connection lost — reconnecting…")
-    await expect(agent.locator("#conn-status")).to_have_text("Offline")
+    await expect(agent.locator("#conn-banner")).to_have_text("Connexion perdue — reconnexion…")
+    await expect(agent.locator("#conn-status")).to_have_text("Hors ligne")
     sockets_before = await agent.evaluate("window.__sockets.length")
 
     # Meanwhile the supervisor pauses the volunteer and sends a message.
-    await boss.get_by_label("Reason when pausing").select_option("training")
+    await boss.get_by_label("Motif de la pause", exact=True).select_option("training")
     await row.get_by_role("button", name=f"Pause: {name}").click()
-    await expect(row.locator(".badge")).to_have_text("Paused")
+    await expect(row.locator(".badge")).to_have_text("En pause")
     await boss.get_by_label("Message", exact=True).fill("Briefing at the top of the hour")
-    await boss.get_by_role("button", name="Send to volunteers").click()
-    await expect(boss.locator("#broadcast-status")).to_contain_text("Sent")
+    await boss.get_by_role("button", name="Envoyer aux bénévoles").click()
+    await expect(boss.locator("#broadcast-status")).to_contain_text("Envoyé")
 
     # Offline, the page could not even fetch a socket token: no new socket yet.
-    await expect(agent.locator("#conn-banner")).to_have_text("Connection lost — reconnecting…")
+    await expect(agent.locator("#conn-banner")).to_have_text("Connexion perdue — reconnexion…")
     assert await agent.evaluate("window.__sockets.length") == sockets_before == 1
 
     # Back online: the page reconnects by itself and replays what it missed.
     await agent.context.set_offline(False)
     await expect(agent.locator("#conn-banner")).to_have_text(
-        "Reconnected — you are up to date.", timeout=15_000
+        "Reconnecté — vous êtes à jour.", timeout=15_000
     )
-    await expect(badge).to_have_text("Paused: Training")
+    await expect(badge).to_have_text(re.compile(r"^En pause\s?: Formation$"))
     await expect(agent.locator("#broadcasts .banner")).to_contain_text(
         "Briefing at the top of the hour"
     )
@@ -257,8 +262,8 @@ async def test_events_missed_while_disconnected_arrive_after_reconnecting(
     assert "agent.state" in after and "supervisor.broadcast" in after, after
     assert "snapshot" not in after and "resync" not in after, after
 
-    await agent.get_by_role("button", name="Stop taking calls").click()
-    await expect(badge).to_have_text("Logged out")
+    await agent.get_by_role("button", name="Arrêter de prendre des appels").click()
+    await expect(badge).to_have_text("Déconnecté")
     _no_server_errors(hotline)
 
 
@@ -269,13 +274,13 @@ async def test_a_volunteer_cannot_use_the_supervisor_page(hotline: Hotline, new_
 
     page = await new_page()
     await sign_in(page, hotline.base_url, *AGENT, campaign_id=hotline.campaign_id)
-    await expect(page.locator("#conn-status")).to_have_text("Connected")
+    await expect(page.locator("#conn-status")).to_have_text("Connecté")
     await page.goto(f"{hotline.base_url}/supervisor")
     refusal = page.locator("#not-allowed")
-    await expect(refusal).to_contain_text("Not allowed")
-    await expect(refusal).to_contain_text("signed in as agent")
+    await expect(refusal).to_contain_text("Accès refusé")
+    await expect(refusal).to_contain_text("connecté en tant que agent")
     await expect(page.locator("#agents-table")).to_have_count(0)
-    await expect(page.get_by_role("button", name="Send to volunteers")).to_have_count(0)
+    await expect(page.get_by_role("button", name="Envoyer aux bénévoles")).to_have_count(0)
 
     # The server refuses the supervisor socket to a volunteer too (close code 4003).
     code = await page.evaluate(

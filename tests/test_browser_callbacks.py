@@ -57,7 +57,7 @@ async def test_a_callback_is_offered_marked_and_dialled_from_the_screen(
 
     # The volunteer is busy with a first caller; a second waits and asks to be called back.
     await hotline.incoming("cbb-busy", caller="+33612345670")
-    await expect(page.locator("#call-pop")).to_contain_text("On call with")
+    await expect(page.locator("#call-pop")).to_contain_text("En appel avec")
     waiting_id = await hotline.incoming("cbb-wait", caller=WAITING_CALLER)
     call = await hotline.get(f"/calls/{waiting_id}")
     assert call["state"] == "queued" and call["callback_digit"] == "1"
@@ -67,28 +67,29 @@ async def test_a_callback_is_offered_marked_and_dialled_from_the_screen(
 
     # The supervisor sees the callback waiting in the caller's place, with its wait.
     row = supervisor.locator(f'#waiting-body tr[data-call-id="{callback_id}"]')
-    await expect(row).to_contain_text("Callback")
+    await expect(row).to_contain_text("Rappel")
     await expect(row).to_contain_text("pledges")
     queue_row = supervisor.locator(f'#queues-body tr[data-queue-id="{pledges["id"]}"]')
     await expect(queue_row.locator('[data-metric="expected-wait-basis"]')).to_contain_text(
-        "1 serving"
+        "1 en service"
     )
 
     # The first call ends: the callback is offered at once, marked, with the caller's
     # details.
-    await page.get_by_role("button", name="Hang up").click()
-    await page.get_by_role("radio", name="No pledge", exact=True).check()
-    await page.get_by_role("button", name="End wrap-up").click()
-    await expect(page.locator("#call-pop")).to_contain_text("Callback to")
+    await page.get_by_role("button", name="Raccrocher").click()
+    await expect(page.locator("#state-badge")).to_have_attribute("data-state", "wrap_up")
+    await page.get_by_role("radio", name="Pas de promesse", exact=True).check()
+    await page.get_by_role("button", name="Terminer le post-appel").click()
+    await expect(page.locator("#call-pop")).to_contain_text("Rappel de")
     await expect(page.locator("#call-kind")).to_be_visible()
-    await expect(page.locator("#call-kind")).to_have_text("Callback")
+    await expect(page.locator("#call-kind")).to_have_text("Rappel")
     details = page.locator("#caller-details")
     await expect(details.locator("[data-field=first_name]")).to_contain_text("Marie Dupont")
-    call_back = page.get_by_role("button", name="Call back")
+    call_back = page.get_by_role("button", name="Rappeler")
     await expect(call_back).to_be_visible()
 
     await call_back.click()
-    await expect(page.locator("#call-pop")).to_contain_text("dialling")
+    await expect(page.locator("#call-pop")).to_contain_text("en cours")
     await hotline.wait_for(f"/calls/{callback_id}", "state", "dialing")
     callback = await hotline.get(f"/calls/{callback_id}")
     assert callback["kind"] == "callback" and callback["dial_attempts"] == 1
@@ -99,14 +100,15 @@ async def test_a_callback_is_offered_marked_and_dialled_from_the_screen(
         {"type": "dial.answered", "call_id": f"callback-{waiting_id}", "callback_id": callback_id},
     )
     assert answered["call"]["state"] == "connected"
-    await expect(page.locator("#call-pop")).to_contain_text("On call with")
+    await expect(page.locator("#call-pop")).to_contain_text("En appel avec")
     await expect(page.locator("#call-kind")).to_be_visible()
     # The pledge form, pre-filled from the pop, saves a pledge on the callback.
     form = page.locator("#pledge-form")
-    await expect(form.get_by_label("First name")).to_have_value("Marie")
-    await form.get_by_label("E-mail").fill("marie.dupont@example.org")
+    # The form's words are pledge-form.js's: its fields found by their ids.
+    await expect(form.locator("#pf-first_name")).to_have_value("Marie")
+    await form.locator("#pf-email").fill("marie.dupont@example.org")
     await form.get_by_role("button", name="50", exact=True).click()
-    await form.get_by_label("Amount (€)").press("Enter")
+    await form.locator("#pf-amount").press("Enter")
     await expect(form.locator("#pf-reference")).not_to_be_empty()
     pledges = await hotline.get(f"/pledges?call_id={callback_id}")
     assert [p["amount_minor"] for p in pledges] == [5000]

@@ -29,25 +29,26 @@ async def test_an_offered_call_shows_the_caller_details_to_confirm(
     await hotline.incoming("pop-listed", caller=LISTED)
 
     details = page.locator("#caller-details")
-    await expect(details).to_contain_text("Details from the phone directory")
+    # The panel's words are caller-pop.js's: checked by its marks, in any language.
+    await expect(details).to_have_attribute("data-status", "found")
     name = details.locator("[data-field=first_name]")
-    await expect(name).to_contain_text("Marie Dupont")
-    await expect(name).to_contain_text("to confirm")
-    await expect(name).to_contain_text("from phone directory")
+    await expect(name.locator(".pop-value")).to_have_text("Marie Dupont")
+    await expect(name.locator(".confirm-badge")).to_be_visible()
+    await expect(name.locator(".pop-source")).to_be_visible()
     await expect(details.locator("[data-field=address_lines]")).to_contain_text("12 rue de Rivoli")
     await expect(details.locator("[data-field=postcode]")).to_contain_text("75004")
     phone = details.locator("[data-field=phone]")
     await expect(phone).to_contain_text("01 23 45 67 89")
-    await expect(phone).to_contain_text("from caller ID")
+    await expect(phone.locator(".pop-source")).to_be_visible()
 
     # A reload (or a reconnection) draws it again from the snapshot.
     await page.reload()
     await expect(name).to_contain_text("Marie Dupont")
     await end_call(page, "No pledge")
-    await expect(details).to_contain_text("Caller details appear here.")
+    await expect(details.locator(".placeholder")).to_be_visible()
 
     await hotline.incoming("pop-withheld", caller=None)
-    await expect(details).to_contain_text("Number withheld: ask for the caller's details.")
+    await expect(details.locator(".pop-note")).to_have_attribute("data-status", "skipped_withheld")
     await expect(details.locator("[data-field]")).to_have_count(0)
     await end_call(page, "No pledge")
     assert not hotline.server_errors()

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser import ORGANISER, SUPERVISOR, VIEWPORT, Hotline, sign_in
+from tests.browser import ORGANISER, SUPERVISOR, Hotline, context_options, sign_in
 
 try:
     from playwright.async_api import expect
@@ -38,8 +38,8 @@ async def hotline(browser_hotline: Hotline) -> Hotline:
 @pytest.fixture
 async def page(browser: Any) -> AsyncIterator[Any]:
     """A page that keeps its downloads (``browser``: ``tests/browser_fixtures.py``)."""
-    context = await browser.new_context(viewport=VIEWPORT, accept_downloads=True)
-    context.set_default_timeout(10_000)
+    context = await browser.new_context(**context_options(accept_downloads=True))
+    context.set_default_timeout(20_000)
     try:
         yield await context.new_page()
     finally:
@@ -103,19 +103,19 @@ async def test_organiser_sees_totals_and_charts_and_downloads_exports(
     name, body = await _download(page, "#export-csv")
     assert name.startswith(f"pledges-campaign-{hotline.campaign_id}-") and name.endswith(".csv")
     assert body.startswith(b"\xef\xbb\xbf")  # "CSV for Excel" is ticked by default
-    rows = _csv(body)
-    assert sorted(r["reference"] for r in rows) == sorted(p["reference"] for p in saved)
-    by_ref = {r["reference"]: r for r in rows}
-    assert by_ref[cancelled]["first_name"] == "'=cmd|' /C calc'!A0"
-    assert by_ref[saved[2]["reference"]]["first_name"] == "Chloé"
-    assert by_ref[saved[0]["reference"]]["amount"] == "25.00"
+    rows = _csv(body)  # the French headers: the page is in French
+    assert sorted(r["référence"] for r in rows) == sorted(p["reference"] for p in saved)
+    by_ref = {r["référence"]: r for r in rows}
+    assert by_ref[cancelled]["prénom"] == "'=cmd|' /C calc'!A0"
+    assert by_ref[saved[2]["reference"]]["prénom"] == "Chloé"
+    assert by_ref[saved[0]["reference"]]["montant"] == "25.00"
 
     # The export filters go into the links.
-    await page.get_by_label("Status").select_option("cancelled")
-    await page.get_by_label("CSV for Excel (with BOM)").uncheck()
+    await page.get_by_label("Statut").select_option("cancelled")
+    await page.get_by_label("CSV pour Excel (avec BOM)").uncheck()
     name, body = await _download(page, "#export-csv")
     assert not body.startswith(b"\xef\xbb\xbf")
-    assert [r["reference"] for r in _csv(body)] == [cancelled]
+    assert [r["référence"] for r in _csv(body)] == [cancelled]
     name, body = await _download(page, "#export-xlsx")
     assert name.endswith(".xlsx") and body.startswith(b"PK")
 
@@ -128,7 +128,9 @@ async def test_supervisors_are_turned_away_from_the_organiser_screen(
     assert expect is not None
     await sign_in(page, hotline.base_url, *SUPERVISOR, campaign_id=hotline.campaign_id)
     await page.goto(f"{hotline.base_url}/organiser")
-    await expect(page.locator("#not-allowed")).to_contain_text("This page is for organisers")
+    await expect(page.locator("#not-allowed")).to_contain_text(
+        "Cette page est réservée aux organisateurs"
+    )
 
 
 async def test_organiser_sends_payment_links_and_records_a_payment_once(
@@ -143,29 +145,29 @@ async def test_organiser_sends_payment_links_and_records_a_payment_once(
     row = section.locator(f'#links-table tr[data-reference="{ref}"]')
     await expect(row).to_contain_text("Inès")
     await expect(row.locator("a")).to_have_attribute("href", by_link["payment_link"])
-    await row.get_by_role("button", name=f"Mark the link of {ref} as sent").click()
+    await row.get_by_role("button", name=f"Marquer le lien de {ref} comme envoyé").click()
     await expect(page.locator("#payments-status")).to_have_text(
-        f"Payment link of {ref} marked as sent."
+        f"Lien de paiement de {ref} marqué comme envoyé."
     )
     await expect(row).to_have_count(0)
     assert (await hotline.get(f"/pledges/{ref}"))["status"] == "link_sent"
 
     # A transfer received: typed in French style, sent twice (a double submit).
-    await page.get_by_label("Pledge reference").fill(ref.lower())
-    await page.get_by_label("Amount", exact=True).fill("15,50")
+    await page.get_by_label("Référence de la promesse").fill(ref.lower())
+    await page.get_by_label("Montant", exact=True).fill("15,50")
     await page.evaluate(
         "() => { const f = document.getElementById('payment-form');"
         " f.requestSubmit(); f.requestSubmit(); }"
     )
-    await expect(page.locator("#payments-status")).to_contain_text(f"recorded on {ref}")
+    await expect(page.locator("#payments-status")).to_contain_text(f"enregistré sur {ref}")
     payments = await hotline.get(f"/pledges/{ref}/payments")
     assert [p["amount_minor"] for p in payments] == [1550]
     assert (await hotline.get(f"/pledges/{ref}"))["status"] == "partially_paid"
     # A bad amount is said, and nothing is sent.
-    await page.get_by_label("Pledge reference").fill(ref)
-    await page.get_by_label("Amount", exact=True).fill("douze")
-    await page.get_by_role("button", name="Record the payment").click()
-    await expect(page.locator("#payments-status")).to_contain_text("Type the amount")
+    await page.get_by_label("Référence de la promesse").fill(ref)
+    await page.get_by_label("Montant", exact=True).fill("douze")
+    await page.get_by_role("button", name="Enregistrer le paiement").click()
+    await expect(page.locator("#payments-status")).to_contain_text("Saisissez le montant")
     assert len(await hotline.get(f"/pledges/{ref}/payments")) == 1
 
 
@@ -177,4 +179,4 @@ async def test_each_totals_table_downloads_as_csv(hotline: Hotline, page: Any) -
     name, body = await _download(page, '#table-by_queue a[data-format="csv"]')
     assert name.startswith("totals-") and name.endswith(".csv")
     header, *rows = list(csv.reader(io.StringIO(body.decode("utf-8"), newline="")))
-    assert header[1] == "pledges" and sum(int(r[1]) for r in rows) >= 1
+    assert header[1] == "promesses" and sum(int(r[1]) for r in rows) >= 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 import pytest
 
 from app.planning import erlang
-from tests.browser import ORGANISER, SUPERVISOR, VIEWPORT, Hotline, sign_in
+from tests.browser import ORGANISER, SUPERVISOR, Hotline, context_options, sign_in
 
 try:
     from playwright.async_api import expect
@@ -41,8 +42,8 @@ async def hotline(browser_hotline: Hotline) -> Hotline:
 
 @pytest.fixture
 async def page(browser: Any) -> AsyncIterator[Any]:
-    context = await browser.new_context(viewport=VIEWPORT, accept_downloads=True)
-    context.set_default_timeout(10_000)
+    context = await browser.new_context(**context_options(accept_downloads=True))
+    context.set_default_timeout(20_000)
     try:
         yield await context.new_page()
     finally:
@@ -54,9 +55,9 @@ async def test_organiser_imports_a_rundown_and_sees_the_plan(hotline: Hotline, p
     await sign_in(page, hotline.base_url, *ORGANISER)
     planner = page.locator("#planner")
     await expect(planner).to_have_attribute("data-ready", "true")
-    await page.get_by_label("Talk seconds").fill("150")
-    await page.get_by_label("Wrap-up seconds").fill("30")
-    await page.get_by_label("Rundown file (CSV)").set_input_files(
+    await page.get_by_label("Secondes de conversation").fill("150")
+    await page.get_by_label("Secondes de post-appel").fill("30")
+    await page.get_by_label("Fichier du conducteur (CSV)").set_input_files(
         files=[{"name": "rundown.csv", "mimeType": "text/csv", "buffer": RUNDOWN.encode()}]
     )
     await expect(planner).to_have_attribute("data-planned", "true")
@@ -69,8 +70,8 @@ async def test_organiser_imports_a_rundown_and_sees_the_plan(hotline: Hotline, p
     appeal = rows.nth(2)
     needed = erlang.seats_needed(30, 180, target=0.8, threshold_seconds=20)
     await expect(appeal.locator('[data-col="needed"]')).to_have_text(str(needed))
-    await expect(appeal.locator('[data-col="asa"]')).to_have_text("no limit")
-    await expect(appeal.locator('[data-col="gap"]')).to_have_text(f"+{needed - 20} short")
+    await expect(appeal.locator('[data-col="asa"]')).to_have_text("sans limite")
+    await expect(appeal.locator('[data-col="gap"]')).to_have_text(f"{needed - 20} manquants")
     # The chart: one bar per interval, as tall as its seats needed; the scheduled seats.
     bars = page.locator("#planner-chart svg rect.planner-needed")
     await expect(bars).to_have_count(4)
@@ -92,7 +93,7 @@ async def test_organiser_imports_a_rundown_and_sees_the_plan(hotline: Hotline, p
     await expect(page.locator("#planner-chart svg .planner-scheduled")).to_have_count(1)
 
     async with page.expect_download() as info:
-        await page.get_by_role("button", name="Download CSV").click()
+        await page.get_by_role("button", name="Télécharger en CSV").click()
     download = await info.value
     assert download.suggested_filename == "staffing-plan.csv"
     body = await asyncio.to_thread(Path(await download.path()).read_bytes)
@@ -103,7 +104,7 @@ async def test_organiser_imports_a_rundown_and_sees_the_plan(hotline: Hotline, p
     ]
 
     # A bad file: nothing computed, the problems named by line.
-    await page.get_by_label("Rundown file (CSV)").set_input_files(
+    await page.get_by_label("Fichier du conducteur (CSV)").set_input_files(
         files=[
             {
                 "name": "bad.csv",
@@ -114,8 +115,8 @@ async def test_organiser_imports_a_rundown_and_sees_the_plan(hotline: Hotline, p
     )
     problems = page.locator("#planner-problems li")
     await expect(problems).to_have_count(2)
-    await expect(problems.nth(0)).to_contain_text("Line 3, start")
-    await expect(page.locator("#planner-status")).to_contain_text("2 problems")
+    await expect(problems.nth(0)).to_contain_text("Ligne 3, start")
+    await expect(page.locator("#planner-status")).to_contain_text("2 problèmes")
     assert not hotline.server_errors(), hotline.server_errors()
 
 
@@ -124,22 +125,24 @@ async def test_supervisor_types_a_rundown_in(hotline: Hotline, page: Any) -> Non
     await sign_in(page, hotline.base_url, *SUPERVISOR, campaign_id=hotline.campaign_id)
     planner = page.locator("#planner")
     await expect(planner).to_have_attribute("data-ready", "true")
-    await page.get_by_label("Rundown (CSV, with its header line)").fill(
+    await page.get_by_label("Conducteur (CSV, avec sa ligne d'en-tête)").fill(
         "start,end,calls_per_15min\n23:30,00:30,50\n"
     )
-    await page.get_by_label("Talk seconds").fill("150")
-    await page.get_by_label("Wrap-up seconds").fill("30")
-    await page.get_by_label("Seats scheduled").fill("13")
-    await page.get_by_label("Maximum average wait (s)").fill("5")
-    await page.get_by_role("button", name="Compute plan").click()
+    await page.get_by_label("Secondes de conversation").fill("150")
+    await page.get_by_label("Secondes de post-appel").fill("30")
+    await page.get_by_label("Postes prévus").fill("13")
+    await page.get_by_label("Attente moyenne maximale (s)").fill("5")
+    await page.get_by_role("button", name="Calculer le plan").click()
     await expect(planner).to_have_attribute("data-planned", "true")
     rows = page.locator("#planner-table tbody tr")
     await expect(rows).to_have_count(4)
     await expect(rows.nth(2).locator('[data-col="interval"]')).to_have_text("00:00\u201300:15")
     # 10 erlangs: 14 seats for 80 % in 20 s, 15 for an average wait of 5 s at most.
     await expect(rows.nth(0).locator('[data-col="needed"]')).to_have_text("15")
-    await expect(rows.nth(0).locator('[data-col="gap"]')).to_have_text("+2 short")
-    await expect(rows.nth(0).locator('[data-col="level"]')).to_have_text("79.6%")
+    await expect(rows.nth(0).locator('[data-col="gap"]')).to_have_text("2 manquants")
+    await expect(rows.nth(0).locator('[data-col="level"]')).to_have_text(re.compile(r"^79,6\s%$"))
     await expect(page.locator("#planner-chart svg rect.planner-needed")).to_have_count(4)
-    await expect(page.locator("#planner-summary")).to_contain_text("Peak 15 seats needed")
+    await expect(page.locator("#planner-summary")).to_contain_text(
+        "Pointe de 15 postes nécessaires"
+    )
     assert not hotline.server_errors(), hotline.server_errors()

@@ -37,22 +37,24 @@ async def test_volunteer_saves_a_pledge_and_the_board_moves(
     await volunteer_ready(page, hotline)
     call_id = await hotline.incoming("pledge-listed", caller=LISTED)
 
+    # The form's words are pledge-form.js's: its fields found by their ids.
     form = page.locator("#pledge-form")
-    first_name = form.get_by_label("First name")
+    first_name = form.locator("#pf-first_name")
     await expect(first_name).to_have_value("Marie")
-    await expect(form.locator(".pf-first_name")).to_contain_text("to confirm")
-    await expect(form.locator(".pf-first_name")).to_contain_text("from phone directory")
-    await expect(form.get_by_label("Postcode")).to_have_value("75004")
+    await expect(first_name).to_have_attribute("data-prefilled", "directory")
+    await expect(form.locator("#pf-first_name-confirm")).to_be_visible()
+    await expect(form.locator("#pf-postcode")).to_have_value("75004")
 
     # Inline validation from the server's 422 field.
-    await form.get_by_label("E-mail").fill("not-an-email")
+    email = form.locator("#pf-email")
+    await email.fill("not-an-email")
     await form.get_by_role("button", name="50", exact=True).click()
-    await form.get_by_label("Amount (€)").press("Enter")
-    await expect(form.locator("#pf-email-error")).to_contain_text("e-mail")
+    await form.locator("#pf-amount").press("Enter")
+    await expect(form.locator("#pf-email-error")).to_contain_text("adresse électronique")
     # Corrected, saved with Enter, twice in a row (a double submit saves once).
-    await form.get_by_label("E-mail").fill("marie.dupont@example.org")
-    await form.get_by_label("E-mail").press("Enter")
-    await form.get_by_label("E-mail").press("Enter")
+    await email.fill("marie.dupont@example.org")
+    await email.press("Enter")
+    await email.press("Enter")
     reference = form.locator("#pf-reference")
     await expect(reference).to_have_text(REFERENCE)
     ref = (await reference.text_content() or "").strip()
@@ -62,18 +64,18 @@ async def test_volunteer_saves_a_pledge_and_the_board_moves(
     assert [(p["reference"], p["amount_minor"]) for p in pledges] == [(ref, 5000)]
 
     # Corrected from the form until the wrap-up ends.
-    await form.get_by_label("Amount (€)").fill("60")
-    await form.get_by_label("Amount (€)").press("Enter")
-    await expect(form.locator(".pf-saved")).to_contain_text("corrected")
+    await form.locator("#pf-amount").fill("60")
+    await form.locator("#pf-amount").press("Enter")
     await expect(total).to_have_attribute("data-minor", str(before + 6000))
+    await expect(form.locator("#pf-reference")).to_have_text(ref)
     await end_call(page, "Pledge")
     # The call is over: the form and the caller's details leave the screen.
     await expect(form.locator("input")).to_have_count(0)
-    await expect(form).to_contain_text("The pledge form opens with a call.")
+    await expect(form).to_contain_text("Le formulaire de promesse s'ouvre avec un appel.")
 
     # A withheld caller: an empty form.
     await hotline.incoming("pledge-withheld", caller=None)
-    await expect(form.get_by_label("First name")).to_have_value("")
+    await expect(form.locator("#pf-first_name")).to_have_value("")
     await expect(form.locator("#pf-reference")).to_have_count(0)
     await end_call(page, "Pledge")
     assert not hotline.server_errors()
@@ -107,13 +109,13 @@ async def test_supervisor_reviews_a_large_pledge(browser_hotline: Hotline, new_p
     await expect(card).to_have_attribute("data-loaded", "true")
     row = card.locator(f'tr[data-reference="{approved}"]')
     await row.get_by_label("Note").fill("Confirmed with the donor")
-    await row.get_by_role("button", name="Approve").click()
-    await expect(boss.locator("#review-status")).to_have_text(f"{approved} approved.")
+    await row.get_by_role("button", name="Approuver").click()
+    await expect(boss.locator("#review-status")).to_have_text(f"{approved} approuvée.")
     await expect(row).to_have_count(0)
     other = card.locator(f'tr[data-reference="{corrected}"]')
-    await other.get_by_label("Right amount").fill("80")
-    await other.get_by_role("button", name="Correct").click()
-    await expect(boss.locator("#review-status")).to_contain_text(f"{corrected} corrected to")
+    await other.get_by_label("Bon montant").fill("80")
+    await other.get_by_role("button", name="Corriger").click()
+    await expect(boss.locator("#review-status")).to_contain_text(f"{corrected} corrigée à")
     await expect(other).to_have_count(0)
     audit = await hotline.get(f"/pledges/{approved}/audit")
     assert audit[-1]["action"] == "approved"

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from tests.browser import ORGANISER, VIEWPORT, Hotline, running_hotline, sign_in
+from tests.browser import ORGANISER, Hotline, context_options, running_hotline, sign_in
 from tests.browser_fixtures import need_chromium
 from tests.receipt_helpers import ORGANISATION, pdf_text
 from tests.test_receipts_mail import Inbox, _free_port
@@ -52,8 +52,8 @@ async def hotline(
 
 @pytest.fixture
 async def page(browser: Any) -> AsyncIterator[Any]:
-    context = await browser.new_context(viewport=VIEWPORT, accept_downloads=True)
-    context.set_default_timeout(10_000)
+    context = await browser.new_context(**context_options(accept_downloads=True))
+    context.set_default_timeout(20_000)
     try:
         yield await context.new_page()
     finally:
@@ -101,11 +101,11 @@ async def test_organiser_issues_receipts_and_downloads_one(
 
     await sign_in(page, hotline.base_url, *ORGANISER)
     await expect(page.locator("body")).to_have_attribute("data-loaded", "true")
-    await page.get_by_label("E-mail them to the donors").check()
-    await page.get_by_role("button", name="Issue receipts").click()
+    await page.get_by_label("Les envoyer aux donateurs par courriel").check()
+    await page.get_by_role("button", name="Émettre les reçus").click()
     status = page.locator("#receipts-status")
-    await expect(status).to_contain_text("2 receipts issued")
-    await expect(status).to_contain_text("1 e-mailed, 1 without an e-mail address")
+    await expect(status).to_contain_text("2 reçus émis")
+    await expect(status).to_contain_text("1 envoyés par courriel, 1 sans adresse de courriel")
     rows = page.locator("#receipts-table tbody tr")
     await expect(rows).to_have_count(2)
     numbers = await page.locator("#receipts-table tbody th").all_text_contents()
@@ -120,7 +120,7 @@ async def test_organiser_issues_receipts_and_downloads_one(
     assert [rcpt for _, rcpt, _ in handler.messages] == [["anne@example.org"]]
 
     async with page.expect_download() as info:
-        await page.get_by_label(f"Download receipt {year}-000002").click()
+        await page.get_by_label(f"Télécharger le reçu {year}-000002").click()
     download = await info.value
     assert download.suggested_filename == f"recu-fiscal-{year}-000002.pdf"
     body = await asyncio.to_thread(Path(await download.path()).read_bytes)
@@ -132,7 +132,7 @@ async def test_organiser_issues_receipts_and_downloads_one(
     assert by_post["reference"] in await rows.nth(1).text_content()
 
     # Nothing more is due: a second press issues nothing.
-    await page.get_by_role("button", name="Issue receipts").click()
-    await expect(status).to_contain_text("0 receipts issued")
+    await page.get_by_role("button", name="Émettre les reçus").click()
+    await expect(status).to_contain_text("0 reçus émis")
     await expect(rows).to_have_count(2)
     assert not hotline.server_errors(), hotline.server_errors()

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser import ADMIN, VIEWPORT, Hotline, sign_in
+from tests.browser import ADMIN, Hotline, context_options, sign_in
 
 try:
     from playwright.async_api import expect
@@ -32,8 +32,8 @@ async def hotline(browser_hotline: Hotline) -> Hotline:
 
 @pytest.fixture
 async def page(browser: Any) -> AsyncIterator[Any]:
-    context = await browser.new_context(viewport=VIEWPORT)
-    context.set_default_timeout(10_000)
+    context = await browser.new_context(**context_options())
+    context.set_default_timeout(20_000)
     await context.add_init_script(COUNT_PRINTS)
     try:
         yield await context.new_page()
@@ -70,15 +70,17 @@ async def test_admin_imports_a_roster_sees_refused_rows_and_prints_a_pin_sheet(
     await _import(page, bad.encode("cp1252"), "equipe.csv")
     refused = page.locator("#roster-refused li")
     await expect(refused).to_have_count(3)
-    await expect(refused.nth(0)).to_contain_text("Line 3 (name): the name is missing")
-    await expect(refused.nth(1)).to_contain_text("Line 4 (phone)")
-    await expect(refused.nth(2)).to_contain_text("Line 5 (site): no site named 'Lune'")
+    await expect(refused.nth(0)).to_contain_text("Ligne 3 (name): the name is missing")
+    await expect(refused.nth(1)).to_contain_text("Ligne 4 (phone)")
+    await expect(refused.nth(2)).to_contain_text("Ligne 5 (site): no site named 'Lune'")
     await expect(page.locator("#roster-status")).to_contain_text("nothing imported")
     assert await _volunteers(hotline) == before
 
     good = "nom;téléphone;site\nAline Roux;0612345678;Caen\nBruno Roux;0698765432;Paris\n"
     await _import(page, good.encode("cp1252"), "equipe.csv")
-    await expect(page.locator("#roster-status")).to_contain_text("2 volunteers imported")
+    await expect(page.locator("#roster-status")).to_contain_text(
+        "2 bénévoles importés : leurs PIN sont ci-dessous"
+    )
     logins = page.locator("#roster-logins tbody tr")
     await expect(logins).to_have_count(2)
     await expect(logins.nth(0)).to_contain_text("aline.roux")

@@ -57,10 +57,10 @@ async def test_a_volunteer_signs_up_and_the_supervisor_and_admin_see_it(
     await expect(item).to_contain_text("Browser test · 0/2")
     # Their own site's shifts only.
     await expect(panel.locator(f'li[data-shift-id="{elsewhere["id"]}"]')).to_have_count(0)
-    await item.get_by_role("button", name="Sign up").click()
-    await expect(panel.locator(".status-line")).to_contain_text("You are signed up")
+    await item.get_by_role("button", name="S'inscrire").click()
+    await expect(panel.locator(".status-line")).to_contain_text("Vous êtes inscrit")
     await expect(item).to_contain_text("1/2")
-    await expect(item.get_by_role("button", name="Withdraw")).to_be_visible()
+    await expect(item.get_by_role("button", name="Se retirer")).to_be_visible()
     attendance = await hotline.get(f"/shifts/{shift['id']}/attendance")
     assert [(v["display_name"], v["source"]) for v in attendance["volunteers"]] == [
         (AGENT_NAME, "self")
@@ -70,12 +70,12 @@ async def test_a_volunteer_signs_up_and_the_supervisor_and_admin_see_it(
     await sign_in(supervisor, hotline.base_url, *SUPERVISOR, campaign_id=hotline.campaign_id)
     await supervisor.goto(f"{hotline.base_url}/supervisor")
     block = supervisor.locator(f'#shifts-supervisor .shift-block[data-shift-id="{shift["id"]}"]')
-    await expect(block).to_contain_text("1/2 signed up")
+    await expect(block).to_contain_text("1/2 inscrits")
     row = block.locator("tbody tr")
     await expect(row).to_have_count(1)
     await expect(row).to_contain_text(AGENT_NAME)
     await expect(row).to_have_attribute("data-status", "expected")
-    await expect(block.locator(".shift-no-show")).to_contain_text("No-show: none")
+    await expect(block.locator(".shift-no-show")).to_contain_text("Absents : aucun")
 
     admin = await new_page()
     await sign_in(admin, hotline.base_url, *ADMIN)
@@ -92,7 +92,7 @@ async def test_a_volunteer_signs_up_and_the_supervisor_and_admin_see_it(
     await admin.locator("#shift-seats").fill("3")
     await admin.locator("#shift-label").fill("Added here")
     await admin.locator("#shift-add-btn").click()
-    await expect(admin.locator("#shifts-status")).to_contain_text("Shift added: Paris")
+    await expect(admin.locator("#shifts-status")).to_contain_text("Créneau ajouté : Paris")
     added = [s for s in await hotline.get("/shifts") if s["label"] == "Added here"]
     evening = dt.datetime.combine(tomorrow, dt.time(20), ZoneInfo("Europe/Paris"))
     midnight = dt.datetime.combine(tomorrow + dt.timedelta(days=1), dt.time(0), evening.tzinfo)
@@ -102,7 +102,7 @@ async def test_a_volunteer_signs_up_and_the_supervisor_and_admin_see_it(
     await expect(shifts.locator(f'tr[data-shift-id="{added[0]["id"]}"]')).to_contain_text("0/3")
 
     # The volunteer withdraws; the supervisor's Refresh shows the shift empty.
-    await item.get_by_role("button", name="Withdraw").click()
+    await item.get_by_role("button", name="Se retirer").click()
     await expect(item).to_contain_text("0/2")
     await supervisor.locator("#shifts-supervisor .shifts-refresh").click()
     await expect(block.locator("tbody tr")).to_have_count(0)

@@ -34,13 +34,13 @@ async def test_surge_panel_and_page_banner(hotline: Hotline, new_page: Any) -> N
     pledges = next(q for q in queues if q["name"] == "pledges")
     boss = await new_page()
     await sign_in(boss, hotline.base_url, *SUPERVISOR)
-    await expect(boss.locator("#conn-status")).to_have_text("Connected")
+    await expect(boss.locator("#conn-status")).to_have_text("Connecté")
     row = boss.locator(f'#surge-body tr[data-queue-id="{pledges["id"]}"]')
     await expect(row.locator(".surge-state")).to_have_text("normal")
 
     page = await new_page()
     await sign_in(page, hotline.base_url, *AGENT, campaign_id=hotline.campaign_id)
-    await expect(page.locator("#conn-status")).to_have_text("Connected")
+    await expect(page.locator("#conn-status")).to_have_text("Connecté")
 
     r = await hotline.http.put(
         f"/queues/{pledges['id']}/surge",
@@ -51,27 +51,29 @@ async def test_surge_panel_and_page_banner(hotline: Hotline, new_page: Any) -> N
     await hotline.incoming("web-surge-1")  # nobody is ready: the call waits
 
     banner = page.locator("#pages .banner.page")
-    await expect(banner).to_contain_text("Appeal on air: calls waiting, please come back")
-    await expect(row.locator(".surge-state")).to_contain_text("SURGE since")
-    await expect(row.locator(".surge-state")).to_contain_text("calls waiting")
+    await expect(banner).to_contain_text(
+        "Appel aux dons à l'antenne : des appels attendent, revenez s'il vous plaît"
+    )
+    await expect(row.locator(".surge-state")).to_contain_text("AFFLUX depuis")
+    await expect(row.locator(".surge-state")).to_contain_text("appels en attente")
     you = boss.locator("#pages-body tr", has_text="You (demo volunteer)")
-    await expect(you).to_contain_text("no answer yet")
+    await expect(you).to_contain_text("pas encore de réponse")
 
-    await banner.get_by_role("button", name="I'm coming").click()
-    await expect(banner).to_contain_text("Thank you")
-    await expect(you).to_contain_text("coming")
+    await banner.get_by_role("button", name="J'arrive").click()
+    await expect(banner).to_contain_text("Merci")
+    await expect(you).to_contain_text("arrive (")
 
     # By hand: a volunteer put on standby, then paged with the panel's button.
     await boss.locator("#surge-card summary").click()
     volunteer = boss.locator("#standby-body tr", has_text="Volunteer 05")
-    await volunteer.get_by_role("button", name="Put on standby").click()
-    await expect(volunteer).to_contain_text("standby")
-    await row.get_by_role("button", name="Page standby volunteers").click()
+    await volunteer.get_by_role("button", name="Mettre d'astreinte").click()
+    await expect(volunteer).to_contain_text("d'astreinte")
+    await row.get_by_role("button", name="Appeler les bénévoles d'astreinte").click()
     await expect(boss.locator("#surge-status")).to_contain_text(
-        "pledges: 1 volunteer(s) paged, 1 paged recently (quiet period)."
+        "pledges : 1 bénévole(s) appelé(s), 1 appelé(s) récemment (délai de repos)."
     )
     await expect(boss.locator("#pages-body tr", has_text="Volunteer 05")).to_contain_text(
-        "no answer yet"
+        "pas encore de réponse"
     )
     errors = hotline.server_errors()
     assert not errors, "the server logged errors:\n" + "\n---\n".join(errors)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser import ORGANISER, VIEWPORT, Hotline, sign_in
+from tests.browser import ORGANISER, Hotline, context_options, sign_in
 from tests.reconciliation_helpers import BANK_SOURCE, bank_file
 
 try:
@@ -32,8 +32,8 @@ async def hotline(browser_hotline: Hotline) -> Hotline:
 
 @pytest.fixture
 async def page(browser: Any) -> AsyncIterator[Any]:
-    context = await browser.new_context(viewport=VIEWPORT)
-    context.set_default_timeout(10_000)
+    context = await browser.new_context(**context_options())
+    context.set_default_timeout(20_000)
     try:
         yield await context.new_page()
     finally:
@@ -56,7 +56,7 @@ async def _choose_file(page: Any, data: bytes, name: str = "releve.csv") -> None
     await page.locator("#recon-file").set_input_files(
         files=[{"name": name, "mimeType": "text/csv", "buffer": data}]
     )
-    await page.get_by_role("button", name="Import").click()
+    await page.locator("#recon-upload").get_by_role("button", name="Importer").click()
 
 
 async def test_organiser_imports_a_bank_export_and_matches_what_was_not_sure(
@@ -86,27 +86,27 @@ async def test_organiser_imports_a_bank_export_and_matches_what_was_not_sure(
 
     # A bad file: every problem by line and column, nothing imported.
     await _choose_file(page, bad)
-    await expect(page.locator("#recon-status")).to_contain_text("the file was not imported")
+    await expect(page.locator("#recon-status")).to_contain_text("le fichier n'a pas été importé")
     await expect(page.locator("#recon-problems li")).to_have_text(
-        ["Line 6, column “Crédit”: not an amount: not a number"]
+        ["Ligne 6, colonne « Crédit »: not an amount: not a number"]
     )
     imports = await hotline.get(f"/payments/imports?campaign_id={hotline.campaign_id}")
     assert imports == []
 
     await _choose_file(page, good)
     status = page.locator("#recon-status")
-    await expect(status).to_contain_text("3 lines, 2 payments recorded")
-    await expect(status).to_contain_text("1 to match")
+    await expect(status).to_contain_text("3 lignes, 2 paiements enregistrés")
+    await expect(status).to_contain_text("1 à rapprocher")
     await expect(page.locator("#recon-problems li")).to_have_count(0)
 
     # Amount and last name: suggested with its confidence, recorded once picked.
     row = page.locator("#recon-unmatched tbody tr")
     await expect(row).to_have_count(1)
     await expect(row).to_contain_text(f"{unsure['reference']} Anne Martin")
-    await expect(row.locator(".recon-confidence")).to_have_text("70 % sure")
+    await expect(row.locator(".recon-confidence")).to_have_text("sûr à 70 %")
     await expect(row.locator("input.recon-ref")).to_have_value(unsure["reference"])
-    await row.get_by_role("button", name="Record payment").click()
-    await expect(status).to_have_text(f"Payment recorded on {unsure['reference']}.")
+    await row.get_by_role("button", name="Enregistrer le paiement").click()
+    await expect(status).to_have_text(f"Paiement enregistré sur {unsure['reference']}.")
     await expect(row).to_have_count(0)
     await expect(page.locator("#recon-unmatched-empty")).to_be_visible()
     paid = await hotline.get(f"/pledges/{unsure['reference']}")
@@ -116,14 +116,14 @@ async def test_organiser_imports_a_bank_export_and_matches_what_was_not_sure(
     difference = page.locator("#recon-differences tbody tr")
     await expect(difference).to_have_count(1)
     await expect(difference).to_contain_text(over["reference"])
-    await expect(difference).to_contain_text("over")
-    await difference.get_by_role("button", name="Checked").click()
+    await expect(difference).to_contain_text("en trop")
+    await difference.get_by_role("button", name="Vérifié").click()
     await expect(difference).to_have_count(0)
 
     # The same file again records nothing twice.
     await _choose_file(page, good)
-    await expect(status).to_contain_text("0 payments recorded")
-    await expect(status).to_contain_text("3 imported before")
+    await expect(status).to_contain_text("0 paiements enregistrés")
+    await expect(status).to_contain_text("3 déjà importés")
     for pledge, amount in ((exact, 2537), (over, 2511), (unsure, 1543)):
         assert (await hotline.get(f"/pledges/{pledge['reference']}"))["paid_minor"] == amount
 

@@ -334,7 +334,7 @@ async def test_sms_page_is_delivered_once_the_receiver_recovers(hotline_factory:
         signing.verify(SMS_SECRET, body, headers)  # raises if unsigned or wrongly signed
         sent = json.loads(body)
         assert sent["idempotency_key"] == key and sent["to"] == "+33612345678"
-        assert "Appeal on air" in sent["text"]
+        assert "Appel aux dons à l'antenne" in sent["text"]  # the campaign's language
     [(delivery, tries)] = await hotline.sql("SELECT delivery, attempts FROM sms_outbox")
     assert delivery == "delivered" and tries >= 3
 

@@ -80,7 +80,8 @@ async def test_surge_pages_the_standby_volunteer_who_answers(server: Server) -> 
         await _incoming(server, volunteer)  # nobody serves the queue: it waits
 
         paged = (await _until(ws, _is("agent.paged", agent_id=volunteer.agent_id)))[-1]
-        assert "Appeal on air" in paged["data"]["message"]
+        # In the campaign's language (French unless set otherwise).
+        assert paged["data"]["message"].startswith("Appel aux dons à l'antenne"), paged
         page_id = paged["data"]["page_id"]
         started = (await _until(boss, _is("queue.surge_started", queue_id=queue_id)))[-1]
         assert started["data"]["reason"] == "waiting"

@@ -10,14 +10,14 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import AwareDatetime
 
 from app.auth.deps import check_campaign, require
 from app.auth.service import Principal, Role
 from app.db import Database
 from app.deps import get_db, read_limited_body
-from app.errors import Invalid
+from app.errors import Invalid, refused_file_response
 from app.planning import rundown, service
 from app.planning.export import plan_csv, plan_dict
 from app.planning.plan import Plan, Targets, make_plan
@@ -153,7 +153,7 @@ async def import_rundown(request: Request, _: Planner) -> Any:
     try:
         segments = rundown.parse_csv(data)
     except rundown.RundownRefused as exc:
-        return JSONResponse(exc.body(), status_code=422)
+        return refused_file_response(request, exc)
     return {"segments": [segment_out(s) for s in segments]}
 
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 from app.cardguard import looks_like_card_data
 from app.errors import Invalid
+from app.i18n import N_
 from app.text_files import LineProblem, decode_upload
 
 INTERVAL_MINUTES = 15
@@ -94,7 +95,11 @@ class RundownRefused(Invalid):
     def __init__(self, problems: Problems) -> None:
         count = len(problems.found) + problems.more
         super().__init__(
-            f"the rundown was not read: {count} problem{'s' * (count != 1)}", field="file"
+            N_("the rundown was not read: {count} problem")
+            if count == 1
+            else N_("the rundown was not read: {count} problems"),
+            field="file",
+            count=count,
         )
         self.problems = problems
 

@@ -17,7 +17,7 @@ from app.auth.deps import require
 from app.auth.service import Principal, Role
 from app.db import Database
 from app.deps import get_db, read_limited_body
-from app.errors import Conflict
+from app.errors import Conflict, refused_file_response
 from app.pledges.models import Pledge
 from app.reconciliation import imports, repository, service
 from app.reconciliation.models import PaymentImport, PaymentLine, PaymentSource
@@ -131,7 +131,7 @@ async def import_payments(
             filename=filename,
         )
     except imports.FileRefused as exc:
-        return JSONResponse(exc.body(), status_code=422)
+        return refused_file_response(request, exc)
     return JSONResponse(
         ImportOut(**_import_out(batch, source)).model_dump(mode="json"), status_code=201
     )

@@ -19,6 +19,7 @@ from app.auth.deps import check_campaign, require
 from app.auth.service import Principal, Role
 from app.db import Database
 from app.deps import get_db, read_limited_body
+from app.errors import refused_file_response
 from app.roster import service
 from app.roster.pin_sheet import render_pin_sheet
 from app.roster.schemas import (
@@ -116,7 +117,7 @@ async def import_roster(
     try:
         issued = await service.import_roster(db, campaign_id, data, actor=principal.username)
     except service.RosterRefused as exc:
-        return JSONResponse(exc.body(), status_code=422)
+        return refused_file_response(request, exc)
     out = ImportOut(
         campaign_id=campaign_id, imported=len(issued), logins=[_pin_out(i) for i in issued]
     )

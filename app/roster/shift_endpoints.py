@@ -13,7 +13,6 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.responses import JSONResponse
 
 from app.acd import repository
 from app.acd.models import Agent
@@ -21,7 +20,7 @@ from app.auth.deps import check_agent, check_campaign, check_site, require, site
 from app.auth.service import Principal, Role
 from app.db import Database, utcnow
 from app.deps import get_db, read_limited_body
-from app.errors import Conflict, Forbidden, Invalid
+from app.errors import Conflict, Forbidden, Invalid, refused_file_response
 from app.pledges.schemas import Moment
 from app.roster import shifts
 from app.roster.models import Shift
@@ -261,5 +260,5 @@ async def import_signups(
             db, campaign_id, data, actor=principal.username
         )
     except shifts.SignupsRefused as exc:
-        return JSONResponse(exc.body(), status_code=422)
+        return refused_file_response(request, exc)
     return SignupsImportOut(campaign_id=campaign_id, added=added, already=already)

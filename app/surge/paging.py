@@ -23,15 +23,17 @@ from typing import Any
 from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.acd.models import Agent, AgentSkill, Queue
+from app.acd.models import Agent, AgentSkill, Campaign, Queue
 from app.acd.states import AgentState
 from app.db import Database, UnitOfWork, utcnow
 from app.errors import NotFound
+from app.i18n import N_, translate
 from app.outbox import emit
 from app.settings import settings_of
 from app.surge.models import STANDBY, Page, SmsMessage, Standby
 
-PAGE_TEXT = "Appeal on air: calls waiting, please come back"
+# The page's text, in the campaign's language (its screens' and SMS's).
+PAGE_TEXT = N_("Appeal on air: calls waiting, please come back ({queue}).")
 BREAK_REASON = "break"
 
 
@@ -100,6 +102,10 @@ async def page_standby(
     session = uow.session
     outcome = PageOutcome(paged=[], paged_agents=[], quiet=[])
     quiet_since = now - dt.timedelta(seconds=settings.page_quiet_seconds)
+    language = (
+        await session.execute(select(Campaign.language).where(Campaign.id == queue.campaign_id))
+    ).scalar_one()
+    message = translate(language, PAGE_TEXT, {"queue": queue.name})
     for candidate in await candidates(session, queue):
         if only is not None and candidate.agent_id not in only:
             continue
@@ -125,7 +131,6 @@ async def page_standby(
         if claimed.first() is None:
             outcome.quiet.append(candidate.agent_id)
             continue
-        message = f"{PAGE_TEXT} ({queue.name})."
         sms = bool(settings.sms_webhook_url and candidate.phone)
         page = Page(
             campaign_id=queue.campaign_id,

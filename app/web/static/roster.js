@@ -6,6 +6,7 @@
 // once, in this page only. Reads the campaign from organiser.js's #campaign select.
 
 import { api, setText, whoAmI } from "/static/common.js";
+import { t } from "/static/i18n.js";
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -51,7 +52,10 @@ function showRefused(data) {
   ui.refused.replaceChildren();
   for (const row of (data && data.rows) || []) {
     const li = document.createElement("li");
-    li.textContent = `Line ${row.line}${row.field ? ` (${row.field})` : ""}: ${row.message}`;
+    const where = row.field
+      ? t("Line {line} ({field})", { line: row.line, field: row.field })
+      : t("Line {line}", { line: row.line });
+    li.textContent = `${where}: ${row.message}`;
     ui.refused.append(li);
   }
 }
@@ -60,7 +64,7 @@ async function loadSites() {
   if (!ui.campaign.value) return;
   const r = await api(`/sites?campaign_id=${encodeURIComponent(ui.campaign.value)}`);
   const sites = r.ok ? r.data : [];
-  ui.site.replaceChildren(new Option("(none)", ""));
+  ui.site.replaceChildren(new Option(t("(none)"), ""));
   ui.sheetSite.replaceChildren();
   for (const site of sites) {
     ui.site.append(new Option(site.name, String(site.id)));
@@ -83,24 +87,24 @@ async function registerOne(event) {
   ui.refused.replaceChildren();
   const r = await api("/roster/volunteers", { method: "POST", body, csrf });
   if (!r.ok) {
-    status((r.data && r.data.message) || `Refused (${r.status}).`, true);
+    status((r.data && r.data.message) || t("Refused ({status}).", { status: r.status }), true);
     return;
   }
   showLogins([r.data.login]);
   ui.one.reset();
-  status(`${r.data.login.display_name} registered: their PIN is below, shown this once.`);
+  status(t("{name} registered: their PIN is below, shown this once.", { name: r.data.login.display_name }));
 }
 
 async function importFile(event) {
   event.preventDefault();
   const file = ui.file.files[0];
   if (!file || !ui.campaign.value) {
-    status("Choose a file.", true);
+    status(t("Choose a file."), true);
     return;
   }
   ui.refused.replaceChildren();
   showLogins([]);
-  status("Importing…");
+  status(t("Importing…"));
   const response = await fetch(`/roster/import?campaign_id=${encodeURIComponent(ui.campaign.value)}`, {
     method: "POST",
     headers: { Accept: "application/json", "Content-Type": "application/octet-stream", "X-CSRF-Token": csrf },
@@ -115,19 +119,24 @@ async function importFile(event) {
     data = null;
   }
   if (!response.ok) {
-    status((data && data.message) || `Refused (${response.status}).`, true);
+    status((data && data.message) || t("Refused ({status}).", { status: response.status }), true);
     showRefused(data);
     return;
   }
   showLogins(data.logins);
   ui.importForm.reset();
-  status(`${data.imported} volunteers imported: their PINs are below, shown this once.`);
+  const count = data.imported;
+  status(
+    count === 1
+      ? t("{count} volunteer imported: their PIN is below, shown this once.", { count })
+      : t("{count} volunteers imported: their PINs are below, shown this once.", { count }),
+  );
 }
 
 async function makeSheet(event) {
   event.preventDefault();
   if (!ui.sheetSite.value) {
-    status("Add a site first.", true);
+    status(t("Add a site first."), true);
     return;
   }
   const response = await fetch(`/sites/${encodeURIComponent(ui.sheetSite.value)}/pin-sheet`, {
@@ -139,7 +148,7 @@ async function makeSheet(event) {
   });
   const text = await response.text();
   if (!response.ok) {
-    let message = `Refused (${response.status}).`;
+    let message = t("Refused ({status}).", { status: response.status });
     try {
       message = JSON.parse(text).message || message;
     } catch {
@@ -157,7 +166,11 @@ async function makeSheet(event) {
   );
   ui.sheet.hidden = false;
   const count = ui.sheetBody.querySelectorAll("tbody tr").length;
-  status(`PIN sheet ready: ${count} PIN${count === 1 ? "" : "s"} issued, shown this once.`);
+  status(
+    count === 1
+      ? t("PIN sheet ready: {count} PIN issued, shown this once.", { count })
+      : t("PIN sheet ready: {count} PINs issued, shown this once.", { count }),
+  );
 }
 
 function printSheet() {

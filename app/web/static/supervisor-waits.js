@@ -65,7 +65,7 @@ export function renderWaiting(queues) {
       const tr = row([
         [q.queue, ""],
         [String(w.position), "num"],
-        [w.kind === "callback" ? "Callback" : "Call", ""],
+        [w.kind === "callback" ? t("Callback") : t("Call"), ""],
         [`#${w.call_id}`, "num"],
         [waitText(w.expected_wait_seconds), "num"],
       ]);
@@ -88,8 +88,11 @@ export function renderWaiting(queues) {
       for (const c of cb.not_completed || []) {
         const li = document.createElement("li");
         li.dataset.callbackId = String(c.callback_id);
-        const how = c.state === "expired" ? "expired" : `failed after ${c.attempts} attempts`;
-        li.textContent = `${q.queue}: callback #${c.callback_id} to ${c.caller || "?"} ${how}`;
+        const params = { queue: q.queue, id: c.callback_id, caller: c.caller || "?", attempts: c.attempts };
+        li.textContent =
+          c.state === "expired"
+            ? t("{queue}: callback #{id} to {caller} expired", params)
+            : t("{queue}: callback #{id} to {caller} failed after {attempts} attempts", params);
         notDone.push(li);
       }
     }

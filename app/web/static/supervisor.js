@@ -118,7 +118,9 @@ function queueRow(q) {
 function serviceLevel(q) {
   const targetPercent = q.service_level_target_percent ?? SL_TARGET_PERCENT;
   const amberPercent = q.service_level_amber_percent ?? SL_AMBER_PERCENT;
-  const target = t("target {percent} %", { percent: targetPercent });
+  // No-break spaces inside the figure and the target: the badge wraps between them only.
+  const glue = (text) => text.replace(/ /g, "\u00a0");
+  const target = glue(t("target {percent} %", { percent: targetPercent }));
   const seconds = q.service_level_threshold_seconds;
   if (q.service_level === null || q.service_level === undefined) {
     return { level: "none", text: `– (${target})`, note: t("no answered calls yet") };
@@ -127,14 +129,14 @@ function serviceLevel(q) {
   const words = { percent: pct, seconds, target: targetPercent, amber: amberPercent };
   if (pct >= targetPercent) {
     const note = t("{percent} % answered within {seconds} s: on target ({target} %)", words);
-    return { level: "ok", text: `\u2714 ${pct} % (${target})`, note };
+    return { level: "ok", text: `\u2714\u00a0${pct}\u00a0% (${target})`, note };
   }
   if (pct >= amberPercent) {
     const note = t("{percent} % answered within {seconds} s: below the target of {target} %", words);
-    return { level: "warn", text: `\u26A0 ${pct} % (${target})`, note };
+    return { level: "warn", text: `\u26A0\u00a0${pct}\u00a0% (${target})`, note };
   }
   const note = t("{percent} % answered within {seconds} s: under the alarm level of {amber} %", words);
-  return { level: "bad", text: `\u2716 ${pct} % (${target})`, note };
+  return { level: "bad", text: `\u2716\u00a0${pct}\u00a0% (${target})`, note };
 }
 
 function renderQueues(list) {
@@ -159,7 +161,8 @@ function renderQueues(list) {
     setText(c.asa, fmtSeconds(q.average_speed_of_answer_seconds));
     setText(c.answered, q.answered);
     setText(c.abandoned, q.abandoned);
-    setText(c.short, q.abandoned_short ? t("{count} very short", { count: q.abandoned_short }) : "");
+    const short = q.abandoned_short || 0;
+    setText(c.short, short === 1 ? t("1 very short") : short ? t("{count} very short", { count: short }) : "");
     const by = q.agents_by_state || {};
     const busy = (by.reserved || 0) + (by.on_call || 0) + (by.consulting || 0) + (by.wrap_up || 0);
     setText(
