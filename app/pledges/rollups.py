@@ -1,0 +1,131 @@
+"""Running roll-ups of the pledges: the totals by campaign, slot, hour, queue,
+volunteer, partner and département, kept in the transaction of each change.
+
+A pledge *contributes* one row per dimension (``contributions``); a change adds
+the difference between its contributions after and before (``delta``) with one
+multi-row upsert (``apply``). Readers sum the rows (``app/pledges/totals.py``):
+their cost depends on the number of keys, never on the number of pledges.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from app.db import UnitOfWork
+from app.pledges.models import ROLLUP_SHARDS, PledgeRollup, PledgeStatus
+
+DIMENSIONS = ("all", "slot", "hour", "queue", "agent", "partner", "departement")
+FIGURES = ("count", "promised_minor", "paid_minor", "cancelled_count", "cancelled_minor")
+# What a pledge's contributions depend on.
+FIELDS = (
+    "status",
+    "amount_minor",
+    "paid_minor",
+    "time_slot",
+    "created_at",
+    "queue_id",
+    "agent_id",
+    "partner_org",
+    "departement",
+)
+
+Figures = tuple[int, int, int, int, int]
+Contributions = dict[tuple[str, str], Figures]
+
+
+def hour_key(moment: dt.datetime) -> str:
+    """The UTC hour a pledge was saved in, ``YYYY-MM-DDTHH:00``."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.UTC)
+    return moment.strftime("%Y-%m-%dT%H:00")
+
+
+def _key(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def shard_of(pledge_id: int) -> int:
+    return pledge_id % ROLLUP_SHARDS
+
+
+def values_of(pledge: Any) -> dict[str, Any]:
+    """The fields of ``pledge`` (an object or a mapping) its contributions depend on."""
+    if isinstance(pledge, Mapping):
+        return {name: pledge[name] for name in FIELDS}
+    return {name: getattr(pledge, name) for name in FIELDS}
+
+
+def contributions(values: Mapping[str, Any]) -> Contributions:
+    """One pledge's figures under each of its keys."""
+    if values["status"] == PledgeStatus.CANCELLED:
+        figures: Figures = (0, 0, 0, 1, int(values["amount_minor"]))
+    else:
+        figures = (1, int(values["amount_minor"]), int(values["paid_minor"]), 0, 0)
+    keys = {
+        "all": "",
+        "slot": _key(values["time_slot"]),
+        "hour": hour_key(values["created_at"]),
+        "queue": _key(values["queue_id"]),
+        "agent": _key(values["agent_id"]),
+        "partner": _key(values["partner_org"]),
+        "departement": _key(values["departement"]),
+    }
+    return {(dimension, key): figures for dimension, key in keys.items()}
+
+
+def delta(before: Contributions, after: Contributions) -> Contributions:
+    """After minus before, without the keys that did not move."""
+    out: Contributions = {}
+    for where in sorted(set(before) | set(after)):
+        old = before.get(where, (0, 0, 0, 0, 0))
+        new = after.get(where, (0, 0, 0, 0, 0))
+        diff = (
+            new[0] - old[0],
+            new[1] - old[1],
+            new[2] - old[2],
+            new[3] - old[3],
+            new[4] - old[4],
+        )
+        if any(diff):
+            out[where] = diff
+    return out
+
+
+async def apply(uow: UnitOfWork, campaign_id: int, pledge_id: int, moves: Contributions) -> None:
+    """Add ``moves`` to the pledge's shard of the campaign's roll-ups: one statement.
+
+    Rows go in key order, so two transactions lock shared rows in the same order.
+    """
+    if not moves:
+        return
+    shard = shard_of(pledge_id)
+    rows = [
+        {
+            "campaign_id": campaign_id,
+            "dimension": dimension,
+            "key": key,
+            "shard": shard,
+            **dict(zip(FIGURES, figures, strict=True)),
+        }
+        for (dimension, key), figures in sorted(moves.items())
+    ]
+    insert = pg_insert if uow.db.is_postgres else sqlite_insert
+    stmt = insert(PledgeRollup).values(rows)
+    table = PledgeRollup.__table__.c
+    await uow.session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["campaign_id", "dimension", "key", "shard"],
+            set_={name: table[name] + stmt.excluded[name] for name in FIGURES},
+        )
+    )
+
+
+async def change(uow: UnitOfWork, pledge: Any, before: Mapping[str, Any]) -> None:
+    """A pledge changed from ``before`` (``values_of`` it then) to what it is now."""
+    moves = delta(contributions(before), contributions(values_of(pledge)))
+    await apply(uow, pledge.campaign_id, pledge.id, moves)
