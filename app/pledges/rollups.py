@@ -13,11 +13,13 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import UnitOfWork
-from app.pledges.models import ROLLUP_SHARDS, PledgeRollup, PledgeStatus
+from app.pledges.models import ROLLUP_SHARDS, Pledge, PledgeRollup, PledgeStatus
 
 DIMENSIONS = ("all", "slot", "hour", "queue", "agent", "partner", "departement")
 FIGURES = ("count", "promised_minor", "paid_minor", "cancelled_count", "cancelled_minor")
@@ -129,3 +131,38 @@ async def change(uow: UnitOfWork, pledge: Any, before: Mapping[str, Any]) -> Non
     """A pledge changed from ``before`` (``values_of`` it then) to what it is now."""
     moves = delta(contributions(before), contributions(values_of(pledge)))
     await apply(uow, pledge.campaign_id, pledge.id, moves)
+
+
+async def stored(session: AsyncSession, campaign_id: int) -> Contributions:
+    """The campaign's roll-ups, shards summed, rows all zero left out."""
+    figures = [func.sum(getattr(PledgeRollup, name)) for name in FIGURES]
+    result = await session.execute(
+        select(PledgeRollup.dimension, PledgeRollup.key, *figures)
+        .where(PledgeRollup.campaign_id == campaign_id)
+        .group_by(PledgeRollup.dimension, PledgeRollup.key)
+    )
+    out: Contributions = {}
+    for dimension, key, *sums in result.all():
+        totals = tuple(int(v) for v in sums)
+        if any(totals):
+            out[(dimension, key)] = (totals[0], totals[1], totals[2], totals[3], totals[4])
+    return out
+
+
+async def recount(session: AsyncSession, campaign_id: int) -> Contributions:
+    """What the roll-ups should hold, from every pledge of the campaign (a full scan:
+    for checks, never for a screen)."""
+    columns = [getattr(Pledge, name) for name in FIELDS]
+    out: Contributions = {}
+    result = await session.execute(select(*columns).where(Pledge.campaign_id == campaign_id))
+    for row in result.all():
+        for where, add in contributions(dict(zip(FIELDS, row, strict=True))).items():
+            old = out.get(where, (0, 0, 0, 0, 0))
+            out[where] = (
+                old[0] + add[0],
+                old[1] + add[1],
+                old[2] + add[2],
+                old[3] + add[3],
+                old[4] + add[4],
+            )
+    return {where: figures for where, figures in out.items() if any(figures)}
