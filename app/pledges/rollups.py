@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -166,3 +166,43 @@ async def recount(session: AsyncSession, campaign_id: int) -> Contributions:
                 old[4] + add[4],
             )
     return {where: figures for where, figures in out.items() if any(figures)}
+
+
+def _rebuild_keys(dialect: str) -> dict[str, str]:
+    if dialect == "postgresql":
+        hour = "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24\\:00')"
+    else:  # naive UTC text "YYYY-MM-DD HH:MM:SS..."
+        hour = "substr(created_at, 1, 10) || 'T' || substr(created_at, 12, 2) || '\\:00'"
+    return {
+        "all": "''",
+        "slot": "COALESCE(time_slot, '')",
+        "hour": hour,
+        "queue": "COALESCE(CAST(queue_id AS VARCHAR), '')",
+        "agent": "COALESCE(CAST(agent_id AS VARCHAR), '')",
+        "partner": "COALESCE(partner_org, '')",
+        "departement": "COALESCE(departement, '')",
+    }
+
+
+async def rebuild(uow: UnitOfWork, campaign_id: int) -> None:
+    """The campaign's roll-ups recomputed from its pledges, one aggregate per dimension
+    (as migration 0023's backfill): for pledges written around the app (bulk loads)."""
+    await uow.session.execute(delete(PledgeRollup).where(PledgeRollup.campaign_id == campaign_id))
+    live = "status <> 'cancelled'"
+    figures = (
+        f"SUM(CASE WHEN {live} THEN 1 ELSE 0 END), "
+        f"SUM(CASE WHEN {live} THEN amount_minor ELSE 0 END), "
+        f"SUM(CASE WHEN {live} THEN paid_minor ELSE 0 END), "
+        f"SUM(CASE WHEN {live} THEN 0 ELSE 1 END), "
+        f"SUM(CASE WHEN {live} THEN 0 ELSE amount_minor END)"
+    )
+    for dimension, key in _rebuild_keys(uow.db.dialect).items():
+        await uow.session.execute(
+            text(
+                "INSERT INTO pledge_rollups (campaign_id, dimension, key, shard, count, "
+                "promised_minor, paid_minor, cancelled_count, cancelled_minor) "
+                f"SELECT campaign_id, '{dimension}', {key}, id % {ROLLUP_SHARDS}, {figures} "
+                "FROM pledges WHERE campaign_id = :campaign_id GROUP BY 1, 3, 4"
+            ),
+            {"campaign_id": campaign_id},
+        )
