@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import Table, bindparam, delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -98,6 +98,26 @@ def delta(before: Contributions, after: Contributions) -> Contributions:
     return out
 
 
+_COLUMNS = ("campaign_id", "dimension", "key", "shard", *FIGURES)
+_UPSERTS: dict[tuple[bool, int], Any] = {}
+
+
+def _upsert(postgres: bool, count: int) -> Any:
+    """``INSERT ... VALUES (row 0), ... (row count-1) ON CONFLICT DO UPDATE`` with named
+    parameters, built once per dialect and row count: compiled once, then cached."""
+    stmt = _UPSERTS.get((postgres, count))
+    if stmt is None:
+        table = cast(Table, PledgeRollup.__table__)
+        base = (pg_insert if postgres else sqlite_insert)(table).values(
+            [{name: bindparam(f"{name}_{n}") for name in _COLUMNS} for n in range(count)]
+        )
+        stmt = _UPSERTS[(postgres, count)] = base.on_conflict_do_update(
+            index_elements=["campaign_id", "dimension", "key", "shard"],
+            set_={name: table.c[name] + base.excluded[name] for name in FIGURES},
+        )
+    return stmt
+
+
 async def apply(uow: UnitOfWork, campaign_id: int, pledge_id: int, moves: Contributions) -> None:
     """Add ``moves`` to the pledge's shard of the campaign's roll-ups: one statement.
 
@@ -106,25 +126,11 @@ async def apply(uow: UnitOfWork, campaign_id: int, pledge_id: int, moves: Contri
     if not moves:
         return
     shard = shard_of(pledge_id)
-    rows = [
-        {
-            "campaign_id": campaign_id,
-            "dimension": dimension,
-            "key": key,
-            "shard": shard,
-            **dict(zip(FIGURES, figures, strict=True)),
-        }
-        for (dimension, key), figures in sorted(moves.items())
-    ]
-    insert = pg_insert if uow.db.is_postgres else sqlite_insert
-    stmt = insert(PledgeRollup).values(rows)
-    table = PledgeRollup.__table__.c
-    await uow.session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["campaign_id", "dimension", "key", "shard"],
-            set_={name: table[name] + stmt.excluded[name] for name in FIGURES},
-        )
-    )
+    params: dict[str, Any] = {}
+    for n, ((dimension, key), figures) in enumerate(sorted(moves.items())):
+        values = (campaign_id, dimension, key, shard, *figures)
+        params.update({f"{name}_{n}": value for name, value in zip(_COLUMNS, values, strict=True)})
+    await uow.session.execute(_upsert(uow.db.is_postgres, len(moves)), params)
 
 
 async def change(uow: UnitOfWork, pledge: Any, before: Mapping[str, Any]) -> None:

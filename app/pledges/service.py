@@ -12,10 +12,10 @@ import datetime as dt
 import re
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
-from sqlalchemy import literal, select, true
+from sqlalchemy import Table, bindparam, null, select, true
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -344,6 +344,55 @@ def fast_path_allowed(principal: Principal, body: PledgeIn, campaign: Campaign) 
     return principal.role == Role.ADMIN
 
 
+_PLEDGE_INSERTS: dict[tuple[bool, tuple[str, ...], bool, bool], Any] = {}
+
+
+def _pledge_insert(postgres: bool, fixed: tuple[str, ...], from_call: bool, volunteer: bool) -> Any:
+    """The pledge's ``INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING``, built once
+    per shape with named parameters (``v_<column>``, ``call_id``, ``volunteer``): the
+    statement is compiled once, then found in the cache."""
+    shape = (postgres, fixed, from_call, volunteer)
+    stmt = _PLEDGE_INSERTS.get(shape)
+    if stmt is not None:
+        return stmt
+    table = cast(Table, Pledge.__table__)
+    columns: dict[str, Any] = {
+        name: bindparam(f"v_{name}", type_=table.c[name].type) for name in fixed
+    }
+    if from_call:
+        calls, agents = Call.__table__, Agent.__table__
+        columns |= {
+            "call_id": calls.c.id,
+            "agent_id": calls.c.agent_id,
+            "queue_id": calls.c.queue_id,
+            "caller_number": calls.c.caller_number,
+            "partner_org": agents.c.partner_org,
+        }
+        source = (
+            select(*columns.values())
+            .select_from(calls.outerjoin(agents, agents.c.id == calls.c.agent_id))
+            .where(
+                calls.c.id == bindparam("call_id"),
+                calls.c.campaign_id == bindparam("v_campaign_id", type_=table.c.campaign_id.type),
+            )
+        )
+        if volunteer:
+            source = source.where(calls.c.agent_id == bindparam("volunteer"))
+    else:
+        for name in ("call_id", "agent_id", "queue_id", "caller_number", "partner_org"):
+            columns[name] = null()
+        # A WHERE, so SQLite does not read the upsert's ON as a join's.
+        source = select(*columns.values()).where(true())
+    insert = pg_insert if postgres else sqlite_insert
+    stmt = _PLEDGE_INSERTS[shape] = (
+        insert(table)
+        .from_select(list(columns), source)
+        .on_conflict_do_nothing()
+        .returning(*table.c)
+    )
+    return stmt
+
+
 async def insert_new(
     uow: UnitOfWork,
     principal: Principal,
@@ -363,7 +412,6 @@ async def insert_new(
     """
     values = body.model_dump()
     now = utcnow()
-    table = Pledge.__table__
     fixed: dict[str, Any] = {
         "reference": new_reference(),
         "campaign_id": campaign.id,
@@ -388,38 +436,12 @@ async def insert_new(
         "idem_key": claim.key,
         "idem_request": claim.request,
     }
-    columns: dict[str, Any] = {
-        name: literal(value, type_=table.c[name].type) for name, value in fixed.items()
-    }
-    if body.call_id is not None:
-        calls, agents = Call.__table__, Agent.__table__
-        columns |= {
-            "call_id": calls.c.id,
-            "agent_id": calls.c.agent_id,
-            "queue_id": calls.c.queue_id,
-            "caller_number": calls.c.caller_number,
-            "partner_org": agents.c.partner_org,
-        }
-        source = (
-            select(*columns.values())
-            .select_from(calls.outerjoin(agents, agents.c.id == calls.c.agent_id))
-            .where(calls.c.id == body.call_id, calls.c.campaign_id == campaign.id)
-        )
-        if principal.role == Role.AGENT:
-            source = source.where(calls.c.agent_id == principal.agent_id)
-    else:
-        for name in ("call_id", "agent_id", "queue_id", "caller_number", "partner_org"):
-            columns[name] = literal(None, type_=table.c[name].type)
-        # A WHERE, so SQLite does not read the upsert's ON as a join's.
-        source = select(*columns.values()).where(true())
-    insert = pg_insert if uow.db.is_postgres else sqlite_insert
-    stmt = (
-        insert(Pledge)
-        .from_select(list(columns), source)
-        .on_conflict_do_nothing()
-        .returning(*table.c)
+    stmt = _pledge_insert(
+        uow.db.is_postgres, tuple(fixed), body.call_id is not None, principal.role == Role.AGENT
     )
-    row = (await uow.session.execute(stmt)).mappings().first()
+    params = {f"v_{name}": value for name, value in fixed.items()}
+    params.update(call_id=body.call_id, volunteer=principal.agent_id)
+    row = (await uow.session.execute(stmt, params)).mappings().first()
     if row is None:
         return None
     pledge = Pledge(**row)  # transient: the row is written, nothing to flush
