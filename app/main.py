@@ -47,7 +47,7 @@ from app.roster.shift_endpoints import router as shifts_router
 from app.rules import engine as rules_engine
 from app.rules.endpoints import router as rules_router
 from app.rules.engine import defaults as rules_defaults
-from app.rules.service import on_committed as rules_on_committed
+from app.rules.service import PledgeRules
 from app.settings import Settings, get_settings
 from app.settings import bind as bind_settings
 from app.surge.endpoints import router as surge_router
@@ -94,10 +94,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         principal_cache = app.state.principal_cache
         db.on_events.append(principal_cache.on_events)
 
-        async def run_pledge_rules(events: list[Any]) -> None:
-            await rules_on_committed(db, events)  # pledge.saved rules, after commit
-
-        db.on_events.append(run_pledge_rules)
+        # pledge.saved rules, after commit, off the saving request (app/rules/service.py).
+        pledge_rules = app.state.pledge_rules = PledgeRules(db)
+        db.on_events.append(pledge_rules.on_events)
         rules_defaults()  # builds the CEL parser and the shipped rules now, not on a call
         hub, feed = Hub(), EventFeed(db)
         feed.attach(hub)
@@ -178,6 +177,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await caller_lookup.stop()
             if notifier is not None:
                 await notifier.stop()
+            await pledge_rules.idle()
             await feed.stop()
             await db.dispose()
 

@@ -45,7 +45,7 @@ from app.db import Database
 from app.deps import get_db
 from app.errors import Forbidden, error_responses
 from app.metrics_multiprocess import PUBLISH_SECONDS, FileWriter, multiprocess_dir
-from app.pledges.models import PledgeCounter
+from app.pledges.models import PledgeRollup
 
 log = logging.getLogger(__name__)
 
@@ -161,17 +161,20 @@ async def database_families(db: Database) -> list[Metric]:
                 .order_by(Campaign.name, Agent.state)
             )
         ).all()
-        # The running counters (a few rows a campaign), not a scan of the pledges.
+        # The running roll-ups (a few rows a campaign), not a scan of the pledges.
         pledges = (
             await session.execute(
                 select(
                     Campaign.name,
                     Campaign.currency,
-                    func.coalesce(func.sum(PledgeCounter.count), 0),
-                    func.coalesce(func.sum(PledgeCounter.promised_minor), 0),
-                    func.coalesce(func.sum(PledgeCounter.paid_minor), 0),
+                    func.coalesce(func.sum(PledgeRollup.count), 0),
+                    func.coalesce(func.sum(PledgeRollup.promised_minor), 0),
+                    func.coalesce(func.sum(PledgeRollup.paid_minor), 0),
                 )
-                .join(PledgeCounter, PledgeCounter.campaign_id == Campaign.id)
+                .join(
+                    PledgeRollup,
+                    (PledgeRollup.campaign_id == Campaign.id) & (PledgeRollup.dimension == "all"),
+                )
                 .group_by(Campaign.name, Campaign.currency)
                 .order_by(Campaign.name)
             )

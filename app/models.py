@@ -8,8 +8,8 @@ from app.pledges.models import (
     IdempotencyRecord,
     Pledge,
     PledgeAudit,
-    PledgeCounter,
     PledgePayment,
+    PledgeRollup,
 )
 from app.practice.models import PracticeCall
 from app.privacy.models import PrivacyAction, PurgedCampaign
@@ -41,8 +41,8 @@ __all__ = [
     "PaymentSource",
     "Pledge",
     "PledgeAudit",
-    "PledgeCounter",
     "PledgePayment",
+    "PledgeRollup",
     "PracticeCall",
     "PrivacyAction",
     "PurgedCampaign",

@@ -233,7 +233,8 @@ async def _nothing_acknowledged_is_lost(sql: Sql) -> None:
     assert counters == []
     # Pledge counters against a recount of the pledges.
     kept = await sql.rows(
-        "select coalesce(sum(count), 0), coalesce(sum(promised_minor), 0) from pledge_counters"
+        "select coalesce(sum(count), 0), coalesce(sum(promised_minor), 0) from pledge_rollups"
+        " where dimension = 'all'"
     )
     recount = await sql.rows(
         "select count(*), coalesce(sum(amount_minor), 0) from pledges where status <> 'cancelled'"

@@ -112,14 +112,16 @@ async def _figures(hotline: Hotline, setup: dict[str, Any]) -> dict[str, Any]:
         "calls",
         "pledges",
         "pledge_audit",
-        "pledge_counters",
+        "pledge_rollups",
         "number_blocks",
         "telephony_commands",
         "screen_pops",
     ):
         tables[table] = (await hotline.sql(f"SELECT COUNT(*) FROM {table}"))[0][0]
     counters = await hotline.sql(
-        "SELECT SUM(count), SUM(promised_minor) FROM pledge_counters WHERE campaign_id = :c", c=cid
+        "SELECT SUM(count), SUM(promised_minor) FROM pledge_rollups"
+        " WHERE campaign_id = :c AND dimension = 'all'",
+        c=cid,
     )
     return {
         "totals": (await http.get("/pledges/totals", params={"campaign_id": cid})).json(),

@@ -183,6 +183,16 @@ async def skills_of(db: Database, agent_id: int) -> dict[str, int]:
     return dict(snapshot.skills.get(agent_id, {}))
 
 
+async def campaign_of(db: Database, campaign_id: int) -> Campaign | None:
+    """A campaign from the snapshot (read once if there is none): a transient copy."""
+    cache = cache_of(db)
+    snapshot = cache._snapshot
+    if snapshot is None:
+        async with db.read() as session:
+            snapshot = await cache.get(session)
+    return snapshot.campaigns.get(campaign_id)
+
+
 def invalidate_after_commit(uow: UnitOfWork) -> None:
     """This unit of work changes configuration: drop the snapshot now and after commit."""
     cache = cache_of(uow.db)

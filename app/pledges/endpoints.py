@@ -5,6 +5,7 @@ Thin handlers: each writing one is one unit of work over ``service``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from typing import Annotated, Any
@@ -16,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app import signing
+from app.acd import config_cache
 from app.acd.models import Campaign
 from app.auth.deps import current_principal, require
 from app.auth.service import Principal, Role
@@ -130,30 +132,47 @@ async def create_pledge(
 ) -> JSONResponse:
     scope = f"user:{principal.user_id}"
     digest = idempotency.request_hash("POST", "/pledges", body.model_dump(mode="json"))
-    try:
-        async with db.unit_of_work() as uow:
-            # Who may, first: a missing key is then the caller's only problem.
-            origin = await service.origin(uow, principal, body)
-            if idempotency_key is None:
-                raise Invalid(
-                    "send an Idempotency-Key header (one per pledge form)",
-                    field=idempotency.HEADER,
-                    code="idempotency_key_missing",
-                )
-            key_sha = idempotency.key_digest(idempotency_key)
-            claim = await idempotency.claim(uow, scope, key_sha, digest)
-            if isinstance(claim, idempotency.Stored):
-                return _replay(claim)
-            pledge = await service.create(uow, principal, body, origin)
-            answer = service.pledge_out(pledge, origin.campaign)
-            idempotency.complete(claim, 201, answer)
-    except IntegrityError:
-        # A concurrent request with this key committed first (PostgreSQL): its answer.
+    campaign = await _campaign_guess(db, principal, body)
+    derived: dict[str, Any] | None = None
+    if (
+        campaign is not None
+        and idempotency_key is not None
+        and service.fast_path_allowed(principal, body, campaign)
+    ):
+        with contextlib.suppress(AppError):
+            derived = _checked(campaign, body, idempotency_key)
+    if derived is None or campaign is None:
+        # A refusal (or a campaign this process has not cached): explained in the order
+        # of the checks, who may first, then the key, then the form.
         async with db.read() as session:
-            stored = await idempotency.find(session, scope, key_sha, digest)
-        if stored is None:
-            raise
-        return _replay(stored)
+            campaign = (await service.origin_in(session, principal, body)).campaign
+            if idempotency_key is None:
+                _checked(campaign, body, idempotency_key)  # raises: the key is missing
+            assert idempotency_key is not None
+            key_sha = idempotency.key_digest(idempotency_key)
+            stored = await idempotency.find_pledge(session, scope, key_sha, digest)
+        if stored is not None:
+            return _replay(stored)
+        derived = _checked(campaign, body, idempotency_key)
+    assert idempotency_key is not None
+    claim = service.KeyClaim(scope, idempotency.key_digest(idempotency_key), digest)
+    answer: dict[str, Any] | None = None
+    for _ in range(_ATTEMPTS):
+        async with db.unit_of_work() as uow:
+            pledge = await service.insert_new(uow, principal, body, campaign, derived, claim)
+            if pledge is not None:
+                answer = service.pledge_out(pledge, campaign)
+                break
+            # Nothing went in: who may not, a key used before, or a reference taken.
+            where = await service.origin(uow, principal, body)
+            stored = await idempotency.find_pledge(uow.session, scope, claim.key, digest)
+            if stored is not None:
+                return _replay(stored)
+        if where.campaign.id != campaign.id:
+            campaign = where.campaign
+            derived = _checked(campaign, body, idempotency_key)
+    if answer is None:
+        raise Conflict("could not find a free reference; try again")
     # Only what reconciles a pledge in the log: never the donor's details.
     log.info(
         "pledge %s saved: %s %s (call %s)",
@@ -163,6 +182,31 @@ async def create_pledge(
         answer["call_id"],
     )
     return JSONResponse(answer, status_code=201)
+
+
+_ATTEMPTS = 5
+
+
+async def _campaign_guess(db: Database, principal: Principal, body: PledgeIn) -> Campaign | None:
+    """The campaign a new pledge goes to, from the cached configuration when the body
+    or the caller's login names it (the insert checks that the call is in it)."""
+    campaign_id = body.campaign_id
+    if campaign_id is None and principal.role in (Role.AGENT, Role.SUPERVISOR):
+        campaign_id = principal.campaign_id
+    if campaign_id is None:
+        return None
+    return await config_cache.campaign_of(db, campaign_id)
+
+
+def _checked(campaign: Campaign, body: PledgeIn, key: str | None) -> dict[str, Any]:
+    if key is None:
+        raise Invalid(
+            "send an Idempotency-Key header (one per pledge form)",
+            field=idempotency.HEADER,
+            code="idempotency_key_missing",
+        )
+    idempotency.key_digest(key)
+    return service.check_new_pledge(campaign, body)
 
 
 def _replay(stored: idempotency.Stored) -> JSONResponse:

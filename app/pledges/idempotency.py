@@ -1,16 +1,19 @@
 """Exactly-once answers for requests carrying an ``Idempotency-Key``.
 
-The first request with a key claims it by inserting a row (scope, key digest,
-request hash) in the same transaction as the work it does, and stores its
-answer there before committing. So:
+A new pledge carries its key in its own row (``pledges.idem_scope``, ``idem_key``,
+``idem_request``: scope, key digest, request hash; unique on scope and key), so
+the pledge insert is the claim (``service.insert_new``, ``ON CONFLICT DO NOTHING``)
+and the first answer is rebuilt from the pledge and its ``created`` audit row
+(``find_pledge``). Keys claimed before that (migration 0022) are rows of
+``idempotency_keys`` with their stored answer (``find``). So:
 
 * the same key with the same body gets the first answer back, with nothing done
   again;
 * the same key with a different body is refused (409);
 * concurrent requests with one key: on SQLite the single writer serialises them
   and the later ones find the row; on PostgreSQL the later ones wait on the
-  unique index until the first commits, get an ``IntegrityError``, and then read
-  the stored answer. If the first request fails, nothing was committed, the key
+  unique index until the first commits, insert nothing, and then read the
+  first answer. If the first request fails, nothing was committed, the key
   stays free and a retry does the work.
 
 Only a digest of the key is stored (a key is free text, and free text never
@@ -28,9 +31,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.acd.models import Campaign
 from app.db import UnitOfWork, utcnow
 from app.errors import Conflict, Invalid
-from app.pledges.models import IdempotencyRecord
+from app.pledges.models import IdempotencyRecord, Pledge, PledgeAudit
+from app.pledges.service import first_answer
 
 HEADER = "Idempotency-Key"
 _KEY = re.compile(r"^[\x21-\x7e]{8,200}$")
@@ -56,14 +61,40 @@ def request_hash(method: str, path: str, body: dict[str, Any]) -> str:
     return hashlib.sha256(f"{method} {path}\n{canonical}".encode()).hexdigest()
 
 
+def _reused() -> Conflict:
+    return Conflict(
+        "this Idempotency-Key was used for a different request",
+        field=HEADER,
+        code="idempotency_key_reused",
+    )
+
+
 def _answer(record: IdempotencyRecord, digest: str) -> Stored:
     if record.request_hash != digest:
-        raise Conflict(
-            "this Idempotency-Key was used for a different request",
-            field=HEADER,
-            code="idempotency_key_reused",
-        )
+        raise _reused()
     return Stored(record.status_code, dict(record.response))
+
+
+async def find_pledge(
+    session: AsyncSession, scope: str, key_sha: str, digest: str
+) -> Stored | None:
+    """The first answer of the pledge saved with this key (or the legacy record's)."""
+    pledge = await session.scalar(
+        select(Pledge).where(Pledge.idem_scope == scope, Pledge.idem_key == key_sha)
+    )
+    if pledge is None:
+        return await find(session, scope, key_sha, digest)
+    if pledge.idem_request != digest:
+        raise _reused()
+    created = await session.scalar(
+        select(PledgeAudit.after)
+        .where(PledgeAudit.pledge_id == pledge.id, PledgeAudit.action == "created")
+        .order_by(PledgeAudit.id)
+        .limit(1)
+    )
+    campaign = await session.get(Campaign, pledge.campaign_id)
+    assert campaign is not None
+    return Stored(201, first_answer(pledge, dict(created or {}), campaign))
 
 
 async def find(session: AsyncSession, scope: str, key_sha: str, digest: str) -> Stored | None:

@@ -71,6 +71,8 @@ class Pledge(Base):
     queue_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
     # The E.164 number that called (from the call), for returning-donor look-ups.
     caller_number: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # The volunteer's partner organisation when saved (totals by partner, roll-ups).
+    partner_org: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
     first_name: Mapped[str] = mapped_column(String(100), default="")
     last_name: Mapped[str] = mapped_column(String(100), default="")
@@ -109,8 +111,15 @@ class Pledge(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     link_sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     paid_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The Idempotency-Key that saved it (``app/pledges/idempotency.py``): the caller
+    # (``user:<id>``), the key's sha256 and the request's hash. The pledge insert
+    # claims the key itself (unique index, ``ON CONFLICT DO NOTHING``).
+    idem_scope: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    idem_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    idem_request: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     __table_args__ = (
+        Index("uq_pledges_idem", "idem_scope", "idem_key", unique=True),
         Index("ix_pledges_campaign_created", "campaign_id", "created_at"),
         Index("ix_pledges_caller_number", "caller_number", "campaign_id"),
         Index("ix_pledges_phone_e164", "phone_e164", "campaign_id"),
@@ -183,21 +192,34 @@ class IdempotencyRecord(Base):
     )
 
 
-class PledgeCounter(Base):
-    """Running totals of a campaign's non-cancelled pledges, kept in shards.
+ROLLUP_SHARDS = 8
 
-    Every pledge change adds its difference to one shard in the same transaction,
-    so the live figures (``totals.updated``, the tote board) are a sum over a few
-    rows instead of a scan of every pledge. Shards spread concurrent savers over
-    several rows, so they do not queue on one row lock (PostgreSQL).
+
+class PledgeRollup(Base):
+    """Running totals of a campaign's pledges by dimension and key, kept in shards.
+
+    ``dimension`` is ``all`` (key ``""``), ``slot``, ``hour`` (UTC, ``YYYY-MM-DDTHH:00``),
+    ``queue``, ``agent``, ``partner`` or ``departement``; ``key`` is ``""`` for none
+    (outside any slot, no queue...). Every pledge change adds its difference to its
+    rows in the same transaction (one multi-row upsert), so every total is a sum
+    over a few rows, never a scan of the pledges. A pledge's rows are in shard
+    ``id % ROLLUP_SHARDS``: concurrent savers spread over several rows instead of
+    queueing on one row lock (PostgreSQL).
+
+    ``count``, ``promised_minor`` and ``paid_minor`` cover the pledges not
+    cancelled; ``cancelled_count`` and ``cancelled_minor`` the cancelled ones.
     """
 
-    __tablename__ = "pledge_counters"
+    __tablename__ = "pledge_rollups"
 
     campaign_id: Mapped[int] = mapped_column(
         ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
     )
+    dimension: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
     shard: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     count: Mapped[int] = mapped_column(BigInteger, default=0)
     promised_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     paid_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    cancelled_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    cancelled_minor: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -12,12 +12,13 @@ import datetime as dt
 import re
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, null, select, true
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.acd.models import Agent, Call, Campaign
 from app.auth.service import Principal, Role
@@ -25,12 +26,11 @@ from app.db import UnitOfWork, utcnow
 from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.i18n import N_
 from app.phone_numbers import normalise
-from app.pledges import cardguard, hooks, repository
+from app.pledges import cardguard, hooks, repository, rollups
 from app.pledges.models import (
     CancelReason,
     Pledge,
     PledgeAudit,
-    PledgeCounter,
     PledgePayment,
     PledgeStatus,
 )
@@ -153,35 +153,6 @@ def _diff(before: dict[str, Any], after: dict[str, Any]) -> tuple[dict[str, Any]
     return {k: before.get(k) for k in changed}, {k: after[k] for k in changed}
 
 
-COUNTER_SHARDS = 8
-
-
-async def _count(
-    uow: UnitOfWork, pledge: Pledge, *, count: int = 0, promised: int = 0, paid: int = 0
-) -> None:
-    """Add a pledge change to its campaign's running totals (one shard, one upsert)."""
-    if not (count or promised or paid):
-        return
-    insert = pg_insert if uow.db.is_postgres else sqlite_insert
-    stmt = insert(PledgeCounter).values(
-        campaign_id=pledge.campaign_id,
-        shard=pledge.id % COUNTER_SHARDS,
-        count=count,
-        promised_minor=promised,
-        paid_minor=paid,
-    )
-    await uow.session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["campaign_id", "shard"],
-            set_={
-                "count": PledgeCounter.count + stmt.excluded.count,
-                "promised_minor": PledgeCounter.promised_minor + stmt.excluded.promised_minor,
-                "paid_minor": PledgeCounter.paid_minor + stmt.excluded.paid_minor,
-            },
-        )
-    )
-
-
 # --- validation --------------------------------------------------------------------
 
 
@@ -274,7 +245,11 @@ class Origin:
 
 async def origin(uow: UnitOfWork, principal: Principal, body: PledgeIn) -> Origin:
     """The campaign and call a new pledge belongs to, once the caller may save it."""
-    session = uow.session
+    return await origin_in(uow.session, principal, body)
+
+
+async def origin_in(session: AsyncSession, principal: Principal, body: PledgeIn) -> Origin:
+    """:func:`origin` in any session (a read, to explain a refusal)."""
     call = None
     if body.call_id is not None:
         call = await session.get(Call, body.call_id)
@@ -350,6 +325,155 @@ async def create(
     return await _save(uow, principal, body, where)
 
 
+@dataclass(frozen=True)
+class KeyClaim:
+    """The Idempotency-Key a new pledge claims: caller scope, key digest, request hash."""
+
+    scope: str
+    key: str
+    request: str
+
+
+def fast_path_allowed(principal: Principal, body: PledgeIn, campaign: Campaign) -> bool:
+    """Whether :func:`insert_new` can itself check who may save (else :func:`origin`
+    explains the refusal)."""
+    if principal.role == Role.AGENT:
+        return body.call_id is not None and principal.agent_id is not None
+    if principal.role == Role.SUPERVISOR:
+        return principal.campaign_id == campaign.id
+    return principal.role == Role.ADMIN
+
+
+_PLEDGE_INSERTS: dict[tuple[bool, tuple[str, ...], bool, bool], Any] = {}
+
+
+def _pledge_insert(postgres: bool, fixed: tuple[str, ...], from_call: bool, volunteer: bool) -> Any:
+    """The pledge's ``INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING``, built once
+    per shape with named parameters (``v_<column>``, ``call_id``, ``volunteer``): the
+    statement is compiled once, then found in the cache."""
+    shape = (postgres, fixed, from_call, volunteer)
+    stmt = _PLEDGE_INSERTS.get(shape)
+    if stmt is not None:
+        return stmt
+    table = cast(Table, Pledge.__table__)
+    columns: dict[str, Any] = {
+        name: bindparam(f"v_{name}", type_=table.c[name].type) for name in fixed
+    }
+    if from_call:
+        calls, agents = Call.__table__, Agent.__table__
+        columns |= {
+            "call_id": calls.c.id,
+            "agent_id": calls.c.agent_id,
+            "queue_id": calls.c.queue_id,
+            "caller_number": calls.c.caller_number,
+            "partner_org": agents.c.partner_org,
+        }
+        source = (
+            select(*columns.values())
+            .select_from(calls.outerjoin(agents, agents.c.id == calls.c.agent_id))
+            .where(
+                calls.c.id == bindparam("call_id"),
+                calls.c.campaign_id == bindparam("v_campaign_id", type_=table.c.campaign_id.type),
+            )
+        )
+        if volunteer:
+            source = source.where(calls.c.agent_id == bindparam("volunteer"))
+    else:
+        for name in ("call_id", "agent_id", "queue_id", "caller_number", "partner_org"):
+            columns[name] = null()
+        # A WHERE, so SQLite does not read the upsert's ON as a join's.
+        source = select(*columns.values()).where(true())
+    insert = pg_insert if postgres else sqlite_insert
+    stmt = _PLEDGE_INSERTS[shape] = (
+        insert(table)
+        .from_select(list(columns), source)
+        .on_conflict_do_nothing()
+        .returning(*table.c)
+    )
+    return stmt
+
+
+async def insert_new(
+    uow: UnitOfWork,
+    principal: Principal,
+    body: PledgeIn,
+    campaign: Campaign,
+    derived: dict[str, Any],
+    claim: KeyClaim,
+) -> Pledge | None:
+    """Save a checked pledge (``check_new_pledge``) in 4 statements: the pledge with its
+    key, its roll-ups, its audit row and its ``pledge.saved`` event.
+
+    The pledge row is ``INSERT ... SELECT`` from its call (agent, queue, caller, the
+    volunteer's partner), with the caller's right in the ``WHERE`` (a volunteer's own
+    call, in the campaign), ``ON CONFLICT DO NOTHING``: None when no row went in (the
+    key or the reference is taken, or the call is not one the caller may save for),
+    with nothing written; the caller then finds out which.
+    """
+    values = body.model_dump()
+    now = utcnow()
+    fixed: dict[str, Any] = {
+        "reference": new_reference(),
+        "campaign_id": campaign.id,
+        **{name: values[name] for name in TEXT_FIELDS if name != "country"},
+        "country": derived["country"],
+        "phone_e164": derived["phone_e164"],
+        "departement": derived["departement"],
+        "amount_minor": body.amount_minor,
+        "currency": campaign.currency,
+        "frequency": body.frequency,
+        "channel": body.channel,
+        "consent_contact": body.consent_contact,
+        "consent_tax_receipt": body.consent_tax_receipt,
+        "flagged_for_review": body.amount_minor > campaign.pledge_review_minor,
+        "time_slot": time_slot_at(campaign, now),
+        "status": PledgeStatus.PROMISED,
+        "paid_minor": 0,
+        "created_by": principal.user_id,
+        "created_at": now,
+        "updated_at": now,
+        "idem_scope": claim.scope,
+        "idem_key": claim.key,
+        "idem_request": claim.request,
+    }
+    stmt = _pledge_insert(
+        uow.db.is_postgres, tuple(fixed), body.call_id is not None, principal.role == Role.AGENT
+    )
+    params = {f"v_{name}": value for name, value in fixed.items()}
+    params.update(call_id=body.call_id, volunteer=principal.agent_id)
+    row = (await uow.session.execute(stmt, params)).mappings().first()
+    if row is None:
+        return None
+    pledge = Pledge(**row)  # transient: the row is written, nothing to flush
+    _audit(uow, pledge, principal, "created", {}, snapshot(pledge))
+    await rollups.apply(
+        uow, pledge.campaign_id, pledge.id, rollups.contributions(rollups.values_of(pledge))
+    )
+    _emit_pledge(
+        uow,
+        "pledge.saved",
+        pledge,
+        call_id=pledge.call_id,
+        agent_id=pledge.agent_id,
+        flagged_for_review=pledge.flagged_for_review,
+        frequency=pledge.frequency,
+    )
+    return pledge
+
+
+def first_answer(pledge: Pledge, created: dict[str, Any], campaign: Campaign) -> dict[str, Any]:
+    """The answer ``POST /pledges`` gave when it saved ``pledge``: its row as it was
+    then, from the ``created`` audit row's snapshot (what a correction changes since)."""
+    then = Pledge(**{c.name: getattr(pledge, c.name) for c in Pledge.__table__.columns})
+    for name, value in created.items():
+        if name in AUDITED:
+            setattr(then, name, value)
+    then.updated_at = then.created_at
+    then.link_sent_at = None
+    then.paid_at = None
+    return pledge_out(then, campaign)
+
+
 async def save_simulated(uow: UnitOfWork, call: Call, body: PledgeIn) -> Pledge:
     """A pledge saved by a simulated volunteer (demo and load), through the same checks."""
     campaign = await uow.session.get(Campaign, call.campaign_id)
@@ -378,6 +502,7 @@ async def _save(
         agent_id=agent_id,
         queue_id=call.queue_id if call else None,
         caller_number=call.caller_number if call else None,
+        partner_org=await agent_partner(uow, agent_id),
         **{name: values[name] for name in TEXT_FIELDS if name != "country"},
         country=derived["country"],
         phone_e164=derived["phone_e164"],
@@ -399,7 +524,8 @@ async def _save(
     uow.session.add(pledge)
     await uow.session.flush()
     _audit(uow, pledge, principal, "created", {}, snapshot(pledge), machine=machine)
-    await _count(uow, pledge, count=1, promised=pledge.amount_minor)
+    moves = rollups.contributions(rollups.values_of(pledge))
+    await rollups.apply(uow, pledge.campaign_id, pledge.id, moves)
     _emit_pledge(
         uow,
         "pledge.saved",
@@ -447,7 +573,7 @@ async def correct(
     merged.update(changes)
     derived = _check_donor(merged, campaign.default_region)
     before = snapshot(pledge)
-    old_amount = pledge.amount_minor
+    counted = rollups.values_of(pledge)
     for name, value in changes.items():
         setattr(pledge, name, value)
     pledge.country = derived["country"]
@@ -464,7 +590,7 @@ async def correct(
         return pledge
     pledge.updated_at = utcnow()
     _audit(uow, pledge, principal, "corrected", old, new)
-    await _count(uow, pledge, promised=pledge.amount_minor - old_amount)
+    await rollups.change(uow, pledge, counted)
     _emit_pledge(
         uow,
         "pledge.updated",
@@ -572,11 +698,12 @@ async def cancel(
             status=pledge.status,
         )
     before = snapshot(pledge)
+    counted = rollups.values_of(pledge)
     pledge.status = PledgeStatus.CANCELLED
     pledge.cancel_reason = reason
     pledge.updated_at = utcnow()
     _audit(uow, pledge, principal, "cancelled", *_diff(before, snapshot(pledge)))
-    await _count(uow, pledge, count=-1, promised=-pledge.amount_minor, paid=-pledge.paid_minor)
+    await rollups.change(uow, pledge, counted)
     _emit_status(uow, pledge)
     return pledge
 
@@ -632,12 +759,13 @@ async def record_payment(
         )
     )
     before = snapshot(pledge)
+    counted = rollups.values_of(pledge)
     pledge.paid_minor += amount_minor
     pledge.status = _status_after_payment(pledge)
     pledge.paid_at = received_at or now
     pledge.updated_at = now
     _audit(uow, pledge, principal, "payment", *_diff(before, snapshot(pledge)))
-    await _count(uow, pledge, paid=amount_minor)
+    await rollups.change(uow, pledge, counted)
     _emit_status(uow, pledge)
     return pledge, True
 
@@ -664,11 +792,12 @@ async def cancel_payment(
     payment.cancelled_at = now
     payment.cancel_reason = reason
     before = snapshot(pledge)
+    counted = rollups.values_of(pledge)
     pledge.paid_minor -= payment.amount_minor
     pledge.status = _status_after_payment(pledge)
     pledge.updated_at = now
     _audit(uow, pledge, principal, "payment_void", *_diff(before, snapshot(pledge)))
-    await _count(uow, pledge, paid=-payment.amount_minor)
+    await rollups.change(uow, pledge, counted)
     _emit_status(uow, pledge)
     for hook in hooks.of(uow.db).payment_cancelled:
         await hook(uow, pledge, reason)

@@ -2,8 +2,10 @@
 
 Cancelled pledges count nowhere. A monthly pledge counts its monthly amount
 once. ``fulfilment_rate`` is paid / promised (None when nothing is promised).
-Every grouping is one SQL aggregate, so the figures cost the same whether the
-campaign has a hundred pledges or a hundred thousand rows to read.
+The campaign's totals (overall and the six groupings) are read from the running
+roll-ups (``app/pledges/rollups.py``): one aggregate over a few rows per key,
+whatever the number of pledges. Only a window (``since``/``until``, which no
+screen sends) is aggregated from the pledges of that window.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from app.acd.models import Agent, Campaign, Queue
 from app.errors import NotFound
-from app.pledges.models import Pledge, PledgeCounter, PledgeStatus
+from app.pledges.models import Pledge, PledgeRollup, PledgeStatus
 
 DIMENSIONS = ("slot", "hour", "queue", "agent", "partner", "departement")
 
@@ -56,8 +58,6 @@ async def _grouped(
     session: AsyncSession,
     key: ColumnElement[Any] | InstrumentedAttribute[Any] | None,
     filters: list[ColumnElement[bool]],
-    *,
-    join_agents: bool = False,
 ) -> list[tuple[Any, int, int, int]]:
     columns: list[Any] = [
         func.count(Pledge.id),
@@ -65,8 +65,6 @@ async def _grouped(
         func.coalesce(func.sum(Pledge.paid_minor), 0),
     ]
     query = select(key if key is not None else literal_column("NULL"), *columns).where(*filters)
-    if join_agents:
-        query = query.outerjoin(Agent, Agent.id == Pledge.agent_id)
     if key is not None:
         query = query.group_by(key).order_by(key)
     result = await session.execute(query)
@@ -106,16 +104,16 @@ async def overall(
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
 ) -> dict[str, Any]:
-    """The overall row. Without a window it is read from the running counters
+    """The overall row. Without a window it is read from the running roll-ups
     (a few rows, whatever the number of pledges): what the live figures use."""
     if since is not None or until is not None:
         return await overall_by_query(session, campaign_id, since, until)
     result = await session.execute(
         select(
-            func.coalesce(func.sum(PledgeCounter.count), 0),
-            func.coalesce(func.sum(PledgeCounter.promised_minor), 0),
-            func.coalesce(func.sum(PledgeCounter.paid_minor), 0),
-        ).where(PledgeCounter.campaign_id == campaign_id)
+            func.coalesce(func.sum(PledgeRollup.count), 0),
+            func.coalesce(func.sum(PledgeRollup.promised_minor), 0),
+            func.coalesce(func.sum(PledgeRollup.paid_minor), 0),
+        ).where(PledgeRollup.campaign_id == campaign_id, PledgeRollup.dimension == "all")
     )
     count, promised, paid = result.one()
     return row(None, "all", int(count), int(promised), int(paid))
@@ -137,10 +135,7 @@ async def _groupings(
     no grouping sets, with one aggregate per dimension.
     """
     if session.get_bind().dialect.name == "sqlite":
-        out = {
-            name: _sorted(await _grouped(session, key, filters, join_agents=name == "partner"))
-            for name, key in keys.items()
-        }
+        out = {name: _sorted(await _grouped(session, key, filters)) for name, key in keys.items()}
         [(_, count, promised, paid)] = await _grouped(session, None, filters)
         return out, (count, promised, paid)
     exprs = list(keys.values())
@@ -153,7 +148,6 @@ async def _groupings(
             func.coalesce(func.sum(Pledge.paid_minor), 0),
         )
         .select_from(Pledge)
-        .outerjoin(Agent, Agent.id == Pledge.agent_id)
         .where(*filters)
         .group_by(func.grouping_sets(*(tuple_(e) for e in exprs), literal_column("()")))
     )
@@ -169,6 +163,37 @@ async def _groupings(
             continue
         index = list(flags).index(0)
         grouped[names[index]].append((r[width + index], *figures))
+    return {name: _sorted(rows) for name, rows in grouped.items()}, overall_row
+
+
+_KEY_TYPES: dict[str, Any] = {"queue": int, "agent": int}
+
+
+async def _rolled_up(
+    session: AsyncSession, campaign_id: int
+) -> tuple[dict[str, Grouped], tuple[int, int, int]]:
+    """Each dimension's rows and the overall figures, from the roll-ups: one query
+    over the campaign's roll-up rows (keys x shards), never over its pledges."""
+    result = await session.execute(
+        select(
+            PledgeRollup.dimension,
+            PledgeRollup.key,
+            func.sum(PledgeRollup.count),
+            func.sum(PledgeRollup.promised_minor),
+            func.sum(PledgeRollup.paid_minor),
+        )
+        .where(PledgeRollup.campaign_id == campaign_id)
+        .group_by(PledgeRollup.dimension, PledgeRollup.key)
+    )
+    grouped: dict[str, Grouped] = {name: [] for name in DIMENSIONS}
+    overall_row = (0, 0, 0)
+    for dimension, key, count, promised, paid in result.all():
+        figures = (int(count), int(promised), int(paid))
+        if dimension == "all":
+            overall_row = figures
+        elif dimension in grouped and figures[0]:  # keys with cancelled pledges only: none
+            value = _KEY_TYPES.get(dimension, str)(key) if key != "" else None
+            grouped[dimension].append((value, *figures))
     return {name: _sorted(rows) for name, rows in grouped.items()}, overall_row
 
 
@@ -206,18 +231,21 @@ async def campaign_totals(
             out.append(row(None if key is None else str(key), text, count, promised, paid))
         return out
 
-    grouped, (count, promised, paid) = await _groupings(
-        session,
-        {
-            "slot": Pledge.time_slot,
-            "hour": _hour_key(session),
-            "queue": Pledge.queue_id,
-            "agent": Pledge.agent_id,
-            "partner": Agent.partner_org,
-            "departement": Pledge.departement,
-        },
-        filters,
-    )
+    if since is None and until is None:
+        grouped, (count, promised, paid) = await _rolled_up(session, campaign_id)
+    else:
+        grouped, (count, promised, paid) = await _groupings(
+            session,
+            {
+                "slot": Pledge.time_slot,
+                "hour": _hour_key(session),
+                "queue": Pledge.queue_id,
+                "agent": Pledge.agent_id,
+                "partner": Pledge.partner_org,
+                "departement": Pledge.departement,
+            },
+            filters,
+        )
     by_slot = rows(grouped["slot"], str, "outside any slot")
     by_slot.sort(
         key=lambda r: slot_order.index(r["key"]) if r["key"] in slot_order else len(slot_order)
@@ -228,7 +256,7 @@ async def campaign_totals(
     return {
         "campaign_id": campaign_id,
         "currency": campaign.currency,
-        # From the pledges, like the groupings (one consistent picture).
+        # From the same rows as the groupings (one consistent picture).
         "overall": row(None, "all", count, promised, paid),
         "by_slot": by_slot,
         "by_hour": rows(hours, lambda k: _hour_label(k, zone), "unknown"),

@@ -286,7 +286,13 @@ async def purge_idempotency_keys(
     result = await uow.session.execute(
         delete(IdempotencyRecord).where(IdempotencyRecord.created_at < before)
     )
-    return _rowcount(result)
+    # Keys claimed by the pledge rows themselves (since migration 0022): forgotten.
+    claimed = await uow.session.execute(
+        update(Pledge)
+        .where(Pledge.idem_key.is_not(None), Pledge.created_at < before)
+        .values(idem_scope=None, idem_key=None, idem_request=None)
+    )
+    return _rowcount(result) + _rowcount(claimed)
 
 
 register(

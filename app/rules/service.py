@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import datetime as dt
 import logging
 from typing import Any
@@ -196,6 +198,35 @@ async def on_committed(db: Database, events: list[Any]) -> None:
             await _pledge_saved(db, event)
         except Exception:
             log.exception("rules for pledge.saved (event %s) failed", getattr(event, "seq", "?"))
+
+
+class PledgeRules:
+    """Runs the ``pledge.saved`` rules after the saving request, not inside it.
+
+    ``on_events`` (a ``db.on_events`` listener) starts one task per committed batch
+    holding a ``pledge.saved`` event, in a fresh context: the request answers once
+    its own transaction is committed, and the rules (the large-pledge alert) follow
+    a moment later in their own unit of work, in this process. ``idle`` waits for
+    them (tests, shutdown).
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def on_events(self, events: list[Any]) -> None:
+        saved = [e for e in events if getattr(e, "type", None) == "pledge.saved"]
+        if not saved:
+            return
+        task = asyncio.get_running_loop().create_task(
+            on_committed(self.db, saved), context=contextvars.Context()
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def idle(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
 
 async def _pledge_saved(db: Database, event: Any) -> None:
