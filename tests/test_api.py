@@ -622,6 +622,7 @@ async def test_queue_stats_after_a_scripted_scenario(hotline: Hotline) -> None:
         "on_call": 2,
         "wrap_up": 0,
         "paused": 0,
+        "consulting": 0,
     }
 
     # Known waits give exact figures: answered after 5 s and 40 s (threshold 20 s);

@@ -882,22 +882,13 @@ async def transfer_to_queue(
     call.hangup_at = call.ended_at = now
     call.end_reason = "transferred"
     await _agent_wrap_up(uow, call, agent, now)
-    leg = Call(
-        campaign_id=call.campaign_id,
-        provider_call_id=call.provider_call_id,
-        leg=next_leg(call),
-        parent_call_id=call.id,
-        caller_raw=call.caller_raw,
-        caller_number=call.caller_number,
-        caller_number_issue=call.caller_number_issue,
-        dialled=call.dialled,
-        state=CallState.RECEIVED,
-        received_at=now,
-        tags=list(call.tags or []),
-        context={**(call.context or {}), "transferred_from_call_id": call.id},
+    leg = await _new_leg(
+        uow,
+        call,
+        now,
+        next_leg(call),
+        {**(call.context or {}), "transferred_from_call_id": call.id},
     )
-    uow.session.add(leg)
-    await uow.session.flush()
     emit_call(uow, call, "call.transferred", to_queue=target.name, next_call_id=leg.id)
     emit_call(uow, leg, "call.received", caller=leg.caller_number, parent_call_id=call.id)
     if not await hooks.leg_created(uow, call, leg):
@@ -1087,6 +1078,30 @@ def consult_view(call: Call) -> dict[str, Any]:
     }
 
 
+async def _new_leg(
+    uow: UnitOfWork, call: Call, now: dt.datetime, number: int, context: dict[str, Any]
+) -> Call:
+    """A new leg of ``call``'s provider call (a transfer or a consult): the same caller
+    and tags, its own context, received now; flushed so that it has its id."""
+    leg = Call(
+        campaign_id=call.campaign_id,
+        provider_call_id=call.provider_call_id,
+        leg=number,
+        parent_call_id=call.id,
+        caller_raw=call.caller_raw,
+        caller_number=call.caller_number,
+        caller_number_issue=call.caller_number_issue,
+        dialled=call.dialled,
+        state=CallState.RECEIVED,
+        received_at=now,
+        tags=list(call.tags or []),
+        context=context,
+    )
+    uow.session.add(leg)
+    await uow.session.flush()
+    return leg
+
+
 def next_leg(call: Call) -> int:
     """The number of a new leg of ``call``'s provider call (a consult leg counts too)."""
     return max(call.leg, int((call.context or {}).get("last_leg", 0))) + 1
@@ -1115,19 +1130,12 @@ async def consult(
     due = now + dt.timedelta(seconds=fallback_seconds)
     number = next_leg(call)
     context = {k: v for k, v in (call.context or {}).items() if k not in ("script", "consult")}
-    leg = Call(
-        campaign_id=call.campaign_id,
-        provider_call_id=call.provider_call_id,
-        leg=number,
-        parent_call_id=call.id,
-        caller_raw=call.caller_raw,
-        caller_number=call.caller_number,
-        caller_number_issue=call.caller_number_issue,
-        dialled=call.dialled,
-        state=CallState.RECEIVED,
-        received_at=now,
-        tags=list(call.tags or []),
-        context={
+    leg = await _new_leg(
+        uow,
+        call,
+        now,
+        number,
+        {
             **context,
             "consult_of": call.id,
             "handed_over_by": agent.id,
@@ -1136,8 +1144,6 @@ async def consult(
             "fallback_until": due.isoformat(),
         },
     )
-    uow.session.add(leg)
-    await uow.session.flush()
     call.context = {
         **(call.context or {}),
         "last_leg": number,
