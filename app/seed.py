@@ -235,7 +235,7 @@ async def seed_demo(db: Database) -> int:
             AgentIn(
                 campaign_id=campaign.id,
                 login="demo-volunteer",
-                display_name="You (demo volunteer)",
+                display_name="Camille (démo)",
                 skills={"pledges": 1},
                 languages=["fr", "en"],
                 partner_org="Lions Club",
@@ -249,7 +249,7 @@ async def seed_demo(db: Database) -> int:
             AgentIn(
                 campaign_id=campaign.id,
                 login="demo-trainee",
-                display_name="Trainee (demo volunteer)",
+                display_name="Léo (démo, en formation)",
                 skills={"pledges": 1},
                 languages=["fr"],
                 partner_org="Rotary",

@@ -71,7 +71,7 @@ AGENT = ("agent", "123456")
 SUPERVISOR = ("supervisor", "supervisor-demo")
 ORGANISER = ("organiser", "organiser-demo")
 ADMIN = ("admin", "admin-demo-pass")
-AGENT_NAME = "You (demo volunteer)"
+AGENT_NAME = "Camille (démo)"
 
 
 def chromium_problem() -> str | None:

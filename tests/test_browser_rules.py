@@ -55,7 +55,7 @@ async def test_prank_button_closes_the_call_and_strikes_the_number(
     await expect(panel.locator(".script-title")).to_have_text("Fin d'appel polie")
     await expect(panel.locator("#script-status")).not_to_be_empty()
     await expect(boss.locator("#alerts li").first).to_contain_text(
-        f"Canular signalé par You (demo volunteer), appel du {PRANKSTER}"
+        f"Canular signalé par Camille (démo), appel du {PRANKSTER}"
     )
     row = boss.locator(f'#blocklist tr[data-number="{PRANKSTER}"]')
     await expect(row.locator("td").first).to_have_text("1")  # strikes
@@ -81,7 +81,7 @@ async def test_alerts_are_kept_and_acknowledged_across_a_reload(
     boss = await new_page()
     await sign_in(boss, hotline.base_url, *SUPERVISOR)
     await expect(boss.locator("#alerts-card")).to_have_attribute("data-loaded", "true")
-    alert = boss.locator("#alerts li", has_text="Canular signalé par You")
+    alert = boss.locator("#alerts li", has_text="Canular signalé par Camille")
     await expect(alert).to_have_count(1)
     await expect(alert.locator(".alert-kind")).to_have_text("règles")
     await alert.get_by_role("button", name="Pris en compte").click()

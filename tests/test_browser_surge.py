@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser import AGENT, SUPERVISOR, Hotline, running_hotline, sign_in
+from tests.browser import AGENT, AGENT_NAME, SUPERVISOR, Hotline, running_hotline, sign_in
 
 try:
     from playwright.async_api import expect
@@ -56,7 +56,7 @@ async def test_surge_panel_and_page_banner(hotline: Hotline, new_page: Any) -> N
     )
     await expect(row.locator(".surge-state")).to_contain_text("AFFLUX depuis")
     await expect(row.locator(".surge-state")).to_contain_text("appels en attente")
-    you = boss.locator("#pages-body tr", has_text="You (demo volunteer)")
+    you = boss.locator("#pages-body tr", has_text=AGENT_NAME)
     await expect(you).to_contain_text("pas encore de réponse")
 
     await banner.get_by_role("button", name="J'arrive").click()
