@@ -297,6 +297,26 @@ async def test_far_behind_gets_resync_and_snapshot(server: Server) -> None:
     assert snapshot["data"]["agent"]["state"] == "available"
 
 
+async def test_refusals_speak_the_screens_language(server: Server) -> None:
+    """A refusal on the socket is in the user's language as the REST API's are: the
+    campaign's French here, English when the browser asks for it (docs/i18n.md)."""
+    volunteer = await _volunteer(server)
+    async with await _connect(server, "agent", volunteer.token) as ws:
+        await ws.recv()
+        await ws.send("{not json")
+        refused = (await _until(ws, _is("error", code="malformed_json")))[-1]["data"]
+        assert refused["message"] == "le message n'est pas du JSON valide"
+        reply = await _command(ws, "hangup")
+        assert reply["data"]["code"] == "no_current_call"
+        assert reply["data"]["message"] == f"l'agent {volunteer.agent_id} n'a aucun appel en cours"
+    english = {"additional_headers": {"Accept-Language": "en-GB,en;q=0.9"}}
+    async with await _connect(server, "agent", volunteer.token, **english) as ws:
+        await ws.recv()
+        await ws.send("{not json")
+        refused = (await _until(ws, _is("error", code="malformed_json")))[-1]["data"]
+        assert refused["message"] == "the message is not valid JSON"
+
+
 async def test_bad_input_gets_typed_errors_and_server_stays_up(server: Server) -> None:
     volunteer = await _volunteer(server)
     async with await _connect(server, "agent", volunteer.token) as ws:

@@ -35,6 +35,10 @@ from app.auth.service import Principal, Role, consume_ws_token
 from app.background import BackgroundTask, FailedPasses
 from app.db import Database, utcnow
 from app.errors import AppError, Forbidden
+from app.i18n import N_
+from app.i18n.catalogues import translate
+from app.i18n.negotiation import negotiate, request_language
+from app.i18n.validation import validation_message
 from app.realtime.feed import EventFeed
 from app.realtime.hub import (
     CAMPAIGN_WIDE,
@@ -61,6 +65,7 @@ FLOOD_LIMIT = 50  # refused commands in a row before the socket is cut
 # is closed (with a log line) before the message is even parsed or walked.
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_NESTING = 16
+_TOO_DEEP = N_("messages nest at most {levels} levels")
 
 
 def _text_depth(text: str) -> int:
@@ -194,6 +199,8 @@ class ScreenConnection:
         self.sent_upto = 0
         self.bucket = _Bucket(stamp=time.monotonic())
         self.refused_in_row = 0
+        # Refusals speak the user's language once known (run), until then the browser's.
+        self.language = request_language(websocket)
 
     async def _send(self, message: dict[str, Any]) -> None:
         await self.ws.send_text(dumps(message))
@@ -221,6 +228,11 @@ class ScreenConnection:
         if not self._role_fits(principal):
             await self.ws.close(code=CloseCode.FORBIDDEN, reason="role not allowed here")
             return
+        self.language = negotiate(
+            principal.language,
+            self.ws.headers.get("accept-language"),
+            principal.campaign_language,
+        )
         screen = Screen(
             kind=self.kind,
             campaign_id=principal.campaign_id,
@@ -370,45 +382,67 @@ class ScreenConnection:
             payload = orjson.loads(text)
         except orjson.JSONDecodeError:
             if _text_depth(text) > MAX_NESTING:  # the parser's own limit is far deeper
-                return _error(None, "too_deep", f"messages nest at most {MAX_NESTING} levels")
-            return _error(None, "malformed_json", "the message is not valid JSON")
+                return self._error(None, "too_deep", _TOO_DEEP, levels=MAX_NESTING)
+            return self._error(None, "malformed_json", N_("the message is not valid JSON"))
         if not isinstance(payload, dict):
-            return _error(None, "malformed_message", "a message is a JSON object")
+            return self._error(None, "malformed_message", N_("a message is a JSON object"))
         if _too_deep(payload):
-            return _error(None, "too_deep", f"messages nest at most {MAX_NESTING} levels")
+            return self._error(None, "too_deep", _TOO_DEEP, levels=MAX_NESTING)
         refused = cardguard.find_card_data(payload)  # every text arg, before anything
         if refused is not None:
             card_in_id = "client_id" in (refused.field or "")
             client_id = None if card_in_id else payload.get("client_id")
-            return _error(client_id, refused.code, refused.message, refused.field)
+            return self._refused(client_id, refused)
         kind = payload.get("type")
         if kind == "ping":
             if not self.bucket.take():  # pings share the commands' rate
-                return _error(None, "rate_limited", "too many messages; slow down")
+                return self._error(None, "rate_limited", N_("too many messages; slow down"))
             return _message("pong", None, {})
         if kind != "command":
-            return _error(None, "unknown_message_type", f"unknown message type {kind!r}")
+            return self._error(
+                None, "unknown_message_type", N_("unknown message type {kind}"), kind=repr(kind)
+            )
         try:
             command = _Command.model_validate(payload)
         except ValidationError as exc:
             first = exc.errors()[0]
             field = ".".join(str(p) for p in first["loc"]) or None
-            return _error(payload.get("client_id"), "invalid", first["msg"], field)
+            message = validation_message(self.language, first)
+            return _error(payload.get("client_id"), "invalid", message, field)
         if not self.bucket.take():
-            return _error(command.client_id, "rate_limited", "too many commands; slow down")
+            return self._error(
+                command.client_id, "rate_limited", N_("too many commands; slow down")
+            )
         try:
             data = await self._perform(command, principal)
         except ValidationError as exc:
             first = exc.errors()[0]
             field = "args." + ".".join(str(p) for p in first["loc"])
-            return _error(command.client_id, "invalid", first["msg"], field)
+            message = validation_message(self.language, first)
+            return _error(command.client_id, "invalid", message, field)
         except AppError as exc:
-            return _error(command.client_id, exc.code, exc.message, exc.field)
+            return self._refused(command.client_id, exc)
         except Exception:
             # A database hiccup (deadlock, pool timeout) must not cost the screen its socket.
             log.exception("screen command %s failed", command.command)
-            return _error(command.client_id, "internal", "the command failed; try again")
+            return self._error(command.client_id, "internal", N_("the command failed; try again"))
         return _message("ack", None, {"client_id": command.client_id, **data})
+
+    def _error(
+        self,
+        client_id: str | None,
+        code: str,
+        message_id: str,
+        field: str | None = None,
+        **params: object,
+    ) -> dict[str, Any]:
+        """A refusal in the screen's language (as the REST API answers, app/errors.py)."""
+        return _error(client_id, code, translate(self.language, message_id, params), field)
+
+    def _refused(self, client_id: str | None, exc: AppError) -> dict[str, Any]:
+        return _error(
+            client_id, exc.code, translate(self.language, exc.message_id, exc.params), exc.field
+        )
 
     async def _perform(self, command: _Command, principal: Principal) -> dict[str, Any]:
         if self.kind == "agent":
