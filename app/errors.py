@@ -165,9 +165,11 @@ def translated_body(
 
 def refused_file_response(request: Request, exc: AppError) -> JSONResponse:
     """422 for a refused file: the error's own body (its problems, line by line) with
-    its message in the request's language, as every other refusal has it."""
-    body: dict[str, Any] = exc.body()  # type: ignore[attr-defined]
-    body["message"] = translate(request_language(request), exc.message_id, exc.params)
+    its message and each problem's reason in the request's language, as every other
+    refusal has it (``body(language)`` puts the reasons into words)."""
+    language = request_language(request)
+    body: dict[str, Any] = exc.body(language)  # type: ignore[attr-defined]
+    body["message"] = translate(language, exc.message_id, exc.params)
     return JSONResponse(body, status_code=422)
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.i18n import Message
+
 UTF8_BOM = b"\xef\xbb\xbf"
 
 
@@ -22,13 +24,25 @@ def decode_upload(data: bytes) -> str:
         return data.decode("cp1252", errors="replace")
 
 
+class BadValue(ValueError):
+    """A value refused, and why: a message id with its values (``str()`` is the English
+    text), put into words in the reader's language where the refusal is answered."""
+
+    def __init__(self, reason: Message) -> None:
+        super().__init__(str(reason))
+        self.reason = reason
+
+
 @dataclass(frozen=True)
 class LineProblem:
-    """What is wrong with a file, where: its line (None: the whole file) and column."""
+    """What is wrong with a file, where: its line (None: the whole file) and column.
+
+    ``reason`` is a :class:`Message` (``str()``: English, for logs and the command
+    line); ``as_dict`` puts it into words in the language of the answer."""
 
     line: int | None
     column: str | None
-    reason: str
+    reason: Message
 
-    def as_dict(self) -> dict[str, object]:
-        return {"line": self.line, "column": self.column, "reason": self.reason}
+    def as_dict(self, language: str = "en") -> dict[str, object]:
+        return {"line": self.line, "column": self.column, "reason": self.reason.text(language)}

@@ -115,7 +115,7 @@ async def test_organiser_imports_a_rundown_and_sees_the_plan(hotline: Hotline, p
     )
     problems = page.locator("#planner-problems li")
     await expect(problems).to_have_count(2)
-    await expect(problems.nth(0)).to_contain_text("Ligne 3, start")
+    await expect(problems.nth(0)).to_contain_text("Ligne 3, start: pas sur un quart d'heure")
     await expect(page.locator("#planner-status")).to_contain_text("2 problèmes")
     assert not hotline.server_errors(), hotline.server_errors()
 

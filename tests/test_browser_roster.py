@@ -70,10 +70,10 @@ async def test_admin_imports_a_roster_sees_refused_rows_and_prints_a_pin_sheet(
     await _import(page, bad.encode("cp1252"), "equipe.csv")
     refused = page.locator("#roster-refused li")
     await expect(refused).to_have_count(3)
-    await expect(refused.nth(0)).to_contain_text("Ligne 3 (name): the name is missing")
+    await expect(refused.nth(0)).to_contain_text("Ligne 3 (name): le nom manque")
     await expect(refused.nth(1)).to_contain_text("Ligne 4 (phone)")
-    await expect(refused.nth(2)).to_contain_text("Ligne 5 (site): no site named 'Lune'")
-    await expect(page.locator("#roster-status")).to_contain_text("nothing imported")
+    await expect(refused.nth(2)).to_contain_text("Ligne 5 (site): aucun site nommé « Lune »")
+    await expect(page.locator("#roster-status")).to_contain_text("rien n'a été importé")
     assert await _volunteers(hotline) == before
 
     good = "nom;téléphone;site\nAline Roux;0612345678;Caen\nBruno Roux;0698765432;Paris\n"

@@ -249,6 +249,39 @@ async def test_a_bad_rundown_file_is_refused_line_by_line(hotline: Hotline) -> N
     assert {p["column"] for p in missing.json()["problems"]} == {"start", "end", "calls_per_15min"}
 
 
+async def test_a_rundown_file_s_problems_are_told_in_the_request_language(
+    hotline: Hotline,
+) -> None:
+    bad = b"start,end,calls_per_15min,label\n20:10,20:30,x,\n"
+    french = await hotline.http.post("/planning/rundowns/import", content=bad)
+    english = await hotline.http.post(
+        "/planning/rundowns/import", content=bad, headers={"Accept-Language": "en"}
+    )
+    assert french.status_code == english.status_code == 422
+    assert french.json()["problems"] == [
+        {
+            "line": 2,
+            "column": "start",
+            "reason": "pas sur un quart d'heure (les intervalles du plan durent 15 minutes)",
+        },
+        {"line": 2, "column": "calls_per_15min", "reason": "pas un nombre"},
+    ]
+    assert english.json()["problems"] == [
+        {
+            "line": 2,
+            "column": "start",
+            "reason": "not on a quarter hour (the plan's intervals are 15 minutes)",
+        },
+        {"line": 2, "column": "calls_per_15min", "reason": "not a number"},
+    ]
+    assert french.json()["message"] == "le conducteur n'a pas été lu : 2 problèmes"
+    # A plan's segments typed in the request: the same reasons, as the refusal's message.
+    body = {"segments": [{"start": "20:10", "end": "20:30", "calls_per_15min": 5}]}
+    r = await hotline.http.post("/planning/plan", json=body)
+    assert r.status_code == 422 and r.json()["field"] == "segments.0.start"
+    assert r.json()["message"].startswith("pas sur un quart d'heure")
+
+
 async def _campaign_with_calls(hotline: Hotline, calls: int) -> tuple[int, list[int]]:
     """A campaign whose ``calls`` calls went through the real call path, completed."""
     path = CallPath(hotline.http, SECRET)

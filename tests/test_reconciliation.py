@@ -244,14 +244,14 @@ async def test_a_bad_file_is_reported_line_by_line_and_nothing_is_imported(
     body = r.json()
     assert body["code"] == "bad_file" and body["field"] == "file"
     assert body["problems"] == [
-        {"line": 6, "column": "Crédit", "reason": "not an amount: more than 2 decimals for EUR"},
-        {"line": 7, "column": "Date opération", "reason": "not a date in the form %d/%m/%Y"},
+        {"line": 6, "column": "Crédit", "reason": "pas un montant : plus de 2 décimales pour EUR"},
+        {"line": 7, "column": "Date opération", "reason": "pas une date de la forme %d/%m/%Y"},
         {
             "line": 8,
             "column": "Crédit",
-            "reason": "not an amount: thousands are not grouped by three",
+            "reason": "pas un montant : les milliers ne sont pas groupés par trois",
         },
-        {"line": 9, "column": None, "reason": "3 cells where the header has 5"},
+        {"line": 9, "column": None, "reason": "3 cellules là où l'en-tête en a 5"},
     ]
     assert await counts(hotline) == (0, 0, 0)
     assert (await get_pledge(hotline, good["reference"]))["paid_minor"] == 0
@@ -264,7 +264,27 @@ async def test_a_bad_file_is_reported_line_by_line_and_nothing_is_imported(
     assert "cp1252" in r.json()["problems"][0]["reason"]
     # No header with the mapped columns.
     r = await upload(hotline, "banque", cid, b"a;b;c\r\n1;2;3\r\n")
-    assert r.status_code == 422 and "no header line" in r.json()["problems"][0]["reason"]
+    assert r.status_code == 422 and "aucune ligne d'en-tête" in r.json()["problems"][0]["reason"]
+    assert await counts(hotline) == (0, 0, 0)
+
+
+async def test_a_bad_file_s_problems_are_told_in_the_request_language(hotline: Hotline) -> None:
+    cid = await campaign(hotline)
+    await save_source(hotline, "banque", BANK_SOURCE)
+    data = bank_file([("01/12/2026", "12,345", "DON", "B"), ("2026-12-01", "10,00", "DON", "C")])
+    french = await upload(hotline, "banque", cid, data)
+    english = await upload(hotline, "banque", cid, data, headers={"Accept-Language": "en"})
+    assert french.status_code == english.status_code == 422
+    assert french.json()["message"] == "le fichier n'a pas été importé : 2 problèmes"
+    assert french.json()["problems"] == [
+        {"line": 5, "column": "Crédit", "reason": "pas un montant : plus de 2 décimales pour EUR"},
+        {"line": 6, "column": "Date opération", "reason": "pas une date de la forme %d/%m/%Y"},
+    ]
+    assert english.json()["message"] == "the file was not imported: 2 problems"
+    assert english.json()["problems"] == [
+        {"line": 5, "column": "Crédit", "reason": "not an amount: more than 2 decimals for EUR"},
+        {"line": 6, "column": "Date opération", "reason": "not a date in the form %d/%m/%Y"},
+    ]
     assert await counts(hotline) == (0, 0, 0)
 
 
@@ -316,7 +336,10 @@ async def test_provider_export_does_not_count_twice_what_the_webhook_recorded(
     assert [row[0] for row in ids] == ["py_1Qx7", "py_2Ab9"]
     # A provider line without its transaction id is refused.
     r = await upload(hotline, "stripe", cid, provider_file([("", "2026-12-05", "5.00", "x", "y")]))
-    assert r.status_code == 422 and r.json()["problems"][0]["reason"] == "no transaction id"
+    assert (
+        r.status_code == 422
+        and r.json()["problems"][0]["reason"] == "aucun identifiant de transaction"
+    )
 
 
 async def test_card_numbers_in_a_file_are_never_stored(hotline: Hotline) -> None:

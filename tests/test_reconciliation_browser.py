@@ -88,7 +88,7 @@ async def test_organiser_imports_a_bank_export_and_matches_what_was_not_sure(
     await _choose_file(page, bad)
     await expect(page.locator("#recon-status")).to_contain_text("le fichier n'a pas été importé")
     await expect(page.locator("#recon-problems li")).to_have_text(
-        ["Ligne 6, colonne « Crédit »: not an amount: not a number"]
+        ["Ligne 6, colonne « Crédit »: pas un montant : pas un nombre"]
     )
     imports = await hotline.get(f"/payments/imports?campaign_id={hotline.campaign_id}")
     assert imports == []

@@ -240,9 +240,57 @@ async def test_a_file_with_bad_rows_imports_nothing_and_says_every_row(hotline: 
         (9, "notes", "card_number"),
         (10, "phone", "duplicate"),
     ]
-    assert "line 2" in body["rows"][4]["message"]
+    assert "ligne 2" in body["rows"][4]["message"]
     assert "4111" not in r.text
     assert await _counts(hotline) == before
+
+
+async def test_refused_rows_are_told_in_the_request_language(hotline: Hotline) -> None:
+    """Each row's reason, as the refusal's message: French first (the campaign's
+    language), English for a caller who asks for it; codes and lines the same."""
+    cid, _, _ = await _two_sites(hotline)
+    data = b"name,site\n,Caen\nLuna,Lune\n"
+    french = await _import(hotline, cid, data)
+    english = await hotline.http.post(
+        f"/roster/import?campaign_id={cid}", content=data, headers={"Accept-Language": "en"}
+    )
+    assert french.status_code == english.status_code == 422
+    assert french.json()["message"] == "rien n'a été importé : 2 ligne(s) refusée(s)"
+    assert english.json()["message"] == "nothing imported: 2 refused row(s)"
+    assert [row["message"] for row in french.json()["rows"]] == [
+        "le nom manque",
+        "aucun site nommé « Lune »",
+    ]
+    assert [row["message"] for row in english.json()["rows"]] == [
+        "the name is missing",
+        "no site named 'Lune'",
+    ]
+    shape = [{k: v for k, v in row.items() if k != "message"} for row in french.json()["rows"]]
+    assert shape == [
+        {k: v for k, v in row.items() if k != "message"} for row in english.json()["rows"]
+    ]
+    assert shape[0] == {"line": 2, "field": "name", "code": "missing_name"}
+    # A file that cannot be read at all: why, in the sentence of the message.
+    unreadable = b"email\nx@example.org\n"
+    french = await _import(hotline, cid, unreadable)
+    assert french.json()["message"] == (
+        "rien n'a été importé : ligne 1 : pas de colonne « name » dans l'en-tête"
+    )
+    english = await hotline.http.post(
+        f"/roster/import?campaign_id={cid}", content=unreadable, headers={"Accept-Language": "en"}
+    )
+    assert english.json()["message"] == "nothing imported: line 1: no 'name' column in the header"
+    # Sign-ups to shifts: the same.
+    signups = b"login,shift\nghost,1\n"
+    url = f"/shifts/signups/import?campaign_id={cid}"
+    french = await hotline.http.post(url, content=signups)
+    english = await hotline.http.post(url, content=signups, headers={"Accept-Language": "en"})
+    assert french.status_code == english.status_code == 422
+    assert french.json()["rows"][0]["message"] == (
+        "aucun ou aucune bénévole avec l'identifiant « ghost »"
+    )
+    assert english.json()["rows"][0]["message"] == "no volunteer with login 'ghost'"
+    assert await _counts(hotline) == (0, 0)
 
 
 @pytest.mark.parametrize(

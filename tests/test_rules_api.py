@@ -98,8 +98,10 @@ async def test_a_bad_file_is_refused_with_file_line_reason_and_the_rules_stay(
         ("rules.yaml", 4),
         ("rules.yaml", 7),
     ]
-    assert "unknown fact 'caller.calls_per_hour'" in body["problems"][0]["reason"]
-    assert "unknown action 'teleport'" in body["problems"][1]["reason"]
+    # In the campaign's language (French): the reasons as the message.
+    assert "fait inconnu" in body["problems"][0]["reason"]
+    assert "action « teleport » inconnue" in body["problems"][1]["reason"]
+    assert body["message"].startswith("rules.yaml:4 : règle typo : fait inconnu")
     check = await hotline.http.post(f"{url}/check", json={"source": bad})
     assert check.json()["ok"] is False and len(check.json()["problems"]) == 2
     # Nothing changed: the defaults are still in force, and still route calls.
@@ -107,6 +109,32 @@ async def test_a_bad_file_is_refused_with_file_line_reason_and_the_rules_stay(
     assert after["origin"] == "default" and after["version"] is None
     _, call = await incoming(hotline, None)
     assert "withheld" in call["tags"]
+
+
+async def test_a_bad_file_s_problems_are_told_in_the_request_language(hotline: Hotline) -> None:
+    setup = await setup_campaign(hotline, agents=0)
+    url = f"/campaigns/{setup['campaign_id']}/rules"
+    bad = "rules:\n  - name: a\n    on: call.received\n    then: [teleport]\n"
+    french = await hotline.http.put(url, json={"source": bad})
+    english = await hotline.http.put(url, json={"source": bad}, headers={"Accept-Language": "en"})
+    assert french.status_code == english.status_code == 422
+    known = "route_to, set_priority"
+    assert french.json()["message"].startswith(
+        f"rules.yaml:4 : action « teleport » inconnue (connues : {known}"
+    )
+    assert english.json()["message"].startswith(
+        f"rules.yaml:4: unknown action 'teleport' (known: {known}"
+    )
+    assert [(p["file"], p["line"]) for p in french.json()["problems"]] == [("rules.yaml", 4)]
+    assert french.json()["problems"][0]["reason"].startswith("action « teleport » inconnue")
+    assert english.json()["problems"][0]["reason"].startswith("unknown action 'teleport'")
+    # Checking a file answers in the same language.
+    check = await hotline.http.post(
+        f"{url}/check", json={"source": bad}, headers={"Accept-Language": "en"}
+    )
+    assert check.json()["problems"][0]["reason"].startswith("unknown action 'teleport'")
+    check = await hotline.http.post(f"{url}/check", json={"source": bad})
+    assert check.json()["problems"][0]["reason"].startswith("action « teleport » inconnue")
 
 
 async def test_a_new_file_is_in_force_at_once_with_its_version(hotline: Hotline) -> None:
@@ -140,7 +168,7 @@ async def test_a_new_file_is_in_force_at_once_with_its_version(hotline: Hotline)
     # The shipped file hands callers to a "specialists" queue this campaign lacks.
     refused = await hotline.http.put(url, json={"source": default_source()})
     assert refused.status_code == 422
-    assert "no queue 'specialists'" in refused.json()["problems"][0]["reason"]
+    assert "pas de file « specialists »" in refused.json()["problems"][0]["reason"]
     second = await hotline.http.put(url, json={"source": source.replace("- tag: vip", "- tag: v")})
     assert second.json()["version"] == 2
     # A queue the campaign does not have is refused with its line.
@@ -148,7 +176,11 @@ async def test_a_new_file_is_in_force_at_once_with_its_version(hotline: Hotline)
     r = await hotline.http.put(url, json={"source": wrong})
     assert r.status_code == 422
     assert r.json()["problems"] == [
-        {"file": "rules.yaml", "line": 6, "reason": "route_to: the campaign has no queue 'vipp'"}
+        {
+            "file": "rules.yaml",
+            "line": 6,
+            "reason": "route_to : la campagne n'a pas de file « vipp »",
+        }
     ]
     assert (await hotline.http.get(url)).json()["version"] == 2
 

@@ -89,7 +89,7 @@ def test_a_file_over_a_limit_is_refused_with_its_line(name: str) -> None:
     with pytest.raises(RulesRefused) as caught:
         load_for_campaign(source, "c.yaml")
     problem = caught.value.problems[0]
-    assert reason in problem.reason, problem
+    assert reason in str(problem.reason), problem
     assert problem.line == line, problem
 
 

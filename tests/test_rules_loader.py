@@ -74,7 +74,7 @@ def test_unknown_fact_is_refused_with_its_line() -> None:
     assert len(problems) == 1
     assert problems[0].file == "campaign.yaml"
     assert problems[0].line == 8
-    assert "unknown fact 'caller.calls_per_hour'" in problems[0].reason
+    assert "unknown fact 'caller.calls_per_hour'" in str(problems[0].reason)
 
 
 def test_unknown_action_is_refused_with_its_line() -> None:
@@ -88,7 +88,7 @@ def test_unknown_action_is_refused_with_its_line() -> None:
               - launch_missiles: now
         """
     )
-    assert [(p.line, "unknown action 'launch_missiles'" in p.reason) for p in problems] == [
+    assert [(p.line, "unknown action 'launch_missiles'" in str(p.reason)) for p in problems] == [
         (6, True)
     ]
 
@@ -102,7 +102,7 @@ def test_yaml_syntax_error_is_refused_with_its_line() -> None:
             then: [tag: a
         """
     )
-    assert problems[0].reason.startswith("YAML syntax error")
+    assert str(problems[0].reason).startswith("YAML syntax error")
     assert problems[0].line is not None and problems[0].line >= 4
 
 
@@ -124,12 +124,12 @@ def test_expression_syntax_and_type_errors() -> None:
             then: [tag: c]
         """
     )
-    assert [(p.line, p.reason.split(":")[1].strip()) for p in problems] == [
+    assert [(p.line, str(p.reason).split(":")[1].strip()) for p in problems] == [
         (4, "syntax"),
         (8, "type"),
         (12, "type"),
     ]
-    assert "cannot compare string > int" in problems[1].reason
+    assert "cannot compare string > int" in str(problems[1].reason)
 
 
 def test_wrong_arguments_events_and_scripts_are_refused() -> None:
@@ -161,7 +161,7 @@ def test_wrong_arguments_events_and_scripts_are_refused() -> None:
             then: [tag: f]
         """
     )
-    reasons = [(p.line, p.reason) for p in problems]
+    reasons = [(p.line, str(p.reason)) for p in problems]
     assert any(line == 3 and "'on' must be an event" in r for line, r in reasons), reasons
     assert any(line == 8 and "priority must be a whole number" in r for line, r in reasons)
     assert any(line == 16 and "duration" in r for line, r in reasons)
@@ -186,7 +186,7 @@ def test_scripts_are_checked_too() -> None:
                     then: [explode]
         """
     )
-    reasons = [(p.line, p.reason) for p in problems]
+    reasons = [(p.line, str(p.reason)) for p in problems]
     assert any(
         line == 6 and "a step is one of say, ask, checklist, choice" in r for line, r in reasons
     )
@@ -240,7 +240,7 @@ def test_a_text_per_language_names_known_languages_only() -> None:
               - say: {fr: Merci, de: Danke}
         """
     )
-    assert (problems[0].line, problems[0].reason) == (
+    assert (problems[0].line, str(problems[0].reason)) == (
         4,
         "a text per language has the keys fr, en",
     )

@@ -1,7 +1,8 @@
 """Every message id the code uses, found by Babel's extractor (``pledgeline i18n``).
 
 The ids are the first argument of the refusals (``Invalid("...")``...), of
-``translate(language, "...")`` and of the ``N_("...")`` marker; an f-string is not an
+``translate(language, "...")``, of ``Message("...")`` (a reason put into words later)
+and of the ``N_("...")`` marker; an f-string is not an
 id (its values go in ``{placeholders}`` given as keyword arguments instead).
 """
 
@@ -33,6 +34,7 @@ KEYWORDS: dict[str, tuple[int, ...] | None] = {
     "TooManyAttempts": None,
     "MailFailed": None,
     "say": None,
+    "Message": None,
     "translate": (2,),
     "translated_body": (3,),
 }

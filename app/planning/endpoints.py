@@ -28,6 +28,7 @@ from app.planning.schemas import (
     RundownOut,
     RundownRefusedOut,
 )
+from app.text_files import BadValue
 
 router = APIRouter(tags=["planning"])
 DB = Annotated[Database, Depends(get_db)]
@@ -56,14 +57,16 @@ def _segments(body: PlanIn) -> list[rundown.Segment]:
         ):
             try:
                 values[field] = check(value)
-            except ValueError as exc:
-                raise Invalid(str(exc), field=f"segments.{index}.{field}") from None
+            except BadValue as exc:
+                where, reason = f"segments.{index}.{field}", exc.reason
+                raise Invalid(reason.id, field=where, **reason.params) from None
         start, end, label = values["start"], values["end"], values["label"]
         raw.append(rundown.RawSegment(start, end, item.calls_per_15min, label, item.seats))
     segments, problems = rundown.place(raw)
     if problems:
         index, field, reason = problems[0]
-        raise Invalid(reason, field=f"segments.{index}.{field}")
+        where = f"segments.{index}.{field}"
+        raise Invalid(reason.id, field=where, **reason.params)
     return segments
 
 

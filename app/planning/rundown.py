@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 
 from app.cardguard import looks_like_card_data
 from app.errors import Invalid
-from app.i18n import N_
-from app.text_files import LineProblem, decode_upload
+from app.i18n import N_, Message
+from app.text_files import BadValue, LineProblem, decode_upload
 
 INTERVAL_MINUTES = 15
 DAY_MINUTES = 24 * 60
@@ -77,7 +77,7 @@ class Problems:
     found: list[LineProblem] = field(default_factory=list)
     more: int = 0
 
-    def add(self, line: int | None, column: str | None, reason: str) -> None:
+    def add(self, line: int | None, column: str | None, reason: Message) -> None:
         if len(self.found) < MAX_PROBLEMS:
             self.found.append(LineProblem(line, column, reason))
         else:
@@ -103,12 +103,12 @@ class RundownRefused(Invalid):
         )
         self.problems = problems
 
-    def body(self) -> dict[str, object]:
+    def body(self, language: str = "en") -> dict[str, object]:
         return {
             "code": self.code,
             "message": self.message,
             "field": self.field,
-            "problems": [p.as_dict() for p in self.problems.found],
+            "problems": [p.as_dict(language) for p in self.problems.found],
             "more_problems": self.problems.more,
         }
 
@@ -123,12 +123,12 @@ def parse_clock(text: str, *, end: bool = False) -> int:
     """Minutes after midnight of ``HH:MM`` on a quarter hour (``24:00`` only as an end)."""
     match = _CLOCK.match(text.strip())
     if match is None:
-        raise ValueError("not a time HH:MM")
+        raise BadValue(Message("not a time HH:MM"))
     hours, minutes = int(match.group(1)), int(match.group(2))
     if minutes > 59 or hours > 24 or (hours == 24 and (minutes or not end)):
-        raise ValueError("not a time of day")
+        raise BadValue(Message("not a time of day"))
     if minutes % INTERVAL_MINUTES:
-        raise ValueError("not on a quarter hour (the plan's intervals are 15 minutes)")
+        raise BadValue(Message("not on a quarter hour (the plan's intervals are 15 minutes)"))
     return hours * 60 + minutes
 
 
@@ -138,15 +138,20 @@ def parse_end_clock(text: str) -> int:
 
 def check_calls(value: float) -> float:
     if not (math.isfinite(value) and 0 <= value <= MAX_CALLS_PER_INTERVAL):
-        raise ValueError(f"calls per 15 minutes must be between 0 and {MAX_CALLS_PER_INTERVAL:g}")
+        raise BadValue(
+            Message(
+                "calls per 15 minutes must be between 0 and {most}",
+                most=format(MAX_CALLS_PER_INTERVAL, "g"),
+            )
+        )
     return value
 
 
 def check_label(text: str) -> str:
     if len(text) > MAX_LABEL:
-        raise ValueError(f"longer than {MAX_LABEL} characters")
+        raise BadValue(Message("longer than {limit} characters", limit=MAX_LABEL))
     if looks_like_card_data(text):
-        raise ValueError("holds what looks like a card number: never type one here")
+        raise BadValue(Message("holds what looks like a card number: never type one here"))
     return text
 
 
@@ -161,17 +166,18 @@ class RawSegment:
     seats: int | None = None
 
 
-def place(raw: Sequence[RawSegment]) -> tuple[list[Segment], list[tuple[int, str, str]]]:
+def place(raw: Sequence[RawSegment]) -> tuple[list[Segment], list[tuple[int, str, Message]]]:
     """Put typed segments on the show's time line (see the module docstring).
 
     Returns the segments and the problems as ``(index, field, reason)``."""
-    problems: list[tuple[int, str, str]] = []
+    problems: list[tuple[int, str, Message]] = []
     segments: list[Segment] = []
     if not raw:
-        problems.append((0, "start", "the rundown has no segment"))
+        problems.append((0, "start", Message("the rundown has no segment")))
         return segments, problems
     if len(raw) > MAX_SEGMENTS:
-        problems.append((MAX_SEGMENTS, "start", f"more than {MAX_SEGMENTS} segments"))
+        reason = Message("more than {most} segments", most=MAX_SEGMENTS)
+        problems.append((MAX_SEGMENTS, "start", reason))
         return segments, problems
     day = 0  # whole days added to the clock times so far
     previous_end: int | None = None
@@ -188,7 +194,11 @@ def place(raw: Sequence[RawSegment]) -> tuple[list[Segment], list[tuple[int, str
             first_start = start
         if end - first_start > DAY_MINUTES:
             problems.append(
-                (index, "start", "the rundown would last more than 24 hours: segments in order?")
+                (
+                    index,
+                    "start",
+                    Message("the rundown would last more than 24 hours: segments in order?"),
+                )
             )
             break
         segments.append(Segment(start, end, item.calls, item.label, item.seats))
@@ -213,7 +223,7 @@ def _header_map(cells: list[str], problems: Problems) -> dict[str, int]:
             found[name] = position
     for name in REQUIRED_COLUMNS:
         if name not in found:
-            problems.add(1, name, f"no column {name!r} in the header line")
+            problems.add(1, name, Message("no column '{name}' in the header line", name=name))
     return found
 
 
@@ -221,10 +231,13 @@ def parse_csv(data: bytes) -> list[Segment]:
     """The segments of a rundown file, or :class:`RundownRefused` with every problem."""
     problems = Problems()
     if len(data) > MAX_FILE_BYTES:
-        problems.add(None, None, f"the file is larger than {MAX_FILE_BYTES} bytes")
+        problems.add(
+            None, None, Message("the file is larger than {most} bytes", most=MAX_FILE_BYTES)
+        )
         raise RundownRefused(problems)
     if b"\x00" in data:
-        problems.add(data[: data.index(b"\x00")].count(b"\n") + 1, None, "not a text file")
+        line = data[: data.index(b"\x00")].count(b"\n") + 1
+        problems.add(line, None, Message("not a text file"))
         raise RundownRefused(problems)
     text = decode_upload(data)
     first_line = text.split("\n", 1)[0]
@@ -232,7 +245,7 @@ def parse_csv(data: bytes) -> list[Segment]:
     rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
     numbered = [(n, row) for n, row in enumerate(rows, start=1) if any(c.strip() for c in row)]
     if not numbered:
-        problems.add(None, None, "the file is empty")
+        problems.add(None, None, Message("the file is empty"))
         raise RundownRefused(problems)
     header_line, header = numbered[0]
     columns = _header_map(header, problems)
@@ -246,7 +259,7 @@ def parse_csv(data: bytes) -> list[Segment]:
             raw.append(segment)
             lines.append(line)
     if not numbered[1:]:
-        problems.add(header_line, None, "the file has a header but no segment")
+        problems.add(header_line, None, Message("the file has a header but no segment"))
     if problems:
         raise RundownRefused(problems)
     segments, placing = place(raw)
@@ -273,32 +286,35 @@ def _read_row(
         value = _cell(row, columns, name)
         try:
             if not value:
-                raise ValueError("missing")
+                raise BadValue(Message("missing"))
             times[name] = parse_clock(value, end=name == "end")
-        except ValueError as exc:
-            problems.add(line, name, str(exc))
+        except BadValue as exc:
+            problems.add(line, name, exc.reason)
             ok = False
     calls = 0.0
     value = _cell(row, columns, "calls_per_15min")
     try:
         if not value:
-            raise ValueError("missing")
+            raise BadValue(Message("missing"))
         calls = check_calls(float(value.replace(",", ".")))
-    except ValueError as exc:
-        reason = "not a number" if "could not convert" in str(exc) else str(exc)
-        problems.add(line, "calls_per_15min", reason)
+    except BadValue as exc:
+        problems.add(line, "calls_per_15min", exc.reason)
+        ok = False
+    except ValueError:
+        problems.add(line, "calls_per_15min", Message("not a number"))
         ok = False
     label = _cell(row, columns, "label") or ""
     try:
         check_label(label)
-    except ValueError as exc:
-        problems.add(line, "label", str(exc))
+    except BadValue as exc:
+        problems.add(line, "label", exc.reason)
         ok = False
     seats: int | None = None
     value = _cell(row, columns, "seats")
     if value:
         if not value.isdigit() or int(value) > MAX_SEATS:
-            problems.add(line, "seats", f"not a whole number of seats from 0 to {MAX_SEATS}")
+            reason = Message("not a whole number of seats from 0 to {most}", most=MAX_SEATS)
+            problems.add(line, "seats", reason)
             ok = False
         else:
             seats = int(value)

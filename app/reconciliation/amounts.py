@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import re
 
+from app.i18n import Message
+from app.text_files import BadValue
+
 # ISO 4217 currencies without minor units (the pledges use the same list).
 _ZERO_DECIMAL = frozenset({"BIF", "CLP", "ISK", "JPY", "KRW", "PYG", "UGX", "VND", "XAF", "XOF"})
 # Spaces written between thousands: plain, no-break, narrow no-break, thin; and the
@@ -18,7 +21,7 @@ _SIGNS = {"-": -1, "\u2212": -1, "+": 1}
 _CURRENCY_MARKS = re.compile(r"^(?:€|EUR|\$|USD|£|GBP|CHF)\s*|\s*(?:€|EUR|\$|USD|£|GBP|CHF)$")
 
 
-class AmountError(ValueError):
+class AmountError(BadValue):
     """Why a text is not an amount (the message never repeats the text)."""
 
 
@@ -31,12 +34,12 @@ def _grouped(whole: str, separators: str) -> str:
     parts = re.split(f"[{re.escape(separators)}]", whole)
     if len(parts) == 1:
         if not re.fullmatch(r"[0-9]+", whole):
-            raise AmountError("not a number")
+            raise AmountError(Message("not a number"))
         return whole
     if not re.fullmatch(r"[0-9]{1,3}", parts[0]) or not all(
         re.fullmatch(r"[0-9]{3}", p) for p in parts[1:]
     ):
-        raise AmountError("thousands are not grouped by three")
+        raise AmountError(Message("thousands are not grouped by three"))
     return "".join(parts)
 
 
@@ -49,7 +52,7 @@ def parse_amount(text: str, *, decimal_separator: str, currency: str) -> int:
     elif value[-1:] in ("-", "\u2212"):  # "12,50-": a debit in some bank exports
         sign, value = -1, value[:-1].rstrip()
     if not value:
-        raise AmountError("no amount")
+        raise AmountError(Message("no amount"))
     thousands = _GROUP_SPACES + ("." if decimal_separator == "," else ",")
     whole, point, fraction = value.rpartition(decimal_separator)
     if not point:
@@ -59,8 +62,10 @@ def parse_amount(text: str, *, decimal_separator: str, currency: str) -> int:
     whole = _grouped(whole, thousands)
     digits = minor_digits(currency)
     if fraction and not re.fullmatch(r"[0-9]+", fraction):
-        raise AmountError("not a number")
+        raise AmountError(Message("not a number"))
     if len(fraction) > digits:
-        raise AmountError(f"more than {digits} decimals for {currency}")
+        raise AmountError(
+            Message("more than {digits} decimals for {currency}", digits=digits, currency=currency)
+        )
     scale: int = 10**digits
     return sign * (int(whole) * scale + int(fraction.ljust(digits, "0") or "0"))

@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from app.cardguard import card_spans, has_security_code_near_card_words
+from app.i18n import Message
 from app.reconciliation.amounts import AmountError, parse_amount
 from app.text_files import UTF8_BOM, LineProblem
 
@@ -92,7 +93,7 @@ class ParsedFile:
     problems: list[LineProblem] = field(default_factory=list)
     more_problems: int = 0
 
-    def problem(self, line: int | None, column: str | None, reason: str) -> None:
+    def problem(self, line: int | None, column: str | None, reason: Message) -> None:
         if len(self.problems) < MAX_PROBLEMS:
             self.problems.append(LineProblem(line, column, reason))
         else:
@@ -103,16 +104,20 @@ def _decode(data: bytes, encoding: str, parsed: ParsedFile) -> str | None:
     if data.startswith(UTF8_BOM):
         encoding, data = "utf-8", data[len(UTF8_BOM) :]
     if b"\x00" in data:
-        parsed.problem(data[: data.index(b"\x00")].count(b"\n") + 1, None, "not a text file")
+        line = data[: data.index(b"\x00")].count(b"\n") + 1
+        parsed.problem(line, None, Message("not a text file"))
         return None
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         other = "cp1252" if encoding == "utf-8" else "utf-8"
-        parsed.problem(
-            line, None, f"not {encoding} text (is the file in {other}? set the source's encoding)"
+        reason = Message(
+            "not {encoding} text (is the file in {other}? set the source's encoding)",
+            encoding=encoding,
+            other=other,
         )
+        parsed.problem(line, None, reason)
         return None
 
 
@@ -160,10 +165,12 @@ def _rows(text: str, delimiter: str, parsed: ParsedFile) -> list[tuple[int, list
             rows.append((start, cells))
             start = reader.line_num + 1
             if len(rows) > MAX_LINES + HEADER_SEARCH_LINES:
-                parsed.problem(None, None, f"more than {MAX_LINES} lines: split the file")
+                reason = Message("more than {most} lines: split the file", most=MAX_LINES)
+                parsed.problem(None, None, reason)
                 return None
     except csv.Error as exc:
-        parsed.problem(reader.line_num, None, f"not readable as CSV ({exc})")
+        reason = Message("not readable as CSV ({error})", error=str(exc))
+        parsed.problem(reader.line_num, None, reason)
         return None
     return rows
 
@@ -191,7 +198,8 @@ def parse(
     header = _find_header(rows, mapping.columns)
     if header is None:
         wanted = ", ".join(f'"{name}"' for name in mapping.columns.values())
-        parsed.problem(None, None, f"no header line with the columns {wanted}")
+        reason = Message("no header line with the columns {wanted}", wanted=wanted)
+        parsed.problem(None, None, reason)
         return parsed
     header_index, where = header
     width = _width(rows[header_index][1])
@@ -203,7 +211,10 @@ def parse(
         if not any(cell.strip() for cell in cells):
             continue  # blank lines (and the last line's end) carry nothing
         if len(cells) < width or _width(cells) > width:
-            parsed.problem(line_no, None, f"{len(cells)} cells where the header has {width}")
+            reason = Message(
+                "{count} cells where the header has {width}", count=len(cells), width=width
+            )
+            parsed.problem(line_no, None, reason)
             continue
         cells = cells[:width]  # empty cells after the last column (a trailing separator)
         line = _line(line_no, cells, where, mapping, parsed, seen_keys)
@@ -230,7 +241,7 @@ def _line(
 
     currency = values.get("currency") or mapping.currency
     if len(currency) != 3 or not currency.isascii() or not currency.isalpha():
-        parsed.problem(line_no, header.get("currency"), "not a currency code")
+        parsed.problem(line_no, header.get("currency"), Message("not a currency code"))
         currency = mapping.currency
     currency = currency.upper()
     amount = 0
@@ -242,11 +253,13 @@ def _line(
                 amount_text, decimal_separator=mapping.decimal_separator, currency=currency
             )
         except AmountError as exc:
-            parsed.problem(line_no, header[amount_field], f"not an amount: {exc}")
+            reason = Message("not an amount: {reason}", reason=exc.reason)
+            parsed.problem(line_no, header[amount_field], reason)
     try:
         booked_at = _date(values["date"], mapping.date_format)
     except ValueError:
-        parsed.problem(line_no, header["date"], f"not a date in the form {mapping.date_format}")
+        reason = Message("not a date in the form {form}", form=mapping.date_format)
+        parsed.problem(line_no, header["date"], reason)
         booked_at = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
     label, payer = values.get("reference", ""), values.get("payer", "")
     transaction_id: str | None = values.get("transaction_id") or None
@@ -256,14 +269,15 @@ def _line(
         ("transaction_id", transaction_id or "", MAX_TRANSACTION_ID),
     ):
         if len(value) > limit:
-            parsed.problem(line_no, header[field_name], f"longer than {limit} characters")
+            reason = Message("longer than {limit} characters", limit=limit)
+            parsed.problem(line_no, header[field_name], reason)
     if transaction_id is not None and CARD_MASK in transaction_id:
         if mapping.kind == "provider":
-            reason = "the transaction id reads as a card number"
+            reason = Message("the transaction id reads as a card number")
             parsed.problem(line_no, header.get("transaction_id"), reason)
         transaction_id = None  # not kept: a bank's line goes by its digest
     elif mapping.kind == "provider" and transaction_id is None and amount > 0:
-        parsed.problem(line_no, header.get("transaction_id"), "no transaction id")
+        parsed.problem(line_no, header.get("transaction_id"), Message("no transaction id"))
     if len(parsed.problems) + parsed.more_problems > problems_before:
         return None
 
@@ -273,7 +287,7 @@ def _line(
             parsed.problem(
                 line_no,
                 header.get("transaction_id"),
-                f"the same transaction id as line {seen_keys[key]}",
+                Message("the same transaction id as line {line}", line=seen_keys[key]),
             )
             return None
         seen_keys[key] = line_no

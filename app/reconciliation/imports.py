@@ -40,12 +40,12 @@ class FileRefused(Invalid):
         self.problems = parsed.problems
         self.more_problems = parsed.more_problems
 
-    def body(self) -> dict[str, object]:
+    def body(self, language: str = "en") -> dict[str, object]:
         return {
             "code": self.code,
             "message": self.message,
             "field": self.field,
-            "problems": [p.as_dict() for p in self.problems],
+            "problems": [p.as_dict(language) for p in self.problems],
             "more_problems": self.more_problems,
         }
 

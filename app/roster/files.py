@@ -21,7 +21,8 @@ import unicodedata
 import zipfile
 from dataclasses import dataclass, field
 
-from app.text_files import decode_upload
+from app.i18n import N_, Message
+from app.text_files import BadValue, decode_upload
 
 MAX_ROWS = 5000
 DELIMITERS = (",", ";", "\t")
@@ -48,7 +49,8 @@ class Layout:
 
     fields: dict[str, tuple[str, ...]]
     needs: tuple[str, ...]
-    rows: str = "volunteers"  # what a row is, for the too-many message
+    # The message (id) for a file with too many rows ({most}: the most a file holds).
+    too_many: str = N_("more than {most} volunteers in one file")
 
     def by_folded(self) -> dict[str, str]:
         return {name: key for key, names in self.fields.items() for name in names}
@@ -66,11 +68,11 @@ SIGNUPS = Layout(
         "start": ("start", "starts", "startsat", "debut", "heuredebut", "from"),
     },
     ("login", "email"),
-    "sign-ups",
+    N_("more than {most} sign-ups in one file"),
 )
 
 
-class FileUnreadable(ValueError):
+class FileUnreadable(BadValue):
     """The file as a whole cannot be read (not CSV nor XLSX, no name column...)."""
 
 
@@ -98,12 +100,23 @@ def _columns(header: list[str], layout: Layout) -> dict[int, str]:
 
 def _rows(table: list[tuple[int, list[str]]], layout: Layout) -> list[RosterRow]:
     if not table:
-        raise FileUnreadable("the file is empty")
+        raise FileUnreadable(Message("the file is empty"))
     header_line, header = table[0]
     columns = _columns(header, layout)
     if not set(layout.needs) & set(columns.values()):
-        names = " or ".join(f"'{name}'" for name in layout.needs)
-        raise FileUnreadable(f"line {header_line}: no {names} column in the header")
+        names = layout.needs
+        if len(names) == 1:
+            reason = Message(
+                "line {line}: no '{name}' column in the header", line=header_line, name=names[0]
+            )
+        else:
+            reason = Message(
+                "line {line}: no '{first}' or '{second}' column in the header",
+                line=header_line,
+                first="', '".join(names[:-1]),
+                second=names[-1],
+            )
+        raise FileUnreadable(reason)
     rows = []
     for line, values in table[1:]:
         if not any((v or "").strip() for v in values):
@@ -114,7 +127,7 @@ def _rows(table: list[tuple[int, list[str]]], layout: Layout) -> list[RosterRow]
         }
         rows.append(RosterRow(line, cells))
         if len(rows) > MAX_ROWS:
-            raise FileUnreadable(f"more than {MAX_ROWS} {layout.rows} in one file")
+            raise FileUnreadable(Message(layout.too_many, most=MAX_ROWS))
     return rows
 
 
@@ -130,15 +143,19 @@ def read_csv(data: bytes, layout: Layout = ROSTER) -> list[RosterRow]:
     try:
         text = decode_upload(data)
     except UnicodeDecodeError as exc:
-        raise FileUnreadable("the file's byte-order mark says UTF-8, but it is not") from exc
+        raise FileUnreadable(
+            Message("the file's byte-order mark says UTF-8, but it is not")
+        ) from exc
     if "\x00" in text:
-        raise FileUnreadable("not a CSV file (binary content)")
+        raise FileUnreadable(Message("not a CSV file (binary content)"))
     first_line = text.split("\n", 1)[0]
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(first_line, layout))
     try:
         table = [(reader.line_num, row) for row in reader]
     except csv.Error as exc:
-        raise FileUnreadable(f"line {reader.line_num}: {exc}") from exc
+        raise FileUnreadable(
+            Message("line {line}: {error}", line=reader.line_num, error=str(exc))
+        ) from exc
     return _rows(table, layout)
 
 
@@ -156,14 +173,14 @@ def read_xlsx(data: bytes, layout: Layout = ROSTER) -> list[RosterRow]:
     try:
         workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
-        raise FileUnreadable("not a readable XLSX workbook") from exc
+        raise FileUnreadable(Message("not a readable XLSX workbook")) from exc
     try:
         sheet = workbook.worksheets[0]
         table = []
         for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
             table.append((number, [_cell_text(v) for v in values]))
             if number > MAX_ROWS + 1:
-                raise FileUnreadable(f"more than {MAX_ROWS} {layout.rows} in one file")
+                raise FileUnreadable(Message(layout.too_many, most=MAX_ROWS))
     finally:
         workbook.close()
     return _rows(table, layout)

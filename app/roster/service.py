@@ -36,6 +36,7 @@ from app.auth.service import USER_CHANGED, Role, create_user, revoke_user
 from app.cardguard import looks_like_card_data
 from app.db import Database, UnitOfWork
 from app.errors import Conflict, Invalid, NotFound
+from app.i18n import N_, Message
 from app.outbox import emit
 from app.phone_numbers import normalise as normalise_phone
 from app.roster.files import FileUnreadable, RosterRow, read_roster
@@ -145,13 +146,21 @@ async def _hashes(pins: list[str], progress: Progress | None) -> list[str]:
 
 @dataclass(frozen=True)
 class Refusal:
+    """Why a row is refused: ``message`` is put into words in the answer's language
+    (``str()``: English, for the command line)."""
+
     line: int
     field: str | None
     code: str
-    message: str
+    message: Message
 
-    def out(self) -> dict[str, Any]:
-        return {"line": self.line, "field": self.field, "code": self.code, "message": self.message}
+    def out(self, language: str = "en") -> dict[str, Any]:
+        return {
+            "line": self.line,
+            "field": self.field,
+            "code": self.code,
+            "message": self.message.text(language),
+        }
 
 
 class RosterRefused(Invalid):
@@ -162,18 +171,18 @@ class RosterRefused(Invalid):
     def __init__(
         self,
         refusals: list[Refusal],
-        message: str = "nothing imported: {count} refused row(s)",
-        reason: str = "",
+        message: str = N_("nothing imported: {count} refused row(s)"),
+        reason: Message | str = "",
     ) -> None:
         super().__init__(message, field="file", count=len(refusals), reason=reason)
         self.refusals = refusals
 
-    def body(self) -> dict[str, Any]:
+    def body(self, language: str = "en") -> dict[str, Any]:
         return {
             "code": self.code,
             "message": self.message,
             "field": self.field,
-            "rows": [r.out() for r in self.refusals],
+            "rows": [r.out(language) for r in self.refusals],
         }
 
 
@@ -231,30 +240,34 @@ def _check_row(
 ) -> tuple[Refusal | None, _Checked | None]:
     cells = row.cells
 
-    def refuse(field: str | None, code: str, message: str) -> tuple[Refusal, None]:
+    def refuse(field: str | None, code: str, message: Message) -> tuple[Refusal, None]:
         return Refusal(row.line, field, code, message), None
 
     for key, value in cells.items():
         if value and looks_like_card_data(value):
             # The value is never repeated: it may be a card number.
-            return refuse(key, "card_number", f"{key}: card numbers are refused in free text")
+            reason = Message("{field}: card numbers are refused in free text", field=key)
+            return refuse(key, "card_number", reason)
     name = cells.get("name", "")
     if not name:
-        return refuse("name", "missing_name", "the name is missing")
+        return refuse("name", "missing_name", Message("the name is missing"))
     email = cells.get("email") or None
     phone = None
     if cells.get("phone"):
         phone = normalise_phone(cells["phone"], region).e164
         if phone is None:
-            return refuse("phone", "bad_phone", f"not a phone number: {cells['phone']!r}")
+            reason = Message("not a phone number: '{value}'", value=cells["phone"])
+            return refuse("phone", "bad_phone", reason)
     site_id = None
     if cells.get("site"):
         site_id = sites.get(cells["site"].casefold())
         if site_id is None:
-            return refuse("site", "unknown_site", f"no site named {cells['site']!r}")
+            reason = Message("no site named '{name}'", name=cells["site"])
+            return refuse("site", "unknown_site", reason)
     trained_word = cells.get("trained", "").casefold()
     if trained_word not in TRUE_WORDS | FALSE_WORDS:
-        return refuse("trained", "bad_value", f"trained is yes or no, not {cells['trained']!r}")
+        reason = Message("trained is yes or no, not '{value}'", value=cells["trained"])
+        return refuse("trained", "bad_value", reason)
     try:
         agent = AgentIn(
             campaign_id=0,
@@ -273,14 +286,14 @@ def _check_row(
         error = exc.errors()[0]
         field = str(error["loc"][0]) if error["loc"] else None
         code = "bad_email" if field == "email" else "bad_value"
-        return refuse(field, code, f"{field}: {error['msg']}")
+        return refuse(field, code, Message("{field}: {error}", field=field, error=error["msg"]))
     login = cells.get("login") or None
     if login is not None and not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", login):
-        return refuse("login", "bad_value", "a login is letters, digits, dots and dashes")
+        return refuse("login", "bad_value", Message("a login is letters, digits, dots and dashes"))
     if email is not None:
         first = known_emails.get(email.casefold())
         if first is not None:
-            return refuse("email", "duplicate", _duplicate("e-mail", first))
+            return refuse("email", "duplicate", _duplicate("email", first))
         known_emails[email.casefold()] = row.line
     if phone is not None:
         first = known_phones.get(phone)
@@ -290,10 +303,14 @@ def _check_row(
     return None, _Checked(row.line, agent, login)
 
 
-def _duplicate(what: str, first_line: int) -> str:
+def _duplicate(what: str, first_line: int) -> Message:
     if first_line == 0:
-        return f"a volunteer with this {what} is already registered"
-    return f"same {what} as line {first_line}"
+        if what == "email":
+            return Message("a volunteer with this e-mail is already registered")
+        return Message("a volunteer with this phone is already registered")
+    if what == "email":
+        return Message("same e-mail as line {line}", line=first_line)
+    return Message("same phone as line {line}", line=first_line)
 
 
 # --- registering ---------------------------------------------------------------------------
@@ -311,7 +328,14 @@ async def _register(
     for item, secret_hash, pin in zip(items, hashes, pins, strict=True):
         if item.login is not None and item.login in taken:
             raise RosterRefused(
-                [Refusal(item.line, "login", "duplicate", f"login {item.login} is taken")]
+                [
+                    Refusal(
+                        item.line,
+                        "login",
+                        "duplicate",
+                        Message("login {login} is taken", login=item.login),
+                    )
+                ]
             )
         login = item.login or _free_login(login_stem(item.agent.display_name), taken)
         taken.add(login)
@@ -387,13 +411,13 @@ async def import_roster(
     try:
         rows = read_roster(data)
     except FileUnreadable as exc:
-        raise RosterRefused([], "nothing imported: {reason}", str(exc)) from exc
+        raise RosterRefused([], N_("nothing imported: {reason}"), exc.reason) from exc
     async with db.read() as session:
         checked, refused = await check_rows(session, campaign_id, rows)
     if refused:
         raise RosterRefused(refused)
     if not checked:
-        raise RosterRefused([], "nothing imported: the file has no volunteer")
+        raise RosterRefused([], N_("nothing imported: the file has no volunteer"))
     pins = [new_pin(_pin_digits(db)) for _ in checked]
     hashes = await _hashes(pins, progress)
     async with db.unit_of_work() as uow:

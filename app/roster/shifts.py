@@ -29,7 +29,7 @@ from app.acd.models import Agent, AgentSession, Site
 from app.cardguard import looks_like_card_data
 from app.db import Database, UnitOfWork
 from app.errors import Conflict, Invalid, NotFound
-from app.i18n import N_
+from app.i18n import N_, Message
 from app.outbox import emit
 from app.roster.files import SIGNUPS, FileUnreadable, RosterRow, read_roster
 from app.roster.models import Shift, ShiftSignup
@@ -534,54 +534,60 @@ def _check_signup_row(
 ) -> tuple[Refusal | None, tuple[Shift, Agent] | None]:
     cells = row.cells
 
-    def refuse(field: str, code: str, message: str) -> tuple[Refusal, None]:
+    def refuse(field: str, code: str, message: Message) -> tuple[Refusal, None]:
         return Refusal(row.line, field, code, message), None
 
     for key, value in cells.items():
         if value and looks_like_card_data(value):
             # The value is never repeated: it may be a card number.
-            return refuse(key, "card_number", f"{key}: card numbers are refused in free text")
+            reason = Message("{field}: card numbers are refused in free text", field=key)
+            return refuse(key, "card_number", reason)
     agent = None
     if cells.get("login"):
         agent = state.by_login.get(cells["login"].casefold())
         if agent is None:
-            return refuse(
-                "login", "unknown_volunteer", f"no volunteer with login {cells['login']!r}"
-            )
+            reason = Message("no volunteer with login '{login}'", login=cells["login"])
+            return refuse("login", "unknown_volunteer", reason)
     elif cells.get("email"):
         agent = state.by_email.get(cells["email"].casefold())
         if agent is None:
-            return refuse("email", "unknown_volunteer", "no volunteer with this e-mail")
+            return refuse("email", "unknown_volunteer", Message("no volunteer with this e-mail"))
     else:
-        return refuse("login", "missing_volunteer", "the login or e-mail is missing")
+        return refuse("login", "missing_volunteer", Message("the login or e-mail is missing"))
     shift = None
     if cells.get("shift"):
         number = cells["shift"].strip()
         shift = state.shifts.get(int(number)) if number.isdigit() else None
         if shift is None:
-            return refuse("shift", "unknown_shift", f"no shift {number!r} in this campaign")
+            reason = Message("no shift '{number}' in this campaign", number=number)
+            return refuse("shift", "unknown_shift", reason)
     elif cells.get("site") and cells.get("start"):
         site = state.sites.get(cells["site"].casefold())
         if site is None:
-            return refuse("site", "unknown_site", f"no site named {cells['site']!r}")
+            reason = Message("no site named '{name}'", name=cells["site"])
+            return refuse("site", "unknown_site", reason)
         start = _parse_start(cells["start"], ZoneInfo(site.timezone))
         if start is None:
-            return refuse("start", "bad_value", f"not a date and time: {cells['start']!r}")
+            reason = Message("not a date and time: '{value}'", value=cells["start"])
+            return refuse("start", "bad_value", reason)
         shift = state.by_start.get((site.id, start))
         if shift is None:
-            return refuse("start", "unknown_shift", f"no shift at {site.name} starting then")
+            reason = Message("no shift at {site} starting then", site=site.name)
+            return refuse("start", "unknown_shift", reason)
     else:
-        return refuse("shift", "missing_shift", "the shift (or its site and start) is missing")
+        return refuse(
+            "shift", "missing_shift", Message("the shift (or its site and start) is missing")
+        )
     mine = state.signed.setdefault(agent.id, [])
     if any(s.id == shift.id for s in mine):
         return None, None  # already on it: nothing to do
     if state.taken[shift.id] >= shift.seats:
-        return refuse("shift", "shift_full", f"shift {shift.id} is full ({shift.seats} seats)")
+        reason = Message("shift {shift} is full ({seats} seats)", shift=shift.id, seats=shift.seats)
+        return refuse("shift", "shift_full", reason)
     for other in mine:
         if other.starts_at < shift.ends_at and other.ends_at > shift.starts_at:
-            return refuse(
-                "shift", "shift_overlap", f"overlaps shift {other.id} of the same volunteer"
-            )
+            reason = Message("overlaps shift {shift} of the same volunteer", shift=other.id)
+            return refuse("shift", "shift_overlap", reason)
     state.taken[shift.id] += 1
     mine.append(shift)
     return None, (shift, agent)
@@ -594,7 +600,7 @@ async def import_signups(
     try:
         rows = read_roster(data, SIGNUPS)
     except FileUnreadable as exc:
-        raise SignupsRefused([], "nothing imported: {reason}", str(exc)) from exc
+        raise SignupsRefused([], N_("nothing imported: {reason}"), exc.reason) from exc
     if not rows:
         raise SignupsRefused([], N_("nothing imported: the file has no sign-up"))
     async with db.unit_of_work() as uow:

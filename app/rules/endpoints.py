@@ -10,7 +10,7 @@ import asyncio
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
@@ -21,6 +21,7 @@ from app.auth.service import Principal, Role
 from app.db import Database, utcnow
 from app.deps import get_app_settings, get_db
 from app.errors import Invalid, NotFound, error_body
+from app.i18n.negotiation import request_language
 from app.phone_numbers import normalise
 from app.realtime.outbox import emit
 from app.rules import blocklist, engine
@@ -48,9 +49,12 @@ Staff = Annotated[Principal, Depends(require(Role.SUPERVISOR, Role.ORGANISER))]
 Supervisor = Annotated[Principal, Depends(require(Role.SUPERVISOR))]
 
 
-def _refused(exc: RulesRefused) -> JSONResponse:
-    body = error_body("rules_invalid", str(exc), "source")
-    body["problems"] = [p.as_dict() for p in exc.problems]
+def _refused(request: Request, exc: RulesRefused) -> JSONResponse:
+    """422 with the first problem as the message and every problem, in the request's
+    language."""
+    language = request_language(request)
+    body = error_body("rules_invalid", exc.summary.text(language), "source")
+    body["problems"] = [p.as_dict(language) for p in exc.problems]
     return JSONResponse(body, status_code=422)
 
 
@@ -114,12 +118,16 @@ async def _checked(db: Database, campaign_id: int, source: str) -> None:
 
 
 @router.post("/campaigns/{campaign_id}/rules/check", response_model=CheckOut)
-async def check_rules(campaign_id: int, body: RulesIn, db: DB, _: Admin) -> CheckOut:
+async def check_rules(
+    request: Request, campaign_id: int, body: RulesIn, db: DB, _: Admin
+) -> CheckOut:
     """Check a rules file without putting it in force."""
     try:
         await _checked(db, campaign_id, body.source)
     except RulesRefused as exc:
-        return CheckOut(ok=False, problems=[ProblemOut(**p.as_dict()) for p in exc.problems])
+        language = request_language(request)
+        problems = [ProblemOut(**p.as_dict(language)) for p in exc.problems]
+        return CheckOut(ok=False, problems=problems)
     return CheckOut(ok=True, problems=[])
 
 
@@ -134,13 +142,18 @@ async def check_rules(campaign_id: int, body: RulesIn, db: DB, _: Admin) -> Chec
     },
 )
 async def put_rules(
-    campaign_id: int, body: RulesIn, db: DB, principal: Admin, settings: AppSettings
+    request: Request,
+    campaign_id: int,
+    body: RulesIn,
+    db: DB,
+    principal: Admin,
+    settings: AppSettings,
 ) -> Any:
     """Replace the campaign's rules file (a new version, in force in every process)."""
     try:
         await _checked(db, campaign_id, body.source)
     except RulesRefused as exc:
-        return _refused(exc)
+        return _refused(request, exc)
     async with db.unit_of_work() as uow:
         await repository.get_campaign(uow.session, campaign_id)
         latest = await engine.latest_file(uow.session, campaign_id)

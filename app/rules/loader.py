@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from app.i18n import DEFAULT_LANGUAGE, LANGUAGES
+from app.i18n import DEFAULT_LANGUAGE, LANGUAGES, N_, Message
 from app.rules.expressions import Compiled, ExpressionError, compile_condition
 from app.rules.facts import FACTS, is_event
 
@@ -46,20 +46,31 @@ _CLOSERS = (yaml.BlockEndToken, yaml.FlowMappingEndToken, yaml.FlowSequenceEndTo
 
 @dataclass(frozen=True)
 class Problem:
+    """What is wrong, where: ``reason`` is put into words in the answer's language
+    (``str()``: English, for the logs)."""
+
     file: str
     line: int | None
-    reason: str
+    reason: Message
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"file": self.file, "line": self.line, "reason": self.reason}
+    def as_dict(self, language: str = "en") -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "reason": self.reason.text(language)}
 
 
 class RulesRefused(Exception):
     def __init__(self, problems: list[Problem]) -> None:
         first = problems[0]
         where = f"{first.file}:{first.line}" if first.line else first.file
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        super().__init__(f"{where}: {first.reason}{more}")
+        if len(problems) > 1:
+            self.summary = Message(
+                "{where}: {reason} (and {count} more)",
+                where=where,
+                reason=first.reason,
+                count=len(problems) - 1,
+            )
+        else:
+            self.summary = Message("{where}: {reason}", where=where, reason=first.reason)
+        super().__init__(str(self.summary))
         self.problems = problems
 
 
@@ -150,7 +161,13 @@ QUEUE_ACTIONS = ("route_to", "transfer", "consult")
 def queue_problems(ruleset: RuleSet, queues: set[str], file: str) -> list[Problem]:
     """Actions naming a queue the campaign does not have."""
     return [
-        Problem(file, action.line, f"{action.name}: the campaign has no queue {name!r}")
+        Problem(
+            file,
+            action.line,
+            Message(
+                "{action}: the campaign has no queue '{queue}'", action=action.name, queue=name
+            ),
+        )
         for action in ruleset.actions()
         if action.name in QUEUE_ACTIONS and (name := action.args["queue"]) not in queues
     ]
@@ -224,6 +241,19 @@ def _per_language(node: yaml.Node) -> bool:
     return all(isinstance(k, yaml.ScalarNode) and k.value in LANGUAGES for k, _ in node.value)
 
 
+# An expression's refusal, by kind (app.rules.expressions.ExpressionError).
+_EXPRESSION_KINDS = {
+    "syntax": N_("syntax"),
+    "unknown_fact": N_("unknown fact"),
+    "type": N_("type"),
+    "limit": N_("limit"),
+}
+
+# What a problem is about ("a rule", "script intro"): a message, or a word of the file
+# itself (a step's kind, "rules"), which stays as written.
+What = Message | str
+
+
 class _Reader:
     def __init__(self, file: str, language: str = DEFAULT_LANGUAGE) -> None:
         self.file = file
@@ -234,7 +264,7 @@ class _Reader:
         self.problems: list[Problem] = []
         self.constructor = yaml.SafeLoader("")
 
-    def problem(self, node: yaml.Node | None, reason: str, line: int | None = None) -> None:
+    def problem(self, node: yaml.Node | None, reason: Message, line: int | None = None) -> None:
         if line is None and node is not None:
             line = node.start_mark.line + 1
         self.problems.append(Problem(self.file, line, reason))
@@ -244,28 +274,30 @@ class _Reader:
             return self.constructor.construct_object(node, deep=True)
         except yaml.YAMLError as exc:
             reason = getattr(exc, "problem", None) or str(exc)
-            self.problem(node, f"unreadable value: {reason}")
+            self.problem(node, Message("unreadable value: {reason}", reason=reason))
             return None
 
-    def mapping(self, node: yaml.Node, what: str) -> dict[str, yaml.Node] | None:
+    def mapping(self, node: yaml.Node, what: What) -> dict[str, yaml.Node] | None:
         if not isinstance(node, yaml.MappingNode):
-            self.problem(node, f"{what} must be a mapping (key: value)")
+            self.problem(node, Message("{what} must be a mapping (key: value)", what=what))
             return None
         result: dict[str, yaml.Node] = {}
         for key, value in node.value:
             # The key's text as written: YAML 1.1 would read a bare `on` as true.
             name = key.value if isinstance(key, yaml.ScalarNode) else None
             if not isinstance(name, str):
-                self.problem(key, f"keys in {what} are words")
+                self.problem(key, Message("keys in {what} are words", what=what))
                 continue
             if name in result:
-                self.problem(key, f"{name!r} is given twice in {what}")
+                self.problem(
+                    key, Message("'{name}' is given twice in {what}", name=name, what=what)
+                )
             result[name] = value
         return result
 
-    def sequence(self, node: yaml.Node, what: str) -> list[yaml.Node]:
+    def sequence(self, node: yaml.Node, what: What) -> list[yaml.Node]:
         if not isinstance(node, yaml.SequenceNode):
-            self.problem(node, f"{what} must be a list")
+            self.problem(node, Message("{what} must be a list", what=what))
             return []
         return list(node.value)
 
@@ -274,15 +306,16 @@ class _Reader:
         if not isinstance(value, dict) or not value:
             return value
         if not set(value) <= set(LANGUAGES) or not all(isinstance(v, str) for v in value.values()):
-            self.problem(node, f"a text per language has the keys {', '.join(LANGUAGES)}")
+            keys = ", ".join(LANGUAGES)
+            self.problem(node, Message("a text per language has the keys {keys}", keys=keys))
             return None
         self.multilingual = True
         return value.get(self.language) or next(iter(value.values()))
 
-    def text(self, node: yaml.Node, what: str) -> str | None:
+    def text(self, node: yaml.Node, what: What) -> str | None:
         value = self.localized(node, self.value(node))
         if not isinstance(value, str) or not value.strip():
-            self.problem(node, f"{what} must be a text")
+            self.problem(node, Message("{what} must be a text", what=what))
             return None
         self.placeholders(node, value)
         return value
@@ -290,37 +323,45 @@ class _Reader:
     def placeholders(self, node: yaml.Node, text: str) -> None:
         for name in PLACEHOLDER.findall(text):
             if name not in PLACEHOLDERS:
-                self.problem(node, f"unknown placeholder {{{name}}}")
+                self.problem(node, Message("unknown placeholder {{{name}}}", name=name))
 
     def unknown_keys(
-        self, keys: Iterable[str], allowed: set[str], node: yaml.Node, what: str
+        self, keys: Iterable[str], allowed: set[str], node: yaml.Node, what: What
     ) -> None:
         for key in keys:
             if key not in allowed:
-                self.problem(node, f"unknown key {key!r} in {what} (allowed: {sorted(allowed)})")
+                reason = Message(
+                    "unknown key '{key}' in {what} (allowed: {allowed})",
+                    key=key,
+                    what=what,
+                    allowed=sorted(allowed),
+                )
+                self.problem(node, reason)
 
     # --- actions --------------------------------------------------------------
 
-    def actions(self, node: yaml.Node, what: str) -> tuple[Action, ...]:
+    def actions(self, node: yaml.Node, what: What) -> tuple[Action, ...]:
         return tuple(
             a for a in (self.action(item, what) for item in self.sequence(node, what)) if a
         )
 
-    def action(self, node: yaml.Node, what: str) -> Action | None:
+    def action(self, node: yaml.Node, what: What) -> Action | None:
         line = node.start_mark.line + 1
         if isinstance(node, yaml.ScalarNode):
             name, arg_node = str(self.value(node)), None
         else:
-            entries = self.mapping(node, f"an action in {what}")
+            entries = self.mapping(node, Message("an action in {what}", what=what))
             if entries is None:
                 return None
             if len(entries) != 1:
-                self.problem(node, "an action is one 'name: arguments' entry")
+                self.problem(node, Message("an action is one 'name: arguments' entry"))
                 return None
             name, arg_node = next(iter(entries.items()))
         spec = ACTIONS.get(name)
         if spec is None:
-            self.problem(node, f"unknown action {name!r} (known: {', '.join(ACTIONS)})")
+            known = ", ".join(ACTIONS)
+            reason = Message("unknown action '{name}' (known: {known})", name=name, known=known)
+            self.problem(node, reason)
             return None
         given: dict[str, tuple[yaml.Node, Any]] = {}
         if arg_node is None or (
@@ -331,22 +372,25 @@ class _Reader:
             # A text per language given alone: the first argument's.
             given[spec[0][0]] = (arg_node, self.value(arg_node))
         elif isinstance(arg_node, yaml.MappingNode):
-            entries = self.mapping(arg_node, f"the arguments of {name}") or {}
+            what = Message("the arguments of {name}", name=name)
+            entries = self.mapping(arg_node, what) or {}
             for key, value_node in entries.items():
                 if key not in {a for a, *_ in spec}:
-                    self.problem(value_node, f"{name} takes no argument {key!r}")
+                    reason = Message("{name} takes no argument '{key}'", name=name, key=key)
+                    self.problem(value_node, reason)
                     continue
                 given[key] = (value_node, self.value(value_node))
         elif spec and isinstance(arg_node, yaml.ScalarNode):
             given[spec[0][0]] = (arg_node, self.value(arg_node))
         else:
-            self.problem(arg_node, f"the arguments of {name} are a value or a mapping")
+            reason = Message("the arguments of {name} are a value or a mapping", name=name)
+            self.problem(arg_node, reason)
             return None
         args: dict[str, Any] = {}
         for arg, kind, required, default in spec:
             if arg not in given:
                 if required:
-                    self.problem(node, f"{name} needs {arg!r}")
+                    self.problem(node, Message("{name} needs '{arg}'", name=name, arg=arg))
                     return None
                 args[arg] = default
                 continue
@@ -361,55 +405,80 @@ class _Reader:
         if kind == "int":
             if isinstance(value, int) and not isinstance(value, bool):
                 return value
-            self.problem(node, f"{action} {arg} must be a whole number, not {value!r}")
+            reason = Message(
+                "{action} {arg} must be a whole number, not {value}",
+                action=action,
+                arg=arg,
+                value=repr(value),
+            )
+            self.problem(node, reason)
         elif kind == "name":
             if isinstance(value, str) and NAME.match(value):
                 return value
-            self.problem(node, f"{action} {arg} must be a name (a-z, 0-9, _ and -), not {value!r}")
+            reason = Message(
+                "{action} {arg} must be a name (a-z, 0-9, _ and -), not {value}",
+                action=action,
+                arg=arg,
+                value=repr(value),
+            )
+            self.problem(node, reason)
         elif kind == "text":
             value = self.localized(node, value)
             if isinstance(value, str) and value.strip():
                 self.placeholders(node, value)
                 return value
-            self.problem(node, f"{action} {arg} must be a text")
+            self.problem(node, Message("{action} {arg} must be a text", action=action, arg=arg))
         elif kind == "duration":
             seconds = parse_duration(value)
             if seconds is not None:
                 return seconds
-            self.problem(node, f"{action} {arg} must be a duration such as 90s, 10m, 24h or 2d")
+            reason = Message(
+                "{action} {arg} must be a duration such as 90s, 10m, 24h or 2d",
+                action=action,
+                arg=arg,
+            )
+            self.problem(node, reason)
         return None
 
     # --- rules ----------------------------------------------------------------
 
     def rule(self, node: yaml.Node, index: int, names: set[str]) -> Rule | None:
-        entries = self.mapping(node, "a rule")
+        entries = self.mapping(node, Message("a rule"))
         if entries is None:
             return None
         line = node.start_mark.line + 1
-        self.unknown_keys(entries, {"name", "on", "when", "then", "description"}, node, "a rule")
+        allowed = {"name", "on", "when", "then", "description"}
+        self.unknown_keys(entries, allowed, node, Message("a rule"))
         name = self.value(entries["name"]) if "name" in entries else f"rule-{index + 1}"
         if not isinstance(name, str) or not NAME.match(name):
-            self.problem(entries.get("name", node), f"a rule name is a-z, 0-9, _ and -: {name!r}")
+            reason = Message("a rule name is a-z, 0-9, _ and -: {name}", name=repr(name))
+            self.problem(entries.get("name", node), reason)
             return None
         if name in names:
-            self.problem(entries.get("name", node), f"two rules are named {name!r}")
+            self.problem(
+                entries.get("name", node), Message("two rules are named '{name}'", name=name)
+            )
         names.add(name)
         on_node = entries.get("on")
         on = self.value(on_node) if on_node is not None else None
         if not isinstance(on, str) or not is_event(on):
             self.problem(
                 on_node or node,
-                f"rule {name}: 'on' must be an event (call.received, call.queued, call.offered,"
-                f" call.connected, call.ended, agent.flagged, script.choice, pledge.saved or"
-                f" timer.NAME), not {on!r}",
+                Message(
+                    "rule {name}: 'on' must be an event (call.received, call.queued,"
+                    " call.offered, call.connected, call.ended, agent.flagged, script.choice,"
+                    " pledge.saved or timer.NAME), not {value}",
+                    name=name,
+                    value=repr(on),
+                ),
             )
             return None
         before = len(self.problems)
         when = self.condition(entries["when"], name, on) if "when" in entries else None
         if "then" not in entries:
-            self.problem(node, f"rule {name} has no 'then' actions")
+            self.problem(node, Message("rule {name} has no 'then' actions", name=name))
             return None
-        then = self.actions(entries["then"], f"rule {name}")
+        then = self.actions(entries["then"], Message("rule {name}", name=name))
         if len(self.problems) > before:
             return None
         return Rule(name=name, on=on, when=when, then=then, line=line)
@@ -419,7 +488,8 @@ class _Reader:
         if isinstance(source, bool):
             source = "true" if source else "false"
         if not isinstance(source, str):
-            self.problem(node, f"rule {rule}: 'when' must be an expression (text)")
+            reason = Message("rule {name}: 'when' must be an expression (text)", name=rule)
+            self.problem(node, reason)
             return None
         try:
             return compile_condition(source, event)
@@ -429,7 +499,12 @@ class _Reader:
                 first += 1  # a block scalar starts on the next line
             self.problem(
                 node,
-                f"rule {rule}: {exc.kind.replace('_', ' ')}: {exc.message}",
+                Message(
+                    "rule {name}: {kind}: {error}",
+                    name=rule,
+                    kind=Message(_EXPRESSION_KINDS.get(exc.kind, exc.kind)),
+                    error=exc.message,
+                ),
                 line=first + (exc.line or 1) - 1,
             )
             return None
@@ -437,18 +512,21 @@ class _Reader:
     # --- scripts --------------------------------------------------------------
 
     def script(self, node: yaml.Node) -> Script | None:
-        entries = self.mapping(node, "a script")
+        entries = self.mapping(node, Message("a script"))
         if entries is None:
             return None
-        self.unknown_keys(entries, {"name", "version", "title", "steps"}, node, "a script")
+        allowed = {"name", "version", "title", "steps"}
+        self.unknown_keys(entries, allowed, node, Message("a script"))
         name = self.value(entries["name"]) if "name" in entries else None
         if not isinstance(name, str) or not NAME.match(name):
             where = entries.get("name", node)
-            self.problem(where, f"a script needs a name (a-z, 0-9, _ -): {name!r}")
+            reason = Message("a script needs a name (a-z, 0-9, _ -): {name}", name=repr(name))
+            self.problem(where, reason)
             return None
         version = self.value(entries["version"]) if "version" in entries else 1
         if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-            self.problem(entries.get("version", node), f"script {name}: version is a number ≥ 1")
+            reason = Message("script {name}: version is a number ≥ 1", name=name)
+            self.problem(entries.get("version", node), reason)
             return None
         title = (
             self.localized(entries["title"], self.value(entries["title"]))
@@ -456,40 +534,46 @@ class _Reader:
             else name
         )
         if not isinstance(title, str):
-            self.problem(entries.get("title", node), f"script {name}: title is a text")
+            reason = Message("script {name}: title is a text", name=name)
+            self.problem(entries.get("title", node), reason)
             return None
+        no_steps = Message("script {name} has no steps", name=name)
         if "steps" not in entries:
-            self.problem(node, f"script {name} has no steps")
+            self.problem(node, no_steps)
             return None
         before = len(self.problems)
-        steps = [self.step(s, name) for s in self.sequence(entries["steps"], f"script {name}")]
+        listed = self.sequence(entries["steps"], Message("script {name}", name=name))
+        steps = [self.step(s, name) for s in listed]
         if len(self.problems) > before or not steps:
             if not steps:
-                self.problem(node, f"script {name} has no steps")
+                self.problem(node, no_steps)
             return None
         return Script(name=name, version=version, title=title, steps=tuple(s for s in steps if s))
 
     def step(self, node: yaml.Node, script: str) -> Step | None:
-        entries = self.mapping(node, f"a step of script {script}")
+        entries = self.mapping(node, Message("a step of script {name}", name=script))
         if entries is None:
             return None
         kinds = [k for k in entries if k in STEP_KINDS]
         if len(kinds) != 1:
-            self.problem(node, f"a step is one of {', '.join(STEP_KINDS)}")
+            kinds_text = ", ".join(STEP_KINDS)
+            self.problem(node, Message("a step is one of {kinds}", kinds=kinds_text))
             return None
         kind = kinds[0]
         allowed = {kind, "buttons"} if kind == "choice" else {kind}
-        self.unknown_keys(entries, allowed, node, f"a {kind} step")
+        a_step = Message("a {kind} step", kind=kind)
+        self.unknown_keys(entries, allowed, node, a_step)
         if kind == "checklist":
-            items = [self.text(i, "a checklist item") for i in self.sequence(entries[kind], kind)]
+            item = Message("a checklist item")
+            items = [self.text(i, item) for i in self.sequence(entries[kind], kind)]
             return Step(kind=kind, text="", items=tuple(i for i in items if i))
-        text = self.text(entries[kind], f"a {kind} step")
+        text = self.text(entries[kind], a_step)
         if text is None:
             return None
         buttons: list[Button] = []
         if kind == "choice":
             if "buttons" not in entries:
-                self.problem(node, "a choice step needs buttons")
+                self.problem(node, Message("a choice step needs buttons"))
                 return None
             ids: set[str] = set()
             for button_node in self.sequence(entries["buttons"], "buttons"):
@@ -499,23 +583,29 @@ class _Reader:
         return Step(kind=kind, text=text, buttons=tuple(buttons))
 
     def button(self, node: yaml.Node, script: str, ids: set[str]) -> Button | None:
-        entries = self.mapping(node, "a button")
+        entries = self.mapping(node, Message("a button"))
         if entries is None:
             return None
-        self.unknown_keys(entries, {"id", "label", "then"}, node, "a button")
+        self.unknown_keys(entries, {"id", "label", "then"}, node, Message("a button"))
         button_id = self.value(entries["id"]) if "id" in entries else None
         if not isinstance(button_id, str) or not NAME.match(button_id):
-            self.problem(entries.get("id", node), "a button needs an id (a-z, 0-9, _ -)")
+            self.problem(entries.get("id", node), Message("a button needs an id (a-z, 0-9, _ -)"))
             return None
         if button_id in ids:
-            self.problem(entries["id"], f"two buttons of script {script} are {button_id!r}")
+            reason = Message(
+                "two buttons of script {name} are '{button}'", name=script, button=button_id
+            )
+            self.problem(entries["id"], reason)
         ids.add(button_id)
-        label = self.text(entries["label"], "a button label") if "label" in entries else None
+        label = (
+            self.text(entries["label"], Message("a button label")) if "label" in entries else None
+        )
         if label is None:
             if "label" not in entries:
-                self.problem(node, f"button {button_id} needs a label")
+                self.problem(node, Message("button {button} needs a label", button=button_id))
             return None
-        then = self.actions(entries["then"], f"button {button_id}") if "then" in entries else ()
+        what = Message("button {button}", button=button_id)
+        then = self.actions(entries["then"], what) if "then" in entries else ()
         return Button(id=button_id, label=label, then=then)
 
 
@@ -523,7 +613,7 @@ def _yaml_refused(file: str, exc: yaml.YAMLError) -> RulesRefused:
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or str(exc)
     line = mark.line + 1 if mark is not None else None
-    return RulesRefused([Problem(file, line, f"YAML syntax error: {problem}")])
+    return RulesRefused([Problem(file, line, Message("YAML syntax error: {error}", error=problem))])
 
 
 def _check_tokens(source: str, file: str) -> None:
@@ -535,14 +625,23 @@ def _check_tokens(source: str, file: str) -> None:
             line = token.start_mark.line + 1
             if isinstance(token, (yaml.AnchorToken, yaml.AliasToken)):
                 raise RulesRefused(
-                    [Problem(file, line, "YAML anchors and aliases (& and *) are not allowed")]
+                    [
+                        Problem(
+                            file,
+                            line,
+                            Message("YAML anchors and aliases (& and *) are not allowed"),
+                        )
+                    ]
                 )
             if isinstance(token, yaml.TagToken):
-                raise RulesRefused([Problem(file, line, "YAML tags (!...) are not allowed")])
+                reason = Message("YAML tags (!...) are not allowed")
+                raise RulesRefused([Problem(file, line, reason)])
             if isinstance(token, _OPENERS):
                 depth += 1
                 if depth > MAX_YAML_DEPTH:
-                    reason = f"nested too deeply (more than {MAX_YAML_DEPTH} levels)"
+                    reason = Message(
+                        "nested too deeply (more than {most} levels)", most=MAX_YAML_DEPTH
+                    )
                     raise RulesRefused([Problem(file, line, reason)])
             elif isinstance(token, _CLOSERS):
                 depth -= 1
@@ -551,11 +650,14 @@ def _check_tokens(source: str, file: str) -> None:
 
 
 def _check_counts(top: dict[str, yaml.Node], file: str) -> None:
-    for key, most in (("rules", MAX_RULES), ("scripts", MAX_SCRIPTS)):
+    for key, most, too_many in (
+        ("rules", MAX_RULES, N_("{count} rules: a file holds at most {most}")),
+        ("scripts", MAX_SCRIPTS, N_("{count} scripts: a file holds at most {most}")),
+    ):
         node = top.get(key)
         if isinstance(node, yaml.SequenceNode) and len(node.value) > most:
             line = node.start_mark.line + 1
-            reason = f"{len(node.value)} {key}: a file holds at most {most}"
+            reason = Message(too_many, count=len(node.value), most=most)
             raise RulesRefused([Problem(file, line, reason)])
 
 
@@ -569,7 +671,8 @@ def load(source: str, file: str, *, base: RuleSet | None = None) -> RuleSet:
     event loop run it in a thread.
     """
     if len(source.encode("utf-8")) > MAX_SOURCE_BYTES:
-        raise RulesRefused([Problem(file, None, f"the file is over {MAX_SOURCE_BYTES} bytes")])
+        reason = Message("the file is over {most} bytes", most=MAX_SOURCE_BYTES)
+        raise RulesRefused([Problem(file, None, reason)])
     try:
         first, multilingual = _load(source, file, base, DEFAULT_LANGUAGE)
         if not multilingual and (base is None or not base.multilingual):
@@ -585,7 +688,8 @@ def load(source: str, file: str, *, base: RuleSet | None = None) -> RuleSet:
             variants[language] = replace(variant, variants=variants)
         return variants[DEFAULT_LANGUAGE]
     except RecursionError as exc:  # a last guard: the limits should come first
-        raise RulesRefused([Problem(file, None, "the file is nested too deeply")]) from exc
+        reason = Message("the file is nested too deeply")
+        raise RulesRefused([Problem(file, None, reason)]) from exc
 
 
 def _load(source: str, file: str, base: RuleSet | None, language: str) -> tuple[RuleSet, bool]:
@@ -598,19 +702,20 @@ def _load(source: str, file: str, base: RuleSet | None, language: str) -> tuple[
     except yaml.YAMLError as exc:
         raise _yaml_refused(file, exc) from exc
     if root is None:
-        raise RulesRefused([Problem(file, 1, "the file is empty")])
-    top = reader.mapping(root, "the file")
+        raise RulesRefused([Problem(file, 1, Message("the file is empty"))])
+    top = reader.mapping(root, Message("the file"))
     if top is None:
         raise RulesRefused(reader.problems)
-    reader.unknown_keys(top, {"version", "rules", "scripts"}, root, "the file")
+    reader.unknown_keys(top, {"version", "rules", "scripts"}, root, Message("the file"))
     _check_counts(top, file)
     scripts: dict[str, Script] = {}
-    for node in reader.sequence(top["scripts"], "scripts") if "scripts" in top else []:
+    scripts_list = reader.sequence(top["scripts"], "scripts") if "scripts" in top else []
+    for node in scripts_list:
         script = reader.script(node)
         if script is None:
             continue
         if script.name in scripts:
-            reader.problem(node, f"two scripts are named {script.name!r}")
+            reader.problem(node, Message("two scripts are named '{name}'", name=script.name))
         scripts[script.name] = script
     rules: list[Rule] = []
     names: set[str] = set()
@@ -621,9 +726,8 @@ def _load(source: str, file: str, base: RuleSet | None, language: str) -> tuple[
     known_scripts = {**(base_scripts or {}), **scripts}
     for action in _all_actions(rules, scripts):
         if action.name == "show_script" and action.args["name"] not in known_scripts:
-            reader.problem(
-                None, f"show_script: no script named {action.args['name']!r}", line=action.line
-            )
+            reason = Message("show_script: no script named '{name}'", name=action.args["name"])
+            reader.problem(None, reason, line=action.line)
     if reader.problems:
         raise RulesRefused(reader.problems)
     by_event: dict[str, list[Rule]] = {}
