@@ -24,7 +24,6 @@ from tests.procs import DEFAULT_SECRET
 from tests.test_sockets import (
     Server,
     Volunteer,
-    _bearer,
     _command,
     _connect,
     _incoming,
@@ -95,20 +94,7 @@ async def _desk(server: Server, *, quick: bool = False) -> Desk:
     )
     assert a.status_code == 201, a.text
     specialist_id = a.json()["id"]
-    username = f"sp{uuid.uuid4().hex[:10]}"
-    u = await admin.post(
-        "/users",
-        json={
-            "username": username,
-            "display_name": "S",
-            "role": "agent",
-            "secret": "135790",
-            "campaign_id": cid,
-            "agent_id": specialist_id,
-        },
-    )
-    assert u.status_code == 201, u.text
-    token = await _bearer(server.base_url, username, "135790", cid)
+    token = await test_sockets._agent_bearer(server, cid, specialist_id, "135790")
     if quick:
         r = await admin.put(f"/campaigns/{cid}/rules", json={"source": QUICK_FALLBACK})
         assert r.status_code == 200, r.text

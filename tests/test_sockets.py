@@ -128,21 +128,26 @@ async def _volunteer(server: Server, *, queue: dict[str, Any] | None = None) -> 
         "/agents", json={"campaign_id": campaign_id, "login": "v1", "display_name": "V 1"}
     )
     agent_id = a.json()["id"]
+    token = await _agent_bearer(server, campaign_id, agent_id, "246810")
+    return Volunteer(campaign_id, agent_id, token, dialled)
+
+
+async def _agent_bearer(server: Server, campaign_id: int, agent_id: int, secret: str) -> str:
+    """A user for the agent (PIN ``secret``), signed in: their bearer token."""
     username = f"v{uuid.uuid4().hex[:10]}"
-    u = await admin.post(
+    u = await server.admin.post(
         "/users",
         json={
             "username": username,
             "display_name": "V",
             "role": "agent",
-            "secret": "246810",
+            "secret": secret,
             "campaign_id": campaign_id,
             "agent_id": agent_id,
         },
     )
     assert u.status_code == 201, u.text
-    token = await _bearer(server.base_url, username, "246810", campaign_id)
-    return Volunteer(campaign_id, agent_id, token, dialled)
+    return await _bearer(server.base_url, username, secret, campaign_id)
 
 
 async def _supervisor_token(server: Server, campaign_id: int) -> str:
