@@ -205,12 +205,16 @@ _GROUP = re.compile(r"[0-9]+")
 _LIST_MARKS = frozenset(",;")
 # Identifiers: UUIDs, and hexadecimal tokens of 16+ characters whose letters and
 # digits alternate (digests, provider ids), unlike a word typed next to a number.
+# A token of 32+ characters with a letter is one whatever its stretches: a UUID
+# written without dashes can hold one letter pair between two long digit runs
+# ("0438034002454ca39910161821721682", an event id a platform sent).
 _UUID = re.compile(
     r"(?<![0-9A-Za-z])[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
     r"(?![0-9A-Za-z])"
 )
 _HEX_TOKEN = re.compile(r"(?<![0-9A-Za-z])[0-9A-Fa-f]{16,}(?![0-9A-Za-z])")
 _STRETCHES = re.compile(r"[0-9]+|[A-Fa-f]+")
+_LONG_IDENTIFIER = 32
 # Dates with a four-digit year (19xx, 20xx) and times: never part of a card number
 # (whose groups are not 4-2-2 or 2-2-4), often next to other numbers.
 _DAY, _MONTH, _YEAR = r"(?:0?[1-9]|[12][0-9]|3[01])", r"(?:0?[1-9]|1[0-2])", r"(?:19|20)[0-9]{2}"
@@ -240,6 +244,8 @@ def _blank(match: re.Match[str]) -> str:
 
 def _blank_identifier(match: re.Match[str]) -> str:
     token = match.group()
+    if len(token) >= _LONG_IDENTIFIER and not token.isdigit():
+        return "x" * len(token)
     stretches = _STRETCHES.findall(token)
     letters = sum(1 for s in stretches if not s[0].isdigit())
     if letters >= 2 and len(stretches) - letters >= 2:

@@ -153,6 +153,7 @@ def test_identifiers_dates_and_phone_numbers_pass() -> None:
     for text in [
         "3f2a91370612345678abcdef4111111111111111deadbeef0123456789abcdef",  # a digest
         "550e8400-e29b-41d4-a716-446655440000",
+        "evt-0438034002454ca39910161821721682",  # a UUID without dashes, one letter pair
         "CA3f2a91370612345678abcdef41111111",
         "2026-12-05 14:30:00.123456",
         "12/05/2026 75011",
