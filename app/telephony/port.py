@@ -26,6 +26,14 @@ class TelephonyPlatform(ABC):
     async def stop(self) -> None:  # noqa: B027 - optional hook
         """Close connections; called once when the app stops."""
 
+    async def provision_softphone(self, endpoint: str, username: str, password: str) -> None:  # noqa: B027
+        """Let a browser softphone register as seat ``endpoint`` with these short-lived
+        credentials (issued per login session, never the PIN). Platforms without
+        softphones ignore it."""
+
+    async def revoke_softphone(self, endpoint: str, username: str) -> None:  # noqa: B027
+        """Withdraw credentials given by :meth:`provision_softphone` (logout, expiry)."""
+
     @abstractmethod
     async def send(self, command: dict[str, Any]) -> None:
         """Deliver one command (``answer``, ``play``, ``bridge``, ``transfer``, ``hangup``)."""
