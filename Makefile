@@ -50,5 +50,11 @@ bench: install
 screenshots: install browser
 	$(BIN)/python -m bench.screenshots
 
+# The softphone's SIP stack, app/web/static/vendor/jssip.min.js: JsSIP from npm bundled
+# by esbuild (npm ships no browser bundle), built in a scratch folder (needs node, npm).
+.PHONY: vendor-jssip
+vendor-jssip:
+	sh tools/build-jssip.sh
+
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

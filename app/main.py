@@ -50,6 +50,8 @@ from app.rules.engine import defaults as rules_defaults
 from app.rules.service import PledgeRules
 from app.settings import Settings, get_settings
 from app.settings import bind as bind_settings
+from app.softphone.endpoints import router as softphone_router
+from app.softphone.service import Softphones
 from app.surge.endpoints import router as surge_router
 from app.surge.monitor import SurgeMonitor
 from app.surge.sms import SmsDelivery
@@ -140,6 +142,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             CommandDelivery(platform, settings.telephony_callback_retries) if platform else None
         )
         app.state.platform = platform
+        # The browser softphone's credentials go through the platform; a logout withdraws them.
+        softphones = app.state.softphones = Softphones(settings, platform)
+        db.on_events.append(softphones.on_events)
         if settings.background_workers:
             dispatcher.start(db, settings.dispatch_sweep_seconds)
             timer_worker.start(db, settings.timer_poll_seconds)
@@ -158,9 +163,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await platform.start(db)
             if delivery is not None:
                 delivery.start(db)
+        softphones.start()
         try:
             yield
         finally:
+            await softphones.stop()
             if delivery is not None:
                 await delivery.stop()
             if platform is not None:
@@ -218,6 +225,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(practice_router, responses=API_ERRORS)
     app.include_router(shifts_router, responses=API_ERRORS)
     app.include_router(i18n_router, responses=API_ERRORS)
+    app.include_router(softphone_router, responses=API_ERRORS)
     app.include_router(web_router)
     build_openapi = app.openapi
 

@@ -232,6 +232,30 @@ class Settings(BaseSettings):
         ),
     )
 
+    softphone_ws_url: str = Field(
+        default="",
+        description=(
+            "The PBX's secure websocket (wss://...) the volunteer page's browser softphone "
+            "registers on; empty: no softphone, volunteers answer on desk phones."
+        ),
+    )
+    softphone_sip_domain: str = Field(
+        default="",
+        description="Domain of the softphone's SIP address; empty: the websocket URL's host.",
+    )
+    softphone_hours: float = Field(
+        default=12.0,
+        gt=0,
+        description=(
+            "Longest life of a softphone's credentials (they end with the login session "
+            "if it ends first)."
+        ),
+    )
+    softphone_ice_servers: str = Field(
+        default="",
+        description="Comma-separated STUN/TURN URLs the softphone's WebRTC uses; empty: none.",
+    )
+
     simulate: bool = Field(default=False, description="Run simulated callers and agents.")
     sim_rate_per_minute: float = Field(default=20.0, description="Simulated calls a minute.")
     sim_spike_every_seconds: float = Field(
@@ -367,6 +391,15 @@ class Settings(BaseSettings):
         default="This number cannot reach the pledge line at the moment. Thank you.",
         description="Message a blocked number hears before the line hangs up.",
     )
+
+    @field_validator("softphone_ws_url")
+    @classmethod
+    def _softphone_ws_url_is_a_websocket(cls, value: str) -> str:
+        # Said at start-up rather than as a page that never registers.
+        value = value.strip()
+        if value and not value.startswith(("wss://", "ws://")):
+            raise ValueError("PLEDGELINE_SOFTPHONE_WS_URL is a wss:// (or ws://) URL")
+        return value
 
     @field_validator("trusted_proxies")
     @classmethod

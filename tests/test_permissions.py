@@ -170,6 +170,9 @@ POLICY: dict[tuple[str, str], set[str]] = {
     ("POST", "/practice/calls/{practice_call_id}/pledge"): {AGENT_A},
     ("POST", "/practice/calls/{practice_call_id}/actions"): {AGENT_A},
     ("POST", "/practice/calls/{practice_call_id}/end"): {AGENT_A},
+    # The browser softphone's credentials (app/softphone): a volunteer's own session only
+    # (no softphone configured here: 404 softphone_off where allowed).
+    ("POST", "/softphone/credentials"): {AGENT_A, AGENT_B},
     # Shifts (app/roster/shifts.py): admins make them, staff read them, volunteers sign
     # themselves up; the matrix shift is at the Annex, agent A has no site.
     ("POST", "/shifts"): {ADMIN},

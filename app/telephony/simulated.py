@@ -22,6 +22,8 @@ back to work the volunteers a failed step left paused.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import itertools
 import json
 import logging
@@ -136,6 +138,9 @@ class SimulatedPlatform(TelephonyPlatform):
         self._jitter = random.Random(self.rng.random())
         self._ids = itertools.count(1)
         self._run_id = f"sim-{int(time.time())}"
+        # Browser softphones allowed to register, as a PBX keeps them: endpoint ->
+        # {username: SHA-256 of the password} (only what checking a registration needs).
+        self.softphones: dict[str, dict[str, str]] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SimulatedPlatform:
@@ -171,6 +176,23 @@ class SimulatedPlatform(TelephonyPlatform):
             log.exception("simulated %s failed", getattr(coro, "__name__", "task"))
 
     # --- the platform side ----------------------------------------------------------
+
+    async def provision_softphone(self, endpoint: str, username: str, password: str) -> None:
+        self.softphones.setdefault(endpoint, {})[username] = hashlib.sha256(
+            password.encode()
+        ).hexdigest()
+
+    async def revoke_softphone(self, endpoint: str, username: str) -> None:
+        users = self.softphones.get(endpoint, {})
+        users.pop(username, None)
+        if not users:
+            self.softphones.pop(endpoint, None)
+
+    def softphone_accepts(self, endpoint: str, username: str, password: str) -> bool:
+        """Would a REGISTER of ``endpoint`` with these credentials be let in?"""
+        kept = self.softphones.get(endpoint, {}).get(username)
+        given = hashlib.sha256(password.encode()).hexdigest()
+        return kept is not None and hmac.compare_digest(kept, given)
 
     async def send(self, command: dict[str, Any]) -> None:
         args = command.get("args") or {}

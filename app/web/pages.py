@@ -12,10 +12,12 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response
 
+from app.deps import get_app_settings
 from app.errors import NotFound
 from app.i18n.html import translate_page
 from app.i18n.negotiation import request_language
@@ -66,13 +68,26 @@ PAGES = {
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
 
-def content_security_policy(host: str | None) -> str:
+def content_security_policy(host: str | None, softphone_ws_url: str = "") -> str:
     """The pages' policy. ``connect-src`` names the page's own websocket origin as well:
-    not every browser lets ``'self'`` cover ``ws:``/``wss:``."""
+    not every browser lets ``'self'`` cover ``ws:``/``wss:``; and, on the volunteer
+    page, the PBX's websocket its softphone registers on (``PLEDGELINE_SOFTPHONE_WS_URL``)."""
+    pbx = _socket_origin(softphone_ws_url)
     if not host or not _HOST.match(host):
-        return "; ".join(CONTENT_SECURITY_POLICY)
-    sockets = f"connect-src 'self' ws://{host} wss://{host}"
+        if not pbx:
+            return "; ".join(CONTENT_SECURITY_POLICY)
+        sockets = f"connect-src 'self' {pbx}"
+    else:
+        sockets = f"connect-src 'self' ws://{host} wss://{host}" + (f" {pbx}" if pbx else "")
     return "; ".join(sockets if d.startswith("connect-src") else d for d in CONTENT_SECURITY_POLICY)
+
+
+def _socket_origin(url: str) -> str:
+    """``wss://host:port`` of a websocket URL, or "" when it is none (or not plain)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("ws", "wss") or not parts.netloc or not _HOST.match(parts.netloc):
+        return ""
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _file(path: Path, host: str | None = None) -> FileResponse:
@@ -93,14 +108,16 @@ def _translated(name: str, language: str, modified_ns: int) -> bytes:
     return page.encode()
 
 
-def _page(name: str, request: Request) -> Response:
+def _page(name: str, request: Request, softphone_ws_url: str = "") -> Response:
     """The page in the caller's language (``Accept-Language``; app/i18n/negotiation.py),
     whose script then loads the catalogue of ``<html lang>`` for what it writes."""
     language = request_language(request)
     html = _translated(name, language, (STATIC_DIR / name).stat().st_mtime_ns)
     headers = {
         **SECURITY_HEADERS,
-        "Content-Security-Policy": content_security_policy(request.headers.get("host")),
+        "Content-Security-Policy": content_security_policy(
+            request.headers.get("host"), softphone_ws_url
+        ),
         "Content-Language": language,
         "Vary": "Accept-Language",
     }
@@ -119,7 +136,8 @@ async def login_page(request: Request) -> Response:
 
 @router.get("/agent")
 async def agent_page(request: Request) -> Response:
-    return _page(PAGES["/agent"], request)
+    settings = get_app_settings(request)
+    return _page(PAGES["/agent"], request, settings.softphone_ws_url)
 
 
 @router.get("/supervisor")

@@ -1,0 +1,1 @@
+"""The volunteer's browser softphone: short-lived credentials per login session."""
