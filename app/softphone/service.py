@@ -30,6 +30,7 @@ from app.auth.service import SESSION_REVOKED, Principal, Role
 from app.background import BackgroundTask
 from app.db import Database, utcnow
 from app.errors import AppError, Conflict, Forbidden, NotFound
+from app.i18n import N_
 from app.settings import Settings
 from app.telephony.port import TelephonyPlatform
 
@@ -119,7 +120,7 @@ class Softphones(BackgroundTask):
             except Exception as exc:
                 log.warning("softphone for %s not provisioned: %r", endpoint, exc)
                 raise SoftphoneUnavailable(
-                    "the telephone system cannot take the softphone now; try again shortly"
+                    N_("the telephone system cannot take the softphone now; try again shortly")
                 ) from exc
         self._issued[(endpoint, username)] = expires_at
         domain = sip_domain(self.settings)

@@ -18,6 +18,9 @@ export const screen = {
   command: async () => {
     throw new Error("not connected");
   },
+  // Set by softphone.js when the volunteer answers on a browser softphone: asked
+  // before Ready, resolves {ok, why} (a microphone heard, the line registered).
+  beforeReady: null,
 };
 
 export function publish(type, detail) {

@@ -553,8 +553,17 @@ async function run(command, args, done) {
   render();
 }
 
-function ready() {
+async function ready() {
   const busy = BUSY.has(S.agent.state);
+  if (!busy && screen.beforeReady) {
+    // The browser softphone (softphone.js): a microphone heard and a line registered first.
+    status(t("Checking the headset…"));
+    const check = await screen.beforeReady();
+    if (!check.ok) {
+      status(check.why, true);
+      return;
+    }
+  }
   S.asking = null;
   run("ready", {}, () => {
     S.pending = null;
