@@ -245,16 +245,19 @@ function restartPhone() {
 
 // --- calls ----------------------------------------------------------------------------
 
+/** The caller's voice to the headset. JsSIP makes an incoming call's peer connection
+ * when it is answered ("peerconnection"); its tracks then arrive. */
 function attachAudio(session) {
-  const pc = session.connection;
-  if (!pc) return;
-  pc.addEventListener("track", (event) => {
-    const [stream] = event.streams;
+  const play = (stream) => {
     if (stream && ui.remote.srcObject !== stream) {
       ui.remote.srcObject = stream;
       ui.remote.play().catch(() => {});
     }
-  });
+  };
+  const listen = (pc) =>
+    pc.addEventListener("track", (event) => play(event.streams[0] || new MediaStream([event.track])));
+  if (session.connection) listen(session.connection);
+  else session.on("peerconnection", (e) => listen(e.peerconnection));
 }
 
 function incoming(session) {
