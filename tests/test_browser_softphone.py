@@ -49,6 +49,7 @@ class Registrar:
     in is kept, and ``cut()`` drops the connections."""
 
     def __init__(self) -> None:
+        self.refusing = False  # every REGISTER gets 403 Forbidden
         self.messages: list[str] = []
         self.connections: list[ServerConnection] = []
         self.server: Server | None = None
@@ -68,7 +69,7 @@ class Registrar:
             text = message if isinstance(message, str) else message.decode()
             self.messages.append(text)
             if text.startswith("REGISTER "):
-                await connection.send(_answer(text))
+                await connection.send(_answer(text, refuse=self.refusing))
 
     async def cut(self) -> None:
         for connection in self.connections:
@@ -80,14 +81,16 @@ def _headers(message: str) -> dict[str, str]:
     return {line.split(":", 1)[0].strip().lower(): line.split(":", 1)[1].strip() for line in head}
 
 
-def _answer(request: str) -> str:
-    """401 with a digest challenge to a REGISTER without credentials, else 200 OK: its
-    Via, From, Call-ID, CSeq (and Contact) back, To tagged."""
+def _answer(request: str, *, refuse: bool = False) -> str:
+    """401 with a digest challenge to a REGISTER without credentials, else 200 OK (or
+    403 when refusing): its Via, From, Call-ID, CSeq (and Contact) back, To tagged."""
     headers = _headers(request)
     lines = [f"Via: {headers['via']}", f"From: {headers['from']}"]
     lines += [f"To: {headers['to']};tag=registrar", f"Call-ID: {headers['call-id']}"]
     lines.append(f"CSeq: {headers['cseq']}")
-    if "authorization" not in headers:
+    if refuse:
+        status = "403 Forbidden"
+    elif "authorization" not in headers:
         status = "401 Unauthorized"
         lines.append('WWW-Authenticate: Digest realm="pbx", nonce="n0nce", algorithm=MD5')
     else:
@@ -205,6 +208,32 @@ async def test_softphone_checks_the_microphone_and_registers(
     await expect(page.locator("#softphone-status")).to_have_text("Connecté au standard")
     await _wait(lambda: len(registrar.connections) > sockets)
     assert softphone_hotline.server_errors() == []
+
+
+async def test_ready_waits_for_the_registration(
+    softphone_hotline: Hotline, registrar: Registrar, volunteer: Volunteer
+) -> None:
+    page = volunteer.page
+    name = "Volunteer 05"
+    agent_id = await softphone_hotline.agent_id(name)
+    username, pin = await softphone_hotline.volunteer_login(name)
+    registrar.refusing = True
+    try:
+        await sign_in(
+            page, softphone_hotline.base_url, username, pin, softphone_hotline.campaign_id
+        )
+        await expect(page.locator("#softphone-status")).to_have_text(
+            "Le standard a refusé l'inscription du téléphone du navigateur."
+        )
+        await expect(page.locator("#mic-status")).to_have_text("Micro OK")
+        await page.locator("#ready-btn").click()
+        await expect(page.locator("#command-status")).to_have_text(
+            "Attendez « Connecté au standard » avant d'appuyer sur Prêt."
+        )
+        # Refused before any command: the volunteer is still signed out of the queues.
+        assert (await softphone_hotline.get(f"/agents/{agent_id}"))["state"] == "logged_out"
+    finally:
+        registrar.refusing = False
 
 
 async def _wait(check: Any, tries: int = 200) -> None:

@@ -41,6 +41,7 @@ const MIC_CHECK_MS = 6000;
 // Credentials are asked again when this share of their life has gone.
 const RENEW_AT = 0.8;
 const REGISTER_EXPIRES = 300; // seconds: a registration lost with the network ends soon
+const RETRY_REGISTER_MS = 30_000;
 
 const S = {
   me: null,
@@ -51,6 +52,7 @@ const S = {
   answered: false, // the line's call was answered here
   mic: { stream: null, context: null, analyser: null, samples: null, heard: false, refused: false },
   renewTimer: null,
+  retryTimer: null,
 };
 
 // --- status lines -------------------------------------------------------------------
@@ -205,9 +207,13 @@ function startPhone() {
   });
   ua.on("registrationFailed", (e) => {
     S.registered = false;
-    if (e && e.cause === JsSIP.C.causes.AUTHENTICATION_ERROR) {
+    const cause = e && e.cause;
+    if (cause === JsSIP.C.causes.AUTHENTICATION_ERROR) {
       phoneStatus(N_("The phone system refused the softphone's credentials."), "bad");
-      renew(); // new ones; JsSIP registers again with them
+      retryRegistration(true); // with new ones
+    } else if (cause === JsSIP.C.causes.REJECTED || cause === JsSIP.C.causes.NOT_FOUND) {
+      phoneStatus(N_("The phone system refused the softphone's registration."), "bad");
+      retryRegistration(false);
     } else {
       phoneStatus(N_("Reconnecting…"), "bad");
     }
@@ -218,8 +224,21 @@ function startPhone() {
   ua.start();
 }
 
+/** A refused registration is tried again, not at once (a PBX that keeps refusing is
+ * asked twice a minute, not in a loop); ``fresh``: with new credentials first. */
+function retryRegistration(fresh) {
+  if (S.retryTimer) return;
+  S.retryTimer = setTimeout(async () => {
+    S.retryTimer = null;
+    if (fresh) await renew();
+    else if (S.ua && S.ua.isConnected()) S.ua.register();
+  }, RETRY_REGISTER_MS);
+}
+
 function stopPhone() {
   clearTimeout(S.renewTimer);
+  clearTimeout(S.retryTimer);
+  S.retryTimer = null;
   if (S.ua) {
     const ua = S.ua;
     S.ua = null;
