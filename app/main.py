@@ -163,7 +163,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await platform.start(db)
             if delivery is not None:
                 delivery.start(db)
-        softphones.start()
+        softphones.start(db)
         try:
             yield
         finally:

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from app.settings import Settings
+from app.softphone.service import Softphones
 from app.telephony.simulated import SimulatedPlatform
 from tests.conftest import Hotline, setup_campaign
 
@@ -231,3 +232,31 @@ def test_the_websocket_setting_is_a_websocket_url() -> None:
     assert Settings(softphone_ws_url=" wss://pbx.example.org/ws ").softphone_ws_url == (
         "wss://pbx.example.org/ws"
     )
+
+
+async def test_ended_sessions_are_withdrawn_by_any_process(hotline_factory: Any) -> None:
+    """A session that runs out (no logout) withdraws its softphone, found in the sessions
+    table: a process that did not issue it (or restarted since) withdraws it too."""
+    hotline: Hotline = await hotline_factory(**SOFTPHONE)
+    setup = await _volunteer(hotline)
+    login = await _sign_in(hotline, setup["campaign_id"])
+    other = await _sign_in(hotline, setup["campaign_id"])
+    creds = (await _credentials(hotline, login)).json()
+    kept = (await _credentials(hotline, other)).json()
+    (ends,) = await hotline.sql(
+        "select expires_at from auth_sessions where id = (select min(auth_sessions.id)"
+        " from auth_sessions join users on users.id = auth_sessions.user_id"
+        " where users.username = 'vol0')"
+    )
+    end = ends[0] if isinstance(ends[0], dt.datetime) else dt.datetime.fromisoformat(ends[0])
+    end = end.replace(tzinfo=dt.UTC) if end.tzinfo is None else end
+    # Another process's service: it issued nothing, it reads the sessions table.
+    elsewhere = Softphones(hotline.settings, _platform(hotline))
+    before = end - dt.timedelta(seconds=1)
+    assert (
+        await elsewhere.revoke_ended_sessions(hotline.db, end - dt.timedelta(hours=1), before) == 0
+    )
+    assert _accepted(hotline, creds)
+    assert await elsewhere.revoke_ended_sessions(hotline.db, before, end) == 1
+    assert not _accepted(hotline, creds)
+    assert _accepted(hotline, kept)  # the other session's has not ended

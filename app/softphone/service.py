@@ -25,7 +25,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from sqlalchemy import select
+
 from app.acd.models import Agent
+from app.auth.models import AuthSession, User
 from app.auth.service import SESSION_REVOKED, Principal, Role
 from app.background import BackgroundTask
 from app.db import Database, utcnow
@@ -36,7 +39,7 @@ from app.telephony.port import TelephonyPlatform
 
 log = logging.getLogger(__name__)
 
-# How often this process withdraws the credentials it issued that have run out.
+# How often this process withdraws softphones whose credentials or session ran out.
 EXPIRY_SWEEP_SECONDS = 30.0
 
 
@@ -85,6 +88,7 @@ class Softphones(BackgroundTask):
         self.platform = platform
         # (endpoint, username) -> end, for what this process issued: the expiry sweep.
         self._issued: dict[tuple[str, str], dt.datetime] = {}
+        self._db: Database | None = None
 
     @property
     def offered(self) -> bool:
@@ -158,17 +162,52 @@ class Softphones(BackgroundTask):
                 await self.revoke(endpoint_for_agent(event.agent_id), username)
 
     async def revoke_expired(self, now: dt.datetime | None = None) -> int:
+        """Withdraw what this process issued that has run out; how many."""
         now = now or utcnow()
         ended = [key for key, end in self._issued.items() if end <= now]
         for endpoint, username in ended:
             await self.revoke(endpoint, username)
         return len(ended)
 
-    def start(self) -> None:
+    async def revoke_ended_sessions(
+        self, db: Database, since: dt.datetime, now: dt.datetime | None = None
+    ) -> int:
+        """Withdraw the softphones of the volunteers' login sessions that ran out in
+        (``since``, ``now``], whichever process issued them (read from the sessions
+        table, so a restart forgets none); how many sessions."""
+        now = now or utcnow()
+        stmt = (
+            select(AuthSession.id, User.agent_id)
+            .join(User, User.id == AuthSession.user_id)
+            .where(
+                AuthSession.expires_at > since,
+                AuthSession.expires_at <= now,
+                AuthSession.revoked_at.is_(None),  # a revoked one went at its revocation
+                User.agent_id.is_not(None),
+            )
+        )
+        async with db.read() as session:
+            ended = (await session.execute(stmt)).all()
+        for session_id, agent_id in ended:
+            if agent_id is None:
+                continue  # not a volunteer's (the query keeps none; said for the types)
+            username = username_for_session(self.settings.secret_key, session_id)
+            await self.revoke(endpoint_for_agent(agent_id), username)
+        return len(ended)
+
+    def start(self, db: Database) -> None:
         if self.offered:
+            self._db = db
             self._launch(self._sweep, "softphone-expiry")
 
     async def _sweep(self) -> None:
+        assert self._db is not None
+        # At start, the sessions that ended while no process swept: back as far as a
+        # softphone's longest life (any older one had run out already).
+        since = utcnow() - dt.timedelta(hours=self.settings.softphone_hours)
         while True:
+            now = utcnow()
+            await self.revoke_ended_sessions(self._db, since, now)
+            await self.revoke_expired(now)
+            since = now
             await asyncio.sleep(EXPIRY_SWEEP_SECONDS)
-            await self.revoke_expired()
