@@ -1,0 +1,148 @@
+"""Real calls through a real Asterisk driven by the app over ARI (docs/asterisk.md).
+
+SIPp places the callers' calls (SIP and RTP) to the hotline number; the volunteers'
+desk phones are SIPp answering (or not) scenarios. Each test waits on states
+(the call's, Asterisk's channels), never on time. Without Asterisk (``make
+asterisk``) these tests skip, and fail under ``CI=true``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.telephony.asterisk.config import SeatPhone
+from app.telephony.asterisk.platform import AsteriskPlatform
+from tests.asterisk_pbx import Pbx, Sipp, asterisk_problem, free_port, running_pbx, start_sipp
+from tests.conftest import Hotline, setup_campaign, wait_for
+
+_PROBLEM = asterisk_problem()
+if _PROBLEM is not None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true and the telephony tests cannot run: {_PROBLEM}", pytrace=False)
+    pytest.skip(_PROBLEM, allow_module_level=True)
+
+HOTLINE = "+33800000001"
+# Seats' desk phones: SIPp answering on these ports (chosen once, written in pjsip).
+DESK_PORTS = {"desk-1": free_port(socket.SOCK_DGRAM), "desk-2": free_port(socket.SOCK_DGRAM)}
+
+
+@pytest.fixture
+async def pbx(tmp_path: Path) -> AsyncIterator[Pbx]:
+    phones = [SeatPhone(name, contact=f"sip:{name}@127.0.0.1:{port}") for name, port in DESK_PORTS.items()]
+    async with running_pbx(tmp_path, phones) as running:
+        yield running
+
+
+@pytest.fixture
+async def sipps() -> AsyncIterator[list[Sipp]]:
+    """Every SIPp a test starts is stopped at its end, whatever happens."""
+    started: list[Sipp] = []
+    yield started
+    for sipp in started:
+        sipp.stop()
+
+
+async def _hotline(
+    hotline_factory: Callable[..., Awaitable[Hotline]], pbx: Pbx, **queue: Any
+) -> tuple[Hotline, dict[str, Any]]:
+    hotline = await hotline_factory(**pbx.settings())
+    platform = hotline.app.state.platform
+    assert isinstance(platform, AsteriskPlatform)
+    await wait_for(lambda: _true(platform.connected.is_set()))
+    ids = await setup_campaign(hotline, agents=0, queue=queue or None)
+    return hotline, ids
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def _volunteer_at(hotline: Hotline, ids: dict[str, Any], desk: str) -> int:
+    """A volunteer logged in at the seat whose phone is ``desk``, ready."""
+    http = hotline.http
+    seat = await http.post(
+        "/seats",
+        json={"campaign_id": ids["campaign_id"], "name": desk, "address": f"PJSIP/{desk}"},
+    )
+    assert seat.status_code == 201, seat.text
+    agent = await http.post(
+        "/agents",
+        json={
+            "campaign_id": ids["campaign_id"],
+            "login": desk,
+            "display_name": desk,
+            "skills": {"pledges": 1},
+        },
+    )
+    assert agent.status_code == 201, agent.text
+    agent_id: int = agent.json()["id"]
+    r = await http.post(f"/agents/{agent_id}/login", json={"seat_id": seat.json()["id"]})
+    assert r.status_code == 200, r.text
+    assert (await http.post(f"/agents/{agent_id}/ready")).status_code == 200
+    return agent_id
+
+
+async def _the_call(hotline: Hotline, campaign_id: int, state: str) -> dict[str, Any]:
+    async def check() -> dict[str, Any] | None:
+        r = await hotline.http.get("/calls", params={"campaign_id": campaign_id})
+        calls = r.json()
+        return calls[0] if calls and calls[0]["state"] == state else None
+
+    found: dict[str, Any] = await wait_for(check, timeout=30)
+    return found
+
+
+async def _agent_state(hotline: Hotline, agent_id: int, state: str) -> None:
+    async def check() -> bool:
+        return bool((await hotline.http.get(f"/agents/{agent_id}")).json()["state"] == state)
+
+    await wait_for(check, timeout=30)
+
+
+async def _press_key(pbx: Pbx, channel: str) -> None:
+    """A key sent to a channel: Asterisk sends the party a SIP INFO, which our SIPp
+    scenarios take as their cue to hang up."""
+    async with pbx.ari() as ari:
+        r = await ari.post(f"/channels/{channel}/dtmf", params={"dtmf": "5"})
+        assert r.status_code == 204, r.text
+
+
+async def _bridged_channels(pbx: Pbx) -> list[str]:
+    async with pbx.ari() as ari:
+        bridges = (await ari.get("/bridges")).json()
+    return [c for b in bridges for c in b["channels"]]
+
+
+async def test_a_call_is_queued_offered_answered_bridged_and_ended_by_the_caller(
+    hotline_factory: Callable[..., Awaitable[Hotline]], pbx: Pbx, sipps: list[Sipp], tmp_path: Path
+) -> None:
+    hotline, ids = await _hotline(hotline_factory, pbx)
+    agent_id = await _volunteer_at(hotline, ids, "desk-1")
+    desk = start_sipp(tmp_path, "seat_answers", port=DESK_PORTS["desk-1"])
+    sipps.append(desk)
+    caller = start_sipp(tmp_path, "caller", port=free_port(socket.SOCK_DGRAM), pbx=pbx, service=HOTLINE)
+    sipps.append(caller)
+
+    call = await _the_call(hotline, ids["campaign_id"], "connected")
+    assert call["agent_id"] == agent_id
+    channel = call["provider_call_id"]
+    # Caller and volunteer talk through one mixing bridge.
+    async def both_bridged() -> list[str]:
+        channels = await _bridged_channels(pbx)
+        return channels if len(channels) == 2 and channel in channels else []
+
+    await wait_for(both_bridged, timeout=30)
+
+    await _press_key(pbx, channel)  # the caller hangs up
+    ended = await _the_call(hotline, ids["campaign_id"], "wrap_up")
+    assert ended["end_reason"] == "caller_hangup"
+    await _agent_state(hotline, agent_id, "wrap_up")
+    assert await caller.finished() == 0, caller.output()
+    assert await desk.finished() == 0, desk.output()  # its BYE came from Asterisk
+    assert await _bridged_channels(pbx) == []
