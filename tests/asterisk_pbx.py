@@ -185,7 +185,10 @@ async def _wait_for_ari(pbx: Pbx, attempts: int = 300) -> None:
 def silence(root: Path) -> Path:
     """One second of mu-law silence, streamed in a loop as the parties' RTP."""
     path = root / "silence.ulaw"
-    path.write_bytes(b"\xff" * 8000)
+    if not path.exists():  # never rewritten under a SIPp reading it
+        scratch = root / "silence.ulaw.new"
+        scratch.write_bytes(b"\xff" * 8000)
+        scratch.rename(path)
     return path
 
 

@@ -63,8 +63,10 @@ async def _true(value: bool) -> bool:
     return value
 
 
-async def _volunteer_at(hotline: Hotline, ids: dict[str, Any], desk: str) -> int:
-    """A volunteer logged in at the seat whose phone is ``desk``, ready."""
+async def _volunteer_at(
+    hotline: Hotline, ids: dict[str, Any], desk: str, *, ready: bool = True
+) -> int:
+    """A volunteer logged in at the seat whose phone is ``desk``, ready (or paused)."""
     http = hotline.http
     seat = await http.post(
         "/seats",
@@ -84,7 +86,8 @@ async def _volunteer_at(hotline: Hotline, ids: dict[str, Any], desk: str) -> int
     agent_id: int = agent.json()["id"]
     r = await http.post(f"/agents/{agent_id}/login", json={"seat_id": seat.json()["id"]})
     assert r.status_code == 200, r.text
-    assert (await http.post(f"/agents/{agent_id}/ready")).status_code == 200
+    if ready:
+        assert (await http.post(f"/agents/{agent_id}/ready")).status_code == 200
     return agent_id
 
 
@@ -146,3 +149,60 @@ async def test_a_call_is_queued_offered_answered_bridged_and_ended_by_the_caller
     assert await caller.finished() == 0, caller.output()
     assert await desk.finished() == 0, desk.output()  # its BYE came from Asterisk
     assert await _bridged_channels(pbx) == []
+
+
+async def _in_log(pbx: Pbx, text: str) -> None:
+    async def check() -> bool:
+        return text in pbx.log_text()
+
+    await wait_for(check, timeout=30)
+
+
+async def test_a_caller_hanging_up_while_queued_abandons_after_the_welcome_and_music(
+    hotline_factory: Callable[..., Awaitable[Hotline]], pbx: Pbx, sipps: list[Sipp], tmp_path: Path
+) -> None:
+    hotline, ids = await _hotline(hotline_factory, pbx)  # nobody to answer
+    caller = start_sipp(
+        tmp_path, "caller", port=free_port(socket.SOCK_DGRAM), pbx=pbx, service=HOTLINE
+    )
+    sipps.append(caller)
+    call = await _the_call(hotline, ids["campaign_id"], "queued")
+    # In French by default: the welcome prompt, then the music on hold.
+    await _in_log(pbx, "Playing 'queue-periodic-announce.slin' (language 'fr')")
+    await _in_log(pbx, "Started music on hold, class 'default'")
+
+    await _press_key(pbx, call["provider_call_id"])  # the caller gives up
+    ended = await _the_call(hotline, ids["campaign_id"], "abandoned")
+    assert ended["id"] == call["id"]
+    assert await caller.finished() == 0, caller.output()
+
+
+async def test_a_seat_not_answering_in_time_sends_the_call_back_to_the_queue(
+    hotline_factory: Callable[..., Awaitable[Hotline]], pbx: Pbx, sipps: list[Sipp], tmp_path: Path
+) -> None:
+    hotline, ids = await _hotline(hotline_factory, pbx, ring_timeout_seconds=2)
+    missing = await _volunteer_at(hotline, ids, "desk-1")
+    other = await _volunteer_at(hotline, ids, "desk-2", ready=False)
+    silent_desk = start_sipp(tmp_path, "seat_no_answer", port=DESK_PORTS["desk-1"])
+    answering_desk = start_sipp(tmp_path, "seat_answers", port=DESK_PORTS["desk-2"])
+    caller = start_sipp(
+        tmp_path, "caller", port=free_port(socket.SOCK_DGRAM), pbx=pbx, service=HOTLINE
+    )
+    sipps.extend([silent_desk, answering_desk, caller])
+
+    offered = await _the_call(hotline, ids["campaign_id"], "offered")
+    assert offered["agent_id"] == missing
+    # Nobody picks up: the ring stops (its phone saw the CANCEL), the volunteer who
+    # missed it is paused and the caller waits at the head of the queue again.
+    assert await silent_desk.finished() == 0, silent_desk.output()
+    await _agent_state(hotline, missing, "paused")
+    requeued = await _the_call(hotline, ids["campaign_id"], "queued")
+    assert requeued["id"] == offered["id"]
+
+    assert (await hotline.http.post(f"/agents/{other}/ready")).status_code == 200
+    connected = await _the_call(hotline, ids["campaign_id"], "connected")
+    assert connected["agent_id"] == other
+    await _press_key(pbx, connected["provider_call_id"])
+    await _the_call(hotline, ids["campaign_id"], "wrap_up")
+    assert await caller.finished() == 0, caller.output()
+    assert await answering_desk.finished() == 0, answering_desk.output()
