@@ -111,7 +111,7 @@ class Settings(BaseSettings):
     )
     asterisk_trunk_endpoint: str = Field(
         default="trunk",
-        description="The PJSIP endpoint of the operator's trunk: transfers and callbacks dial through it.",
+        description="The operator trunk's PJSIP endpoint: transfers dial out through it.",
     )
     max_body_bytes: int = Field(
         default=65536, description="Largest telephony webhook body accepted (413 beyond)."

@@ -64,6 +64,21 @@ class Pbx:
     http_port: int
     sip_port: int
     process: subprocess.Popen[bytes]
+    prefix: Path
+
+    async def stop(self) -> None:
+        self.process.terminate()
+        try:
+            await asyncio.to_thread(self.process.wait, 15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    async def restart(self) -> None:
+        """Asterisk stopped (every call on it gone) and started again, same ports."""
+        await self.stop()
+        self.process = _spawn_asterisk(self.prefix, self.root / "etc", self.root / "asterisk.out")
+        await _wait_for_ari(self)
 
     @property
     def ari_url(self) -> str:
@@ -106,8 +121,10 @@ def _data_dir(root: Path, prefix: Path) -> Path:
 def _certificate(root: Path) -> tuple[Path, Path]:
     cert, key = root / "tls.crt", root / "tls.key"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
-        + ["-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)],
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)),
+        ],
         check=True,
         capture_output=True,
     )
@@ -149,25 +166,24 @@ async def running_pbx(root: Path, phones: Iterable[SeatPhone] = ()) -> AsyncIter
         "trunk_dtmf_mode": "info",
     }
     write(etc, values, phones)
-    log = (root / "asterisk.out").open("wb")
-    process = subprocess.Popen(
-        [str(prefix / "sbin" / "asterisk"), "-f", "-n", "-C", str(etc / "asterisk.conf")],
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    pbx = Pbx(root, http_port, sip_port, process)
+    process = _spawn_asterisk(prefix, etc, root / "asterisk.out")
+    pbx = Pbx(root, http_port, sip_port, process, prefix)
     try:
         await _wait_for_ari(pbx)
         yield pbx
     finally:
-        process.terminate()
-        try:
-            await asyncio.to_thread(process.wait, 15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+        await pbx.stop()
+
+
+def _spawn_asterisk(prefix: Path, etc: Path, out: Path) -> subprocess.Popen[bytes]:
+    """Asterisk in the foreground (``-f``), its own console output to ``out``."""
+    with out.open("wb") as log:
+        return subprocess.Popen(
+            [str(prefix / "sbin" / "asterisk"), "-f", "-n", "-C", str(etc / "asterisk.conf")],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
 
 async def _wait_for_ari(pbx: Pbx, attempts: int = 300) -> None:

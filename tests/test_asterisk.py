@@ -34,7 +34,9 @@ DESK_PORTS = {"desk-1": free_port(socket.SOCK_DGRAM), "desk-2": free_port(socket
 
 @pytest.fixture
 async def pbx(tmp_path: Path) -> AsyncIterator[Pbx]:
-    phones = [SeatPhone(name, contact=f"sip:{name}@127.0.0.1:{port}") for name, port in DESK_PORTS.items()]
+    phones = [
+        SeatPhone(name, contact=f"sip:{name}@127.0.0.1:{port}") for name, port in DESK_PORTS.items()
+    ]
     async with running_pbx(tmp_path, phones) as running:
         yield running
 
@@ -129,12 +131,15 @@ async def test_a_call_is_queued_offered_answered_bridged_and_ended_by_the_caller
     agent_id = await _volunteer_at(hotline, ids, "desk-1")
     desk = start_sipp(tmp_path, "seat_answers", port=DESK_PORTS["desk-1"])
     sipps.append(desk)
-    caller = start_sipp(tmp_path, "caller", port=free_port(socket.SOCK_DGRAM), pbx=pbx, service=HOTLINE)
+    caller = start_sipp(
+        tmp_path, "caller", port=free_port(socket.SOCK_DGRAM), pbx=pbx, service=HOTLINE
+    )
     sipps.append(caller)
 
     call = await _the_call(hotline, ids["campaign_id"], "connected")
     assert call["agent_id"] == agent_id
     channel = call["provider_call_id"]
+
     # Caller and volunteer talk through one mixing bridge.
     async def both_bridged() -> list[str]:
         channels = await _bridged_channels(pbx)
@@ -206,3 +211,27 @@ async def test_a_seat_not_answering_in_time_sends_the_call_back_to_the_queue(
     await _the_call(hotline, ids["campaign_id"], "wrap_up")
     assert await caller.finished() == 0, caller.output()
     assert await answering_desk.finished() == 0, answering_desk.output()
+
+
+async def test_after_asterisk_restarts_the_adapter_reconnects_and_ends_the_calls_it_lost(
+    hotline_factory: Callable[..., Awaitable[Hotline]], pbx: Pbx, sipps: list[Sipp], tmp_path: Path
+) -> None:
+    hotline, ids = await _hotline(hotline_factory, pbx)
+    agent_id = await _volunteer_at(hotline, ids, "desk-1")
+    sipps.append(start_sipp(tmp_path, "seat_answers", port=DESK_PORTS["desk-1"]))
+    sipps.append(
+        start_sipp(tmp_path, "caller", port=free_port(socket.SOCK_DGRAM), pbx=pbx, service=HOTLINE)
+    )
+    call = await _the_call(hotline, ids["campaign_id"], "connected")
+    platform = hotline.app.state.platform
+    assert isinstance(platform, AsteriskPlatform)
+    before = platform.reconciliations
+
+    await pbx.restart()  # the call's channels die with it, no BYE from anyone
+
+    # Reconnected and reconciled: the live call with no channel left is over.
+    await wait_for(lambda: _true(platform.reconciliations > before), timeout=30)
+    ended = await _the_call(hotline, ids["campaign_id"], "wrap_up")
+    assert ended["id"] == call["id"]
+    assert ended["end_reason"] == "caller_hangup"
+    await _agent_state(hotline, agent_id, "wrap_up")

@@ -255,14 +255,14 @@ class AsteriskPlatform(TelephonyPlatform):
                     CallHangup(event_id=f"ari:{chan}:hangup", call_id=chan, type="call.hangup")
                 )
             return
-        leg = self._legs.pop(chan, None)
-        if leg is None or leg.withdrawn:
+        gone = self._legs.pop(chan, None)
+        if gone is None or gone.withdrawn:
             return
         # Unanswered (cause: no answer, busy, refused) or hung up by the seat.
-        log.info("seat %s of call %s ended (cause %s)", leg.seat, leg.call, cause)
+        log.info("seat %s of call %s ended (cause %s)", gone.seat, gone.call, cause)
         await self._report(
             SeatHangup(
-                event_id=f"ari:{chan}:hangup", call_id=leg.call, type="seat.hangup", seat=leg.seat
+                event_id=f"ari:{chan}:hangup", call_id=gone.call, type="seat.hangup", seat=gone.seat
             )
         )
 
