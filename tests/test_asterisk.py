@@ -8,11 +8,13 @@ asterisk``) these tests skip, and fail under ``CI=true``.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -35,7 +37,9 @@ DESK_PORTS = {"desk-1": free_port(socket.SOCK_DGRAM), "desk-2": free_port(socket
 @pytest.fixture
 async def pbx(tmp_path: Path) -> AsyncIterator[Pbx]:
     phones = [
-        SeatPhone(name, contact=f"sip:{name}@127.0.0.1:{port}") for name, port in DESK_PORTS.items()
+        # Keys as SIP INFO: a key pressed on a seat's channel is its cue to hang up.
+        SeatPhone(name, contact=f"sip:{name}@127.0.0.1:{port}", dtmf_mode="info")
+        for name, port in DESK_PORTS.items()
     ]
     async with running_pbx(tmp_path, phones) as running:
         yield running
@@ -235,3 +239,90 @@ async def test_after_asterisk_restarts_the_adapter_reconnects_and_ends_the_calls
     assert ended["id"] == call["id"]
     assert ended["end_reason"] == "caller_hangup"
     await _agent_state(hotline, agent_id, "wrap_up")
+
+
+async def _leg_of(pbx: Pbx, caller_channel: str) -> str:
+    """The other channel in the caller's bridge: the volunteer's seat."""
+
+    async def check() -> str | None:
+        channels = await _bridged_channels(pbx)
+        others = [c for c in channels if c != caller_channel]
+        return others[0] if caller_channel in channels and others else None
+
+    leg: str = await wait_for(check, timeout=30)
+    return leg
+
+
+async def test_the_volunteer_hanging_up_ends_the_call_and_the_caller_is_hung_up(
+    hotline_factory: Callable[..., Awaitable[Hotline]], pbx: Pbx, sipps: list[Sipp], tmp_path: Path
+) -> None:
+    hotline, ids = await _hotline(hotline_factory, pbx)
+    agent_id = await _volunteer_at(hotline, ids, "desk-1")
+    desk = start_sipp(tmp_path, "seat_answers", port=DESK_PORTS["desk-1"])
+    caller = start_sipp(
+        tmp_path, "caller", port=free_port(socket.SOCK_DGRAM), pbx=pbx, service=HOTLINE
+    )
+    sipps.extend([desk, caller])
+    call = await _the_call(hotline, ids["campaign_id"], "connected")
+    leg = await _leg_of(pbx, call["provider_call_id"])
+
+    await _press_key(pbx, leg)  # the volunteer hangs up their desk phone
+    ended = await _the_call(hotline, ids["campaign_id"], "wrap_up")
+    assert ended["end_reason"] == "agent_hangup"
+    await _agent_state(hotline, agent_id, "wrap_up")
+    assert await desk.finished() == 0, desk.output()
+    assert await caller.finished() == 0, caller.output()  # Asterisk's BYE came
+
+
+async def test_outside_opening_hours_the_caller_hears_the_message_then_is_hung_up(
+    hotline_factory: Callable[..., Awaitable[Hotline]], pbx: Pbx, sipps: list[Sipp], tmp_path: Path
+) -> None:
+    hotline, ids = await _hotline(hotline_factory, pbx)
+    # Open only on a day three days from today: closed now.
+    today = dt.datetime.now(ZoneInfo("Europe/Paris")).weekday()
+    day = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[(today + 3) % 7]
+    r = await hotline.http.patch(
+        f"/campaigns/{ids['campaign_id']}",
+        json={"opening_hours": {day: [["09:00", "18:00"]]}},
+    )
+    assert r.status_code == 200, r.text
+    caller = start_sipp(
+        tmp_path, "caller", port=free_port(socket.SOCK_DGRAM), pbx=pbx, service=HOTLINE
+    )
+    sipps.append(caller)
+
+    rejected = await _the_call(hotline, ids["campaign_id"], "rejected")
+    assert rejected["end_reason"] == "closed"
+    # No speech here: the message sound, in French, and only then the hang-up.
+    assert await caller.finished() == 0, caller.output()
+    log = pbx.log_text()
+    assert "Playing 'im-sorry.slin' (language 'fr')" in log
+    assert "Playing 'vm-goodbye.slin' (language 'fr')" in log
+
+
+async def test_a_browser_softphone_is_provisioned_and_revoked_in_asterisk(
+    hotline_factory: Callable[..., Awaitable[Hotline]], pbx: Pbx
+) -> None:
+    hotline, _ids = await _hotline(hotline_factory, pbx)
+    platform = hotline.app.state.platform
+    assert isinstance(platform, AsteriskPlatform)
+    async with pbx.ari() as ari:
+        assert (await ari.get("/endpoints/PJSIP/agent-5")).status_code == 404
+
+        await platform.provision_softphone("agent-5", "sess-5-a1b2", "Kq8wZ3xLm9")
+        endpoint = await ari.get("/endpoints/PJSIP/agent-5")
+        assert endpoint.status_code == 200, endpoint.text
+        auth = await ari.get("/asterisk/config/dynamic/res_pjsip/auth/sess-5-a1b2")
+        fields = {f["attribute"]: f["value"] for f in auth.json()}
+        assert fields["username"] == "sess-5-a1b2"
+        assert fields["password"] == "Kq8wZ3xLm9"
+        config = await ari.get("/asterisk/config/dynamic/res_pjsip/endpoint/agent-5")
+        fields = {f["attribute"]: f["value"] for f in config.json()}
+        assert fields["webrtc"] == "yes"
+        assert fields["auth"] == "sess-5-a1b2"
+
+        await platform.revoke_softphone("agent-5", "sess-5-a1b2")
+        assert (await ari.get("/endpoints/PJSIP/agent-5")).status_code == 404
+        auth = await ari.get("/asterisk/config/dynamic/res_pjsip/auth/sess-5-a1b2")
+        assert auth.status_code == 404
+        await platform.revoke_softphone("agent-5", "sess-5-a1b2")  # again: nothing left, fine

@@ -69,11 +69,13 @@ def dial_string(seat_address: str) -> str:
 @dataclass(frozen=True)
 class SeatPhone:
     """A volunteer's phone: ``password`` for one that registers, ``contact`` for one
-    reached at a fixed address (``sip:desk@192.0.2.10:5060``)."""
+    reached at a fixed address (``sip:desk@192.0.2.10:5060``); ``dtmf_mode`` when
+    not the template's RFC 4733 (``info`` for a phone that takes keys as SIP INFO)."""
 
     endpoint: str
     password: str | None = None
     contact: str | None = None
+    dtmf_mode: str | None = None
 
 
 def seat_sections(phones: Iterable[SeatPhone]) -> str:
@@ -84,6 +86,8 @@ def seat_sections(phones: Iterable[SeatPhone]) -> str:
             raise ValueError(f"not a PJSIP endpoint name: {phone.endpoint!r}")
         name = phone.endpoint
         out.append(f"\n[{name}](pledgeline-seat)\naors = {name}\n")
+        if phone.dtmf_mode is not None:
+            out.append(f"dtmf_mode = {phone.dtmf_mode}\n")
         if phone.password is not None:
             out.append(f"auth = {name}\n\n[{name}]\ntype = auth\nauth_type = userpass\n")
             out.append(f"username = {name}\npassword = {phone.password}\n")
