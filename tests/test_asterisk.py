@@ -326,3 +326,49 @@ async def test_a_browser_softphone_is_provisioned_and_revoked_in_asterisk(
         auth = await ari.get("/asterisk/config/dynamic/res_pjsip/auth/sess-5-a1b2")
         assert auth.status_code == 404
         await platform.revoke_softphone("agent-5", "sess-5-a1b2")  # again: nothing left, fine
+
+
+@pytest.mark.pg_only  # one process on SQLite: it always holds the ARI connection
+async def test_another_process_takes_the_ari_connection_over_and_the_bridged_call_goes_on(
+    hotline_factory: Callable[..., Awaitable[Hotline]], pbx: Pbx, sipps: list[Sipp], tmp_path: Path
+) -> None:
+    first = await hotline_factory(**pbx.settings())
+    # The second start empties the database again: the test talks to it.
+    second = await hotline_factory(**pbx.settings())
+    platforms = [first.app.state.platform, second.app.state.platform]
+    assert all(isinstance(p, AsteriskPlatform) for p in platforms)
+
+    async def holder() -> AsteriskPlatform | None:
+        held = [p for p in platforms if p.holding and p.connected.is_set()]
+        return held[0] if len(held) == 1 else None
+
+    holding = await wait_for(holder, timeout=30)
+    standing_by = platforms[1 - platforms.index(holding)]
+    assert not standing_by.holding  # exactly one holds it
+
+    ids = await setup_campaign(second, agents=0)
+    agent_id = await _volunteer_at(second, ids, "desk-1")
+    sipps.append(start_sipp(tmp_path, "seat_answers", port=DESK_PORTS["desk-1"]))
+    caller = start_sipp(
+        tmp_path, "caller", port=free_port(socket.SOCK_DGRAM), pbx=pbx, service=HOTLINE
+    )
+    sipps.append(caller)
+    call = await _the_call(second, ids["campaign_id"], "connected")
+    leg = await _leg_of(pbx, call["provider_call_id"])
+
+    # The holder's process dies: its platform stops, its lease's session closes.
+    await holding.stop()
+
+    await wait_for(
+        lambda: _true(standing_by.holding and standing_by.connected.is_set()), timeout=30
+    )
+    assert not holding.holding
+    # The conversation did not notice: still bridged, still connected.
+    assert set(await _bridged_channels(pbx)) == {call["provider_call_id"], leg}
+    assert (await second.http.get(f"/calls/{call['id']}")).json()["state"] == "connected"
+
+    await _press_key(pbx, call["provider_call_id"])  # the caller hangs up: the new holder hears it
+    ended = await _the_call(second, ids["campaign_id"], "wrap_up")
+    assert ended["end_reason"] == "caller_hangup"
+    await _agent_state(second, agent_id, "wrap_up")
+    assert await caller.finished() == 0, caller.output()

@@ -49,6 +49,7 @@ from app.settings import Settings
 from app.telephony import inbound
 from app.telephony.asterisk.ari import AriClient, AriError
 from app.telephony.asterisk.config import dial_string
+from app.telephony.asterisk.lease import AriLease, lock_key
 from app.telephony.port import DeliveryFailed, TelephonyPlatform
 from app.telephony.schemas import (
     CallDtmf,
@@ -111,6 +112,11 @@ class AsteriskPlatform(TelephonyPlatform):
         self._dtmf = itertools.count(1)
         self.connected = asyncio.Event()  # the events websocket is up and reconciled
         self.reconciliations = 0
+        self.lease = AriLease(
+            settings.database_url,
+            lock_key(settings.asterisk_ari_url, settings.asterisk_ari_app),
+        )
+        self.holding = False  # this process holds the ARI connection (the lease)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AsteriskPlatform:
@@ -121,13 +127,36 @@ class AsteriskPlatform(TelephonyPlatform):
     async def start(self, db: Database) -> None:
         self._db = db
         db.on_events.append(self._on_events)
-        self._spawn(self._events_loop())
+        self._spawn(self._hold())
 
     async def stop(self) -> None:
         if self._db is not None and self._on_events in self._db.on_events:
             self._db.on_events.remove(self._on_events)
         await stop_tasks(list(self._tasks))
+        await self.lease.release()
         await self.ari.close()
+
+    def accepts_commands(self) -> bool:
+        return self.holding and self.connected.is_set()
+
+    async def _hold(self) -> None:
+        """Take the lease, hold the events websocket while it lasts; when it is lost,
+        let go (another process takes over) and stand by to take it again."""
+        while True:
+            await self.lease.acquire()
+            self.holding = True
+            events = asyncio.create_task(self._events_loop())
+            lost = asyncio.create_task(self.lease.lost())
+            try:
+                await asyncio.wait({events, lost}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                self.holding = False
+                self.connected.clear()
+                await stop_tasks([events, lost])
+                await self.lease.release()
+                # What this process knew is the next holder's to rebuild (reconciliation).
+                self._callers.clear()
+                self._legs.clear()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -346,11 +375,17 @@ class AsteriskPlatform(TelephonyPlatform):
                 continue
             leg = self._legs.get(chan)
             if chan.startswith(LEG_PREFIX):
-                app_data = str((channel.get("dialplan") or {}).get("app_data", ""))
-                args = app_data.split(",")[1:]
-                call = leg.call if leg else (args[1] if len(args) > 1 else "")
-                if call in live:
-                    continue  # a seat rung or talking for a live call
+                if leg is None and self._ours(channel):
+                    # A seat talking, rung by another process (or this one before a
+                    # restart): known again from its Stasis arguments.
+                    args = str(channel["dialplan"].get("app_data", "")).split(",")[1:]
+                    if len(args) >= 4 and args[1] in live:
+                        self._legs[chan] = Leg(
+                            chan, args[1], args[3], int(args[2]), args[0] == "consult", True
+                        )
+                        continue
+                elif leg is not None and leg.call in live:
+                    continue  # a seat this process rings or talks to, for a live call
             elif not self._ours(channel):
                 continue  # not the hotline's (another application's)
             log.info("reconciliation: channel %s belongs to no live call: hung up", chan)
