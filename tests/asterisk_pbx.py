@@ -74,9 +74,11 @@ class Pbx:
             self.process.kill()
             self.process.wait()
 
-    async def restart(self) -> None:
-        """Asterisk stopped (every call on it gone) and started again, same ports."""
-        await self.stop()
+    async def crash_and_restart(self) -> None:
+        """Asterisk killed (every call on it gone, no event told) and started again
+        on the same ports."""
+        self.process.kill()
+        await asyncio.to_thread(self.process.wait)
         self.process = _spawn_asterisk(self.prefix, self.root / "etc", self.root / "asterisk.out")
         await _wait_for_ari(self)
 

@@ -217,7 +217,7 @@ async def test_a_seat_not_answering_in_time_sends_the_call_back_to_the_queue(
     assert await answering_desk.finished() == 0, answering_desk.output()
 
 
-async def test_after_asterisk_restarts_the_adapter_reconnects_and_ends_the_calls_it_lost(
+async def test_after_asterisk_crashes_the_adapter_reconnects_and_ends_the_calls_it_lost(
     hotline_factory: Callable[..., Awaitable[Hotline]], pbx: Pbx, sipps: list[Sipp], tmp_path: Path
 ) -> None:
     hotline, ids = await _hotline(hotline_factory, pbx)
@@ -231,7 +231,8 @@ async def test_after_asterisk_restarts_the_adapter_reconnects_and_ends_the_calls
     assert isinstance(platform, AsteriskPlatform)
     before = platform.reconciliations
 
-    await pbx.restart()  # the call's channels die with it, no BYE from anyone
+    # Killed: the call's channels die with it, no event nor BYE from anyone.
+    await pbx.crash_and_restart()
 
     # Reconnected and reconciled: the live call with no channel left is over.
     await wait_for(lambda: _true(platform.reconciliations > before), timeout=30)
