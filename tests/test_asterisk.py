@@ -373,3 +373,30 @@ async def test_another_process_takes_the_ari_connection_over_and_the_bridged_cal
     assert ended["end_reason"] == "caller_hangup"
     await _agent_state(second, agent_id, "wrap_up")
     assert await caller.finished() == 0, caller.output()
+
+
+async def test_a_blocked_number_hears_the_message_and_is_hung_up(
+    hotline_factory: Callable[..., Awaitable[Hotline]], pbx: Pbx, sipps: list[Sipp], tmp_path: Path
+) -> None:
+    hotline, ids = await _hotline(hotline_factory, pbx)
+    await _volunteer_at(hotline, ids, "desk-1")  # free, yet never rung for this caller
+    r = await hotline.http.post(
+        f"/campaigns/{ids['campaign_id']}/blocklist", json={"number": "0611223344"}
+    )
+    assert r.status_code == 201, r.text
+    caller = start_sipp(
+        tmp_path,
+        "caller",
+        port=free_port(socket.SOCK_DGRAM),
+        pbx=pbx,
+        service=HOTLINE,
+        caller="0611223344",  # the caller id Asterisk hands over, national form
+    )
+    sipps.append(caller)
+
+    rejected = await _the_call(hotline, ids["campaign_id"], "rejected")
+    assert rejected["end_reason"] == "blocked"
+    assert await caller.finished() == 0, caller.output()  # hung up after the message
+    log = pbx.log_text()
+    assert "Playing 'im-sorry.slin' (language 'fr')" in log
+    assert "Called desk-1" not in log  # no seat was rung

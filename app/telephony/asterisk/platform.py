@@ -276,6 +276,8 @@ class AsteriskPlatform(TelephonyPlatform):
     async def _channel_gone(self, chan: str, cause: int | None = None) -> None:
         caller = self._callers.pop(chan, None)
         if caller is not None:
+            for call_id in [k for k, v in self._call_ids.items() if v == chan]:
+                del self._call_ids[call_id]
             for leg in [x for x in self._legs.values() if x.call == chan]:
                 await self._withdraw(leg.channel)
             await self.ari.destroy_bridge(BRIDGE_PREFIX + chan)
