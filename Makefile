@@ -6,7 +6,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install browser demo serve test lint typecheck pytest bench screenshots clean
+.PHONY: install browser asterisk telephony-packages demo serve test lint typecheck pytest bench screenshots clean
+
+# Asterisk for the telephony tests, built outside the repository from an offline
+# source kit (docs/asterisk.md). The build script does nothing when the prefix
+# already holds this build (a stamp file); without the kit the telephony tests skip
+# (and fail under CI=true).
+PLEDGELINE_ASTERISK_KIT ?= ../shared/telephony/asterisk
+PLEDGELINE_ASTERISK ?= $(HOME)/.cache/pledgeline/asterisk
+# SIPp places the test calls; prompts and music on hold come from Debian's packages.
+TELEPHONY_PACKAGES := sip-tester asterisk-core-sounds-fr-wav asterisk-core-sounds-en-wav asterisk-moh-opsound-wav
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +30,21 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 		echo "installing Debian's chromium for the browser tests"; \
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
+
+telephony-packages:
+	@missing=$$(for p in $(TELEPHONY_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages for the telephony tests:" $$missing; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; fi
+
+asterisk: telephony-packages
+	@if [ -x "$(PLEDGELINE_ASTERISK_KIT)/build-asterisk.sh" ]; then \
+		bash "$(PLEDGELINE_ASTERISK_KIT)/build-asterisk.sh" "$(PLEDGELINE_ASTERISK_KIT)" "$(PLEDGELINE_ASTERISK)"; \
+	elif [ -x "$(PLEDGELINE_ASTERISK)/sbin/asterisk" ]; then \
+		echo "Asterisk in $(PLEDGELINE_ASTERISK) (no kit at $(PLEDGELINE_ASTERISK_KIT))"; \
+	else \
+		echo "no Asterisk kit at $(PLEDGELINE_ASTERISK_KIT): the telephony tests will skip (fail with CI=true)"; fi
 
 demo: install
 	$(BIN)/pledgeline demo
@@ -37,8 +61,8 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-pytest: install browser
-	$(BIN)/pytest -q
+pytest: install browser asterisk
+	PLEDGELINE_ASTERISK=$(PLEDGELINE_ASTERISK) $(BIN)/pytest -q
 
 test: lint typecheck pytest
 

@@ -212,6 +212,12 @@ def _roster(args: argparse.Namespace) -> int:
     return run(args, get_settings().database_url)
 
 
+def _asterisk_seats(args: argparse.Namespace) -> int:
+    from app.telephony.asterisk.cli import run
+
+    return run(args, get_settings())
+
+
 def _plan(args: argparse.Namespace) -> int:
     from app.planning.cli import run
 
@@ -305,6 +311,14 @@ def main(argv: list[str] | None = None) -> int:
     roster = sub.add_parser("roster", help="the volunteers' roster (docs/roster.md)")
     add_roster_arguments(roster)
     roster.set_defaults(func=_roster)
+
+    from app.telephony.asterisk.cli import add_arguments as add_asterisk_arguments
+
+    asterisk_seats = sub.add_parser(
+        "asterisk-seats", help="the seats' PJSIP endpoints for Asterisk (docs/asterisk.md)"
+    )
+    add_asterisk_arguments(asterisk_seats)
+    asterisk_seats.set_defaults(func=_asterisk_seats)
 
     from app.planning.cli import add_arguments as add_plan_arguments
 

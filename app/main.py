@@ -69,6 +69,10 @@ def _platform(settings: Settings) -> TelephonyPlatform | None:
         from app.telephony.simulated import SimulatedPlatform
 
         return SimulatedPlatform.from_settings(settings)
+    if settings.telephony_platform == "asterisk":
+        from app.telephony.asterisk.platform import AsteriskPlatform
+
+        return AsteriskPlatform.from_settings(settings)
     if settings.telephony_callback_url:
         return HttpCallbackPlatform(settings.telephony_callback_url, settings.telephony_secret)
     return None  # commands are only read by polling

@@ -75,6 +75,44 @@ class Settings(BaseSettings):
             "long, in case a transaction still commits it; older gaps are rollbacks."
         ),
     )
+    telephony_platform: Literal["webhook", "asterisk"] = Field(
+        default="webhook",
+        description=(
+            "Which telephony platform carries the calls: `webhook` (events to the "
+            "webhook, commands pushed to `telephony_callback_url` or polled) or "
+            "`asterisk` (Asterisk driven through ARI: docs/asterisk.md)."
+        ),
+    )
+    asterisk_ari_url: str = Field(
+        default="http://127.0.0.1:8088",
+        description="Asterisk's HTTP server, where ARI answers (`/ari/...`).",
+    )
+    asterisk_ari_user: str = Field(default="pledgeline", description="The ARI user (ari.conf).")
+    asterisk_ari_password: str = Field(
+        default="", description="The ARI user's password (ari.conf)."
+    )
+    asterisk_ari_app: str = Field(
+        default="pledgeline",
+        description="The Stasis application the hotline numbers' dialplan sends callers to.",
+    )
+    asterisk_welcome_sound: str = Field(
+        default="sound:queue-periodic-announce",
+        description="What a queued caller hears before the music on hold (ARI media URI).",
+    )
+    asterisk_moh_class: str = Field(
+        default="default", description="The music on hold class for queued callers."
+    )
+    asterisk_message_sound: str = Field(
+        default="sound:im-sorry,sound:vm-goodbye",
+        description=(
+            "Asterisk has no speech for the campaign's texts (closed, overflow, rules): "
+            "what a caller hears instead, ARI media URIs separated by commas."
+        ),
+    )
+    asterisk_trunk_endpoint: str = Field(
+        default="trunk",
+        description="The operator trunk's PJSIP endpoint: transfers dial out through it.",
+    )
     max_body_bytes: int = Field(
         default=65536, description="Largest telephony webhook body accepted (413 beyond)."
     )

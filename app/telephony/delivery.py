@@ -75,6 +75,8 @@ async def _settle(db: Database, outcomes: dict[int, str | None], max_attempts: i
 
 async def deliver_pending(db: Database, platform: TelephonyPlatform, max_attempts: int) -> int:
     sent = 0
+    if not platform.accepts_commands():
+        return 0  # another process holds the platform: it delivers them
     while batch := await _lease(db):
         outcomes: dict[int, str | None] = {}
         for message in batch:

@@ -34,6 +34,12 @@ class TelephonyPlatform(ABC):
     async def revoke_softphone(self, endpoint: str, username: str) -> None:  # noqa: B027
         """Withdraw credentials given by :meth:`provision_softphone` (logout, expiry)."""
 
+    def accepts_commands(self) -> bool:
+        """Whether this process delivers commands now: a platform held by one process
+        at a time (Asterisk's ARI connection) says no in the others, which leave
+        the commands to it."""
+        return True
+
     @abstractmethod
     async def send(self, command: dict[str, Any]) -> None:
         """Deliver one command (``answer``, ``play``, ``bridge``, ``transfer``, ``hangup``)."""

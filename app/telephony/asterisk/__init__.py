@@ -1,0 +1,1 @@
+"""Asterisk driven through ARI: the configuration Pledgeline renders and the platform."""

@@ -1,0 +1,602 @@
+"""The Asterisk platform: Pledgeline drives Asterisk 22 through ARI.
+
+The hotline numbers' dialplan sends each caller into the Stasis application
+(``deploy/asterisk/extensions.conf``); the caller's channel id is the call's
+``call_id``. What Asterisk tells on the events websocket becomes the same events
+the webhook takes, through the same idempotent path (``app.telephony.inbound``),
+with event ids made from the channel and what happened to it, so a repeat (after
+a reconnection, say) changes nothing. Commands from the outbox become ARI calls:
+
+- ``answer``, ``hangup`` (after a message being played), ``transfer`` (the
+  caller continues in the dialplan's ``pledgeline-transfer``);
+- ``play``: ``hold`` is the welcome prompt then music on hold; a text (closed,
+  overflow, a rule's message) has no speech here: the message sound is played;
+- ``bridge``: a channel is originated to the volunteer's seat (a leg) with the
+  queue's ring timeout; its answer is ``seat.answered``, and once Pledgeline has
+  connected the call the caller and the leg go into a mixing bridge; a leg that
+  ends unanswered is ``seat.hangup`` (the call goes back to the head of its
+  queue); a newer ``bridge`` of the call, or the call's return to the queue,
+  takes a ringing leg back (and no event is sent for it);
+- the warm hand-over: ``hold`` (the caller out of the bridge, on music),
+  ``consult`` (a leg to the specialist, not bridged on answer), ``bridge`` with
+  ``consult`` (the caller bridged to the specialist, the volunteer's leg hung
+  up), ``consult_cancel``, ``unhold``.
+
+Robustness: the websocket is opened again after any loss, and each time it opens
+the adapter reconciles: a live call whose channel is gone ends (``call.hangup``),
+a channel of the application that no live call owns is hung up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import websockets
+from sqlalchemy import select
+
+from app.acd.models import Call, Queue
+from app.acd.states import CALL_LIVE_STATES, CallState
+from app.background import stop_tasks
+from app.db import Database
+from app.errors import AppError
+from app.settings import Settings
+from app.telephony import inbound
+from app.telephony.asterisk.ari import AriClient, AriError
+from app.telephony.asterisk.config import dial_string
+from app.telephony.asterisk.lease import AriLease, lock_key
+from app.telephony.port import DeliveryFailed, TelephonyPlatform
+from app.telephony.schemas import (
+    CallDtmf,
+    CallHangup,
+    CallIncoming,
+    SeatAnswered,
+    SeatHangup,
+)
+
+log = logging.getLogger(__name__)
+
+LEG_PREFIX = "pl-leg-"
+BRIDGE_PREFIX = "pl-bridge-"
+# Calls whose channel is not a caller's: callbacks not dialled yet.
+_NOT_A_CHANNEL = ("callback-", "sim-")
+RECONNECT_FIRST, RECONNECT_LONGEST = 0.2, 5.0
+DEFAULT_RING_SECONDS = 15
+
+
+@dataclass
+class Leg:
+    """A channel Pledgeline rang: a volunteer's or a specialist's seat."""
+
+    channel: str
+    call: str
+    seat: str
+    agent_id: int
+    consult: bool = False
+    answered: bool = False
+    # Taken back by Pledgeline (a newer bridge, a hang-up): no event is sent for it.
+    withdrawn: bool = False
+
+
+@dataclass
+class Caller:
+    channel: str
+    on_hold: bool = False  # wants music on hold when no prompt plays
+    prompt: str | None = None  # the playback id of a prompt playing
+    hangup_after_prompt: bool = False
+    leaving: bool = False  # sent on by Pledgeline (transfer, hang-up): no call.hangup
+
+
+class AsteriskPlatform(TelephonyPlatform):
+    name: ClassVar[str] = "asterisk"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.ari = AriClient(
+            settings.asterisk_ari_url,
+            settings.asterisk_ari_user,
+            settings.asterisk_ari_password,
+            settings.asterisk_ari_app,
+        )
+        self._db: Database | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._callers: dict[str, Caller] = {}
+        self._legs: dict[str, Leg] = {}
+        self._call_ids: dict[int, str] = {}  # Pledgeline's call id -> caller channel
+        self._playbacks = itertools.count(1)
+        self._dtmf = itertools.count(1)
+        self.connected = asyncio.Event()  # the events websocket is up and reconciled
+        self.reconciliations = 0
+        self.lease = AriLease(
+            settings.database_url,
+            lock_key(settings.asterisk_ari_url, settings.asterisk_ari_app),
+        )
+        self.holding = False  # this process holds the ARI connection (the lease)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AsteriskPlatform:
+        return cls(settings)
+
+    # --- lifecycle ----------------------------------------------------------------
+
+    async def start(self, db: Database) -> None:
+        self._db = db
+        db.on_events.append(self._on_events)
+        self._spawn(self._hold())
+
+    async def stop(self) -> None:
+        if self._db is not None and self._on_events in self._db.on_events:
+            self._db.on_events.remove(self._on_events)
+        await stop_tasks(list(self._tasks))
+        await self.lease.release()
+        await self.ari.close()
+
+    def accepts_commands(self) -> bool:
+        return self.holding and self.connected.is_set()
+
+    async def _hold(self) -> None:
+        """Take the lease, hold the events websocket while it lasts; when it is lost,
+        let go (another process takes over) and stand by to take it again."""
+        while True:
+            await self.lease.acquire()
+            self.holding = True
+            events = asyncio.create_task(self._events_loop())
+            lost = asyncio.create_task(self.lease.lost())
+            try:
+                await asyncio.wait({events, lost}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                self.holding = False
+                self.connected.clear()
+                await stop_tasks([events, lost])
+                await self.lease.release()
+                # What this process knew is the next holder's to rebuild (reconciliation).
+                self._callers.clear()
+                self._legs.clear()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- the events websocket -------------------------------------------------------
+
+    async def _events_loop(self) -> None:
+        delay = RECONNECT_FIRST
+        while True:
+            try:
+                async with websockets.connect(self.ari.events_url, ping_interval=10) as ws:
+                    log.info("ARI events connected (%s)", self.settings.asterisk_ari_url)
+                    delay = RECONNECT_FIRST
+                    await self._reconcile()
+                    self.connected.set()
+                    async for raw in ws:
+                        await self._dispatch(json.loads(raw))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("ARI events lost (%r), again in %.1fs", exc, delay)
+            self.connected.clear()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RECONNECT_LONGEST)
+
+    async def _dispatch(self, event: dict[str, Any]) -> None:
+        """One ARI event; a failure is logged and the next event handled."""
+        kind = event.get("type")
+        try:
+            if kind == "StasisStart":
+                await self._stasis_start(event)
+            elif kind == "StasisEnd":
+                await self._channel_gone(event["channel"]["id"])
+            elif kind == "ChannelDestroyed":
+                await self._channel_gone(event["channel"]["id"], cause=event.get("cause"))
+            elif kind == "PlaybackFinished":
+                await self._playback_finished(event["playback"])
+            elif kind == "ChannelDtmfReceived":
+                await self._dtmf_received(event["channel"]["id"], event["digit"])
+        except Exception:
+            log.exception("ARI event %s not handled", kind)
+
+    async def _stasis_start(self, event: dict[str, Any]) -> None:
+        channel = event["channel"]
+        args = event.get("args") or []
+        role = args[0] if args else "inbound"
+        if role == "inbound":
+            await self._incoming(channel, args[1] if len(args) > 1 else None)
+        elif role in ("seat", "consult"):
+            await self._leg_answered(channel["id"], args)
+        else:
+            log.warning("channel %s entered Stasis as %r: hung up", channel["id"], role)
+            await self.ari.hangup(channel["id"])
+
+    async def _incoming(self, channel: dict[str, Any], dialled: str | None) -> None:
+        chan = channel["id"]
+        self._callers[chan] = Caller(chan)
+        number = (channel.get("caller") or {}).get("number") or None
+        event = CallIncoming(
+            event_id=f"ari:{chan}:incoming",
+            call_id=chan,
+            type="call.incoming",
+            caller=number,
+            dialled=dialled or (channel.get("dialplan") or {}).get("exten") or "s",
+        )
+        answer = await self._report(event)
+        if answer is None:
+            # Refused (no campaign on this number...): nobody will ever take it.
+            self._callers.pop(chan, None)
+            await self.ari.hangup(chan)
+            return
+        self._remember(answer, chan)
+
+    def _remember(self, answer: dict[str, Any], chan: str) -> None:
+        call = answer.get("call") or {}
+        if call.get("id") is not None:
+            self._call_ids[int(call["id"])] = chan
+
+    async def _leg_answered(self, chan: str, args: list[str]) -> None:
+        leg = self._legs.get(chan)
+        if leg is None and len(args) >= 4:
+            # Rung by an earlier run of this process: known from its arguments.
+            leg = Leg(chan, args[1], args[3], int(args[2]), consult=args[0] == "consult")
+            self._legs[chan] = leg
+        if leg is None or leg.withdrawn or leg.call not in self._callers:
+            await self._withdraw(chan)
+            return
+        leg.answered = True
+        answer = await self._report(
+            SeatAnswered(
+                event_id=f"ari:{chan}:answered",
+                call_id=leg.call,
+                type="seat.answered",
+                seat=leg.seat,
+            )
+        )
+        call = (answer or {}).get("call") or {}
+        if leg.consult:
+            return  # the caller is connected by the ``bridge`` (consult) that follows
+        if call.get("state") != CallState.CONNECTED or call.get("agent_id") != leg.agent_id:
+            # Too late: the call went back to the queue, or ended, meanwhile.
+            await self._withdraw(chan)
+            return
+        await self._bridge(leg.call, chan)
+
+    async def _bridge(self, caller_chan: str, leg_chan: str) -> None:
+        caller = self._callers.get(caller_chan)
+        if caller is not None:
+            caller.on_hold = False
+            await self._stop_sounds(caller)
+        bridge = BRIDGE_PREFIX + caller_chan
+        await self.ari.bridge(bridge)
+        await self.ari.add_to_bridge(bridge, [caller_chan, leg_chan])
+
+    async def _channel_gone(self, chan: str, cause: int | None = None) -> None:
+        caller = self._callers.pop(chan, None)
+        if caller is not None:
+            for call_id in [k for k, v in self._call_ids.items() if v == chan]:
+                del self._call_ids[call_id]
+            for leg in [x for x in self._legs.values() if x.call == chan]:
+                await self._withdraw(leg.channel)
+            await self.ari.destroy_bridge(BRIDGE_PREFIX + chan)
+            if not caller.leaving:
+                await self._report(
+                    CallHangup(event_id=f"ari:{chan}:hangup", call_id=chan, type="call.hangup")
+                )
+            return
+        gone = self._legs.pop(chan, None)
+        if gone is None or gone.withdrawn:
+            return
+        # Unanswered (cause: no answer, busy, refused) or hung up by the seat.
+        log.info("seat %s of call %s ended (cause %s)", gone.seat, gone.call, cause)
+        await self._report(
+            SeatHangup(
+                event_id=f"ari:{chan}:hangup", call_id=gone.call, type="seat.hangup", seat=gone.seat
+            )
+        )
+
+    async def _playback_finished(self, playback: dict[str, Any]) -> None:
+        chan = str(playback.get("target_uri", "")).removeprefix("channel:")
+        caller = self._callers.get(chan)
+        if caller is None or caller.prompt != playback["id"]:
+            return
+        caller.prompt = None
+        if caller.hangup_after_prompt:
+            caller.leaving = True
+            await self.ari.hangup(chan)
+        elif caller.on_hold:
+            await self.ari.start_moh(chan, self.settings.asterisk_moh_class)
+
+    async def _dtmf_received(self, chan: str, digit: str) -> None:
+        if chan not in self._callers:
+            return
+        await self._report(
+            CallDtmf(
+                event_id=f"ari:{chan}:dtmf:{next(self._dtmf)}",
+                call_id=chan,
+                type="call.dtmf",
+                digit=digit,
+            )
+        )
+
+    async def _report(self, event: Any) -> dict[str, Any] | None:
+        """Deliver one event as the webhook would, retried on failure with the same id.
+        The answer; None when refused (final) or given up."""
+        assert self._db is not None
+        raw = json.dumps(event.model_dump()).encode()
+        delay = 0.2
+        for attempt in range(1, 9):
+            try:
+                _status, answer = await inbound.handle(self._db, event, raw)
+                return answer
+            except AppError as exc:
+                log.info("event %s for %s refused: %s", event.type, event.call_id, exc)
+                return None
+            except Exception as exc:
+                log.warning(
+                    "event %s for %s failed (attempt %s): %r",
+                    event.type,
+                    event.call_id,
+                    attempt,
+                    exc,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 4.0)
+        log.error("event %s for %s given up", event.type, event.call_id)
+        return None
+
+    # --- reconciliation -------------------------------------------------------------
+
+    async def _reconcile(self) -> None:
+        """Asterisk's channels against the live calls, after each (re)connection."""
+        assert self._db is not None
+        channels = {c["id"]: c for c in await self.ari.channels()}
+        async with self._db.read() as session:
+            live_states = [s.value for s in CALL_LIVE_STATES if s != CallState.WRAP_UP]
+            stmt = select(Call.id, Call.provider_call_id).where(Call.state.in_(live_states))
+            live = {
+                provider: call_id
+                for call_id, provider in (await session.execute(stmt)).all()
+                if not provider.startswith(_NOT_A_CHANNEL)
+            }
+        for provider, call_id in live.items():
+            self._call_ids[call_id] = provider
+            if provider in channels:
+                self._callers.setdefault(provider, Caller(provider))
+            else:
+                self._callers.pop(provider, None)
+                await self._report(
+                    CallHangup(
+                        event_id=f"ari:{provider}:hangup", call_id=provider, type="call.hangup"
+                    )
+                )
+        for chan, channel in channels.items():
+            if chan in live:
+                continue
+            leg = self._legs.get(chan)
+            if chan.startswith(LEG_PREFIX):
+                if leg is None and self._ours(channel):
+                    # A seat talking, rung by another process (or this one before a
+                    # restart): known again from its Stasis arguments.
+                    args = str(channel["dialplan"].get("app_data", "")).split(",")[1:]
+                    if len(args) >= 4 and args[1] in live:
+                        self._legs[chan] = Leg(
+                            chan, args[1], args[3], int(args[2]), args[0] == "consult", True
+                        )
+                        continue
+                elif leg is not None and leg.call in live:
+                    continue  # a seat this process rings or talks to, for a live call
+            elif not self._ours(channel):
+                continue  # not the hotline's (another application's)
+            log.info("reconciliation: channel %s belongs to no live call: hung up", chan)
+            await self._withdraw(chan)
+        self.reconciliations += 1
+
+    def _ours(self, channel: dict[str, Any]) -> bool:
+        dialplan = channel.get("dialplan") or {}
+        app_data = str(dialplan.get("app_data", ""))
+        return dialplan.get("app_name") == "Stasis" and (
+            app_data.split(",")[0] == self.settings.asterisk_ari_app
+        )
+
+    async def _on_events(self, events: list[Any]) -> None:
+        """A call back in its queue (ring timeout, screen gone): its ringing seat stops."""
+        for event in events:
+            if event.type != "call.requeued" or event.call_id is None:
+                continue
+            chan = self._call_ids.get(int(event.call_id))
+            for leg in [x for x in self._legs.values() if x.call == chan and not x.answered]:
+                self._spawn(self._withdraw(leg.channel))
+
+    # --- commands -------------------------------------------------------------------
+
+    async def send(self, command: dict[str, Any]) -> None:
+        try:
+            await self._command(command)
+        except AriError as exc:
+            raise DeliveryFailed(str(exc)) from exc
+
+    async def _command(self, command: dict[str, Any]) -> None:
+        name, chan = command["command"], str(command["call_id"])
+        args = command.get("args") or {}
+        caller = self._callers.get(chan)
+        if caller is None and name != "dial":
+            log.info("command %s for %s: no such caller (over)", name, chan)
+            return  # commands for calls that are over are ignored (docs/telephony.md)
+        if caller is None:
+            log.warning("command dial is not carried by Asterisk yet: %s", args)
+            return
+        if name == "answer":
+            await self.ari.answer(chan)
+        elif name == "play":
+            await self._play(caller, args, int(command["id"]))
+        elif name == "hangup":
+            for leg in [x for x in self._legs.values() if x.call == chan]:
+                await self._withdraw(leg.channel)
+            if caller.prompt is not None:
+                caller.hangup_after_prompt = True  # the message is heard first
+            else:
+                caller.leaving = True
+                await self.ari.hangup(chan)
+        elif name == "bridge" and args.get("consult"):
+            await self._consult_bridge(caller, args)
+        elif name in ("bridge", "consult"):
+            await self._ring(caller, args, int(command["id"]), consult=name == "consult")
+        elif name == "transfer":
+            caller.leaving = True
+            await self.ari.continue_in_dialplan(chan, "pledgeline-transfer", str(args["number"]))
+        elif name == "hold":
+            await self.ari.remove_from_bridge(BRIDGE_PREFIX + chan, chan)
+            caller.on_hold = True
+            await self.ari.start_moh(chan, self.settings.asterisk_moh_class)
+        elif name == "unhold":
+            caller.on_hold = False
+            await self._stop_sounds(caller)
+            volunteer = [x for x in self._legs.values() if x.call == chan and not x.consult]
+            await self.ari.add_to_bridge(
+                BRIDGE_PREFIX + chan, [chan, *[x.channel for x in volunteer if x.answered]]
+            )
+        elif name == "consult_cancel":
+            for leg in [x for x in self._legs.values() if x.call == chan and x.consult]:
+                await self._withdraw(leg.channel)
+        else:
+            log.warning("command %s not carried by Asterisk", name)
+
+    async def _play(self, caller: Caller, args: dict[str, Any], command_id: int) -> None:
+        prompt = args.get("prompt")
+        if args.get("message") == "hold":
+            caller.on_hold = True
+            media = [self.settings.asterisk_welcome_sound]
+        elif prompt is not None and prompt != "callback_confirmed":
+            # The expected wait, a callback offer: no recordings of figures here, so
+            # the waiting announcement again, unless a prompt is playing already.
+            if caller.prompt is not None:
+                return
+            media = [self.settings.asterisk_welcome_sound]
+        else:
+            media = self.settings.asterisk_message_sound.split(",")
+        await self._stop_sounds(caller)
+        playback = f"pl-play-{caller.channel}-{command_id}"
+        caller.prompt = playback
+        await self.ari.play(caller.channel, [m.strip() for m in media if m.strip()], playback)
+
+    async def _stop_sounds(self, caller: Caller) -> None:
+        await self.ari.stop_moh(caller.channel)
+        if caller.prompt is not None:
+            playback, caller.prompt = caller.prompt, None
+            await self.ari.stop_playback(playback)
+
+    async def _ring(
+        self, caller: Caller, args: dict[str, Any], command_id: int, *, consult: bool
+    ) -> None:
+        """Ring a seat for the call; a ring still going for it (not answered) is taken
+        back first: only the newest offer's seat may report."""
+        chan = caller.channel
+        for leg in [x for x in self._legs.values() if x.call == chan and not x.answered]:
+            if leg.consult == consult:
+                await self._withdraw(leg.channel)
+        seat, agent_id = str(args["seat"]), int(args["agent_id"])
+        leg_chan = f"{LEG_PREFIX}{command_id}"
+        if leg_chan in self._legs:
+            return  # a command delivered twice rings once
+        self._legs[leg_chan] = Leg(leg_chan, chan, seat, agent_id, consult=consult)
+        variables = {}
+        if args.get("auto_answer"):
+            seconds = int(args.get("auto_answer_seconds") or 0)
+            variables["PJSIP_HEADER(add,Call-Info)"] = f"<sip:pledgeline>;answer-after={seconds}"
+            variables["PJSIP_HEADER(add,Alert-Info)"] = "<http://127.0.0.1>;info=alert-autoanswer"
+        role = "consult" if consult else "seat"
+        try:
+            await self.ari.originate(
+                leg_chan,
+                dial_string(seat),
+                f"{role},{chan},{agent_id},{seat}",
+                timeout=await self._ring_seconds(chan),
+                variables=variables,
+            )
+        except AriError:
+            # The seat cannot be rung (unknown endpoint, not registered): as a
+            # refused offer, the call goes back to the queue.
+            leg = self._legs.pop(leg_chan)
+            log.warning("seat %s cannot be rung for %s", seat, chan)
+            await self._report(
+                SeatHangup(
+                    event_id=f"ari:{leg_chan}:hangup", call_id=chan, type="seat.hangup", seat=seat
+                )
+            )
+            del leg
+
+    async def _ring_seconds(self, chan: str) -> int:
+        """The queue's ring timeout: Asterisk stops ringing when Pledgeline's timer would."""
+        assert self._db is not None
+        async with self._db.read() as session:
+            stmt = (
+                select(Queue.ring_timeout_seconds)
+                .join(Call, Call.queue_id == Queue.id)
+                .where(Call.provider_call_id == chan)
+                .order_by(Call.id.desc())
+                .limit(1)
+            )
+            seconds = (await session.execute(stmt)).scalar()
+        return int(seconds or DEFAULT_RING_SECONDS)
+
+    async def _consult_bridge(self, caller: Caller, args: dict[str, Any]) -> None:
+        """The specialist answered: the caller is bridged to them; the volunteer leaves."""
+        chan = caller.channel
+        specialist = [x for x in self._legs.values() if x.call == chan and x.consult and x.answered]
+        for leg in [x for x in self._legs.values() if x.call == chan and not x.consult]:
+            await self._withdraw(leg.channel)
+        if not specialist:
+            log.warning("consult bridge for %s: no answered specialist", chan)
+            return
+        leg = specialist[-1]
+        leg.consult = False  # from now on the specialist's leg is the call's seat
+        await self._bridge(chan, leg.channel)
+
+    async def _withdraw(self, chan: str) -> None:
+        """Hang up a channel Pledgeline no longer wants, reporting nothing for it."""
+        leg = self._legs.get(chan)
+        if leg is not None:
+            leg.withdrawn = True
+        with contextlib.suppress(AriError):
+            await self.ari.hangup(chan)
+
+    # --- browser softphones -------------------------------------------------------
+
+    async def provision_softphone(self, endpoint: str, username: str, password: str) -> None:
+        """The softphone's endpoint, aor and auth, in Asterisk's memory (sorcery.conf):
+        a WebRTC endpoint that registers as ``endpoint`` with these credentials."""
+        try:
+            await self.ari.put_config(
+                "auth",
+                username,
+                {"auth_type": "userpass", "username": username, "password": password},
+            )
+            await self.ari.put_config(
+                "aor", endpoint, {"max_contacts": "1", "remove_existing": "yes"}
+            )
+            await self.ari.put_config(
+                "endpoint",
+                endpoint,
+                {
+                    "auth": username,
+                    "aors": endpoint,
+                    "context": "pledgeline-seats",
+                    "disallow": "all",
+                    "allow": "ulaw,alaw",
+                    "webrtc": "yes",
+                    "dtls_auto_generate_cert": "yes",
+                },
+            )
+        except AriError as exc:
+            raise DeliveryFailed(str(exc)) from exc
+
+    async def revoke_softphone(self, endpoint: str, username: str) -> None:
+        try:
+            await self.ari.delete_config("endpoint", endpoint)
+            await self.ari.delete_config("aor", endpoint)
+            await self.ari.delete_config("auth", username)
+        except AriError as exc:
+            raise DeliveryFailed(str(exc)) from exc

@@ -1,0 +1,402 @@
+"""Real calls through a real Asterisk driven by the app over ARI (docs/asterisk.md).
+
+SIPp places the callers' calls (SIP and RTP) to the hotline number; the volunteers'
+desk phones are SIPp answering (or not) scenarios. Each test waits on states
+(the call's, Asterisk's channels), never on time. Without Asterisk (``make
+asterisk``) these tests skip, and fail under ``CI=true``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from app.telephony.asterisk.config import SeatPhone
+from app.telephony.asterisk.platform import AsteriskPlatform
+from tests.asterisk_pbx import Pbx, Sipp, asterisk_problem, free_port, running_pbx, start_sipp
+from tests.conftest import Hotline, setup_campaign, wait_for
+
+_PROBLEM = asterisk_problem()
+if _PROBLEM is not None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true and the telephony tests cannot run: {_PROBLEM}", pytrace=False)
+    pytest.skip(_PROBLEM, allow_module_level=True)
+
+HOTLINE = "+33800000001"
+# Seats' desk phones: SIPp answering on these ports (chosen once, written in pjsip).
+DESK_PORTS = {"desk-1": free_port(socket.SOCK_DGRAM), "desk-2": free_port(socket.SOCK_DGRAM)}
+
+
+@pytest.fixture
+async def pbx(tmp_path: Path) -> AsyncIterator[Pbx]:
+    phones = [
+        # Keys as SIP INFO: a key pressed on a seat's channel is its cue to hang up.
+        SeatPhone(name, contact=f"sip:{name}@127.0.0.1:{port}", dtmf_mode="info")
+        for name, port in DESK_PORTS.items()
+    ]
+    async with running_pbx(tmp_path, phones) as running:
+        yield running
+
+
+@pytest.fixture
+async def sipps() -> AsyncIterator[list[Sipp]]:
+    """Every SIPp a test starts is stopped at its end, whatever happens."""
+    started: list[Sipp] = []
+    yield started
+    for sipp in started:
+        sipp.stop()
+
+
+async def _hotline(
+    hotline_factory: Callable[..., Awaitable[Hotline]], pbx: Pbx, **queue: Any
+) -> tuple[Hotline, dict[str, Any]]:
+    hotline = await hotline_factory(**pbx.settings())
+    platform = hotline.app.state.platform
+    assert isinstance(platform, AsteriskPlatform)
+    await wait_for(lambda: _true(platform.connected.is_set()))
+    ids = await setup_campaign(hotline, agents=0, queue=queue or None)
+    return hotline, ids
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def _volunteer_at(
+    hotline: Hotline, ids: dict[str, Any], desk: str, *, ready: bool = True
+) -> int:
+    """A volunteer logged in at the seat whose phone is ``desk``, ready (or paused)."""
+    http = hotline.http
+    seat = await http.post(
+        "/seats",
+        json={"campaign_id": ids["campaign_id"], "name": desk, "address": f"PJSIP/{desk}"},
+    )
+    assert seat.status_code == 201, seat.text
+    agent = await http.post(
+        "/agents",
+        json={
+            "campaign_id": ids["campaign_id"],
+            "login": desk,
+            "display_name": desk,
+            "skills": {"pledges": 1},
+        },
+    )
+    assert agent.status_code == 201, agent.text
+    agent_id: int = agent.json()["id"]
+    r = await http.post(f"/agents/{agent_id}/login", json={"seat_id": seat.json()["id"]})
+    assert r.status_code == 200, r.text
+    if ready:
+        assert (await http.post(f"/agents/{agent_id}/ready")).status_code == 200
+    return agent_id
+
+
+async def _the_call(hotline: Hotline, campaign_id: int, state: str) -> dict[str, Any]:
+    async def check() -> dict[str, Any] | None:
+        r = await hotline.http.get("/calls", params={"campaign_id": campaign_id})
+        calls = r.json()
+        return calls[0] if calls and calls[0]["state"] == state else None
+
+    found: dict[str, Any] = await wait_for(check, timeout=30)
+    return found
+
+
+async def _agent_state(hotline: Hotline, agent_id: int, state: str) -> None:
+    async def check() -> bool:
+        return bool((await hotline.http.get(f"/agents/{agent_id}")).json()["state"] == state)
+
+    await wait_for(check, timeout=30)
+
+
+async def _press_key(pbx: Pbx, channel: str) -> None:
+    """A key sent to a channel: Asterisk sends the party a SIP INFO, which our SIPp
+    scenarios take as their cue to hang up."""
+    async with pbx.ari() as ari:
+        r = await ari.post(f"/channels/{channel}/dtmf", params={"dtmf": "5"})
+        assert r.status_code == 204, r.text
+
+
+async def _bridged_channels(pbx: Pbx) -> list[str]:
+    async with pbx.ari() as ari:
+        bridges = (await ari.get("/bridges")).json()
+    return [c for b in bridges for c in b["channels"]]
+
+
+async def test_a_call_is_queued_offered_answered_bridged_and_ended_by_the_caller(
+    hotline_factory: Callable[..., Awaitable[Hotline]], pbx: Pbx, sipps: list[Sipp], tmp_path: Path
+) -> None:
+    hotline, ids = await _hotline(hotline_factory, pbx)
+    agent_id = await _volunteer_at(hotline, ids, "desk-1")
+    desk = start_sipp(tmp_path, "seat_answers", port=DESK_PORTS["desk-1"])
+    sipps.append(desk)
+    caller = start_sipp(
+        tmp_path, "caller", port=free_port(socket.SOCK_DGRAM), pbx=pbx, service=HOTLINE
+    )
+    sipps.append(caller)
+
+    call = await _the_call(hotline, ids["campaign_id"], "connected")
+    assert call["agent_id"] == agent_id
+    channel = call["provider_call_id"]
+
+    # Caller and volunteer talk through one mixing bridge.
+    async def both_bridged() -> list[str]:
+        channels = await _bridged_channels(pbx)
+        return channels if len(channels) == 2 and channel in channels else []
+
+    await wait_for(both_bridged, timeout=30)
+
+    await _press_key(pbx, channel)  # the caller hangs up
+    ended = await _the_call(hotline, ids["campaign_id"], "wrap_up")
+    assert ended["end_reason"] == "caller_hangup"
+    await _agent_state(hotline, agent_id, "wrap_up")
+    assert await caller.finished() == 0, caller.output()
+    assert await desk.finished() == 0, desk.output()  # its BYE came from Asterisk
+    assert await _bridged_channels(pbx) == []
+
+
+async def _in_log(pbx: Pbx, text: str) -> None:
+    async def check() -> bool:
+        return text in pbx.log_text()
+
+    await wait_for(check, timeout=30)
+
+
+async def test_a_caller_hanging_up_while_queued_abandons_after_the_welcome_and_music(
+    hotline_factory: Callable[..., Awaitable[Hotline]], pbx: Pbx, sipps: list[Sipp], tmp_path: Path
+) -> None:
+    hotline, ids = await _hotline(hotline_factory, pbx)  # nobody to answer
+    caller = start_sipp(
+        tmp_path, "caller", port=free_port(socket.SOCK_DGRAM), pbx=pbx, service=HOTLINE
+    )
+    sipps.append(caller)
+    call = await _the_call(hotline, ids["campaign_id"], "queued")
+    # In French by default: the welcome prompt, then the music on hold.
+    await _in_log(pbx, "Playing 'queue-periodic-announce.slin' (language 'fr')")
+    await _in_log(pbx, "Started music on hold, class 'default'")
+
+    await _press_key(pbx, call["provider_call_id"])  # the caller gives up
+    ended = await _the_call(hotline, ids["campaign_id"], "abandoned")
+    assert ended["id"] == call["id"]
+    assert await caller.finished() == 0, caller.output()
+
+
+async def test_a_seat_not_answering_in_time_sends_the_call_back_to_the_queue(
+    hotline_factory: Callable[..., Awaitable[Hotline]], pbx: Pbx, sipps: list[Sipp], tmp_path: Path
+) -> None:
+    hotline, ids = await _hotline(hotline_factory, pbx, ring_timeout_seconds=2)
+    missing = await _volunteer_at(hotline, ids, "desk-1")
+    other = await _volunteer_at(hotline, ids, "desk-2", ready=False)
+    silent_desk = start_sipp(tmp_path, "seat_no_answer", port=DESK_PORTS["desk-1"])
+    answering_desk = start_sipp(tmp_path, "seat_answers", port=DESK_PORTS["desk-2"])
+    caller = start_sipp(
+        tmp_path, "caller", port=free_port(socket.SOCK_DGRAM), pbx=pbx, service=HOTLINE
+    )
+    sipps.extend([silent_desk, answering_desk, caller])
+
+    offered = await _the_call(hotline, ids["campaign_id"], "offered")
+    assert offered["agent_id"] == missing
+    # Nobody picks up: the ring stops (its phone saw the CANCEL), the volunteer who
+    # missed it is paused and the caller waits at the head of the queue again.
+    assert await silent_desk.finished() == 0, silent_desk.output()
+    await _agent_state(hotline, missing, "paused")
+    requeued = await _the_call(hotline, ids["campaign_id"], "queued")
+    assert requeued["id"] == offered["id"]
+
+    assert (await hotline.http.post(f"/agents/{other}/ready")).status_code == 200
+    connected = await _the_call(hotline, ids["campaign_id"], "connected")
+    assert connected["agent_id"] == other
+    await _press_key(pbx, connected["provider_call_id"])
+    await _the_call(hotline, ids["campaign_id"], "wrap_up")
+    assert await caller.finished() == 0, caller.output()
+    assert await answering_desk.finished() == 0, answering_desk.output()
+
+
+async def test_after_asterisk_crashes_the_adapter_reconnects_and_ends_the_calls_it_lost(
+    hotline_factory: Callable[..., Awaitable[Hotline]], pbx: Pbx, sipps: list[Sipp], tmp_path: Path
+) -> None:
+    hotline, ids = await _hotline(hotline_factory, pbx)
+    agent_id = await _volunteer_at(hotline, ids, "desk-1")
+    sipps.append(start_sipp(tmp_path, "seat_answers", port=DESK_PORTS["desk-1"]))
+    sipps.append(
+        start_sipp(tmp_path, "caller", port=free_port(socket.SOCK_DGRAM), pbx=pbx, service=HOTLINE)
+    )
+    call = await _the_call(hotline, ids["campaign_id"], "connected")
+    platform = hotline.app.state.platform
+    assert isinstance(platform, AsteriskPlatform)
+    before = platform.reconciliations
+
+    # Killed: the call's channels die with it, no event nor BYE from anyone.
+    await pbx.crash_and_restart()
+
+    # Reconnected and reconciled: the live call with no channel left is over.
+    await wait_for(lambda: _true(platform.reconciliations > before), timeout=30)
+    ended = await _the_call(hotline, ids["campaign_id"], "wrap_up")
+    assert ended["id"] == call["id"]
+    assert ended["end_reason"] == "caller_hangup"
+    await _agent_state(hotline, agent_id, "wrap_up")
+
+
+async def _leg_of(pbx: Pbx, caller_channel: str) -> str:
+    """The other channel in the caller's bridge: the volunteer's seat."""
+
+    async def check() -> str | None:
+        channels = await _bridged_channels(pbx)
+        others = [c for c in channels if c != caller_channel]
+        return others[0] if caller_channel in channels and others else None
+
+    leg: str = await wait_for(check, timeout=30)
+    return leg
+
+
+async def test_the_volunteer_hanging_up_ends_the_call_and_the_caller_is_hung_up(
+    hotline_factory: Callable[..., Awaitable[Hotline]], pbx: Pbx, sipps: list[Sipp], tmp_path: Path
+) -> None:
+    hotline, ids = await _hotline(hotline_factory, pbx)
+    agent_id = await _volunteer_at(hotline, ids, "desk-1")
+    desk = start_sipp(tmp_path, "seat_answers", port=DESK_PORTS["desk-1"])
+    caller = start_sipp(
+        tmp_path, "caller", port=free_port(socket.SOCK_DGRAM), pbx=pbx, service=HOTLINE
+    )
+    sipps.extend([desk, caller])
+    call = await _the_call(hotline, ids["campaign_id"], "connected")
+    leg = await _leg_of(pbx, call["provider_call_id"])
+
+    await _press_key(pbx, leg)  # the volunteer hangs up their desk phone
+    ended = await _the_call(hotline, ids["campaign_id"], "wrap_up")
+    assert ended["end_reason"] == "agent_hangup"
+    await _agent_state(hotline, agent_id, "wrap_up")
+    assert await desk.finished() == 0, desk.output()
+    assert await caller.finished() == 0, caller.output()  # Asterisk's BYE came
+
+
+async def test_outside_opening_hours_the_caller_hears_the_message_then_is_hung_up(
+    hotline_factory: Callable[..., Awaitable[Hotline]], pbx: Pbx, sipps: list[Sipp], tmp_path: Path
+) -> None:
+    hotline, ids = await _hotline(hotline_factory, pbx)
+    # Open only on a day three days from today: closed now.
+    today = dt.datetime.now(ZoneInfo("Europe/Paris")).weekday()
+    day = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[(today + 3) % 7]
+    r = await hotline.http.patch(
+        f"/campaigns/{ids['campaign_id']}",
+        json={"opening_hours": {day: [["09:00", "18:00"]]}},
+    )
+    assert r.status_code == 200, r.text
+    caller = start_sipp(
+        tmp_path, "caller", port=free_port(socket.SOCK_DGRAM), pbx=pbx, service=HOTLINE
+    )
+    sipps.append(caller)
+
+    rejected = await _the_call(hotline, ids["campaign_id"], "rejected")
+    assert rejected["end_reason"] == "closed"
+    # No speech here: the message sound, in French, and only then the hang-up.
+    assert await caller.finished() == 0, caller.output()
+    log = pbx.log_text()
+    assert "Playing 'im-sorry.slin' (language 'fr')" in log
+    assert "Playing 'vm-goodbye.slin' (language 'fr')" in log
+
+
+async def test_a_browser_softphone_is_provisioned_and_revoked_in_asterisk(
+    hotline_factory: Callable[..., Awaitable[Hotline]], pbx: Pbx
+) -> None:
+    hotline, _ids = await _hotline(hotline_factory, pbx)
+    platform = hotline.app.state.platform
+    assert isinstance(platform, AsteriskPlatform)
+    async with pbx.ari() as ari:
+        assert (await ari.get("/endpoints/PJSIP/agent-5")).status_code == 404
+
+        await platform.provision_softphone("agent-5", "sess-5-a1b2", "Kq8wZ3xLm9")
+        endpoint = await ari.get("/endpoints/PJSIP/agent-5")
+        assert endpoint.status_code == 200, endpoint.text
+        auth = await ari.get("/asterisk/config/dynamic/res_pjsip/auth/sess-5-a1b2")
+        fields = {f["attribute"]: f["value"] for f in auth.json()}
+        assert fields["username"] == "sess-5-a1b2"
+        assert fields["password"] == "Kq8wZ3xLm9"
+        config = await ari.get("/asterisk/config/dynamic/res_pjsip/endpoint/agent-5")
+        fields = {f["attribute"]: f["value"] for f in config.json()}
+        assert fields["webrtc"] == "yes"
+        assert fields["auth"] == "sess-5-a1b2"
+
+        await platform.revoke_softphone("agent-5", "sess-5-a1b2")
+        assert (await ari.get("/endpoints/PJSIP/agent-5")).status_code == 404
+        auth = await ari.get("/asterisk/config/dynamic/res_pjsip/auth/sess-5-a1b2")
+        assert auth.status_code == 404
+        await platform.revoke_softphone("agent-5", "sess-5-a1b2")  # again: nothing left, fine
+
+
+@pytest.mark.pg_only  # one process on SQLite: it always holds the ARI connection
+async def test_another_process_takes_the_ari_connection_over_and_the_bridged_call_goes_on(
+    hotline_factory: Callable[..., Awaitable[Hotline]], pbx: Pbx, sipps: list[Sipp], tmp_path: Path
+) -> None:
+    first = await hotline_factory(**pbx.settings())
+    # The second start empties the database again: the test talks to it.
+    second = await hotline_factory(**pbx.settings())
+    platforms = [first.app.state.platform, second.app.state.platform]
+    assert all(isinstance(p, AsteriskPlatform) for p in platforms)
+
+    async def holder() -> AsteriskPlatform | None:
+        held = [p for p in platforms if p.holding and p.connected.is_set()]
+        return held[0] if len(held) == 1 else None
+
+    holding = await wait_for(holder, timeout=30)
+    standing_by = platforms[1 - platforms.index(holding)]
+    assert not standing_by.holding  # exactly one holds it
+
+    ids = await setup_campaign(second, agents=0)
+    agent_id = await _volunteer_at(second, ids, "desk-1")
+    sipps.append(start_sipp(tmp_path, "seat_answers", port=DESK_PORTS["desk-1"]))
+    caller = start_sipp(
+        tmp_path, "caller", port=free_port(socket.SOCK_DGRAM), pbx=pbx, service=HOTLINE
+    )
+    sipps.append(caller)
+    call = await _the_call(second, ids["campaign_id"], "connected")
+    leg = await _leg_of(pbx, call["provider_call_id"])
+
+    # The holder's process dies: its platform stops, its lease's session closes.
+    await holding.stop()
+
+    await wait_for(
+        lambda: _true(standing_by.holding and standing_by.connected.is_set()), timeout=30
+    )
+    assert not holding.holding
+    # The conversation did not notice: still bridged, still connected.
+    assert set(await _bridged_channels(pbx)) == {call["provider_call_id"], leg}
+    assert (await second.http.get(f"/calls/{call['id']}")).json()["state"] == "connected"
+
+    await _press_key(pbx, call["provider_call_id"])  # the caller hangs up: the new holder hears it
+    ended = await _the_call(second, ids["campaign_id"], "wrap_up")
+    assert ended["end_reason"] == "caller_hangup"
+    await _agent_state(second, agent_id, "wrap_up")
+    assert await caller.finished() == 0, caller.output()
+
+
+async def test_a_blocked_number_hears_the_message_and_is_hung_up(
+    hotline_factory: Callable[..., Awaitable[Hotline]], pbx: Pbx, sipps: list[Sipp], tmp_path: Path
+) -> None:
+    hotline, ids = await _hotline(hotline_factory, pbx)
+    await _volunteer_at(hotline, ids, "desk-1")  # free, yet never rung for this caller
+    r = await hotline.http.post(
+        f"/campaigns/{ids['campaign_id']}/blocklist", json={"number": "0611223344"}
+    )
+    assert r.status_code == 201, r.text
+    caller = start_sipp(
+        tmp_path,
+        "caller",
+        port=free_port(socket.SOCK_DGRAM),
+        pbx=pbx,
+        service=HOTLINE,
+        caller="0611223344",  # the caller id Asterisk hands over, national form
+    )
+    sipps.append(caller)
+
+    rejected = await _the_call(hotline, ids["campaign_id"], "rejected")
+    assert rejected["end_reason"] == "blocked"
+    assert await caller.finished() == 0, caller.output()  # hung up after the message
+    log = pbx.log_text()
+    assert "Playing 'im-sorry.slin' (language 'fr')" in log
+    assert "Called desk-1" not in log  # no seat was rung
