@@ -312,3 +312,19 @@ async def test_another_process_pledges_reach_this_process_viewers(
         await save(saving, setup, amount_minor=4200)
         moved = await stream.until(lambda m: m["count"] == 1)
         assert moved["promised_minor"] == 4200
+
+
+async def test_an_erased_donor_leaves_the_board_at_once(hotline: Hotline) -> None:
+    setup = await pledge_setup(hotline)
+    async with streaming(hotline, setup["campaign_id"]) as stream:
+        await stream.next()
+        await save(hotline, setup, first_name="Zoé", city="Brest", consent_board=True)
+        named = await stream.until(lambda m: m["count"] == 1)
+        assert named["latest"] == [{"first_name": "Zoé", "city": "Brest"}]
+        r = await hotline.http.post(
+            "/privacy/donors/erase", json={"email": "marie@example.org", "reason": "request 7"}
+        )
+        assert r.status_code == 200 and r.json()["pledges"] == 1, r.text
+        # No pledge changed its totals: the erasure alone sends the boards a new frame.
+        erased = await stream.next()
+        assert erased["count"] == 1 and erased["latest"] == []

@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 
 # Events after which a campaign's board is read again.
 REFRESHING = frozenset({live.EVENT, "campaign.updated"})
+# A donor erased or personal data purged (no campaign named): every board here is
+# read again, so a name no longer held leaves the screens at once.
+PRIVACY_PREFIX = "privacy."
 # Sent once at the start of a stream: EventSource reconnects after 2 s, not its 3 s default.
 RETRY_FRAME = b"retry: 2000\n\n"
 INTERVAL = 1.0
@@ -107,7 +110,7 @@ class BoardStream(BackgroundTask):
     def attach(self, feed: EventFeed) -> None:
         """Hear every process's ``totals.updated`` and campaign changes (before ``feed.start``)."""
         feed.subscribe(self.on_messages)
-        feed.always_read(tuple(REFRESHING))
+        feed.always_read((*REFRESHING, PRIVACY_PREFIX))
 
     def start(self) -> None:
         self._launch(self._run, name="board-stream")
@@ -172,6 +175,12 @@ class BoardStream(BackgroundTask):
     def on_messages(self, messages: list[dict[str, Any]]) -> None:
         """Committed events, every process's: mark the watched campaigns they change."""
         for message in messages:
+            if message["type"].startswith(PRIVACY_PREFIX):
+                self._current.clear()
+                for watched in self._viewers:
+                    self._dirty[watched] = message["at"]
+                self._wake.set()
+                continue
             if message["type"] not in REFRESHING:
                 continue
             campaign_id = message["data"].get("campaign_id")
