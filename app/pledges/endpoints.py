@@ -15,7 +15,6 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sse_starlette import EventSourceResponse
 
 from app import signing
 from app.acd import config_cache
@@ -34,7 +33,7 @@ from app.errors import (
     error_responses,
 )
 from app.pledges import cardguard, idempotency, repository, service, totals
-from app.pledges.board_stream import BoardStream
+from app.pledges.board_stream import BoardResponse, BoardStream
 from app.pledges.models import CancelReason, Pledge, PledgeAudit
 from app.pledges.schemas import (
     ApproveIn,
@@ -478,7 +477,7 @@ async def board_totals(db: DB, campaign_id: int | None = None) -> dict[str, Any]
     "/board/stream",
     tags=["board"],
     summary="The tote board's figures, pushed (server-sent events)",
-    response_class=EventSourceResponse,
+    response_class=BoardResponse,
     responses={
         200: {
             "content": {"text/event-stream": {}},
@@ -498,5 +497,4 @@ async def board_stream(request: Request, db: DB, campaign_id: int | None = None)
     except BaseException:
         stream.leave(viewer)
         raise
-    # A stuck viewer (its socket full for a minute) is cut; its browser reconnects.
-    return EventSourceResponse(stream.frames_for(viewer, first), ping=15, send_timeout=60)
+    return stream.response(viewer, first)
