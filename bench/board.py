@@ -24,7 +24,8 @@ Options (``key=value``): ``viewers`` (10000), ``clients`` (4), ``rate`` pledges/
 (1), ``duration`` measured seconds (30), ``warmup`` seconds (5), ``db`` (pg or
 sqlite), ``concurrency`` (connections being opened at once per client, 64),
 ``connect_timeout`` (300 s), ``pg_url`` (admin URL), ``keep`` (a directory: the
-server and client logs are copied there).
+server and client logs are copied there), ``ceiling_s`` (seconds of the raw
+ceiling: the same viewers on a bare broadcast server, one push a second, 10).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import json
 import os
 import shutil
 import sys
@@ -67,12 +69,13 @@ class Options:
     connect_timeout: float
     admin_url: str
     keep: Path | None
+    ceiling_s: float
 
     @classmethod
     def parse(cls, options: dict[str, str]) -> Options:
         known = {
             "viewers", "clients", "rate", "duration", "warmup", "db", "concurrency",
-            "connect_timeout", "pg_url", "keep",
+            "connect_timeout", "pg_url", "keep", "ceiling_s",
         }  # fmt: skip
         unknown = set(options) - known
         if unknown:
@@ -89,6 +92,7 @@ class Options:
             connect_timeout=float(options.get("connect_timeout", "300")),
             admin_url=options.get("pg_url", procs.PG_ADMIN_URL),
             keep=Path(keep) if keep else None,
+            ceiling_s=float(options.get("ceiling_s", "10")),
         )
 
 
@@ -141,6 +145,54 @@ class RssSampler:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+
+async def _bare_ceiling(
+    o: Options, clients: list[Child], shares: list[int], tmp: Path, size: int
+) -> dict[str, Any]:
+    """The same viewers on a bare broadcast server: one push a second for ``ceiling_s``."""
+    port = procs.free_port()
+    bare = await Child.start(["bare", str(port)], tmp / "bare.log", "bench.board_client")
+    try:
+        connected = await asyncio.gather(
+            *(
+                client.ask(
+                    timeout=o.connect_timeout + 60,
+                    cmd="connect",
+                    host="127.0.0.1",
+                    port=port,
+                    path="/",
+                    viewers=share,
+                    concurrency=o.concurrency,
+                    first_frame_timeout=o.connect_timeout,
+                )
+                for client, share in zip(clients, shares, strict=True)
+            )
+        )
+        with_first = sum(c["with_first_frame"] for c in connected)
+        say(f"bare server: {with_first} viewers; pushing for {o.ceiling_s:.0f}s")
+        await asyncio.gather(*(c.ask(cmd="measure") for c in clients))
+        cpu_start, t0 = cpu_seconds([bare.pid]), time.monotonic()
+        pushes = int(o.ceiling_s)
+        for n in range(pushes):
+            await asyncio.sleep(max(0.0, t0 + n - time.monotonic()))
+            await bare.ask(cmd="push", count=n + 1, size=size)
+        await asyncio.sleep(2)
+        cpu = cpu_seconds([bare.pid]) - cpu_start
+        reports = await asyncio.gather(*(c.ask(cmd="report", acks={}) for c in clients))
+        await asyncio.gather(*(c.ask(cmd="close") for c in clients))
+    finally:
+        await bare.stop()
+    delivered = [x for r in reports for x in r["after_commit_ms"]]
+    return {
+        "viewers": with_first,
+        "pushes": pushes,
+        "frame_bytes": size,
+        "delivery_after_push_ms": percentiles(delivered, (50, 90, 99)),
+        "server_cpu_us_per_frame_sent": round(cpu * 1e6 / len(delivered), 1) if delivered else None,
+        "definition": "a bare asyncio server (python -m bench.board_client bare) writing one "
+        "pre-encoded chunk per push to every socket; delivery = viewer receipt - push time",
+    }
 
 
 def _keep_logs(tmp: Path, keep: Path) -> None:
@@ -277,6 +329,10 @@ async def _run(o: Options) -> dict[str, Any]:
                     *(c.ask(cmd="report", acks=posted["acks"], timeout=600) for c in clients)
                 )
                 rss_end = rss.now()
+                await asyncio.gather(*(c.ask(cmd="close") for c in clients))
+                await procs.stop_server(server)
+                frame_size = len(json.dumps(final))
+                bare = await _bare_ceiling(o, clients, shares, tmp, frame_size)
             finally:
                 await rss.stop()
                 for client in clients:
@@ -302,6 +358,7 @@ async def _run(o: Options) -> dict[str, Any]:
     p99 = commit.get("p99")
     messages = sum(r["messages"] for r in reports)
     everyone_final = last_counts.get(str(final["count"]), 0)
+    bare_p99 = bare["delivery_after_push_ms"].get("p99")
     return {
         "benchmark": "board",
         "date": dt.date.today().isoformat(),
@@ -354,6 +411,17 @@ async def _run(o: Options) -> dict[str, Any]:
         "server_cpu_us_per_frame_sent": round(server_cpu * 1e6 / messages, 1) if messages else None,
         "server_log_errors": len(server_errors),
         "server_log_errors_sample": [e[:400] for e in server_errors[:3]],
+        "raw_ceiling": bare,
+        "ratio": {
+            "app_delivery_p99_over_bare_p99": round(p99 / bare_p99, 1)
+            if p99 and bare_p99
+            else None,
+            "app_server_cpu_per_frame_over_bare": round(
+                server_cpu / messages / bare["server_cpu_us_per_frame_sent"] * 1e6, 1
+            )
+            if messages and bare["server_cpu_us_per_frame_sent"]
+            else None,
+        },
         "targets": {
             "viewers_10000": o.viewers >= TARGETS["viewers"] and with_first >= TARGETS["viewers"],
             "delivery_p99_le_500ms": bool(p99 is not None and p99 <= TARGETS["delivery_p99_ms"]),

@@ -9,11 +9,17 @@ thousand of them must cost the client little). A viewer notes, for every
 and their ``updated_at`` (when the server wrote the totals event, just before its
 commit).
 
+``python -m bench.board_client bare PORT`` is the raw ceiling the app is compared with
+in the same run: a bare asyncio server holding the same viewers, which writes one
+frame of the same size to every socket on each ``push`` (chunked HTTP, no framework,
+no database): what the machine and the kernel allow one Python process.
+
 Commands: ``connect`` {host, port, path, viewers, concurrency, first_frame_timeout} opens the
 viewers and waits for each one's first frame (the current figures); ``measure``
 starts the window; ``report`` {acks: {count: ack time}} answers the delivery
 samples of the window (ms after ``updated_at``, and after the acknowledgement of the
-pledge that made the count), the viewers' last counts and errors; ``exit``.
+pledge that made the count), the viewers' last counts and errors; ``close`` drops
+the viewers; ``exit``.
 """
 
 from __future__ import annotations
@@ -182,19 +188,81 @@ async def client_main() -> None:
             reply({"ok": True})
         elif name == "report":
             reply(viewers.report(command["acks"]))
+        elif name == "close":
+            await viewers.close()
+            viewers = Viewers()
+            reply({"ok": True})
         elif name == "exit":
             reply({"ok": True})
             break
     await viewers.close()
 
 
+# --- the bare server ------------------------------------------------------------------
+
+
+def chunk(frame: bytes) -> bytes:
+    """One chunk of a chunked HTTP body."""
+    return b"%x\r\n%s\r\n" % (len(frame), frame)
+
+
+def bare_frame(count: int, size: int) -> bytes:
+    figures = {"count": count, "updated_at": dt.datetime.now(dt.UTC).isoformat(), "pad": ""}
+    figures["pad"] = "x" * max(0, size - len(orjson.dumps(figures)))
+    return b"event: totals.updated\ndata: " + orjson.dumps(figures) + b"\n\n"
+
+
+async def bare_main(port: int) -> None:
+    raise_nofile()
+    writers: set[asyncio.StreamWriter] = set()
+    size = 400
+    head = (
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+        b"cache-control: no-store\r\ntransfer-encoding: chunked\r\n\r\n"
+    )
+
+    async def viewer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(head + chunk(bare_frame(0, size)))
+            writers.add(writer)
+            await reader.read()  # until the viewer goes
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writers.discard(writer)
+            writer.close()
+
+    server = await asyncio.start_server(viewer, "127.0.0.1", port, backlog=4096)
+    reader = await stdin_reader()
+    reply({"ok": True})
+    while True:
+        line = await reader.readline()
+        if not line:
+            break
+        command = json.loads(line)
+        if command["cmd"] == "push":
+            size = int(command.get("size", size))
+            # Encoded once, written to every socket: the least a broadcast can cost.
+            data = chunk(bare_frame(int(command["count"]), size))
+            for writer in list(writers):
+                writer.transport.write(data)
+            reply({"ok": True, "writes": len(writers)})
+        elif command["cmd"] == "exit":
+            reply({"ok": True})
+            break
+    server.close()
+
+
 def main() -> int:
+    bare = sys.argv[1:2] == ["bare"]
     try:
         import uvloop
 
-        uvloop.run(client_main())
+        runner: Callable[[Any], Any] = uvloop.run
     except ImportError:  # pragma: no cover
-        asyncio.run(client_main())
+        runner = asyncio.run
+    runner(bare_main(int(sys.argv[2])) if bare else client_main())
     return 0
 
 
