@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from app.cardguard import CODE as CARD_CODE
 from tests.conftest import Hotline, wait_for
 from tests.pledge_helpers import key, pledge_body, pledge_setup
 
@@ -259,6 +260,10 @@ async def test_a_new_goal_reaches_the_board(hotline: Hotline) -> None:
         assert (await stream.next())["goal_minor"] == 5_000_000
     r = await hotline.http.patch(f"/campaigns/{campaign_id}", json={"goal_minor": 0})
     assert r.status_code == 422 and r.json()["field"] == "goal_minor", r.text
+    # The card guard covers the new field as every other (CardGuarded bodies).
+    r = await hotline.http.patch(f"/campaigns/{campaign_id}", json={"goal_minor": 4111111111111111})
+    assert r.status_code == 422 and r.json()["field"] == "goal_minor", r.text
+    assert r.json()["code"] == CARD_CODE, r.text
     r = await hotline.http.patch(f"/campaigns/{campaign_id}", json={"goal_minor": None})
     assert r.status_code == 200 and r.json()["goal_minor"] is None, r.text
 
