@@ -24,6 +24,7 @@ from app.auth.service import Principal, Role
 from app.db import Database, utcnow
 from app.deps import get_app_settings, get_db, read_limited_body
 from app.errors import (
+    API_ERRORS,
     AppError,
     Conflict,
     ErrorOut,
@@ -478,12 +479,23 @@ async def board_totals(db: DB, campaign_id: int | None = None) -> dict[str, Any]
     tags=["board"],
     summary="The tote board's figures, pushed (server-sent events)",
     response_class=BoardResponse,
+    status_code=200,
     responses={
         200: {
             "content": {"text/event-stream": {}},
             "description": "``event: totals.updated`` frames whose data is a BoardOut: "
             "the current figures first, then each update (at most one a second)",
-        }
+        },
+        # The refusals are JSON, not the stream's media type.
+        **{
+            status: {
+                "description": response["description"],
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}
+                },
+            }
+            for status, response in API_ERRORS.items()
+        },
     },
 )
 async def board_stream(request: Request, db: DB, campaign_id: int | None = None) -> Response:
