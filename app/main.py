@@ -28,6 +28,7 @@ from app.int64 import document_bounds, refuse_int64_overflow
 from app.logs import configure_logging
 from app.metrics import router as metrics_router
 from app.planning.endpoints import router as planning_router
+from app.pledges.board_stream import BoardStream
 from app.pledges.endpoints import router as pledges_router
 from app.pledges.export_endpoints import router as pledge_exports_router
 from app.pledges.live import TotalsPublisher
@@ -124,13 +125,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 privacy_caches.EVENT_PREFIX,
             )
         )
+        # The public tote board's push stream hears every process's totals.updated.
+        board_stream = app.state.board_stream = BoardStream(db)
+        board_stream.attach(feed)
+        board_stream.start()
         await feed.start()
         notifier = Notifier(db, settings.database_url, feed) if db.is_postgres else None
         if notifier is not None:
             await notifier.start()
         ticker = StatsTicker(db, hub, settings, feed)
         ticker.start()
-        totals_publisher = TotalsPublisher(db)
+        totals_publisher = app.state.totals_publisher = TotalsPublisher(db)
         totals_publisher.start()
         caller_lookup = CallerLookup(settings, CALL_RECORDS) if settings.directory_url else None
         if caller_lookup is not None:
@@ -184,6 +189,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await dispatcher.stop()
             await ticker.stop()
             await totals_publisher.stop()
+            await board_stream.stop()
             if caller_lookup is not None:
                 await caller_lookup.stop()
             if notifier is not None:

@@ -18,6 +18,7 @@ if _ROOT not in sys.path:
 BENCHMARKS = {
     "routing": "bench.routing",
     "fanout": "bench.fanout",
+    "board": "bench.board",
     "cti": "bench.cti",
     "pledges": "bench.pledges",
     "rules": "bench.rules",

@@ -264,7 +264,9 @@ class Child:
         self.log_path = log_path
 
     @classmethod
-    async def start(cls, args: list[str], log_path: Path) -> Child:
+    async def start(
+        cls, args: list[str], log_path: Path, module: str = "bench.fanout_client"
+    ) -> Child:
         env = {**os.environ}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
         log = log_path.open("wb")
@@ -272,7 +274,7 @@ class Child:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "bench.fanout_client",
+                module,
                 *args,
                 cwd=ROOT,
                 env=env,

@@ -51,6 +51,10 @@ async def test_volunteer_saves_a_pledge_and_the_board_moves(
     await form.get_by_role("button", name="50", exact=True).click()
     await form.locator("#pf-amount").press("Enter")
     await expect(form.locator("#pf-email-error")).to_contain_text("adresse électronique")
+    # The donor agrees to be named on air: the board will show "Marie, Paris".
+    await form.get_by_label(
+        "Pouvons-nous afficher votre prénom et votre ville à l'antenne ?"
+    ).check()
     # Corrected, saved with Enter, twice in a row (a double submit saves once).
     await email.fill("marie.dupont@example.org")
     await email.press("Enter")
@@ -60,8 +64,11 @@ async def test_volunteer_saves_a_pledge_and_the_board_moves(
     ref = (await reference.text_content() or "").strip()
 
     await expect(total).to_have_attribute("data-minor", str(before + 5000))
+    await expect(board.locator("#board-names li").first).to_have_text("Marie, Paris")
     pledges = await hotline.get(f"/pledges?call_id={call_id}")
-    assert [(p["reference"], p["amount_minor"]) for p in pledges] == [(ref, 5000)]
+    assert [(p["reference"], p["amount_minor"], p["consent_board"]) for p in pledges] == [
+        (ref, 5000, True)
+    ]
 
     # Corrected from the form until the wrap-up ends.
     await form.locator("#pf-amount").fill("60")

@@ -121,6 +121,7 @@ POLICY: dict[tuple[str, str], set[str]] = {
     ("POST", "/payments/lines/{line_id}/dismiss"): {ADMIN, ORG},
     ("POST", "/payments/lines/{line_id}/reviewed"): {ADMIN, ORG},
     ("GET", "/board/totals"): PUBLIC,
+    ("GET", "/board/stream"): PUBLIC,
     ("GET", "/i18n/{language}"): PUBLIC,
     ("GET", "/users"): {ADMIN},
     ("POST", "/users"): {ADMIN},
@@ -213,6 +214,9 @@ POLICY = {
 }
 # Query strings of routes that need one (formatted with the ids, like the paths).
 QUERIES: dict[tuple[str, str], str] = {
+    # A stream never ends: an unknown campaign's 404 ends it here, for every role
+    # (tests/test_board_stream.py streams it, with no credentials, to its viewers).
+    ("GET", "/board/stream"): "?campaign_id=999999999",
     ("GET", "/planning/rundowns/derived"): "?campaign_id={campaign_id}",
     ("GET", "/planning/handle-times"): "?campaign_id={campaign_id}",
     ("POST", "/roster/import"): "?campaign_id={campaign_id}",
@@ -225,7 +229,14 @@ QUERIES: dict[tuple[str, str], str] = {
     ("GET", "/reports/hours/attestation.pdf"): "?campaign_id={campaign_id}&employer=Acme",
     ("POST", "/shifts/signups/import"): "?campaign_id={campaign_id}",
 }
-PUBLIC_PATHS = ("/healthz", "/readyz", "/auth/login", "/board/totals", "/i18n/{language}")
+PUBLIC_PATHS = (
+    "/healthz",
+    "/readyz",
+    "/auth/login",
+    "/board/totals",
+    "/board/stream",
+    "/i18n/{language}",
+)
 ENDS_SESSIONS = {("POST", "/users/{user_id}/revoke"), ("POST", "/auth/logout")}
 
 BODIES: dict[tuple[str, str], dict[str, Any]] = {

@@ -605,9 +605,12 @@ async def test_board_is_public_and_has_no_personal_data(hotline: Hotline) -> Non
         "paid_minor",
         "average_minor",
         "last_pledge_minor",
+        "goal_minor",
+        "latest",
         "updated_at",
     }
     assert (board["count"], board["promised_minor"], board["last_pledge_minor"]) == (1, 4200, 4200)
+    assert board["latest"] == []  # the donor did not consent to be named on air
     text = json.dumps(board)
     for personal in (
         "Marie",

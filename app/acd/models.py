@@ -60,6 +60,8 @@ class Campaign(Base):
     pledge_review_minor: Mapped[int] = mapped_column(
         BigInteger, default=100_000, server_default=text("100000")
     )
+    # The tote board's target (its thermometer); None: no goal shown.
+    goal_minor: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     # {reference} and {amount} (major units, e.g. 25.00) are filled in.
     payment_link_template: Mapped[str] = mapped_column(
         Text, default=PAYMENT_LINK_DEFAULT, server_default=PAYMENT_LINK_DEFAULT

@@ -122,6 +122,8 @@ class CampaignIn(Strict):
     pledge_min_minor: MinorUnits = 100
     pledge_max_minor: MinorUnits = 1_000_000
     pledge_review_minor: MinorUnits = 100_000
+    # The tote board's target (thermometer); None: no goal shown.
+    goal_minor: MinorUnits | None = None
     payment_link_template: str = PAYMENT_LINK_DEFAULT
     time_slots: list[TimeSlot] = Field(default_factory=list)
     transfer_numbers: TransferEntries = Field(default_factory=list)
@@ -152,6 +154,7 @@ class CampaignPatch(Strict):
     pledge_min_minor: MinorUnits | None = None
     pledge_max_minor: MinorUnits | None = None
     pledge_review_minor: MinorUnits | None = None
+    goal_minor: MinorUnits | None = None
     payment_link_template: str | None = None
     time_slots: list[TimeSlot] | None = None
     transfer_numbers: TransferEntries | None = None
@@ -179,6 +182,7 @@ class CampaignOut(BaseModel):
     pledge_min_minor: int
     pledge_max_minor: int
     pledge_review_minor: int
+    goal_minor: int | None
     payment_link_template: str
     time_slots: list[dict[str, str]]
     transfer_numbers: list[str]

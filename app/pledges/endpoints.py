@@ -11,7 +11,7 @@ import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -24,6 +24,7 @@ from app.auth.service import Principal, Role
 from app.db import Database, utcnow
 from app.deps import get_app_settings, get_db, read_limited_body
 from app.errors import (
+    API_ERRORS,
     AppError,
     Conflict,
     ErrorOut,
@@ -33,6 +34,7 @@ from app.errors import (
     error_responses,
 )
 from app.pledges import cardguard, idempotency, repository, service, totals
+from app.pledges.board_stream import BoardResponse, BoardStream
 from app.pledges.models import CancelReason, Pledge, PledgeAudit
 from app.pledges.schemas import (
     ApproveIn,
@@ -451,13 +453,60 @@ async def payment_webhook(
 # --- the public tote board -----------------------------------------------------------
 
 
+async def _board_campaign(db: Database, campaign_id: int | None) -> int:
+    """The campaign a board shows: the one asked for, else the first."""
+    if campaign_id is not None:
+        return campaign_id
+    async with db.read() as session:
+        first = await session.scalar(select(Campaign.id).order_by(Campaign.id).limit(1))
+    if first is None:
+        raise NotFound("no campaign yet", field="campaign_id")
+    return int(first)
+
+
 @router.get("/board/totals", response_model=BoardOut, tags=["board"])
 async def board_totals(db: DB, campaign_id: int | None = None) -> dict[str, Any]:
-    """Public, read-only: figures for a studio screen. No names, no contact details."""
+    """Public, read-only: figures for a studio screen, and the first name and town of
+    the latest donors who consented to be named on air. Nothing else of anyone."""
+    campaign_id = await _board_campaign(db, campaign_id)
     async with db.read() as session:
-        if campaign_id is None:
-            campaign_id = await session.scalar(select(Campaign.id).order_by(Campaign.id).limit(1))
-            if campaign_id is None:
-                raise NotFound("no campaign yet", field="campaign_id")
         figures = await totals.board(session, campaign_id)
     return {**figures, "updated_at": utcnow()}
+
+
+@router.get(
+    "/board/stream",
+    tags=["board"],
+    summary="The tote board's figures, pushed (server-sent events)",
+    response_class=BoardResponse,
+    status_code=200,
+    responses={
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "``event: totals.updated`` frames whose data is a BoardOut: "
+            "the current figures first, then each update (at most one a second)",
+        },
+        # The refusals are JSON, not the stream's media type.
+        **{
+            status: {
+                "description": response["description"],
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}
+                },
+            }
+            for status, response in API_ERRORS.items()
+        },
+    },
+)
+async def board_stream(request: Request, db: DB, campaign_id: int | None = None) -> Response:
+    """Public, read-only: what ``/board/totals`` answers, pushed. See
+    ``app/pledges/board_stream.py``."""
+    campaign_id = await _board_campaign(db, campaign_id)
+    stream: BoardStream = request.app.state.board_stream
+    viewer = stream.join(campaign_id)
+    try:
+        first = await stream.current(campaign_id)  # NotFound: a 404, before any stream
+    except BaseException:
+        stream.leave(viewer)
+        raise
+    return stream.response(viewer, first)

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -93,6 +94,8 @@ class Pledge(Base):
     channel: Mapped[str] = mapped_column(String(16), default=Channel.WEB_LINK)
     consent_contact: Mapped[bool] = mapped_column(Boolean, default=False)
     consent_tax_receipt: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The donor agreed their first name and town be shown on air (the tote board).
+    consent_board: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Above the campaign's review threshold a supervisor checks the pledge.
     flagged_for_review: Mapped[bool] = mapped_column(Boolean, default=False)
     # The campaign time slot (broadcast segment) the pledge fell in, by name.

@@ -84,6 +84,8 @@ class PledgeIn(Strict):
     channel: ChannelIn = "web_link"
     consent_contact: StrictBool = False
     consent_tax_receipt: StrictBool = False
+    # "May we show your first name and town on air?" (the tote board).
+    consent_board: StrictBool = False
     note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] = ""
 
 
@@ -104,6 +106,7 @@ class PledgePatch(Strict):
     channel: ChannelIn | None = None
     consent_contact: StrictBool | None = None
     consent_tax_receipt: StrictBool | None = None
+    consent_board: StrictBool | None = None
     note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = None
 
 
@@ -179,6 +182,7 @@ class PledgeOut(BaseModel):
     channel: str
     consent_contact: bool
     consent_tax_receipt: bool
+    consent_board: bool
     flagged_for_review: bool
     time_slot: str | None
     note: str
@@ -223,8 +227,16 @@ class TotalsOut(BaseModel):
     by_departement: list[TotalsRow]
 
 
+class BoardName(BaseModel):
+    """A donor who consented to be named on air: first name and town, nothing else."""
+
+    first_name: str
+    city: str
+
+
 class BoardOut(BaseModel):
-    """What the public tote board shows: figures only, no personal data."""
+    """What the public tote board shows: campaign figures, and the first names and
+    towns of the latest donors who consented (``consent_board``)."""
 
     campaign_id: int
     campaign: str
@@ -234,4 +246,6 @@ class BoardOut(BaseModel):
     paid_minor: int
     average_minor: int
     last_pledge_minor: int | None
+    goal_minor: int | None
+    latest: list[BoardName]
     updated_at: dt.datetime

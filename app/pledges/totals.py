@@ -267,8 +267,14 @@ async def campaign_totals(
     }
 
 
+# How many of the latest consenting donors the board names.
+BOARD_NAMES = 5
+
+
 async def board(session: AsyncSession, campaign_id: int) -> dict[str, Any]:
-    """The public tote board's figures: no names, no contact details, no notes."""
+    """The public tote board's figures, and the first name and town of the latest
+    donors who consented to be shown on air (``consent_board``): nothing else of
+    anyone (no last name, contact, amount per person, note)."""
     campaign = await session.get(Campaign, campaign_id)
     if campaign is None:
         raise NotFound("campaign not found", field="campaign_id")
@@ -279,13 +285,25 @@ async def board(session: AsyncSession, campaign_id: int) -> dict[str, Any]:
         .order_by(Pledge.created_at.desc(), Pledge.id.desc())
         .limit(1)
     )
+    named = await session.execute(
+        select(Pledge.first_name, Pledge.city)
+        .where(*_filters(campaign_id, None, None), Pledge.consent_board.is_(True))
+        .order_by(Pledge.created_at.desc(), Pledge.id.desc())
+        .limit(BOARD_NAMES)
+    )
     return {
         "campaign_id": campaign_id,
         "campaign": campaign.name,
         "currency": campaign.currency,
+        "goal_minor": campaign.goal_minor,
         "count": totals["count"],
         "promised_minor": totals["promised_minor"],
         "paid_minor": totals["paid_minor"],
         "average_minor": totals["average_minor"],
         "last_pledge_minor": int(last) if last is not None else None,
+        "latest": [
+            {"first_name": first_name, "city": city}
+            for first_name, city in named.all()
+            if first_name.strip()  # a consent without a name shows nothing
+        ],
     }

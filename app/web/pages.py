@@ -63,6 +63,7 @@ PAGES = {
     "/supervisor": "supervisor.html",
     "/organiser": "organiser.html",
     "/board": "board.html",
+    "/board/embed": "board-embed.html",
 }
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -108,19 +109,27 @@ def _translated(name: str, language: str, modified_ns: int) -> bytes:
     return page.encode()
 
 
-def _page(name: str, request: Request, softphone_ws_url: str = "") -> Response:
+def _page(
+    name: str, request: Request, softphone_ws_url: str = "", *, frameable: bool = False
+) -> Response:
     """The page in the caller's language (``Accept-Language``; app/i18n/negotiation.py),
     whose script then loads the catalogue of ``<html lang>`` for what it writes."""
     language = request_language(request)
     html = _translated(name, language, (STATIC_DIR / name).stat().st_mtime_ns)
+    policy = content_security_policy(request.headers.get("host"), softphone_ws_url)
     headers = {
         **SECURITY_HEADERS,
-        "Content-Security-Policy": content_security_policy(
-            request.headers.get("host"), softphone_ws_url
-        ),
+        "Content-Security-Policy": policy,
         "Content-Language": language,
         "Vary": "Accept-Language",
     }
+    if frameable:
+        # Any site may frame it (the charity's own): a read-only page with nothing
+        # to click, so nothing to trick a visitor into.
+        del headers["X-Frame-Options"]
+        headers["Content-Security-Policy"] = policy.replace(
+            "frame-ancestors 'none'", "frame-ancestors *"
+        )
     return Response(html, media_type=MEDIA_TYPES[".html"], headers=headers)
 
 
@@ -152,9 +161,15 @@ async def organiser_page(request: Request) -> Response:
 
 @router.get("/board")
 async def board_page(request: Request) -> Response:
-    """The public tote board (no login); its figures come from ``/board/totals``
-    (app/pledges)."""
+    """The public tote board (no login); its figures are pushed by ``/board/stream``
+    (app/pledges/board_stream.py)."""
     return _page(PAGES["/board"], request)
+
+
+@router.get("/board/embed")
+async def board_embed_page(request: Request) -> Response:
+    """The tote board's compact form, for the charity's site to put in a frame."""
+    return _page(PAGES["/board/embed"], request, frameable=True)
 
 
 def resolve_static(name: str) -> Path | None:

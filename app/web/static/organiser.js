@@ -1,7 +1,9 @@
 // The organiser screen: pledge totals of a campaign over a period (GET /pledges/totals),
 // two charts (per hour, per time slot; Chart.js served by the app), the tables by
 // slot, hour, queue, volunteer, partner and département, and the export links
-// (GET /pledges/export.csv|xlsx, downloaded with the session cookie).
+// (GET /pledges/export.csv|xlsx, downloaded with the session cookie). The totals are
+// read again when the campaign's figures move: the tote board's public push stream
+// (/board/stream, at most one message a second) says when; no polling.
 
 import {
   api,
@@ -14,7 +16,6 @@ import {
 import { formatMoney, formatPercent, N_, t } from "/static/i18n.js";
 
 const $ = (id) => document.getElementById(id);
-const REFRESH_MS = 30000;
 const TABLES = [
   ["by_slot", N_("By time slot"), N_("Time slot")],
   ["by_hour", N_("By hour (campaign time)"), N_("Hour")],
@@ -40,7 +41,7 @@ const ui = {
 };
 
 const charts = { hour: null, slot: null };
-let refreshTimer = null;
+let totalsStream = null;
 
 // --- formatting ----------------------------------------------------------------------
 
@@ -295,11 +296,25 @@ async function loadTotals() {
   document.body.dataset.loaded = "true";
 }
 
-function scheduleRefresh() {
-  clearInterval(refreshTimer);
-  refreshTimer = setInterval(() => {
+/** Read the totals again each time the campaign's figures move (pushed, ≤ 1 a second). */
+function followTotals() {
+  if (totalsStream) totalsStream.close();
+  const campaignId = ui.campaign.value;
+  if (!campaignId) return;
+  totalsStream = new EventSource(`/board/stream?campaign_id=${encodeURIComponent(campaignId)}`);
+  let first = true;
+  totalsStream.addEventListener("totals.updated", () => {
+    // The first message is the figures already shown (or missed while reconnecting).
+    if (first && document.body.dataset.loaded === "true") {
+      first = false;
+      return;
+    }
+    first = false;
     if (!document.hidden) loadTotals();
-  }, REFRESH_MS);
+  });
+  totalsStream.onerror = () => {
+    first = false; // after a reconnection, the first message may carry news: read it
+  };
 }
 
 // --- start ----------------------------------------------------------------------------
@@ -334,13 +349,14 @@ async function main() {
   ui.campaign.addEventListener("change", async () => {
     await loadQueues();
     loadTotals();
+    followTotals();
   });
   for (const input of [ui.since, ui.until, ui.exportStatus, ui.exportSlot, ui.exportQueue, ui.exportBom]) {
     input.addEventListener("change", updateExportLinks);
   }
   await loadQueues();
   await loadTotals();
-  scheduleRefresh();
+  followTotals();
 }
 
 main();

@@ -121,6 +121,8 @@ function build() {
       el("legend", { text: t("Consents") }),
       el("label", {}, el("input", { type: "checkbox", name: "consent_contact", id: "pf-consent_contact" }), ` ${t("We may contact them")}`),
       el("label", {}, el("input", { type: "checkbox", name: "consent_tax_receipt", id: "pf-consent_tax_receipt" }), ` ${t("Tax receipt wanted")}`),
+      // Asked in these words: the board shows the first name and town, nothing else.
+      el("label", {}, el("input", { type: "checkbox", name: "consent_board", id: "pf-consent_board" }), ` ${t("May we show your first name and town on air?")}`),
     ),
     text("note", t("Note"), {}, t("Never write card details: the donor pays on the website.")),
     el("p", { className: "error", id: "pf-error", role: "alert" }),
@@ -208,6 +210,7 @@ function body() {
     channel: input("channel").value,
     consent_contact: input("consent_contact").checked,
     consent_tax_receipt: input("consent_tax_receipt").checked,
+    consent_board: input("consent_board").checked,
   };
   for (const name of FIELDS) if (name !== "amount") data[name] = input(name).value.trim();
   data.country = (data.country || "FR").toUpperCase();
