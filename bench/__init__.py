@@ -20,6 +20,7 @@ BENCHMARKS = {
     "fanout": "bench.fanout",
     "cti": "bench.cti",
     "pledges": "bench.pledges",
+    "export": "bench.export",
     "rules": "bench.rules",
     "totals": "bench.totals",
     "erlang": "bench.erlang",
