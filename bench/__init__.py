@@ -21,6 +21,7 @@ BENCHMARKS = {
     "board": "bench.board",
     "cti": "bench.cti",
     "pledges": "bench.pledges",
+    "export": "bench.export",
     "rules": "bench.rules",
     "totals": "bench.totals",
     "erlang": "bench.erlang",

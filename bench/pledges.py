@@ -321,13 +321,14 @@ def _seed_rows(
         )
 
 
-async def _seed(o: Options, url: str, campaign_id: int, agent_ids: list[int]) -> float:
+async def seed_pledges(url: str, campaign_id: int, agent_ids: list[int], count: int) -> float:
+    """``count`` pledges bulk-loaded into ``campaign_id``; the seconds it took."""
     start = dt.datetime(2026, 11, 20, 18, 0, tzinfo=dt.UTC)
     started = time.monotonic()
-    if o.kind == "postgresql":
+    if not url.startswith("sqlite"):
         conn = await asyncpg.connect(procs.pg_dsn(url))
         try:
-            rows = _seed_rows(campaign_id, agent_ids, o.export_rows, start)
+            rows = _seed_rows(campaign_id, agent_ids, count, start)
             while batch := list(itertools.islice(rows, 100_000)):
                 await conn.copy_records_to_table("pledges", records=batch, columns=SEED_COLUMNS)
             await conn.execute("ANALYZE pledges")
@@ -345,7 +346,7 @@ async def _seed(o: Options, url: str, campaign_id: int, agent_ids: list[int]) ->
                 fmt = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores naive UTC on SQLite
 
                 def _rows() -> Iterator[tuple[Any, ...]]:
-                    for row in _seed_rows(campaign_id, agent_ids, o.export_rows, start):
+                    for row in _seed_rows(campaign_id, agent_ids, count, start):
                         yield tuple(
                             v.astimezone(dt.UTC).strftime(fmt) if isinstance(v, dt.datetime) else v
                             for v in row
@@ -482,7 +483,7 @@ async def _run(o: Options) -> dict[str, Any]:
         )
 
         if o.export_rows:
-            seed_seconds = await _seed(o, url, export_campaign, agent_ids)
+            seed_seconds = await seed_pledges(url, export_campaign, agent_ids, o.export_rows)
             exports: dict[str, Any] = {
                 "rows": o.export_rows,
                 "seed_seconds": round(seed_seconds, 1),

@@ -29,8 +29,11 @@ from app.auth.service import login as auth_login
 from app.pledges import exports
 from app.pledges.export_formats import (
     CELL_SEPARATORS,
+    DIALECTS,
     FORMULA_STARTS,
+    LINE_SEPARATOR,
     crlf_records,
+    csv_from_lines,
     neutralise,
     neutralise_after_separators,
     neutralise_csv_after_separators,
@@ -238,6 +241,9 @@ async def test_csv_export_reads_back_exactly(hotline: Hotline) -> None:
     assert first["currency"] == "EUR" and first["paid"] == "0.00"
     assert by_ref[tricky[1]["reference"]]["last_name"] == "Ø Lefèvre — café"
     assert by_ref[tricky[1]["reference"]]["amount"] == "0.05"
+    # An empty last cell stays empty: the CR of the record's CRLF after its separator
+    # is no formula (it once got an apostrophe, "'", in every such row).
+    assert by_ref[tricky[1]["reference"]]["note"] == ""
     paid = by_ref[tricky[2]["reference"]]
     assert (paid["status"], paid["paid"], paid["paid_minor"]) == ("paid", "12.34", "1234")
     assert (paid["queue_id"], paid["queue"]) == (str(queue_id), "pledges")
@@ -311,13 +317,72 @@ async def test_excel_fr_dialect_uses_semicolons_and_decimal_commas(hotline: Hotl
     assert bad.status_code == 422 and bad.json()["field"] == "dialect"
 
 
+# Cells that take each way through the SQLite lines (``csv_from_lines``): plain, quoted
+# by the csv module, and holding the line separator itself (read again cell by cell).
+AWKWARD_CELLS = [
+    "plain",
+    "12, rue du Port",
+    'say "hi"',
+    "two\r\nlines",
+    "tab\there;=1",
+    f"unit{LINE_SEPARATOR}separator",
+    f"{LINE_SEPARATOR}=1+1",
+    "3; bis",
+    "",
+]
+
+
+@pytest.mark.parametrize("dialect", ["rfc4180", "excel-fr"])
+async def test_awkward_cells_read_back_exactly_among_plain_ones(
+    hotline: Hotline, dialect: str
+) -> None:
+    cid = (await setup_campaign(hotline, agents=0))["campaign_id"]
+    pledges = [_pledge(cid, n) for n in range(40)]  # plain rows around the awkward ones
+    for n, text in enumerate(AWKWARD_CELLS):
+        pledges.insert(3 * n + 1, _pledge(cid, 100 + n, note=text, address=text))
+    await _insert(hotline, pledges)
+    org = await _organiser(hotline)
+    r = await hotline.http.get(
+        f"/pledges/export.csv?campaign_id={cid}&dialect={dialect}", headers=org
+    )
+    assert r.status_code == 200, r.text
+    assert r.content.count(b"\r\n") == len(pledges) + 1 + 2  # records, and two cells
+    delimiter = ";" if dialect == "excel-fr" else ","
+    rows = list(
+        csv.reader(io.StringIO(r.content.decode("utf-8-sig"), newline=""), delimiter=delimiter)
+    )
+    assert rows[0] == HEADER and all(len(row) == len(HEADER) for row in rows)
+    got = _by_header(rows)
+    assert [row["reference"] for row in got] == [p["reference"] for p in pledges]  # id order
+    for pledge, row in zip(pledges, got, strict=True):
+        for column in ("note", "address"):
+            assert row[column] == neutralise(pledge.get(column, "") or ""), (column, pledge)
+        assert row["email"] == pledge["email"] and row["phone"] == "'+33612345678"
+
+
+def test_csv_from_lines_hands_back_the_lines_it_cannot_split() -> None:
+    rfc = DIALECTS["rfc4180"]
+    plain = LINE_SEPARATOR.join(["1", "a", "b"])
+    assert csv_from_lines([plain, plain], 3, rfc) == [b"1,a,b\r\n1,a,b\r\n"]
+    quoted = LINE_SEPARATOR.join(["2", "x,y", ""])
+    split_wrong = LINE_SEPARATOR.join(["3", f"x{LINE_SEPARATOR}y", ""])
+    assert csv_from_lines([plain, quoted, split_wrong, plain], 3, rfc) == [
+        b"1,a,b\r\n",
+        b'2,"x,y",\r\n',
+        3,
+        b"1,a,b\r\n",
+    ]
+    # A last empty cell: its separator and the record's CR are no formula.
+    assert csv_from_lines([LINE_SEPARATOR.join(["4", "a", ""])], 3, rfc) == [b"4,a,\r\n"]
+
+
 async def test_export_crosses_chunk_boundaries_in_id_order(hotline: Hotline) -> None:
     cid = (await setup_campaign(hotline, agents=0))["campaign_id"]
     other = (await setup_campaign(hotline, agents=0, campaign={"dialled_numbers": []}))[
         "campaign_id"
     ]
     # Past a chunk boundary of both ways of reading (rows; PostgreSQL's COPY).
-    count = max(2 * exports.CHUNK_ROWS, exports.COPY_CHUNK_ROWS) + 1000
+    count = max(2 * exports.CHUNK_ROWS, exports.COPY_CHUNK_ROWS, exports.LINE_CHUNK_ROWS) + 1000
     rows = [_pledge(cid if n % 50 else other, n) for n in range(count)]
     await _insert(hotline, rows)
     expected = sorted(r["reference"] for r in rows if r["campaign_id"] == cid)
