@@ -23,6 +23,7 @@ BENCHMARKS = {
     "rules": "bench.rules",
     "totals": "bench.totals",
     "erlang": "bench.erlang",
+    "sip": "bench.sip",
 }
 
 
