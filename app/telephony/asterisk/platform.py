@@ -108,6 +108,10 @@ class AsteriskPlatform(TelephonyPlatform):
         self._callers: dict[str, Caller] = {}
         self._legs: dict[str, Leg] = {}
         self._call_ids: dict[int, str] = {}  # Pledgeline's call id -> caller channel
+        # One lane of events per call (its caller's channel): a call's events are
+        # handled in order, different calls' at the same time (one slow database
+        # transaction or ARI request no longer holds up every other call).
+        self._lanes: dict[str, asyncio.Task[None]] = {}
         self._playbacks = itertools.count(1)
         self._dtmf = itertools.count(1)
         self.connected = asyncio.Event()  # the events websocket is up and reconciled
@@ -152,7 +156,8 @@ class AsteriskPlatform(TelephonyPlatform):
             finally:
                 self.holding = False
                 self.connected.clear()
-                await stop_tasks([events, lost])
+                await stop_tasks([events, lost, *self._lanes.values()])
+                self._lanes.clear()
                 await self.lease.release()
                 # What this process knew is the next holder's to rebuild (reconciliation).
                 self._callers.clear()
@@ -175,7 +180,7 @@ class AsteriskPlatform(TelephonyPlatform):
                     await self._reconcile()
                     self.connected.set()
                     async for raw in ws:
-                        await self._dispatch(json.loads(raw))
+                        self._enqueue(json.loads(raw))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -183,6 +188,39 @@ class AsteriskPlatform(TelephonyPlatform):
             self.connected.clear()
             await asyncio.sleep(delay)
             delay = min(delay * 2, RECONNECT_LONGEST)
+
+    def _lane_of(self, event: dict[str, Any]) -> str:
+        """The call an event belongs to: its caller's channel (a seat's leg is its call's)."""
+        if event.get("type") == "PlaybackFinished":
+            return str(event["playback"].get("target_uri", "")).removeprefix("channel:")
+        chan = str((event.get("channel") or {}).get("id", ""))
+        leg = self._legs.get(chan)
+        if leg is not None:
+            return leg.call
+        args = event.get("args") or []
+        if event.get("type") == "StasisStart" and len(args) > 1 and args[0] != "inbound":
+            return str(args[1])  # a leg rung by an earlier run: its call is in its arguments
+        return chan
+
+    def _enqueue(self, event: dict[str, Any]) -> None:
+        """Handle the event after the earlier ones of its call, beside other calls'."""
+        lane = self._lane_of(event)
+        task = asyncio.create_task(self._in_lane(self._lanes.get(lane), event))
+        self._lanes[lane] = task
+        self._tasks.add(task)
+
+        def done(finished: asyncio.Task[None]) -> None:
+            self._tasks.discard(finished)
+            if self._lanes.get(lane) is finished:
+                del self._lanes[lane]
+
+        task.add_done_callback(done)
+
+    async def _in_lane(self, previous: asyncio.Task[None] | None, event: dict[str, Any]) -> None:
+        if previous is not None:
+            # asyncio.wait, not await: cancelling this event must not cancel the earlier one.
+            await asyncio.wait({previous})
+        await self._dispatch(event)
 
     async def _dispatch(self, event: dict[str, Any]) -> None:
         """One ARI event; a failure is logged and the next event handled."""
