@@ -67,6 +67,10 @@ BRIDGE_PREFIX = "pl-bridge-"
 _NOT_A_CHANNEL = ("callback-", "sim-")
 RECONNECT_FIRST, RECONNECT_LONGEST = 0.2, 5.0
 DEFAULT_RING_SECONDS = 15
+# The ARI events the adapter acts on (``_dispatch``); the others are dropped unread.
+_HANDLED = frozenset(
+    {"StasisStart", "StasisEnd", "ChannelDestroyed", "PlaybackFinished", "ChannelDtmfReceived"}
+)
 
 
 @dataclass
@@ -87,6 +91,10 @@ class Leg:
 class Caller:
     channel: str
     on_hold: bool = False  # wants music on hold when no prompt plays
+    # Music on hold may be playing: only then is it stopped (one ARI request less
+    # on every call's way to its volunteer). A caller found by a reconciliation
+    # may have it: True there.
+    moh: bool = False
     prompt: str | None = None  # the playback id of a prompt playing
     hangup_after_prompt: bool = False
     leaving: bool = False  # sent on by Pledgeline (transfer, hang-up): no call.hangup
@@ -204,6 +212,8 @@ class AsteriskPlatform(TelephonyPlatform):
 
     def _enqueue(self, event: dict[str, Any]) -> None:
         """Handle the event after the earlier ones of its call, beside other calls'."""
+        if event.get("type") not in _HANDLED:
+            return  # most of what Asterisk tells (dial progress, variables, bridges)
         lane = self._lane_of(event)
         task = asyncio.create_task(self._in_lane(self._lanes.get(lane), event))
         self._lanes[lane] = task
@@ -345,6 +355,7 @@ class AsteriskPlatform(TelephonyPlatform):
             caller.leaving = True
             await self.ari.hangup(chan)
         elif caller.on_hold:
+            caller.moh = True
             await self.ari.start_moh(chan, self.settings.asterisk_moh_class)
 
     async def _dtmf_received(self, chan: str, digit: str) -> None:
@@ -402,7 +413,7 @@ class AsteriskPlatform(TelephonyPlatform):
         for provider, call_id in live.items():
             self._call_ids[call_id] = provider
             if provider in channels:
-                self._callers.setdefault(provider, Caller(provider))
+                self._callers.setdefault(provider, Caller(provider, moh=True))
             else:
                 self._callers.pop(provider, None)
                 await self._report(
@@ -488,6 +499,7 @@ class AsteriskPlatform(TelephonyPlatform):
         elif name == "hold":
             await self.ari.remove_from_bridge(BRIDGE_PREFIX + chan, chan)
             caller.on_hold = True
+            caller.moh = True
             await self.ari.start_moh(chan, self.settings.asterisk_moh_class)
         elif name == "unhold":
             caller.on_hold = False
@@ -521,7 +533,9 @@ class AsteriskPlatform(TelephonyPlatform):
         await self.ari.play(caller.channel, [m.strip() for m in media if m.strip()], playback)
 
     async def _stop_sounds(self, caller: Caller) -> None:
-        await self.ari.stop_moh(caller.channel)
+        if caller.moh:
+            caller.moh = False
+            await self.ari.stop_moh(caller.channel)
         if caller.prompt is not None:
             playback, caller.prompt = caller.prompt, None
             await self.ari.stop_playback(playback)
