@@ -1,7 +1,7 @@
 """The SIP benchmark: real calls (SIP and RTP) through Asterisk and Pledgeline.
 
 ``pledgeline bench sip --json [rates=5,10,20] [step_seconds=20] [talk_seconds=10]
-[ring_ms=0] [seats=N] [database=postgresql|sqlite] [rtp=on|off]``
+[ring_ms=0] [seats=N] [database=postgresql|sqlite] [rtp=on|off] [profile=DIR]``
 
 What runs, all real processes on this machine:
 
@@ -198,6 +198,7 @@ class Options:
     admin_url: str
     root: Path
     rtp: bool
+    profile: Path | None  # py-spy (raw stacks) of the app over each step, into this folder
 
     @classmethod
     def parse(cls, options: dict[str, str]) -> Options:
@@ -218,6 +219,7 @@ class Options:
             admin_url=options.get("pg_url", procs.PG_ADMIN_URL),
             root=Path(options.get("app_root", str(procs.ROOT))).resolve(),
             rtp=options.get("rtp", "on") != "off",
+            profile=Path(options["profile"]).resolve() if options.get("profile") else None,
         )
 
 
@@ -326,7 +328,12 @@ async def _setup(base_url: str, token: str | None, seats: int) -> int:
         cid = campaign["id"]
         await post(
             "/queues",
-            {"campaign_id": cid, "name": "pledges", "required_skill": "pledges", "wrapup_seconds": 0},
+            {
+                "campaign_id": cid,
+                "name": "pledges",
+                "required_skill": "pledges",
+                "wrapup_seconds": 0,
+            },
         )
 
         async def volunteer(n: int) -> None:
@@ -425,23 +432,21 @@ async def _step(
             f"127.0.0.1:{pbx.sip_port}",
         ],
     )
+    spy = _profile(o, rate, pids["app"][0])
     await asyncio.to_thread(caller.wait)
+    if spy is not None:
+        await asyncio.to_thread(spy.wait)
     elapsed = time.monotonic() - t0
     await _drained(url, since, calls, timeout=30.0)
     after = Cpu.take(pids["asterisk"], pids["app"], pids["database"], [seats.pid, caller.pid])
-    before.sipp += 0.0  # the caller's CPU is all inside the step (it started in it)
     stats = _last_stats(folder, name, caller.pid)
     rows = await _calls_since(url, since)
     received = [_time(r[0]) for r in rows]
     window = (max(received) - min(received)).total_seconds() if len(received) > 1 else 1.0
     window = max(window, 1.0)
     answered = [r for r in rows if r[1] is not None]
-    setup = [
-        (_time(r[1]) - _time(r[0])).total_seconds() * 1000 - o.ring_ms for r in answered
-    ]
-    bridged = [
-        (_time(r[1]), _time(r[2] or r[3] or dt.datetime.now(dt.UTC))) for r in answered
-    ]
+    setup = [(_time(r[1]) - _time(r[0])).total_seconds() * 1000 - o.ring_ms for r in answered]
+    bridged = [(_time(r[1]), _time(r[2] or r[3] or dt.datetime.now(dt.UTC))) for r in answered]
     created = int(stats.get("TotalCallCreated", calls) or calls)
     ok = int(stats.get("SuccessfulCall(C)", 0) or 0)
     failed = int(stats.get("FailedCall(C)", 0) or 0)
@@ -470,6 +475,17 @@ async def _step(
     }
 
 
+def _profile(o: Options, rate: float, pid: int) -> subprocess.Popen[bytes] | None:
+    """``py-spy record`` of the app over the step's arrivals (``profile=DIR``)."""
+    if o.profile is None:
+        return None
+    o.profile.mkdir(parents=True, exist_ok=True)
+    command = ["py-spy", "record", "--pid", str(pid), "--duration", str(round(o.step_seconds))]
+    command += ["--rate", "100", "--nonblocking", "--format", "raw"]
+    command += ["-o", str(o.profile / f"app-{rate:g}.txt")]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 @contextlib.asynccontextmanager
 async def _seats_sipp(folder: Path, port: int) -> AsyncIterator[subprocess.Popen[bytes]]:
     seats = _sipp(folder, "seats", ["-p", str(port), "-l", "100000"])
@@ -496,7 +512,7 @@ async def _run(o: Options) -> dict[str, Any]:
         if unreachable:
             raise RuntimeError(f"PostgreSQL at {o.admin_url} unreachable: {unreachable}")
     # Asterisk and SIPp open sockets per call (SIP, RTP, RTCP): as many as allowed.
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
     most = int(max(o.rates) * o.talk_seconds * 1.5) + 20
