@@ -19,8 +19,8 @@ What runs, all real processes on this machine:
 
 Each step is drained (every call ended) before the next. Per step:
 
-``offered_per_s`` / ``completed_per_s``  calls SIPp placed / played to their end,
-    over the step's arrival window;
+``offered_per_s`` / ``completed_per_s``  calls SIPp placed / calls that reached a
+    volunteer, over SIPp's own window of placing them (its statistics, each second);
 ``max_bridged``  the most calls connected to a volunteer at one time (the app's
     call rows: volunteer answered to hang-up);
 ``setup_ms``  the call's arrival in Pledgeline (Asterisk's StasisStart) to the
@@ -52,7 +52,7 @@ from typing import Any
 
 import httpx
 
-from bench.routing import _database, _postgres_cpu, _token, bounded, fetch
+from bench.routing import _database, _token, bounded, fetch
 from bench.stats import cpu_seconds, percentiles
 from tests import procs
 
@@ -283,6 +283,24 @@ def _last_stats(folder: Path, name: str, pid: int) -> dict[str, str]:
     return rows[-1] if rows else {}
 
 
+def _placing_seconds(folder: Path, name: str, pid: int, calls: int) -> float:
+    """From SIPp's first call to its last (its statistics lines, one a second)."""
+    path = folder / f"{name}_{pid}_.csv"
+    first = last = None
+    if path.exists():
+        for row in csv.DictReader(path.open(), delimiter=";"):
+            created = int(row.get("TotalCallCreated") or 0)
+            # "2026-12-07<TAB>03:14:01.932275<TAB>1796613241.932275": the epoch last.
+            elapsed = float(str(row.get("CurrentTime") or "0").split("\t")[-1])
+            if created > 0 and first is None:
+                first = elapsed
+            if created >= calls and last is None:
+                last = elapsed
+    if first is None or last is None:
+        return 1.0
+    return max(1.0, last - first + 1.0)
+
+
 def _rtts(folder: Path, name: str, pid: int) -> list[float]:
     """Each call's response time (ms) from SIPp's ``-trace_rtt`` file."""
     path = folder / f"{name}_{pid}_rtt.csv"
@@ -387,11 +405,27 @@ async def _drained(url: str, since: dt.datetime, expected: int, timeout: float) 
         await asyncio.sleep(0.5)
 
 
+def _postgres_backends(database: str | None) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend serving ``database`` (by title)."""
+    import psutil
+
+    found: dict[int, float] = {}
+    if database is None:
+        return found
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        title = " ".join(proc.info["cmdline"] or [])
+        if (proc.info["name"] or "").startswith("postgres") and f" {database} " in f"{title} ":
+            with contextlib.suppress(psutil.Error):
+                times = proc.cpu_times()
+                found[proc.pid] = times.user + times.system
+    return found
+
+
 @dataclass
 class Cpu:
     asterisk: float
     app: float
-    postgres: float
+    postgres: dict[int, float]  # per backend: one that exits takes its CPU with it
     sipp: float
 
     @classmethod
@@ -399,7 +433,7 @@ class Cpu:
         return cls(
             cpu_seconds([asterisk]),
             cpu_seconds(app),
-            _postgres_cpu(database) if database else 0.0,
+            _postgres_backends(database),
             cpu_seconds(sipps),
         )
 
@@ -407,7 +441,10 @@ class Cpu:
         return {
             "asterisk": round(self.asterisk - other.asterisk, 2),
             "pledgeline": round(self.app - other.app, 2),
-            "postgres": round(self.postgres - other.postgres, 2),
+            # The backends alive at the step's end (the pool closes some: a lower bound).
+            "postgres": round(
+                sum(t - other.postgres.get(pid, 0.0) for pid, t in self.postgres.items()), 2
+            ),
             "sipp": round(self.sipp - other.sipp, 2),
         }
 
@@ -441,9 +478,7 @@ async def _step(
     after = Cpu.take(pids["asterisk"], pids["app"], pids["database"], [seats.pid, caller.pid])
     stats = _last_stats(folder, name, caller.pid)
     rows = await _calls_since(url, since)
-    received = [_time(r[0]) for r in rows]
-    window = (max(received) - min(received)).total_seconds() if len(received) > 1 else 1.0
-    window = max(window, 1.0)
+    window = _placing_seconds(folder, name, caller.pid, calls)
     answered = [r for r in rows if r[1] is not None]
     setup = [(_time(r[1]) - _time(r[0])).total_seconds() * 1000 - o.ring_ms for r in answered]
     bridged = [(_time(r[1]), _time(r[2] or r[3] or dt.datetime.now(dt.UTC))) for r in answered]
@@ -459,7 +494,7 @@ async def _step(
         "rate": rate,
         "calls": calls,
         "offered_per_s": round(created / window, 2),
-        "completed_per_s": round(ok / window, 2),
+        "completed_per_s": round(len(answered) / window, 2),
         "sipp_successful": ok,
         "sipp_failed": failed,
         "call_rows": len(rows),
