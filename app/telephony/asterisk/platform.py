@@ -310,7 +310,14 @@ class AsteriskPlatform(TelephonyPlatform):
             # Too late: the call went back to the queue, or ended, meanwhile.
             await self._withdraw(chan)
             return
-        await self._bridge(leg.call, chan)
+        try:
+            await self._bridge(leg.call, chan)
+        except AriError as exc:
+            if exc.status not in (400, 404):
+                raise
+            # A party hung up as the seat answered (Asterisk: "Channel not found"): its
+            # own end follows in this lane and ends the call or the seat.
+            log.info("call %s: %s gone before the bridge (%s)", leg.call, chan, exc)
 
     async def _bridge(self, caller_chan: str, leg_chan: str) -> None:
         caller = self._callers.get(caller_chan)
