@@ -25,6 +25,7 @@ BENCHMARKS = {
     "rules": "bench.rules",
     "totals": "bench.totals",
     "erlang": "bench.erlang",
+    "sip": "bench.sip",
 }
 
 

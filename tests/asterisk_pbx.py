@@ -134,13 +134,17 @@ def _certificate(root: Path) -> tuple[Path, Path]:
 
 
 @contextlib.asynccontextmanager
-async def running_pbx(root: Path, phones: Iterable[SeatPhone] = ()) -> AsyncIterator[Pbx]:
+async def running_pbx(
+    root: Path, phones: Iterable[SeatPhone] = (), *, rtp_ports: int = 200
+) -> AsyncIterator[Pbx]:
+    """``rtp_ports``: the size of the RTP port range (two ports a channel: RTP, RTCP)."""
     prefix = asterisk_prefix()
     etc, var = root / "etc", root / "var"
     for sub in ("lib/keys", "log", "run", "spool", "agi-bin"):
         (var / sub).mkdir(parents=True)
     cert, key = _certificate(root)
-    rtp = free_port(socket.SOCK_DGRAM) & ~1  # Asterisk wants an even start
+    # Asterisk wants an even start; the range stays below the last port.
+    rtp = min(free_port(socket.SOCK_DGRAM), 65535 - rtp_ports) & ~1
     http_port, sip_port = free_port(), free_port(socket.SOCK_DGRAM)
     values = {
         "etc_dir": etc,
@@ -161,7 +165,7 @@ async def running_pbx(root: Path, phones: Iterable[SeatPhone] = ()) -> AsyncIter
         "tls_cert": cert,
         "tls_key": key,
         "rtp_start": rtp,
-        "rtp_end": rtp + 200,
+        "rtp_end": rtp + rtp_ports,
         "trunk_endpoint": TRUNK,
         "trunk_contact": "sip:127.0.0.1:5060",
         "trunk_match": "127.0.0.1",

@@ -73,19 +73,34 @@ async def _settle(db: Database, outcomes: dict[int, str | None], max_attempts: i
                 row.next_attempt_at = utcnow() + backoff(row.attempts)
 
 
+async def _send_in_order(
+    platform: TelephonyPlatform,
+    messages: list[dict[str, object]],
+    outcomes: dict[int, str | None],
+) -> None:
+    """One call's commands, one after another; each one's outcome into ``outcomes``."""
+    for message in messages:
+        try:
+            await platform.send(message)
+            outcomes[int(str(message["id"]))] = None
+        except DeliveryFailed as exc:
+            outcomes[int(str(message["id"]))] = str(exc)
+
+
 async def deliver_pending(db: Database, platform: TelephonyPlatform, max_attempts: int) -> int:
     sent = 0
     if not platform.accepts_commands():
         return 0  # another process holds the platform: it delivers them
     while batch := await _lease(db):
         outcomes: dict[int, str | None] = {}
+        # A call's commands in their order; different calls' side by side, so one
+        # slow request to the platform (a PBX busy with many calls) holds up only its call.
+        by_call: dict[str, list[dict[str, object]]] = {}
         for message in batch:
-            try:
-                await platform.send(message)
-                outcomes[int(str(message["id"]))] = None
-                sent += 1
-            except DeliveryFailed as exc:
-                outcomes[int(str(message["id"]))] = str(exc)
+            by_call.setdefault(str(message.get("call_id")), []).append(message)
+
+        await asyncio.gather(*(_send_in_order(platform, m, outcomes) for m in by_call.values()))
+        sent += sum(1 for error in outcomes.values() if error is None)
         await _settle(db, outcomes, max_attempts)
         if len(batch) < BATCH:
             break

@@ -67,6 +67,10 @@ BRIDGE_PREFIX = "pl-bridge-"
 _NOT_A_CHANNEL = ("callback-", "sim-")
 RECONNECT_FIRST, RECONNECT_LONGEST = 0.2, 5.0
 DEFAULT_RING_SECONDS = 15
+# The ARI events the adapter acts on (``_dispatch``); the others are dropped unread.
+_HANDLED = frozenset(
+    {"StasisStart", "StasisEnd", "ChannelDestroyed", "PlaybackFinished", "ChannelDtmfReceived"}
+)
 
 
 @dataclass
@@ -87,6 +91,10 @@ class Leg:
 class Caller:
     channel: str
     on_hold: bool = False  # wants music on hold when no prompt plays
+    # Music on hold may be playing: only then is it stopped (one ARI request less
+    # on every call's way to its volunteer). A caller found by a reconciliation
+    # may have it: True there.
+    moh: bool = False
     prompt: str | None = None  # the playback id of a prompt playing
     hangup_after_prompt: bool = False
     leaving: bool = False  # sent on by Pledgeline (transfer, hang-up): no call.hangup
@@ -108,6 +116,10 @@ class AsteriskPlatform(TelephonyPlatform):
         self._callers: dict[str, Caller] = {}
         self._legs: dict[str, Leg] = {}
         self._call_ids: dict[int, str] = {}  # Pledgeline's call id -> caller channel
+        # One lane of events per call (its caller's channel): a call's events are
+        # handled in order, different calls' at the same time (one slow database
+        # transaction or ARI request no longer holds up every other call).
+        self._lanes: dict[str, asyncio.Task[None]] = {}
         self._playbacks = itertools.count(1)
         self._dtmf = itertools.count(1)
         self.connected = asyncio.Event()  # the events websocket is up and reconciled
@@ -152,7 +164,8 @@ class AsteriskPlatform(TelephonyPlatform):
             finally:
                 self.holding = False
                 self.connected.clear()
-                await stop_tasks([events, lost])
+                await stop_tasks([events, lost, *self._lanes.values()])
+                self._lanes.clear()
                 await self.lease.release()
                 # What this process knew is the next holder's to rebuild (reconciliation).
                 self._callers.clear()
@@ -175,7 +188,7 @@ class AsteriskPlatform(TelephonyPlatform):
                     await self._reconcile()
                     self.connected.set()
                     async for raw in ws:
-                        await self._dispatch(json.loads(raw))
+                        self._enqueue(json.loads(raw))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -183,6 +196,41 @@ class AsteriskPlatform(TelephonyPlatform):
             self.connected.clear()
             await asyncio.sleep(delay)
             delay = min(delay * 2, RECONNECT_LONGEST)
+
+    def _lane_of(self, event: dict[str, Any]) -> str:
+        """The call an event belongs to: its caller's channel (a seat's leg is its call's)."""
+        if event.get("type") == "PlaybackFinished":
+            return str(event["playback"].get("target_uri", "")).removeprefix("channel:")
+        chan = str((event.get("channel") or {}).get("id", ""))
+        leg = self._legs.get(chan)
+        if leg is not None:
+            return leg.call
+        args = event.get("args") or []
+        if event.get("type") == "StasisStart" and len(args) > 1 and args[0] != "inbound":
+            return str(args[1])  # a leg rung by an earlier run: its call is in its arguments
+        return chan
+
+    def _enqueue(self, event: dict[str, Any]) -> None:
+        """Handle the event after the earlier ones of its call, beside other calls'."""
+        if event.get("type") not in _HANDLED:
+            return  # most of what Asterisk tells (dial progress, variables, bridges)
+        lane = self._lane_of(event)
+        task = asyncio.create_task(self._in_lane(self._lanes.get(lane), event))
+        self._lanes[lane] = task
+        self._tasks.add(task)
+
+        def done(finished: asyncio.Task[None]) -> None:
+            self._tasks.discard(finished)
+            if self._lanes.get(lane) is finished:
+                del self._lanes[lane]
+
+        task.add_done_callback(done)
+
+    async def _in_lane(self, previous: asyncio.Task[None] | None, event: dict[str, Any]) -> None:
+        if previous is not None:
+            # asyncio.wait, not await: cancelling this event must not cancel the earlier one.
+            await asyncio.wait({previous})
+        await self._dispatch(event)
 
     async def _dispatch(self, event: dict[str, Any]) -> None:
         """One ARI event; a failure is logged and the next event handled."""
@@ -262,7 +310,14 @@ class AsteriskPlatform(TelephonyPlatform):
             # Too late: the call went back to the queue, or ended, meanwhile.
             await self._withdraw(chan)
             return
-        await self._bridge(leg.call, chan)
+        try:
+            await self._bridge(leg.call, chan)
+        except AriError as exc:
+            if exc.status not in (400, 404):
+                raise
+            # A party hung up as the seat answered (Asterisk: "Channel not found"): its
+            # own end follows in this lane and ends the call or the seat.
+            log.info("call %s: %s gone before the bridge (%s)", leg.call, chan, exc)
 
     async def _bridge(self, caller_chan: str, leg_chan: str) -> None:
         caller = self._callers.get(caller_chan)
@@ -307,6 +362,7 @@ class AsteriskPlatform(TelephonyPlatform):
             caller.leaving = True
             await self.ari.hangup(chan)
         elif caller.on_hold:
+            caller.moh = True
             await self.ari.start_moh(chan, self.settings.asterisk_moh_class)
 
     async def _dtmf_received(self, chan: str, digit: str) -> None:
@@ -364,7 +420,7 @@ class AsteriskPlatform(TelephonyPlatform):
         for provider, call_id in live.items():
             self._call_ids[call_id] = provider
             if provider in channels:
-                self._callers.setdefault(provider, Caller(provider))
+                self._callers.setdefault(provider, Caller(provider, moh=True))
             else:
                 self._callers.pop(provider, None)
                 await self._report(
@@ -450,6 +506,7 @@ class AsteriskPlatform(TelephonyPlatform):
         elif name == "hold":
             await self.ari.remove_from_bridge(BRIDGE_PREFIX + chan, chan)
             caller.on_hold = True
+            caller.moh = True
             await self.ari.start_moh(chan, self.settings.asterisk_moh_class)
         elif name == "unhold":
             caller.on_hold = False
@@ -483,7 +540,9 @@ class AsteriskPlatform(TelephonyPlatform):
         await self.ari.play(caller.channel, [m.strip() for m in media if m.strip()], playback)
 
     async def _stop_sounds(self, caller: Caller) -> None:
-        await self.ari.stop_moh(caller.channel)
+        if caller.moh:
+            caller.moh = False
+            await self.ari.stop_moh(caller.channel)
         if caller.prompt is not None:
             playback, caller.prompt = caller.prompt, None
             await self.ari.stop_playback(playback)
