@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from app.telephony.asterisk.config import SeatPhone
+from app.telephony.asterisk.local import DemoCaller
 from app.telephony.asterisk.platform import AsteriskPlatform
 from tests.asterisk_pbx import Pbx, Sipp, asterisk_problem, free_port, running_pbx, start_sipp
 from tests.conftest import Hotline, setup_campaign, wait_for
@@ -400,3 +401,32 @@ async def test_a_blocked_number_hears_the_message_and_is_hung_up(
     log = pbx.log_text()
     assert "Playing 'im-sorry.slin' (language 'fr')" in log
     assert "Called desk-1" not in log  # no seat was rung
+
+
+async def test_the_demo_callers_phone_authenticates_and_reaches_the_hotline(
+    hotline_factory: Callable[..., Awaitable[Hotline]], tmp_path: Path, sipps: list[Sipp]
+) -> None:
+    """The phone ``pledgeline demo --asterisk`` offers a person (docs/asterisk.md): its
+    INVITE is challenged, answered with its credentials, and queued as a caller with
+    the endpoint's caller id, whatever the From header says."""
+    # Keys as SIP INFO: a key pressed on its channel is the SIPp caller's cue to hang up.
+    phone = DemoCaller("demo-caller", "Zt6pQ2wLx9kM4vNb", "0612345678", dtmf_mode="info")
+    async with running_pbx(tmp_path / "pbx", demo_caller=phone) as pbx:
+        hotline, ids = await _hotline(hotline_factory, pbx)
+        caller = start_sipp(
+            tmp_path,
+            "demo_caller",
+            port=free_port(socket.SOCK_DGRAM),
+            pbx=pbx,
+            service=HOTLINE,
+            caller=phone.username,
+            extra=("-au", phone.username, "-ap", phone.password),
+        )
+        sipps.append(caller)
+        call = await _the_call(hotline, ids["campaign_id"], "queued")
+        assert call["caller_number"] == "+33612345678"
+        await _in_log(pbx, "Started music on hold, class 'default', on channel 'PJSIP/demo-caller-")
+
+        await _press_key(pbx, call["provider_call_id"])
+        await _the_call(hotline, ids["campaign_id"], "abandoned")
+        assert await caller.finished() == 0, caller.output()
