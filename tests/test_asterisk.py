@@ -71,7 +71,12 @@ async def _true(value: bool) -> bool:
 
 
 async def _volunteer_at(
-    hotline: Hotline, ids: dict[str, Any], desk: str, *, ready: bool = True
+    hotline: Hotline,
+    ids: dict[str, Any],
+    desk: str,
+    *,
+    ready: bool = True,
+    skills: dict[str, int] | None = None,
 ) -> int:
     """A volunteer logged in at the seat whose phone is ``desk``, ready (or paused)."""
     http = hotline.http
@@ -86,7 +91,7 @@ async def _volunteer_at(
             "campaign_id": ids["campaign_id"],
             "login": desk,
             "display_name": desk,
-            "skills": {"pledges": 1},
+            "skills": skills or {"pledges": 1},
         },
     )
     assert agent.status_code == 201, agent.text
@@ -430,3 +435,80 @@ async def test_the_demo_callers_phone_authenticates_and_reaches_the_hotline(
         await _press_key(pbx, call["provider_call_id"])
         await _the_call(hotline, ids["campaign_id"], "abandoned")
         assert await caller.finished() == 0, caller.output()
+
+
+async def _call(hotline: Hotline, call_id: int) -> dict[str, Any]:
+    found: dict[str, Any] = (await hotline.http.get(f"/calls/{call_id}")).json()
+    return found
+
+
+async def test_a_volunteer_hands_the_caller_over_to_a_specialist(
+    hotline_factory: Callable[..., Awaitable[Hotline]], pbx: Pbx, sipps: list[Sipp], tmp_path: Path
+) -> None:
+    """The warm hand-over on Asterisk: the caller on hold while a specialist's seat
+    is rung (``hold``, ``consult``), then bridged to the specialist (``bridge`` with
+    ``consult``); the volunteer's leg is hung up and they wrap up."""
+    hotline, ids = await _hotline(hotline_factory, pbx)
+    q = await hotline.http.post(
+        "/queues",
+        json={
+            "campaign_id": ids["campaign_id"],
+            "name": "specialists",
+            "required_skill": "specialist",
+        },
+    )
+    assert q.status_code == 201, q.text
+    volunteer = await _volunteer_at(hotline, ids, "desk-1")
+    specialist = await _volunteer_at(hotline, ids, "desk-2", skills={"specialist": 1})
+    volunteer_desk = start_sipp(tmp_path, "seat_answers", port=DESK_PORTS["desk-1"])
+    specialist_desk = start_sipp(tmp_path, "seat_answers", port=DESK_PORTS["desk-2"])
+    caller = start_sipp(
+        tmp_path, "caller", port=free_port(socket.SOCK_DGRAM), pbx=pbx, service=HOTLINE
+    )
+    sipps.extend([volunteer_desk, specialist_desk, caller])
+    call = await _the_call(hotline, ids["campaign_id"], "connected")
+    assert call["agent_id"] == volunteer
+    channel = call["provider_call_id"]
+    volunteer_leg = await _leg_of(pbx, channel)
+
+    # Needs support: what the volunteer page's button sends (rules.flag).
+    from app.rules import service as rules
+
+    ack = await rules.flag(hotline.db, volunteer, "needs_support")
+    assert ack["rules"] == ["needs-support"]
+
+    # The specialist's desk answers: the caller is theirs, the volunteer's leg ends.
+    async def handed_over() -> dict[str, Any] | None:
+        calls = (
+            await hotline.http.get("/calls", params={"campaign_id": ids["campaign_id"]})
+        ).json()
+        legs = [c for c in calls if c["parent_call_id"] == call["id"]]
+        return legs[0] if legs and legs[0]["state"] == "connected" else None
+
+    leg = await wait_for(handed_over, timeout=30)
+    assert leg["agent_id"] == specialist
+    assert (await _call(hotline, call["id"]))["state"] == "transferred"
+    await _agent_state(hotline, volunteer, "wrap_up")
+    await _agent_state(hotline, specialist, "on_call")
+    assert await volunteer_desk.finished() == 0, volunteer_desk.output()  # Asterisk's BYE
+
+    async def with_the_specialist() -> set[str] | None:
+        bridged = set(await _bridged_channels(pbx))
+        return bridged if len(bridged) == 2 and channel in bridged else None
+
+    bridged = await wait_for(with_the_specialist, timeout=30)
+    assert volunteer_leg not in bridged
+    log = pbx.log_text()
+    assert "Started music on hold, class 'default', on channel" in log  # held meanwhile
+    assert "Called desk-2" in log
+
+    await _press_key(pbx, channel)  # the caller hangs up on the specialist
+
+    async def leg_over() -> bool:
+        return bool((await _call(hotline, leg["id"]))["state"] == "wrap_up")
+
+    await wait_for(leg_over, timeout=30)
+    await _agent_state(hotline, specialist, "wrap_up")
+    assert await caller.finished() == 0, caller.output()
+    assert await specialist_desk.finished() == 0, specialist_desk.output()
+    assert await _bridged_channels(pbx) == []
