@@ -437,6 +437,12 @@ async def test_the_demo_callers_phone_authenticates_and_reaches_the_hotline(
         assert await caller.finished() == 0, caller.output()
 
 
+async def _legs_of(hotline: Hotline, campaign_id: int, call_id: int) -> list[dict[str, Any]]:
+    """The calls made from ``call_id`` (a consult leg)."""
+    calls = (await hotline.http.get("/calls", params={"campaign_id": campaign_id})).json()
+    return [c for c in calls if c["parent_call_id"] == call_id]
+
+
 async def _call(hotline: Hotline, call_id: int) -> dict[str, Any]:
     found: dict[str, Any] = (await hotline.http.get(f"/calls/{call_id}")).json()
     return found
@@ -479,10 +485,7 @@ async def test_a_volunteer_hands_the_caller_over_to_a_specialist(
 
     # The specialist's desk answers: the caller is theirs, the volunteer's leg ends.
     async def handed_over() -> dict[str, Any] | None:
-        calls = (
-            await hotline.http.get("/calls", params={"campaign_id": ids["campaign_id"]})
-        ).json()
-        legs = [c for c in calls if c["parent_call_id"] == call["id"]]
+        legs = await _legs_of(hotline, ids["campaign_id"], call["id"])
         return legs[0] if legs and legs[0]["state"] == "connected" else None
 
     leg = await wait_for(handed_over, timeout=30)
@@ -512,3 +515,72 @@ async def test_a_volunteer_hands_the_caller_over_to_a_specialist(
     assert await caller.finished() == 0, caller.output()
     assert await specialist_desk.finished() == 0, specialist_desk.output()
     assert await _bridged_channels(pbx) == []
+
+
+# The default hand-over with a fallback of one second: no specialist is ever ready.
+QUICK_FALLBACK = """
+version: 1
+rules:
+  - name: needs-support
+    on: agent.flagged
+    when: flag.kind == "needs_support"
+    then:
+      - consult: {queue: specialists, fallback: 1s}
+"""
+
+
+async def test_no_specialist_in_time_the_caller_is_back_with_the_volunteer(
+    hotline_factory: Callable[..., Awaitable[Hotline]], pbx: Pbx, sipps: list[Sipp], tmp_path: Path
+) -> None:
+    """``hold`` then, the fallback passed, ``consult_cancel`` and ``unhold``: the caller
+    leaves the music and is in the bridge with the volunteer's desk again."""
+    hotline, ids = await _hotline(hotline_factory, pbx)
+    q = await hotline.http.post(
+        "/queues",
+        json={"campaign_id": ids["campaign_id"], "name": "specialists", "required_skill": "x"},
+    )
+    assert q.status_code == 201, q.text
+    r = await hotline.http.put(
+        f"/campaigns/{ids['campaign_id']}/rules", json={"source": QUICK_FALLBACK}
+    )
+    assert r.status_code == 200, r.text
+    volunteer = await _volunteer_at(hotline, ids, "desk-1")
+    desk = start_sipp(tmp_path, "seat_answers", port=DESK_PORTS["desk-1"])
+    caller = start_sipp(
+        tmp_path, "caller", port=free_port(socket.SOCK_DGRAM), pbx=pbx, service=HOTLINE
+    )
+    sipps.extend([desk, caller])
+    call = await _the_call(hotline, ids["campaign_id"], "connected")
+    channel = call["provider_call_id"]
+    leg = await _leg_of(pbx, channel)
+
+    from app.rules import service as rules
+
+    assert (await rules.flag(hotline.db, volunteer, "needs_support"))["rules"] == ["needs-support"]
+    await _in_log(pbx, "Started music on hold, class 'default', on channel 'PJSIP/trunk-")
+
+    async def withdrawn() -> bool:
+        calls = (
+            await hotline.http.get("/calls", params={"campaign_id": ids["campaign_id"]})
+        ).json()
+        legs = [c for c in calls if c["parent_call_id"] == call["id"]]
+        return bool(legs) and legs[0]["state"] == "withdrawn"
+
+    await wait_for(withdrawn, timeout=30)
+
+    async def together_again() -> bool:
+        return set(await _bridged_channels(pbx)) == {channel, leg}
+
+    await wait_for(together_again, timeout=30)
+    await _in_log(pbx, "Stopped music on hold on PJSIP/trunk-")
+    assert (await _call(hotline, call["id"]))["state"] == "connected"
+    await _agent_state(hotline, volunteer, "on_call")
+
+    await _press_key(pbx, channel)
+
+    async def ended() -> bool:
+        return bool((await _call(hotline, call["id"]))["state"] == "wrap_up")
+
+    await wait_for(ended, timeout=30)
+    assert await caller.finished() == 0, caller.output()
+    assert await desk.finished() == 0, desk.output()
