@@ -584,3 +584,43 @@ async def test_no_specialist_in_time_the_caller_is_back_with_the_volunteer(
     await wait_for(ended, timeout=30)
     assert await caller.finished() == 0, caller.output()
     assert await desk.finished() == 0, desk.output()
+
+
+async def test_reconciliation_hangs_up_a_channel_no_live_call_owns(
+    hotline_factory: Callable[..., Awaitable[Hotline]], pbx: Pbx, sipps: list[Sipp], tmp_path: Path
+) -> None:
+    """A caller's channel still in the application whose call is over in the database
+    (it ended while no process held ARI: the event that would have hung it up was
+    never heard): the next holder's reconciliation hangs it up."""
+    from sqlalchemy import update
+
+    from app.acd.models import Call
+
+    hotline, ids = await _hotline(hotline_factory, pbx)  # nobody to answer
+    caller = start_sipp(
+        tmp_path, "caller", port=free_port(socket.SOCK_DGRAM), pbx=pbx, service=HOTLINE
+    )
+    sipps.append(caller)
+    call = await _the_call(hotline, ids["campaign_id"], "queued")
+    await _in_log(pbx, "Started music on hold, class 'default'")
+    first = hotline.app.state.platform
+    assert isinstance(first, AsteriskPlatform)
+    await first.stop()  # nobody holds ARI now
+
+    async with hotline.db.unit_of_work() as uow:
+        await uow.session.execute(
+            update(Call).where(Call.id == call["id"]).values(state="abandoned")
+        )
+    async with pbx.ari() as ari:
+        assert call["provider_call_id"] in {c["id"] for c in (await ari.get("/channels")).json()}
+
+    second = AsteriskPlatform(hotline.settings)
+    await second.start(hotline.db)
+    try:
+        await wait_for(lambda: _true(second.reconciliations == 1), timeout=30)
+        assert await caller.finished() == 0, caller.output()  # Asterisk's BYE
+        async with pbx.ari() as ari:
+            assert (await ari.get("/channels")).json() == []
+        assert (await _call(hotline, call["id"]))["state"] == "abandoned"
+    finally:
+        await second.stop()
