@@ -74,7 +74,8 @@ def _data_dir(root: Path, prefix: Path, sounds: Path) -> Path:
     """Asterisk's data folder: its own files, with Debian's prompts and music."""
     data = root / "data"
     data.mkdir(exist_ok=True)
-    for entry in (prefix / "var" / "lib" / "asterisk").iterdir():
+    own = prefix / "var" / "lib" / "asterisk"  # absent until Asterisk is installed
+    for entry in own.iterdir() if own.is_dir() else ():
         if entry.name not in ("sounds", "moh") and not (data / entry.name).is_symlink():
             (data / entry.name).symlink_to(entry)
     for name in ("sounds", "moh"):
