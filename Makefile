@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install browser asterisk telephony-packages demo serve test lint typecheck pytest bench screenshots clean
+.PHONY: install browser asterisk telephony-packages demo demo-asterisk serve test lint typecheck pytest bench screenshots clean
 
 # Asterisk for the telephony tests, built outside the repository from an offline
 # source kit (docs/asterisk.md). The build script does nothing when the prefix
@@ -48,6 +48,11 @@ asterisk: telephony-packages
 
 demo: install
 	$(BIN)/pledgeline demo
+
+# The demo with real calls: Asterisk (make asterisk) started from data/asterisk, the
+# volunteer page's softphone on; docs/asterisk.md says how to call it.
+demo-asterisk: install asterisk
+	PLEDGELINE_ASTERISK=$(PLEDGELINE_ASTERISK) $(BIN)/pledgeline demo --asterisk
 
 serve: install
 	$(BIN)/pledgeline migrate

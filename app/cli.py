@@ -101,6 +101,8 @@ def _demo(args: argparse.Namespace) -> int:
 
     campaign_id = asyncio.run(_seed())
     host, port = args.host or settings.host, args.port or settings.port
+    if args.asterisk:
+        return _demo_asterisk(args, settings, campaign_id)
     print(f"Demo campaign {campaign_id} seeded; simulated callers dial {DEMO_NUMBER}.")
     print(f"Demo logins (campaign {campaign_id}):")
     for username, secret, role in DEMO_LOGINS:
@@ -116,6 +118,57 @@ def _demo(args: argparse.Namespace) -> int:
     get_settings.cache_clear()
     args.workers = 1
     return _serve(args)
+
+
+def _demo_asterisk(args: argparse.Namespace, settings: Settings, campaign_id: int) -> int:
+    """The demo with real calls: Asterisk runs while the app serves, no simulation."""
+    from pathlib import Path
+
+    from app.seed import DEMO_LOGINS, DEMO_NUMBER
+    from app.telephony.asterisk.demo import AsteriskDidNotStart, demo_asterisk, running
+    from app.telephony.asterisk.local import Ports
+
+    ports = Ports(
+        http=args.asterisk_http_port,
+        sip=args.asterisk_sip_port,
+        sip_tls=args.asterisk_sip_port + 1,
+        rtp_start=10000,
+    )
+    demo = demo_asterisk(Path(args.asterisk_dir), settings, ports)
+    host, port = args.host or settings.host, args.port or settings.port
+    print(say("Demo campaign {campaign} seeded.", campaign=campaign_id))
+    for username, secret, role in DEMO_LOGINS:
+        print(f"  {role:<10} {username:<11} {secret}")
+    print(say("Asterisk's folder: {folder}", folder=demo.root))
+    print(
+        say(
+            "Volunteer: sign in as 'agent' at http://{host}:{port}/login, allow the "
+            "microphone, wait for the line to be connected, press Ready.",
+            host=host,
+            port=port,
+        )
+    )
+    print(
+        say(
+            "Caller: a SIP softphone with the account {user} (password {password}, server "
+            "127.0.0.1:{sip_port}, UDP) calls {number}.",
+            user=demo.caller.username,
+            password=demo.caller.password,
+            sip_port=ports.sip,
+            number=DEMO_NUMBER,
+        )
+    )
+    try:
+        with running(demo, settings):
+            print(say("Asterisk is running; ARI at {url}.", url=demo.ari_url))
+            _start_embedded_directory(settings)
+            os.environ.update(demo.environment(settings))
+            get_settings.cache_clear()
+            args.workers = 1
+            return _serve(args)
+    except AsteriskDidNotStart as exc:
+        print(say("Asterisk did not start: {reason}", reason=str(exc)), file=sys.stderr)
+        return 1
 
 
 def _start_embedded_directory(settings: Settings) -> None:
@@ -218,6 +271,12 @@ def _asterisk_seats(args: argparse.Namespace) -> int:
     return run(args, get_settings())
 
 
+def _asterisk_config(args: argparse.Namespace) -> int:
+    from app.telephony.asterisk.cli import run_config
+
+    return run_config(args, get_settings())
+
+
 def _plan(args: argparse.Namespace) -> int:
     from app.planning.cli import run
 
@@ -260,6 +319,14 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="seed a demo campaign and run it with simulated calls")
     demo.add_argument("--host")
     demo.add_argument("--port", type=int)
+    demo.add_argument(
+        "--asterisk",
+        action="store_true",
+        help="real calls: an Asterisk started here, the browser softphone on (docs/asterisk.md)",
+    )
+    demo.add_argument("--asterisk-dir", default="data/asterisk", help="its folder")
+    demo.add_argument("--asterisk-http-port", type=int, default=8088, help="ARI and /ws")
+    demo.add_argument("--asterisk-sip-port", type=int, default=5060, help="SIP over UDP")
     demo.set_defaults(func=_demo)
 
     directory = sub.add_parser("directory", help="the built-in reverse directory")
@@ -319,6 +386,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_asterisk_arguments(asterisk_seats)
     asterisk_seats.set_defaults(func=_asterisk_seats)
+
+    from app.telephony.asterisk.cli import add_config_arguments as add_asterisk_config_arguments
+
+    asterisk_config = sub.add_parser(
+        "asterisk-config",
+        help="a folder Asterisk runs from, rendered from deploy/asterisk (docs/asterisk.md)",
+    )
+    add_asterisk_config_arguments(asterisk_config)
+    asterisk_config.set_defaults(func=_asterisk_config)
 
     from app.planning.cli import add_arguments as add_plan_arguments
 

@@ -1,8 +1,9 @@
 """A real Asterisk for the telephony tests, configured from ``deploy/asterisk``.
 
 ``running_pbx`` renders the deployment templates into a temporary folder with free
-ports, starts ``asterisk -f -C <dir>/asterisk.conf``, waits until ARI answers and
-stops it at the end. ``sipp`` runs a SIPp scenario from ``tests/sipp`` as a process.
+ports (through the app's one renderer, ``app.telephony.asterisk.local``), starts
+``asterisk -f -C <dir>/etc/asterisk.conf``, waits until ARI answers and stops it at
+the end. ``sipp`` runs a SIPp scenario from ``tests/sipp`` as a process.
 
 Asterisk is built by ``make asterisk`` into ``~/.cache/pledgeline/asterisk``
 (``PLEDGELINE_ASTERISK`` elsewhere). Without it the tests skip, and fail under
@@ -15,29 +16,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import shutil
 import socket
 import subprocess
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
-from app.telephony.asterisk.config import SeatPhone, write
+from app.telephony.asterisk.config import SeatPhone
+from app.telephony.asterisk.local import (
+    DEBIAN_SOUNDS,
+    DemoCaller,
+    Ports,
+    asterisk_prefix,
+    command,
+    prepare,
+)
 
 SIPP_DIR = Path(__file__).resolve().parent / "sipp"
-DEBIAN_SOUNDS = Path("/usr/share/asterisk")
 ARI_USER = "pledgeline"
 ARI_PASSWORD = "test-ari-Wm4qT8zK2pLx6vRb"
 ARI_APP = "pledgeline"
 TRUNK = "trunk"
-
-
-def asterisk_prefix() -> Path:
-    default = Path.home() / ".cache" / "pledgeline" / "asterisk"
-    return Path(os.environ.get("PLEDGELINE_ASTERISK", default))
 
 
 def asterisk_problem() -> str | None:
@@ -108,70 +110,34 @@ class Pbx:
         return path.read_text(errors="replace") if path.exists() else ""
 
 
-def _data_dir(root: Path, prefix: Path) -> Path:
-    """Asterisk's data folder: its own files, with Debian's prompts and music."""
-    data = root / "data"
-    data.mkdir()
-    for entry in (prefix / "var" / "lib" / "asterisk").iterdir():
-        if entry.name not in ("sounds", "moh"):
-            (data / entry.name).symlink_to(entry)
-    (data / "sounds").symlink_to(DEBIAN_SOUNDS / "sounds")
-    (data / "moh").symlink_to(DEBIAN_SOUNDS / "moh")
-    return data
-
-
-def _certificate(root: Path) -> tuple[Path, Path]:
-    cert, key = root / "tls.crt", root / "tls.key"
-    subprocess.run(
-        [
-            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
-            *("-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
-
-
 @contextlib.asynccontextmanager
 async def running_pbx(
-    root: Path, phones: Iterable[SeatPhone] = (), *, rtp_ports: int = 200
+    root: Path,
+    phones: Iterable[SeatPhone] = (),
+    demo_caller: DemoCaller | None = None,
+    *,
+    rtp_ports: int = 200,
 ) -> AsyncIterator[Pbx]:
     """``rtp_ports``: the size of the RTP port range (two ports a channel: RTP, RTCP)."""
     prefix = asterisk_prefix()
-    etc, var = root / "etc", root / "var"
-    for sub in ("lib/keys", "log", "run", "spool", "agi-bin"):
-        (var / sub).mkdir(parents=True)
-    cert, key = _certificate(root)
     # Asterisk wants an even start; the range stays below the last port.
     rtp = min(free_port(socket.SOCK_DGRAM), 65535 - rtp_ports) & ~1
     http_port, sip_port = free_port(), free_port(socket.SOCK_DGRAM)
-    values = {
-        "etc_dir": etc,
-        "module_dir": prefix / "lib" / "asterisk" / "modules",
-        "var_dir": var,
-        "data_dir": _data_dir(root, prefix),
-        "sbin_dir": prefix / "sbin",
-        "language": "fr",
-        "http_bind": "127.0.0.1",
-        "http_port": http_port,
-        "ari_allowed_origins": f"http://127.0.0.1:{http_port}",
-        "ari_user": ARI_USER,
-        "ari_password": ARI_PASSWORD,
-        "ari_app": ARI_APP,
-        "sip_bind": "127.0.0.1",
-        "sip_port": sip_port,
-        "sip_tls_port": free_port(),
-        "tls_cert": cert,
-        "tls_key": key,
-        "rtp_start": rtp,
-        "rtp_end": rtp + rtp_ports,
-        "trunk_endpoint": TRUNK,
-        "trunk_contact": "sip:127.0.0.1:5060",
-        "trunk_match": "127.0.0.1",
-        "trunk_dtmf_mode": "info",
-    }
-    write(etc, values, phones)
+    config = prepare(
+        root,
+        ports=Ports(
+            http=http_port, sip=sip_port, sip_tls=free_port(), rtp_start=rtp, rtp_ports=rtp_ports
+        ),
+        ari_user=ARI_USER,
+        ari_password=ARI_PASSWORD,
+        ari_app=ARI_APP,
+        trunk_endpoint=TRUNK,
+        trunk_dtmf_mode="info",
+        phones=phones,
+        demo_caller=demo_caller,
+        prefix=prefix,
+    )
+    etc = config.parent
     process = _spawn_asterisk(prefix, etc, root / "asterisk.out")
     pbx = Pbx(root, http_port, sip_port, process, prefix)
     try:
@@ -185,7 +151,7 @@ def _spawn_asterisk(prefix: Path, etc: Path, out: Path) -> subprocess.Popen[byte
     """Asterisk in the foreground (``-f``), its own console output to ``out``."""
     with out.open("wb") as log:
         return subprocess.Popen(
-            [str(prefix / "sbin" / "asterisk"), "-f", "-n", "-C", str(etc / "asterisk.conf")],
+            command(etc / "asterisk.conf", prefix),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -244,6 +210,7 @@ def start_sipp(
     pbx: Pbx | None = None,
     service: str | None = None,
     caller: str = "0612345678",
+    extra: Sequence[str] = (),
 ) -> Sipp:
     """A caller (``pbx`` and ``service``: the number dialled) or a seat waiting for
     Asterisk's INVITE on ``port``. ``-timeout`` only keeps a broken run from hanging."""
@@ -254,6 +221,7 @@ def start_sipp(
     command += ["-key", "caller", caller]
     command += ["-nostdin", "-timeout", "120", "-timeout_error", "-trace_err"]
     command += ["-error_file", str(root / f"sipp-{scenario}-{port}.errors")]
+    command += extra
     if service is not None:
         command += ["-s", service]
     if pbx is not None:

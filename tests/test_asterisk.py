@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from app.telephony.asterisk.config import SeatPhone
+from app.telephony.asterisk.local import DemoCaller
 from app.telephony.asterisk.platform import AsteriskPlatform
 from tests.asterisk_pbx import Pbx, Sipp, asterisk_problem, free_port, running_pbx, start_sipp
 from tests.conftest import Hotline, setup_campaign, wait_for
@@ -70,7 +71,12 @@ async def _true(value: bool) -> bool:
 
 
 async def _volunteer_at(
-    hotline: Hotline, ids: dict[str, Any], desk: str, *, ready: bool = True
+    hotline: Hotline,
+    ids: dict[str, Any],
+    desk: str,
+    *,
+    ready: bool = True,
+    skills: dict[str, int] | None = None,
 ) -> int:
     """A volunteer logged in at the seat whose phone is ``desk``, ready (or paused)."""
     http = hotline.http
@@ -85,7 +91,7 @@ async def _volunteer_at(
             "campaign_id": ids["campaign_id"],
             "login": desk,
             "display_name": desk,
-            "skills": {"pledges": 1},
+            "skills": skills or {"pledges": 1},
         },
     )
     assert agent.status_code == 201, agent.text
@@ -400,3 +406,221 @@ async def test_a_blocked_number_hears_the_message_and_is_hung_up(
     log = pbx.log_text()
     assert "Playing 'im-sorry.slin' (language 'fr')" in log
     assert "Called desk-1" not in log  # no seat was rung
+
+
+async def test_the_demo_callers_phone_authenticates_and_reaches_the_hotline(
+    hotline_factory: Callable[..., Awaitable[Hotline]], tmp_path: Path, sipps: list[Sipp]
+) -> None:
+    """The phone ``pledgeline demo --asterisk`` offers a person (docs/asterisk.md): its
+    INVITE is challenged, answered with its credentials, and queued as a caller with
+    the endpoint's caller id, whatever the From header says."""
+    # Keys as SIP INFO: a key pressed on its channel is the SIPp caller's cue to hang up.
+    phone = DemoCaller("demo-caller", "Zt6pQ2wLx9kM4vNb", "0612345678", dtmf_mode="info")
+    async with running_pbx(tmp_path / "pbx", demo_caller=phone) as pbx:
+        hotline, ids = await _hotline(hotline_factory, pbx)
+        caller = start_sipp(
+            tmp_path,
+            "demo_caller",
+            port=free_port(socket.SOCK_DGRAM),
+            pbx=pbx,
+            service=HOTLINE,
+            caller=phone.username,
+            extra=("-au", phone.username, "-ap", phone.password),
+        )
+        sipps.append(caller)
+        call = await _the_call(hotline, ids["campaign_id"], "queued")
+        assert call["caller_number"] == "+33612345678"
+        await _in_log(pbx, "Started music on hold, class 'default', on channel 'PJSIP/demo-caller-")
+
+        await _press_key(pbx, call["provider_call_id"])
+        await _the_call(hotline, ids["campaign_id"], "abandoned")
+        assert await caller.finished() == 0, caller.output()
+
+
+async def _legs_of(hotline: Hotline, campaign_id: int, call_id: int) -> list[dict[str, Any]]:
+    """The calls made from ``call_id`` (a consult leg)."""
+    calls = (await hotline.http.get("/calls", params={"campaign_id": campaign_id})).json()
+    return [c for c in calls if c["parent_call_id"] == call_id]
+
+
+async def _call(hotline: Hotline, call_id: int) -> dict[str, Any]:
+    found: dict[str, Any] = (await hotline.http.get(f"/calls/{call_id}")).json()
+    return found
+
+
+async def test_a_volunteer_hands_the_caller_over_to_a_specialist(
+    hotline_factory: Callable[..., Awaitable[Hotline]], pbx: Pbx, sipps: list[Sipp], tmp_path: Path
+) -> None:
+    """The warm hand-over on Asterisk: the caller on hold while a specialist's seat
+    is rung (``hold``, ``consult``), then bridged to the specialist (``bridge`` with
+    ``consult``); the volunteer's leg is hung up and they wrap up."""
+    hotline, ids = await _hotline(hotline_factory, pbx)
+    q = await hotline.http.post(
+        "/queues",
+        json={
+            "campaign_id": ids["campaign_id"],
+            "name": "specialists",
+            "required_skill": "specialist",
+        },
+    )
+    assert q.status_code == 201, q.text
+    volunteer = await _volunteer_at(hotline, ids, "desk-1")
+    specialist = await _volunteer_at(hotline, ids, "desk-2", skills={"specialist": 1})
+    volunteer_desk = start_sipp(tmp_path, "seat_answers", port=DESK_PORTS["desk-1"])
+    specialist_desk = start_sipp(tmp_path, "seat_answers", port=DESK_PORTS["desk-2"])
+    caller = start_sipp(
+        tmp_path, "caller", port=free_port(socket.SOCK_DGRAM), pbx=pbx, service=HOTLINE
+    )
+    sipps.extend([volunteer_desk, specialist_desk, caller])
+    call = await _the_call(hotline, ids["campaign_id"], "connected")
+    assert call["agent_id"] == volunteer
+    channel = call["provider_call_id"]
+    volunteer_leg = await _leg_of(pbx, channel)
+
+    # Needs support: what the volunteer page's button sends (rules.flag).
+    from app.rules import service as rules
+
+    ack = await rules.flag(hotline.db, volunteer, "needs_support")
+    assert ack["rules"] == ["needs-support"]
+
+    # The specialist's desk answers: the caller is theirs, the volunteer's leg ends.
+    async def handed_over() -> dict[str, Any] | None:
+        legs = await _legs_of(hotline, ids["campaign_id"], call["id"])
+        return legs[0] if legs and legs[0]["state"] == "connected" else None
+
+    leg = await wait_for(handed_over, timeout=30)
+    assert leg["agent_id"] == specialist
+    assert (await _call(hotline, call["id"]))["state"] == "transferred"
+    await _agent_state(hotline, volunteer, "wrap_up")
+    await _agent_state(hotline, specialist, "on_call")
+    assert await volunteer_desk.finished() == 0, volunteer_desk.output()  # Asterisk's BYE
+
+    async def with_the_specialist() -> set[str] | None:
+        bridged = set(await _bridged_channels(pbx))
+        return bridged if len(bridged) == 2 and channel in bridged else None
+
+    bridged = await wait_for(with_the_specialist, timeout=30)
+    assert volunteer_leg not in bridged
+    log = pbx.log_text()
+    assert "Started music on hold, class 'default', on channel" in log  # held meanwhile
+    assert "Called desk-2" in log
+
+    await _press_key(pbx, channel)  # the caller hangs up on the specialist
+
+    async def leg_over() -> bool:
+        return bool((await _call(hotline, leg["id"]))["state"] == "wrap_up")
+
+    await wait_for(leg_over, timeout=30)
+    await _agent_state(hotline, specialist, "wrap_up")
+    assert await caller.finished() == 0, caller.output()
+    assert await specialist_desk.finished() == 0, specialist_desk.output()
+    assert await _bridged_channels(pbx) == []
+
+
+# The default hand-over with a fallback of one second: no specialist is ever ready.
+QUICK_FALLBACK = """
+version: 1
+rules:
+  - name: needs-support
+    on: agent.flagged
+    when: flag.kind == "needs_support"
+    then:
+      - consult: {queue: specialists, fallback: 1s}
+"""
+
+
+async def test_no_specialist_in_time_the_caller_is_back_with_the_volunteer(
+    hotline_factory: Callable[..., Awaitable[Hotline]], pbx: Pbx, sipps: list[Sipp], tmp_path: Path
+) -> None:
+    """``hold`` then, the fallback passed, ``consult_cancel`` and ``unhold``: the caller
+    leaves the music and is in the bridge with the volunteer's desk again."""
+    hotline, ids = await _hotline(hotline_factory, pbx)
+    q = await hotline.http.post(
+        "/queues",
+        json={"campaign_id": ids["campaign_id"], "name": "specialists", "required_skill": "x"},
+    )
+    assert q.status_code == 201, q.text
+    r = await hotline.http.put(
+        f"/campaigns/{ids['campaign_id']}/rules", json={"source": QUICK_FALLBACK}
+    )
+    assert r.status_code == 200, r.text
+    volunteer = await _volunteer_at(hotline, ids, "desk-1")
+    desk = start_sipp(tmp_path, "seat_answers", port=DESK_PORTS["desk-1"])
+    caller = start_sipp(
+        tmp_path, "caller", port=free_port(socket.SOCK_DGRAM), pbx=pbx, service=HOTLINE
+    )
+    sipps.extend([desk, caller])
+    call = await _the_call(hotline, ids["campaign_id"], "connected")
+    channel = call["provider_call_id"]
+    leg = await _leg_of(pbx, channel)
+
+    from app.rules import service as rules
+
+    assert (await rules.flag(hotline.db, volunteer, "needs_support"))["rules"] == ["needs-support"]
+    await _in_log(pbx, "Started music on hold, class 'default', on channel 'PJSIP/trunk-")
+
+    async def withdrawn() -> bool:
+        calls = (
+            await hotline.http.get("/calls", params={"campaign_id": ids["campaign_id"]})
+        ).json()
+        legs = [c for c in calls if c["parent_call_id"] == call["id"]]
+        return bool(legs) and legs[0]["state"] == "withdrawn"
+
+    await wait_for(withdrawn, timeout=30)
+
+    async def together_again() -> bool:
+        return set(await _bridged_channels(pbx)) == {channel, leg}
+
+    await wait_for(together_again, timeout=30)
+    await _in_log(pbx, "Stopped music on hold on PJSIP/trunk-")
+    assert (await _call(hotline, call["id"]))["state"] == "connected"
+    await _agent_state(hotline, volunteer, "on_call")
+
+    await _press_key(pbx, channel)
+
+    async def ended() -> bool:
+        return bool((await _call(hotline, call["id"]))["state"] == "wrap_up")
+
+    await wait_for(ended, timeout=30)
+    assert await caller.finished() == 0, caller.output()
+    assert await desk.finished() == 0, desk.output()
+
+
+async def test_reconciliation_hangs_up_a_channel_no_live_call_owns(
+    hotline_factory: Callable[..., Awaitable[Hotline]], pbx: Pbx, sipps: list[Sipp], tmp_path: Path
+) -> None:
+    """A caller's channel still in the application whose call is over in the database
+    (it ended while no process held ARI: the event that would have hung it up was
+    never heard): the next holder's reconciliation hangs it up."""
+    from sqlalchemy import update
+
+    from app.acd.models import Call
+
+    hotline, ids = await _hotline(hotline_factory, pbx)  # nobody to answer
+    caller = start_sipp(
+        tmp_path, "caller", port=free_port(socket.SOCK_DGRAM), pbx=pbx, service=HOTLINE
+    )
+    sipps.append(caller)
+    call = await _the_call(hotline, ids["campaign_id"], "queued")
+    await _in_log(pbx, "Started music on hold, class 'default'")
+    first = hotline.app.state.platform
+    assert isinstance(first, AsteriskPlatform)
+    await first.stop()  # nobody holds ARI now
+
+    async with hotline.db.unit_of_work() as uow:
+        await uow.session.execute(
+            update(Call).where(Call.id == call["id"]).values(state="abandoned")
+        )
+    async with pbx.ari() as ari:
+        assert call["provider_call_id"] in {c["id"] for c in (await ari.get("/channels")).json()}
+
+    second = AsteriskPlatform(hotline.settings)
+    await second.start(hotline.db)
+    try:
+        await wait_for(lambda: _true(second.reconciliations == 1), timeout=30)
+        assert await caller.finished() == 0, caller.output()  # Asterisk's BYE
+        async with pbx.ari() as ari:
+            assert (await ari.get("/channels")).json() == []
+        assert (await _call(hotline, call["id"]))["state"] == "abandoned"
+    finally:
+        await second.stop()

@@ -149,7 +149,13 @@ class AriClient:
     # --- bridges ----------------------------------------------------------------
 
     async def bridge(self, bridge_id: str) -> None:
-        await self.request("POST", f"/bridges/{bridge_id}", params={"type": "mixing"})
+        """A mixing bridge of this id, made unless it is there already (a caller held
+        out of their bridge and bridged again, to a specialist: the same bridge)."""
+        try:
+            await self.request("POST", f"/bridges/{bridge_id}", params={"type": "mixing"})
+        except AriError as exc:
+            if exc.status != 409:  # 409: a bridge with this id exists
+                raise
 
     async def add_to_bridge(self, bridge_id: str, channels: list[str]) -> None:
         params = {"channel": ",".join(channels)}

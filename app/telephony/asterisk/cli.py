@@ -1,4 +1,5 @@
-"""``pledgeline asterisk-seats``: the seats' PJSIP endpoints for Asterisk.
+"""``pledgeline asterisk-seats``: the seats' PJSIP endpoints for Asterisk;
+``pledgeline asterisk-config``: a whole Asterisk folder rendered from the templates.
 
 Reads the seats from the database named by the settings (no server needed) and
 writes ``pjsip_seats.conf`` (``deploy/asterisk/pjsip.conf`` includes it): one
@@ -21,6 +22,7 @@ from sqlalchemy import select
 
 from app.acd.models import Seat
 from app.db import Database, make_engine
+from app.i18n.console import say
 from app.settings import Settings
 from app.telephony.asterisk.config import SeatPhone, endpoint_of, seat_sections
 
@@ -61,4 +63,62 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     else:
         args.out.write_text(text, encoding="utf-8")
         args.out.chmod(0o640)  # the phones' passwords
+    return 0
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, required=True, help="the folder to render into")
+    parser.add_argument("--http-port", type=int, default=8088, help="ARI and /ws (8088)")
+    parser.add_argument("--sip-port", type=int, default=5060, help="SIP over UDP (5060)")
+    parser.add_argument("--sip-tls-port", type=int, default=5061, help="SIP over TLS (5061)")
+    parser.add_argument("--rtp-start", type=int, default=10000, help="first RTP port (even)")
+    parser.add_argument("--sip-bind", default="127.0.0.1", help="SIP's address (127.0.0.1)")
+    parser.add_argument("--language", default="fr", help="the callers' prompts (fr)")
+    parser.add_argument(
+        "--demo-caller", action="store_true", help="add the demo caller's phone (demo-caller)"
+    )
+
+
+def run_config(args: argparse.Namespace, settings: Settings) -> int:
+    """Render a folder Asterisk runs from (``asterisk -f -C DIR/etc/asterisk.conf``)
+    with the ARI user of the settings and the seats' phones of the database."""
+    from app.telephony.asterisk.local import (
+        DemoCaller,
+        Ports,
+        asterisk_prefix,
+        command,
+        prepare,
+    )
+
+    if args.rtp_start % 2:
+        print(say("The first RTP port must be even."), file=sys.stderr)
+        return 2
+    if not settings.asterisk_ari_password:
+        print(say("Set PLEDGELINE_ASTERISK_ARI_PASSWORD first: ARI's password."), file=sys.stderr)
+        return 2
+    caller = None
+    if args.demo_caller:
+        caller = DemoCaller("demo-caller", seat_password(settings.secret_key, "demo-caller"))
+    config = prepare(
+        args.out,
+        ports=Ports(args.http_port, args.sip_port, args.sip_tls_port, args.rtp_start),
+        ari_user=settings.asterisk_ari_user,
+        ari_password=settings.asterisk_ari_password,
+        ari_app=settings.asterisk_ari_app,
+        trunk_endpoint=settings.asterisk_trunk_endpoint,
+        language=args.language,
+        sip_bind=args.sip_bind,
+        phones=asyncio.run(_phones(settings, None)),
+        demo_caller=caller,
+    )
+    print(say("Asterisk's configuration is in {folder}.", folder=config.parent))
+    print(say("Start it with: {command}", command=" ".join(command(config, asterisk_prefix()))))
+    if caller is not None:
+        print(
+            say(
+                "Demo caller phone: user {user}, password {password}.",
+                user=caller.username,
+                password=caller.password,
+            )
+        )
     return 0

@@ -602,17 +602,23 @@ class AsteriskPlatform(TelephonyPlatform):
         return int(seconds or DEFAULT_RING_SECONDS)
 
     async def _consult_bridge(self, caller: Caller, args: dict[str, Any]) -> None:
-        """The specialist answered: the caller is bridged to them; the volunteer leaves."""
+        """The specialist answered: the caller is bridged to them; the volunteer leaves.
+        A command delivered twice bridges once (the second finds it done)."""
         chan = caller.channel
-        specialist = [x for x in self._legs.values() if x.call == chan and x.consult and x.answered]
-        for leg in [x for x in self._legs.values() if x.call == chan and not x.consult]:
+        legs = [x for x in self._legs.values() if x.call == chan and not x.withdrawn]
+        if any(not x.consult and x.answered and x.agent_id == args.get("agent_id") for x in legs):
+            return  # delivered again: the caller is with the specialist already
+        specialist = [x for x in legs if x.consult and x.answered][-1:]
+        for leg in specialist:
+            # From now on the specialist's leg is the call's seat; said before any
+            # await, so that a second delivery meanwhile sees it.
+            leg.consult = False
+        for leg in [x for x in legs if not x.consult and x not in specialist]:
             await self._withdraw(leg.channel)
         if not specialist:
             log.warning("consult bridge for %s: no answered specialist", chan)
             return
-        leg = specialist[-1]
-        leg.consult = False  # from now on the specialist's leg is the call's seat
-        await self._bridge(chan, leg.channel)
+        await self._bridge(chan, specialist[0].channel)
 
     async def _withdraw(self, chan: str) -> None:
         """Hang up a channel Pledgeline no longer wants, reporting nothing for it."""
