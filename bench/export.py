@@ -168,7 +168,7 @@ async def _campaign(url: str, rows: int) -> tuple[int, float | None]:
     return campaign_id, seconds
 
 
-def _command(writer: str, campaign_id: int, out: Path) -> list[str]:
+def export_command(writer: str, campaign_id: int, out: Path) -> list[str]:
     if writer == "xlsx_xlsxwriter":
         return ["bench.export_xlsxwriter", "--campaign-id", str(campaign_id), "--out", str(out)]
     fmt = writer.removeprefix("before_")
@@ -187,7 +187,7 @@ def _command(writer: str, campaign_id: int, out: Path) -> list[str]:
     ]
 
 
-def _measure(url: str, root: Path, command: list[str], out: Path) -> dict[str, Any]:
+def measure_export(url: str, root: Path, command: list[str], out: Path) -> dict[str, Any]:
     env = procs.server_env(url, SECRET, {}, root)
     started = time.monotonic()
     proc = subprocess.Popen(
@@ -256,8 +256,8 @@ async def _run(o: Options) -> dict[str, Any]:
             for writer, root in writers:
                 suffix = "csv" if writer.endswith("csv") else "xlsx"
                 out = tmp / f"export-{writer}.{suffix}"
-                command = _command(writer, campaign_id, out)
-                result = await asyncio.to_thread(_measure, url, root, command, out)
+                command = export_command(writer, campaign_id, out)
+                result = await asyncio.to_thread(measure_export, url, root, command, out)
                 result["rows_in_file"] = await asyncio.to_thread(count_rows, out)
                 rounds[writer].append(result)
                 out.unlink()

@@ -36,14 +36,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import csv
 import datetime as dt
 import itertools
 import os
 import random
 import sqlite3
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -360,76 +357,6 @@ async def seed_pledges(url: str, campaign_id: int, agent_ids: list[int], count: 
     return time.monotonic() - started
 
 
-# --- the export, in a process of its own ------------------------------------------------------
-
-
-# Runs ``pledgeline export`` and then reports the process's own peak RSS. VmHWM, not
-# getrusage: ru_maxrss also counts the memory of the forked copy of the parent
-# before exec (here, the benchmark's own), which is not the exporter's.
-_EXPORTER = (
-    "import sys\n"
-    "from app.cli import main\n"
-    "code = main(sys.argv[1:])\n"
-    "with open('/proc/self/status') as status:\n"
-    "    peak = next(line for line in status if line.startswith('VmHWM:'))\n"
-    "print('PEAK_RSS_KB', peak.split()[1], file=sys.stderr)\n"
-    "sys.exit(code)\n"
-)
-
-
-def _export(url: str, campaign_id: int, fmt: str, out: Path) -> dict[str, Any]:
-    env = procs.server_env(url, SECRET, {})
-    command = [
-        sys.executable,
-        "-c",
-        _EXPORTER,
-        "export",
-        "--campaign-id",
-        str(campaign_id),
-        "--format",
-        fmt,
-        "--out",
-        str(out),
-        "--quiet",
-    ]
-    started = time.monotonic()
-    proc = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    # wait4: this child's own CPU time.
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.monotonic() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    output = proc.stdout.read().decode() if proc.stdout else ""
-    errors = proc.stderr.read().decode() if proc.stderr else ""
-    if proc.returncode != 0:
-        raise RuntimeError(f"export failed ({proc.returncode}): {output} {errors}")
-    peak_kb = int(errors.rsplit("PEAK_RSS_KB", 1)[1].split()[0])
-    return {
-        "seconds": round(seconds, 2),
-        "peak_rss_mb": round(peak_kb / 1024, 1),
-        "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
-        "file_mb": round(out.stat().st_size / 1e6, 1),
-    }
-
-
-def _csv_rows(path: Path) -> int:
-    with path.open(newline="", encoding="utf-8-sig") as file:
-        return sum(1 for _ in csv.reader(file)) - 1
-
-
-def _xlsx_rows(path: Path) -> int:
-    import zipfile
-
-    with zipfile.ZipFile(path) as archive, archive.open("xl/worksheets/sheet1.xml") as sheet:
-        rows = 0
-        tail = b""
-        while chunk := sheet.read(1 << 20):
-            rows += (tail + chunk).count(b"<row>") - tail.count(b"<row>")
-            tail = chunk[-5:]
-        return rows - 1
-
-
 # --- the run ------------------------------------------------------------------------------------
 
 
@@ -488,10 +415,15 @@ async def _run(o: Options) -> dict[str, Any]:
                 "rows": o.export_rows,
                 "seed_seconds": round(seed_seconds, 1),
             }
+            # bench.export runs and reads the exports (imported here: it imports
+            # this module's seeding).
+            from bench.export import count_rows, export_command, measure_export
+
             for fmt in o.formats:
                 out = tmp / f"export.{fmt}"
-                result = await asyncio.to_thread(_export, url, export_campaign, fmt, out)
-                count = await asyncio.to_thread(_csv_rows if fmt == "csv" else _xlsx_rows, out)
+                command = export_command(fmt, export_campaign, out)
+                result = await asyncio.to_thread(measure_export, url, ROOT, command, out)
+                count = await asyncio.to_thread(count_rows, out)
                 result["rows_in_file"] = count
                 result["rows_per_s"] = round(count / result["seconds"])
                 exports[fmt] = result
