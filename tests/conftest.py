@@ -30,6 +30,7 @@ from app.migrate import upgrade
 from app.settings import Settings
 
 # The browser tests' fixtures (browser, browser_hotline, new_page), for every module.
+from tests.asterisk_pbx import Sipp
 from tests.browser_fixtures import browser, browser_hotline, new_page  # noqa: F401
 from tests.procs import PAYMENT_WEBHOOK_SECRET, SECRET_KEY
 from tests.users import user_with_token
@@ -281,3 +282,12 @@ async def setup_campaign(
         assert r.status_code == 200, r.text
         agent_ids.append(agent_id)
     return {"campaign_id": campaign_id, "queue_id": q.json()["id"], "agent_ids": agent_ids}
+
+
+@pytest.fixture
+async def sipps() -> AsyncIterator[list[Sipp]]:
+    """Every SIPp a test starts is stopped at its end, whatever happens."""
+    started: list[Sipp] = []
+    yield started
+    for sipp in started:
+        sipp.stop()

@@ -46,15 +46,6 @@ async def pbx(tmp_path: Path) -> AsyncIterator[Pbx]:
         yield running
 
 
-@pytest.fixture
-async def sipps() -> AsyncIterator[list[Sipp]]:
-    """Every SIPp a test starts is stopped at its end, whatever happens."""
-    started: list[Sipp] = []
-    yield started
-    for sipp in started:
-        sipp.stop()
-
-
 async def _hotline(
     hotline_factory: Callable[..., Awaitable[Hotline]], pbx: Pbx, **queue: Any
 ) -> tuple[Hotline, dict[str, Any]]:

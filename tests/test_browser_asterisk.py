@@ -99,14 +99,6 @@ async def page() -> AsyncIterator[Page]:
             await chromium.close()
 
 
-@pytest.fixture
-async def sipps() -> AsyncIterator[list[Sipp]]:
-    started: list[Sipp] = []
-    yield started
-    for sipp in started:
-        sipp.stop()
-
-
 async def _app_registered(pbx: Pbx) -> None:
     """The app's Stasis application is on Asterisk: a call now reaches it."""
 

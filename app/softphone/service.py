@@ -35,7 +35,7 @@ from app.db import Database, utcnow
 from app.errors import AppError, Conflict, Forbidden, NotFound
 from app.i18n import N_
 from app.settings import Settings
-from app.telephony.port import TelephonyPlatform
+from app.telephony.port import TelephonyPlatform, softphone_endpoint
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +57,6 @@ class Credentials:
     password: str
     expires_at: dt.datetime
     ice_servers: list[dict[str, str]]
-
-
-def endpoint_for_agent(agent_id: int) -> str:
-    """The PBX endpoint of the seat ``agent:<id>`` (a volunteer without a seat row)."""
-    return f"agent-{agent_id}"
 
 
 def username_for_session(secret_key: str, session_id: int) -> str:
@@ -115,7 +110,7 @@ class Softphones(BackgroundTask):
         expires_at = now + dt.timedelta(hours=self.settings.softphone_hours)
         if principal.expires_at is not None:
             expires_at = min(expires_at, principal.expires_at)
-        endpoint = endpoint_for_agent(agent.id)
+        endpoint = softphone_endpoint(agent.id)
         username = username_for_session(self.settings.secret_key, principal.session_id)
         password = secrets.token_urlsafe(24)
         if self.platform is not None:
@@ -159,7 +154,7 @@ class Softphones(BackgroundTask):
             session_id = (event.data or {}).get("session_id")
             if isinstance(session_id, int):
                 username = username_for_session(self.settings.secret_key, session_id)
-                await self.revoke(endpoint_for_agent(event.agent_id), username)
+                await self.revoke(softphone_endpoint(event.agent_id), username)
 
     async def revoke_expired(self, now: dt.datetime | None = None) -> int:
         """Withdraw what this process issued that has run out; how many."""
@@ -192,7 +187,7 @@ class Softphones(BackgroundTask):
             if agent_id is None:
                 continue  # not a volunteer's (the query keeps none; said for the types)
             username = username_for_session(self.settings.secret_key, session_id)
-            await self.revoke(endpoint_for_agent(agent_id), username)
+            await self.revoke(softphone_endpoint(agent_id), username)
         return len(ended)
 
     def start(self, db: Database) -> None:

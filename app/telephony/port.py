@@ -13,6 +13,12 @@ if TYPE_CHECKING:
     from app.db import Database
 
 
+def softphone_endpoint(agent_id: int) -> str:
+    """The PBX endpoint of the seat ``agent:<id>`` (a volunteer without a seat row of
+    their own): the one their browser softphone registers as and the platform rings."""
+    return f"agent-{agent_id}"
+
+
 class DeliveryFailed(Exception):
     """The platform did not take the command; delivery is retried later."""
 

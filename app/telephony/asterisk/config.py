@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.telephony.port import softphone_endpoint
+
 TEMPLATE_DIR = Path(__file__).resolve().parents[3] / "deploy" / "asterisk"
 TEMPLATES = (
     "asterisk.conf",
@@ -62,7 +64,7 @@ def dial_string(seat_address: str) -> str:
         return seat_address
     if seat_address.startswith("agent:"):
         # A volunteer with no seat of their own: their browser softphone's endpoint.
-        return f"PJSIP/agent-{seat_address.removeprefix('agent:')}"
+        return f"PJSIP/{softphone_endpoint(int(seat_address.removeprefix('agent:')))}"
     return f"PJSIP/{seat_address}"
 
 
