@@ -87,6 +87,15 @@ def chromium_problem() -> str | None:
     return None
 
 
+# A softphone's page: a fake microphone and camera, allowed without asking, and
+# audio that plays without a click.
+FAKE_MEDIA = (
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
+)
+
+
 async def launch_chromium(playwright: Any, extra_args: tuple[str, ...] = ()) -> Any:
     """The system Chromium, headless. Never ``playwright install``."""
     return await playwright.chromium.launch(

@@ -23,7 +23,15 @@ import pytest
 
 from app.seed import DEMO_NUMBER
 from tests.asterisk_pbx import Pbx, Sipp, asterisk_problem, free_port, running_pbx, start_sipp
-from tests.browser import AGENT, Hotline, context_options, launch_chromium, running_hotline, sign_in
+from tests.browser import (
+    AGENT,
+    FAKE_MEDIA,
+    Hotline,
+    context_options,
+    launch_chromium,
+    running_hotline,
+    sign_in,
+)
 from tests.browser_fixtures import need_chromium
 from tests.conftest import wait_for
 
@@ -38,11 +46,6 @@ try:
 except ImportError:  # need_chromium() says so: the test skips, or fails with CI=true
     Page = async_playwright = expect = None  # type: ignore[assignment,misc]
 
-FAKE_MEDIA = (
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--autoplay-policy=no-user-gesture-required",
-)
 # Every peer connection the page makes, kept where the test can read its statistics.
 RECORD_PEER_CONNECTIONS = """
 (() => {

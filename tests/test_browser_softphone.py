@@ -23,6 +23,7 @@ from websockets.typing import Subprotocol
 
 from tests.browser import (
     AGENT,
+    FAKE_MEDIA,
     Hotline,
     context_options,
     launch_chromium,
@@ -35,12 +36,6 @@ try:
     from playwright.async_api import Page, async_playwright, expect
 except ImportError:  # need_chromium() says so: the tests skip, or fail with CI=true
     Page = async_playwright = expect = None  # type: ignore[assignment,misc]
-
-FAKE_MEDIA = (
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--autoplay-policy=no-user-gesture-required",
-)
 
 
 class Registrar:
