@@ -37,4 +37,7 @@ def random_pledge(rng: random.Random, call_id: int) -> PledgeIn:
         frequency="monthly" if rng.random() < 0.15 else "one_off",
         consent_contact=rng.random() < 0.5,
         consent_tax_receipt=rng.random() < 0.6,
+        # Two simulated donors in three may be named on air (the demo board shows
+        # names); from the call, not the generator, so the seeded sequence is unchanged.
+        consent_board=call_id % 3 != 0,
     )
