@@ -52,9 +52,7 @@ async def test_volunteer_saves_a_pledge_and_the_board_moves(
     await form.locator("#pf-amount").press("Enter")
     await expect(form.locator("#pf-email-error")).to_contain_text("adresse électronique")
     # The donor agrees to be named on air: the board will show "Marie, Paris".
-    await form.get_by_label(
-        "Pouvons-nous afficher votre prénom et votre ville à l'antenne ?"
-    ).check()
+    await form.get_by_label("Prénom et ville à l'antenne").check()
     # Corrected, saved with Enter, twice in a row (a double submit saves once).
     await email.fill("marie.dupont@example.org")
     await email.press("Enter")

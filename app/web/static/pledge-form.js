@@ -121,8 +121,10 @@ function build() {
       el("legend", { text: t("Consents") }),
       el("label", {}, el("input", { type: "checkbox", name: "consent_contact", id: "pf-consent_contact" }), ` ${t("We may contact them")}`),
       el("label", {}, el("input", { type: "checkbox", name: "consent_tax_receipt", id: "pf-consent_tax_receipt" }), ` ${t("Tax receipt wanted")}`),
-      // Asked in these words: the board shows the first name and town, nothing else.
-      el("label", {}, el("input", { type: "checkbox", name: "consent_board", id: "pf-consent_board" }), ` ${t("May we show your first name and town on air?")}`),
+      // The board shows the first name and town, nothing else; the label is short so
+      // that Save stays above the fold at 1366x768, its title the question to ask.
+      el("label", { title: t("May we show your first name and town on air?") },
+        el("input", { type: "checkbox", name: "consent_board", id: "pf-consent_board" }), ` ${t("First name and town on air")}`),
     ),
     text("note", t("Note"), {}, t("Never write card details: the donor pays on the website.")),
     el("p", { className: "error", id: "pf-error", role: "alert" }),
