@@ -111,6 +111,13 @@ async def _agent_state(hotline: Hotline, agent_id: int, state: str) -> None:
     await wait_for(check, timeout=30)
 
 
+def _caller(tmp_path: Path, pbx: Pbx) -> Sipp:
+    """A SIPp caller (SIP and RTP) dialling the hotline number from a port of its own."""
+    return start_sipp(
+        tmp_path, "caller", port=free_port(socket.SOCK_DGRAM), pbx=pbx, service=HOTLINE
+    )
+
+
 async def _press_key(pbx: Pbx, channel: str) -> None:
     """A key sent to a channel: Asterisk sends the party a SIP INFO, which our SIPp
     scenarios take as their cue to hang up."""
@@ -132,9 +139,7 @@ async def test_a_call_is_queued_offered_answered_bridged_and_ended_by_the_caller
     agent_id = await _volunteer_at(hotline, ids, "desk-1")
     desk = start_sipp(tmp_path, "seat_answers", port=DESK_PORTS["desk-1"])
     sipps.append(desk)
-    caller = start_sipp(
-        tmp_path, "caller", port=free_port(socket.SOCK_DGRAM), pbx=pbx, service=HOTLINE
-    )
+    caller = _caller(tmp_path, pbx)
     sipps.append(caller)
 
     call = await _the_call(hotline, ids["campaign_id"], "connected")
@@ -168,9 +173,7 @@ async def test_a_caller_hanging_up_while_queued_abandons_after_the_welcome_and_m
     hotline_factory: Callable[..., Awaitable[Hotline]], pbx: Pbx, sipps: list[Sipp], tmp_path: Path
 ) -> None:
     hotline, ids = await _hotline(hotline_factory, pbx)  # nobody to answer
-    caller = start_sipp(
-        tmp_path, "caller", port=free_port(socket.SOCK_DGRAM), pbx=pbx, service=HOTLINE
-    )
+    caller = _caller(tmp_path, pbx)
     sipps.append(caller)
     call = await _the_call(hotline, ids["campaign_id"], "queued")
     # In French by default: the welcome prompt, then the music on hold.
@@ -191,9 +194,7 @@ async def test_a_seat_not_answering_in_time_sends_the_call_back_to_the_queue(
     other = await _volunteer_at(hotline, ids, "desk-2", ready=False)
     silent_desk = start_sipp(tmp_path, "seat_no_answer", port=DESK_PORTS["desk-1"])
     answering_desk = start_sipp(tmp_path, "seat_answers", port=DESK_PORTS["desk-2"])
-    caller = start_sipp(
-        tmp_path, "caller", port=free_port(socket.SOCK_DGRAM), pbx=pbx, service=HOTLINE
-    )
+    caller = _caller(tmp_path, pbx)
     sipps.extend([silent_desk, answering_desk, caller])
 
     offered = await _the_call(hotline, ids["campaign_id"], "offered")
@@ -220,9 +221,7 @@ async def test_after_asterisk_crashes_the_adapter_reconnects_and_ends_the_calls_
     hotline, ids = await _hotline(hotline_factory, pbx)
     agent_id = await _volunteer_at(hotline, ids, "desk-1")
     sipps.append(start_sipp(tmp_path, "seat_answers", port=DESK_PORTS["desk-1"]))
-    sipps.append(
-        start_sipp(tmp_path, "caller", port=free_port(socket.SOCK_DGRAM), pbx=pbx, service=HOTLINE)
-    )
+    sipps.append(_caller(tmp_path, pbx))
     call = await _the_call(hotline, ids["campaign_id"], "connected")
     platform = hotline.app.state.platform
     assert isinstance(platform, AsteriskPlatform)
@@ -257,9 +256,7 @@ async def test_the_volunteer_hanging_up_ends_the_call_and_the_caller_is_hung_up(
     hotline, ids = await _hotline(hotline_factory, pbx)
     agent_id = await _volunteer_at(hotline, ids, "desk-1")
     desk = start_sipp(tmp_path, "seat_answers", port=DESK_PORTS["desk-1"])
-    caller = start_sipp(
-        tmp_path, "caller", port=free_port(socket.SOCK_DGRAM), pbx=pbx, service=HOTLINE
-    )
+    caller = _caller(tmp_path, pbx)
     sipps.extend([desk, caller])
     call = await _the_call(hotline, ids["campaign_id"], "connected")
     leg = await _leg_of(pbx, call["provider_call_id"])
@@ -284,9 +281,7 @@ async def test_outside_opening_hours_the_caller_hears_the_message_then_is_hung_u
         json={"opening_hours": {day: [["09:00", "18:00"]]}},
     )
     assert r.status_code == 200, r.text
-    caller = start_sipp(
-        tmp_path, "caller", port=free_port(socket.SOCK_DGRAM), pbx=pbx, service=HOTLINE
-    )
+    caller = _caller(tmp_path, pbx)
     sipps.append(caller)
 
     rejected = await _the_call(hotline, ids["campaign_id"], "rejected")
@@ -347,9 +342,7 @@ async def test_another_process_takes_the_ari_connection_over_and_the_bridged_cal
     ids = await setup_campaign(second, agents=0)
     agent_id = await _volunteer_at(second, ids, "desk-1")
     sipps.append(start_sipp(tmp_path, "seat_answers", port=DESK_PORTS["desk-1"]))
-    caller = start_sipp(
-        tmp_path, "caller", port=free_port(socket.SOCK_DGRAM), pbx=pbx, service=HOTLINE
-    )
+    caller = _caller(tmp_path, pbx)
     sipps.append(caller)
     call = await _the_call(second, ids["campaign_id"], "connected")
     leg = await _leg_of(pbx, call["provider_call_id"])
@@ -459,9 +452,7 @@ async def test_a_volunteer_hands_the_caller_over_to_a_specialist(
     specialist = await _volunteer_at(hotline, ids, "desk-2", skills={"specialist": 1})
     volunteer_desk = start_sipp(tmp_path, "seat_answers", port=DESK_PORTS["desk-1"])
     specialist_desk = start_sipp(tmp_path, "seat_answers", port=DESK_PORTS["desk-2"])
-    caller = start_sipp(
-        tmp_path, "caller", port=free_port(socket.SOCK_DGRAM), pbx=pbx, service=HOTLINE
-    )
+    caller = _caller(tmp_path, pbx)
     sipps.extend([volunteer_desk, specialist_desk, caller])
     call = await _the_call(hotline, ids["campaign_id"], "connected")
     assert call["agent_id"] == volunteer
@@ -537,9 +528,7 @@ async def test_no_specialist_in_time_the_caller_is_back_with_the_volunteer(
     assert r.status_code == 200, r.text
     volunteer = await _volunteer_at(hotline, ids, "desk-1")
     desk = start_sipp(tmp_path, "seat_answers", port=DESK_PORTS["desk-1"])
-    caller = start_sipp(
-        tmp_path, "caller", port=free_port(socket.SOCK_DGRAM), pbx=pbx, service=HOTLINE
-    )
+    caller = _caller(tmp_path, pbx)
     sipps.extend([desk, caller])
     call = await _the_call(hotline, ids["campaign_id"], "connected")
     channel = call["provider_call_id"]
@@ -588,9 +577,7 @@ async def test_reconciliation_hangs_up_a_channel_no_live_call_owns(
     from app.acd.models import Call
 
     hotline, ids = await _hotline(hotline_factory, pbx)  # nobody to answer
-    caller = start_sipp(
-        tmp_path, "caller", port=free_port(socket.SOCK_DGRAM), pbx=pbx, service=HOTLINE
-    )
+    caller = _caller(tmp_path, pbx)
     sipps.append(caller)
     call = await _the_call(hotline, ids["campaign_id"], "queued")
     await _in_log(pbx, "Started music on hold, class 'default'")
