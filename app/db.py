@@ -250,6 +250,8 @@ class UnitOfWork:
         self.memo: dict[Any, Any] = {}
         # The earliest due time of a timer this unit of work set (wakes timer workers).
         self.earliest_timer: dt.datetime | None = None
+        # The outbox tables this unit of work wrote rows to (wakes their readers).
+        self.tables_written: set[str] = set()
 
     def timers_scheduled(self, due_at: dt.datetime) -> None:
         if self.earliest_timer is None or due_at < self.earliest_timer:
@@ -297,6 +299,7 @@ class UnitOfWork:
         for staged in self._staged.values():
             if not staged.rows:
                 continue
+            self.tables_written.add(staged.table.name)
             if any(t is not None for t in staged.targets):
                 key = next(iter(staged.table.primary_key.columns))
                 # A list of parameters, not .values([...]): the statement is cached
@@ -333,6 +336,10 @@ class Database:
         self.on_events: list[Callable[[list[Any]], Awaitable[None]]] = []
         # Called after a commit that set a timer, with its earliest due time.
         self.on_timer_set: list[Callable[[dt.datetime], None]] = []
+        # Called after a commit that wrote outbox rows to the table named by the key
+        # (the command delivery sends a call's commands at once instead of at its
+        # next poll).
+        self.on_rows_written: dict[str, list[Callable[[], None]]] = {}
 
     @property
     def is_sqlite(self) -> bool:
@@ -364,6 +371,9 @@ class Database:
         if uow.earliest_timer is not None:
             for wake in self.on_timer_set:
                 wake(uow.earliest_timer)
+        for table in uow.tables_written:
+            for wake_reader in self.on_rows_written.get(table, ()):
+                wake_reader()
         await uow.run_after_commit()
 
     def seconds_since(self, column: Any, now: Any) -> Any:

@@ -560,7 +560,14 @@ async def _run(o: Options) -> dict[str, Any]:
             for n in range(o.seats)
         ]
         async with (
-            running_pbx(tmp / "pbx", phones, rtp_ports=max(200, 4 * 2 * most)) as pbx,
+            running_pbx(
+                tmp / "pbx",
+                phones,
+                rtp_ports=max(200, 4 * 2 * most),
+                # As deployed (deploy/asterisk/pjsip_trunk.conf): RFC 4733 keys on
+                # both sides let Asterisk relay a bridged call's RTP natively.
+                trunk_dtmf_mode="rfc4733",
+            ) as pbx,
             _seats_sipp(folder, seats_port) as seats,
         ):
             server = await procs.start_server(

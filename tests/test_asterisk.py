@@ -160,6 +160,12 @@ async def test_a_call_is_queued_offered_answered_bridged_and_ended_by_the_caller
     assert await caller.finished() == 0, caller.output()
     assert await desk.finished() == 0, desk.output()  # its BYE came from Asterisk
     assert await _bridged_channels(pbx) == []
+    # The ARI requests went over the events websocket, and Asterisk sent only the
+    # events the adapter acts on (its filter), none of a call's dial progress,
+    # variables or bridge moves.
+    platform = hotline.app.state.platform
+    assert platform.ari.on_websocket
+    assert platform.unasked_events == 0
 
 
 async def _in_log(pbx: Pbx, text: str) -> None:

@@ -187,6 +187,7 @@ async def test_a_specialist_answers_and_the_caller_is_theirs_with_the_context(
         assert "hold" in names and "consult" in names
         ring = next(a for c, a in sent if c == "consult")
         assert ring["agent_id"] == desk.specialist_id and ring["consult_call_id"] == leg_id
+        assert ring["ring_seconds"] == 120  # the specialists' queue's ring timeout
         assert not any(c == "bridge" and a.get("consult") for c, a in sent)
         # The volunteer's call is still up (the caller on hold) until the answer.
         call = (await server.admin.get(f"/calls/{call_id}")).json()

@@ -718,6 +718,8 @@ async def test_commands_are_polled_in_order_with_paging(hotline: Hotline) -> Non
     bridge = items[2]
     assert bridge["args"]["agent_id"] == agent_id
     assert bridge["args"]["seat"] == f"agent:{agent_id}"
+    # The queue's ring timeout: a platform stops ringing when Pledgeline would.
+    assert bridge["args"]["ring_seconds"] == 15
     assert items[1]["args"] == {"message": "hold"}
     assert all(set(c) == {"id", "command", "call_id", "args", "created_at"} for c in items)
 

@@ -482,6 +482,7 @@ async def offer(
             seat=seat_address,
             agent_id=agent.id,
             auto_answer=queue.auto_answer,
+            ring_seconds=queue.ring_timeout_seconds,
             leg=call.leg,
             consult_call_id=call.id,
         )
@@ -494,6 +495,7 @@ async def offer(
             agent_id=agent.id,
             auto_answer=queue.auto_answer,
             auto_answer_seconds=queue.auto_answer_seconds,
+            ring_seconds=queue.ring_timeout_seconds,
         )
     pop = await hooks.pop_for_offer(uow, call.id) if pop_may_exist else None
     emit_call(

@@ -9,8 +9,10 @@ must therefore accept a command id twice (docs/telephony.md).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import and_, or_, select
@@ -112,17 +114,32 @@ class CommandDelivery(BackgroundTask):
         super().__init__()
         self.platform = platform
         self.max_attempts = max_attempts
+        self._written = asyncio.Event()
+        self._wakers: list[Callable[[], None]] = []
 
     def start(self, db: Database, poll_seconds: float = 0.1) -> None:
+        # A command this process commits is sent at once; the poll finds the others
+        # (another process's, a retry's back-off come due).
+        self._wakers = db.on_rows_written.setdefault(Command.__tablename__, [])
+        self._wakers.append(self._written.set)
         self._launch(lambda: self._run(db, poll_seconds), name="command-delivery")
+
+    async def stop(self) -> None:
+        if self._written.set in self._wakers:
+            self._wakers.remove(self._written.set)
+        await super().stop()
 
     async def _run(self, db: Database, poll_seconds: float) -> None:
         failures = FailedPasses("command delivery pass")
         while True:
             delay = poll_seconds
+            self._written.clear()
             try:
                 await deliver_pending(db, self.platform, self.max_attempts)
                 failures.succeeded()
             except Exception:
                 delay = max(poll_seconds, failures.failed())
-            await asyncio.sleep(delay)
+                await asyncio.sleep(delay)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._written.wait(), delay)

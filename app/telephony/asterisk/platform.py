@@ -37,10 +37,11 @@ import logging
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import orjson
 import websockets
 from sqlalchemy import select
 
-from app.acd.models import Call, Queue
+from app.acd.models import Call
 from app.acd.states import CALL_LIVE_STATES, CallState
 from app.background import stop_tasks
 from app.db import Database
@@ -67,10 +68,14 @@ BRIDGE_PREFIX = "pl-bridge-"
 _NOT_A_CHANNEL = ("callback-", "sim-")
 RECONNECT_FIRST, RECONNECT_LONGEST = 0.2, 5.0
 DEFAULT_RING_SECONDS = 15
-# The ARI events the adapter acts on (``_dispatch``); the others are dropped unread.
+# The ARI events the adapter acts on (``_dispatch``); Asterisk is asked to send no
+# other (``filter_events``), and any other that comes is dropped.
 _HANDLED = frozenset(
     {"StasisStart", "StasisEnd", "ChannelDestroyed", "PlaybackFinished", "ChannelDtmfReceived"}
 )
+# The answer to the reconciliation's list of channels is one message: hundreds of
+# calls' channels are a few hundred kilobytes.
+_LARGEST_MESSAGE = 64 * 1024 * 1024
 
 
 @dataclass
@@ -123,6 +128,7 @@ class AsteriskPlatform(TelephonyPlatform):
         self._playbacks = itertools.count(1)
         self._dtmf = itertools.count(1)
         self.connected = asyncio.Event()  # the events websocket is up and reconciled
+        self.unasked_events = 0  # events of a type the adapter does not act on
         self.reconciliations = 0
         self.lease = AriLease(
             settings.database_url,
@@ -182,20 +188,49 @@ class AsteriskPlatform(TelephonyPlatform):
         delay = RECONNECT_FIRST
         while True:
             try:
-                async with websockets.connect(self.ari.events_url, ping_interval=10) as ws:
+                async with websockets.connect(
+                    self.ari.events_url, ping_interval=10, max_size=_LARGEST_MESSAGE
+                ) as ws:
                     log.info("ARI events connected (%s)", self.settings.asterisk_ari_url)
                     delay = RECONNECT_FIRST
-                    await self._reconcile()
-                    self.connected.set()
-                    async for raw in ws:
-                        self._enqueue(json.loads(raw))
+                    await self._connected(ws)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning("ARI events lost (%r), again in %.1fs", exc, delay)
+            finally:
+                self.ari.detach()
             self.connected.clear()
             await asyncio.sleep(delay)
             delay = min(delay * 2, RECONNECT_LONGEST)
+
+    async def _connected(self, ws: Any) -> None:
+        """Read the websocket until it closes. The requests' answers arrive on it too,
+        so it is read from the start; the events that arrive before the reconciliation
+        is over wait until it is, and are then handled in their order."""
+        early: list[dict[str, Any]] = []
+
+        async def read() -> None:
+            async for raw in ws:
+                message = orjson.loads(raw)
+                if self.ari.take_response(message):
+                    continue
+                if self.connected.is_set():
+                    self._enqueue(message)
+                else:
+                    early.append(message)
+
+        reader = asyncio.create_task(read())
+        try:
+            await self.ari.attach(ws)
+            await self.ari.filter_events(_HANDLED)
+            await self._reconcile()
+            for message in early:
+                self._enqueue(message)
+            self.connected.set()
+            await reader
+        finally:
+            reader.cancel()
 
     def _lane_of(self, event: dict[str, Any]) -> str:
         """The call an event belongs to: its caller's channel (a seat's leg is its call's)."""
@@ -213,7 +248,9 @@ class AsteriskPlatform(TelephonyPlatform):
     def _enqueue(self, event: dict[str, Any]) -> None:
         """Handle the event after the earlier ones of its call, beside other calls'."""
         if event.get("type") not in _HANDLED:
-            return  # most of what Asterisk tells (dial progress, variables, bridges)
+            # Asterisk was asked not to send it (``filter_events``): counted, dropped.
+            self.unasked_events += 1
+            return
         lane = self._lane_of(event)
         task = asyncio.create_task(self._in_lane(self._lanes.get(lane), event))
         self._lanes[lane] = task
@@ -572,7 +609,9 @@ class AsteriskPlatform(TelephonyPlatform):
                 leg_chan,
                 dial_string(seat),
                 f"{role},{chan},{agent_id},{seat}",
-                timeout=await self._ring_seconds(chan),
+                # The queue's ring timeout: Asterisk stops ringing when Pledgeline's
+                # timer would.
+                timeout=int(args.get("ring_seconds") or DEFAULT_RING_SECONDS),
                 variables=variables,
             )
         except AriError:
@@ -586,20 +625,6 @@ class AsteriskPlatform(TelephonyPlatform):
                 )
             )
             del leg
-
-    async def _ring_seconds(self, chan: str) -> int:
-        """The queue's ring timeout: Asterisk stops ringing when Pledgeline's timer would."""
-        assert self._db is not None
-        async with self._db.read() as session:
-            stmt = (
-                select(Queue.ring_timeout_seconds)
-                .join(Call, Call.queue_id == Queue.id)
-                .where(Call.provider_call_id == chan)
-                .order_by(Call.id.desc())
-                .limit(1)
-            )
-            seconds = (await session.execute(stmt)).scalar()
-        return int(seconds or DEFAULT_RING_SECONDS)
 
     async def _consult_bridge(self, caller: Caller, args: dict[str, Any]) -> None:
         """The specialist answered: the caller is bridged to them; the volunteer leaves.
