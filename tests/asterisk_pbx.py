@@ -117,8 +117,10 @@ async def running_pbx(
     demo_caller: DemoCaller | None = None,
     *,
     rtp_ports: int = 200,
+    trunk_contact: str = "sip:127.0.0.1:5060",
 ) -> AsyncIterator[Pbx]:
-    """``rtp_ports``: the size of the RTP port range (two ports a channel: RTP, RTCP)."""
+    """``rtp_ports``: the size of the RTP port range (two ports a channel: RTP, RTCP);
+    ``trunk_contact``: where the trunk's outgoing calls go (callbacks, transfers)."""
     prefix = asterisk_prefix()
     # Asterisk wants an even start; the range stays below the last port.
     rtp = min(free_port(socket.SOCK_DGRAM), 65535 - rtp_ports) & ~1
@@ -132,6 +134,7 @@ async def running_pbx(
         ari_password=ARI_PASSWORD,
         ari_app=ARI_APP,
         trunk_endpoint=TRUNK,
+        trunk_contact=trunk_contact,
         trunk_dtmf_mode="info",
         phones=phones,
         demo_caller=demo_caller,
