@@ -736,8 +736,10 @@ async def _callback_offered(
     channel = call["provider_call_id"]
 
     async def offered() -> bool:
+        """The offer carried out (after ``answer``: a call's commands go in order)."""
         plays = await hotline.sql(
-            "select args from telephony_commands where provider_call_id = :p and command = 'play'",
+            "select args from telephony_commands where provider_call_id = :p"
+            " and command = 'play' and delivery = 'delivered'",
             p=channel,
         )
         return any("callback_offer" in str(args) for (args,) in plays)

@@ -84,6 +84,10 @@ DEFAULT_RING_SECONDS = 15
 # timeout would count the attempt unanswered with both phones still up.
 DIAL_SEAT_RING_SECONDS = 20
 DIAL_CALLER_RING_SECONDS = DIAL_TIMEOUT_SECONDS - DIAL_SEAT_RING_SECONDS - 10
+# What the volunteer hears while the caller's line rings: the French ringing tone
+# (440 Hz, 1.5 s on, 3.5 s off), spelt out: no tone zones (indications.conf) needed;
+# its parts apart by "|", since ARI takes a comma for the next media.
+DIAL_RINGBACK = "tone:440/1500|0/3500"
 # Hang-up causes (Q.850) of a callee's line that ended unanswered, as dial.unanswered says them.
 _UNANSWERED_CAUSES = {0: "no_answer", 16: "no_answer", 18: "no_answer", 19: "no_answer"}
 _UNANSWERED_CAUSES |= {17: "busy", 21: "rejected"}
@@ -764,7 +768,7 @@ class AsteriskPlatform(TelephonyPlatform):
         """Ring the caller's number through the trunk, on a channel whose id is the
         callback's call id (from its answer on, the caller's channel of a call)."""
         with contextlib.suppress(AriError):
-            await self.ari.play(dial.seat_leg, ["tone:ring"], dial.ringback)
+            await self.ari.play(dial.seat_leg, [DIAL_RINGBACK], dial.ringback)
         try:
             await self.ari.originate(
                 dial.call,
