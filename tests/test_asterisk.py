@@ -9,6 +9,7 @@ asterisk``) these tests skip, and fail under ``CI=true``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
@@ -22,11 +23,14 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
+from sqlalchemy import select
 
 from app.telephony.asterisk.config import SeatPhone
 from app.telephony.asterisk.lease import lock_key
 from app.telephony.asterisk.local import DemoCaller
 from app.telephony.asterisk.platform import AsteriskPlatform
+from app.telephony.commands import as_message
+from app.telephony.models import Command
 from tests import procs
 from tests.asterisk_pbx import (
     ARI_APP,
@@ -142,6 +146,16 @@ async def _press_key(pbx: Pbx, channel: str) -> None:
     async with pbx.ari() as ari:
         r = await ari.post(f"/channels/{channel}/dtmf", params={"dtmf": "5"})
         assert r.status_code == 204, r.text
+
+
+async def _channel_list(pbx: Pbx) -> list[dict[str, Any]]:
+    async with pbx.ari() as ari:
+        channels: list[dict[str, Any]] = (await ari.get("/channels")).json()
+    return channels
+
+
+async def _channels(pbx: Pbx) -> list[str]:
+    return [c["id"] for c in await _channel_list(pbx)]
 
 
 async def _bridged_channels(pbx: Pbx) -> list[str]:
@@ -703,16 +717,24 @@ async def test_reconciliation_hangs_up_a_channel_no_live_call_owns(
     async with pbx.ari() as ari:
         assert call["provider_call_id"] in {c["id"] for c in (await ari.get("/channels")).json()}
 
-    second = AsteriskPlatform(hotline.settings)
-    await second.start(hotline.db)
-    try:
-        await wait_for(lambda: _true(second.reconciliations == 1), timeout=30)
+    async with _next_holder(hotline):
         assert await caller.finished() == 0, caller.output()  # Asterisk's BYE
         async with pbx.ari() as ari:
             assert (await ari.get("/channels")).json() == []
         assert (await _call(hotline, call["id"]))["state"] == "abandoned"
+
+
+@contextlib.asynccontextmanager
+async def _next_holder(hotline: Hotline) -> AsyncIterator[AsteriskPlatform]:
+    """Another process's platform taking ARI over once the app's own has stopped: its
+    first reconciliation done on entry, stopped on exit."""
+    platform = AsteriskPlatform(hotline.settings)
+    await platform.start(hotline.db)
+    try:
+        await wait_for(lambda: _true(platform.reconciliations == 1), timeout=30)
+        yield platform
     finally:
-        await second.stop()
+        await platform.stop()
 
 
 # --- callbacks: the platform dials the caller back ----------------------------------
@@ -756,6 +778,16 @@ async def _callback_offered(
     return hotline, ids, agent_id, callback
 
 
+async def _unanswered(hotline: Hotline, callback_id: int) -> dict[str, Any]:
+    """What ``callback.unanswered`` said of the callback's one unanswered attempt."""
+    (row,) = await hotline.sql(
+        "select data from events where type = 'callback.unanswered' and call_id = :c",
+        c=callback_id,
+    )
+    data: dict[str, Any] = row[0] if isinstance(row[0], dict) else json.loads(row[0])
+    return data
+
+
 async def test_a_callback_rings_the_volunteer_then_the_caller_and_connects_them(
     hotline_factory: Callable[..., Awaitable[Hotline]], pbx: Pbx, sipps: list[Sipp], tmp_path: Path
 ) -> None:
@@ -773,18 +805,37 @@ async def test_a_callback_rings_the_volunteer_then_the_caller_and_connects_them(
     connected = await _the_call(hotline, ids["campaign_id"], "connected")
     assert connected["id"] == callback["id"] and connected["agent_id"] == agent_id
     channel = callback["provider_call_id"]  # callback-<n>: the caller's channel
-    assert await _leg_of(pbx, channel) == f"pl-dial-{callback['id']}-1"
+    leg = await _leg_of(pbx, channel)
+    assert leg == f"pl-dial-{callback['id']}-1"
     await _agent_state(hotline, agent_id, "on_call")
     log = pbx.log_text()
     assert log.index("Called desk-1") < log.index("Called +33612345678@trunk")  # seat first
 
-    await _press_key(pbx, channel)  # the caller hangs up
-    ended = await _the_call(hotline, ids["campaign_id"], "wrap_up")
-    assert ended["id"] == callback["id"] and ended["end_reason"] == "caller_hangup"
-    await _agent_state(hotline, agent_id, "wrap_up")
-    assert await callee.finished() == 0, callee.output()
-    assert await desk.finished() == 0, desk.output()  # its BYE came from Asterisk
-    assert await _bridged_channels(pbx) == []
+    # The dial delivered again (twice): nobody is rung again.
+    platform = hotline.app.state.platform
+    assert isinstance(platform, AsteriskPlatform)
+    async with hotline.db.read() as session:
+        stmt = select(Command).where(Command.provider_call_id == channel)
+        (dial,) = [as_message(c) for c in (await session.execute(stmt)).scalars()]
+    assert dial["command"] == "dial" and dial["args"]["callback_id"] == callback["id"]
+    await platform.send(dial)
+    await platform.send(dial)
+    assert set(await _channels(pbx)) == {channel, leg}
+
+    # Another process takes ARI over: its reconciliation keeps the callback's
+    # channels (a call like the others now), and it hears the caller hang up.
+    await platform.stop()
+    async with _next_holder(hotline):
+        assert set(await _bridged_channels(pbx)) == {channel, leg}
+        assert (await _call(hotline, callback["id"]))["state"] == "connected"
+
+        await _press_key(pbx, channel)  # the caller hangs up
+        ended = await _the_call(hotline, ids["campaign_id"], "wrap_up")
+        assert ended["id"] == callback["id"] and ended["end_reason"] == "caller_hangup"
+        await _agent_state(hotline, agent_id, "wrap_up")
+        assert await callee.finished() == 0, callee.output()
+        assert await desk.finished() == 0, desk.output()  # its BYE came from Asterisk
+        assert await _bridged_channels(pbx) == []
 
 
 async def test_a_callback_to_a_busy_line_is_unanswered_and_the_volunteer_free_again(
@@ -801,14 +852,49 @@ async def test_a_callback_to_a_busy_line_is_unanswered_and_the_volunteer_free_ag
     assert r.status_code == 200, r.text
     waiting = await _the_call(hotline, ids["campaign_id"], "retry_wait")
     assert waiting["id"] == callback["id"] and waiting["dial_attempts"] == 1
-    (unanswered,) = await hotline.sql(
-        "select data from events where type = 'callback.unanswered' and call_id = :c",
-        c=callback["id"],
-    )
-    data = unanswered[0] if isinstance(unanswered[0], dict) else json.loads(unanswered[0])
-    assert data["reason"] == "busy" and data["next"] == "retry"
+    unanswered = await _unanswered(hotline, callback["id"])
+    assert unanswered["reason"] == "busy" and unanswered["next"] == "retry"
     await _agent_state(hotline, agent_id, "available")  # nothing to wrap up
     assert await callee.finished() == 0, callee.output()
     assert await desk.finished() == 0, desk.output()  # Asterisk hung the desk up
-    async with pbx.ari() as ari:
-        assert (await ari.get("/channels")).json() == []
+    assert await _channels(pbx) == []
+
+
+async def test_a_callback_being_dialled_goes_on_with_the_next_holder_of_ari(
+    hotline_factory: Callable[..., Awaitable[Hotline]], pbx: Pbx, sipps: list[Sipp], tmp_path: Path
+) -> None:
+    """The holder stops while the volunteer's desk is up and the caller's phone rings:
+    the next holder adopts both (hangs up neither), and hears the volunteer's line
+    end first: dial.unanswered (seat_hangup), the caller's ring cancelled."""
+    desk = start_sipp(tmp_path, "seat_answers", port=DESK_PORTS["desk-1"])
+    callee = start_sipp(tmp_path, "seat_no_answer", port=CALLEE_PORT)
+    sipps.extend([desk, callee])
+    hotline, ids, agent_id, callback = await _callback_offered(
+        hotline_factory, pbx, sipps, tmp_path
+    )
+    r = await hotline.http.post(f"/agents/{agent_id}/answer")
+    assert r.status_code == 200, r.text
+    channel, leg = callback["provider_call_id"], f"pl-dial-{callback['id']}-1"
+
+    async def ringing() -> bool:
+        states = {c["id"]: c["state"] for c in await _channel_list(pbx)}
+        return states.get(leg) == "Up" and states.get(channel) == "Ringing"
+
+    await wait_for(ringing, timeout=30)
+    await hotline.app.state.platform.stop()
+
+    async with _next_holder(hotline):
+        assert set(await _channels(pbx)) == {channel, leg}  # neither hung up
+        assert (await _call(hotline, callback["id"]))["state"] == "dialing"
+
+        # The volunteer's line ends before the caller answers. (Not by a key to the
+        # desk: it would wait behind the ringing tone played on that channel.)
+        async with pbx.ari() as ari:
+            assert (await ari.delete(f"/channels/{leg}")).status_code == 204
+        waiting = await _the_call(hotline, ids["campaign_id"], "retry_wait")
+        assert waiting["id"] == callback["id"]
+        assert (await _unanswered(hotline, callback["id"]))["reason"] == "seat_hangup"
+        await _agent_state(hotline, agent_id, "available")
+        assert await callee.finished() == 0, callee.output()  # its ring was cancelled
+        assert await desk.finished() == 0, desk.output()
+        assert await _channels(pbx) == []

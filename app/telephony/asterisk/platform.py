@@ -151,6 +151,11 @@ def _unanswered(cause: int | None) -> str:
     return "failed" if cause is None else _UNANSWERED_CAUSES.get(cause, "failed")
 
 
+def _up(channel: dict[str, Any]) -> bool:
+    """An originated channel answered (not ringing any more)."""
+    return channel.get("state") == "Up"
+
+
 class AsteriskPlatform(TelephonyPlatform):
     name: ClassVar[str] = "asterisk"
 
@@ -920,8 +925,8 @@ class AsteriskPlatform(TelephonyPlatform):
         if seat is None:
             await self._dial_gone(dial.seat_leg, None)  # its end was not heard
             return
-        leg.answered = self._ours(seat)  # in Stasis: answered
-        if caller is not None and self._ours(caller):
+        leg.answered = _up(seat)
+        if caller is not None and _up(caller):
             await self._dial_caller_answered(call_id)  # its answer was not told
         elif caller is None and leg.answered:
             await self._dial_caller(dial)  # the seat answered; the caller is rung (again)
