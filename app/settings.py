@@ -111,7 +111,9 @@ class Settings(BaseSettings):
     )
     asterisk_trunk_endpoint: str = Field(
         default="trunk",
-        description="The operator trunk's PJSIP endpoint: transfers dial out through it.",
+        description=(
+            "The operator trunk's PJSIP endpoint: transfers and callbacks dial out through it."
+        ),
     )
     max_body_bytes: int = Field(
         default=65536, description="Largest telephony webhook body accepted (413 beyond)."

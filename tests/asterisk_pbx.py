@@ -117,9 +117,11 @@ async def running_pbx(
     demo_caller: DemoCaller | None = None,
     *,
     rtp_ports: int = 200,
+    trunk_contact: str = "sip:127.0.0.1:5060",
     trunk_dtmf_mode: str = "info",
 ) -> AsyncIterator[Pbx]:
-    """``rtp_ports``: the size of the RTP port range (two ports a channel: RTP, RTCP).
+    """``rtp_ports``: the size of the RTP port range (two ports a channel: RTP, RTCP);
+    ``trunk_contact``: where the trunk's outgoing calls go (callbacks, transfers);
     ``trunk_dtmf_mode``: SIP INFO by default, the keys the tests' SIPp callers press;
     the benchmark's callers press none and take the deployment's RFC 4733."""
     prefix = asterisk_prefix()
@@ -135,6 +137,7 @@ async def running_pbx(
         ari_password=ARI_PASSWORD,
         ari_app=ARI_APP,
         trunk_endpoint=TRUNK,
+        trunk_contact=trunk_contact,
         trunk_dtmf_mode=trunk_dtmf_mode,
         phones=phones,
         demo_caller=demo_caller,

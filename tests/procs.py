@@ -235,6 +235,14 @@ async def stop_server(server: ServerProcess, grace: float = 15.0) -> int | None:
     return proc.returncode
 
 
+def kill_server(server: ServerProcess) -> None:
+    """SIGKILL, as a crash would: no shutdown of any kind, its sockets closed by the
+    kernel (wait for ``server.proc`` to see it gone)."""
+    for pid in server.python_pids():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
 @contextlib.asynccontextmanager
 async def running_servers(
     database_url: str, count: int, **kwargs: Any

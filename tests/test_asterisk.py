@@ -8,20 +8,39 @@ asterisk``) these tests skip, and fail under ``CI=true``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
+import json
 import os
+import signal
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import asyncpg
 import pytest
+from sqlalchemy import select
 
 from app.telephony.asterisk.config import SeatPhone
+from app.telephony.asterisk.lease import lock_key
 from app.telephony.asterisk.local import DemoCaller
 from app.telephony.asterisk.platform import AsteriskPlatform
-from tests.asterisk_pbx import Pbx, Sipp, asterisk_problem, free_port, running_pbx, start_sipp
+from app.telephony.commands import as_message
+from app.telephony.models import Command
+from tests import procs
+from tests.asterisk_pbx import (
+    ARI_APP,
+    Pbx,
+    Sipp,
+    asterisk_problem,
+    free_port,
+    running_pbx,
+    start_sipp,
+)
 from tests.conftest import Hotline, setup_campaign, wait_for
 
 _PROBLEM = asterisk_problem()
@@ -33,6 +52,8 @@ if _PROBLEM is not None:
 HOTLINE = "+33800000001"
 # Seats' desk phones: SIPp answering on these ports (chosen once, written in pjsip).
 DESK_PORTS = {"desk-1": free_port(socket.SOCK_DGRAM), "desk-2": free_port(socket.SOCK_DGRAM)}
+# What the trunk's outgoing calls reach: the caller's phone called back, a SIPp.
+CALLEE_PORT = free_port(socket.SOCK_DGRAM)
 
 
 @pytest.fixture
@@ -42,7 +63,8 @@ async def pbx(tmp_path: Path) -> AsyncIterator[Pbx]:
         SeatPhone(name, contact=f"sip:{name}@127.0.0.1:{port}", dtmf_mode="info")
         for name, port in DESK_PORTS.items()
     ]
-    async with running_pbx(tmp_path, phones) as running:
+    callee = f"sip:127.0.0.1:{CALLEE_PORT}"
+    async with running_pbx(tmp_path, phones, trunk_contact=callee) as running:
         yield running
 
 
@@ -124,6 +146,16 @@ async def _press_key(pbx: Pbx, channel: str) -> None:
     async with pbx.ari() as ari:
         r = await ari.post(f"/channels/{channel}/dtmf", params={"dtmf": "5"})
         assert r.status_code == 204, r.text
+
+
+async def _channel_list(pbx: Pbx) -> list[dict[str, Any]]:
+    async with pbx.ari() as ari:
+        channels: list[dict[str, Any]] = (await ari.get("/channels")).json()
+    return channels
+
+
+async def _channels(pbx: Pbx) -> list[str]:
+    return [c["id"] for c in await _channel_list(pbx)]
 
 
 async def _bridged_channels(pbx: Pbx) -> list[str]:
@@ -327,6 +359,47 @@ async def test_a_browser_softphone_is_provisioned_and_revoked_in_asterisk(
         await platform.revoke_softphone("agent-5", "sess-5-a1b2")  # again: nothing left, fine
 
 
+@dataclass
+class BridgedCall:
+    ids: dict[str, Any]
+    agent_id: int
+    call: dict[str, Any]
+    leg: str  # the volunteer's seat's channel
+    caller: Sipp
+
+
+async def _a_bridged_call(
+    hotline: Hotline, pbx: Pbx, sipps: list[Sipp], tmp_path: Path
+) -> BridgedCall:
+    """A caller talking with the volunteer at desk-1, through whichever process holds ARI."""
+    ids = await setup_campaign(hotline, agents=0)
+    agent_id = await _volunteer_at(hotline, ids, "desk-1")
+    sipps.append(start_sipp(tmp_path, "seat_answers", port=DESK_PORTS["desk-1"]))
+    caller = _caller(tmp_path, pbx)
+    sipps.append(caller)
+    call = await _the_call(hotline, ids["campaign_id"], "connected")
+    leg = await _leg_of(pbx, call["provider_call_id"])
+    return BridgedCall(ids, agent_id, call, leg, caller)
+
+
+async def _carried_on_by(
+    new_holder: AsteriskPlatform, hotline: Hotline, pbx: Pbx, bridged: BridgedCall
+) -> None:
+    """The holder gone, ``new_holder`` takes ARI over; the call never noticed, and its
+    caller's hang-up is heard by the new holder."""
+    await wait_for(lambda: _true(new_holder.holding and new_holder.connected.is_set()), timeout=30)
+    channel = bridged.call["provider_call_id"]
+    # The conversation did not notice: still bridged, still connected.
+    assert set(await _bridged_channels(pbx)) == {channel, bridged.leg}
+    assert (await _call(hotline, bridged.call["id"]))["state"] == "connected"
+
+    await _press_key(pbx, channel)  # the caller hangs up: the new holder hears it
+    ended = await _the_call(hotline, bridged.ids["campaign_id"], "wrap_up")
+    assert ended["end_reason"] == "caller_hangup"
+    await _agent_state(hotline, bridged.agent_id, "wrap_up")
+    assert await bridged.caller.finished() == 0, bridged.caller.output()
+
+
 @pytest.mark.pg_only  # one process on SQLite: it always holds the ARI connection
 async def test_another_process_takes_the_ari_connection_over_and_the_bridged_call_goes_on(
     hotline_factory: Callable[..., Awaitable[Hotline]], pbx: Pbx, sipps: list[Sipp], tmp_path: Path
@@ -344,31 +417,83 @@ async def test_another_process_takes_the_ari_connection_over_and_the_bridged_cal
     holding = await wait_for(holder, timeout=30)
     standing_by = platforms[1 - platforms.index(holding)]
     assert not standing_by.holding  # exactly one holds it
+    bridged = await _a_bridged_call(second, pbx, sipps, tmp_path)
 
-    ids = await setup_campaign(second, agents=0)
-    agent_id = await _volunteer_at(second, ids, "desk-1")
-    sipps.append(start_sipp(tmp_path, "seat_answers", port=DESK_PORTS["desk-1"]))
-    caller = _caller(tmp_path, pbx)
-    sipps.append(caller)
-    call = await _the_call(second, ids["campaign_id"], "connected")
-    leg = await _leg_of(pbx, call["provider_call_id"])
-
-    # The holder's process dies: its platform stops, its lease's session closes.
+    # The holder's process stops: its platform stops, its lease's session closes.
     await holding.stop()
 
-    await wait_for(
-        lambda: _true(standing_by.holding and standing_by.connected.is_set()), timeout=30
-    )
+    await _carried_on_by(standing_by, second, pbx, bridged)
     assert not holding.holding
-    # The conversation did not notice: still bridged, still connected.
-    assert set(await _bridged_channels(pbx)) == {call["provider_call_id"], leg}
-    assert (await second.http.get(f"/calls/{call['id']}")).json()["state"] == "connected"
 
-    await _press_key(pbx, call["provider_call_id"])  # the caller hangs up: the new holder hears it
-    ended = await _the_call(second, ids["campaign_id"], "wrap_up")
-    assert ended["end_reason"] == "caller_hangup"
-    await _agent_state(second, agent_id, "wrap_up")
-    assert await caller.finished() == 0, caller.output()
+
+async def _lease_sessions(database_url: str, pbx: Pbx) -> list[int]:
+    """The PostgreSQL sessions (backend pids) holding the ARI lease of ``pbx``."""
+    key = lock_key(pbx.ari_url, ARI_APP) & 0xFFFF_FFFF_FFFF_FFFF
+    conn = await asyncpg.connect(procs.pg_dsn(database_url))
+    try:
+        rows = await conn.fetch(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            " AND classid = $1 AND objid = $2 AND objsubid = 1"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            key >> 32,
+            key & 0xFFFF_FFFF,
+        )
+    finally:
+        await conn.close()
+    return [r["pid"] for r in rows]
+
+
+async def _session_alive(database_url: str, backend_pid: int) -> bool:
+    conn = await asyncpg.connect(procs.pg_dsn(database_url))
+    try:
+        found = await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", backend_pid
+        )
+    finally:
+        await conn.close()
+    return bool(found)
+
+
+@pytest.mark.pg_only  # one process on SQLite: it always holds the ARI connection
+async def test_the_process_holding_ari_killed_mid_call_the_other_takes_over_and_the_call_goes_on(
+    database_url: str,
+    hotline_factory: Callable[..., Awaitable[Hotline]],
+    pbx: Pbx,
+    sipps: list[Sipp],
+    tmp_path: Path,
+) -> None:
+    """A real server process holds ARI and is killed (SIGKILL) while a caller and a
+    volunteer talk: its PostgreSQL session ends with its socket, the lease with it,
+    and the process standing by takes over; the call goes on in Asterisk."""
+    settings = {**pbx.settings(), "directory_url": ""}
+    server = await procs.start_server(
+        database_url, settings=settings, log_dir=tmp_path / "server", log_level="info"
+    )
+    try:
+        # The server takes the lease first (nobody else is there) and connects.
+        (session,) = await wait_for(lambda: _lease_sessions(database_url, pbx), timeout=30)
+        await wait_for(lambda: _true("ARI events connected" in server.log_text()), timeout=30)
+        # This start empties the database again: the test talks to it.
+        hotline = await hotline_factory(**settings)
+        standing_by = hotline.app.state.platform
+        assert isinstance(standing_by, AsteriskPlatform)
+        bridged = await _a_bridged_call(hotline, pbx, sipps, tmp_path)
+        assert not standing_by.holding  # the server connected the call
+        assert await _lease_sessions(database_url, pbx) == [session]
+
+        procs.kill_server(server)
+        assert await asyncio.to_thread(server.proc.wait, 15) == -signal.SIGKILL
+
+        # Its socket closed by the kernel, PostgreSQL ends its session and the lock.
+        await wait_for(lambda: _false(_session_alive(database_url, session)), timeout=30)
+        await _carried_on_by(standing_by, hotline, pbx, bridged)
+        assert await _lease_sessions(database_url, pbx) not in ([], [session])
+    finally:
+        await procs.stop_server(server)
+
+
+async def _false(value: Awaitable[bool]) -> bool:
+    return not await value
 
 
 async def test_a_blocked_number_hears_the_message_and_is_hung_up(
@@ -598,13 +723,184 @@ async def test_reconciliation_hangs_up_a_channel_no_live_call_owns(
     async with pbx.ari() as ari:
         assert call["provider_call_id"] in {c["id"] for c in (await ari.get("/channels")).json()}
 
-    second = AsteriskPlatform(hotline.settings)
-    await second.start(hotline.db)
-    try:
-        await wait_for(lambda: _true(second.reconciliations == 1), timeout=30)
+    async with _next_holder(hotline):
         assert await caller.finished() == 0, caller.output()  # Asterisk's BYE
         async with pbx.ari() as ari:
             assert (await ari.get("/channels")).json() == []
         assert (await _call(hotline, call["id"]))["state"] == "abandoned"
+
+
+@contextlib.asynccontextmanager
+async def _next_holder(hotline: Hotline) -> AsyncIterator[AsteriskPlatform]:
+    """Another process's platform taking ARI over once the app's own has stopped: its
+    first reconciliation done on entry, stopped on exit."""
+    platform = AsteriskPlatform(hotline.settings)
+    await platform.start(hotline.db)
+    try:
+        await wait_for(lambda: _true(platform.reconciliations == 1), timeout=30)
+        yield platform
     finally:
-        await second.stop()
+        await platform.stop()
+
+
+# --- callbacks: the platform dials the caller back ----------------------------------
+
+
+async def _callback_offered(
+    hotline_factory: Callable[..., Awaitable[Hotline]], pbx: Pbx, sipps: list[Sipp], tmp_path: Path
+) -> tuple[Hotline, dict[str, Any], int, dict[str, Any]]:
+    """A waiting caller books a callback on the line (offered one at once: no
+    volunteer yet), then the volunteer at desk-1 gets ready and is offered it."""
+    hotline, ids = await _hotline(hotline_factory, pbx, callback_offer_seconds=0)
+    caller = start_sipp(
+        tmp_path,
+        "caller_books_callback",
+        port=free_port(socket.SOCK_DGRAM),
+        pbx=pbx,
+        service=HOTLINE,
+    )
+    sipps.append(caller)
+    call = await _the_call(hotline, ids["campaign_id"], "queued")
+    channel = call["provider_call_id"]
+
+    async def offered() -> bool:
+        """The offer carried out (after ``answer``: a call's commands go in order)."""
+        plays = await hotline.sql(
+            "select args from telephony_commands where provider_call_id = :p"
+            " and command = 'play' and delivery = 'delivered'",
+            p=channel,
+        )
+        return any("callback_offer" in str(args) for (args,) in plays)
+
+    await wait_for(offered, timeout=30)
+    await _press_key(pbx, channel)  # the caller's cue to press 1
+    assert await caller.finished() == 0, caller.output()  # the confirmation, then Asterisk's BYE
+    assert (await _call(hotline, call["id"]))["state"] == "callback_requested"
+
+    agent_id = await _volunteer_at(hotline, ids, "desk-1")
+    callback = await _the_call(hotline, ids["campaign_id"], "offered")
+    assert callback["kind"] == "callback" and callback["agent_id"] == agent_id
+    assert callback["caller_number"] == "+33612345678"
+    return hotline, ids, agent_id, callback
+
+
+async def _unanswered(hotline: Hotline, callback_id: int) -> dict[str, Any]:
+    """What ``callback.unanswered`` said of the callback's one unanswered attempt."""
+    (row,) = await hotline.sql(
+        "select data from events where type = 'callback.unanswered' and call_id = :c",
+        c=callback_id,
+    )
+    data: dict[str, Any] = row[0] if isinstance(row[0], dict) else json.loads(row[0])
+    return data
+
+
+async def test_a_callback_rings_the_volunteer_then_the_caller_and_connects_them(
+    hotline_factory: Callable[..., Awaitable[Hotline]], pbx: Pbx, sipps: list[Sipp], tmp_path: Path
+) -> None:
+    desk = start_sipp(tmp_path, "seat_answers", port=DESK_PORTS["desk-1"])
+    callee = start_sipp(tmp_path, "seat_answers", port=CALLEE_PORT)
+    sipps.extend([desk, callee])
+    hotline, ids, agent_id, callback = await _callback_offered(
+        hotline_factory, pbx, sipps, tmp_path
+    )
+
+    # The volunteer accepts: their desk rings and answers, then the caller's number
+    # is dialled through the trunk and answers: dial.answered, both in one bridge.
+    r = await hotline.http.post(f"/agents/{agent_id}/answer")
+    assert r.status_code == 200, r.text
+    connected = await _the_call(hotline, ids["campaign_id"], "connected")
+    assert connected["id"] == callback["id"] and connected["agent_id"] == agent_id
+    channel = callback["provider_call_id"]  # callback-<n>: the caller's channel
+    leg = await _leg_of(pbx, channel)
+    assert leg == f"pl-dial-{callback['id']}-1"
+    await _agent_state(hotline, agent_id, "on_call")
+    log = pbx.log_text()
+    assert log.index("Called desk-1") < log.index("Called +33612345678@trunk")  # seat first
+
+    # The dial delivered again (twice): nobody is rung again.
+    platform = hotline.app.state.platform
+    assert isinstance(platform, AsteriskPlatform)
+    async with hotline.db.read() as session:
+        stmt = select(Command).where(Command.provider_call_id == channel)
+        (dial,) = [as_message(c) for c in (await session.execute(stmt)).scalars()]
+    assert dial["command"] == "dial" and dial["args"]["callback_id"] == callback["id"]
+    await platform.send(dial)
+    await platform.send(dial)
+    assert set(await _channels(pbx)) == {channel, leg}
+
+    # Another process takes ARI over: its reconciliation keeps the callback's
+    # channels (a call like the others now), and it hears the caller hang up.
+    await platform.stop()
+    async with _next_holder(hotline):
+        assert set(await _bridged_channels(pbx)) == {channel, leg}
+        assert (await _call(hotline, callback["id"]))["state"] == "connected"
+
+        await _press_key(pbx, channel)  # the caller hangs up
+        ended = await _the_call(hotline, ids["campaign_id"], "wrap_up")
+        assert ended["id"] == callback["id"] and ended["end_reason"] == "caller_hangup"
+        await _agent_state(hotline, agent_id, "wrap_up")
+        assert await callee.finished() == 0, callee.output()
+        assert await desk.finished() == 0, desk.output()  # its BYE came from Asterisk
+        assert await _bridged_channels(pbx) == []
+
+
+async def test_a_callback_to_a_busy_line_is_unanswered_and_the_volunteer_free_again(
+    hotline_factory: Callable[..., Awaitable[Hotline]], pbx: Pbx, sipps: list[Sipp], tmp_path: Path
+) -> None:
+    desk = start_sipp(tmp_path, "seat_answers", port=DESK_PORTS["desk-1"])
+    callee = start_sipp(tmp_path, "callee_busy", port=CALLEE_PORT)
+    sipps.extend([desk, callee])
+    hotline, ids, agent_id, callback = await _callback_offered(
+        hotline_factory, pbx, sipps, tmp_path
+    )
+
+    r = await hotline.http.post(f"/agents/{agent_id}/answer")
+    assert r.status_code == 200, r.text
+    waiting = await _the_call(hotline, ids["campaign_id"], "retry_wait")
+    assert waiting["id"] == callback["id"] and waiting["dial_attempts"] == 1
+    unanswered = await _unanswered(hotline, callback["id"])
+    assert unanswered["reason"] == "busy" and unanswered["next"] == "retry"
+    await _agent_state(hotline, agent_id, "available")  # nothing to wrap up
+    assert await callee.finished() == 0, callee.output()
+    assert await desk.finished() == 0, desk.output()  # Asterisk hung the desk up
+    assert await _channels(pbx) == []
+
+
+async def test_a_callback_being_dialled_goes_on_with_the_next_holder_of_ari(
+    hotline_factory: Callable[..., Awaitable[Hotline]], pbx: Pbx, sipps: list[Sipp], tmp_path: Path
+) -> None:
+    """The holder stops while the volunteer's desk is up and the caller's phone rings:
+    the next holder adopts both (hangs up neither), and hears the volunteer's line
+    end first: dial.unanswered (seat_hangup), the caller's ring cancelled."""
+    desk = start_sipp(tmp_path, "seat_answers", port=DESK_PORTS["desk-1"])
+    callee = start_sipp(tmp_path, "seat_no_answer", port=CALLEE_PORT)
+    sipps.extend([desk, callee])
+    hotline, ids, agent_id, callback = await _callback_offered(
+        hotline_factory, pbx, sipps, tmp_path
+    )
+    r = await hotline.http.post(f"/agents/{agent_id}/answer")
+    assert r.status_code == 200, r.text
+    channel, leg = callback["provider_call_id"], f"pl-dial-{callback['id']}-1"
+
+    async def ringing() -> bool:
+        states = {c["id"]: c["state"] for c in await _channel_list(pbx)}
+        return states.get(leg) == "Up" and states.get(channel) == "Ringing"
+
+    await wait_for(ringing, timeout=30)
+    await hotline.app.state.platform.stop()
+
+    async with _next_holder(hotline):
+        assert set(await _channels(pbx)) == {channel, leg}  # neither hung up
+        assert (await _call(hotline, callback["id"]))["state"] == "dialing"
+
+        # The volunteer's line ends before the caller answers. (Not by a key to the
+        # desk: it would wait behind the ringing tone played on that channel.)
+        async with pbx.ari() as ari:
+            assert (await ari.delete(f"/channels/{leg}")).status_code == 204
+        waiting = await _the_call(hotline, ids["campaign_id"], "retry_wait")
+        assert waiting["id"] == callback["id"]
+        assert (await _unanswered(hotline, callback["id"]))["reason"] == "seat_hangup"
+        await _agent_state(hotline, agent_id, "available")
+        assert await callee.finished() == 0, callee.output()  # its ring was cancelled
+        assert await desk.finished() == 0, desk.output()
+        assert await _channels(pbx) == []

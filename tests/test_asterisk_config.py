@@ -19,6 +19,7 @@ from app.telephony.asterisk.config import (
     dial_string,
     endpoint_of,
     render,
+    trunk_dial_string,
 )
 from tests.conftest import Hotline, setup_campaign
 
@@ -60,6 +61,11 @@ def test_seat_addresses_and_what_asterisk_dials() -> None:
     assert dial_string("desk-1") == "PJSIP/desk-1"
     assert dial_string("PJSIP/desk-1") == "PJSIP/desk-1"
     assert dial_string("agent:12") == "PJSIP/agent-12"
+    # A callback's number goes out through the operator's trunk; nothing else does.
+    assert trunk_dial_string("+33612345678", "trunk") == "PJSIP/+33612345678@trunk"
+    for number in ("", "+", "0612;x", "06 12", "6@evil", "PJSIP/desk-1"):
+        with pytest.raises(ValueError):
+            trunk_dial_string(number, "trunk")
 
 
 def _run(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -383,6 +383,7 @@ async def test_a_callback_keeps_the_callers_place(line: Hotline) -> None:
     assert dial[1]["number"] == ended["caller_number"]
     assert dial[1]["callback_id"] == callback["id"]
     assert dial[1]["agent_id"] == agent_id
+    assert dial[1]["ring_seconds"] == 15  # the queue's ring timeout, for the seat
     figures = await stats(line, setup["queue_id"])
     # The requested call is neither answered nor abandoned; the callback is its own kind.
     assert figures["answered"] == 7 and figures["abandoned"] == 0

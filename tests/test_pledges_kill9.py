@@ -21,9 +21,7 @@ the kill follows a count of acknowledgements.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
-import os
 import signal
 import uuid
 from pathlib import Path
@@ -99,12 +97,6 @@ async def _send_all(
         await asyncio.gather(*(sender() for _ in range(SENDERS)))
 
 
-def _kill(server: procs.ServerProcess) -> None:
-    for pid in server.python_pids():
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-
-
 async def _rows(url: str, query: str) -> list[Any]:
     db = Database(make_engine(url))
     try:
@@ -137,7 +129,7 @@ async def test_acknowledged_pledges_survive_a_kill_9_and_retries_count_once(
 
         def kill_at_count() -> None:
             if len(burst.acknowledged) == KILL_AFTER and victim.proc.poll() is None:
-                _kill(victim)
+                procs.kill_server(victim)
 
         await _send_all(burst, list(range(PLEDGES)), [s.base_url for s in servers], kill_at_count)
         await asyncio.to_thread(victim.proc.wait, 30)

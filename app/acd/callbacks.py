@@ -231,6 +231,7 @@ async def accept(uow: UnitOfWork, call: Call, agent: Agent, now: dt.datetime) ->
     call.dial_attempts += 1
     await timers.cancel(uow, TimerKind.RING_TIMEOUT, call_id=call.id)
     config = await config_cache.snapshot(uow)
+    queue = config.queues.get(call.queue_id or 0)
     issue_command(
         uow,
         CommandName.DIAL,
@@ -239,6 +240,7 @@ async def accept(uow: UnitOfWork, call: Call, agent: Agent, now: dt.datetime) ->
         callback_id=call.id,
         seat=config.seat_address(agent.seat_id, agent.id),
         agent_id=agent.id,
+        ring_seconds=queue.ring_timeout_seconds if queue else None,
     )
     due = now + dt.timedelta(seconds=DIAL_TIMEOUT_SECONDS)
     timers.schedule(uow, TimerKind.DIAL_TIMEOUT, due, call_id=call.id, agent_id=agent.id)

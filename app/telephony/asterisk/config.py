@@ -32,6 +32,8 @@ TEMPLATES = (
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-z_][a-z0-9_]*)\s*\}\}")
 # A PJSIP object id: what a seat's name may be once it is an endpoint.
 _ENDPOINT = re.compile(r"^[A-Za-z0-9_.+-]{1,64}$")
+# An outside number as Pledgeline keeps it (E.164) or as an operator dials it.
+_NUMBER = re.compile(r"^\+?[0-9]{2,20}$")
 
 
 class MissingValue(KeyError):
@@ -66,6 +68,14 @@ def dial_string(seat_address: str) -> str:
         # A volunteer with no seat of their own: their browser softphone's endpoint.
         return f"PJSIP/{softphone_endpoint(int(seat_address.removeprefix('agent:')))}"
     return f"PJSIP/{seat_address}"
+
+
+def trunk_dial_string(number: str, trunk_endpoint: str) -> str:
+    """What Asterisk dials for an outside number (a callback): the number through the
+    operator's trunk, as the dialplan's ``pledgeline-transfer`` does."""
+    if not _NUMBER.match(number):
+        raise ValueError(f"not a number to dial: {number!r}")
+    return f"PJSIP/{number}@{trunk_endpoint}"
 
 
 @dataclass(frozen=True)

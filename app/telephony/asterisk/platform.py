@@ -20,7 +20,12 @@ a reconnection, say) changes nothing. Commands from the outbox become ARI calls:
 - the warm hand-over: ``hold`` (the caller out of the bridge, on music),
   ``consult`` (a leg to the specialist, not bridged on answer), ``bridge`` with
   ``consult`` (the caller bridged to the specialist, the volunteer's leg hung
-  up), ``consult_cancel``, ``unhold``.
+  up), ``consult_cancel``, ``unhold``;
+- ``dial`` (a callback): the volunteer's seat is rung (``pl-dial-<callback>-<attempt>``),
+  then, once it answers, the caller's number through the trunk on a channel whose
+  id is the callback's call id; the caller's answer is ``dial.answered`` and both
+  go into the call's bridge, from where the callback is a call like any other; a
+  side ending first is ``dial.unanswered``.
 
 Robustness: the websocket is opened again after any loss, and each time it opens
 the adapter reconciles: a live call whose channel is gone ends (``call.hangup``),
@@ -41,7 +46,9 @@ import orjson
 import websockets
 from sqlalchemy import select
 
-from app.acd.models import Call
+from app.acd.callbacks import CALLBACK_ID_PREFIX, DIAL_TIMEOUT_SECONDS
+from app.acd.config_cache import cache_of
+from app.acd.models import CALL_KIND_CALLBACK, Agent, Call
 from app.acd.states import CALL_LIVE_STATES, CallState
 from app.background import stop_tasks
 from app.db import Database
@@ -49,13 +56,15 @@ from app.errors import AppError
 from app.settings import Settings
 from app.telephony import inbound
 from app.telephony.asterisk.ari import AriClient, AriError
-from app.telephony.asterisk.config import dial_string
+from app.telephony.asterisk.config import dial_string, trunk_dial_string
 from app.telephony.asterisk.lease import AriLease, lock_key
 from app.telephony.port import DeliveryFailed, TelephonyPlatform
 from app.telephony.schemas import (
     CallDtmf,
     CallHangup,
     CallIncoming,
+    DialAnswered,
+    DialUnanswered,
     SeatAnswered,
     SeatHangup,
 )
@@ -64,10 +73,25 @@ log = logging.getLogger(__name__)
 
 LEG_PREFIX = "pl-leg-"
 BRIDGE_PREFIX = "pl-bridge-"
-# Calls whose channel is not a caller's: callbacks not dialled yet.
+DIAL_PREFIX = "pl-dial-"  # a callback's seat leg: pl-dial-<callback id>-<attempt>
+# Calls whose id names no caller's channel by itself: callbacks (their channel is
+# theirs only once dialled: ``_reconcile_dials``), simulated calls.
 _NOT_A_CHANNEL = ("callback-", "sim-")
 RECONNECT_FIRST, RECONNECT_LONGEST = 0.2, 5.0
 DEFAULT_RING_SECONDS = 15
+# A callback's dial: the seat rings at most this long (less than the queue's ring
+# timeout when that is longer), then the caller's line at most the rest of
+# Pledgeline's dial timeout, less a margin: the outcome is always told before that
+# timeout would count the attempt unanswered with both phones still up.
+DIAL_SEAT_RING_SECONDS = 20
+DIAL_CALLER_RING_SECONDS = DIAL_TIMEOUT_SECONDS - DIAL_SEAT_RING_SECONDS - 10
+# What the volunteer hears while the caller's line rings: the French ringing tone
+# (440 Hz, 1.5 s on, 3.5 s off), spelt out: no tone zones (indications.conf) needed;
+# its parts apart by "|", since ARI takes a comma for the next media.
+DIAL_RINGBACK = "tone:440/1500|0/3500"
+# Hang-up causes (Q.850) of a callee's line that ended unanswered, as dial.unanswered says them.
+_UNANSWERED_CAUSES = {0: "no_answer", 16: "no_answer", 18: "no_answer", 19: "no_answer"}
+_UNANSWERED_CAUSES |= {17: "busy", 21: "rejected"}
 # The ARI events the adapter acts on (``_dispatch``); Asterisk is asked to send no
 # other (``filter_events``), and any other that comes is dropped.
 _HANDLED = frozenset(
@@ -93,6 +117,28 @@ class Leg:
 
 
 @dataclass
+class Dial:
+    """A callback being dialled (``dial``), until its outcome is told."""
+
+    call: str  # the callback's call id (callback-<n>): the caller's channel id too
+    callback_id: int
+    attempt: int
+    number: str
+    hotline: str | None  # the number the caller once dialled: their screen shows it
+    seat: str
+    agent_id: int
+
+    @property
+    def seat_leg(self) -> str:
+        """One channel per attempt: a ``dial`` delivered twice rings the seat once."""
+        return f"{DIAL_PREFIX}{self.callback_id}-{self.attempt}"
+
+    @property
+    def ringback(self) -> str:
+        return f"pl-ringback-{self.seat_leg}"
+
+
+@dataclass
 class Caller:
     channel: str
     on_hold: bool = False  # wants music on hold when no prompt plays
@@ -103,6 +149,16 @@ class Caller:
     prompt: str | None = None  # the playback id of a prompt playing
     hangup_after_prompt: bool = False
     leaving: bool = False  # sent on by Pledgeline (transfer, hang-up): no call.hangup
+
+
+def _unanswered(cause: int | None) -> str:
+    """Why a line ended unanswered, from its hang-up cause."""
+    return "failed" if cause is None else _UNANSWERED_CAUSES.get(cause, "failed")
+
+
+def _up(channel: dict[str, Any]) -> bool:
+    """An originated channel answered (not ringing any more)."""
+    return channel.get("state") == "Up"
 
 
 class AsteriskPlatform(TelephonyPlatform):
@@ -121,6 +177,7 @@ class AsteriskPlatform(TelephonyPlatform):
         self._callers: dict[str, Caller] = {}
         self._legs: dict[str, Leg] = {}
         self._call_ids: dict[int, str] = {}  # Pledgeline's call id -> caller channel
+        self._dials: dict[str, Dial] = {}  # callbacks being dialled, by call id
         # One lane of events per call (its caller's channel): a call's events are
         # handled in order, different calls' at the same time (one slow database
         # transaction or ARI request no longer holds up every other call).
@@ -176,6 +233,7 @@ class AsteriskPlatform(TelephonyPlatform):
                 # What this process knew is the next holder's to rebuild (reconciliation).
                 self._callers.clear()
                 self._legs.clear()
+                self._dials.clear()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -294,6 +352,10 @@ class AsteriskPlatform(TelephonyPlatform):
             await self._incoming(channel, args[1] if len(args) > 1 else None)
         elif role in ("seat", "consult"):
             await self._leg_answered(channel["id"], args)
+        elif role == "dial":
+            await self._dial_seat_answered(channel["id"], args)
+        elif role == "callback":
+            await self._dial_caller_answered(channel["id"])
         else:
             log.warning("channel %s entered Stasis as %r: hung up", channel["id"], role)
             await self.ari.hangup(channel["id"])
@@ -366,6 +428,8 @@ class AsteriskPlatform(TelephonyPlatform):
         await self.ari.add_to_bridge(bridge, [caller_chan, leg_chan])
 
     async def _channel_gone(self, chan: str, cause: int | None = None) -> None:
+        if await self._dial_gone(chan, cause):
+            return
         caller = self._callers.pop(chan, None)
         if caller is not None:
             for call_id in [k for k, v in self._call_ids.items() if v == chan]:
@@ -454,6 +518,10 @@ class AsteriskPlatform(TelephonyPlatform):
                 for call_id, provider in (await session.execute(stmt)).all()
                 if not provider.startswith(_NOT_A_CHANNEL)
             }
+        # Callbacks: those connected are calls like the others, those being dialled
+        # have their channels adopted (none of which is hung up here).
+        connected, handled = await self._reconcile_dials(channels)
+        live.update(connected)
         for provider, call_id in live.items():
             self._call_ids[call_id] = provider
             if provider in channels:
@@ -466,7 +534,7 @@ class AsteriskPlatform(TelephonyPlatform):
                     )
                 )
         for chan, channel in channels.items():
-            if chan in live:
+            if chan in live or chan in handled:
                 continue
             leg = self._legs.get(chan)
             if chan.startswith(LEG_PREFIX):
@@ -497,6 +565,7 @@ class AsteriskPlatform(TelephonyPlatform):
     async def _on_events(self, events: list[Any]) -> None:
         """A call back in its queue (ring timeout, screen gone): its ringing seat stops."""
         for event in events:
+            self._dial_ended_elsewhere(event)
             if event.type != "call.requeued" or event.call_id is None:
                 continue
             chan = self._call_ids.get(int(event.call_id))
@@ -514,13 +583,13 @@ class AsteriskPlatform(TelephonyPlatform):
     async def _command(self, command: dict[str, Any]) -> None:
         name, chan = command["command"], str(command["call_id"])
         args = command.get("args") or {}
+        if name == "dial":
+            await self._dial(chan, args)
+            return
         caller = self._callers.get(chan)
-        if caller is None and name != "dial":
+        if caller is None:
             log.info("command %s for %s: no such caller (over)", name, chan)
             return  # commands for calls that are over are ignored (docs/telephony.md)
-        if caller is None:
-            log.warning("command dial is not carried by Asterisk yet: %s", args)
-            return
         if name == "answer":
             await self.ari.answer(chan)
         elif name == "play":
@@ -652,6 +721,240 @@ class AsteriskPlatform(TelephonyPlatform):
             leg.withdrawn = True
         with contextlib.suppress(AriError):
             await self.ari.hangup(chan)
+
+    # --- callbacks: dial ------------------------------------------------------------
+
+    async def _dial(self, call_id: str, args: dict[str, Any]) -> None:
+        """``dial``: the volunteer's seat is rung first, the caller once it answers.
+
+        Seat first, as a volunteer expects: they have just accepted the callback on
+        screen, their phone rings at once, and picking up they hear the caller's
+        line ring. The caller, answering, finds a volunteer already there: never the
+        silence (or a second wait) of a call answered with nobody on it, which is
+        what makes people hang up. Delivered twice, it rings once: the attempt's
+        seat leg is there already, or the callback is no longer being dialled."""
+        if call_id in self._dials:
+            return
+        dial = await self._dial_of(call_id, seat=str(args["seat"]))
+        if (
+            dial is None
+            or dial.callback_id != int(args["callback_id"])
+            or dial.agent_id != int(args["agent_id"])
+        ):
+            log.info("dial %s: the callback is not being dialled (any more): ignored", call_id)
+            return
+        if call_id in self._dials or dial.seat_leg in self._legs:
+            return  # the same command, delivered again meanwhile
+        self._dials[call_id] = dial
+        self._legs[dial.seat_leg] = Leg(dial.seat_leg, call_id, dial.seat, dial.agent_id)
+        ring = min(int(args.get("ring_seconds") or DEFAULT_RING_SECONDS), DIAL_SEAT_RING_SECONDS)
+        try:
+            await self.ari.originate(
+                dial.seat_leg,
+                dial_string(dial.seat),
+                f"dial,{call_id},{dial.agent_id},{dial.seat}",
+                timeout=ring,
+                caller_id=dial.number,  # the volunteer's phone shows whom it calls
+            )
+        except AriError:
+            log.warning("seat %s cannot be rung for callback %s", dial.seat, call_id)
+            await self._dial_gone(dial.seat_leg, None)
+
+    async def _dial_of(self, call_id: str, seat: str | None = None) -> Dial | None:
+        """The callback ``call_id`` names while it is being dialled (the database's
+        word, whichever process accepted it); ``seat``: the seat its ``dial`` named,
+        else the volunteer's seat now."""
+        assert self._db is not None
+        async with self._db.read() as session:
+            stmt = (
+                select(Call.id, Call.dial_attempts, Call.caller_number, Call.dialled, Agent.id)
+                .add_columns(Agent.seat_id)
+                .join(Agent, Agent.id == Call.agent_id)
+                .where(
+                    Call.provider_call_id == call_id,
+                    Call.kind == CALL_KIND_CALLBACK,
+                    Call.state == CallState.DIALING,
+                )
+            )
+            row = (await session.execute(stmt)).first()
+            if row is None or row[2] is None:
+                return None
+            callback_id, attempt, number, hotline, agent_id, seat_id = row
+            if seat is None:
+                seat = (await cache_of(self._db).get(session)).seat_address(seat_id, agent_id)
+        return Dial(call_id, callback_id, attempt, number, hotline, seat, agent_id)
+
+    async def _dial_seat_answered(self, chan: str, args: list[str]) -> None:
+        """The volunteer picked up: their phone hears the caller's line ring."""
+        dial = self._dials.get(args[1]) if len(args) > 1 else None
+        leg = self._legs.get(chan)
+        if dial is None or dial.seat_leg != chan or leg is None or leg.withdrawn:
+            await self._withdraw(chan)  # a dial over meanwhile: nobody to call
+            return
+        leg.answered = True
+        await self._dial_caller(dial)
+
+    async def _dial_caller(self, dial: Dial) -> None:
+        """Ring the caller's number through the trunk, on a channel whose id is the
+        callback's call id (from its answer on, the caller's channel of a call)."""
+        with contextlib.suppress(AriError):
+            await self.ari.play(dial.seat_leg, [DIAL_RINGBACK], dial.ringback)
+        try:
+            await self.ari.originate(
+                dial.call,
+                trunk_dial_string(dial.number, self.settings.asterisk_trunk_endpoint),
+                f"callback,{dial.call}",
+                timeout=DIAL_CALLER_RING_SECONDS,
+                caller_id=dial.hotline,  # the caller sees the hotline they called
+            )
+        except (AriError, ValueError) as exc:
+            log.warning("callback %s: %s cannot be dialled (%s)", dial.call, dial.number, exc)
+            await self._dial_gone(dial.call, None)
+
+    async def _dial_caller_answered(self, chan: str) -> None:
+        """The caller picked up: ``dial.answered``, then caller and volunteer bridged."""
+        dial = self._dials.pop(chan, None)
+        if dial is None:
+            await self.ari.hangup(chan)  # a dial over meanwhile: nobody on the other side
+            return
+        self._callers[chan] = Caller(chan)
+        answer = await self._report(
+            DialAnswered(
+                event_id=f"ari:{dial.seat_leg}:dial.answered",
+                call_id=chan,
+                type="dial.answered",
+                callback_id=dial.callback_id,
+            )
+        )
+        call = (answer or {}).get("call") or {}
+        if (
+            answer is None
+            or call.get("state") != CallState.CONNECTED
+            or call.get("agent_id") != dial.agent_id
+        ):
+            # Too late: Pledgeline counted the attempt unanswered meanwhile (its own
+            # dial timeout); the volunteer is free, the callback waits to be tried again.
+            self._callers.pop(chan, None)
+            await self._withdraw(dial.seat_leg)
+            await self.ari.hangup(chan)
+            return
+        self._remember(answer, chan)
+        await self.ari.stop_playback(dial.ringback)
+        try:
+            await self._bridge(chan, dial.seat_leg)
+        except AriError as exc:
+            if exc.status not in (400, 404):
+                raise
+            # A side hung up as the caller answered: its end follows in this lane.
+            log.info("callback %s: a side gone before the bridge (%s)", chan, exc)
+
+    async def _dial_gone(self, chan: str, cause: int | None) -> bool:
+        """A channel of a dial not answered yet ended: the attempt is over, unanswered,
+        and its other side is hung up. False for any other channel."""
+        if not chan.startswith((DIAL_PREFIX, CALLBACK_ID_PREFIX)):
+            return False
+        dial = next((d for d in self._dials.values() if chan in (d.call, d.seat_leg)), None)
+        if dial is None:
+            return False
+        del self._dials[dial.call]
+        if chan == dial.seat_leg:
+            leg = self._legs.pop(chan, None)
+            # The volunteer's seat did not answer, or they hung up while the caller's
+            # line rang: nobody would take the caller.
+            seat = "hangup" if leg is not None and leg.answered else _unanswered(cause)
+            reason = f"seat_{seat}"
+            await self._withdraw(dial.call)
+        else:
+            reason = _unanswered(cause)
+            await self._withdraw(dial.seat_leg)
+        log.info("callback %s unanswered: %s (cause %s)", dial.call, reason, cause)
+        await self._report(
+            DialUnanswered(
+                event_id=f"ari:{dial.seat_leg}:dial.unanswered",
+                call_id=dial.call,
+                type="dial.unanswered",
+                callback_id=dial.callback_id,
+                reason=reason,
+            )
+        )
+        return True
+
+    def _dial_ended_elsewhere(self, event: Any) -> None:
+        """A dial Pledgeline ended itself (its dial timeout): both phones stop, untold."""
+        if event.type != "callback.unanswered":
+            return
+        for dial in [d for d in self._dials.values() if d.callback_id == event.call_id]:
+            del self._dials[dial.call]
+            self._spawn(self._withdraw(dial.seat_leg))
+            self._spawn(self._withdraw(dial.call))
+
+    async def _reconcile_dials(
+        self, channels: dict[str, dict[str, Any]]
+    ) -> tuple[dict[str, int], set[str]]:
+        """The callbacks' channels after a (re)connection. A connected callback is a
+        live call (returned, with its seat leg kept); one being dialled goes on from
+        where it is: its seat leg and caller's line adopted, the caller rung when the
+        seat had answered, the answer told when the caller had, the attempt over when
+        its seat leg is gone. Its channels are returned (the caller of this one leaves
+        them alone); those of callbacks not dialled any more are hung up."""
+        assert self._db is not None
+        async with self._db.read() as session:
+            stmt = (
+                select(Call.provider_call_id, Call.id, Call.state, Call.dial_attempts)
+                .add_columns(Call.agent_id, Agent.seat_id)
+                .join(Agent, Agent.id == Call.agent_id)
+                .where(
+                    Call.kind == CALL_KIND_CALLBACK,
+                    Call.state.in_([CallState.CONNECTED.value, CallState.DIALING.value]),
+                )
+            )
+            rows = (await session.execute(stmt)).all()
+            config = await cache_of(self._db).get(session)
+        connected: dict[str, int] = {}
+        handled: set[str] = set()
+        dialled: set[str] = set()
+        for call_id, callback_id, state, attempt, agent_id, seat_id in rows:
+            seat_leg = f"{DIAL_PREFIX}{callback_id}-{attempt}"
+            handled |= {call_id, seat_leg}
+            if state == CallState.CONNECTED:
+                connected[call_id] = callback_id
+                if seat_leg in channels:
+                    seat = config.seat_address(seat_id, agent_id)
+                    self._legs.setdefault(
+                        seat_leg, Leg(seat_leg, call_id, seat, agent_id, answered=True)
+                    )
+                continue
+            dialled.add(call_id)
+            await self._dial_again(call_id, channels)
+        for call_id in set(self._dials) - dialled:
+            del self._dials[call_id]  # over meanwhile (ended by another process)
+        for chan in channels:
+            if chan not in handled and chan.startswith((DIAL_PREFIX, CALLBACK_ID_PREFIX)):
+                log.info("reconciliation: %s belongs to no callback being dialled", chan)
+                await self._withdraw(chan)
+                handled.add(chan)
+        return connected, handled
+
+    async def _dial_again(self, call_id: str, channels: dict[str, dict[str, Any]]) -> None:
+        """A callback being dialled, at a (re)connection: on from where its channels are."""
+        dial = self._dials.get(call_id) or await self._dial_of(call_id)
+        if dial is None:
+            return
+        seat, caller = channels.get(dial.seat_leg), channels.get(dial.call)
+        if seat is None and caller is None and call_id not in self._dials:
+            return  # not rung yet: its ``dial`` is still to be delivered
+        self._dials[call_id] = dial
+        leg = self._legs.setdefault(
+            dial.seat_leg, Leg(dial.seat_leg, call_id, dial.seat, dial.agent_id)
+        )
+        if seat is None:
+            await self._dial_gone(dial.seat_leg, None)  # its end was not heard
+            return
+        leg.answered = _up(seat)
+        if caller is not None and _up(caller):
+            await self._dial_caller_answered(call_id)  # its answer was not told
+        elif caller is None and leg.answered:
+            await self._dial_caller(dial)  # the seat answered; the caller is rung (again)
 
     # --- browser softphones -------------------------------------------------------
 
