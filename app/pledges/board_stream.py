@@ -105,7 +105,7 @@ def write_now(send: Send, message: Message) -> asyncio.Task[None] | None:
     3.12's eager tasks do (``eager_start``), written out for 3.11.
     """
     call = send(message)
-    if not isinstance(call, Coroutine):
+    if not isinstance(call, types.CoroutineType):  # not an ``async def``: no stepping it
         return asyncio.ensure_future(call)
     try:
         waits_on = call.send(None)
