@@ -278,6 +278,38 @@ async def test_a_slow_viewer_holds_up_nobody_and_gets_only_the_latest_figure(
     assert board.viewers == 0
 
 
+class BrokenStream(SseStream):
+    """A viewer whose server fails every write after the first frame."""
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body" and self.raw:
+            raise RuntimeError("this viewer's server broke")
+        await super()._send(message)
+
+
+async def test_a_viewer_whose_write_fails_is_dropped_alone(hotline: Hotline) -> None:
+    setup = await pledge_setup(hotline)
+    campaign_id = setup["campaign_id"]
+    board = hotline.app.state.board_stream
+    hotline.app.state.totals_publisher.interval = dt.timedelta(0)
+    board.interval = 0.0
+    broken = BrokenStream(hotline.app, f"/board/stream?campaign_id={campaign_id}")
+    await broken.open()
+    try:
+        async with streaming(hotline, campaign_id) as fine:
+            assert (await broken.next())["count"] == 0
+            assert (await fine.next())["count"] == 0
+            viewer = viewer_of(board, campaign_id, broken)
+            for count in (1, 2):
+                await save(hotline, setup, amount_minor=1000)
+                await fine.until(lambda m, n=count: m["count"] == n)
+            assert viewer.gone and [m["count"] for m in broken.messages] == [0]
+            assert [m["count"] for m in fine.messages] == [0, 1, 2]
+    finally:
+        await broken.close()
+    assert board.viewers == 0
+
+
 async def test_the_stream_is_written_with_the_servers_own_send(hotline: Hotline) -> None:
     """A stream that opens is served before the middleware stack: the fan-out calls the
     server's ``send`` itself, and the response has the stream's headers all the same."""

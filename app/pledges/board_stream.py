@@ -184,6 +184,11 @@ class Viewer:
         except OSError:
             self.close()  # the viewer went away (servers of ASGI spec 2.4 may say so)
             return
+        except Exception:
+            # One viewer's failure is its own: the fan-out goes on to the others.
+            log.exception("board stream: a write to a viewer failed; the viewer is dropped")
+            self.close()
+            return
         if self._waiting is not None:
             self._waiting.add_done_callback(self._drained)
 
