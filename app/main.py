@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI
+from starlette.types import ASGIApp
 
 from app import plugins
 from app.acd import config_cache
@@ -28,7 +29,7 @@ from app.int64 import document_bounds, refuse_int64_overflow
 from app.logs import configure_logging
 from app.metrics import router as metrics_router
 from app.planning.endpoints import router as planning_router
-from app.pledges.board_stream import BoardStream
+from app.pledges.board_stream import BoardStream, BoardStreamRoute
 from app.pledges.endpoints import router as pledges_router
 from app.pledges.export_endpoints import router as pledge_exports_router
 from app.pledges.live import TotalsPublisher
@@ -237,6 +238,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(i18n_router, responses=API_ERRORS)
     app.include_router(softphone_router, responses=API_ERRORS)
     app.include_router(web_router)
+    build_middleware_stack = app.build_middleware_stack
+
+    def middleware_stack() -> ASGIApp:
+        # The board's viewers before the middleware: the fan-out writes each frame with
+        # the server's own send (app/pledges/board_stream.py, BoardStreamRoute).
+        return BoardStreamRoute(build_middleware_stack(), app.state)
+
+    app.build_middleware_stack = middleware_stack  # type: ignore[method-assign]
     build_openapi = app.openapi
 
     def openapi() -> dict[str, Any]:

@@ -14,13 +14,13 @@ import asyncio
 import datetime as dt
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import pytest
 
 from app.cardguard import CODE as CARD_CODE
-from tests.conftest import Hotline, wait_for
+from tests.conftest import Hotline
 from tests.pledge_helpers import key, pledge_body, pledge_setup
 
 PERSONAL = ("Curie", "marie@example.org", "rue de la Paix", "75002", "612345678", "secret note")
@@ -102,13 +102,17 @@ class SseStream:
 
 
 @asynccontextmanager
-async def streaming(hotline: Hotline, campaign_id: int) -> AsyncIterator[SseStream]:
-    stream = SseStream(hotline.app, f"/board/stream?campaign_id={campaign_id}")
+async def streaming_path(hotline: Hotline, path: str) -> AsyncIterator[SseStream]:
+    stream = SseStream(hotline.app, path)
     await stream.open()
     try:
         yield stream
     finally:
         await stream.close()
+
+
+def streaming(hotline: Hotline, campaign_id: int) -> AbstractAsyncContextManager[SseStream]:
+    return streaming_path(hotline, f"/board/stream?campaign_id={campaign_id}")
 
 
 async def save(hotline: Hotline, setup: dict[str, Any], **fields: Any) -> None:
@@ -209,27 +213,147 @@ async def test_every_viewer_shares_one_encoded_frame(hotline: Hotline) -> None:
         assert board.viewers == 3
 
 
-async def test_a_slow_viewer_gets_only_the_latest_figure(hotline: Hotline) -> None:
-    """A viewer that reads nothing while updates pass holds one frame: the newest."""
+class StalledStream(SseStream):
+    """A viewer whose socket is full after its first frame: each later write waits
+    until the test lets the socket drain (``drained``), as the server's ``send`` does."""
+
+    def __init__(self, app: Any, path: str) -> None:
+        super().__init__(app, path)
+        self.drained = asyncio.Event()
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body" and self.raw:
+            await self.drained.wait()
+        await super()._send(message)
+
+
+def viewer_of(board: Any, campaign_id: int, stream: SseStream) -> Any:
+    """The stream's viewer in the board's books (the one writing with its send)."""
+    (viewer,) = [v for v in board._viewers[campaign_id] if v.send == stream._send]
+    return viewer
+
+
+async def test_a_slow_viewer_holds_up_nobody_and_gets_only_the_latest_figure(
+    hotline: Hotline,
+) -> None:
+    """While one viewer's write waits for its socket, the others get every frame; it
+    keeps one frame, the newest, and catches up with it once its socket drains."""
     setup = await pledge_setup(hotline)
+    campaign_id = setup["campaign_id"]
     board = hotline.app.state.board_stream
     hotline.app.state.totals_publisher.interval = dt.timedelta(0)
     board.interval = 0.0
-    viewer = board.join(setup["campaign_id"])
+    path = f"/board/stream?campaign_id={campaign_id}"
+    slow = StalledStream(hotline.app, path)
+    await slow.open()
     try:
-        await save(hotline, setup, amount_minor=1000)
-        await wait_for(lambda: _holds(viewer, b'"count":1,'))
-        await save(hotline, setup, amount_minor=2000)
-        await wait_for(lambda: _holds(viewer, b'"count":2,'))
-        # The frame of one pledge was replaced unread: the viewer gets the latest only.
-        assert b'"count":2,' in await asyncio.wait_for(viewer.next(), 5)
-        assert viewer._frame is None and not viewer._ready.is_set()
+        async with streaming(hotline, campaign_id) as fast:
+            assert (await slow.next())["count"] == 0
+            assert (await fast.next())["count"] == 0
+            for count in (1, 2, 3):
+                await save(hotline, setup, amount_minor=1000)
+                await fast.until(lambda m, n=count: m["count"] == n)
+            # One write waits (the frame of one pledge); of the later two it keeps the last.
+            viewer = viewer_of(board, campaign_id, slow)
+            assert viewer._waiting is not None and not viewer._waiting.done()
+            assert b'"count":3,' in viewer._kept["body"]
+            assert [m["count"] for m in fast.messages] == [0, 1, 2, 3]
+            slow.drained.set()
+            await slow.until(lambda m: m["count"] == 3)
+            assert [m["count"] for m in slow.messages] == [0, 1, 3]  # 2 was replaced unsent
+            assert viewer._waiting is None and viewer._kept is None
+            # Full again, then gone: its waiting write ends with it; the others go on.
+            slow.drained.clear()
+            await save(hotline, setup, amount_minor=1000)
+            await fast.until(lambda m: m["count"] == 4)
+            waiting = viewer._waiting
+            assert waiting is not None
+            await slow.close()
+            await asyncio.wait([waiting], timeout=10)
+            assert waiting.cancelled() and board.viewers == 1
+            await save(hotline, setup, amount_minor=1000)
+            assert (await fast.until(lambda m: m["count"] == 5))["promised_minor"] == 5000
     finally:
-        board.leave(viewer)
+        await slow.close()
+    assert board.viewers == 0
 
 
-async def _holds(viewer: Any, text: bytes) -> bool:
-    return viewer._frame is not None and text in viewer._frame
+class BrokenStream(SseStream):
+    """A viewer whose server fails every write after the first frame."""
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body" and self.raw:
+            raise RuntimeError("this viewer's server broke")
+        await super()._send(message)
+
+
+async def test_a_viewer_whose_write_fails_is_dropped_alone(hotline: Hotline) -> None:
+    setup = await pledge_setup(hotline)
+    campaign_id = setup["campaign_id"]
+    board = hotline.app.state.board_stream
+    hotline.app.state.totals_publisher.interval = dt.timedelta(0)
+    board.interval = 0.0
+    broken = BrokenStream(hotline.app, f"/board/stream?campaign_id={campaign_id}")
+    await broken.open()
+    try:
+        async with streaming(hotline, campaign_id) as fine:
+            assert (await broken.next())["count"] == 0
+            assert (await fine.next())["count"] == 0
+            viewer = viewer_of(board, campaign_id, broken)
+            for count in (1, 2):
+                await save(hotline, setup, amount_minor=1000)
+                await fine.until(lambda m, n=count: m["count"] == n)
+            assert viewer.gone and [m["count"] for m in broken.messages] == [0]
+            assert [m["count"] for m in fine.messages] == [0, 1, 2]
+    finally:
+        await broken.close()
+    assert board.viewers == 0
+
+
+async def test_the_stream_is_written_with_the_servers_own_send(hotline: Hotline) -> None:
+    """A stream that opens is served before the middleware stack: the fan-out calls the
+    server's ``send`` itself, and the response has the stream's headers all the same."""
+    setup = await pledge_setup(hotline)
+    campaign_id = setup["campaign_id"]
+    board = hotline.app.state.board_stream
+    async with streaming(hotline, campaign_id) as stream:
+        assert (await stream.next())["count"] == 0
+        assert viewer_of(board, campaign_id, stream).send == stream._send
+        assert stream.status == 200
+        assert stream.headers == {
+            "content-type": "text/event-stream; charset=utf-8",
+            "cache-control": "no-store",
+            "x-accel-buffering": "no",
+            "x-content-type-options": "nosniff",
+        }
+        assert stream.raw.startswith(b"retry: 2000\n\n")
+    # An id the fast path leaves alone (a sign): the ordinary route streams it the same.
+    async with streaming_path(hotline, f"/board/stream?campaign_id=%2B{campaign_id}") as other:
+        assert (await other.next())["campaign_id"] == campaign_id
+        assert other.headers == stream.headers
+        (viewer,) = board._viewers[campaign_id]
+        assert viewer.send != other._send  # wrapped by the middleware
+        await save(hotline, setup, amount_minor=700)
+        assert (await other.until(lambda m: m["count"] == 1))["promised_minor"] == 700
+    # Without an id: the first campaign, on the fast path.
+    first_id = (await hotline.sql("SELECT MIN(id) FROM campaigns"))[0][0]
+    async with streaming_path(hotline, "/board/stream") as first:
+        assert (await first.next())["campaign_id"] == first_id
+        assert viewer_of(board, first_id, first).send == first._send
+    assert board.viewers == 0
+
+
+async def test_refusals_are_the_ordinary_routes(hotline: Hotline) -> None:
+    """What is not a stream is answered by the app's own route: JSON refusals."""
+    r = await hotline.http.get("/board/stream?campaign_id=999999")
+    assert r.status_code == 404, r.text
+    assert (r.json()["code"], r.json()["field"]) == ("not_found", "campaign_id")
+    for odd in ("abc", "", "99999999999999999999"):
+        r = await hotline.http.get(f"/board/stream?campaign_id={odd}")
+        assert r.status_code == 422 and r.json()["field"] == "campaign_id", (odd, r.text)
+    r = await hotline.http.post("/board/stream?campaign_id=1")
+    assert r.status_code == 405, r.text
+    assert hotline.app.state.board_stream.viewers == 0
 
 
 async def test_reconnect_shows_the_figure_of_the_moment(hotline: Hotline) -> None:

@@ -6,21 +6,24 @@ pledges) and ``campaign.updated`` (a new goal or name) through the process's eve
 feed, which reads other processes' events of these types whether or not a screen
 here watches (``EventFeed.always_read``: NOTIFY, then the table). For a campaign
 with viewers here it then reads the board figures once (``totals.board``), encodes
-them once as one SSE frame (a ``bytes`` object) and hands that same object to every
-viewer of the campaign: ten thousand viewers, one read and one encoding.
+them once as one SSE frame (a ``bytes`` object, in one ASGI message) and writes that
+same message to every viewer of the campaign in turn, from its one task: ten
+thousand viewers, one read, one encoding, no task woken per viewer.
 
-A viewer's mailbox holds one frame: a newer one replaces one not yet sent (only
-the latest figure matters), so a slow viewer neither holds up the others nor falls
-behind with stale figures. A viewer's first frame is the campaign's current
-figures (cached while the campaign has viewers here), so a board that reconnects
-shows the figure of that moment.
-
-Each viewer costs one task and a parked ``receive`` (the disconnect watch), not
-sse-starlette's ``EventSourceResponse`` (four tasks and a cancel scope per frame
-sent: measured about 100 µs a frame a viewer, a second of one core per update for
-10,000 viewers; docs/benchmarks.md). The frames are SSE as sse-starlette's
-``ServerSentEvent`` writes them; a comment line every ``KEEPALIVE`` seconds, one
-shared frame, keeps proxies from closing a quiet stream.
+The writes use each viewer's server ``send`` directly: a stream that opens is served
+by ``BoardStreamRoute``, the outermost ASGI app, not through the middleware stack
+whose three ``send`` wrappers cost more than the write itself (docs/benchmarks.md).
+A write runs until the server would wait (``write_now``): a viewer whose socket is
+full gets a task that finishes that write, and while it waits the viewer keeps only
+the latest frame (one pending write and one kept frame at most), so a slow viewer
+neither holds up the others nor falls behind with stale figures. A viewer's first
+frame is the campaign's current figures (cached while the campaign has viewers
+here), so a board that reconnects shows the figure of that moment; the frames carry
+no ``id``, so a reconnect's ``Last-Event-ID`` has nothing to resume: the current
+figures are the whole state. Each viewer costs its request's own task, parked on
+``receive`` for the disconnect, and nothing per frame but the write. The frames are
+SSE as sse-starlette's ``ServerSentEvent`` writes them; a comment line every
+``KEEPALIVE`` seconds, one shared frame, keeps proxies from closing a quiet stream.
 
 The frames of a campaign are at least ``interval`` apart here too (a goal edited
 just after a totals update waits for the rest of the second): at most one message
@@ -36,15 +39,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Coroutine, Generator
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
+from sqlalchemy import select
 from sse_starlette import ServerSentEvent
+from starlette.datastructures import State
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.acd.models import Campaign
 from app.background import BackgroundTask, FailedPasses
 from app.db import Database, utcnow
 from app.errors import NotFound
@@ -78,43 +87,124 @@ def frame_of(figures: dict[str, Any], at: str) -> bytes:
     return ServerSentEvent(data=data, event=live.EVENT, sep="\n").encode()
 
 
-class Viewer:
-    """One connected board: a one-place mailbox (a newer frame replaces an unsent one)."""
+def body_message(frame: bytes) -> Message:
+    """The ASGI message of a frame: built once per frame and handed to every viewer's
+    ``send`` (servers read messages, they do not change them)."""
+    return {"type": "http.response.body", "body": frame, "more_body": True}
 
-    __slots__ = ("_frame", "_ready", "campaign_id", "gone")
+
+KEEPALIVE_MESSAGE = body_message(KEEPALIVE_FRAME)
+
+
+def write_now(send: Send, message: Message) -> asyncio.Task[None] | None:
+    """Call ``send`` and run it here until it first waits: None if it finished (the
+    usual case: the server wrote to the socket at once), else a task that finishes it
+    (the server waits for the viewer's socket to drain).
+
+    A task per write would cost a wake-up per viewer and frame; this is what Python
+    3.12's eager tasks do (``eager_start``), written out for 3.11.
+    """
+    call = send(message)
+    if not isinstance(call, types.CoroutineType):  # not an ``async def``: no stepping it
+        return asyncio.ensure_future(call)
+    try:
+        waits_on = call.send(None)
+    except StopIteration:
+        return None
+    return asyncio.ensure_future(_rest_of(call, waits_on))
+
+
+@types.coroutine
+def _rest_of(call: Coroutine[Any, Any, None], waits_on: Any) -> Generator[Any, Any, None]:
+    """The rest of a coroutine already run until it waited on ``waits_on``: what
+    ``yield from`` does, from its first wait on (the task running this hands each
+    future the coroutine waits on to the event loop, and its outcome back)."""
+    while True:
+        try:
+            outcome = yield waits_on
+        except BaseException as error:  # cancelled, or the awaited future failed
+            try:
+                waits_on = call.throw(error)
+            except StopIteration:
+                return
+        else:
+            try:
+                waits_on = call.send(outcome)
+            except StopIteration:
+                return
+
+
+class Viewer:
+    """One connected board, written to by the campaign's fan-out with the server's own
+    ``send``. While a write waits for the viewer's socket to drain, later frames are
+    not queued: the latest replaces the one kept (a slow viewer costs one pending
+    write and one kept frame, and catches up with the latest figure)."""
+
+    __slots__ = ("_kept", "_started", "_waiting", "campaign_id", "gone", "send")
 
     def __init__(self, campaign_id: int) -> None:
         self.campaign_id = campaign_id
-        self._frame: bytes | None = None
-        self._ready = asyncio.Event()
+        self.send: Send | None = None  # the response's, once it starts
+        self._started = False  # the head and the first frame sent by the response
+        self._waiting: asyncio.Task[None] | None = None  # a write waiting for the socket
+        self._kept: Message | None = None  # the latest frame not yet written
         self.gone = False
 
-    def offer(self, frame: bytes) -> None:
-        self._frame = frame  # the stale one, if unsent, is dropped
-        self._ready.set()
+    def offer(self, message: Message) -> None:
+        """Write this frame now or, if the viewer cannot take it yet, keep it as the latest."""
+        if self.gone:
+            return
+        if self._waiting is not None or not self._started:
+            self._kept = message  # a stale one kept is dropped
+        else:
+            self._write(message)
 
-    def idle(self) -> bool:
-        return self._frame is None
+    def ping(self, message: Message) -> None:
+        """A keep-alive comment, only to a viewer with nothing under way."""
+        if self._started and self._waiting is None and not self.gone:
+            self._write(message)
+
+    def start(self, send: Send, first: bytes) -> None:
+        """The response sent the head and ``first``: from now on frames are written."""
+        self.send, self._started = send, True
+        kept, self._kept = self._kept, None
+        if kept is not None and kept["body"] is not first:
+            self._write(kept)  # a frame newer than the first came meanwhile
 
     def close(self) -> None:
-        """The viewer disconnected: its writer wakes and ends."""
         self.gone = True
-        self._ready.set()
+        self._kept = None
+        if self._waiting is not None:
+            self._waiting.cancel()
 
-    async def next(self) -> bytes | None:
-        """The next frame to send; None once the viewer is gone."""
-        while True:
-            await self._ready.wait()
-            self._ready.clear()
-            if self.gone:
-                return None
-            frame, self._frame = self._frame, None
-            if frame is not None:
-                return frame
+    def _write(self, message: Message) -> None:
+        assert self.send is not None
+        try:
+            self._waiting = write_now(self.send, message)
+        except OSError:
+            self.close()  # the viewer went away (servers of ASGI spec 2.4 may say so)
+            return
+        except Exception:
+            # One viewer's failure is its own: the fan-out goes on to the others.
+            log.exception("board stream: a write to a viewer failed; the viewer is dropped")
+            self.close()
+            return
+        if self._waiting is not None:
+            self._waiting.add_done_callback(self._drained)
+
+    def _drained(self, write: asyncio.Task[None]) -> None:
+        self._waiting = None
+        if write.cancelled() or write.exception() is not None:
+            self.close()
+            return
+        kept, self._kept = self._kept, None
+        if kept is not None:
+            self._write(kept)
 
 
 class BoardResponse(Response):
-    """One viewer's stream: the current figures, then each frame its mailbox gets."""
+    """One viewer's stream: the head and the current figures, then whatever the
+    campaign's fan-out writes, until the viewer disconnects."""
 
     media_type = "text/event-stream"
 
@@ -124,24 +214,29 @@ class BoardResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         viewer = self.viewer
-        watch = asyncio.create_task(self._watch(receive))
         try:
             await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
-            frame: bytes | None = RETRY_FRAME + self.first
-            while frame is not None:
-                await send({"type": "http.response.body", "body": frame, "more_body": True})
-                frame = await viewer.next()
+            await send(body_message(RETRY_FRAME + self.first))
+            viewer.start(send, self.first)
+            # This request's own task parks here: nothing else comes on a GET.
+            while (await receive())["type"] != "http.disconnect":
+                pass
         except OSError:
             pass  # the viewer went away mid-send (servers of ASGI spec 2.4 may say so)
         finally:
-            watch.cancel()
+            viewer.close()
             self.stream.leave(viewer)
 
-    async def _watch(self, receive: Receive) -> None:
-        """Wait for the viewer's disconnect (nothing else comes on a GET)."""
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        self.viewer.close()
+
+async def board_campaign(db: Database, campaign_id: int | None) -> int:
+    """The campaign a board shows: the one asked for, else the first."""
+    if campaign_id is not None:
+        return campaign_id
+    async with db.read() as session:
+        first = await session.scalar(select(Campaign.id).order_by(Campaign.id).limit(1))
+    if first is None:
+        raise NotFound("no campaign yet", field="campaign_id")
+    return int(first)
 
 
 class BoardStream(BackgroundTask):
@@ -199,9 +294,8 @@ class BoardStream(BackgroundTask):
                 if last > quiet_since:
                     continue
                 self._last_keepalive[campaign_id] = self.clock()
-                for viewer in group:
-                    if viewer.idle():
-                        viewer.offer(KEEPALIVE_FRAME)
+                for viewer in tuple(group):
+                    viewer.ping(KEEPALIVE_MESSAGE)
 
     @property
     def viewers(self) -> int:
@@ -248,7 +342,17 @@ class BoardStream(BackgroundTask):
         self.frames += 1
         return frame_of(figures, at)
 
-    def response(self, viewer: Viewer, first: bytes) -> BoardResponse:
+    async def open(self, campaign_id: int | None) -> BoardResponse:
+        """A viewer of the campaign (the first one if None) and its response, which
+        starts with the current figures. NotFound for an unknown campaign."""
+        campaign_id = await board_campaign(self.db, campaign_id)
+        # Joined before the first read: an update while it reads is kept for it.
+        viewer = self.join(campaign_id)
+        try:
+            first = await self.current(campaign_id)
+        except BaseException:
+            self.leave(viewer)
+            raise
         return BoardResponse(self, viewer, first)
 
     # --- updates -------------------------------------------------------------------
@@ -311,5 +415,61 @@ class BoardStream(BackgroundTask):
         if not viewers:
             return
         self._current[campaign_id] = frame
-        for viewer in viewers:
-            viewer.offer(frame)
+        # Written to each viewer in turn, from this one task: a viewer whose socket is
+        # full keeps the frame (the latest only) and the others go on.
+        message = body_message(frame)
+        for viewer in tuple(viewers):
+            viewer.offer(message)
+
+
+# --- the route, outside the middleware stack ---------------------------------------
+
+PATH = "/board/stream"
+# A campaign id the fast path takes as is; anything else (a sign, spaces, 19 digits
+# that may pass 64 bits, several ids) is left to the ordinary route's validation.
+PLAIN_ID = re.compile(r"[0-9]{1,18}")
+
+
+class BoardStreamRoute:
+    """``GET /board/stream`` served before the app's middleware stack: the outermost
+    ASGI app of ``create_app`` (app/main.py), so the fan-out writes with the server's
+    own ``send``, not through the three ``send`` wrappers of Starlette's and FastAPI's
+    middleware (ServerErrorMiddleware, ExceptionMiddleware, AsyncExitStackMiddleware:
+    most of a frame's cost for 10,000 viewers, docs/benchmarks.md).
+
+    Only a stream that opens is served here, with the same response as the ordinary
+    route (``BoardResponse``: its headers, the current figures first). Any other
+    answer is the ordinary route's (``app/pledges/endpoints.py``), so refusals keep
+    their JSON body in the viewer's language, their logs and the OpenAPI contract:
+    an unknown campaign, an id that is not a plain number, a database error."""
+
+    def __init__(self, app: ASGIApp, state: State) -> None:
+        self.app, self.state = app, state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = None
+        if scope["type"] == "http" and scope["method"] == "GET" and _route_path(scope) == PATH:
+            response = await self._open(scope["query_string"])
+        if response is None:
+            await self.app(scope, receive, send)
+        else:
+            await response(scope, receive, send)
+
+    async def _open(self, query_string: bytes) -> BoardResponse | None:
+        stream: BoardStream | None = getattr(self.state, "board_stream", None)
+        ids = [v for k, v in parse_qsl(query_string.decode("latin-1"), True) if k == "campaign_id"]
+        if stream is None or len(ids) > 1 or (ids and not PLAIN_ID.fullmatch(ids[0])):
+            return None
+        try:
+            return await stream.open(int(ids[0]) if ids else None)
+        except Exception:
+            return None  # the ordinary route answers, with its refusal
+
+
+def _route_path(scope: Scope) -> str:
+    """The path without the app's mount point (``root_path``), as Starlette routes it."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root + "/"):
+        return path[len(root) :]
+    return path

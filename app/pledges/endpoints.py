@@ -30,11 +30,10 @@ from app.errors import (
     ErrorOut,
     Forbidden,
     Invalid,
-    NotFound,
     error_responses,
 )
 from app.pledges import cardguard, idempotency, repository, service, totals
-from app.pledges.board_stream import BoardResponse, BoardStream
+from app.pledges.board_stream import BoardResponse, BoardStream, board_campaign
 from app.pledges.models import CancelReason, Pledge, PledgeAudit
 from app.pledges.schemas import (
     ApproveIn,
@@ -453,22 +452,11 @@ async def payment_webhook(
 # --- the public tote board -----------------------------------------------------------
 
 
-async def _board_campaign(db: Database, campaign_id: int | None) -> int:
-    """The campaign a board shows: the one asked for, else the first."""
-    if campaign_id is not None:
-        return campaign_id
-    async with db.read() as session:
-        first = await session.scalar(select(Campaign.id).order_by(Campaign.id).limit(1))
-    if first is None:
-        raise NotFound("no campaign yet", field="campaign_id")
-    return int(first)
-
-
 @router.get("/board/totals", response_model=BoardOut, tags=["board"])
 async def board_totals(db: DB, campaign_id: int | None = None) -> dict[str, Any]:
     """Public, read-only: figures for a studio screen, and the first name and town of
     the latest donors who consented to be named on air. Nothing else of anyone."""
-    campaign_id = await _board_campaign(db, campaign_id)
+    campaign_id = await board_campaign(db, campaign_id)
     async with db.read() as session:
         figures = await totals.board(session, campaign_id)
     return {**figures, "updated_at": utcnow()}
@@ -498,15 +486,10 @@ async def board_totals(db: DB, campaign_id: int | None = None) -> dict[str, Any]
         },
     },
 )
-async def board_stream(request: Request, db: DB, campaign_id: int | None = None) -> Response:
+async def board_stream(request: Request, campaign_id: int | None = None) -> Response:
     """Public, read-only: what ``/board/totals`` answers, pushed. See
-    ``app/pledges/board_stream.py``."""
-    campaign_id = await _board_campaign(db, campaign_id)
+    ``app/pledges/board_stream.py``: a stream that opens is served by
+    ``BoardStreamRoute`` before the middleware stack; this route gives the refusals
+    (and streams a request that route leaves to it, e.g. ``campaign_id=+1``)."""
     stream: BoardStream = request.app.state.board_stream
-    viewer = stream.join(campaign_id)
-    try:
-        first = await stream.current(campaign_id)  # NotFound: a 404, before any stream
-    except BaseException:
-        stream.leave(viewer)
-        raise
-    return stream.response(viewer, first)
+    return await stream.open(campaign_id)  # NotFound: a 404, before any stream
