@@ -18,7 +18,7 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -133,10 +133,16 @@ async def _agent_state(hotline: Hotline, agent_id: int, state: str) -> None:
     await wait_for(check, timeout=30)
 
 
-def _caller(tmp_path: Path, pbx: Pbx) -> Sipp:
-    """A SIPp caller (SIP and RTP) dialling the hotline number from a port of its own."""
+def _caller(tmp_path: Path, pbx: Pbx, scenario: str = "caller", number: str = "0612345678") -> Sipp:
+    """A SIPp caller (SIP and RTP) dialling the hotline number from a port of its own,
+    as ``number`` (the caller id Asterisk hands over)."""
     return start_sipp(
-        tmp_path, "caller", port=free_port(socket.SOCK_DGRAM), pbx=pbx, service=HOTLINE
+        tmp_path,
+        scenario,
+        port=free_port(socket.SOCK_DGRAM),
+        pbx=pbx,
+        service=HOTLINE,
+        caller=number,
     )
 
 
@@ -505,14 +511,7 @@ async def test_a_blocked_number_hears_the_message_and_is_hung_up(
         f"/campaigns/{ids['campaign_id']}/blocklist", json={"number": "0611223344"}
     )
     assert r.status_code == 201, r.text
-    caller = start_sipp(
-        tmp_path,
-        "caller",
-        port=free_port(socket.SOCK_DGRAM),
-        pbx=pbx,
-        service=HOTLINE,
-        caller="0611223344",  # the caller id Asterisk hands over, national form
-    )
+    caller = _caller(tmp_path, pbx, number="0611223344")  # national form
     sipps.append(caller)
 
     rejected = await _the_call(hotline, ids["campaign_id"], "rejected")
@@ -746,19 +745,31 @@ async def _next_holder(hotline: Hotline) -> AsyncIterator[AsteriskPlatform]:
 # --- callbacks: the platform dials the caller back ----------------------------------
 
 
-async def _callback_offered(
-    hotline_factory: Callable[..., Awaitable[Hotline]], pbx: Pbx, sipps: list[Sipp], tmp_path: Path
-) -> tuple[Hotline, dict[str, Any], int, dict[str, Any]]:
+class _AcceptedCallback(NamedTuple):
+    hotline: Hotline
+    ids: dict[str, Any]
+    agent_id: int
+    callback: dict[str, Any]  # the callback's call row
+    desk: Sipp  # the volunteer's desk phone (answers)
+    callee: Sipp  # the caller's phone, rung through the trunk
+
+
+async def _callback_accepted(
+    hotline_factory: Callable[..., Awaitable[Hotline]],
+    pbx: Pbx,
+    sipps: list[Sipp],
+    tmp_path: Path,
+    callee_scenario: str,
+) -> _AcceptedCallback:
     """A waiting caller books a callback on the line (offered one at once: no
-    volunteer yet), then the volunteer at desk-1 gets ready and is offered it."""
+    volunteer yet), then the volunteer at desk-1 gets ready, is offered it and
+    accepts it: the platform is sent its ``dial``. The caller's phone, rung back
+    through the trunk, plays ``callee_scenario``."""
+    desk = start_sipp(tmp_path, "seat_answers", port=DESK_PORTS["desk-1"])
+    callee = start_sipp(tmp_path, callee_scenario, port=CALLEE_PORT)
+    sipps.extend([desk, callee])
     hotline, ids = await _hotline(hotline_factory, pbx, callback_offer_seconds=0)
-    caller = start_sipp(
-        tmp_path,
-        "caller_books_callback",
-        port=free_port(socket.SOCK_DGRAM),
-        pbx=pbx,
-        service=HOTLINE,
-    )
+    caller = _caller(tmp_path, pbx, "caller_books_callback")
     sipps.append(caller)
     call = await _the_call(hotline, ids["campaign_id"], "queued")
     channel = call["provider_call_id"]
@@ -781,7 +792,9 @@ async def _callback_offered(
     callback = await _the_call(hotline, ids["campaign_id"], "offered")
     assert callback["kind"] == "callback" and callback["agent_id"] == agent_id
     assert callback["caller_number"] == "+33612345678"
-    return hotline, ids, agent_id, callback
+    r = await hotline.http.post(f"/agents/{agent_id}/answer")
+    assert r.status_code == 200, r.text
+    return _AcceptedCallback(hotline, ids, agent_id, callback, desk, callee)
 
 
 async def _unanswered(hotline: Hotline, callback_id: int) -> dict[str, Any]:
@@ -797,17 +810,11 @@ async def _unanswered(hotline: Hotline, callback_id: int) -> dict[str, Any]:
 async def test_a_callback_rings_the_volunteer_then_the_caller_and_connects_them(
     hotline_factory: Callable[..., Awaitable[Hotline]], pbx: Pbx, sipps: list[Sipp], tmp_path: Path
 ) -> None:
-    desk = start_sipp(tmp_path, "seat_answers", port=DESK_PORTS["desk-1"])
-    callee = start_sipp(tmp_path, "seat_answers", port=CALLEE_PORT)
-    sipps.extend([desk, callee])
-    hotline, ids, agent_id, callback = await _callback_offered(
-        hotline_factory, pbx, sipps, tmp_path
-    )
-
     # The volunteer accepts: their desk rings and answers, then the caller's number
     # is dialled through the trunk and answers: dial.answered, both in one bridge.
-    r = await hotline.http.post(f"/agents/{agent_id}/answer")
-    assert r.status_code == 200, r.text
+    hotline, ids, agent_id, callback, desk, callee = await _callback_accepted(
+        hotline_factory, pbx, sipps, tmp_path, "seat_answers"
+    )
     connected = await _the_call(hotline, ids["campaign_id"], "connected")
     assert connected["id"] == callback["id"] and connected["agent_id"] == agent_id
     channel = callback["provider_call_id"]  # callback-<n>: the caller's channel
@@ -847,22 +854,15 @@ async def test_a_callback_rings_the_volunteer_then_the_caller_and_connects_them(
 async def test_a_callback_to_a_busy_line_is_unanswered_and_the_volunteer_free_again(
     hotline_factory: Callable[..., Awaitable[Hotline]], pbx: Pbx, sipps: list[Sipp], tmp_path: Path
 ) -> None:
-    desk = start_sipp(tmp_path, "seat_answers", port=DESK_PORTS["desk-1"])
-    callee = start_sipp(tmp_path, "callee_busy", port=CALLEE_PORT)
-    sipps.extend([desk, callee])
-    hotline, ids, agent_id, callback = await _callback_offered(
-        hotline_factory, pbx, sipps, tmp_path
-    )
-
-    r = await hotline.http.post(f"/agents/{agent_id}/answer")
-    assert r.status_code == 200, r.text
-    waiting = await _the_call(hotline, ids["campaign_id"], "retry_wait")
+    accepted = await _callback_accepted(hotline_factory, pbx, sipps, tmp_path, "callee_busy")
+    hotline, callback = accepted.hotline, accepted.callback
+    waiting = await _the_call(hotline, accepted.ids["campaign_id"], "retry_wait")
     assert waiting["id"] == callback["id"] and waiting["dial_attempts"] == 1
     unanswered = await _unanswered(hotline, callback["id"])
     assert unanswered["reason"] == "busy" and unanswered["next"] == "retry"
-    await _agent_state(hotline, agent_id, "available")  # nothing to wrap up
-    assert await callee.finished() == 0, callee.output()
-    assert await desk.finished() == 0, desk.output()  # Asterisk hung the desk up
+    await _agent_state(hotline, accepted.agent_id, "available")  # nothing to wrap up
+    assert await accepted.callee.finished() == 0, accepted.callee.output()
+    assert await accepted.desk.finished() == 0, accepted.desk.output()  # Asterisk hung it up
     assert await _channels(pbx) == []
 
 
@@ -872,14 +872,9 @@ async def test_a_callback_being_dialled_goes_on_with_the_next_holder_of_ari(
     """The holder stops while the volunteer's desk is up and the caller's phone rings:
     the next holder adopts both (hangs up neither), and hears the volunteer's line
     end first: dial.unanswered (seat_hangup), the caller's ring cancelled."""
-    desk = start_sipp(tmp_path, "seat_answers", port=DESK_PORTS["desk-1"])
-    callee = start_sipp(tmp_path, "seat_no_answer", port=CALLEE_PORT)
-    sipps.extend([desk, callee])
-    hotline, ids, agent_id, callback = await _callback_offered(
-        hotline_factory, pbx, sipps, tmp_path
+    hotline, ids, agent_id, callback, desk, callee = await _callback_accepted(
+        hotline_factory, pbx, sipps, tmp_path, "seat_no_answer"
     )
-    r = await hotline.http.post(f"/agents/{agent_id}/answer")
-    assert r.status_code == 200, r.text
     channel, leg = callback["provider_call_id"], f"pl-dial-{callback['id']}-1"
 
     async def ringing() -> bool:
