@@ -137,12 +137,11 @@ class AriClient:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[request_id] = future
         try:
-            await socket.send(orjson.dumps(message).decode())
+            try:
+                await socket.send(orjson.dumps(message).decode())
+            except Exception as exc:  # the send failed: the connection is going
+                raise _SocketClosed() from exc
             answer = await asyncio.wait_for(future, timeout)
-        except Exception as exc:
-            if isinstance(exc, (TimeoutError, _SocketClosed)):
-                raise
-            raise _SocketClosed() from exc  # the send failed: the connection is going
         finally:
             self._waiting.pop(request_id, None)
         content = answer.get("message_body")
