@@ -217,6 +217,20 @@ def _ping_idle_connections(engine: AsyncEngine) -> None:
 AfterCommit = Callable[[], Awaitable[None]]
 
 
+_inserts: dict[tuple[str, str | None], Any] = {}
+
+
+def _insert_of(table: Table, returning: Any = None) -> Any:
+    """The outbox's ``INSERT`` into ``table`` (``RETURNING`` the key given), built once:
+    every unit of work sends a few, and a statement costs more to build than to run."""
+    key = (table.name, None if returning is None else returning.name)
+    stmt = _inserts.get(key)
+    if stmt is None:
+        stmt = insert(table) if returning is None else insert(table).returning(returning)
+        _inserts[key] = stmt
+    return stmt
+
+
 class _Staged:
     """Rows of one table waiting to be written in one multi-row INSERT at commit.
 
@@ -305,14 +319,13 @@ class UnitOfWork:
                 # A list of parameters, not .values([...]): the statement is cached
                 # (a multi-row .values() is compiled anew each time), and SQLAlchemy
                 # still sends one INSERT ... VALUES (...), (...) RETURNING.
-                stmt = insert(staged.table).returning(key)
-                result = await self.session.execute(stmt, staged.rows)
+                result = await self.session.execute(_insert_of(staged.table, key), staged.rows)
                 keys = sorted(result.scalars())
                 for target, value in zip(staged.targets, keys, strict=True):
                     if target is not None:
                         setattr(target, key.name, value)
             else:
-                await self.session.execute(insert(staged.table), staged.rows)
+                await self.session.execute(_insert_of(staged.table), staged.rows)
             staged.rows, staged.targets = [], []
 
     async def run_after_commit(self) -> None:

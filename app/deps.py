@@ -8,13 +8,16 @@ from app.db import Database
 from app.errors import PayloadTooLarge
 from app.settings import Settings
 
+# Dependencies are ``async def`` even where they do not await: FastAPI runs a plain
+# ``def`` dependency in its thread pool, a thread hop per request for an attribute read.
 
-def get_db(request: Request) -> Database:
+
+async def get_db(request: Request) -> Database:
     db: Database = request.app.state.db
     return db
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 

@@ -10,11 +10,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from app.acd.models import Call
+
+# Built once, bound per call: one screen pop per call reads it.
+_LOCK_FOR_POP = (
+    select(Call.campaign_id, Call.queue_id, Call.agent_id, Call.state)
+    .where(Call.id == bindparam("p_call"))
+    .with_for_update()
+)
 
 
 class CallRecords:
@@ -55,12 +62,7 @@ class CallRecords:
     ) -> tuple[int, int | None, int | None, str] | None:
         """Lock the call (the global lock order starts with it): its campaign, queue,
         agent and state."""
-        stmt = (
-            select(Call.campaign_id, Call.queue_id, Call.agent_id, Call.state)
-            .where(Call.id == call_id)
-            .with_for_update()
-        )
-        row = (await session.execute(stmt)).one_or_none()
+        row = (await session.execute(_LOCK_FOR_POP, {"p_call": call_id})).one_or_none()
         if row is None:
             return None
         campaign_id, queue_id, agent_id, state = row

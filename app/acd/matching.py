@@ -27,6 +27,7 @@ from sqlalchemy.orm import aliased
 from app.acd.config_cache import ConfigSnapshot
 from app.acd.models import Agent, AgentSkill, Call, Queue
 from app.acd.states import AgentState, CallState
+from app.db import UTCDateTime
 
 
 class Strategy:
@@ -167,22 +168,46 @@ async def best_call_for(
     )
     if not eligible:
         return None
+    at_once = [queue.id for queue, wait_needed in eligible if wait_needed <= 0]
+    after_wait = [(queue.id, wait_needed) for queue, wait_needed in eligible if wait_needed > 0]
+    params: dict[str, Any] = {"p_campaign": agent.campaign_id, "p_at_once": at_once}
+    for i, (queue_id, wait_needed) in enumerate(after_wait):
+        params[f"p_queue_{i}"] = queue_id
+        params[f"p_cutoff_{i}"] = now - dt.timedelta(seconds=wait_needed)
+    stmt = _call_statement(len(after_wait), head_only)
+    result = await session.execute(stmt, params, execution_options={"populate_existing": True})
+    return result.scalar_one_or_none()
 
-    def waiting_for_agent(call: Any) -> list[Any]:
-        fits: list[Any] = []
-        for queue, wait_needed in eligible:
-            if wait_needed <= 0:
-                fits.append(call.queue_id == queue.id)
-            else:
-                cutoff = now - dt.timedelta(seconds=wait_needed)
-                fits.append(and_(call.queue_id == queue.id, call.queued_at <= cutoff))
-        return [call.campaign_id == agent.campaign_id, call.state == CallState.QUEUED, or_(*fits)]
 
+_call_statements: dict[tuple[int, bool], Any] = {}
+
+
+def _waiting_for_agent(call: Any, delayed_queues: int) -> list[Any]:
+    """A queued call of the campaign in a queue the agent may take at once
+    (``p_at_once``), or in a delayed queue (``p_queue_i``) queued before its cutoff."""
+    fits: list[Any] = [call.queue_id.in_(bindparam("p_at_once", expanding=True))]
+    for i in range(delayed_queues):
+        cutoff = bindparam(f"p_cutoff_{i}", type_=UTCDateTime())
+        fits.append(and_(call.queue_id == bindparam(f"p_queue_{i}"), call.queued_at <= cutoff))
+    return [
+        call.campaign_id == bindparam("p_campaign"),
+        call.state == CallState.QUEUED,
+        or_(*fits),
+    ]
+
+
+def _call_statement(delayed_queues: int, head_only: bool) -> Any:
+    """The best-call statement for a number of delayed queues, built once (bound per
+    agent): building a statement and its cache key costs more than running it."""
+    key = (delayed_queues, head_only)
+    stmt = _call_statements.get(key)
+    if stmt is not None:
+        return stmt
     if head_only:
         peek = aliased(Call)  # not correlated with the locked ``calls`` below
         head = (
             select(peek.id)
-            .where(*waiting_for_agent(peek))
+            .where(*_waiting_for_agent(peek, delayed_queues))
             .order_by(peek.rank_key, peek.id)
             .limit(1)
             .scalar_subquery()
@@ -191,16 +216,16 @@ async def best_call_for(
         # committed since the sub-select read it is not returned (nor anything else).
         stmt = (
             select(Call)
-            .where(Call.id == head, *waiting_for_agent(Call))
+            .where(Call.id == head, *_waiting_for_agent(Call, delayed_queues))
             .with_for_update(skip_locked=True)
         )
     else:
         stmt = (
             select(Call)
-            .where(*waiting_for_agent(Call))
+            .where(*_waiting_for_agent(Call, delayed_queues))
             .order_by(Call.rank_key, Call.id)
             .limit(1)
             .with_for_update(skip_locked=True)
         )
-    result = await session.execute(stmt, execution_options={"populate_existing": True})
-    return result.scalar_one_or_none()
+    _call_statements[key] = stmt
+    return stmt

@@ -7,9 +7,9 @@ transaction that acts on it, so a restart loses none and none fires twice.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import Table, bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.acd.models import Timer
@@ -32,7 +32,7 @@ class TimerKind:
     CONSULT_FALLBACK = "consult_fallback"
 
 
-TIMERS = Timer.__table__
+TIMERS = cast(Table, Timer.__table__)
 
 
 def schedule(
@@ -52,7 +52,7 @@ def schedule(
         "agent_id": agent_id,
         "data": data or {},
     }
-    uow.stage(TIMERS, row)  # type: ignore[arg-type]
+    uow.stage(TIMERS, row)
     uow.timers_scheduled(due_at)
 
 
@@ -77,21 +77,35 @@ async def cancel(
             and (agent_id is None or row["agent_id"] == agent_id)
         )
 
-    uow.unstage(TIMERS, matches)  # type: ignore[arg-type]
+    uow.unstage(TIMERS, matches)
     if not stored:
         return
-    stmt = delete(Timer).where(Timer.kind == kind)
-    if call_id is not None:
-        stmt = stmt.where(Timer.call_id == call_id)
-    if agent_id is not None:
-        stmt = stmt.where(Timer.agent_id == agent_id)
-    await uow.session.execute(stmt)
+    params = {"p_kind": kind, "p_call": call_id, "p_agent": agent_id}
+    await uow.session.execute(_cancel_statement(call_id is not None, agent_id is not None), params)
 
 
 async def cancel_all_for_call(uow: UnitOfWork, call_id: int, *, stored: bool = True) -> None:
-    uow.unstage(TIMERS, lambda row: row["call_id"] == call_id)  # type: ignore[arg-type]
+    uow.unstage(TIMERS, lambda row: row["call_id"] == call_id)
     if stored:
-        await uow.session.execute(delete(Timer).where(Timer.call_id == call_id))
+        await uow.session.execute(_CANCEL_ALL_FOR_CALL, {"p_call": call_id})
+
+
+# The DELETEs of the call path, built once (bound per call) on the table itself, not
+# through the ORM: no session objects are timers' rows (they are staged, app/db.py).
+_CANCEL_ALL_FOR_CALL = delete(TIMERS).where(TIMERS.c.call_id == bindparam("p_call"))
+_cancel_statements: dict[tuple[bool, bool], Any] = {}
+
+
+def _cancel_statement(by_call: bool, by_agent: bool) -> Any:
+    stmt = _cancel_statements.get((by_call, by_agent))
+    if stmt is None:
+        stmt = delete(TIMERS).where(TIMERS.c.kind == bindparam("p_kind"))
+        if by_call:
+            stmt = stmt.where(TIMERS.c.call_id == bindparam("p_call"))
+        if by_agent:
+            stmt = stmt.where(TIMERS.c.agent_id == bindparam("p_agent"))
+        _cancel_statements[(by_call, by_agent)] = stmt
+    return stmt
 
 
 async def due(
@@ -120,6 +134,9 @@ async def claim(uow: UnitOfWork, timer_id: int) -> Timer | None:
     timer = (await uow.session.execute(stmt)).scalar_one_or_none()
     if timer is not None:
         await uow.session.delete(timer)
+        # Deleted now, not at the next autoflush: the handler's own cancels are plain
+        # DELETEs of the table, which neither flush nor see the session's pending one.
+        await uow.session.flush()
     return timer
 
 

@@ -26,8 +26,9 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
+from sqlalchemy import Table
 from sqlalchemy.dialects.postgresql import insert as _pg_insert
 from sqlalchemy.dialects.sqlite import insert as _sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -153,6 +154,23 @@ async def carry_pop(session: AsyncSession, from_call_id: int, to_call_id: int) -
         ScreenPop(call_id=to_call_id, status=row.status, data=dict(row.data), created_at=utcnow())
     )
     return True
+
+
+SCREEN_POPS = cast(Table, ScreenPop.__table__)
+_pop_upserts: dict[str, Any] = {}
+
+
+def _pop_upsert(db: Database) -> Any:
+    """``INSERT ... ON CONFLICT (call_id) DO UPDATE`` of a screen pop, built once per
+    dialect (bound per call: building a statement costs more than running it)."""
+    stmt = _pop_upserts.get(db.dialect)
+    if stmt is None:
+        upsert = (_pg_insert if db.is_postgres else _sqlite_insert)(SCREEN_POPS)
+        replaced = ("status", "data", "created_at")
+        stmt = _pop_upserts[db.dialect] = upsert.on_conflict_do_update(
+            index_elements=["call_id"], set_={name: upsert.excluded[name] for name in replaced}
+        )
+    return stmt
 
 
 class CallerLookup:
@@ -281,15 +299,8 @@ class CallerLookup:
                 raise NotFound("call {call_id} is gone", field="call_id", call_id=call_id)
             campaign_id, queue_id, agent_id, state = call
             # A second look-up of the same call (a retry) replaces the first one's pop.
-            values = {"call_id": call_id, "status": pop["status"], "data": pop}
-            upsert = (_pg_insert if db.is_postgres else _sqlite_insert)(ScreenPop).values(
-                **values, created_at=utcnow()
-            )
-            changed = {"status": upsert.excluded.status, "data": upsert.excluded.data}
-            changed["created_at"] = upsert.excluded.created_at
-            await uow.session.execute(
-                upsert.on_conflict_do_update(index_elements=["call_id"], set_=changed)
-            )
+            row = {"call_id": call_id, "status": pop["status"], "data": pop}
+            await uow.session.execute(_pop_upsert(db), {**row, "created_at": utcnow()})
             emit(
                 uow,
                 EVENT_TYPE,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, ScalarSelect, func, or_, select
+from sqlalchemy import ColumnElement, ScalarSelect, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import NotFound
@@ -39,16 +39,24 @@ async def pledged_total_for_number(session: AsyncSession, campaign_id: int, numb
     return int(total or 0)
 
 
+# The two reads of a caller's screen pop, built once and bound per call (a statement
+# costs more to build, and to key for SQLAlchemy's cache, than to run).
+_LATEST_FROM_NUMBER = (
+    select(Pledge)
+    .where(*_from_number(bindparam("p_campaign"), bindparam("p_number")))
+    .order_by(Pledge.created_at.desc(), Pledge.id.desc())
+    .limit(1)
+)
+_COUNT_AND_TOTAL_FROM_NUMBER = select(
+    func.count(Pledge.id), func.coalesce(func.sum(Pledge.amount_minor), 0)
+).where(*_from_number(bindparam("p_campaign"), bindparam("p_number")))
+
+
 async def pledge_count_and_total_for_number(
     session: AsyncSession, campaign_id: int, number: str
 ) -> tuple[int, int]:
-    row = (
-        await session.execute(
-            select(func.count(Pledge.id), func.coalesce(func.sum(Pledge.amount_minor), 0)).where(
-                *_from_number(campaign_id, number)
-            )
-        )
-    ).one()
+    params = {"p_campaign": campaign_id, "p_number": number}
+    row = (await session.execute(_COUNT_AND_TOTAL_FROM_NUMBER, params)).one()
     return int(row[0]), int(row[1])
 
 
@@ -57,10 +65,7 @@ async def latest_pledge_for_number(
 ) -> Pledge | None:
     """The newest non-cancelled pledge from this number in the campaign (returning donor)."""
     return await session.scalar(
-        select(Pledge)
-        .where(*_from_number(campaign_id, number))
-        .order_by(Pledge.created_at.desc(), Pledge.id.desc())
-        .limit(1)
+        _LATEST_FROM_NUMBER, {"p_campaign": campaign_id, "p_number": number}
     )
 
 

@@ -145,7 +145,7 @@ async def login_page(request: Request) -> Response:
 
 @router.get("/agent")
 async def agent_page(request: Request) -> Response:
-    settings = get_app_settings(request)
+    settings = await get_app_settings(request)
     return _page(PAGES["/agent"], request, settings.softphone_ws_url)
 
 
