@@ -91,11 +91,17 @@ def _agent_statement(
         stmt = stmt.where(~exists(earlier))
     order: list[Any] = []
     if with_skill:
-        stmt = stmt.join(
-            AgentSkill,
-            and_(AgentSkill.agent_id == Agent.id, AgentSkill.skill == bindparam("p_skill")),
-        ).where(AgentSkill.level <= bindparam("p_level"))
-        order.append(AgentSkill.level)  # lowest tier first
+        # The agent's level in the skill, looked up by primary key for each free agent,
+        # not a join: a join's plan depends on the statistics, and a roster just loaded
+        # (not analysed yet) made PostgreSQL loop over every agent for every skill row
+        # (8 ms an offer for 130 volunteers, growing with their square).
+        level = (
+            select(AgentSkill.level)
+            .where(AgentSkill.agent_id == Agent.id, AgentSkill.skill == bindparam("p_skill"))
+            .scalar_subquery()
+        )
+        stmt = stmt.where(level <= bindparam("p_level"))
+        order.append(level)  # lowest tier first
     if strategy == Strategy.ROUND_ROBIN:
         # Read from the row, not the cached queue: it moves with every offer.
         last = (
