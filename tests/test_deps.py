@@ -69,7 +69,7 @@ def test_no_dependency_runs_in_the_thread_pool(app: FastAPI) -> None:
             for sub in _dependants(route.dependant)
             if sub.call is not None
             and not inspect.iscoroutinefunction(sub.call)
-            and not inspect.iscoroutinefunction(getattr(sub.call, "__call__", None))
+            and not inspect.isasyncgenfunction(sub.call)
         }
     )
     assert sync == [], "plain def dependencies (run in the thread pool):\n" + "\n".join(sync)
