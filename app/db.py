@@ -23,7 +23,7 @@ import datetime as dt
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -217,18 +217,29 @@ def _ping_idle_connections(engine: AsyncEngine) -> None:
 AfterCommit = Callable[[], Awaitable[None]]
 
 
-_inserts: dict[tuple[str, str | None], Any] = {}
+_statements: dict[Hashable, Any] = {}
+
+
+def built_once(key: Hashable, build: Callable[[], Any]) -> Any:
+    """The statement known by ``key``, built by ``build`` the first time only.
+
+    The call path's statements are kept and bound per use (``bindparam``): building
+    one, and SQLAlchemy's walk of it for its compiled-cache key, costs more than
+    running it; a statement object used again keeps its key. ``key`` starts with
+    the module's own name for the statement, then what shapes it (the dialect...).
+    """
+    stmt = _statements.get(key)
+    if stmt is None:
+        stmt = _statements[key] = build()
+    return stmt
 
 
 def _insert_of(table: Table, returning: Any = None) -> Any:
-    """The outbox's ``INSERT`` into ``table`` (``RETURNING`` the key given), built once:
-    every unit of work sends a few, and a statement costs more to build than to run."""
-    key = (table.name, None if returning is None else returning.name)
-    stmt = _inserts.get(key)
-    if stmt is None:
-        stmt = insert(table) if returning is None else insert(table).returning(returning)
-        _inserts[key] = stmt
-    return stmt
+    """The outbox's ``INSERT`` into ``table`` (``RETURNING`` the key given)."""
+    if returning is None:
+        return built_once(("outbox insert", table.name), lambda: insert(table))
+    key = ("outbox insert", table.name, returning.name)
+    return built_once(key, lambda: insert(table).returning(returning))
 
 
 class _Staged:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, text
 
-from app.db import Database, make_engine
+from app.db import Database, built_once, make_engine
 
 
 @pytest.fixture
@@ -67,3 +67,19 @@ async def test_a_writer_cancelled_mid_statement_leaves_no_lock(tmp_path: Path, n
         probe.execute("ROLLBACK")
     finally:
         probe.close()
+
+
+def test_a_statement_is_built_once_per_key() -> None:
+    builds: list[str] = []
+
+    def build(name: str) -> Any:
+        builds.append(name)
+        return text(f"SELECT '{name}'")
+
+    key = ("test_db", "built once")
+    first = built_once(key, lambda: build("first"))
+    again = built_once(key, lambda: build("second"))
+    other = built_once(("test_db", "another shape"), lambda: build("other"))
+    assert again is first  # the same object: SQLAlchemy keeps its cache key
+    assert other is not first
+    assert builds == ["first", "other"]

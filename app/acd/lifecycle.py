@@ -25,7 +25,7 @@ from app.acd.states import (
     next_call_state,
 )
 from app.acd.timers import TimerKind
-from app.db import UnitOfWork, UTCDateTime, utcnow
+from app.db import UnitOfWork, UTCDateTime, built_once, utcnow
 from app.errors import Conflict, NotFound
 from app.outbox import CommandName, emit
 from app.outbox import issue as issue_command
@@ -637,15 +637,10 @@ _LATEST_LEG = (
     .limit(1)
     .scalar_subquery()
 )
-_statements: dict[tuple[str, str], Any] = {}
 
 
 def _statement(uow: UnitOfWork, name: str) -> Any:
-    key = (uow.db.dialect, name)
-    stmt = _statements.get(key)
-    if stmt is None:
-        stmt = _statements[key] = _build(uow, name)
-    return stmt
+    return built_once(("lifecycle step", uow.db.dialect, name), lambda: _build(uow, name))
 
 
 def _step_of_latest_leg(expected: CallState, **values: Any) -> Any:

@@ -27,7 +27,7 @@ from sqlalchemy.orm import aliased
 from app.acd.config_cache import ConfigSnapshot
 from app.acd.models import Agent, AgentSkill, Call, Queue
 from app.acd.states import AgentState, CallState
-from app.db import UTCDateTime
+from app.db import UTCDateTime, built_once
 
 
 class Strategy:
@@ -54,17 +54,17 @@ def preferred_site(queue: Queue, waited_seconds: float) -> int | None:
     return queue.site_id
 
 
-_agent_statements: dict[tuple[str, bool, bool, bool, bool], Any] = {}
-
-
 def _agent_statement(
     strategy: str, with_skill: bool, after_earlier: bool, with_site: bool, trained_only: bool
 ) -> Any:
-    """The best-agent statement for a kind of queue, built once (bound per call)."""
-    key = (strategy, with_skill, after_earlier, with_site, trained_only)
-    stmt = _agent_statements.get(key)
-    if stmt is not None:
-        return stmt
+    """The best-agent statement for a kind of queue (bound per call)."""
+    shape = (strategy, with_skill, after_earlier, with_site, trained_only)
+    return built_once(("best agent", *shape), lambda: _build_agent_statement(*shape))
+
+
+def _build_agent_statement(
+    strategy: str, with_skill: bool, after_earlier: bool, with_site: bool, trained_only: bool
+) -> Any:
     stmt = select(Agent).where(
         Agent.campaign_id == bindparam("p_campaign"),
         Agent.state == AgentState.AVAILABLE,
@@ -112,9 +112,7 @@ def _agent_statement(
         order += [Agent.calls_taken, Agent.state_since, Agent.id]
     else:
         order += [Agent.state_since, Agent.id]
-    stmt = stmt.order_by(*order).limit(1).with_for_update(skip_locked=True, of=Agent)
-    _agent_statements[key] = stmt
-    return stmt
+    return stmt.order_by(*order).limit(1).with_for_update(skip_locked=True, of=Agent)
 
 
 async def best_agent(
@@ -185,9 +183,6 @@ async def best_call_for(
     return result.scalar_one_or_none()
 
 
-_call_statements: dict[tuple[int, bool], Any] = {}
-
-
 def _waiting_for_agent(call: Any, delayed_queues: int) -> list[Any]:
     """A queued call of the campaign in a queue the agent may take at once
     (``p_at_once``), or in a delayed queue (``p_queue_i``) queued before its cutoff."""
@@ -203,12 +198,14 @@ def _waiting_for_agent(call: Any, delayed_queues: int) -> list[Any]:
 
 
 def _call_statement(delayed_queues: int, head_only: bool) -> Any:
-    """The best-call statement for a number of delayed queues, built once (bound per
-    agent): building a statement and its cache key costs more than running it."""
-    key = (delayed_queues, head_only)
-    stmt = _call_statements.get(key)
-    if stmt is not None:
-        return stmt
+    """The best-call statement for a number of delayed queues (bound per agent)."""
+    return built_once(
+        ("best call", delayed_queues, head_only),
+        lambda: _build_call_statement(delayed_queues, head_only),
+    )
+
+
+def _build_call_statement(delayed_queues: int, head_only: bool) -> Any:
     if head_only:
         peek = aliased(Call)  # not correlated with the locked ``calls`` below
         head = (
@@ -220,18 +217,15 @@ def _call_statement(delayed_queues: int, head_only: bool) -> Any:
         )
         # The conditions are checked again on the locked row: a head offered and
         # committed since the sub-select read it is not returned (nor anything else).
-        stmt = (
+        return (
             select(Call)
             .where(Call.id == head, *_waiting_for_agent(Call, delayed_queues))
             .with_for_update(skip_locked=True)
         )
-    else:
-        stmt = (
-            select(Call)
-            .where(*_waiting_for_agent(Call, delayed_queues))
-            .order_by(Call.rank_key, Call.id)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-        )
-    _call_statements[key] = stmt
-    return stmt
+    return (
+        select(Call)
+        .where(*_waiting_for_agent(Call, delayed_queues))
+        .order_by(Call.rank_key, Call.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )

@@ -13,7 +13,7 @@ from sqlalchemy import Table, bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.acd.models import Timer
-from app.db import UnitOfWork
+from app.db import UnitOfWork, built_once
 
 
 class TimerKind:
@@ -93,19 +93,18 @@ async def cancel_all_for_call(uow: UnitOfWork, call_id: int, *, stored: bool = T
 # The DELETEs of the call path, built once (bound per call) on the table itself, not
 # through the ORM: no session objects are timers' rows (they are staged, app/db.py).
 _CANCEL_ALL_FOR_CALL = delete(TIMERS).where(TIMERS.c.call_id == bindparam("p_call"))
-_cancel_statements: dict[tuple[bool, bool], Any] = {}
 
 
 def _cancel_statement(by_call: bool, by_agent: bool) -> Any:
-    stmt = _cancel_statements.get((by_call, by_agent))
-    if stmt is None:
+    def build() -> Any:
         stmt = delete(TIMERS).where(TIMERS.c.kind == bindparam("p_kind"))
         if by_call:
             stmt = stmt.where(TIMERS.c.call_id == bindparam("p_call"))
         if by_agent:
             stmt = stmt.where(TIMERS.c.agent_id == bindparam("p_agent"))
-        _cancel_statements[(by_call, by_agent)] = stmt
-    return stmt
+        return stmt
+
+    return built_once(("timer cancel", by_call, by_agent), build)
 
 
 async def due(

@@ -37,7 +37,7 @@ from app.acd.hooks import CallHooks, CommittedCall, request_dispatch
 from app.cti.directory import DirectoryClient, DirectoryResult, LatencyStats
 from app.cti.models import ScreenPop
 from app.cti.screenpop import CallHistory, ReturningDonor, assemble
-from app.db import Database, UnitOfWork, utcnow
+from app.db import Database, UnitOfWork, built_once, utcnow
 from app.errors import NotFound
 from app.phone_numbers import CallerNumber
 from app.pledges import repository as pledges
@@ -157,20 +157,19 @@ async def carry_pop(session: AsyncSession, from_call_id: int, to_call_id: int) -
 
 
 SCREEN_POPS = cast(Table, ScreenPop.__table__)
-_pop_upserts: dict[str, Any] = {}
 
 
 def _pop_upsert(db: Database) -> Any:
-    """``INSERT ... ON CONFLICT (call_id) DO UPDATE`` of a screen pop, built once per
-    dialect (bound per call: building a statement costs more than running it)."""
-    stmt = _pop_upserts.get(db.dialect)
-    if stmt is None:
+    """``INSERT ... ON CONFLICT (call_id) DO UPDATE`` of a screen pop (its dialect's)."""
+
+    def build() -> Any:
         upsert = (_pg_insert if db.is_postgres else _sqlite_insert)(SCREEN_POPS)
         replaced = ("status", "data", "created_at")
-        stmt = _pop_upserts[db.dialect] = upsert.on_conflict_do_update(
+        return upsert.on_conflict_do_update(
             index_elements=["call_id"], set_={name: upsert.excluded[name] for name in replaced}
         )
-    return stmt
+
+    return built_once(("screen pop upsert", db.dialect), build)
 
 
 class CallerLookup:

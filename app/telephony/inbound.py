@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.acd import callbacks, lifecycle, repository
 from app.acd.models import Call
-from app.db import Database, UnitOfWork, utcnow
+from app.db import Database, UnitOfWork, built_once, utcnow
 from app.errors import NotFound
 from app.telephony.models import InboundEvent
 from app.telephony.schemas import (
@@ -55,8 +55,6 @@ _HUNG_UP_BEFORE = (
     )
     .limit(1)
 )
-# Built once per dialect (statements cost more to build than to run once cached).
-_claims: dict[str, Any] = {}
 
 
 async def _hung_up_before(uow: UnitOfWork, provider_call_id: str) -> bool:
@@ -167,10 +165,10 @@ class _Duplicate(Exception):
 
 async def _record(uow: UnitOfWork, event: Event, digest: str, answer: dict[str, Any]) -> None:
     """Claim the event id with the event's effect; a duplicate claims nothing."""
-    stmt = _claims.get(uow.db.dialect)
-    if stmt is None:
-        insert = uow.db.insert_or_ignore(InboundEvent.__table__)
-        stmt = _claims[uow.db.dialect] = insert.returning(InboundEvent.event_id)
+    stmt = built_once(
+        ("inbound claim", uow.db.dialect),
+        lambda: uow.db.insert_or_ignore(InboundEvent.__table__).returning(InboundEvent.event_id),
+    )
     row = {
         "event_id": event.event_id,
         "type": event.type,
