@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import UnitOfWork
+from app.db import UnitOfWork, built_once
 from app.pledges.models import ROLLUP_SHARDS, Pledge, PledgeRollup, PledgeStatus
 
 DIMENSIONS = ("all", "slot", "hour", "queue", "agent", "partner", "departement")
@@ -99,23 +99,23 @@ def delta(before: Contributions, after: Contributions) -> Contributions:
 
 
 _COLUMNS = ("campaign_id", "dimension", "key", "shard", *FIGURES)
-_UPSERTS: dict[tuple[bool, int], Any] = {}
 
 
 def _upsert(postgres: bool, count: int) -> Any:
     """``INSERT ... VALUES (row 0), ... (row count-1) ON CONFLICT DO UPDATE`` with named
-    parameters, built once per dialect and row count: compiled once, then cached."""
-    stmt = _UPSERTS.get((postgres, count))
-    if stmt is None:
+    parameters, built once per dialect and row count."""
+
+    def build() -> Any:
         table = cast(Table, PledgeRollup.__table__)
         base = (pg_insert if postgres else sqlite_insert)(table).values(
             [{name: bindparam(f"{name}_{n}") for name in _COLUMNS} for n in range(count)]
         )
-        stmt = _UPSERTS[(postgres, count)] = base.on_conflict_do_update(
+        return base.on_conflict_do_update(
             index_elements=["campaign_id", "dimension", "key", "shard"],
             set_={name: table.c[name] + base.excluded[name] for name in FIGURES},
         )
-    return stmt
+
+    return built_once(("roll-up upsert", postgres, count), build)
 
 
 async def apply(uow: UnitOfWork, campaign_id: int, pledge_id: int, moves: Contributions) -> None:

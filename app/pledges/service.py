@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.acd.models import Agent, Call, Campaign
 from app.auth.service import Principal, Role
-from app.db import UnitOfWork, utcnow
+from app.db import UnitOfWork, built_once, utcnow
 from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.i18n import N_
 from app.phone_numbers import normalise
@@ -345,17 +345,16 @@ def fast_path_allowed(principal: Principal, body: PledgeIn, campaign: Campaign) 
     return principal.role == Role.ADMIN
 
 
-_PLEDGE_INSERTS: dict[tuple[bool, tuple[str, ...], bool, bool], Any] = {}
-
-
 def _pledge_insert(postgres: bool, fixed: tuple[str, ...], from_call: bool, volunteer: bool) -> Any:
     """The pledge's ``INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING``, built once
-    per shape with named parameters (``v_<column>``, ``call_id``, ``volunteer``): the
-    statement is compiled once, then found in the cache."""
+    per shape with named parameters (``v_<column>``, ``call_id``, ``volunteer``)."""
     shape = (postgres, fixed, from_call, volunteer)
-    stmt = _PLEDGE_INSERTS.get(shape)
-    if stmt is not None:
-        return stmt
+    return built_once(("pledge insert", *shape), lambda: _build_pledge_insert(*shape))
+
+
+def _build_pledge_insert(
+    postgres: bool, fixed: tuple[str, ...], from_call: bool, volunteer: bool
+) -> Any:
     table = cast(Table, Pledge.__table__)
     columns: dict[str, Any] = {
         name: bindparam(f"v_{name}", type_=table.c[name].type) for name in fixed
@@ -385,13 +384,12 @@ def _pledge_insert(postgres: bool, fixed: tuple[str, ...], from_call: bool, volu
         # A WHERE, so SQLite does not read the upsert's ON as a join's.
         source = select(*columns.values()).where(true())
     insert = pg_insert if postgres else sqlite_insert
-    stmt = _PLEDGE_INSERTS[shape] = (
+    return (
         insert(table)
         .from_select(list(columns), source)
         .on_conflict_do_nothing()
         .returning(*table.c)
     )
-    return stmt
 
 
 async def insert_new(

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.acd import expected_wait, hours
 from app.acd.models import AgentSkill, Call, Campaign, Queue
-from app.db import UTCDateTime
+from app.db import UTCDateTime, built_once
 from app.rules.models import NumberBlock
 from app.surge.models import QueueSurge
 
@@ -230,28 +230,26 @@ def forget_caller_records(memo: dict[Any, Any]) -> None:
         del memo[key]
 
 
-_record_statements: tuple[Any, Any] | None = None
-
-
 def _caller_record_statements() -> tuple[Any, Any]:
     """The record's statement (calls, with strikes, block and pledged total on each
     row) and its fallback for a number that never called; built once, bound each time."""
-    global _record_statements
-    if _record_statements is None:
-        campaign: Any = bindparam("p_campaign")
-        number: Any = bindparam("p_number")
-        block = (NumberBlock.campaign_id == campaign, NumberBlock.number == number)
-        strikes = select(NumberBlock.strikes).where(*block).scalar_subquery()
-        blocked_until = select(NumberBlock.blocked_until).where(*block).scalar_subquery()
-        pledged = _pledged_total_subquery(campaign, number)
-        with_calls = select(Call.received_at, strikes, blocked_until, pledged).where(
-            Call.caller_number == number,
-            Call.received_at >= bindparam("p_since", type_=UTCDateTime()),
-            Call.campaign_id == campaign,
-            Call.leg == 0,
-        )
-        _record_statements = (with_calls, select(strikes, blocked_until, pledged))
-    return _record_statements
+    return built_once(("caller record",), _build_caller_record_statements)  # type: ignore[no-any-return]
+
+
+def _build_caller_record_statements() -> tuple[Any, Any]:
+    campaign: Any = bindparam("p_campaign")
+    number: Any = bindparam("p_number")
+    block = (NumberBlock.campaign_id == campaign, NumberBlock.number == number)
+    strikes = select(NumberBlock.strikes).where(*block).scalar_subquery()
+    blocked_until = select(NumberBlock.blocked_until).where(*block).scalar_subquery()
+    pledged = _pledged_total_subquery(campaign, number)
+    with_calls = select(Call.received_at, strikes, blocked_until, pledged).where(
+        Call.caller_number == number,
+        Call.received_at >= bindparam("p_since", type_=UTCDateTime()),
+        Call.campaign_id == campaign,
+        Call.leg == 0,
+    )
+    return with_calls, select(strikes, blocked_until, pledged)
 
 
 async def caller_record(
