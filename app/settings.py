@@ -37,7 +37,9 @@ class Settings(BaseSettings):
         default="sqlite+aiosqlite:///./data/pledgeline.db",
         description="SQLAlchemy URL: sqlite+aiosqlite:///path or postgresql+asyncpg://...",
     )
-    db_pool_size: int = Field(default=10, description="Connections per process (PostgreSQL).")
+    db_pool_size: int = Field(
+        default=20, description="Connections per process at most, kept once open (PostgreSQL)."
+    )
     sqlite_busy_timeout_ms: int = Field(default=5000, description="SQLite busy timeout.")
     sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
         default="NORMAL",

@@ -30,6 +30,9 @@ Options (all ``key=value``):
 ``pool``               PLEDGELINE_DB_POOL_SIZE of each server (default: the server default)
 ``sqlite_synchronous`` FULL or NORMAL for the server (default: the server's default)
 ``pg_url``             admin URL (default $PLEDGELINE_TEST_PG_URL or postgres@127.0.0.1)
+``profile``            a directory: ``py-spy record`` each server over the measured window
+``app_root``           the source tree the servers run (default: this repository), for
+                       a before/after comparison (the database is migrated by this one)
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ import asyncpg
 import httpx
 
 from bench.routing import pg_ceiling, sqlite_ceiling
-from bench.stats import cpu_seconds, percentiles
+from bench.stats import cpu_seconds, percentiles, profile_servers
 from tests import procs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,12 +82,15 @@ class Options:
     ceiling_connections: int
     admin_url: str
     settings: dict[str, Any]
+    profile: Path | None = None
+    app_root: Path = ROOT
 
     @classmethod
     def parse(cls, options: dict[str, str]) -> Options:
         known = {
             "db", "servers", "duration", "warmup", "concurrency", "export_rows", "formats",
             "ceiling_s", "ceiling_connections", "pool", "sqlite_synchronous", "pg_url",
+            "profile", "app_root",
         }  # fmt: skip
         unknown = set(options) - known
         if unknown:
@@ -101,6 +107,9 @@ class Options:
             settings["db_pool_size"] = int(options["pool"])
         if "sqlite_synchronous" in options:
             settings["sqlite_synchronous"] = options["sqlite_synchronous"].upper()
+        profile = Path(options["profile"]).resolve() if options.get("profile") else None
+        if profile is not None:
+            profile.mkdir(parents=True, exist_ok=True)
         return cls(
             kind=kind,
             servers=servers,
@@ -113,6 +122,8 @@ class Options:
             ceiling_connections=int(options.get("ceiling_connections", "8")),
             admin_url=options.get("pg_url", procs.PG_ADMIN_URL),
             settings=settings,
+            profile=profile,
+            app_root=Path(options.get("app_root", str(ROOT))).resolve(),
         )
 
 
@@ -221,6 +232,8 @@ async def _intake(
     async def _cpu_window() -> float:
         await asyncio.sleep(max(0.0, t_measure - time.monotonic()))
         before = cpu_seconds(server_pids)
+        if o.profile is not None:
+            await profile_servers(o.profile, o.kind, t_stop - time.monotonic(), server_pids)
         await asyncio.sleep(max(0.0, t_stop - time.monotonic()))
         return cpu_seconds(server_pids) - before
 
@@ -385,7 +398,7 @@ async def _run(o: Options) -> dict[str, Any]:
             servers = []
             for _ in range(o.servers):
                 server = await procs.start_server(
-                    url, secret=SECRET, settings=o.settings, log_dir=tmp / "logs"
+                    url, secret=SECRET, settings=o.settings, log_dir=tmp / "logs", root=o.app_root
                 )
                 servers.append(server)
                 stack.push_async_callback(procs.stop_server, server)

@@ -55,7 +55,6 @@ import math
 import os
 import sqlite3
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -72,7 +71,7 @@ import orjson
 from app import signing
 from app.acd.states import AGENT_TRANSITIONS, CALL_END_STATES, CALL_TRANSITIONS
 from bench.http1 import Http1Pool, HttpError
-from bench.stats import cpu_seconds, percentiles
+from bench.stats import cpu_seconds, percentiles, profile_servers
 from tests import procs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -1084,32 +1083,8 @@ async def _directory_lookups(url: str | None) -> int | None:
 
 async def _profile_window(o: Options, pids: list[int]) -> None:
     """py-spy attached to each server for the measured window only (raw collapsed stacks)."""
-    if o.profile is None:
-        return
-    venv_spy = Path(sys.executable).parent / "py-spy"
-    spy = str(venv_spy) if venv_spy.exists() else "py-spy"
-    spies = [
-        await asyncio.create_subprocess_exec(
-            spy,
-            "record",
-            "--pid",
-            str(pid),
-            "--duration",
-            str(max(1, round(o.duration))),
-            "--rate",
-            "200",
-            "--nonblocking",  # sample without pausing the server
-            "--format",
-            "raw",
-            "-o",
-            str(o.profile / f"{o.kind}-server{i}.txt"),
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        for i, pid in enumerate(pids)
-    ]
-    for proc in spies:
-        await proc.wait()
+    if o.profile is not None:
+        await profile_servers(o.profile, o.kind, o.duration, pids)
 
 
 async def _token(url: str, root: Path, base_url: str) -> str | None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import math
+import sys
 from array import array
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 
@@ -35,3 +38,32 @@ def cpu_seconds(pids: Iterable[int]) -> float:
             times = psutil.Process(pid).cpu_times()
             total += times.user + times.system
     return total
+
+
+async def profile_servers(directory: Path, name: str, seconds: float, pids: list[int]) -> None:
+    """``py-spy record`` each server for ``seconds`` (raw collapsed stacks, one file per
+    server: ``{name}-server{i}.txt``), sampling without pausing them."""
+    venv_spy = Path(sys.executable).parent / "py-spy"
+    spy = str(venv_spy) if venv_spy.exists() else "py-spy"
+    spies = [
+        await asyncio.create_subprocess_exec(
+            spy,
+            "record",
+            "--pid",
+            str(pid),
+            "--duration",
+            str(max(1, round(seconds))),
+            "--rate",
+            "200",
+            "--nonblocking",
+            "--format",
+            "raw",
+            "-o",
+            str(directory / f"{name}-server{i}.txt"),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        for i, pid in enumerate(pids)
+    ]
+    for proc in spies:
+        await proc.wait()

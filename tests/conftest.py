@@ -128,7 +128,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "payment_webhook_secret": PAYMENT_WEBHOOK_SECRET,
         "timer_poll_seconds": 0.05,
         "dispatch_sweep_seconds": 0.5,
-        "db_pool_size": 5,
+        "db_pool_size": 10,  # as many as a test server ever had (5 kept + 5 overflow)
         # No directory unless a test starts one (tests/test_cti_*): no look-ups.
         "directory_url": "",
         **overrides,

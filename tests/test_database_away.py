@@ -8,6 +8,7 @@ restart would; then connections are allowed again.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -87,4 +88,31 @@ async def test_an_idle_pooled_connection_that_died_is_replaced_before_use(
             await _backend_pid(engine)
     finally:
         await admin.close()
+        await engine.dispose()
+
+
+async def test_a_burst_keeps_every_connection_it_opened(pg_database: str) -> None:
+    """A burst as wide as the pool opens each connection once: handed back, none is
+    closed (an overflow connection would be, and the next burst would open it anew)."""
+    engine = make_engine(pg_database, pool_size=4)
+    try:
+
+        async def burst() -> set[int]:
+            ready = asyncio.Event()
+            pids: set[int] = set()
+
+            async def hold() -> None:
+                async with engine.connect() as conn:
+                    pids.add((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+                    if len(pids) == 4:
+                        ready.set()
+                    await ready.wait()  # all four held at once
+
+            await asyncio.gather(*(hold() for _ in range(4)))
+            return pids
+
+        first = await burst()
+        assert len(first) == 4
+        assert await burst() == first
+    finally:
         await engine.dispose()

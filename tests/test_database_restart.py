@@ -55,7 +55,7 @@ SETTINGS = {
     "dispatch_sweep_seconds": 0.5,
     "stale_sweep_seconds": 0.5,
     "directory_url": "",
-    "db_pool_size": 5,
+    "db_pool_size": 10,
 }
 LIVE_BEFORE_WRAP_UP = ("received", "queued", "offered", "connected")
 

@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, event, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from app.db import Database, built_once, make_engine
+from app.db import Database, as_cacheable_text, built_once, make_engine
 
 
 @pytest.fixture
@@ -83,3 +85,16 @@ def test_a_statement_is_built_once_per_key() -> None:
     assert again is first  # the same object: SQLAlchemy keeps its cache key
     assert other is not first
     assert builds == ["first", "other"]
+
+
+@pytest.mark.parametrize("postgres", [True, False])
+def test_a_multi_row_insert_becomes_cacheable_text_with_the_same_parameters(postgres: bool) -> None:
+    table = Table("t", MetaData(), Column("n", Integer), Column("word", String(10)))
+    rows = [{"n": bindparam(f"n_{i}"), "word": bindparam(f"word_{i}")} for i in range(3)]
+    stmt = (pg_insert if postgres else sqlite_insert)(table).values(rows)
+    # SQLAlchemy compiles a multi-row VALUES anew at every execution: it has no key.
+    assert stmt._generate_cache_key() is None
+    cached = as_cacheable_text(stmt, postgres)
+    assert cached._generate_cache_key() is not None
+    # PostgreSQL's casts (``:word_0::VARCHAR``) must not cut a parameter's name short.
+    assert set(cached._bindparams) == {f"{c}_{i}" for c in ("n", "word") for i in range(3)}

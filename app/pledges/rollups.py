@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import UnitOfWork, built_once
+from app.db import UnitOfWork, as_cacheable_text, built_once
 from app.pledges.models import ROLLUP_SHARDS, Pledge, PledgeRollup, PledgeStatus
 
 DIMENSIONS = ("all", "slot", "hour", "queue", "agent", "partner", "departement")
@@ -110,10 +110,11 @@ def _upsert(postgres: bool, count: int) -> Any:
         base = (pg_insert if postgres else sqlite_insert)(table).values(
             [{name: bindparam(f"{name}_{n}") for name in _COLUMNS} for n in range(count)]
         )
-        return base.on_conflict_do_update(
+        upsert = base.on_conflict_do_update(
             index_elements=["campaign_id", "dimension", "key", "shard"],
             set_={name: table.c[name] + base.excluded[name] for name in FIGURES},
         )
+        return as_cacheable_text(upsert, postgres)  # a multi-row VALUES is not cached
 
     return built_once(("roll-up upsert", postgres, count), build)
 

@@ -135,18 +135,27 @@ def _audit(
     *,
     machine: str = "payment-provider",
 ) -> None:
-    """One audit row; ``machine`` names the actor when no user acts (webhook, simulator)."""
-    uow.session.add(
-        PledgeAudit(
-            pledge_id=pledge.id,
-            at=utcnow(),
-            user_id=actor.user_id if actor else None,
-            actor=actor.username if actor else machine,
-            action=action,
-            before=before,
-            after=after,
-        )
+    """One audit row; ``machine`` names the actor when no user acts (webhook, simulator).
+
+    Staged, not added to the ORM session: it goes out with the transaction's outbox
+    rows in one ``INSERT`` at commit (an ORM flush of one row costs a pledge about
+    7 % of its CPU). The pledge is in the database already: it has its id.
+    """
+    uow.stage(
+        _AUDIT_TABLE,
+        {
+            "pledge_id": pledge.id,
+            "at": utcnow(),
+            "user_id": actor.user_id if actor else None,
+            "actor": actor.username if actor else machine,
+            "action": action,
+            "before": before,
+            "after": after,
+        },
     )
+
+
+_AUDIT_TABLE = cast(Table, PledgeAudit.__table__)
 
 
 def _diff(before: dict[str, Any], after: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
