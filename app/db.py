@@ -36,11 +36,15 @@ from sqlalchemy import (
     MetaData,
     Numeric,
     Table,
+    bindparam,
     cast,
     event,
     func,
     insert,
+    literal_column,
+    select,
     text,
+    union_all,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, make_url
@@ -249,9 +253,13 @@ def as_cacheable_text(stmt: Any, postgres: bool) -> TextClause:
     from where the database uses them (an ``INSERT``'s columns).
     """
     dialect = (postgresql if postgres else sqlite).dialect(paramstyle="named")
-    sql = str(stmt.compile(dialect=dialect))
+    compiled = stmt.compile(dialect=dialect)
     # PostgreSQL's casts (``:name::VARCHAR``) escaped, else text() reads ``:VARCHAR``.
-    return text(sql.replace("::", "\\:\\:"))
+    clause = text(str(compiled).replace("::", "\\:\\:"))
+    # The parameters keep their types: a JSON value is serialised, a time checked UTC.
+    return clause.bindparams(
+        *(bindparam(name, type_=bind.type) for name, bind in compiled.binds.items())
+    )
 
 
 def _insert_of(table: Table, returning: Any = None) -> Any:
@@ -260,6 +268,43 @@ def _insert_of(table: Table, returning: Any = None) -> Any:
         return built_once(("outbox insert", table.name), lambda: insert(table))
     key = ("outbox insert", table.name, returning.name)
     return built_once(key, lambda: insert(table).returning(returning))
+
+
+# A staged table's shape in the one-statement write: the table, its row keys, how many
+# rows, whether the assigned primary keys come back.
+_StagedShape = tuple[Table, tuple[str, ...], int, bool]
+
+
+def _inserts_at_once(shapes: tuple[_StagedShape, ...]) -> TextClause:
+    """PostgreSQL: the staged rows of several tables in one statement, each table's
+    multi-row ``INSERT`` a data-modifying CTE (run once and to the end even when the
+    final ``SELECT`` does not read it), the keys of those that return them read back
+    as ``(table index, key)``. One round trip where each table took its own."""
+
+    def build() -> TextClause:
+        ctes, returned = [], []
+        for i, (table, keys, count, returning) in enumerate(shapes):
+            rows = [
+                {k: bindparam(f"t{i}_{k}_{n}", type_=table.c[k].type) for k in keys}
+                for n in range(count)
+            ]
+            write = postgresql.insert(table).values(rows)
+            if returning:
+                key = next(iter(table.primary_key.columns))
+                cte = write.returning(key.label("k")).cte(f"w{i}")
+                returned.append(select(literal_column(str(i)).label("t"), cte.c.k))
+            else:
+                cte = write.cte(f"w{i}")
+            ctes.append(cte)
+        if not returned:
+            final: Any = select(literal_column("-1").label("t"), literal_column("0").label("k"))
+        else:
+            final = returned[0] if len(returned) == 1 else union_all(*returned)
+        return as_cacheable_text(final.add_cte(*ctes), postgres=True)
+
+    key = ("staged inserts at once", *((t.name, k, n, r) for t, k, n, r in shapes))
+    clause: TextClause = built_once(key, build)
+    return clause
 
 
 class _Staged:
@@ -273,6 +318,12 @@ class _Staged:
         self.table = table
         self.rows: list[dict[str, Any]] = []
         self.targets: list[Any] = []
+
+
+def _same_keys(staged: _Staged) -> bool:
+    """Whether every staged row of a table gives the same columns (one statement shape)."""
+    first = staged.rows[0].keys()
+    return all(row.keys() == first for row in staged.rows)
 
 
 class UnitOfWork:
@@ -336,14 +387,17 @@ class UnitOfWork:
             del staged.targets[keep:]
 
     async def write_staged(self) -> None:
-        """One multi-row INSERT per table; assigned keys go back to their objects.
+        """One multi-row INSERT per table, all in one statement on PostgreSQL;
+        assigned keys go back to their objects.
 
         Keys come back through RETURNING; rows of one INSERT ... VALUES get their
         keys in the order of the VALUES, so the sorted keys are given out in order.
         """
-        for staged in self._staged.values():
-            if not staged.rows:
-                continue
+        pending = [staged for staged in self._staged.values() if staged.rows]
+        if self.db.is_postgres and len(pending) > 1 and all(map(_same_keys, pending)):
+            await self._write_at_once(pending)
+            return
+        for staged in pending:
             self.tables_written.add(staged.table.name)
             if any(t is not None for t in staged.targets):
                 key = next(iter(staged.table.primary_key.columns))
@@ -357,6 +411,38 @@ class UnitOfWork:
                         setattr(target, key.name, value)
             else:
                 await self.session.execute(_insert_of(staged.table), staged.rows)
+            staged.rows, staged.targets = [], []
+
+    async def _write_at_once(self, pending: list[_Staged]) -> None:
+        """Several tables' staged rows in one statement (PostgreSQL, see
+        :func:`_inserts_at_once`); rows of one table share their keys (each table is
+        staged by one function)."""
+        shapes = tuple(
+            (
+                staged.table,
+                tuple(staged.rows[0]),
+                len(staged.rows),
+                any(t is not None for t in staged.targets),
+            )
+            for staged in pending
+        )
+        params: dict[str, Any] = {}
+        for i, staged in enumerate(pending):
+            for n, row in enumerate(staged.rows):
+                params.update({f"t{i}_{k}_{n}": value for k, value in row.items()})
+        result = await self.session.execute(_inserts_at_once(shapes), params)
+        keys: dict[int, list[int]] = {}
+        for table_index, key in result.all():
+            keys.setdefault(table_index, []).append(key)
+        for i, staged in enumerate(pending):
+            self.tables_written.add(staged.table.name)
+            if shapes[i][3]:
+                name = next(iter(staged.table.primary_key.columns)).name
+                # Rows of one INSERT ... VALUES get their keys in the order of the VALUES.
+                assigned = sorted(keys[i])
+                for target, value in zip(staged.targets, assigned, strict=True):
+                    if target is not None:
+                        setattr(target, name, value)
             staged.rows, staged.targets = [], []
 
     async def run_after_commit(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import gc
 import sqlite3
 import threading
@@ -98,3 +99,59 @@ def test_a_multi_row_insert_becomes_cacheable_text_with_the_same_parameters(post
     assert cached._generate_cache_key() is not None
     # PostgreSQL's casts (``:word_0::VARCHAR``) must not cut a parameter's name short.
     assert set(cached._bindparams) == {f"{c}_{i}" for c in ("n", "word") for i in range(3)}
+
+
+async def test_a_unit_of_work_writes_its_outbox_rows_in_one_statement_on_postgresql(
+    pg_database: str,
+) -> None:
+    """Events, timers and platform commands staged by one unit of work go out in one
+    statement on PostgreSQL, each event getting its own sequence number in order."""
+    from app.acd import timers
+    from app.outbox import CommandName, emit, issue
+
+    db = Database(make_engine(pg_database))
+    sent: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        sent.append(statement)
+
+    marker = f"at-once-{id(sent)}"
+    due = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+    try:
+        event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+        async with db.unit_of_work() as uow:
+            first = emit(uow, "test.first", data={"marker": marker})
+            second = emit(uow, "test.second", data={"marker": marker})
+            timers.schedule(uow, "test_timer", due, data={"marker": marker})
+            issue(uow, CommandName.HANGUP, marker, reason="test")
+        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+        assert len([s for s in sent if "INSERT" in s]) == 1, sent
+        assert first.seq is not None and second.seq == first.seq + 1
+        async with db.read() as session:
+            stored = (
+                await session.execute(
+                    text("SELECT seq, type FROM events WHERE data->>'marker' = :m ORDER BY seq"),
+                    {"m": marker},
+                )
+            ).all()
+            timer_due = (
+                await session.execute(
+                    text("SELECT due_at FROM timers WHERE data->>'marker' = :m"), {"m": marker}
+                )
+            ).scalar_one()
+            command = (
+                await session.execute(
+                    text(
+                        "SELECT command, args FROM telephony_commands WHERE provider_call_id = :m"
+                    ),
+                    {"m": marker},
+                )
+            ).one()
+        assert [tuple(r) for r in stored] == [
+            (first.seq, "test.first"),
+            (second.seq, "test.second"),
+        ]
+        assert timer_due == due
+        assert tuple(command) == ("hangup", {"reason": "test"})
+    finally:
+        await db.engine.dispose()
