@@ -6,6 +6,8 @@
    driver (asyncpg on PostgreSQL, sqlite3 on SQLite), as ``bench/routing.py``
    measures it: what the database and the disk allow before any application code.
 2. **Intake**: real uvicorn servers; closed-loop clients POST ``/pledges``
+   over keep-alive connections (``bench/http1.py``: httpx cost the load client
+   about as much CPU as a pledge costs a server)
    (a full donor form, a distinct ``Idempotency-Key`` each) for ``duration``
    seconds after ``warmup``. A pledge counts once its 201 arrived, i.e. once it
    was committed: PostgreSQL runs with ``synchronous_commit`` on (checked and
@@ -55,6 +57,7 @@ from typing import Any
 import asyncpg
 import httpx
 
+from bench.http1 import Http1Pool, HttpError, json_body
 from bench.routing import pg_ceiling, sqlite_ceiling
 from bench.stats import cpu_seconds, percentiles, profile_servers
 from tests import procs
@@ -160,20 +163,26 @@ def _donor(n: int) -> dict[str, Any]:
     }
 
 
-async def _admin_clients(o: Options, url: str, bases: list[str]) -> list[httpx.AsyncClient]:
+async def _admin_clients(
+    o: Options, url: str, bases: list[str]
+) -> tuple[list[httpx.AsyncClient], list[Http1Pool]]:
+    """An admin's clients for each server: httpx for the set-up, keep-alive pools of
+    the cheap client for the measured intake."""
     admin = await procs.bootstrap_admin(url)
     assert admin is not None
     token = await procs.bearer_token(bases[0], *admin)
-    limits = httpx.Limits(max_connections=o.concurrency, max_keepalive_connections=o.concurrency)
-    return [
-        httpx.AsyncClient(
-            base_url=base,
-            headers={"Authorization": f"Bearer {token}"},
-            limits=limits,
+    headers = {"Authorization": f"Bearer {token}"}
+    clients = [httpx.AsyncClient(base_url=base, headers=headers, timeout=30) for base in bases]
+    pools = [
+        Http1Pool(
+            base,
+            connections=o.concurrency,
             timeout=30,
+            headers={**headers, "Content-Type": "application/json"},
         )
         for base in bases
     ]
+    return clients, pools
 
 
 async def _setup(client: httpx.AsyncClient, name: str, agents: int) -> tuple[int, list[int]]:
@@ -197,7 +206,7 @@ async def _setup(client: httpx.AsyncClient, name: str, agents: int) -> tuple[int
 
 
 async def _intake(
-    o: Options, clients: list[httpx.AsyncClient], campaign_id: int, server_pids: list[int]
+    o: Options, clients: list[Http1Pool], campaign_id: int, server_pids: list[int]
 ) -> dict[str, Any]:
     latencies: list[float] = []
     errors: dict[str, int] = {}
@@ -215,11 +224,14 @@ async def _intake(
             body = {"campaign_id": campaign_id, **_donor(n)}
             sent = time.monotonic()
             try:
-                r = await client.post(
-                    "/pledges", json=body, headers={"Idempotency-Key": uuid.uuid4().hex}
+                r = await client.request(
+                    "POST",
+                    "/pledges",
+                    body=json_body(body),
+                    headers={"Idempotency-Key": uuid.uuid4().hex},
                 )
                 status = str(r.status_code)
-            except httpx.HTTPError as exc:
+            except HttpError as exc:
                 status = type(exc).__name__
             done = time.monotonic()
             if status == "201":
@@ -229,23 +241,30 @@ async def _intake(
             else:
                 errors[status] = errors.get(status, 0) + 1
 
-    async def _cpu_window() -> float:
+    async def _cpu_window() -> tuple[float, float]:
+        """The servers' and this load client's CPU seconds over the measured window."""
         await asyncio.sleep(max(0.0, t_measure - time.monotonic()))
-        before = cpu_seconds(server_pids)
+        before, client_before = cpu_seconds(server_pids), cpu_seconds([os.getpid()])
         if o.profile is not None:
             await profile_servers(o.profile, o.kind, t_stop - time.monotonic(), server_pids)
         await asyncio.sleep(max(0.0, t_stop - time.monotonic()))
-        return cpu_seconds(server_pids) - before
+        return (
+            cpu_seconds(server_pids) - before,
+            cpu_seconds([os.getpid()]) - client_before,
+        )
 
     cpu_task = asyncio.create_task(_cpu_window())
     await asyncio.gather(*(_worker(w) for w in range(o.concurrency)))
-    server_cpu = await cpu_task
+    server_cpu, client_cpu = await cpu_task
     return {
         "pledges_per_s": round(len(latencies) / o.duration, 1),
         "server_cpu_ms_per_pledge": round(server_cpu * 1000 / len(latencies), 1)
         if latencies
         else None,
         "server_cpu_cores": round(server_cpu / o.duration, 2),
+        "load_client_cpu_ms_per_pledge": round(client_cpu * 1000 / len(latencies), 2)
+        if latencies
+        else None,
         "latency_ms": percentiles(latencies),
         "acknowledged_total": acknowledged,
         "errors": errors,
@@ -402,12 +421,14 @@ async def _run(o: Options) -> dict[str, Any]:
                 )
                 servers.append(server)
                 stack.push_async_callback(procs.stop_server, server)
-            clients = await _admin_clients(o, url, [s.base_url for s in servers])
+            clients, pools = await _admin_clients(o, url, [s.base_url for s in servers])
+            for pool in pools:
+                stack.push_async_callback(pool.aclose)
             for client in clients:
                 stack.push_async_callback(client.aclose)
             intake_campaign, _ = await _setup(clients[0], "Intake bench", 0)
             pids = [pid for s in servers for pid in s.python_pids()]
-            intake = await _intake(o, clients, intake_campaign, pids)
+            intake = await _intake(o, pools, intake_campaign, pids)
             export_campaign, agent_ids = await _setup(clients[0], "Export bench", 20)
             errors = [e for s in servers for e in s.errors()]
         stored = await _count(o, url, intake_campaign)
