@@ -25,6 +25,7 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -270,9 +271,44 @@ def _insert_of(table: Table, returning: Any = None) -> Any:
     return built_once(key, lambda: insert(table).returning(returning))
 
 
-# A staged table's shape in the one-statement write: the table, its row keys, how many
-# rows, whether the assigned primary keys come back.
-_StagedShape = tuple[Table, tuple[str, ...], int, bool]
+@dataclass(frozen=True)
+class AddOnConflict:
+    """Staged rows that are running totals: a row whose ``conflict`` columns match a
+    stored row adds its ``add`` columns to it (``ON CONFLICT DO UPDATE``)."""
+
+    conflict: tuple[str, ...]
+    add: tuple[str, ...]
+
+
+# A staged table's shape in one statement: the table, its row keys, how many rows,
+# whether the assigned primary keys come back, and whether rows add to stored ones.
+_StagedShape = tuple[Table, tuple[str, ...], int, bool, AddOnConflict | None]
+
+
+def _multi_row_insert(postgres: bool, shape: _StagedShape, prefix: str) -> Any:
+    """The shape's multi-row ``INSERT`` with parameters ``{prefix}{column}_{row}``."""
+    table, keys, count, _returning, adding = shape
+    rows = [
+        {k: bindparam(f"{prefix}{k}_{n}", type_=table.c[k].type) for k in keys}
+        for n in range(count)
+    ]
+    write = (postgresql.insert if postgres else sqlite.insert)(table).values(rows)
+    if adding is None:
+        return write
+    return write.on_conflict_do_update(
+        index_elements=list(adding.conflict),
+        set_={c: table.c[c] + write.excluded[c] for c in adding.add},
+    )
+
+
+def _adding_insert(postgres: bool, shape: _StagedShape) -> TextClause:
+    """One table's running totals added in one statement (params ``{column}_{row}``)."""
+    table, keys, count, _returning, adding = shape
+    key = ("staged totals", postgres, table.name, keys, count, adding)
+    clause: TextClause = built_once(
+        key, lambda: as_cacheable_text(_multi_row_insert(postgres, shape, ""), postgres)
+    )
+    return clause
 
 
 def _inserts_at_once(shapes: tuple[_StagedShape, ...]) -> TextClause:
@@ -283,12 +319,9 @@ def _inserts_at_once(shapes: tuple[_StagedShape, ...]) -> TextClause:
 
     def build() -> TextClause:
         ctes, returned = [], []
-        for i, (table, keys, count, returning) in enumerate(shapes):
-            rows = [
-                {k: bindparam(f"t{i}_{k}_{n}", type_=table.c[k].type) for k in keys}
-                for n in range(count)
-            ]
-            write = postgresql.insert(table).values(rows)
+        for i, shape in enumerate(shapes):
+            table, returning = shape[0], shape[3]
+            write = _multi_row_insert(True, shape, f"t{i}_")
             if returning:
                 key = next(iter(table.primary_key.columns))
                 cte = write.returning(key.label("k")).cte(f"w{i}")
@@ -302,7 +335,7 @@ def _inserts_at_once(shapes: tuple[_StagedShape, ...]) -> TextClause:
             final = returned[0] if len(returned) == 1 else union_all(*returned)
         return as_cacheable_text(final.add_cte(*ctes), postgres=True)
 
-    key = ("staged inserts at once", *((t.name, k, n, r) for t, k, n, r in shapes))
+    key = ("staged inserts at once", *((t.name, *rest) for t, *rest in shapes))
     clause: TextClause = built_once(key, build)
     return clause
 
@@ -314,10 +347,34 @@ class _Staged:
     value the database assigned to ``rows[i]`` (the events' ``seq``).
     """
 
-    def __init__(self, table: Table) -> None:
+    def __init__(self, table: Table, adding: AddOnConflict | None = None) -> None:
         self.table = table
+        self.adding = adding
         self.rows: list[dict[str, Any]] = []
         self.targets: list[Any] = []
+
+    def shape(self) -> _StagedShape:
+        returning = any(t is not None for t in self.targets)
+        return (self.table, tuple(self.rows[0]), len(self.rows), returning, self.adding)
+
+    def add_up(self) -> None:
+        """Running totals: one row per conflict key, in key order (so two transactions
+        lock shared rows in the same order), each the sum of the rows staged for it.
+        Summed only now, so a rolled-back savepoint's rows are simply dropped."""
+        if self.adding is None:
+            return
+        conflict, add = self.adding.conflict, self.adding.add
+        merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+        for row in self.rows:
+            key = tuple(row[c] for c in conflict)
+            into = merged.get(key)
+            if into is None:
+                merged[key] = dict(row)
+            else:
+                for c in add:
+                    into[c] += row[c]
+        self.rows = [merged[key] for key in sorted(merged)]
+        self.targets = [None] * len(self.rows)
 
 
 def _same_keys(staged: _Staged) -> bool:
@@ -364,6 +421,15 @@ class UnitOfWork:
         staged.rows.append(row)
         staged.targets.append(target)
 
+    def stage_adding(self, table: Table, row: dict[str, Any], adding: AddOnConflict) -> None:
+        """Add ``row`` to ``table``'s running totals with this transaction (see
+        :class:`AddOnConflict`); rows of one key are summed before they are written."""
+        staged = self._staged.get(table.name)
+        if staged is None:
+            staged = self._staged[table.name] = _Staged(table, adding)
+        staged.rows.append(row)
+        staged.targets.append(None)
+
     def unstage(self, table: Table, drop: Callable[[dict[str, Any]], bool]) -> None:
         """Forget staged rows of ``table`` for which ``drop`` is true (a timer cancelled)."""
         staged = self._staged.get(table.name)
@@ -394,12 +460,21 @@ class UnitOfWork:
         keys in the order of the VALUES, so the sorted keys are given out in order.
         """
         pending = [staged for staged in self._staged.values() if staged.rows]
-        if self.db.is_postgres and len(pending) > 1 and all(map(_same_keys, pending)):
+        for staged in pending:
+            staged.add_up()
+        several = len(pending) > 1 or any(staged.adding for staged in pending)
+        if self.db.is_postgres and several and all(map(_same_keys, pending)):
             await self._write_at_once(pending)
             return
         for staged in pending:
             self.tables_written.add(staged.table.name)
-            if any(t is not None for t in staged.targets):
+            if staged.adding is not None:
+                shape = staged.shape()
+                params = {
+                    f"{k}_{n}": v for n, row in enumerate(staged.rows) for k, v in row.items()
+                }
+                await self.session.execute(_adding_insert(self.db.is_postgres, shape), params)
+            elif any(t is not None for t in staged.targets):
                 key = next(iter(staged.table.primary_key.columns))
                 # A list of parameters, not .values([...]): the statement is cached
                 # (a multi-row .values() is compiled anew each time), and SQLAlchemy
@@ -417,15 +492,7 @@ class UnitOfWork:
         """Several tables' staged rows in one statement (PostgreSQL, see
         :func:`_inserts_at_once`); rows of one table share their keys (each table is
         staged by one function)."""
-        shapes = tuple(
-            (
-                staged.table,
-                tuple(staged.rows[0]),
-                len(staged.rows),
-                any(t is not None for t in staged.targets),
-            )
-            for staged in pending
-        )
+        shapes = tuple(staged.shape() for staged in pending)
         params: dict[str, Any] = {}
         for i, staged in enumerate(pending):
             for n, row in enumerate(staged.rows):

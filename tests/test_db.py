@@ -7,16 +7,27 @@ import datetime as dt
 import gc
 import sqlite3
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, event, text
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    event,
+    select,
+    text,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from app.db import Database, as_cacheable_text, built_once, make_engine
+from app.db import AddOnConflict, Database, as_cacheable_text, built_once, make_engine
 
 
 @pytest.fixture
@@ -154,4 +165,39 @@ async def test_a_unit_of_work_writes_its_outbox_rows_in_one_statement_on_postgre
         assert timer_due == due
         assert tuple(command) == ("hangup", {"reason": "test"})
     finally:
+        await db.engine.dispose()
+
+
+async def test_running_totals_staged_in_one_transaction_are_summed_per_key(
+    database_url: str,
+) -> None:
+    """Rows staged with ``stage_adding`` add to the stored row of their key; two rows of
+    one key in one transaction are summed first (one row may not be updated twice by
+    one statement), and a rolled-back savepoint's rows are dropped."""
+    table = Table(
+        f"t_totals_{uuid.uuid4().hex[:8]}",
+        MetaData(),
+        Column("k", String(10), primary_key=True),
+        Column("n", Integer, nullable=False),
+    )
+    adding = AddOnConflict(conflict=("k",), add=("n",))
+    db = Database(make_engine(database_url))
+    try:
+        async with db.engine.begin() as conn:
+            await conn.run_sync(table.metadata.create_all)
+        async with db.unit_of_work() as uow:
+            uow.stage_adding(table, {"k": "b", "n": 5}, adding)
+            uow.stage_adding(table, {"k": "a", "n": 1}, adding)
+            uow.stage_adding(table, {"k": "a", "n": 2}, adding)
+            mark = uow.mark()
+            uow.stage_adding(table, {"k": "a", "n": 100}, adding)
+            uow.rollback_to(mark)
+        async with db.unit_of_work() as uow:
+            uow.stage_adding(table, {"k": "a", "n": 1}, adding)
+        async with db.read() as session:
+            rows = (await session.execute(select(table).order_by(table.c.k))).all()
+        assert [tuple(r) for r in rows] == [("a", 4), ("b", 5)]
+    finally:
+        async with db.engine.begin() as conn:
+            await conn.run_sync(table.metadata.drop_all)
         await db.engine.dispose()

@@ -13,12 +13,10 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, func, select, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Table, delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import UnitOfWork, as_cacheable_text, built_once
+from app.db import AddOnConflict, UnitOfWork
 from app.pledges.models import ROLLUP_SHARDS, Pledge, PledgeRollup, PledgeStatus
 
 DIMENSIONS = ("all", "slot", "hour", "queue", "agent", "partner", "departement")
@@ -101,37 +99,18 @@ def delta(before: Contributions, after: Contributions) -> Contributions:
 _COLUMNS = ("campaign_id", "dimension", "key", "shard", *FIGURES)
 
 
-def _upsert(postgres: bool, count: int) -> Any:
-    """``INSERT ... VALUES (row 0), ... (row count-1) ON CONFLICT DO UPDATE`` with named
-    parameters, built once per dialect and row count."""
-
-    def build() -> Any:
-        table = cast(Table, PledgeRollup.__table__)
-        base = (pg_insert if postgres else sqlite_insert)(table).values(
-            [{name: bindparam(f"{name}_{n}") for name in _COLUMNS} for n in range(count)]
-        )
-        upsert = base.on_conflict_do_update(
-            index_elements=["campaign_id", "dimension", "key", "shard"],
-            set_={name: table.c[name] + base.excluded[name] for name in FIGURES},
-        )
-        return as_cacheable_text(upsert, postgres)  # a multi-row VALUES is not cached
-
-    return built_once(("roll-up upsert", postgres, count), build)
+_TABLE = cast(Table, PledgeRollup.__table__)
+_ADDING = AddOnConflict(conflict=("campaign_id", "dimension", "key", "shard"), add=FIGURES)
 
 
 async def apply(uow: UnitOfWork, campaign_id: int, pledge_id: int, moves: Contributions) -> None:
-    """Add ``moves`` to the pledge's shard of the campaign's roll-ups: one statement.
-
-    Rows go in key order, so two transactions lock shared rows in the same order.
-    """
-    if not moves:
-        return
+    """Add ``moves`` to the pledge's shard of the campaign's roll-ups, written with the
+    unit of work's outbox rows (on PostgreSQL in the same statement): the moves of
+    one key are summed, the rows go in key order (``UnitOfWork.stage_adding``)."""
     shard = shard_of(pledge_id)
-    params: dict[str, Any] = {}
-    for n, ((dimension, key), figures) in enumerate(sorted(moves.items())):
+    for (dimension, key), figures in moves.items():
         values = (campaign_id, dimension, key, shard, *figures)
-        params.update({f"{name}_{n}": value for name, value in zip(_COLUMNS, values, strict=True)})
-    await uow.session.execute(_upsert(uow.db.is_postgres, len(moves)), params)
+        uow.stage_adding(_TABLE, dict(zip(_COLUMNS, values, strict=True)), _ADDING)
 
 
 async def change(uow: UnitOfWork, pledge: Any, before: Mapping[str, Any]) -> None:
