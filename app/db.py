@@ -280,19 +280,27 @@ class AddOnConflict:
     add: tuple[str, ...]
 
 
+class ClaimTaken(Exception):
+    """A row staged with ``UnitOfWork.stage_claim`` was there already: nothing of the
+    unit of work is kept (its transaction rolls back)."""
+
+
 # A staged table's shape in one statement: the table, its row keys, how many rows,
-# whether the assigned primary keys come back, and whether rows add to stored ones.
-_StagedShape = tuple[Table, tuple[str, ...], int, bool, AddOnConflict | None]
+# whether the assigned primary keys come back, whether rows add to stored ones, and
+# whether they are claims (``ON CONFLICT DO NOTHING``, each must go in).
+_StagedShape = tuple[Table, tuple[str, ...], int, bool, AddOnConflict | None, bool]
 
 
 def _multi_row_insert(postgres: bool, shape: _StagedShape, prefix: str) -> Any:
     """The shape's multi-row ``INSERT`` with parameters ``{prefix}{column}_{row}``."""
-    table, keys, count, _returning, adding = shape
+    table, keys, count, _returning, adding, claim = shape
     rows = [
         {k: bindparam(f"{prefix}{k}_{n}", type_=table.c[k].type) for k in keys}
         for n in range(count)
     ]
     write = (postgresql.insert if postgres else sqlite.insert)(table).values(rows)
+    if claim:
+        return write.on_conflict_do_nothing()
     if adding is None:
         return write
     return write.on_conflict_do_update(
@@ -303,7 +311,7 @@ def _multi_row_insert(postgres: bool, shape: _StagedShape, prefix: str) -> Any:
 
 def _adding_insert(postgres: bool, shape: _StagedShape) -> TextClause:
     """One table's running totals added in one statement (params ``{column}_{row}``)."""
-    table, keys, count, _returning, adding = shape
+    table, keys, count, _returning, adding, _claim = shape
     key = ("staged totals", postgres, table.name, keys, count, adding)
     clause: TextClause = built_once(
         key, lambda: as_cacheable_text(_multi_row_insert(postgres, shape, ""), postgres)
@@ -320,9 +328,12 @@ def _inserts_at_once(shapes: tuple[_StagedShape, ...]) -> TextClause:
     def build() -> TextClause:
         ctes, returned = [], []
         for i, shape in enumerate(shapes):
-            table, returning = shape[0], shape[3]
+            table, returning, claim = shape[0], shape[3], shape[5]
             write = _multi_row_insert(True, shape, f"t{i}_")
-            if returning:
+            if claim:  # a row per claim that went in
+                cte = write.returning(literal_column("0").label("k")).cte(f"w{i}")
+                returned.append(select(literal_column(str(i)).label("t"), cte.c.k))
+            elif returning:
                 key = next(iter(table.primary_key.columns))
                 cte = write.returning(key.label("k")).cte(f"w{i}")
                 returned.append(select(literal_column(str(i)).label("t"), cte.c.k))
@@ -340,6 +351,17 @@ def _inserts_at_once(shapes: tuple[_StagedShape, ...]) -> TextClause:
     return clause
 
 
+def _claim_of(table: Table, postgres: bool) -> Any:
+    """``INSERT ... ON CONFLICT DO NOTHING RETURNING`` the key, for staged claims."""
+    key = next(iter(table.primary_key.columns))
+
+    def build() -> Any:
+        dialect_insert = postgresql.insert if postgres else sqlite.insert
+        return dialect_insert(table).on_conflict_do_nothing().returning(key)
+
+    return built_once(("staged claim", postgres, table.name), build)
+
+
 class _Staged:
     """Rows of one table waiting to be written in one multi-row INSERT at commit.
 
@@ -347,15 +369,19 @@ class _Staged:
     value the database assigned to ``rows[i]`` (the events' ``seq``).
     """
 
-    def __init__(self, table: Table, adding: AddOnConflict | None = None) -> None:
+    def __init__(
+        self, table: Table, adding: AddOnConflict | None = None, claim: bool = False
+    ) -> None:
         self.table = table
         self.adding = adding
+        self.claim = claim
         self.rows: list[dict[str, Any]] = []
         self.targets: list[Any] = []
 
     def shape(self) -> _StagedShape:
         returning = any(t is not None for t in self.targets)
-        return (self.table, tuple(self.rows[0]), len(self.rows), returning, self.adding)
+        keys = tuple(self.rows[0])
+        return (self.table, keys, len(self.rows), returning, self.adding, self.claim)
 
     def add_up(self) -> None:
         """Running totals: one row per conflict key, in key order (so two transactions
@@ -430,6 +456,16 @@ class UnitOfWork:
         staged.rows.append(row)
         staged.targets.append(None)
 
+    def stage_claim(self, table: Table, row: dict[str, Any]) -> None:
+        """Insert ``row`` with this transaction unless its key is taken, in which case
+        the writing raises :class:`ClaimTaken` and nothing of the transaction is kept
+        (an event id claimed once: its effect and its claim commit together)."""
+        staged = self._staged.get(table.name)
+        if staged is None:
+            staged = self._staged[table.name] = _Staged(table, claim=True)
+        staged.rows.append(row)
+        staged.targets.append(None)
+
     def unstage(self, table: Table, drop: Callable[[dict[str, Any]], bool]) -> None:
         """Forget staged rows of ``table`` for which ``drop`` is true (a timer cancelled)."""
         staged = self._staged.get(table.name)
@@ -462,13 +498,18 @@ class UnitOfWork:
         pending = [staged for staged in self._staged.values() if staged.rows]
         for staged in pending:
             staged.add_up()
-        several = len(pending) > 1 or any(staged.adding for staged in pending)
+        several = len(pending) > 1 or any(s.adding or s.claim for s in pending)
         if self.db.is_postgres and several and all(map(_same_keys, pending)):
             await self._write_at_once(pending)
             return
         for staged in pending:
             self.tables_written.add(staged.table.name)
-            if staged.adding is not None:
+            if staged.claim:
+                claim = _claim_of(staged.table, self.db.is_postgres)
+                claimed = await self.session.execute(claim, staged.rows)
+                if len(claimed.all()) != len(staged.rows):
+                    raise ClaimTaken(staged.table.name)
+            elif staged.adding is not None:
                 shape = staged.shape()
                 params = {
                     f"{k}_{n}": v for n, row in enumerate(staged.rows) for k, v in row.items()
@@ -501,6 +542,9 @@ class UnitOfWork:
         keys: dict[int, list[int]] = {}
         for table_index, key in result.all():
             keys.setdefault(table_index, []).append(key)
+        for i, staged in enumerate(pending):
+            if staged.claim and len(keys.get(i, ())) != len(staged.rows):
+                raise ClaimTaken(staged.table.name)
         for i, staged in enumerate(pending):
             self.tables_written.add(staged.table.name)
             if shapes[i][3]:

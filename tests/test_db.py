@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import gc
 import sqlite3
@@ -27,7 +28,14 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from app.db import AddOnConflict, Database, as_cacheable_text, built_once, make_engine
+from app.db import (
+    AddOnConflict,
+    ClaimTaken,
+    Database,
+    as_cacheable_text,
+    built_once,
+    make_engine,
+)
 
 
 @pytest.fixture
@@ -197,6 +205,46 @@ async def test_running_totals_staged_in_one_transaction_are_summed_per_key(
         async with db.read() as session:
             rows = (await session.execute(select(table).order_by(table.c.k))).all()
         assert [tuple(r) for r in rows] == [("a", 4), ("b", 5)]
+    finally:
+        async with db.engine.begin() as conn:
+            await conn.run_sync(table.metadata.drop_all)
+        await db.engine.dispose()
+
+
+async def test_a_claim_already_taken_undoes_the_whole_unit_of_work(database_url: str) -> None:
+    """A row staged with ``stage_claim`` whose key is taken raises ``ClaimTaken`` as the
+    unit of work ends, and nothing it wrote is kept (its events included); on
+    PostgreSQL the claim travels in the same statement as the events."""
+    from app.outbox import emit
+
+    table = Table(
+        f"t_claims_{uuid.uuid4().hex[:8]}",
+        MetaData(),
+        Column("claim", String(40), primary_key=True),
+        Column("attempt", Integer, nullable=False),
+    )
+    marker = f"claim-{uuid.uuid4().hex[:8]}"
+    db = Database(make_engine(database_url))
+    try:
+        async with db.engine.begin() as conn:
+            await conn.run_sync(table.metadata.create_all)
+        for attempt in (1, 2):
+            with contextlib.nullcontext() if attempt == 1 else pytest.raises(ClaimTaken):
+                async with db.unit_of_work() as uow:
+                    emit(uow, "test.claimed", data={"marker": marker, "attempt": attempt})
+                    uow.stage_claim(table, {"claim": marker, "attempt": attempt})
+        async with db.read() as session:
+            claims = (await session.execute(select(table))).all()
+            events = (
+                await session.execute(
+                    text("SELECT count(*) FROM events WHERE type = 'test.claimed' AND data LIKE :m")
+                    if db.is_sqlite
+                    else text("SELECT count(*) FROM events WHERE data->>'marker' = :m"),
+                    {"m": f"%{marker}%" if db.is_sqlite else marker},
+                )
+            ).scalar_one()
+        assert [tuple(r) for r in claims] == [(marker, 1)]
+        assert events == 1
     finally:
         async with db.engine.begin() as conn:
             await conn.run_sync(table.metadata.drop_all)

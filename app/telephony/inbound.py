@@ -8,14 +8,14 @@ transaction, so a duplicate delivery gets the first answer and changes nothing.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from app.acd import callbacks, lifecycle, repository
 from app.acd.models import Call
-from app.db import Database, UnitOfWork, built_once, utcnow
+from app.db import ClaimTaken, Database, UnitOfWork, utcnow
 from app.errors import NotFound
 from app.telephony.models import InboundEvent
 from app.telephony.schemas import (
@@ -159,16 +159,10 @@ def _check_same(stored: InboundEvent, body_sha256: str) -> tuple[int, dict[str, 
     return stored.status_code, stored.response
 
 
-class _Duplicate(Exception):
-    """The event was handled before: undo this attempt and answer as the first time."""
-
-
-async def _record(uow: UnitOfWork, event: Event, digest: str, answer: dict[str, Any]) -> None:
-    """Claim the event id with the event's effect; a duplicate claims nothing."""
-    stmt = built_once(
-        ("inbound claim", uow.db.dialect),
-        lambda: uow.db.insert_or_ignore(InboundEvent.__table__).returning(InboundEvent.event_id),
-    )
+def _record(uow: UnitOfWork, event: Event, digest: str, answer: dict[str, Any]) -> None:
+    """Claim the event id with the event's effect, written with the outbox rows (one
+    statement on PostgreSQL); a duplicate claims nothing and raises ``ClaimTaken``
+    as the unit of work ends, which undoes this attempt."""
     row = {
         "event_id": event.event_id,
         "type": event.type,
@@ -178,8 +172,10 @@ async def _record(uow: UnitOfWork, event: Event, digest: str, answer: dict[str, 
         "response": answer,
         "received_at": utcnow(),
     }
-    if (await uow.session.execute(stmt, row)).first() is None:
-        raise _Duplicate
+    uow.stage_claim(_INBOUND, row)
+
+
+_INBOUND = cast(Table, InboundEvent.__table__)
 
 
 async def handle(db: Database, event: Event, raw_body: bytes) -> tuple[int, dict[str, Any]]:
@@ -196,9 +192,9 @@ async def handle(db: Database, event: Event, raw_body: bytes) -> tuple[int, dict
         try:
             async with db.unit_of_work() as uow:
                 answer = await _apply(uow, event, retry=attempt > 0)
-                await _record(uow, event, digest, answer)
+                _record(uow, event, digest, answer)
             return 200, answer
-        except _Duplicate:
+        except ClaimTaken:  # handled before: answer as the first time
             pass
         except IntegrityError:
             # A concurrent delivery of the same call won the race: look again.
