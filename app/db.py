@@ -250,8 +250,7 @@ def as_cacheable_text(stmt: Any, postgres: bool) -> TextClause:
     For statements SQLAlchemy cannot cache, above all a multi-row ``INSERT ...
     VALUES`` (logged as ``[no key]``): it compiles them anew on every execution,
     about 0.3 ms a time. A ``text()`` is cached by its string. Compiled for the plain
-    dialect (no driver bind casts), so the parameters are ``:name``; their types come
-    from where the database uses them (an ``INSERT``'s columns).
+    dialect, so the parameters are ``:name``; they keep their types.
     """
     dialect = (postgresql if postgres else sqlite).dialect(paramstyle="named")
     compiled = stmt.compile(dialect=dialect)
@@ -284,6 +283,11 @@ class ClaimTaken(Exception):
     """A row staged with ``UnitOfWork.stage_claim`` was there already: nothing of the
     unit of work is kept (its transaction rolls back)."""
 
+
+# Tables with more staged rows than this go out one statement each, in batches of it:
+# a statement per row count is compiled and kept, and PostgreSQL takes at most 32,767
+# parameters a statement (a step stages one to three rows a table).
+ROWS_AT_ONCE = 32
 
 # A staged table's shape in one statement: the table, its row keys, how many rows,
 # whether the assigned primary keys come back, whether rows add to stored ones, and
@@ -499,7 +503,8 @@ class UnitOfWork:
         for staged in pending:
             staged.add_up()
         several = len(pending) > 1 or any(s.adding or s.claim for s in pending)
-        if self.db.is_postgres and several and all(map(_same_keys, pending)):
+        few = all(len(s.rows) <= ROWS_AT_ONCE for s in pending)
+        if self.db.is_postgres and several and few and all(map(_same_keys, pending)):
             await self._write_at_once(pending)
             return
         for staged in pending:
@@ -510,11 +515,7 @@ class UnitOfWork:
                 if len(claimed.all()) != len(staged.rows):
                     raise ClaimTaken(staged.table.name)
             elif staged.adding is not None:
-                shape = staged.shape()
-                params = {
-                    f"{k}_{n}": v for n, row in enumerate(staged.rows) for k, v in row.items()
-                }
-                await self.session.execute(_adding_insert(self.db.is_postgres, shape), params)
+                await self._write_adding(staged)
             elif any(t is not None for t in staged.targets):
                 key = next(iter(staged.table.primary_key.columns))
                 # A list of parameters, not .values([...]): the statement is cached
@@ -528,6 +529,14 @@ class UnitOfWork:
             else:
                 await self.session.execute(_insert_of(staged.table), staged.rows)
             staged.rows, staged.targets = [], []
+
+    async def _write_adding(self, staged: _Staged) -> None:
+        """Running totals, in key order, ``ROWS_AT_ONCE`` rows a statement."""
+        rows = staged.rows
+        for start in range(0, len(rows), ROWS_AT_ONCE):
+            staged.rows = rows[start : start + ROWS_AT_ONCE]
+            params = {f"{k}_{n}": v for n, row in enumerate(staged.rows) for k, v in row.items()}
+            await self.session.execute(_adding_insert(self.db.is_postgres, staged.shape()), params)
 
     async def _write_at_once(self, pending: list[_Staged]) -> None:
         """Several tables' staged rows in one statement (PostgreSQL, see

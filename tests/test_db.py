@@ -22,6 +22,7 @@ from sqlalchemy import (
     Table,
     bindparam,
     event,
+    func,
     select,
     text,
 )
@@ -29,6 +30,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.db import (
+    ROWS_AT_ONCE,
     AddOnConflict,
     ClaimTaken,
     Database,
@@ -188,6 +190,8 @@ async def test_running_totals_staged_in_one_transaction_are_summed_per_key(
         Column("k", String(10), primary_key=True),
         Column("n", Integer, nullable=False),
     )
+    from app.outbox import emit
+
     adding = AddOnConflict(conflict=("k",), add=("n",))
     db = Database(make_engine(database_url))
     try:
@@ -205,6 +209,18 @@ async def test_running_totals_staged_in_one_transaction_are_summed_per_key(
         async with db.read() as session:
             rows = (await session.execute(select(table).order_by(table.c.k))).all()
         assert [tuple(r) for r in rows] == [("a", 4), ("b", 5)]
+        # More keys than go in one statement (a bulk change): written in batches.
+        many = ROWS_AT_ONCE * 2 + 5
+        async with db.unit_of_work() as uow:
+            emit(uow, "test.many")
+            for n in range(many):
+                uow.stage_adding(table, {"k": f"m{n:03d}", "n": n}, adding)
+                uow.stage_adding(table, {"k": "a", "n": 1}, adding)
+        async with db.read() as session:
+            total = (await session.execute(select(func.sum(table.c.n)))).scalar_one()
+            a = (await session.execute(select(table.c.n).where(table.c.k == "a"))).scalar_one()
+        assert a == 4 + many
+        assert total == 4 + 5 + many + sum(range(many))
     finally:
         async with db.engine.begin() as conn:
             await conn.run_sync(table.metadata.drop_all)
