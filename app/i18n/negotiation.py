@@ -3,9 +3,12 @@ else the campaign's default, else French."""
 
 from __future__ import annotations
 
-from starlette.requests import HTTPConnection
+from typing import TYPE_CHECKING
 
 from app.i18n.catalogues import DEFAULT_LANGUAGE, LANGUAGES
+
+if TYPE_CHECKING:  # an annotation only: the command line starts without Starlette
+    from starlette.requests import HTTPConnection
 
 
 def supported(tag: str | None) -> str | None:

@@ -158,13 +158,17 @@ CURRENCY_DIGITS = {
 
 # --- columns ------------------------------------------------------------------------------
 
-Kind = Literal["int", "text", "bool", "time", "money"]
+# ``code``: text the app itself writes, from a closed set of values none of which
+# starts a formula (a status, a currency...): written as it is, where ``text`` (what
+# a donor or volunteer typed) is neutralised.
+Kind = Literal["int", "text", "code", "bool", "time", "money"]
 
 
 @dataclass(frozen=True)
 class Column:
     """One export column: its header and its kind (how its cells are formatted, see
-    ``app/pledges/export_sql.py``; XLSX writes ``int`` and ``money`` as numbers)."""
+    ``app/pledges/export_sql.py``; XLSX writes ``int`` and ``money`` as numbers, the
+    rest as text)."""
 
     header: str
     kind: Kind
@@ -213,8 +217,46 @@ def _after_separators(cell: Cell) -> Cell:
     return neutralise_after_separators(cell) if isinstance(cell, str) else cell
 
 
-# The separator between cells in the lines the database writes (``csv_from_lines``).
+# The separator between cells in the lines the database writes (``csv_from_lines``),
+# and between the lines of a chunk when it writes them as one block (``csv_from_block``).
 LINE_SEPARATOR = "\x1f"
+RECORD_SEPARATOR = "\x1e"
+_CELL_MARK = LINE_SEPARATOR.encode()
+_RECORD_MARK = RECORD_SEPARATOR.encode()
+
+
+def csv_from_block(
+    block: bytes, lines: int, columns: int, dialect: CsvDialect
+) -> list[bytes | int] | None:
+    """``csv_from_lines`` for a chunk the database wrote as one block of UTF-8 bytes:
+    its ``lines`` lines joined by ``RECORD_SEPARATOR`` (``export_sql.joined_lines``).
+
+    A block none of whose cells needs quoting nor holds one of the two separators
+    (the usual case) becomes CSV in a few passes over the bytes, without a Python
+    string per line: the same bytes as ``csv_from_lines`` gives for its lines. (On
+    bytes: the separators, quote and line ends are ASCII, never part of another
+    character's UTF-8 encoding.) Otherwise the block is split into its lines for
+    ``csv_from_lines``; and when it does not split into ``lines`` of them (a cell
+    holding ``RECORD_SEPARATOR``), None: the chunk is to be read again a line a
+    pledge."""
+    if not lines:
+        return []
+    delimiter = dialect.delimiter.encode()
+    # The scans that find nothing first (each a pass in C); the counts last.
+    if (
+        not any(char in block for char in (delimiter, b'"', b"\r", b"\n"))
+        and block.count(_RECORD_MARK) == lines - 1
+        and block.count(_CELL_MARK) == (columns - 1) * lines
+    ):
+        # Both separators in one pass (a replace of the cells' took four times as long),
+        # LF record ends first, then CRLF (see ``CsvEncoder.rows``).
+        table = bytes.maketrans(_CELL_MARK + _RECORD_MARK, delimiter + b"\n")
+        records = block.translate(table) + b"\n"
+        return [neutralise_csv_records(records, dialect.delimiter).replace(b"\n", b"\r\n")]
+    split = block.split(_RECORD_MARK)
+    if len(split) != lines:
+        return None
+    return csv_from_lines([line.decode("utf-8") for line in split], columns, dialect)
 
 
 def csv_from_lines(lines: Sequence[str], columns: int, dialect: CsvDialect) -> list[bytes | int]:
