@@ -5,11 +5,11 @@
 1. **The raw ceiling**: single-row committed INSERTs per second over the bare
    driver (asyncpg on PostgreSQL, sqlite3 on SQLite), as ``bench/routing.py``
    measures it: what the database and the disk allow before any application code.
-2. **Intake**: real uvicorn servers; closed-loop clients POST ``/pledges``
-   over keep-alive connections (``bench/http1.py``: httpx cost the load client
-   about as much CPU as a pledge costs a server)
-   (a full donor form, a distinct ``Idempotency-Key`` each) for ``duration``
-   seconds after ``warmup``. A pledge counts once its 201 arrived, i.e. once it
+2. **Intake**: real uvicorn servers; closed-loop clients POST ``/pledges`` (a
+   full donor form, a distinct ``Idempotency-Key`` each) for ``duration`` seconds
+   after ``warmup``, over keep-alive connections of ``bench/http1.py`` (httpx cost
+   the load client about as much CPU as a pledge costs a server; the client's own
+   CPU a pledge is reported). A pledge counts once its 201 arrived, i.e. once it
    was committed: PostgreSQL runs with ``synchronous_commit`` on (checked and
    reported), SQLite in WAL with the server's ``synchronous`` mode. Afterwards the
    pledges table is counted: every acknowledged pledge must be there.
