@@ -355,17 +355,6 @@ def _inserts_at_once(shapes: tuple[_StagedShape, ...]) -> TextClause:
     return clause
 
 
-def _claim_of(table: Table, postgres: bool) -> Any:
-    """``INSERT ... ON CONFLICT DO NOTHING RETURNING`` the key, for staged claims."""
-    key = next(iter(table.primary_key.columns))
-
-    def build() -> Any:
-        dialect_insert = postgresql.insert if postgres else sqlite.insert
-        return dialect_insert(table).on_conflict_do_nothing().returning(key)
-
-    return built_once(("staged claim", postgres, table.name), build)
-
-
 class _Staged:
     """Rows of one table waiting to be written in one multi-row INSERT at commit.
 
@@ -510,8 +499,7 @@ class UnitOfWork:
         for staged in pending:
             self.tables_written.add(staged.table.name)
             if staged.claim:
-                claim = _claim_of(staged.table, self.db.is_postgres)
-                claimed = await self.session.execute(claim, staged.rows)
+                claimed = await self.session.execute(self._claim_of(staged.table), staged.rows)
                 if len(claimed.all()) != len(staged.rows):
                     raise ClaimTaken(staged.table.name)
             elif staged.adding is not None:
@@ -529,6 +517,14 @@ class UnitOfWork:
             else:
                 await self.session.execute(_insert_of(staged.table), staged.rows)
             staged.rows, staged.targets = [], []
+
+    def _claim_of(self, table: Table) -> Any:
+        """``INSERT ... ON CONFLICT DO NOTHING RETURNING`` the key, for staged claims."""
+        key = next(iter(table.primary_key.columns))
+        return built_once(
+            ("staged claim", self.db.dialect, table.name),
+            lambda: self.db.insert_or_ignore(table).returning(key),
+        )
 
     async def _write_adding(self, staged: _Staged) -> None:
         """Running totals, in key order, ``ROWS_AT_ONCE`` rows a statement."""
