@@ -23,7 +23,7 @@ import datetime as dt
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +48,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.engine import Dialect, RowMapping, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -57,7 +57,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
-from sqlalchemy.sql.elements import TextClause
+from sqlalchemy.sql.elements import BindParameter, TextClause
 from sqlalchemy.types import TypeDecorator
 
 log = logging.getLogger(__name__)
@@ -252,14 +252,19 @@ def as_cacheable_text(stmt: Any, postgres: bool) -> TextClause:
     about 0.3 ms a time. A ``text()`` is cached by its string. Compiled for the plain
     dialect, so the parameters are ``:name``; they keep their types.
     """
+    sql, binds = as_named_sql(stmt, postgres)
+    return text(sql).bindparams(*binds)
+
+
+def as_named_sql(stmt: Any, postgres: bool) -> tuple[str, list[BindParameter[Any]]]:
+    """``stmt`` as SQL for ``text()`` (``:name`` parameters) and its typed parameters,
+    to be part of a larger ``text()`` (its values, if it has any, are not kept)."""
     dialect = (postgresql if postgres else sqlite).dialect(paramstyle="named")
     compiled = stmt.compile(dialect=dialect)
     # PostgreSQL's casts (``:name::VARCHAR``) escaped, else text() reads ``:VARCHAR``.
-    clause = text(str(compiled).replace("::", "\\:\\:"))
+    sql = str(compiled).replace("::", "\\:\\:")
     # The parameters keep their types: a JSON value is serialised, a time checked UTC.
-    return clause.bindparams(
-        *(bindparam(name, type_=bind.type) for name, bind in compiled.binds.items())
-    )
+    return sql, [bindparam(name, type_=bind.type) for name, bind in compiled.binds.items()]
 
 
 def _insert_of(table: Table, returning: Any = None) -> Any:
@@ -578,6 +583,8 @@ class Database:
         )
         # One writer at a time on SQLite: queue here rather than on the busy handler.
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        # PostgreSQL: a statement that is a transaction of its own (execute_alone).
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         # Called with the committed events (the realtime bus subscribes here).
         self.on_events: list[Callable[[list[Any]], Awaitable[None]]] = []
         # Called after a commit that set a timer, with its earliest due time.
@@ -608,19 +615,40 @@ class Database:
             async with session.begin():
                 yield uow
                 await uow.write_staged()
-        if uow.events:
+        await self.committed(uow.events, uow.tables_written, uow.earliest_timer)
+        await uow.run_after_commit()
+
+    async def execute_alone(self, statement: Any, params: dict[str, Any]) -> list[RowMapping]:
+        """PostgreSQL: ``statement`` as a transaction of its own, its rows.
+
+        For a step whose every write fits in one statement (data-modifying CTEs, which
+        commit with it or not at all): no ``BEGIN`` and no ``COMMIT`` round trip, and
+        no ORM session. The caller then hands what it wrote to :meth:`committed`.
+        """
+        assert self.is_postgres, "SQLite runs a unit of work (one writer at a time)"
+        async with self._autocommit.connect() as conn:
+            return list((await conn.execute(statement, params)).mappings())
+
+    async def committed(
+        self,
+        events: list[Any],
+        tables_written: Iterable[str],
+        earliest_timer: dt.datetime | None = None,
+    ) -> None:
+        """What follows a commit: its events to their listeners, the timer workers and
+        the readers of the outbox tables it wrote woken."""
+        if events:
             for listener in list(self.on_events):
                 try:
-                    await listener(uow.events)
+                    await listener(events)
                 except Exception:  # one listener's failure must not starve the others
                     log.exception("listener of committed events failed")
-        if uow.earliest_timer is not None:
+        if earliest_timer is not None:
             for wake in self.on_timer_set:
-                wake(uow.earliest_timer)
-        for table in uow.tables_written:
+                wake(earliest_timer)
+        for table in tables_written:
             for wake_reader in self.on_rows_written.get(table, ()):
                 wake_reader()
-        await uow.run_after_commit()
 
     def seconds_since(self, column: Any, now: Any) -> Any:
         """SQL for the seconds from ``column`` (a UTC timestamp) to ``now`` (a bound

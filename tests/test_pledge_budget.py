@@ -1,7 +1,7 @@
 """The cost of one pledge, counted (issue 12, point 1): ``POST /pledges`` is one write
 transaction of at most 4 statements (the pledge with its Idempotency-Key, the
 roll-up upsert, the audit row, the ``pledge.saved`` event), on both databases; on
-PostgreSQL the last three are one statement, so 2.
+PostgreSQL all four are one statement, a transaction of its own, so 1.
 
 Counted as ``tests/test_call_budget.py`` counts a call: every statement the app
 sends through the engine and every transaction it begins, in the steady state
@@ -33,9 +33,9 @@ async def quiet(hotline_factory: Callable[..., Awaitable[Hotline]]) -> Hotline:
 
 
 STATEMENTS_PER_PLEDGE = 4
-# On PostgreSQL the audit row, the roll-ups and the event go out as one statement
-# (``UnitOfWork.write_staged``): the pledge, then that.
-STATEMENTS_PER_PLEDGE_POSTGRESQL = 2
+# On PostgreSQL the audit row, the roll-ups and the event are CTEs of the pledge's
+# statement (``app/pledges/saved_at_once.py``), in autocommit: no BEGIN, no COMMIT.
+STATEMENTS_PER_PLEDGE_POSTGRESQL = 1
 WRITE_TRANSACTIONS_PER_PLEDGE = 1
 
 # Set in the test's context: the request inherits it, the rules' task does not.

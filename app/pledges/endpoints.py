@@ -160,16 +160,16 @@ async def create_pledge(
     claim = service.KeyClaim(scope, idempotency.key_digest(idempotency_key), digest)
     answer: dict[str, Any] | None = None
     for _ in range(_ATTEMPTS):
-        async with db.unit_of_work() as uow:
-            pledge = await service.insert_new(uow, principal, body, campaign, derived, claim)
-            if pledge is not None:
-                answer = service.pledge_out(pledge, campaign)
-                break
-            # Nothing went in: who may not, a key used before, or a reference taken.
-            where = await service.origin(uow, principal, body)
-            stored = await idempotency.find_pledge(uow.session, scope, claim.key, digest)
-            if stored is not None:
-                return _replay(stored)
+        pledge = await _insert(db, principal, body, campaign, derived, claim)
+        if pledge is not None:
+            answer = service.pledge_out(pledge, campaign)
+            break
+        # Nothing went in: who may not, a key used before, or a reference taken.
+        async with db.read() as session:
+            where = await service.origin_in(session, principal, body)
+            stored = await idempotency.find_pledge(session, scope, claim.key, digest)
+        if stored is not None:
+            return _replay(stored)
         if where.campaign.id != campaign.id:
             campaign = where.campaign
             derived = _checked(campaign, body, idempotency_key)
@@ -187,6 +187,21 @@ async def create_pledge(
 
 
 _ATTEMPTS = 5
+
+
+async def _insert(
+    db: Database,
+    principal: Principal,
+    body: PledgeIn,
+    campaign: Campaign,
+    derived: dict[str, Any],
+    claim: service.KeyClaim,
+) -> Pledge | None:
+    """The new pledge with all it writes, or None when nothing went in."""
+    if db.is_postgres:  # one statement, no BEGIN nor COMMIT round trip
+        return await service.insert_alone(db, principal, body, campaign, derived, claim)
+    async with db.unit_of_work() as uow:
+        return await service.insert_new(uow, principal, body, campaign, derived, claim)
 
 
 async def _campaign_guess(db: Database, principal: Principal, body: PledgeIn) -> Campaign | None:

@@ -154,7 +154,9 @@ async def recount(session: AsyncSession, campaign_id: int) -> Contributions:
     return {where: figures for where, figures in out.items() if any(figures)}
 
 
-def _rebuild_keys(dialect: str) -> dict[str, str]:
+def key_sql(dialect: str) -> dict[str, str]:
+    """Each dimension's key of a pledge row in SQL for ``text()`` (its columns named
+    bare), as :func:`contributions` gives it."""
     if dialect == "postgresql":
         hour = "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24\\:00')"
     else:  # naive UTC text "YYYY-MM-DD HH:MM:SS..."
@@ -170,19 +172,23 @@ def _rebuild_keys(dialect: str) -> dict[str, str]:
     }
 
 
+_LIVE = "status <> 'cancelled'"
+# A pledge row's FIGURES in SQL (its columns named bare), as contributions() gives them.
+FIGURE_SQL = (
+    f"CASE WHEN {_LIVE} THEN 1 ELSE 0 END",
+    f"CASE WHEN {_LIVE} THEN amount_minor ELSE 0 END",
+    f"CASE WHEN {_LIVE} THEN paid_minor ELSE 0 END",
+    f"CASE WHEN {_LIVE} THEN 0 ELSE 1 END",
+    f"CASE WHEN {_LIVE} THEN 0 ELSE amount_minor END",
+)
+
+
 async def rebuild(uow: UnitOfWork, campaign_id: int) -> None:
     """The campaign's roll-ups recomputed from its pledges, one aggregate per dimension
     (as migration 0022's backfill): for pledges written around the app (bulk loads)."""
     await uow.session.execute(delete(PledgeRollup).where(PledgeRollup.campaign_id == campaign_id))
-    live = "status <> 'cancelled'"
-    figures = (
-        f"SUM(CASE WHEN {live} THEN 1 ELSE 0 END), "
-        f"SUM(CASE WHEN {live} THEN amount_minor ELSE 0 END), "
-        f"SUM(CASE WHEN {live} THEN paid_minor ELSE 0 END), "
-        f"SUM(CASE WHEN {live} THEN 0 ELSE 1 END), "
-        f"SUM(CASE WHEN {live} THEN 0 ELSE amount_minor END)"
-    )
-    for dimension, key in _rebuild_keys(uow.db.dialect).items():
+    figures = ", ".join(f"SUM({figure})" for figure in FIGURE_SQL)
+    for dimension, key in key_sql(uow.db.dialect).items():
         await uow.session.execute(
             text(
                 "INSERT INTO pledge_rollups (campaign_id, dimension, key, shard, count, "

@@ -22,11 +22,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.acd.models import Agent, Call, Campaign
 from app.auth.service import Principal, Role
-from app.db import UnitOfWork, built_once, utcnow
+from app.db import Database, UnitOfWork, built_once, utcnow
 from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.i18n import N_
+from app.outbox import Event
 from app.phone_numbers import normalise
-from app.pledges import cardguard, hooks, repository, rollups
+from app.pledges import cardguard, hooks, repository, rollups, saved_at_once
 from app.pledges.models import (
     CancelReason,
     Pledge,
@@ -141,18 +142,27 @@ def _audit(
     rows in one ``INSERT`` at commit (an ORM flush of one row costs a pledge about
     7 % of its CPU). The pledge is in the database already: it has its id.
     """
-    uow.stage(
-        _AUDIT_TABLE,
-        {
-            "pledge_id": pledge.id,
-            "at": utcnow(),
-            "user_id": actor.user_id if actor else None,
-            "actor": actor.username if actor else machine,
-            "action": action,
-            "before": before,
-            "after": after,
-        },
-    )
+    uow.stage(_AUDIT_TABLE, _audit_row(pledge, actor, action, before, after, machine=machine))
+
+
+def _audit_row(
+    pledge: Pledge,
+    actor: Principal | None,
+    action: str,
+    before: dict[str, Any],
+    after: dict[str, Any],
+    *,
+    machine: str = "payment-provider",
+) -> dict[str, Any]:
+    return {
+        "pledge_id": pledge.id,
+        "at": utcnow(),
+        "user_id": actor.user_id if actor else None,
+        "actor": actor.username if actor else machine,
+        "action": action,
+        "before": before,
+        "after": after,
+    }
 
 
 _AUDIT_TABLE = cast(Table, PledgeAudit.__table__)
@@ -418,9 +428,85 @@ async def insert_new(
     key or the reference is taken, or the call is not one the caller may save for),
     with nothing written; the caller then finds out which.
     """
+    fixed = _new_row(principal, body, campaign, derived, claim)
+    stmt = _pledge_insert(
+        uow.db.is_postgres, tuple(fixed), body.call_id is not None, principal.role == Role.AGENT
+    )
+    params = {f"v_{name}": value for name, value in fixed.items()}
+    params.update(call_id=body.call_id, volunteer=principal.agent_id)
+    row = (await uow.session.execute(stmt, params)).mappings().first()
+    if row is None:
+        return None
+    pledge = Pledge(**row)  # transient: the row is written, nothing to flush
+    _audit(uow, pledge, principal, "created", {}, snapshot(pledge))
+    await rollups.apply(
+        uow, pledge.campaign_id, pledge.id, rollups.contributions(rollups.values_of(pledge))
+    )
+    _emit_pledge(uow, "pledge.saved", pledge, **_saved_data(pledge))
+    return pledge
+
+
+async def insert_alone(
+    db: Database,
+    principal: Principal,
+    body: PledgeIn,
+    campaign: Campaign,
+    derived: dict[str, Any],
+    claim: KeyClaim,
+) -> Pledge | None:
+    """:func:`insert_new` on PostgreSQL in one statement, a transaction of its own
+    (``app/pledges/saved_at_once.py``): the same rows, one round trip."""
+    fixed = _new_row(principal, body, campaign, derived, claim)
+    pledge_insert = _pledge_insert(
+        True, tuple(fixed), body.call_id is not None, principal.role == Role.AGENT
+    )
+    params: dict[str, Any] = {f"v_{name}": value for name, value in fixed.items()}
+    params.update(call_id=body.call_id, volunteer=principal.agent_id)
+    # The pledge as written, but for what its row gives back (its key, its call's).
+    pledge = Pledge(**fixed, cancel_reason=None, link_sent_at=None, paid_at=None)
+    audit = _audit_row(pledge, principal, "created", {}, snapshot(pledge))
+    params.update({f"a_{name}": audit[name] for name in saved_at_once.AUDIT_VALUES})
+    data = _pledge_event(pledge, **_saved_data(pledge))["data"]
+    for name in saved_at_once.EVENT_DATA_FROM_ROW:
+        del data[name]
+    params.update(e_type="pledge.saved", e_at=utcnow(), e_data=data)
+    rows = await db.execute_alone(saved_at_once.statement(pledge_insert), params)
+    if not rows:
+        return None
+    row = rows[0]
+    for name in saved_at_once.FROM_ROW:
+        setattr(pledge, name, row[name])
+    event = Event(
+        seq=row[saved_at_once.EVENT_SEQ],
+        type=params["e_type"],
+        at=params["e_at"],
+        **_pledge_event(pledge, **_saved_data(pledge)),
+    )
+    await db.committed([event], saved_at_once.TABLES_WRITTEN)
+    return pledge
+
+
+def _saved_data(pledge: Pledge) -> dict[str, Any]:
+    """What ``pledge.saved`` says besides :func:`_emit_pledge`'s own fields."""
+    return {
+        "call_id": pledge.call_id,
+        "agent_id": pledge.agent_id,
+        "flagged_for_review": pledge.flagged_for_review,
+        "frequency": pledge.frequency,
+    }
+
+
+def _new_row(
+    principal: Principal,
+    body: PledgeIn,
+    campaign: Campaign,
+    derived: dict[str, Any],
+    claim: KeyClaim,
+) -> dict[str, Any]:
+    """A new pledge's columns but those taken from its call (see ``_pledge_insert``)."""
     values = body.model_dump()
     now = utcnow()
-    fixed: dict[str, Any] = {
+    return {
         "reference": new_reference(),
         "campaign_id": campaign.id,
         **{name: values[name] for name in TEXT_FIELDS if name != "country"},
@@ -445,29 +531,6 @@ async def insert_new(
         "idem_key": claim.key,
         "idem_request": claim.request,
     }
-    stmt = _pledge_insert(
-        uow.db.is_postgres, tuple(fixed), body.call_id is not None, principal.role == Role.AGENT
-    )
-    params = {f"v_{name}": value for name, value in fixed.items()}
-    params.update(call_id=body.call_id, volunteer=principal.agent_id)
-    row = (await uow.session.execute(stmt, params)).mappings().first()
-    if row is None:
-        return None
-    pledge = Pledge(**row)  # transient: the row is written, nothing to flush
-    _audit(uow, pledge, principal, "created", {}, snapshot(pledge))
-    await rollups.apply(
-        uow, pledge.campaign_id, pledge.id, rollups.contributions(rollups.values_of(pledge))
-    )
-    _emit_pledge(
-        uow,
-        "pledge.saved",
-        pledge,
-        call_id=pledge.call_id,
-        agent_id=pledge.agent_id,
-        flagged_for_review=pledge.flagged_for_review,
-        frequency=pledge.frequency,
-    )
-    return pledge
 
 
 def first_answer(pledge: Pledge, created: dict[str, Any], campaign: Campaign) -> dict[str, Any]:
@@ -643,21 +706,24 @@ async def approve(
 
 def _emit_pledge(uow: UnitOfWork, type: str, pledge: Pledge, **data: Any) -> None:
     """A pledge event, routed to the pledge's campaign, queue, call and agent."""
-    emit(
-        uow,
-        type,
-        campaign_id=pledge.campaign_id,
-        queue_id=pledge.queue_id,
-        call_id=pledge.call_id,
-        agent_id=pledge.agent_id,
-        data={
+    emit(uow, type, **_pledge_event(pledge, **data))
+
+
+def _pledge_event(pledge: Pledge, **data: Any) -> dict[str, Any]:
+    """A pledge event's routing and data (:func:`_emit_pledge`)."""
+    return {
+        "campaign_id": pledge.campaign_id,
+        "queue_id": pledge.queue_id,
+        "call_id": pledge.call_id,
+        "agent_id": pledge.agent_id,
+        "data": {
             "pledge_id": pledge.id,
             "reference": pledge.reference,
             "amount_minor": pledge.amount_minor,
             "currency": pledge.currency,
             **data,
         },
-    )
+    }
 
 
 def _emit_status(uow: UnitOfWork, pledge: Pledge) -> None:
