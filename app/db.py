@@ -189,6 +189,10 @@ def make_engine(
         engine = create_async_engine(
             url,
             connect_args={"timeout": busy_timeout_ms / 1000, "factory": _SQLiteConnection},
+            # As on PostgreSQL (below): every connection kept once opened. A new one
+            # costs a thread, its PRAGMAs and a parse of the whole schema.
+            pool_size=pool_size,
+            max_overflow=0,
         )
         _configure_sqlite(engine, busy_timeout_ms, synchronous, foreign_keys)
         return engine

@@ -265,3 +265,34 @@ async def test_a_claim_already_taken_undoes_the_whole_unit_of_work(database_url:
         async with db.engine.begin() as conn:
             await conn.run_sync(table.metadata.drop_all)
         await db.engine.dispose()
+
+
+async def test_sqlite_keeps_every_connection_it_opened(tmp_path: Path) -> None:
+    """As on PostgreSQL (tests/test_database_away.py): a burst as wide as the pool
+    opens each connection once. An overflow connection would be closed when handed
+    back, and the next burst would pay a thread, the PRAGMAs and a schema parse anew."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'pool.db'}", pool_size=8)
+    reader = engine.execution_options(pledgeline_readonly=True)  # BEGIN DEFERRED: no lock
+    opened: list[int] = []
+    event.listen(engine.sync_engine, "connect", lambda conn, _record: opened.append(id(conn)))
+    try:
+
+        async def burst() -> None:
+            ready = asyncio.Event()
+            held: list[int] = []
+
+            async def hold() -> None:
+                async with reader.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+                    held.append(1)
+                    if len(held) == 8:
+                        ready.set()
+                    await ready.wait()  # all eight held at once
+
+            await asyncio.gather(*(hold() for _ in range(8)))
+
+        await burst()
+        await burst()
+        assert len(opened) == 8
+    finally:
+        await engine.dispose()
