@@ -38,7 +38,7 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL: sqlite+aiosqlite:///path or postgresql+asyncpg://...",
     )
     db_pool_size: int = Field(
-        default=20, description="Connections per process at most, kept once open (PostgreSQL)."
+        default=20, description="Database connections per process at most, kept once open."
     )
     sqlite_busy_timeout_ms: int = Field(default=5000, description="SQLite busy timeout.")
     sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(

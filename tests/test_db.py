@@ -28,6 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 
 from app.db import (
     ROWS_AT_ONCE,
@@ -296,3 +297,57 @@ async def test_sqlite_keeps_every_connection_it_opened(tmp_path: Path) -> None:
         assert len(opened) == 8
     finally:
         await engine.dispose()
+
+
+async def test_a_statement_alone_commits_whole_or_not_at_all_and_is_announced(
+    pg_database: str,
+) -> None:
+    """``Database.execute_alone`` sends one statement, its own transaction: kept without
+    a ``COMMIT`` (a connection handed back in a transaction rolls back), and a CTE that
+    fails undoes the ones before it; ``committed`` hands the events to the listeners
+    and wakes the readers of the tables written."""
+    from app.outbox import Event
+
+    table = Table(
+        f"t_alone_{uuid.uuid4().hex[:8]}",
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+    )
+    db = Database(make_engine(pg_database))
+    sent: list[str] = []
+    heard: list[list[Any]] = []
+    woken: list[str] = []
+
+    async def listener(events: list[Any]) -> None:
+        heard.append(events)
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        sent.append(statement)
+
+    db.on_events.append(listener)
+    db.on_rows_written[table.name] = [lambda: woken.append(table.name)]
+    both = text(
+        f"WITH a AS (INSERT INTO {table.name} (id) VALUES (:first) RETURNING id), "
+        f"b AS (INSERT INTO {table.name} (id) VALUES (:second) RETURNING id) "
+        "SELECT (SELECT id FROM a) AS a, (SELECT id FROM b) AS b"
+    )
+    try:
+        async with db.engine.begin() as conn:
+            await conn.run_sync(table.metadata.create_all)
+        event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+        rows = await db.execute_alone(both, {"first": 1, "second": 2})
+        assert [dict(r) for r in rows] == [{"a": 1, "b": 2}]
+        assert len(sent) == 1, sent
+        with pytest.raises(IntegrityError):  # 3 goes in, then 2 is taken: neither stays
+            await db.execute_alone(both, {"first": 3, "second": 2})
+        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+        async with db.read() as session:
+            kept = (await session.execute(select(table.c.id).order_by(table.c.id))).scalars()
+            assert list(kept) == [1, 2]
+        done = Event(seq=1, type="test.alone", data={})
+        await db.committed([done], [table.name])
+        assert heard == [[done]] and woken == [table.name]
+    finally:
+        async with db.engine.begin() as conn:
+            await conn.run_sync(table.metadata.drop_all)
+        await db.engine.dispose()

@@ -44,10 +44,14 @@ async def stored_keys(hotline: Hotline) -> int:
 
 
 async def counts(hotline: Hotline) -> dict[str, int]:
+    """What a pledge writes, counted: a refusal or a replay changes none of it."""
     tables = ("pledges", "pledge_audit", "pledge_payments")
+    rolled_up = await hotline.sql("SELECT COALESCE(SUM(count), 0) FROM pledge_rollups")
     return {
         **{t: await count(hotline, t) for t in tables},
         "idempotency_keys": await stored_keys(hotline),
+        "pledge.saved events": len(await events(hotline, "pledge.saved")),
+        "pledges rolled up": int(rolled_up[0][0]),
     }
 
 
@@ -166,10 +170,12 @@ async def test_volunteer_only_saves_for_their_own_calls(hotline: Hotline) -> Non
     headers = await user_headers(
         hotline, Role.AGENT, campaign_id=setup["campaign_id"], agent_id=other
     )
+    before = await counts(hotline)
     r = await hotline.http.post(
         "/pledges", json=pledge_body(setup["call_id"]), headers={**headers, **key()}
     )
     assert_error(r, 403, "forbidden", "call_id")
+    assert await counts(hotline) == before
     organiser = await user_headers(hotline, Role.ORGANISER)
     r = await hotline.http.post(
         "/pledges", json=pledge_body(setup["call_id"]), headers={**organiser, **key()}
@@ -236,6 +242,8 @@ async def test_missing_or_malformed_idempotency_key(hotline: Hotline) -> None:
         "pledge_audit": 0,
         "pledge_payments": 0,
         "idempotency_keys": 0,
+        "pledge.saved events": 0,
+        "pledges rolled up": 0,
     }
 
 
@@ -247,18 +255,20 @@ async def test_same_key_same_body_returns_the_first_answer(hotline: Hotline) -> 
     headers = {**setup["agent_headers"], **key()}
     body = pledge_body(setup["call_id"])
     first = await hotline.http.post("/pledges", json=body, headers=headers)
+    saved = await counts(hotline)
     again = await hotline.http.post("/pledges", json=body, headers=headers)
     assert first.status_code == again.status_code == 201
     assert again.json() == first.json()
     assert again.headers.get("Idempotent-Replayed") == "true"
-    assert await count(hotline, "pledges") == 1
-    assert len(await events(hotline, "pledge.saved")) == 1
+    assert saved["pledges"] == saved["pledge.saved events"] == saved["pledge_audit"] == 1
+    assert saved["pledges rolled up"] == 7  # one row a dimension
+    assert await counts(hotline) == saved
     # A different body under the same key: refused, nothing written.
     changed = await hotline.http.post(
         "/pledges", json={**body, "amount_minor": 9900}, headers=headers
     )
     assert_error(changed, 409, "idempotency_key_reused", "Idempotency-Key")
-    assert await count(hotline, "pledges") == 1
+    assert await counts(hotline) == saved
     # A key is the caller's own: another user's identical key is another request.
     other = await user_headers(hotline, Role.SUPERVISOR, campaign_id=setup["campaign_id"])
     r = await hotline.http.post(
