@@ -142,27 +142,18 @@ def _audit(
     rows in one ``INSERT`` at commit (an ORM flush of one row costs a pledge about
     7 % of its CPU). The pledge is in the database already: it has its id.
     """
-    uow.stage(_AUDIT_TABLE, _audit_row(pledge, actor, action, before, after, machine=machine))
-
-
-def _audit_row(
-    pledge: Pledge,
-    actor: Principal | None,
-    action: str,
-    before: dict[str, Any],
-    after: dict[str, Any],
-    *,
-    machine: str = "payment-provider",
-) -> dict[str, Any]:
-    return {
-        "pledge_id": pledge.id,
-        "at": utcnow(),
-        "user_id": actor.user_id if actor else None,
-        "actor": actor.username if actor else machine,
-        "action": action,
-        "before": before,
-        "after": after,
-    }
+    uow.stage(
+        _AUDIT_TABLE,
+        {
+            "pledge_id": pledge.id,
+            "at": utcnow(),
+            "user_id": actor.user_id if actor else None,
+            "actor": actor.username if actor else machine,
+            "action": action,
+            "before": before,
+            "after": after,
+        },
+    )
 
 
 _AUDIT_TABLE = cast(Table, PledgeAudit.__table__)
@@ -428,12 +419,8 @@ async def insert_new(
     key or the reference is taken, or the call is not one the caller may save for),
     with nothing written; the caller then finds out which.
     """
-    fixed = _new_row(principal, body, campaign, derived, claim)
-    stmt = _pledge_insert(
-        uow.db.is_postgres, tuple(fixed), body.call_id is not None, principal.role == Role.AGENT
-    )
-    params = {f"v_{name}": value for name, value in fixed.items()}
-    params.update(call_id=body.call_id, volunteer=principal.agent_id)
+    postgres = uow.db.is_postgres
+    _fixed, stmt, params = _new_insert(postgres, principal, body, campaign, derived, claim)
     row = (await uow.session.execute(stmt, params)).mappings().first()
     if row is None:
         return None
@@ -456,16 +443,17 @@ async def insert_alone(
 ) -> Pledge | None:
     """:func:`insert_new` on PostgreSQL in one statement, a transaction of its own
     (``app/pledges/saved_at_once.py``): the same rows, one round trip."""
-    fixed = _new_row(principal, body, campaign, derived, claim)
-    pledge_insert = _pledge_insert(
-        True, tuple(fixed), body.call_id is not None, principal.role == Role.AGENT
-    )
-    params: dict[str, Any] = {f"v_{name}": value for name, value in fixed.items()}
-    params.update(call_id=body.call_id, volunteer=principal.agent_id)
+    fixed, pledge_insert, params = _new_insert(True, principal, body, campaign, derived, claim)
     # The pledge as written, but for what its row gives back (its key, its call's).
     pledge = Pledge(**fixed, cancel_reason=None, link_sent_at=None, paid_at=None)
-    audit = _audit_row(pledge, principal, "created", {}, snapshot(pledge))
-    params.update({f"a_{name}": audit[name] for name in saved_at_once.AUDIT_VALUES})
+    params.update(  # its audit row, as _audit writes it for a user
+        a_at=utcnow(),
+        a_user_id=principal.user_id,
+        a_actor=principal.username,
+        a_action="created",
+        a_before={},
+        a_after=snapshot(pledge),
+    )
     data = _pledge_event(pledge, **_saved_data(pledge))["data"]
     for name in saved_at_once.EVENT_DATA_FROM_ROW:
         del data[name]
@@ -494,6 +482,24 @@ def _saved_data(pledge: Pledge) -> dict[str, Any]:
         "flagged_for_review": pledge.flagged_for_review,
         "frequency": pledge.frequency,
     }
+
+
+def _new_insert(
+    postgres: bool,
+    principal: Principal,
+    body: PledgeIn,
+    campaign: Campaign,
+    derived: dict[str, Any],
+    claim: KeyClaim,
+) -> tuple[dict[str, Any], Any, dict[str, Any]]:
+    """A new pledge's columns (:func:`_new_row`), its insert and the insert's parameters."""
+    fixed = _new_row(principal, body, campaign, derived, claim)
+    stmt = _pledge_insert(
+        postgres, tuple(fixed), body.call_id is not None, principal.role == Role.AGENT
+    )
+    params = {f"v_{name}": value for name, value in fixed.items()}
+    params.update(call_id=body.call_id, volunteer=principal.agent_id)
+    return fixed, stmt, params
 
 
 def _new_row(
