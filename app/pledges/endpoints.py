@@ -160,7 +160,8 @@ async def create_pledge(
     claim = service.KeyClaim(scope, idempotency.key_digest(idempotency_key), digest)
     answer: dict[str, Any] | None = None
     for _ in range(_ATTEMPTS):
-        pledge = await _insert(db, principal, body, campaign, derived, claim)
+        new = service.NewPledge(principal, body, campaign, derived, claim)
+        pledge = await service.save_new(db, new)
         if pledge is not None:
             answer = service.pledge_out(pledge, campaign)
             break
@@ -187,21 +188,6 @@ async def create_pledge(
 
 
 _ATTEMPTS = 5
-
-
-async def _insert(
-    db: Database,
-    principal: Principal,
-    body: PledgeIn,
-    campaign: Campaign,
-    derived: dict[str, Any],
-    claim: service.KeyClaim,
-) -> Pledge | None:
-    """The new pledge with all it writes, or None when nothing went in."""
-    if db.is_postgres:  # one statement, no BEGIN nor COMMIT round trip
-        return await service.insert_alone(db, principal, body, campaign, derived, claim)
-    async with db.unit_of_work() as uow:
-        return await service.insert_new(uow, principal, body, campaign, derived, claim)
 
 
 async def _campaign_guess(db: Database, principal: Principal, body: PledgeIn) -> Campaign | None:

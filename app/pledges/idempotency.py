@@ -2,7 +2,7 @@
 
 A new pledge carries its key in its own row (``pledges.idem_scope``, ``idem_key``,
 ``idem_request``: scope, key digest, request hash; unique on scope and key), so
-the pledge insert is the claim (``service.insert_new``, ``ON CONFLICT DO NOTHING``)
+the pledge insert is the claim (``service.save_new``, ``ON CONFLICT DO NOTHING``)
 and the first answer is rebuilt from the pledge and its ``created`` audit row
 (``find_pledge``). Keys claimed before that (migration 0022) are rows of
 ``idempotency_keys`` with their stored answer (``find``). So:

@@ -25,7 +25,7 @@ from sqlalchemy.sql.elements import TextClause
 from app.db import as_named_sql, built_once
 from app.outbox import Event
 from app.pledges import rollups
-from app.pledges.models import ROLLUP_SHARDS, Pledge, PledgeAudit
+from app.pledges.models import ROLLUP_SHARDS, Pledge, PledgeAudit, PledgeRollup
 
 _PLEDGES = cast(Table, Pledge.__table__)
 _AUDIT = cast(Table, PledgeAudit.__table__)
@@ -41,7 +41,7 @@ EVENT_DATA_FROM_ROW = {"pledge_id": "id", "call_id": "call_id", "agent_id": "age
 FROM_ROW = ("id", "call_id", "agent_id", "queue_id", "caller_number", "partner_org")
 EVENT_SEQ = "event_seq"
 # The outbox tables the statement writes to (their readers are woken once it commits).
-TABLES_WRITTEN = (_AUDIT.name, "pledge_rollups", _EVENTS.name)
+TABLES_WRITTEN = (_AUDIT.name, PledgeRollup.__tablename__, _EVENTS.name)
 
 
 def statement(pledge_insert: Any) -> Any:

@@ -345,6 +345,18 @@ class KeyClaim:
     request: str
 
 
+@dataclass(frozen=True)
+class NewPledge:
+    """A new pledge, checked in memory: who saves it, the form, its campaign, what
+    ``check_new_pledge`` derived, and the key it claims."""
+
+    principal: Principal
+    body: PledgeIn
+    campaign: Campaign
+    derived: dict[str, Any]
+    claim: KeyClaim
+
+
 def fast_path_allowed(principal: Principal, body: PledgeIn, campaign: Campaign) -> bool:
     """Whether :func:`insert_new` can itself check who may save (else :func:`origin`
     explains the refusal)."""
@@ -402,14 +414,16 @@ def _build_pledge_insert(
     )
 
 
-async def insert_new(
-    uow: UnitOfWork,
-    principal: Principal,
-    body: PledgeIn,
-    campaign: Campaign,
-    derived: dict[str, Any],
-    claim: KeyClaim,
-) -> Pledge | None:
+async def save_new(db: Database, new: NewPledge) -> Pledge | None:
+    """The new pledge with all it writes, or None when nothing went in: on PostgreSQL
+    one statement (:func:`insert_alone`), on SQLite a unit of work (:func:`insert_new`)."""
+    if db.is_postgres:
+        return await insert_alone(db, new)
+    async with db.unit_of_work() as uow:
+        return await insert_new(uow, new)
+
+
+async def insert_new(uow: UnitOfWork, new: NewPledge) -> Pledge | None:
     """Save a checked pledge (``check_new_pledge``) in 4 statements: the pledge with its
     key, its roll-ups, its audit row and its ``pledge.saved`` event.
 
@@ -419,13 +433,12 @@ async def insert_new(
     key or the reference is taken, or the call is not one the caller may save for),
     with nothing written; the caller then finds out which.
     """
-    postgres = uow.db.is_postgres
-    _fixed, stmt, params = _new_insert(postgres, principal, body, campaign, derived, claim)
+    _fixed, stmt, params = _new_insert(uow.db.is_postgres, new)
     row = (await uow.session.execute(stmt, params)).mappings().first()
     if row is None:
         return None
     pledge = Pledge(**row)  # transient: the row is written, nothing to flush
-    _audit(uow, pledge, principal, "created", {}, snapshot(pledge))
+    _audit(uow, pledge, new.principal, "created", {}, snapshot(pledge))
     await rollups.apply(
         uow, pledge.campaign_id, pledge.id, rollups.contributions(rollups.values_of(pledge))
     )
@@ -433,23 +446,16 @@ async def insert_new(
     return pledge
 
 
-async def insert_alone(
-    db: Database,
-    principal: Principal,
-    body: PledgeIn,
-    campaign: Campaign,
-    derived: dict[str, Any],
-    claim: KeyClaim,
-) -> Pledge | None:
+async def insert_alone(db: Database, new: NewPledge) -> Pledge | None:
     """:func:`insert_new` on PostgreSQL in one statement, a transaction of its own
     (``app/pledges/saved_at_once.py``): the same rows, one round trip."""
-    fixed, pledge_insert, params = _new_insert(True, principal, body, campaign, derived, claim)
+    fixed, pledge_insert, params = _new_insert(True, new)
     # The pledge as written, but for what its row gives back (its key, its call's).
     pledge = Pledge(**fixed, cancel_reason=None, link_sent_at=None, paid_at=None)
     params.update(  # its audit row, as _audit writes it for a user
         a_at=utcnow(),
-        a_user_id=principal.user_id,
-        a_actor=principal.username,
+        a_user_id=new.principal.user_id,
+        a_actor=new.principal.username,
         a_action="created",
         a_before={},
         a_after=snapshot(pledge),
@@ -484,16 +490,10 @@ def _saved_data(pledge: Pledge) -> dict[str, Any]:
     }
 
 
-def _new_insert(
-    postgres: bool,
-    principal: Principal,
-    body: PledgeIn,
-    campaign: Campaign,
-    derived: dict[str, Any],
-    claim: KeyClaim,
-) -> tuple[dict[str, Any], Any, dict[str, Any]]:
+def _new_insert(postgres: bool, new: NewPledge) -> tuple[dict[str, Any], Any, dict[str, Any]]:
     """A new pledge's columns (:func:`_new_row`), its insert and the insert's parameters."""
-    fixed = _new_row(principal, body, campaign, derived, claim)
+    fixed = _new_row(new)
+    principal, body = new.principal, new.body
     stmt = _pledge_insert(
         postgres, tuple(fixed), body.call_id is not None, principal.role == Role.AGENT
     )
@@ -502,14 +502,9 @@ def _new_insert(
     return fixed, stmt, params
 
 
-def _new_row(
-    principal: Principal,
-    body: PledgeIn,
-    campaign: Campaign,
-    derived: dict[str, Any],
-    claim: KeyClaim,
-) -> dict[str, Any]:
+def _new_row(new: NewPledge) -> dict[str, Any]:
     """A new pledge's columns but those taken from its call (see ``_pledge_insert``)."""
+    body, campaign, derived, claim = new.body, new.campaign, new.derived, new.claim
     values = body.model_dump()
     now = utcnow()
     return {
@@ -530,7 +525,7 @@ def _new_row(
         "time_slot": time_slot_at(campaign, now),
         "status": PledgeStatus.PROMISED,
         "paid_minor": 0,
-        "created_by": principal.user_id,
+        "created_by": new.principal.user_id,
         "created_at": now,
         "updated_at": now,
         "idem_scope": claim.scope,
