@@ -48,6 +48,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
 from sqlalchemy.engine import Dialect, RowMapping, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
@@ -59,6 +60,8 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.sql.elements import BindParameter, TextClause
 from sqlalchemy.types import TypeDecorator
+
+from app import sqlite_driver
 
 log = logging.getLogger(__name__)
 
@@ -186,9 +189,16 @@ def make_engine(
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        connect_args, connect_options = SQLiteDialect_aiosqlite().create_connect_args(parsed)
         engine = create_async_engine(
             url,
-            connect_args={"timeout": busy_timeout_ms / 1000, "factory": _SQLiteConnection},
+            # One trip to the connection's thread per statement (app/sqlite_driver.py).
+            async_creator=sqlite_driver.connector(
+                *connect_args,
+                **connect_options,
+                timeout=busy_timeout_ms / 1000,
+                factory=_SQLiteConnection,
+            ),
             # As on PostgreSQL (below): every connection kept once opened. A new one
             # costs a thread, its PRAGMAs and a parse of the whole schema.
             pool_size=pool_size,
