@@ -23,11 +23,12 @@ import datetime as dt
 import logging
 import sqlite3
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -39,6 +40,7 @@ from sqlalchemy import (
     Table,
     bindparam,
     cast,
+    create_engine,
     event,
     func,
     insert,
@@ -49,7 +51,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
-from sqlalchemy.engine import Dialect, RowMapping, make_url
+from sqlalchemy.engine import Connection, Dialect, Engine, RowMapping, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -58,12 +60,16 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.pool import QueuePool
 from sqlalchemy.sql.elements import BindParameter, TextClause
 from sqlalchemy.types import TypeDecorator
 
 from app import sqlite_driver
+from app.sqlite_writer import SQLiteWriter
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -150,23 +156,46 @@ class _SQLiteConnection(sqlite3.Connection):
         super().close()
 
 
-def _configure_sqlite(
-    engine: AsyncEngine, busy_timeout_ms: int, synchronous: str, foreign_keys: bool
-) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
+@dataclass(frozen=True)
+class _SQLiteSetup:
+    """How :func:`make_engine` opens an SQLite database: what a second engine on it
+    (the writer of ``Database.write_at_once``) needs to open it the same way."""
+
+    url: str
+    connect_args: tuple[Any, ...]  # sqlite3.connect's, as SQLAlchemy reads the URL
+    connect_options: dict[str, Any]
+    busy_timeout_ms: int
+    synchronous: str
+    foreign_keys: bool
+
+    def connect_kwargs(self) -> dict[str, Any]:
+        return {
+            **self.connect_options,
+            "timeout": self.busy_timeout_ms / 1000,
+            "factory": _SQLiteConnection,
+        }
+
+
+# The set-up of each SQLite engine make_engine built (by its synchronous engine).
+_sqlite_setups: weakref.WeakKeyDictionary[Engine, _SQLiteSetup] = weakref.WeakKeyDictionary()
+
+
+def _configure_sqlite(engine: Engine, setup: _SQLiteSetup) -> None:
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy, not the driver, decide when a transaction begins.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
-        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute(f"PRAGMA foreign_keys={'ON' if setup.foreign_keys else 'OFF'}")
+        cursor.execute(f"PRAGMA busy_timeout={int(setup.busy_timeout_ms)}")
         # WAL + NORMAL survives an application crash; FULL also a power cut, at one
         # fsync per commit (see the PLEDGELINE_SQLITE_SYNCHRONOUS setting).
-        cursor.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'FULL' else 'NORMAL'}")
+        full = setup.synchronous == "FULL"
+        cursor.execute(f"PRAGMA synchronous={'FULL' if full else 'NORMAL'}")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         readonly = conn.get_execution_options().get("pledgeline_readonly", False)
         conn.exec_driver_sql("BEGIN DEFERRED" if readonly else "BEGIN IMMEDIATE")
@@ -190,27 +219,45 @@ def make_engine(
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         connect_args, connect_options = SQLiteDialect_aiosqlite().create_connect_args(parsed)
+        setup = _SQLiteSetup(
+            url,
+            tuple(connect_args),
+            dict(connect_options),
+            busy_timeout_ms,
+            synchronous,
+            foreign_keys,
+        )
         engine = create_async_engine(
             url,
             # One trip to the connection's thread per statement (app/sqlite_driver.py).
-            async_creator=sqlite_driver.connector(
-                *connect_args,
-                **connect_options,
-                timeout=busy_timeout_ms / 1000,
-                factory=_SQLiteConnection,
-            ),
+            async_creator=sqlite_driver.connector(*connect_args, **setup.connect_kwargs()),
             # As on PostgreSQL (below): every connection kept once opened. A new one
             # costs a thread, its PRAGMAs and a parse of the whole schema.
             pool_size=pool_size,
             max_overflow=0,
         )
-        _configure_sqlite(engine, busy_timeout_ms, synchronous, foreign_keys)
+        _configure_sqlite(engine.sync_engine, setup)
+        _sqlite_setups[engine.sync_engine] = setup
         return engine
     # Every connection is kept once opened, none beyond ``pool_size``: an overflow
     # connection is closed when handed back, so a burst above the pool (a pledge
     # appeal) opened and closed one per request, each costing more than the request.
     engine = create_async_engine(url, pool_size=pool_size, max_overflow=0)
     _ping_idle_connections(engine)
+    return engine
+
+
+def _writer_engine(setup: _SQLiteSetup) -> Engine:
+    """A synchronous engine of one connection on the database of ``setup``."""
+    args, kwargs = setup.connect_args, setup.connect_kwargs()
+    engine = create_engine(
+        make_url(setup.url).set(drivername="sqlite+pysqlite"),
+        creator=lambda: sqlite3.connect(*args, **kwargs),
+        poolclass=QueuePool,
+        pool_size=1,
+        max_overflow=0,
+    )
+    _configure_sqlite(engine, setup)
     return engine
 
 
@@ -415,6 +462,24 @@ class _Staged:
         self.targets = [None] * len(self.rows)
 
 
+def _numbered(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The parameters of a multi-row statement: ``{column}_{row}``."""
+    return {f"{k}_{n}": v for n, row in enumerate(rows) for k, v in row.items()}
+
+
+def adding_rows(
+    postgres: bool, table: Table, rows: list[dict[str, Any]], adding: AddOnConflict
+) -> tuple[TextClause, dict[str, Any]]:
+    """Running totals written outside a unit of work (``Database.write_at_once``): the
+    statement and parameters :meth:`UnitOfWork.stage_adding` rows go out as, summed by
+    key and in key order. At most ``ROWS_AT_ONCE`` keys."""
+    staged = _Staged(table, adding)
+    staged.rows = list(rows)
+    staged.add_up()
+    assert len(staged.rows) <= ROWS_AT_ONCE, "more keys than one statement takes"
+    return _adding_insert(postgres, staged.shape()), _numbered(staged.rows)
+
+
 def _same_keys(staged: _Staged) -> bool:
     """Whether every staged row of a table gives the same columns (one statement shape)."""
     first = staged.rows[0].keys()
@@ -550,7 +615,7 @@ class UnitOfWork:
         rows = staged.rows
         for start in range(0, len(rows), ROWS_AT_ONCE):
             staged.rows = rows[start : start + ROWS_AT_ONCE]
-            params = {f"{k}_{n}": v for n, row in enumerate(staged.rows) for k, v in row.items()}
+            params = _numbered(staged.rows)
             await self.session.execute(_adding_insert(self.db.is_postgres, staged.shape()), params)
 
     async def _write_at_once(self, pending: list[_Staged]) -> None:
@@ -599,6 +664,9 @@ class Database:
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         # PostgreSQL: a statement that is a transaction of its own (execute_alone).
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        # SQLite: the writer of write_at_once (its connection opens on first use).
+        setup = _sqlite_setups.get(engine.sync_engine)
+        self._writer = SQLiteWriter(_writer_engine(setup)) if setup is not None else None
         # Called with the committed events (the realtime bus subscribes here).
         self.on_events: list[Callable[[list[Any]], Awaitable[None]]] = []
         # Called after a commit that set a timer, with its earliest due time.
@@ -643,6 +711,25 @@ class Database:
         async with self._autocommit.connect() as conn:
             return list((await conn.execute(statement, params)).mappings())
 
+    async def write_at_once(self, work: Callable[[Connection], T]) -> T:
+        """SQLite: ``work(connection)`` as one transaction, in one trip to the writer's
+        thread (``app/sqlite_writer.py``), for a write whose statements need nothing
+        from the event loop between them. ``connection`` is synchronous: Core
+        statements, no ORM session. The caller then hands what it wrote to
+        :meth:`committed`."""
+        assert self._write_lock is not None, "PostgreSQL: execute_alone"
+        if self._writer is None:
+            raise RuntimeError("this engine was not made by make_engine: no writer")
+        async with self._write_lock:  # one writer at a time, as unit_of_work
+            return await self._writer.run(work)
+
+    @property
+    def engines(self) -> list[Engine]:
+        """The synchronous engines that send this database's statements: what a count
+        of statements listens on."""
+        writer = [self._writer.engine] if self._writer is not None else []
+        return [self.engine.sync_engine, *writer]
+
     async def committed(
         self,
         events: list[Any],
@@ -683,4 +770,7 @@ class Database:
             yield session
 
     async def dispose(self) -> None:
+        if self._writer is not None:
+            await self._writer.close()
+            self._writer = None
         await self.engine.dispose()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import datetime as dt
 import gc
 import sqlite3
@@ -351,3 +352,45 @@ async def test_a_statement_alone_commits_whole_or_not_at_all_and_is_announced(
         async with db.engine.begin() as conn:
             await conn.run_sync(table.metadata.drop_all)
         await db.engine.dispose()
+
+
+async def test_a_write_at_once_is_one_transaction_in_the_writer_thread(tmp_path: Path) -> None:
+    """SQLite: ``Database.write_at_once`` runs its work whole in the writer's thread, in
+    one ``BEGIN IMMEDIATE`` transaction: kept when the work returns, all rolled back
+    when it raises; the caller's context goes along; other writers wait their turn."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'writer.db'}"
+    table = Table("t_writer", MetaData(), Column("id", Integer, primary_key=True))
+    db = Database(make_engine(url))
+    marker: contextvars.ContextVar[str] = contextvars.ContextVar("marker", default="")
+    seen: list[tuple[str, str, str]] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append((threading.current_thread().name, marker.get(), statement.split()[0]))
+
+    def insert_both(conn: Any, first: int, second: int) -> int:
+        conn.execute(table.insert(), {"id": first})
+        conn.execute(table.insert(), {"id": second})
+        return first + second
+
+    try:
+        async with db.engine.begin() as conn:
+            await conn.run_sync(table.metadata.create_all)
+        for engine in db.engines:
+            event.listen(engine, "before_cursor_execute", record)
+        marker.set("request")
+        assert await db.write_at_once(lambda conn: insert_both(conn, 1, 2)) == 3
+        with pytest.raises(IntegrityError):  # 3 goes in, then 2 is taken: neither stays
+            await db.write_at_once(lambda conn: insert_both(conn, 3, 2))
+        # Two writers at once: each waits for the other's transaction, neither fails.
+        async with asyncio.TaskGroup() as group:
+            group.create_task(db.write_at_once(lambda conn: insert_both(conn, 4, 5)))
+            async with db.unit_of_work() as uow:
+                await uow.session.execute(table.insert(), {"id": 6})
+        async with db.read() as session:
+            kept = (await session.execute(select(table.c.id).order_by(table.c.id))).scalars()
+            assert list(kept) == [1, 2, 4, 5, 6]
+        written = [s for s in seen if s[0].startswith("sqlite-writer")]
+        assert [s[2] for s in written[:3]] == ["BEGIN", "INSERT", "INSERT"]
+        assert {s[1] for s in written} == {"request"}
+    finally:
+        await db.dispose()

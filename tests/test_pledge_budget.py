@@ -86,14 +86,16 @@ class Counter:
 
     @contextmanager
     def installed(self) -> Iterator[Counter]:
-        engine = self.hotline.db.engine.sync_engine
-        event.listen(engine, "before_cursor_execute", self.on_execute)
-        event.listen(engine, "begin", self.on_begin)
+        engines = self.hotline.db.engines  # SQLite: the writer's too
+        for engine in engines:
+            event.listen(engine, "before_cursor_execute", self.on_execute)
+            event.listen(engine, "begin", self.on_begin)
         try:
             yield self
         finally:
-            event.remove(engine, "before_cursor_execute", self.on_execute)
-            event.remove(engine, "begin", self.on_begin)
+            for engine in engines:
+                event.remove(engine, "before_cursor_execute", self.on_execute)
+                event.remove(engine, "begin", self.on_begin)
 
     async def post(self, body: dict[str, Any], headers: dict[str, str]) -> Tally:
         self.tally = tally = Tally()

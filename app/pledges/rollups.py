@@ -15,8 +15,9 @@ from typing import Any, cast
 
 from sqlalchemy import Table, delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import TextClause
 
-from app.db import AddOnConflict, UnitOfWork
+from app.db import AddOnConflict, UnitOfWork, adding_rows
 from app.pledges.models import ROLLUP_SHARDS, Pledge, PledgeRollup, PledgeStatus
 
 DIMENSIONS = ("all", "slot", "hour", "queue", "agent", "partner", "departement")
@@ -103,14 +104,28 @@ _TABLE = cast(Table, PledgeRollup.__table__)
 _ADDING = AddOnConflict(conflict=("campaign_id", "dimension", "key", "shard"), add=FIGURES)
 
 
+def _rows(campaign_id: int, pledge_id: int, moves: Contributions) -> list[dict[str, Any]]:
+    """``moves`` as rows of the pledge's shard of the campaign's roll-ups."""
+    shard = shard_of(pledge_id)
+    return [
+        dict(zip(_COLUMNS, (campaign_id, dimension, key, shard, *figures), strict=True))
+        for (dimension, key), figures in moves.items()
+    ]
+
+
 async def apply(uow: UnitOfWork, campaign_id: int, pledge_id: int, moves: Contributions) -> None:
     """Add ``moves`` to the pledge's shard of the campaign's roll-ups, written with the
     unit of work's outbox rows (on PostgreSQL in the same statement): the moves of
     one key are summed, the rows go in key order (``UnitOfWork.stage_adding``)."""
-    shard = shard_of(pledge_id)
-    for (dimension, key), figures in moves.items():
-        values = (campaign_id, dimension, key, shard, *figures)
-        uow.stage_adding(_TABLE, dict(zip(_COLUMNS, values, strict=True)), _ADDING)
+    for row in _rows(campaign_id, pledge_id, moves):
+        uow.stage_adding(_TABLE, row, _ADDING)
+
+
+def added(
+    postgres: bool, campaign_id: int, pledge_id: int, moves: Contributions
+) -> tuple[TextClause, dict[str, Any]]:
+    """:func:`apply` outside a unit of work: its statement and parameters."""
+    return adding_rows(postgres, _TABLE, _rows(campaign_id, pledge_id, moves), _ADDING)
 
 
 async def change(uow: UnitOfWork, pledge: Any, before: Mapping[str, Any]) -> None:

@@ -1,25 +1,30 @@
-"""PostgreSQL: a new pledge and everything it writes, in one statement that is a
-transaction of its own (``Database.execute_alone``).
+"""A new pledge and everything it writes, at once: on PostgreSQL one statement that is
+a transaction of its own (``Database.execute_alone``), on SQLite one transaction in
+one trip to the writer's thread (``Database.write_at_once``).
 
-The pledge's ``INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING`` (its
-Idempotency-Key, the caller's right to save for the call) is the first CTE, ``p``;
-its audit row, its roll-ups and its ``pledge.saved`` event are data-modifying CTEs
-that read ``p``. When the pledge does not go in (key or reference taken, a call the
-caller may not save for), ``p`` is empty and nothing else goes in either. One round
-trip where a unit of work takes four (``BEGIN``, the pledge, the rest, ``COMMIT``),
-and no ORM session.
+PostgreSQL: the pledge's ``INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING``
+(its Idempotency-Key, the caller's right to save for the call) is the first CTE,
+``p``; its audit row, its roll-ups and its ``pledge.saved`` event are data-modifying
+CTEs that read ``p``. When the pledge does not go in (key or reference taken, a call
+the caller may not save for), ``p`` is empty and nothing else goes in either. One
+round trip where a unit of work takes four (``BEGIN``, the pledge, the rest,
+``COMMIT``), and no ORM session.
 
 The roll-up rows are the pledge's ``rollups.contributions``, computed in SQL from its
 row (``rollups.key_sql``, ``rollups.FIGURE_SQL``, as the rebuild computes them) and
 added in key order, byte order as Python sorts them: the order every other writer of
 the roll-ups locks them in (``UnitOfWork.stage_adding``).
+
+SQLite (:func:`write`): the same four statements in turn, the rest skipped when the
+pledge does not go in, with SQLAlchemy's synchronous engine in the writer's thread.
 """
 
 from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import BigInteger, Table, bindparam, column, text
+from sqlalchemy import BigInteger, Table, bindparam, column, insert, text
+from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import TextClause
 
 from app.db import as_named_sql, built_once
@@ -84,3 +89,33 @@ SELECT {", ".join(f"p.{name}" for name in FROM_ROW)}, e.seq AS {EVENT_SEQ} FROM 
     own += [bindparam(f"e_{name}", type_=_EVENTS.c[name].type) for name in EVENT_VALUES]
     clause: TextClause = text(sql).bindparams(*binds, *own)
     return clause.columns(*(_PLEDGES.c[name] for name in FROM_ROW), column(EVENT_SEQ, BigInteger))
+
+
+def write(
+    conn: Connection,
+    pledge_insert: Any,
+    params: dict[str, Any],
+    audit: dict[str, Any],
+    event: dict[str, Any],
+) -> dict[str, Any] | None:
+    """SQLite: the pledge and, when it went in, its audit row (``audit``'s values),
+    roll-ups and event (``event``'s ``type``, ``at`` and ``data``), in the writer's
+    transaction; what the PostgreSQL statement returns, or None."""
+    row = conn.execute(pledge_insert, params).mappings().first()
+    if row is None:
+        return None
+    conn.execute(_audit_insert(), {**audit, "pledge_id": row["id"]})
+    moves = rollups.contributions(rollups.values_of(row))
+    conn.execute(*rollups.added(False, row["campaign_id"], row["id"], moves))
+    data = {**event["data"], **{name: row[src] for name, src in EVENT_DATA_FROM_ROW.items()}}
+    routing = {name: row[name] for name in ("campaign_id", "queue_id", "call_id", "agent_id")}
+    seq = conn.execute(_event_insert(), {**event, **routing, "data": data}).scalar_one()
+    return {**{name: row[name] for name in FROM_ROW}, EVENT_SEQ: seq}
+
+
+def _audit_insert() -> Any:
+    return built_once(("pledge audit insert",), lambda: insert(_AUDIT))
+
+
+def _event_insert() -> Any:
+    return built_once(("pledge event insert",), lambda: insert(_EVENTS).returning(_EVENTS.c.seq))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import quote
@@ -358,7 +359,7 @@ class NewPledge:
 
 
 def fast_path_allowed(principal: Principal, body: PledgeIn, campaign: Campaign) -> bool:
-    """Whether :func:`insert_new` can itself check who may save (else :func:`origin`
+    """Whether :func:`save_new` can itself check who may save (else :func:`origin`
     explains the refusal)."""
     if principal.role == Role.AGENT:
         return body.call_id is not None and principal.agent_id is not None
@@ -415,17 +416,9 @@ def _build_pledge_insert(
 
 
 async def save_new(db: Database, new: NewPledge) -> Pledge | None:
-    """The new pledge with all it writes, or None when nothing went in: on PostgreSQL
-    one statement (:func:`insert_alone`), on SQLite a unit of work (:func:`insert_new`)."""
-    if db.is_postgres:
-        return await insert_alone(db, new)
-    async with db.unit_of_work() as uow:
-        return await insert_new(uow, new)
-
-
-async def insert_new(uow: UnitOfWork, new: NewPledge) -> Pledge | None:
-    """Save a checked pledge (``check_new_pledge``) in 4 statements: the pledge with its
-    key, its roll-ups, its audit row and its ``pledge.saved`` event.
+    """Save a checked pledge (``check_new_pledge``) with all it writes, at once
+    (``app/pledges/saved_at_once.py``): the pledge with its key, its audit row, its
+    roll-ups and its ``pledge.saved`` event; None when nothing went in.
 
     The pledge row is ``INSERT ... SELECT`` from its call (agent, queue, caller, the
     volunteer's partner), with the caller's right in the ``WHERE`` (a volunteer's own
@@ -433,50 +426,42 @@ async def insert_new(uow: UnitOfWork, new: NewPledge) -> Pledge | None:
     key or the reference is taken, or the call is not one the caller may save for),
     with nothing written; the caller then finds out which.
     """
-    _fixed, stmt, params = _new_insert(uow.db.is_postgres, new)
-    row = (await uow.session.execute(stmt, params)).mappings().first()
-    if row is None:
-        return None
-    pledge = Pledge(**row)  # transient: the row is written, nothing to flush
-    _audit(uow, pledge, new.principal, "created", {}, snapshot(pledge))
-    await rollups.apply(
-        uow, pledge.campaign_id, pledge.id, rollups.contributions(rollups.values_of(pledge))
-    )
-    _emit_pledge(uow, "pledge.saved", pledge, **_saved_data(pledge))
-    return pledge
-
-
-async def insert_alone(db: Database, new: NewPledge) -> Pledge | None:
-    """:func:`insert_new` on PostgreSQL in one statement, a transaction of its own
-    (``app/pledges/saved_at_once.py``): the same rows, one round trip."""
-    fixed, pledge_insert, params = _new_insert(True, new)
+    fixed, pledge_insert, params = _new_insert(db.is_postgres, new)
     # The pledge as written, but for what its row gives back (its key, its call's).
     pledge = Pledge(**fixed, cancel_reason=None, link_sent_at=None, paid_at=None)
-    params.update(  # its audit row, as _audit writes it for a user
-        a_at=utcnow(),
-        a_user_id=new.principal.user_id,
-        a_actor=new.principal.username,
-        a_action="created",
-        a_before={},
-        a_after=snapshot(pledge),
-    )
+    audit = {  # its audit row, as _audit writes it for a user
+        "at": utcnow(),
+        "user_id": new.principal.user_id,
+        "actor": new.principal.username,
+        "action": "created",
+        "before": {},
+        "after": snapshot(pledge),
+    }
     data = _pledge_event(pledge, **_saved_data(pledge))["data"]
     for name in saved_at_once.EVENT_DATA_FROM_ROW:
         del data[name]
-    params.update(e_type="pledge.saved", e_at=utcnow(), e_data=data)
-    rows = await db.execute_alone(saved_at_once.statement(pledge_insert), params)
-    if not rows:
+    event = {"type": "pledge.saved", "at": utcnow(), "data": data}
+    written: Mapping[Any, Any] | None
+    if db.is_postgres:
+        params.update({f"a_{name}": value for name, value in audit.items()})
+        params.update({f"e_{name}": value for name, value in event.items()})
+        rows = await db.execute_alone(saved_at_once.statement(pledge_insert), params)
+        written = rows[0] if rows else None
+    else:
+        written = await db.write_at_once(
+            lambda conn: saved_at_once.write(conn, pledge_insert, params, audit, event)
+        )
+    if written is None:
         return None
-    row = rows[0]
     for name in saved_at_once.FROM_ROW:
-        setattr(pledge, name, row[name])
-    event = Event(
-        seq=row[saved_at_once.EVENT_SEQ],
-        type=params["e_type"],
-        at=params["e_at"],
+        setattr(pledge, name, written[name])
+    saved = Event(
+        seq=written[saved_at_once.EVENT_SEQ],
+        type=event["type"],
+        at=event["at"],
         **_pledge_event(pledge, **_saved_data(pledge)),
     )
-    await db.committed([event], saved_at_once.TABLES_WRITTEN)
+    await db.committed([saved], saved_at_once.TABLES_WRITTEN)
     return pledge
 
 
