@@ -75,8 +75,9 @@ def _agent_statement(
     trained_only: bool,
     levels: int,
 ) -> Any:
-    """The best-agent statement for a kind of queue (bound per call); ``levels`` is the
-    worst skill level taken when it is read level by level (SQLite), else 0."""
+    """The best-agent statement for a kind of queue (bound per call). ``levels``: the
+    worst skill level taken when it is in the statement (1, or several read level by
+    level on SQLite), 0 when it is a parameter."""
     shape = (strategy, with_skill, after_earlier, with_site, trained_only, levels)
     return built_once(("best agent", *shape), lambda: _build_agent_statement(*shape))
 
@@ -124,10 +125,17 @@ def _build_agent_statement(
             .where(AgentSkill.agent_id == Agent.id, AgentSkill.skill == bindparam("p_skill"))
             .scalar_subquery()
         )
-        if levels:
+        if levels == 1:
+            # One level eligible: the strategy's order alone (an ordered walk of the
+            # agents' index on both databases, where ordering by a level that is the
+            # same for all read and sorted every free agent: 8 ms on PostgreSQL,
+            # 3 ms on SQLite, with 1,000 free volunteers).
+            stmt = stmt.where(level <= 1)
+        elif levels > 1:
             return _by_level(stmt, level, order, levels)
-        stmt = stmt.where(level <= bindparam("p_level"))
-        order = [level, *order]  # lowest tier first
+        else:
+            stmt = stmt.where(level <= bindparam("p_level"))
+            order = [level, *order]  # lowest tier first
     return stmt.order_by(*order).limit(1).with_for_update(skip_locked=True, of=Agent)
 
 
@@ -183,21 +191,25 @@ async def best_agent(
     overtakes one ahead of it. Given ``site_id`` (``preferred_site``), only that
     site's volunteers. A ``trained_only`` queue: only trained volunteers.
     """
-    by_level = bool(queue.required_skill) and session.get_bind().dialect.name == "sqlite"
+    levels = max(1, min(max_level, MAX_LEVEL)) if queue.required_skill else 0
+    if levels > 1 and session.get_bind().dialect.name != "sqlite":
+        # PostgreSQL keeps one ordered statement for several levels: read level by
+        # level, it would lock an agent of each level it reads (FOR UPDATE).
+        levels = 0
     stmt = _agent_statement(
         queue.strategy,
         bool(queue.required_skill),
         call is not None,
         site_id is not None,
         queue.trained_only,
-        max(1, min(max_level, MAX_LEVEL)) if by_level else 0,
+        levels,
     )
     params: dict[str, Any] = {"p_campaign": queue.campaign_id, "p_queue": queue.id}
     if site_id is not None:
         params["p_site"] = site_id
     if queue.required_skill:
         params["p_skill"] = queue.required_skill
-        if not by_level:
+        if not levels:
             params["p_level"] = max_level
     if call is not None:
         params["p_call"], params["p_rank"] = call.id, call.rank_key
