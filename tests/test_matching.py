@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from app.acd.matching import MAX_LEVEL, Strategy, _build_agent_statement
+from app.acd.matching import MAX_LEVEL, BestAgentShape, Strategy, build_agent_statement
 from app.acd.models import Agent, AgentSkill, Queue
 from app.acd.states import AgentState
 from tests.conftest import Hotline, setup_campaign
@@ -70,10 +70,9 @@ async def test_level_by_level_picks_the_agent_the_ordered_statement_picks(
                     "p_queue": queue_id,
                     "p_skill": "pledges",
                 }
-                ordered = _build_agent_statement(strategy, True, False, False, trained_only, 0)
-                by_level = _build_agent_statement(
-                    strategy, True, False, False, trained_only, max_level
-                )
+                shape = BestAgentShape(strategy, True, False, False, trained_only, 0)
+                ordered = build_agent_statement(shape)
+                by_level = build_agent_statement(shape._replace(levels=max_level))
                 async with hotline.db.unit_of_work() as uow:
                     one = await uow.session.execute(ordered, {**params, "p_level": max_level})
                     other = await uow.session.execute(by_level, params)

@@ -18,7 +18,7 @@ found locked (``router.try_offer``), pairs them once the holder is done.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     and_,
@@ -67,29 +67,28 @@ def preferred_site(queue: Queue, waited_seconds: float) -> int | None:
     return queue.site_id
 
 
-def _agent_statement(
-    strategy: str,
-    with_skill: bool,
-    after_earlier: bool,
-    with_site: bool,
-    trained_only: bool,
-    levels: int,
-) -> Any:
-    """The best-agent statement for a kind of queue (bound per call). ``levels``: the
-    worst skill level taken when it is in the statement (1, or several read level by
-    level on SQLite), 0 when it is a parameter."""
-    shape = (strategy, with_skill, after_earlier, with_site, trained_only, levels)
-    return built_once(("best agent", *shape), lambda: _build_agent_statement(*shape))
+class BestAgentShape(NamedTuple):
+    """A kind of best-agent statement (one is built and kept per shape).
+
+    ``levels``: the worst skill level taken when it is in the statement (1, or
+    several read level by level on SQLite), 0 when it is a parameter."""
+
+    strategy: str
+    with_skill: bool
+    after_earlier: bool
+    with_site: bool
+    trained_only: bool
+    levels: int
 
 
-def _build_agent_statement(
-    strategy: str,
-    with_skill: bool,
-    after_earlier: bool,
-    with_site: bool,
-    trained_only: bool,
-    levels: int,
-) -> Any:
+def _agent_statement(shape: BestAgentShape) -> Any:
+    """The best-agent statement of ``shape`` (bound per call)."""
+    return built_once(("best agent", *shape), lambda: build_agent_statement(shape))
+
+
+def build_agent_statement(shape: BestAgentShape) -> Any:
+    """The best-agent statement of ``shape``, built (``_agent_statement`` keeps it)."""
+    strategy, with_skill, after_earlier, with_site, trained_only, levels = shape
     stmt = select(Agent).where(
         Agent.campaign_id == bindparam("p_campaign"),
         Agent.state == AgentState.AVAILABLE,
@@ -197,12 +196,14 @@ async def best_agent(
         # level, it would lock an agent of each level it reads (FOR UPDATE).
         levels = 0
     stmt = _agent_statement(
-        queue.strategy,
-        bool(queue.required_skill),
-        call is not None,
-        site_id is not None,
-        queue.trained_only,
-        levels,
+        BestAgentShape(
+            queue.strategy,
+            bool(queue.required_skill),
+            call is not None,
+            site_id is not None,
+            queue.trained_only,
+            levels,
+        )
     )
     params: dict[str, Any] = {"p_campaign": queue.campaign_id, "p_queue": queue.id}
     if site_id is not None:
