@@ -143,18 +143,27 @@ def _audit(
     rows in one ``INSERT`` at commit (an ORM flush of one row costs a pledge about
     7 % of its CPU). The pledge is in the database already: it has its id.
     """
-    uow.stage(
-        _AUDIT_TABLE,
-        {
-            "pledge_id": pledge.id,
-            "at": utcnow(),
-            "user_id": actor.user_id if actor else None,
-            "actor": actor.username if actor else machine,
-            "action": action,
-            "before": before,
-            "after": after,
-        },
-    )
+    row = _audit_row(actor, action, before, after, machine=machine)
+    uow.stage(_AUDIT_TABLE, {"pledge_id": pledge.id, **row})
+
+
+def _audit_row(
+    actor: Principal | None,
+    action: str,
+    before: dict[str, Any],
+    after: dict[str, Any],
+    *,
+    machine: str = "payment-provider",
+) -> dict[str, Any]:
+    """An audit row's values but its pledge's id (:func:`_audit`, :func:`save_new`)."""
+    return {
+        "at": utcnow(),
+        "user_id": actor.user_id if actor else None,
+        "actor": actor.username if actor else machine,
+        "action": action,
+        "before": before,
+        "after": after,
+    }
 
 
 _AUDIT_TABLE = cast(Table, PledgeAudit.__table__)
@@ -429,14 +438,7 @@ async def save_new(db: Database, new: NewPledge) -> Pledge | None:
     fixed, pledge_insert, params = _new_insert(db.is_postgres, new)
     # The pledge as written, but for what its row gives back (its key, its call's).
     pledge = Pledge(**fixed, cancel_reason=None, link_sent_at=None, paid_at=None)
-    audit = {  # its audit row, as _audit writes it for a user
-        "at": utcnow(),
-        "user_id": new.principal.user_id,
-        "actor": new.principal.username,
-        "action": "created",
-        "before": {},
-        "after": snapshot(pledge),
-    }
+    audit = _audit_row(new.principal, "created", {}, snapshot(pledge))
     data = _pledge_event(pledge, **_saved_data(pledge))["data"]
     for name in saved_at_once.EVENT_DATA_FROM_ROW:
         del data[name]
