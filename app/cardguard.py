@@ -154,6 +154,22 @@ def _normal_char_any(char: str) -> str:
     return char.translate(_ASCII) if char.isascii() else _normal_char(char)
 
 
+class _NormalTable(dict[int, str]):
+    """Every character's normal form, for ``str.translate``: filled as characters are
+    met (a volunteer's accented letters), so a text of known characters is put in
+    one form by one C call instead of a Python call per character."""
+
+    def __missing__(self, code: int) -> str:
+        value = _normal_char_any(chr(code))
+        if len(self) < _NORMAL_TABLE_MAX:  # a flood of distinct characters stays bounded
+            self[code] = value
+        return value
+
+
+_NORMAL_TABLE_MAX = 8192
+_NORMAL = _NormalTable()
+
+
 def normalise(text: str, *, percent_encoded: bool = False) -> Normalised:
     """``text`` with digits in ASCII, invisible characters dropped, spaces plain.
 
@@ -169,10 +185,12 @@ def normalise(text: str, *, percent_encoded: bool = False) -> Normalised:
 
 def _normalise_slow(text: str, *, percent_encoded: bool) -> Normalised:
     if not (percent_encoded and "%" in text):
-        pieces = list(map(_normal_char_any, text))
-        normal = "".join(pieces)
-        if len(normal) == len(text) and all(len(piece) == 1 for piece in pieces):
+        normal = text.translate(_NORMAL)
+        # Positions hold when every character stays one character (the usual
+        # accented letter); only then is the translated text enough.
+        if all(len(_NORMAL[ord(char)]) == 1 for char in set(text)):
             return Normalised(normal, None, None)
+        pieces = list(map(_normal_char_any, text))
         starts = [i for i, piece in enumerate(pieces) for _ in piece]
         return Normalised(normal, starts, [i + 1 for i in starts])
     chars: list[str] = []
@@ -345,8 +363,15 @@ def _run_has_card(text: str, start: int, end: int) -> bool:
     return False
 
 
+def _digits_in(normalised: str) -> int:
+    """How many digits a normalised text holds (all ASCII by then)."""
+    return sum(map(normalised.count, "0123456789"))
+
+
 def card_runs_in(normalised: str) -> Iterator[tuple[int, int]]:
     """Spans (in the normalised text) of the digit runs that hold a card number."""
+    if _digits_in(normalised) < MIN_DIGITS:
+        return  # too few digits for any card number: most fields of a form
     text = _without_identifiers(normalised)
     for match in _RUN.finditer(text):
         if match.end() - match.start() < MIN_DIGITS:
@@ -417,6 +442,8 @@ def _near(words: re.Pattern[str], values: re.Pattern[str], text: str) -> bool:
 
 
 def _has_security_code(normal: str) -> bool:
+    if not (_CODE_WORDS.search(normal) or _EXPIRY_WORDS.search(normal)):
+        return False  # no wording (blanking references below only removes some)
     normal = _REFERENCE.sub(_blank, normal)
     return _near(_CODE_WORDS, _SECURITY_CODE, normal) or _near(_EXPIRY_WORDS, _EXPIRY_DATE, normal)
 
@@ -485,7 +512,7 @@ def is_split_card_number(first: str, second: str) -> bool:
     if left is None or left[0] == "0":
         return False  # no card number starts with 0
     right = _number_part(second)
-    if right is None:
+    if right is None or _digits_in(left) + _digits_in(right) < MIN_DIGITS:
         return False
     joints = {"", " "}
     for part in (left, right):

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import Depends, FastAPI
 from starlette.types import ASGIApp
 
-from app import plugins
+from app import heap, plugins
 from app.acd import config_cache
 from app.acd.call_records import CALL_RECORDS
 from app.acd.endpoints import router as acd_router
@@ -174,6 +174,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if delivery is not None:
                 delivery.start(db)
         softphones.start(db)
+        # Start-up is done: what it built lives as long as the process (app/heap.py).
+        heap.settle_after_start()
         try:
             yield
         finally:

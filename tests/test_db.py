@@ -322,9 +322,6 @@ async def test_a_statement_alone_commits_whole_or_not_at_all_and_is_announced(
     async def listener(events: list[Any]) -> None:
         heard.append(events)
 
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        sent.append(statement)
-
     db.on_events.append(listener)
     db.on_rows_written[table.name] = [lambda: woken.append(table.name)]
     both = text(
@@ -335,13 +332,12 @@ async def test_a_statement_alone_commits_whole_or_not_at_all_and_is_announced(
     try:
         async with db.engine.begin() as conn:
             await conn.run_sync(table.metadata.create_all)
-        event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+        db.on_statement_sent.append(sent.append)  # sent past SQLAlchemy's events
         rows = await db.execute_alone(both, {"first": 1, "second": 2})
         assert [dict(r) for r in rows] == [{"a": 1, "b": 2}]
         assert len(sent) == 1, sent
         with pytest.raises(IntegrityError):  # 3 goes in, then 2 is taken: neither stays
             await db.execute_alone(both, {"first": 3, "second": 2})
-        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
         async with db.read() as session:
             kept = (await session.execute(select(table.c.id).order_by(table.c.id))).scalars()
             assert list(kept) == [1, 2]
@@ -364,19 +360,20 @@ async def test_a_write_at_once_is_one_transaction_in_the_writer_thread(tmp_path:
     marker: contextvars.ContextVar[str] = contextvars.ContextVar("marker", default="")
     seen: list[tuple[str, str, str]] = []
 
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+    def record(statement: str) -> None:
         seen.append((threading.current_thread().name, marker.get(), statement.split()[0]))
 
+    insert = table.insert().values(id=bindparam("id"))  # kept: compiled once
+
     def insert_both(conn: Any, first: int, second: int) -> int:
-        conn.execute(table.insert(), {"id": first})
-        conn.execute(table.insert(), {"id": second})
+        conn.rows(insert, {"id": first})
+        conn.rows(insert, {"id": second})
         return first + second
 
     try:
         async with db.engine.begin() as conn:
             await conn.run_sync(table.metadata.create_all)
-        for engine in db.engines:
-            event.listen(engine, "before_cursor_execute", record)
+        db.on_statement_sent.append(record)  # sent past SQLAlchemy's events
         marker.set("request")
         assert await db.write_at_once(lambda conn: insert_both(conn, 1, 2)) == 3
         with pytest.raises(IntegrityError):  # 3 goes in, then 2 is taken: neither stays

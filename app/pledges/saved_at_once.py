@@ -24,13 +24,13 @@ from __future__ import annotations
 from typing import Any, cast
 
 from sqlalchemy import BigInteger, Table, bindparam, column, insert, text
-from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import TextClause
 
 from app.db import as_named_sql, built_once
 from app.outbox import Event
 from app.pledges import rollups
 from app.pledges.models import ROLLUP_SHARDS, Pledge, PledgeAudit, PledgeRollup
+from app.sqlite_writer import WriterConnection
 
 _PLEDGES = cast(Table, Pledge.__table__)
 _AUDIT = cast(Table, PledgeAudit.__table__)
@@ -45,6 +45,9 @@ EVENT_DATA_FROM_ROW = {"pledge_id": "id", "call_id": "call_id", "agent_id": "age
 # what it takes from its call), then the event's seq.
 FROM_ROW = ("id", "call_id", "agent_id", "queue_id", "caller_number", "partner_org")
 EVENT_SEQ = "event_seq"
+# SQLite's audit and event inserts: every column they are given (one compiled form).
+_AUDIT_COLUMNS = ("pledge_id", *AUDIT_VALUES)
+_EVENT_COLUMNS = (*EVENT_VALUES, "campaign_id", "queue_id", "call_id", "agent_id")
 # The outbox tables the statement writes to (their readers are woken once it commits).
 TABLES_WRITTEN = (_AUDIT.name, PledgeRollup.__tablename__, _EVENTS.name)
 
@@ -92,7 +95,7 @@ SELECT {", ".join(f"p.{name}" for name in FROM_ROW)}, e.seq AS {EVENT_SEQ} FROM 
 
 
 def write(
-    conn: Connection,
+    conn: WriterConnection,
     pledge_insert: Any,
     params: dict[str, Any],
     audit: dict[str, Any],
@@ -101,21 +104,35 @@ def write(
     """SQLite: the pledge and, when it went in, its audit row (``audit``'s values),
     roll-ups and event (``event``'s ``type``, ``at`` and ``data``), in the writer's
     transaction; what the PostgreSQL statement returns, or None."""
-    row = conn.execute(pledge_insert, params).mappings().first()
-    if row is None:
+    inserted = conn.rows(pledge_insert, params)
+    if not inserted:
         return None
-    conn.execute(_audit_insert(), {**audit, "pledge_id": row["id"]})
+    row = inserted[0]
+    conn.rows(_audit_insert(), {**audit, "pledge_id": row["id"]})
     moves = rollups.contributions(rollups.values_of(row))
-    conn.execute(*rollups.added(False, row["campaign_id"], row["id"], moves))
+    conn.rows(*rollups.added(False, row["campaign_id"], row["id"], moves))
     data = {**event["data"], **{name: row[src] for name, src in EVENT_DATA_FROM_ROW.items()}}
     routing = {name: row[name] for name in ("campaign_id", "queue_id", "call_id", "agent_id")}
-    seq = conn.execute(_event_insert(), {**event, **routing, "data": data}).scalar_one()
+    seq = conn.rows(_event_insert(), {**event, **routing, "data": data})[0]["seq"]
     return {**{name: row[name] for name in FROM_ROW}, EVENT_SEQ: seq}
 
 
 def _audit_insert() -> Any:
-    return built_once(("pledge audit insert",), lambda: insert(_AUDIT))
+    # Every column named: one compiled form, whichever values a row leaves out.
+    return built_once(
+        ("pledge audit insert",),
+        lambda: insert(_AUDIT).values(
+            {name: bindparam(name, type_=_AUDIT.c[name].type) for name in _AUDIT_COLUMNS}
+        ),
+    )
 
 
 def _event_insert() -> Any:
-    return built_once(("pledge event insert",), lambda: insert(_EVENTS).returning(_EVENTS.c.seq))
+    return built_once(
+        ("pledge event insert",),
+        lambda: (
+            insert(_EVENTS)
+            .values({name: bindparam(name, type_=_EVENTS.c[name].type) for name in _EVENT_COLUMNS})
+            .returning(_EVENTS.c.seq)
+        ),
+    )

@@ -20,6 +20,7 @@ from sqlalchemy import Table, bindparam, null, select, true
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import class_mapper
 
 from app.acd.models import Agent, Call, Campaign
 from app.auth.service import Principal, Role
@@ -84,8 +85,15 @@ def departement(postcode: str, country: str = "FR") -> str | None:
 
 
 def new_reference() -> str:
-    chars = "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(6))
-    return f"{chars[:3]}-{chars[3:]}"
+    # One draw for all six characters: one read of the system's randomness where a
+    # draw per character made six (2 % of a pledge's CPU); as uniform.
+    base = len(REFERENCE_ALPHABET)
+    number = secrets.randbelow(base**6)
+    chars = []
+    for _ in range(6):
+        number, index = divmod(number, base)
+        chars.append(REFERENCE_ALPHABET[index])
+    return f"{''.join(chars[:3])}-{''.join(chars[3:])}"
 
 
 def normalise_reference(text: str) -> str:
@@ -246,11 +254,15 @@ def _check_donor(values: dict[str, Any], default_region: str) -> dict[str, Any]:
 
 
 def check_new_pledge(campaign: Campaign, body: PledgeIn) -> dict[str, Any]:
-    """Every check a new pledge goes through before it is written (card guard, amount,
-    donor); returns the derived columns. Practice calls (``app/practice``) run the
-    very same checks on their form and write nothing here."""
+    """Every check a new pledge goes through before it is written (amount, donor)
+    besides the card guard; returns the derived columns. Practice calls
+    (``app/practice``) run the very same checks on their form and write nothing here.
+
+    The card guard ran when ``body`` was made: ``PledgeIn`` is ``CardGuarded``, which
+    checks the raw input, every field and adjacent pairs, before any field is
+    validated (a second pass here read the same text again: a twentieth of a
+    pledge's CPU)."""
     values = body.model_dump()
-    cardguard.check_fields({name: values[name] for name in (*TEXT_FIELDS, "currency")})
     _check_amount(campaign, body.amount_minor, body.currency)
     return _check_donor(values, campaign.default_region)
 
@@ -437,7 +449,7 @@ async def save_new(db: Database, new: NewPledge) -> Pledge | None:
     """
     fixed, pledge_insert, params = _new_insert(db.is_postgres, new)
     # The pledge as written, but for what its row gives back (its key, its call's).
-    pledge = Pledge(**fixed, cancel_reason=None, link_sent_at=None, paid_at=None)
+    pledge = _unsaved({**fixed, "cancel_reason": None, "link_sent_at": None, "paid_at": None})
     audit = _audit_row(new.principal, "created", {}, snapshot(pledge))
     data = _pledge_event(pledge, **_saved_data(pledge))["data"]
     for name in saved_at_once.EVENT_DATA_FROM_ROW:
@@ -455,8 +467,7 @@ async def save_new(db: Database, new: NewPledge) -> Pledge | None:
         )
     if written is None:
         return None
-    for name in saved_at_once.FROM_ROW:
-        setattr(pledge, name, written[name])
+    pledge.__dict__.update({name: written[name] for name in saved_at_once.FROM_ROW})
     saved = Event(
         seq=written[saved_at_once.EVENT_SEQ],
         type=event["type"],
@@ -465,6 +476,19 @@ async def save_new(db: Database, new: NewPledge) -> Pledge | None:
     )
     await db.committed([saved], saved_at_once.TABLES_WRITTEN)
     return pledge
+
+
+def _unsaved(values: dict[str, Any]) -> Pledge:
+    """A pledge holding ``values``, made without the ORM's bookkeeping of changes: a
+    new pledge is written by a statement, never through a session, and this object is
+    only read (what is answered, audited and announced). ``Pledge(**values)`` recorded
+    every value as a change: 30 µs, 2 % of a pledge."""
+    pledge: Pledge = _PLEDGE_CLASS.new_instance()
+    pledge.__dict__.update(values)
+    return pledge
+
+
+_PLEDGE_CLASS = class_mapper(Pledge).class_manager
 
 
 def _saved_data(pledge: Pledge) -> dict[str, Any]:
