@@ -746,8 +746,8 @@ class Database:
         assert self._write_lock is not None, "PostgreSQL: execute_alone"
         if self._writer is None:
             raise RuntimeError("this engine was not made by make_engine: no writer")
-        async with self._write_lock:  # one writer at a time, as unit_of_work
-            return await self._writer.run(work)
+        # One writer at a time, as unit_of_work; writes waiting together commit together.
+        return await self._writer.run(work, self._write_lock)
 
     async def committed(
         self,

@@ -23,7 +23,8 @@ import contextvars
 import sqlite3
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
@@ -69,39 +70,97 @@ def _send(
         raise DBAPIError.instance(sql, None, exc, sqlite3.Error, hide_parameters=True) from exc
 
 
+@dataclass
+class _Write:
+    """One caller's write: its work, its context (what it set holds in the thread)."""
+
+    work: Callable[[WriterConnection], Any]
+    context: contextvars.Context
+    outcome: tuple[bool, Any] | None = None  # (succeeded, its value or its exception)
+    dropped: bool = False  # its caller was cancelled before it ran
+
+
 class SQLiteWriter:
-    """One thread and ``engine`` (a synchronous engine of one connection) for writes."""
+    """One thread and ``engine`` (a synchronous engine of one connection) for writes.
+
+    **Group commit.** Writes that arrive while another runs are run together, in one
+    transaction, by whichever caller next holds the write lock: one ``BEGIN
+    IMMEDIATE``, one ``COMMIT`` and one trip to the thread for all of them. If one of
+    them fails the whole transaction is rolled back and each is run again alone, in
+    a transaction of its own, so one write's failure never undoes another's.
+    """
 
     def __init__(self, engine: Engine, on_sent: list[Callable[[str], None]]) -> None:
         self.engine = engine
         self._on_sent = on_sent
         self._compiled = Compiled(engine.dialect)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+        self._pending: list[_Write] = []
 
-    async def run(self, work: Callable[[WriterConnection], T]) -> T:
-        """``work(connection)`` as one transaction in the writer's thread: committed
-        when it returns, rolled back when it raises. A caller cancelled meanwhile does
-        not stop it (as a statement sent to PostgreSQL is not)."""
-        loop = asyncio.get_running_loop()
+    async def run(self, work: Callable[[WriterConnection], T], lock: asyncio.Lock) -> T:
+        """``work(connection)`` in a transaction of the writer's thread, under ``lock``
+        (the process's one writer at a time): committed when it returns, rolled back
+        when it raises. A caller cancelled once its write has started does not stop
+        it (as a statement sent to PostgreSQL is not)."""
         # The caller's context goes along: what it set (a test's counting) holds there.
-        context = contextvars.copy_context()
-        return await loop.run_in_executor(self._thread, context.run, self._transaction, work)
+        write = _Write(work, contextvars.copy_context())
+        self._pending.append(write)
+        try:
+            async with lock:
+                if write.outcome is None:  # not run by an earlier holder of the lock
+                    writes, self._pending = self._pending, []
+                    loop = asyncio.get_running_loop()
+                    await loop.run_in_executor(self._thread, self._run_all, writes)
+        except asyncio.CancelledError:
+            write.dropped = True  # not run if it has not been yet
+            raise
+        assert write.outcome is not None
+        succeeded, value = write.outcome
+        if not succeeded:
+            raise value
+        return cast(T, value)
 
-    def _transaction(self, work: Callable[[WriterConnection], T]) -> T:
+    def _run_all(self, writes: list[_Write]) -> None:
+        writes = [write for write in writes if not write.dropped]
+        if not writes:
+            return
         pooled = self.engine.raw_connection()
         try:
             raw = pooled.driver_connection
             assert isinstance(raw, sqlite3.Connection)  # in autocommit: BEGIN is ours
-            _send(raw, "BEGIN IMMEDIATE", (), self._on_sent)
-            try:
-                done = work(WriterConnection(raw, self._compiled, self._on_sent))
-            except BaseException:
-                raw.rollback()
-                raise
-            _send(raw, "COMMIT", (), [])
-            return done
+            if len(writes) == 1 or not self._together(raw, writes):
+                for write in writes:
+                    self._alone(raw, write)
         finally:
             pooled.close()
+
+    def _together(self, raw: sqlite3.Connection, writes: list[_Write]) -> bool:
+        """All ``writes`` in one transaction; False (nothing kept) if one failed."""
+        values = []
+        try:
+            writes[0].context.run(_send, raw, "BEGIN IMMEDIATE", (), self._on_sent)
+            for write in writes:
+                connection = WriterConnection(raw, self._compiled, self._on_sent)
+                values.append(write.context.run(write.work, connection))
+            _send(raw, "COMMIT", (), [])
+        except Exception:
+            raw.rollback()
+            return False
+        for write, value in zip(writes, values, strict=True):
+            write.outcome = (True, value)
+        return True
+
+    def _alone(self, raw: sqlite3.Connection, write: _Write) -> None:
+        try:
+            write.context.run(_send, raw, "BEGIN IMMEDIATE", (), self._on_sent)
+            connection = WriterConnection(raw, self._compiled, self._on_sent)
+            value = write.context.run(write.work, connection)
+            _send(raw, "COMMIT", (), [])
+        except Exception as exc:
+            raw.rollback()
+            write.outcome = (False, exc)
+            return
+        write.outcome = (True, value)
 
     async def close(self) -> None:
         """Close the connection in the thread that used it, then end the thread."""
