@@ -8,6 +8,7 @@ PostgreSQL database is created for the session and dropped at the end; with
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import time
@@ -19,7 +20,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import MetaData, text
 
 from app import signing
 from app.auth.service import Role
@@ -96,6 +97,18 @@ def database_url(request: pytest.FixtureRequest) -> str:
     name = "pg_database" if request.param == "postgresql" else "sqlite_database"
     url: str = request.getfixturevalue(name)
     return url
+
+
+@contextlib.asynccontextmanager
+async def sqlite_with(path: Path, metadata: MetaData) -> AsyncIterator[Database]:
+    """A database of its own in SQLite file ``path`` with ``metadata``'s tables."""
+    database = Database(make_engine(f"sqlite+aiosqlite:///{path}"))
+    async with database.engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    try:
+        yield database
+    finally:
+        await database.dispose()
 
 
 async def truncate_all(db: Database) -> None:

@@ -16,8 +16,9 @@ from sqlalchemy import Column, Integer, MetaData, Table, bindparam, insert, sele
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 
-from app.db import Database, Json, UTCDateTime, make_engine
+from app.db import Database, Json, UTCDateTime
 from app.driver_statements import Compiled
+from tests.conftest import sqlite_with
 
 TABLE = Table(
     "t_kept",
@@ -35,11 +36,8 @@ INSERT = (
 
 @pytest.fixture
 async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(make_engine(f"sqlite+aiosqlite:///{tmp_path / 'kept.db'}"))
-    async with database.engine.begin() as conn:
-        await conn.run_sync(TABLE.metadata.create_all)
-    yield database
-    await database.dispose()
+    async with sqlite_with(tmp_path / "kept.db", TABLE.metadata) as database:
+        yield database
 
 
 async def test_values_and_rows_are_converted_by_the_columns_types(db: Database) -> None:

@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, Table, bindparam, select
 from sqlalchemy.exc import IntegrityError
 
-from app.db import Database, make_engine
+from app.db import Database
+from tests.conftest import sqlite_with
 
 TABLE = Table("t_group", MetaData(), Column("id", Integer, primary_key=True))
 INSERT = TABLE.insert().values(id=bindparam("id"))
@@ -20,11 +21,8 @@ INSERT = TABLE.insert().values(id=bindparam("id"))
 
 @pytest.fixture
 async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(make_engine(f"sqlite+aiosqlite:///{tmp_path / 'group.db'}"))
-    async with database.engine.begin() as conn:
-        await conn.run_sync(TABLE.metadata.create_all)
-    yield database
-    await database.dispose()
+    async with sqlite_with(tmp_path / "group.db", TABLE.metadata) as database:
+        yield database
 
 
 def _insert(*ids: int) -> Any:
