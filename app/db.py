@@ -202,6 +202,14 @@ def _configure_sqlite(engine: Engine, setup: _SQLiteSetup) -> None:
         conn.exec_driver_sql("BEGIN DEFERRED" if readonly else "BEGIN IMMEDIATE")
 
 
+def typed_binds(
+    table: Table, names: Iterable[str], prefix: str = ""
+) -> dict[str, BindParameter[Any]]:
+    """A bound parameter ``<prefix><name>`` per column ``name`` of ``table``, of the
+    column's type (its conversions run, whoever sends the statement)."""
+    return {name: bindparam(f"{prefix}{name}", type_=table.c[name].type) for name in names}
+
+
 def json_text(value: Any) -> str:
     """A JSON column's value as the text written (orjson: the JSON ``json.dumps`` gave,
     compact, in a tenth of the time; keys that are numbers written as strings, as

@@ -6,8 +6,9 @@ still ran about 40 times a second under load, because 32 requests in flight hold
 more than 700 new objects at once, and each of its full collections walked the
 whole start-up heap (about 230,000 objects: the routes, the models, the table
 definitions, the phone-number metadata). Measured under `pledgeline bench
-pledges` (docs/benchmarks.md): 4 to 5 % of a server's CPU, against under 0.1 %
-once the start-up heap is frozen and a collection waits for 10,000 new objects.
+pledges` (docs/benchmarks.md): 7 to 8 % of a server's CPU spent in collections,
+against under 0.1 % once the start-up heap is frozen and a young collection
+waits for 10,000 new objects.
 
 Once per process: in-process tests build an app per test, and only the first
 start-up's heap is frozen (the others stay collectable).

@@ -128,39 +128,31 @@ class SQLiteWriter:
         try:
             raw = pooled.driver_connection
             assert isinstance(raw, sqlite3.Connection)  # in autocommit: BEGIN is ours
-            if len(writes) == 1 or not self._together(raw, writes):
+            if not self._in_one_transaction(raw, writes) and len(writes) > 1:
+                # Each again alone: one write's failure undoes no other.
                 for write in writes:
-                    self._alone(raw, write)
+                    self._in_one_transaction(raw, [write])
         finally:
             pooled.close()
 
-    def _together(self, raw: sqlite3.Connection, writes: list[_Write]) -> bool:
-        """All ``writes`` in one transaction; False (nothing kept) if one failed."""
+    def _in_one_transaction(self, raw: sqlite3.Connection, writes: list[_Write]) -> bool:
+        """``writes`` in one transaction: committed, each given its value; or, when one
+        fails, all rolled back (a lone write given its failure). False if one failed."""
         values = []
         try:
             writes[0].context.run(_send, raw, "BEGIN IMMEDIATE", (), self._on_sent)
+            connection = WriterConnection(raw, self._compiled, self._on_sent)
             for write in writes:
-                connection = WriterConnection(raw, self._compiled, self._on_sent)
                 values.append(write.context.run(write.work, connection))
             _send(raw, "COMMIT", (), [])
-        except Exception:
+        except Exception as exc:
             raw.rollback()
+            if len(writes) == 1:
+                writes[0].outcome = (False, exc)
             return False
         for write, value in zip(writes, values, strict=True):
             write.outcome = (True, value)
         return True
-
-    def _alone(self, raw: sqlite3.Connection, write: _Write) -> None:
-        try:
-            write.context.run(_send, raw, "BEGIN IMMEDIATE", (), self._on_sent)
-            connection = WriterConnection(raw, self._compiled, self._on_sent)
-            value = write.context.run(write.work, connection)
-            _send(raw, "COMMIT", (), [])
-        except Exception as exc:
-            raw.rollback()
-            write.outcome = (False, exc)
-            return
-        write.outcome = (True, value)
 
     async def close(self) -> None:
         """Close the connection in the thread that used it, then end the thread."""

@@ -23,10 +23,10 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import BigInteger, Table, bindparam, column, insert, text
+from sqlalchemy import BigInteger, Table, column, insert, text
 from sqlalchemy.sql.elements import TextClause
 
-from app.db import as_named_sql, built_once
+from app.db import as_named_sql, built_once, typed_binds
 from app.outbox import Event
 from app.pledges import rollups
 from app.pledges.models import ROLLUP_SHARDS, Pledge, PledgeAudit, PledgeRollup
@@ -88,8 +88,10 @@ e AS (
 )
 SELECT {", ".join(f"p.{name}" for name in FROM_ROW)}, e.seq AS {EVENT_SEQ} FROM p CROSS JOIN e
 """
-    own = [bindparam(f"a_{name}", type_=_AUDIT.c[name].type) for name in AUDIT_VALUES]
-    own += [bindparam(f"e_{name}", type_=_EVENTS.c[name].type) for name in EVENT_VALUES]
+    own = [
+        *typed_binds(_AUDIT, AUDIT_VALUES, "a_").values(),
+        *typed_binds(_EVENTS, EVENT_VALUES, "e_").values(),
+    ]
     clause: TextClause = text(sql).bindparams(*binds, *own)
     return clause.columns(*(_PLEDGES.c[name] for name in FROM_ROW), column(EVENT_SEQ, BigInteger))
 
@@ -121,9 +123,7 @@ def _audit_insert() -> Any:
     # Every column named: one compiled form, whichever values a row leaves out.
     return built_once(
         ("pledge audit insert",),
-        lambda: insert(_AUDIT).values(
-            {name: bindparam(name, type_=_AUDIT.c[name].type) for name in _AUDIT_COLUMNS}
-        ),
+        lambda: insert(_AUDIT).values(typed_binds(_AUDIT, _AUDIT_COLUMNS)),
     )
 
 
@@ -131,8 +131,6 @@ def _event_insert() -> Any:
     return built_once(
         ("pledge event insert",),
         lambda: (
-            insert(_EVENTS)
-            .values({name: bindparam(name, type_=_EVENTS.c[name].type) for name in _EVENT_COLUMNS})
-            .returning(_EVENTS.c.seq)
+            insert(_EVENTS).values(typed_binds(_EVENTS, _EVENT_COLUMNS)).returning(_EVENTS.c.seq)
         ),
     )

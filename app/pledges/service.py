@@ -24,7 +24,7 @@ from sqlalchemy.orm import class_mapper
 
 from app.acd.models import Agent, Call, Campaign
 from app.auth.service import Principal, Role
-from app.db import Database, UnitOfWork, built_once, utcnow
+from app.db import Database, UnitOfWork, built_once, typed_binds, utcnow
 from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.i18n import N_
 from app.outbox import Event
@@ -400,9 +400,7 @@ def _build_pledge_insert(
     postgres: bool, fixed: tuple[str, ...], from_call: bool, volunteer: bool
 ) -> Any:
     table = cast(Table, Pledge.__table__)
-    columns: dict[str, Any] = {
-        name: bindparam(f"v_{name}", type_=table.c[name].type) for name in fixed
-    }
+    columns: dict[str, Any] = typed_binds(table, fixed, "v_")
     if from_call:
         calls, agents = Call.__table__, Agent.__table__
         columns |= {
